@@ -1,1 +1,56 @@
-pub fn x(){}
+//! Typed, Lua-style stackful coroutines for Rust.
+//!
+//! cogen gives Rust the whole of Lua 5.4's `coroutine` library with types:
+//! a [`Coroutine<Input, Yield, Return>`](Coroutine) runs a closure on its own
+//! stack, suspends from any depth of its call stack, passes values both ways,
+//! and reports panics as values. It is a thin layer over
+//! [corosensei](https://docs.rs/corosensei)'s stack switching, with pooled
+//! stacks so that creating a coroutine makes no system call.
+//!
+//! ```
+//! use cogen::{Coroutine, CoroutineResult};
+//!
+//! // Input u32, Yield String, Return u32.
+//! let mut co = Coroutine::new(|co, first: u32| {
+//!     let second = co.suspend(format!("got {first}"));
+//!     first + second
+//! });
+//! assert_eq!(co.resume(40).unwrap(), CoroutineResult::Yield("got 40".to_string()));
+//! assert_eq!(co.resume(2).unwrap(), CoroutineResult::Return(42));
+//! assert_eq!(co.status(), cogen::Status::Dead);
+//! ```
+//!
+//! # Lua 5.4 → cogen
+//!
+//! | Lua | cogen |
+//! |---|---|
+//! | `coroutine.create(f)` | [`Coroutine::new(\|co, first_input\| ...)`](Coroutine::new), [`Builder`] for stack size and name |
+//! | `coroutine.resume(co, ...)` | [`co.resume(input)`](Coroutine::resume) → `Ok(Yield(y))`, `Ok(Return(r))` or `Err(ResumeError)` |
+//! | `coroutine.yield(v)` | [`co.suspend(v)`](Yielder::suspend), returns the next resume's input |
+//! | `coroutine.status(co)` | [`co.status()`](Coroutine::status), [`CoroutineHandle::status`] for all four [`Status`]es |
+//! | `coroutine.running()` | [`running()`] |
+//! | `coroutine.isyieldable()` | [`is_yieldable()`] |
+//! | `coroutine.close(co)` | [`co.close()`](Coroutine::close); dropping does the same silently |
+//! | `coroutine.wrap(f)` | a `Coroutine<(), Y, R>` is an [`Iterator`]; [`wrap`] for coroutines with input |
+//! | `error(e)` in the body | a panic: [`ResumeError::Panicked`] with the payload |
+//! | "cannot resume dead coroutine" | [`ResumeError::Dead`], which hands the input back |
+//! | "cannot resume non-suspended coroutine" | does not compile: `resume` takes `&mut self` |
+
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    clippy::undocumented_unsafe_blocks
+)]
+
+pub mod coroutine;
+pub mod error;
+pub mod generator;
+pub mod stack;
+
+pub use coroutine::{
+    Builder, Coroutine, CoroutineHandle, CoroutineResult, ScopedCoroutine, ScopedRef, Status,
+    Yielder, catch_unwind, is_yieldable, running,
+};
+pub use error::{Panic, ResumeError};
+pub use generator::wrap;
+pub use stack::StackError;

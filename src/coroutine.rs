@@ -1,0 +1,742 @@
+//! Typed stackful coroutines with Lua 5.4's semantics.
+//!
+//! # Design
+//!
+//! A [`Coroutine`] is a corosensei coroutine on a [pooled stack](crate::stack)
+//! plus a small [`Meta`] record. Everything Lua can ask about a coroutine is
+//! derived from those two, so the hot path stays almost the raw switch:
+//!
+//! * **Status.** The owner of a `Coroutine` can only see it suspended or
+//!   dead (while it runs, `resume` holds `&mut self`), so [`Coroutine::status`]
+//!   is read off corosensei's `done()`. *Running* and *normal* are only visible
+//!   through a [`CoroutineHandle`], which is allocated on first request; while
+//!   no handle exists, `resume` updates nothing but one thread-local pointer.
+//! * **Running.** A thread-local pointer, `CURRENT`, names the `Meta` of the
+//!   coroutine running on this thread. `resume` sets it before switching and
+//!   restores the previous value after; the `Meta` lives in the coroutine,
+//!   which `resume` borrows mutably for the whole switch, so the pointer is
+//!   valid whenever it is set. [`running`], [`is_yieldable`], the closing
+//!   logic and the stack-overflow handler read it.
+//! * **Panics.** The body runs inside `catch_unwind` at the root of its own
+//!   stack, once per coroutine, not per switch; a caught panic becomes the
+//!   coroutine's return value `Err(payload)` and `resume` turns it into
+//!   [`ResumeError::Panicked`].
+//! * **Close.** corosensei unwinds a suspended coroutine by panicking out of
+//!   `suspend` with a private payload that its root must see again. While a
+//!   coroutine is being closed its `Meta` says so, and the root re-raises
+//!   every panic instead of catching it; [`catch_unwind`] gives bodies the
+//!   same behaviour for their own panic handling (corosensei issue 57).
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::cell::{Cell, OnceCell};
+use std::fmt;
+use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, UnwindSafe};
+use std::ptr;
+use std::rc::Rc;
+
+pub use corosensei::CoroutineResult;
+use corosensei::stack::Stack as _;
+
+use crate::error::{Panic, ResumeError, payload_message};
+use crate::stack::{self, PooledStack, StackError};
+
+type Payload = Box<dyn Any + Send + 'static>;
+type Inner<Input, Yield, Return> =
+    corosensei::Coroutine<Input, Yield, Result<Return, Payload>, PooledStack>;
+
+/// The state of a coroutine, with Lua's four meanings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Created and not yet resumed, or stopped in [`Yielder::suspend`].
+    Suspended,
+    /// Running: only code inside the coroutine can see this state.
+    Running,
+    /// Alive but not running: it has resumed another coroutine and waits for
+    /// it to yield or return.
+    Normal,
+    /// Finished: it returned, panicked, or was closed. It cannot be resumed.
+    Dead,
+}
+
+/// What the stack-overflow handler, `running()` and `close` need to know
+/// about a coroutine. Lives inside the coroutine; see the module docs.
+struct Meta {
+    handle: OnceCell<Rc<HandleInner>>,
+    name: Option<Cow<'static, str>>,
+    stack_limit: usize,
+    stack_size: usize,
+    closing: Cell<bool>,
+}
+
+impl Meta {
+    #[inline]
+    fn set_status(&self, status: Status) {
+        if let Some(handle) = self.handle.get() {
+            handle.status.set(status);
+        }
+    }
+
+    fn handle(&self, status: Status) -> CoroutineHandle {
+        CoroutineHandle(
+            self.handle
+                .get_or_init(|| {
+                    Rc::new(HandleInner {
+                        status: Cell::new(status),
+                        name: self.name.clone(),
+                    })
+                })
+                .clone(),
+        )
+    }
+}
+
+thread_local! {
+    static CURRENT: Cell<*const Meta> = const { Cell::new(ptr::null()) };
+}
+
+/// Runs `f` with `meta` as the running coroutine and restores the previous
+/// one after, marking it normal meanwhile.
+#[inline(always)]
+fn enter<T>(meta: &Meta, f: impl FnOnce() -> T) -> T {
+    let prev = CURRENT.replace(meta);
+    // SAFETY: a non-null CURRENT points at the Meta of a coroutine whose
+    // `resume` (or `close`) is still on this thread's call stack, so it is alive.
+    if let Some(parent) = unsafe { prev.as_ref() } {
+        parent.set_status(Status::Normal);
+    }
+    meta.set_status(Status::Running);
+    let result = f();
+    CURRENT.set(prev);
+    // SAFETY: as above; the parent's resume is still further up our stack.
+    if let Some(parent) = unsafe { prev.as_ref() } {
+        parent.set_status(Status::Running);
+    }
+    result
+}
+
+/// Called by the stack-overflow signal handler: if `addr` is in the guard
+/// page of the coroutine running on this thread, describes the overflow.
+pub(crate) fn describe_overflow(addr: usize, out: &mut dyn fmt::Write) -> bool {
+    let Ok(meta) = CURRENT.try_with(Cell::get) else {
+        return false;
+    };
+    // SAFETY: see `enter`; the faulting coroutine is the running one.
+    let Some(meta) = (unsafe { meta.as_ref() }) else {
+        return false;
+    };
+    let page = stack::page_size();
+    // The guard page is the lowest page of the mapping; allow one more page
+    // below for a frame that skipped over it.
+    if addr < meta.stack_limit.saturating_sub(page) || addr >= meta.stack_limit + page {
+        return false;
+    }
+    let name = meta.name.as_deref().unwrap_or("<unnamed>");
+    let thread = std::thread::current();
+    let _ = write!(
+        out,
+        "\nthread '{}' overflowed the stack of coroutine '{name}' (stack size {} KiB)\n\
+         help: give it a bigger stack: cogen::Builder::new().stack_size({})\n",
+        thread.name().unwrap_or("<unnamed>"),
+        meta.stack_size / 1024,
+        meta.stack_size * 2,
+    );
+    true
+}
+
+/// True if the closest coroutine on this thread is being closed.
+fn closing() -> bool {
+    let meta = CURRENT.with(Cell::get);
+    // SAFETY: see `enter`.
+    unsafe { meta.as_ref() }.is_some_and(|m| m.closing.get())
+}
+
+/// A handle to the coroutine running on this thread, or `None` on a plain
+/// thread stack. Lua's `coroutine.running()`.
+///
+/// ```
+/// let mut co = cogen::Coroutine::<(), cogen::Status, ()>::new(|co, ()| {
+///     let me = cogen::running().expect("inside a coroutine");
+///     co.suspend(me.status());
+/// });
+/// assert!(cogen::running().is_none());
+/// assert_eq!(co.resume(()).unwrap().as_yield(), Some(cogen::Status::Running));
+/// ```
+pub fn running() -> Option<CoroutineHandle> {
+    let meta = CURRENT.with(Cell::get);
+    // SAFETY: see `enter`.
+    unsafe { meta.as_ref() }.map(|m| m.handle(Status::Running))
+}
+
+/// True inside a coroutine body, where [`Yielder::suspend`] can be called.
+/// Lua's `coroutine.isyieldable()`.
+pub fn is_yieldable() -> bool {
+    !CURRENT.with(Cell::get).is_null()
+}
+
+/// [`std::panic::catch_unwind`] for code inside coroutine bodies.
+///
+/// Closing or dropping a suspended coroutine unwinds its stack with a panic
+/// that must reach the coroutine's root. A body that catches panics with the
+/// standard `catch_unwind` around a [`Yielder::suspend`] could swallow it
+/// (corosensei issue 57: the coroutine then keeps running after its owner
+/// asked it to stop). This function catches ordinary panics but lets the
+/// unwinding of a coroutine that is being closed go on.
+pub fn catch_unwind<F: FnOnce() -> R + UnwindSafe, R>(f: F) -> std::thread::Result<R> {
+    match std::panic::catch_unwind(f) {
+        Err(payload) if closing() => std::panic::resume_unwind(payload),
+        result => result,
+    }
+}
+
+struct HandleInner {
+    status: Cell<Status>,
+    name: Option<Cow<'static, str>>,
+}
+
+/// A cheap, cloneable handle to a coroutine, for code that does not own it:
+/// it tells the coroutine's [`Status`] in all four states, and its name.
+///
+/// Get one from [`Coroutine::handle`] or [`running`]. A handle keeps only the
+/// status record alive: once the coroutine is dropped, it reads
+/// [`Status::Dead`].
+#[derive(Clone)]
+pub struct CoroutineHandle(Rc<HandleInner>);
+
+impl CoroutineHandle {
+    /// The coroutine's status: Lua's `coroutine.status(co)`.
+    pub fn status(&self) -> Status {
+        self.0.status.get()
+    }
+
+    /// The coroutine's name, if its [`Builder`] gave it one.
+    pub fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+
+    /// True if both handles refer to the same coroutine.
+    pub fn same_coroutine(&self, other: &CoroutineHandle) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for CoroutineHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CoroutineHandle")
+            .field("name", &self.name())
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+/// The body's side of a coroutine: suspends it, passing values out and in.
+///
+/// A body receives `&Yielder<Input, Yield>` as its first argument and may
+/// pass it down to any function it calls: a stackful coroutine can suspend
+/// from any depth of its call stack.
+#[repr(transparent)]
+pub struct Yielder<Input, Yield> {
+    inner: corosensei::Yielder<Input, Yield>,
+}
+
+impl<Input, Yield> Yielder<Input, Yield> {
+    fn from_inner(inner: &corosensei::Yielder<Input, Yield>) -> &Self {
+        // SAFETY: `Yielder` is a `repr(transparent)` wrapper of the corosensei type.
+        unsafe { &*(inner as *const corosensei::Yielder<Input, Yield>).cast::<Self>() }
+    }
+
+    /// Suspends the coroutine: `value` becomes the result of the `resume`
+    /// that is running it (Lua's `coroutine.yield(value)`), and the input of
+    /// the next `resume` becomes this call's return value.
+    ///
+    /// If the coroutine is closed or dropped while suspended here, this call
+    /// does not return: it unwinds the body's stack, running every destructor.
+    #[inline]
+    pub fn suspend(&self, value: Yield) -> Input {
+        self.inner.suspend(value)
+    }
+}
+
+impl<Input, Yield> fmt::Debug for Yielder<Input, Yield> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Yielder { .. }")
+    }
+}
+
+/// Sets the stack size and the name of a coroutine before creating it.
+///
+/// ```
+/// let mut co = cogen::Builder::new()
+///     .name("counter")
+///     .stack_size(64 * 1024)
+///     .build(|co, start: u32| {
+///         let mut n = start;
+///         loop {
+///             n += co.suspend(n);
+///         }
+///     });
+/// let co: &mut cogen::Coroutine<u32, u32, ()> = &mut co;
+/// assert_eq!(co.resume(10).unwrap().as_yield(), Some(10));
+/// assert_eq!(co.resume(5).unwrap().as_yield(), Some(15));
+/// assert_eq!(co.handle().name(), Some("counter"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder {
+    stack_size: usize,
+    name: Option<Cow<'static, str>>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// A builder with [`DEFAULT_STACK_SIZE`](crate::stack::DEFAULT_STACK_SIZE) and no name.
+    pub fn new() -> Self {
+        Builder {
+            stack_size: stack::DEFAULT_STACK_SIZE,
+            name: None,
+        }
+    }
+
+    /// The usable stack size in bytes, rounded up to a whole page and to at
+    /// least [`MIN_STACK_SIZE`](crate::stack::MIN_STACK_SIZE).
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// A name, shown by handles, panics and the stack-overflow message.
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Creates the coroutine; nothing runs until its first `resume`.
+    ///
+    /// # Panics
+    /// If no stack can be mapped; the message says why (see [`StackError`]).
+    /// [`try_build`](Builder::try_build) returns that error instead.
+    #[track_caller]
+    pub fn build<Input, Yield, Return, F>(self, body: F) -> Coroutine<Input, Yield, Return>
+    where
+        F: FnOnce(&Yielder<Input, Yield>, Input) -> Return + 'static,
+        Input: 'static,
+        Yield: 'static,
+        Return: 'static,
+    {
+        self.try_build(body).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Creates the coroutine, or says why no stack could be mapped.
+    pub fn try_build<Input, Yield, Return, F>(
+        self,
+        body: F,
+    ) -> Result<Coroutine<Input, Yield, Return>, StackError>
+    where
+        F: FnOnce(&Yielder<Input, Yield>, Input) -> Return + 'static,
+        Input: 'static,
+        Yield: 'static,
+        Return: 'static,
+    {
+        // SAFETY: everything the body and the value types hold is 'static.
+        let raw = unsafe { Raw::new(self, body)? };
+        Ok(Coroutine {
+            raw,
+            returned: None,
+        })
+    }
+
+    /// Creates a [`ScopedCoroutine`] that may borrow from its environment.
+    ///
+    /// # Panics
+    /// If no stack can be mapped, like [`build`](Builder::build).
+    #[track_caller]
+    pub fn build_scoped<'a, Input, Yield, Return, F>(
+        self,
+        body: F,
+    ) -> ScopedCoroutine<'a, Input, Yield, Return>
+    where
+        F: FnOnce(&Yielder<Input, Yield>, Input) -> Return + 'a,
+    {
+        self.try_build_scoped(body)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Creates a [`ScopedCoroutine`], or says why no stack could be mapped.
+    pub fn try_build_scoped<'a, Input, Yield, Return, F>(
+        self,
+        body: F,
+    ) -> Result<ScopedCoroutine<'a, Input, Yield, Return>, StackError>
+    where
+        F: FnOnce(&Yielder<Input, Yield>, Input) -> Return + 'a,
+    {
+        // SAFETY: the coroutine can only be resumed inside `scope`, which
+        // drops it (unwinding its stack) before the borrows of `'a` end.
+        let raw = unsafe { Raw::new(self, body)? };
+        Ok(ScopedCoroutine {
+            raw,
+            borrow: PhantomData,
+        })
+    }
+}
+
+/// The shared machinery of [`Coroutine`] and [`ScopedCoroutine`].
+struct Raw<Input, Yield, Return> {
+    inner: Inner<Input, Yield, Return>,
+    meta: Meta,
+    /// The message of the panic that killed the coroutine, until `close`
+    /// reports it (Lua's close returns `false, err` for a coroutine in error).
+    death: Option<Box<str>>,
+}
+
+impl<Input, Yield, Return> Raw<Input, Yield, Return> {
+    /// # Safety
+    /// Whatever `body`, `Input`, `Yield` and `Return` borrow must outlive the
+    /// coroutine's last resume and its drop, and the coroutine must not be
+    /// leaked while such borrows are on its stack.
+    unsafe fn new<F>(builder: Builder, body: F) -> Result<Self, StackError>
+    where
+        F: FnOnce(&Yielder<Input, Yield>, Input) -> Return,
+    {
+        let stack = PooledStack::take(stack::effective_size(builder.stack_size))?;
+        let meta = Meta {
+            handle: OnceCell::new(),
+            name: builder.name,
+            stack_limit: stack.limit().get(),
+            stack_size: stack.size(),
+            closing: Cell::new(false),
+        };
+        let root = move |yielder: &corosensei::Yielder<Input, Yield>, input: Input| {
+            let yielder = Yielder::from_inner(yielder);
+            match std::panic::catch_unwind(AssertUnwindSafe(|| body(yielder, input))) {
+                Ok(value) => Ok(value),
+                // The unwinding of a close must reach corosensei's root.
+                Err(payload) if closing() => std::panic::resume_unwind(payload),
+                Err(payload) => Err(payload),
+            }
+        };
+        // SAFETY: forwarded to our caller.
+        let inner = unsafe { corosensei::Coroutine::with_stack_unchecked(stack, root) };
+        Ok(Raw {
+            inner,
+            meta,
+            death: None,
+        })
+    }
+
+    #[inline]
+    fn status(&self) -> Status {
+        if self.inner.done() {
+            Status::Dead
+        } else {
+            Status::Suspended
+        }
+    }
+
+    #[inline]
+    fn resume(
+        &mut self,
+        input: Input,
+    ) -> Result<CoroutineResult<Yield, Return>, ResumeError<Input>> {
+        if self.inner.done() {
+            return Err(ResumeError::Dead(input));
+        }
+        let inner = &mut self.inner;
+        match enter(&self.meta, || inner.resume(input)) {
+            CoroutineResult::Yield(value) => {
+                self.meta.set_status(Status::Suspended);
+                Ok(CoroutineResult::Yield(value))
+            }
+            CoroutineResult::Return(Ok(value)) => {
+                self.meta.set_status(Status::Dead);
+                Ok(CoroutineResult::Return(value))
+            }
+            CoroutineResult::Return(Err(payload)) => Err(ResumeError::Panicked(self.died(payload))),
+        }
+    }
+
+    #[cold]
+    fn died(&mut self, payload: Payload) -> Panic {
+        self.meta.set_status(Status::Dead);
+        self.death = Some(payload_message(&*payload).into());
+        Panic::new(payload, self.meta.name.clone())
+    }
+
+    fn close(&mut self) -> Result<(), Panic> {
+        if self.inner.done() {
+            return match self.death.take() {
+                Some(message) => Err(Panic::new(
+                    Box::new(String::from(message)),
+                    self.meta.name.clone(),
+                )),
+                None => Ok(()),
+            };
+        }
+        self.meta.closing.set(true);
+        let inner = &mut self.inner;
+        let result = enter(&self.meta, || {
+            std::panic::catch_unwind(AssertUnwindSafe(|| inner.force_unwind()))
+        });
+        self.meta.closing.set(false);
+        self.meta.set_status(Status::Dead);
+        result.map_err(|payload| Panic::new(payload, self.meta.name.clone()))
+    }
+}
+
+impl<Input, Yield, Return> Drop for Raw<Input, Yield, Return> {
+    fn drop(&mut self) {
+        // Like Lua's garbage collector, dropping does not report errors.
+        let _ = self.close();
+    }
+}
+
+/// A typed stackful coroutine: Lua's `coroutine.create`.
+///
+/// `Input` is what each [`resume`](Coroutine::resume) passes in, `Yield` what
+/// [`Yielder::suspend`] passes out, and `Return` what the body returns.
+///
+/// ```
+/// use cogen::{Coroutine, CoroutineResult};
+///
+/// // Lua: co = coroutine.create(function(a, b) local c, d = coroutine.yield(a + b) return c * d end)
+/// let mut co = Coroutine::new(|co, (a, b): (i32, i32)| {
+///     let (c, d) = co.suspend(a + b);
+///     c * d
+/// });
+/// assert_eq!(co.resume((1, 2)).unwrap(), CoroutineResult::Yield(3));
+/// assert_eq!(co.resume((4, 5)).unwrap(), CoroutineResult::Return(20));
+/// assert_eq!(co.resume((0, 0)).unwrap_err().into_input(), Some((0, 0))); // dead
+/// ```
+///
+/// # Resuming a running coroutine
+///
+/// Lua raises "cannot resume non-suspended coroutine" at run time. In cogen
+/// this does not compile: `resume` takes `&mut self`, and the running
+/// coroutine's owner is borrowed for as long as it runs.
+///
+/// # Threads
+///
+/// A coroutine is neither `Send` nor `Sync`: its stack may hold references to
+/// thread-locals, and moving it to another thread would leave them dangling.
+///
+/// ```compile_fail
+/// fn assert_send<T: Send>(_: T) {}
+/// assert_send(cogen::Coroutine::<(), (), ()>::new(|_, ()| {}));
+/// ```
+///
+/// # Drop
+///
+/// Dropping a suspended coroutine unwinds its stack: every value alive in
+/// the body is dropped exactly once, as [`close`](Coroutine::close) does, but
+/// any panic on the way is discarded. Its stack then goes back to the pool.
+pub struct Coroutine<Input, Yield, Return = ()> {
+    raw: Raw<Input, Yield, Return>,
+    returned: Option<Return>,
+}
+
+impl<Input, Yield, Return> Coroutine<Input, Yield, Return> {
+    /// Creates a coroutine running `body` on a pooled stack of the default
+    /// size. Nothing runs until the first [`resume`](Coroutine::resume),
+    /// whose input becomes the body's second argument.
+    ///
+    /// # Panics
+    /// If no stack can be mapped, with a message that says why (see
+    /// [`StackError`]); [`Builder::try_build`] returns the error instead.
+    #[track_caller]
+    pub fn new<F>(body: F) -> Self
+    where
+        F: FnOnce(&Yielder<Input, Yield>, Input) -> Return + 'static,
+        Input: 'static,
+        Yield: 'static,
+        Return: 'static,
+    {
+        Builder::new().build(body)
+    }
+
+    /// Runs the coroutine until it suspends or returns: Lua's `coroutine.resume`.
+    ///
+    /// * `Ok(CoroutineResult::Yield(y))`: the body called `suspend(y)`.
+    /// * `Ok(CoroutineResult::Return(r))`: the body returned `r`; the
+    ///   coroutine is now dead.
+    /// * `Err(ResumeError::Panicked(p))`: the body panicked; it is now dead.
+    /// * `Err(ResumeError::Dead(input))`: it was already dead; `input` is
+    ///   handed back.
+    #[inline]
+    pub fn resume(
+        &mut self,
+        input: Input,
+    ) -> Result<CoroutineResult<Yield, Return>, ResumeError<Input>> {
+        self.raw.resume(input)
+    }
+
+    /// [`Status::Suspended`] or [`Status::Dead`]: the owner cannot observe
+    /// the coroutine while it runs. Use a [`handle`](Coroutine::handle) to see
+    /// `Running` and `Normal` too.
+    #[inline]
+    pub fn status(&self) -> Status {
+        self.raw.status()
+    }
+
+    /// True once the coroutine has returned, panicked or been closed.
+    #[inline]
+    pub fn is_dead(&self) -> bool {
+        self.raw.inner.done()
+    }
+
+    /// A cheap, cloneable handle that tells this coroutine's status from
+    /// anywhere, including from inside it.
+    pub fn handle(&self) -> CoroutineHandle {
+        self.raw.meta.handle(self.status())
+    }
+
+    /// The name given by the [`Builder`], if any.
+    pub fn name(&self) -> Option<&str> {
+        self.raw.meta.name.as_deref()
+    }
+
+    /// Lua 5.4's `coroutine.close`: unwinds a suspended coroutine, running
+    /// every destructor on its stack once, and leaves it dead.
+    ///
+    /// Returns `Err` if a destructor panicked while unwinding, or if the
+    /// coroutine had died by a panic that no `close` has reported yet (the
+    /// payload went to `resume`; this error carries its message). Closing a
+    /// dead or never-started coroutine is fine, and so is closing twice.
+    pub fn close(&mut self) -> Result<(), Panic> {
+        self.raw.close()
+    }
+
+    /// The value the body returned, when the coroutine was driven as an
+    /// [`Iterator`] (whose items are only the yielded values).
+    pub fn return_value(&self) -> Option<&Return> {
+        self.returned.as_ref()
+    }
+
+    /// Takes the value the body returned while driven as an iterator.
+    pub fn take_return_value(&mut self) -> Option<Return> {
+        self.returned.take()
+    }
+
+    pub(crate) fn store_return(&mut self, value: Return) {
+        self.returned = Some(value);
+    }
+}
+
+impl<Input, Yield, Return> fmt::Debug for Coroutine<Input, Yield, Return> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Coroutine")
+            .field("name", &self.name())
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A coroutine whose body and values may borrow from the caller's stack.
+///
+/// It can only be resumed inside [`scope`](ScopedCoroutine::scope), which
+/// drops it, unwinding its stack, before returning. That makes borrowing
+/// sound by construction: a coroutine that borrows cannot be leaked with
+/// `mem::forget` while its stack still holds those borrows (corosensei
+/// issues 27, 59 and 60 show what goes wrong otherwise).
+///
+/// ```
+/// use cogen::ScopedCoroutine;
+///
+/// let words = vec!["a", "bb", "ccc"];
+/// let mut total = 0;
+/// ScopedCoroutine::new(|co, ()| {
+///     for w in &words {
+///         total += w.len();
+///         co.suspend(*w);
+///     }
+/// })
+/// .scope(|co| {
+///     assert_eq!(co.resume(()).unwrap().as_yield(), Some("a"));
+///     assert_eq!(co.resume(()).unwrap().as_yield(), Some("bb"));
+/// });
+/// assert_eq!(total, 3); // the coroutine was dropped before "ccc"
+/// ```
+pub struct ScopedCoroutine<'a, Input, Yield, Return = ()> {
+    raw: Raw<Input, Yield, Return>,
+    borrow: PhantomData<&'a mut ()>,
+}
+
+impl<'a, Input, Yield, Return> ScopedCoroutine<'a, Input, Yield, Return> {
+    /// Creates a scoped coroutine on a pooled stack of the default size.
+    ///
+    /// # Panics
+    /// If no stack can be mapped, like [`Coroutine::new`].
+    #[track_caller]
+    pub fn new<F>(body: F) -> Self
+    where
+        F: FnOnce(&Yielder<Input, Yield>, Input) -> Return + 'a,
+    {
+        Builder::new().build_scoped(body)
+    }
+
+    /// Runs `f` with access to the coroutine, then drops the coroutine
+    /// (unwinding it if it is still suspended) and returns `f`'s result.
+    pub fn scope<T>(mut self, f: impl FnOnce(&mut ScopedRef<'_, Input, Yield, Return>) -> T) -> T {
+        f(&mut ScopedRef { raw: &mut self.raw })
+    }
+}
+
+impl<Input, Yield, Return> fmt::Debug for ScopedCoroutine<'_, Input, Yield, Return> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScopedCoroutine")
+            .field("name", &self.raw.meta.name)
+            .field("status", &self.raw.status())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Access to a [`ScopedCoroutine`] inside its scope, with the same API as
+/// [`Coroutine`].
+pub struct ScopedRef<'s, Input, Yield, Return = ()> {
+    raw: &'s mut Raw<Input, Yield, Return>,
+}
+
+impl<Input, Yield, Return> ScopedRef<'_, Input, Yield, Return> {
+    /// See [`Coroutine::resume`].
+    #[inline]
+    pub fn resume(
+        &mut self,
+        input: Input,
+    ) -> Result<CoroutineResult<Yield, Return>, ResumeError<Input>> {
+        self.raw.resume(input)
+    }
+
+    /// See [`Coroutine::status`].
+    #[inline]
+    pub fn status(&self) -> Status {
+        self.raw.status()
+    }
+
+    /// See [`Coroutine::is_dead`].
+    #[inline]
+    pub fn is_dead(&self) -> bool {
+        self.raw.inner.done()
+    }
+
+    /// See [`Coroutine::handle`].
+    pub fn handle(&self) -> CoroutineHandle {
+        self.raw.meta.handle(self.raw.status())
+    }
+
+    /// See [`Coroutine::close`].
+    pub fn close(&mut self) -> Result<(), Panic> {
+        self.raw.close()
+    }
+}
+
+impl<Input, Yield, Return> fmt::Debug for ScopedRef<'_, Input, Yield, Return> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScopedRef")
+            .field("name", &self.raw.meta.name)
+            .field("status", &self.raw.status())
+            .finish_non_exhaustive()
+    }
+}
