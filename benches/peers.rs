@@ -1,0 +1,2 @@
+//! Placeholder: filled in by the issue that owns this benchmark.
+fn main() {}
