@@ -26,7 +26,8 @@
 //! overflowed, its stack size and how to raise it, and aborts, as the standard
 //! library does for threads. Faults anywhere else go to the previous handler.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::fmt;
 use std::io;
 
@@ -108,32 +109,92 @@ impl std::error::Error for StackError {
 }
 
 /// Rounds a requested stack size to what a coroutine actually gets.
+#[inline]
 pub(crate) fn effective_size(requested: usize) -> usize {
+    if requested == DEFAULT_STACK_SIZE {
+        return requested; // a whole number of pages on every platform
+    }
     let page = page_size();
-    requested.max(MIN_STACK_SIZE).next_multiple_of(page)
+    (requested.max(MIN_STACK_SIZE) + page - 1) & !(page - 1)
 }
 
 pub(crate) fn page_size() -> usize {
-    thread_local! {
-        static PAGE: usize = {
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    match PAGE.load(Ordering::Relaxed) {
+        0 => {
             // SAFETY: sysconf has no preconditions.
             let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-            usize::try_from(page).unwrap_or(4096)
-        };
+            let page = usize::try_from(page).unwrap_or(4096);
+            PAGE.store(page, Ordering::Relaxed);
+            page
+        }
+        page => page,
     }
-    PAGE.with(|p| *p)
 }
 
+/// This thread's free stacks. The default size, which nearly every
+/// coroutine uses, has its own list so that taking and returning a stack is
+/// a borrow flag and a `Vec` push or pop.
 struct Pool {
-    capacity: usize,
-    /// Free stacks by size; few distinct sizes are in use, so a `Vec` beats a map.
-    free: Vec<(usize, Vec<DefaultStack>)>,
+    capacity: Cell<usize>,
+    default: RefCell<Vec<Box<DefaultStack>>>,
+    /// Other sizes; few distinct sizes are in use, so a `Vec` beats a map.
+    other: RefCell<Vec<(usize, Vec<Box<DefaultStack>>)>>,
 }
 
 thread_local! {
-    static POOL: RefCell<Pool> = const {
-        RefCell::new(Pool { capacity: DEFAULT_POOL_CAPACITY, free: Vec::new() })
+    static POOL: Pool = const {
+        Pool {
+            capacity: Cell::new(DEFAULT_POOL_CAPACITY),
+            default: RefCell::new(Vec::new()),
+            other: RefCell::new(Vec::new()),
+        }
     };
+}
+
+impl Pool {
+    #[inline]
+    fn take(&self, size: usize) -> Option<Box<DefaultStack>> {
+        if size == DEFAULT_STACK_SIZE {
+            self.default.try_borrow_mut().ok()?.pop()
+        } else {
+            let mut other = self.other.try_borrow_mut().ok()?;
+            other.iter_mut().find(|(s, _)| *s == size)?.1.pop()
+        }
+    }
+
+    /// Keeps `stack` for reuse, or hands it back when the pool is full.
+    #[inline]
+    fn put(&self, size: usize, stack: Box<DefaultStack>) -> Option<Box<DefaultStack>> {
+        let capacity = self.capacity.get();
+        if size == DEFAULT_STACK_SIZE {
+            let Ok(mut free) = self.default.try_borrow_mut() else {
+                return Some(stack);
+            };
+            if free.len() < capacity {
+                free.push(stack);
+                return None;
+            }
+            return Some(stack);
+        }
+        let Ok(mut other) = self.other.try_borrow_mut() else {
+            return Some(stack);
+        };
+        let i = match other.iter().position(|(s, _)| *s == size) {
+            Some(i) => i,
+            None => {
+                other.push((size, Vec::new()));
+                other.len() - 1
+            }
+        };
+        let free = &mut other[i].1;
+        if free.len() < capacity {
+            free.push(stack);
+            None
+        } else {
+            Some(stack)
+        }
+    }
 }
 
 /// Sets how many finished stacks of each size this thread keeps for reuse.
@@ -142,55 +203,57 @@ thread_local! {
 /// pooling off: every coroutine then maps and unmaps its own stack.
 pub fn set_pool_capacity(capacity: usize) {
     let dropped = POOL.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        pool.capacity = capacity;
+        pool.capacity.set(capacity);
         let mut dropped = Vec::new();
-        for (_, stacks) in &mut pool.free {
+        let mut default = pool.default.borrow_mut();
+        if default.len() > capacity {
+            dropped.extend(default.drain(capacity..));
+        }
+        for (_, stacks) in pool.other.borrow_mut().iter_mut() {
             if stacks.len() > capacity {
                 dropped.extend(stacks.drain(capacity..));
             }
         }
         dropped
     });
-    drop(dropped); // unmapped outside the borrow
+    drop(dropped); // unmapped outside the borrows
 }
 
 /// How many finished stacks this thread holds for reuse, over all sizes.
 pub fn pooled_stacks() -> usize {
-    POOL.with(|pool| pool.borrow().free.iter().map(|(_, s)| s.len()).sum())
+    POOL.with(|pool| {
+        pool.default.borrow().len()
+            + pool.other.borrow().iter().map(|(_, s)| s.len()).sum::<usize>()
+    })
 }
 
 /// A stack taken from this thread's pool, returned to it on drop.
 pub(crate) struct PooledStack {
-    stack: std::mem::ManuallyDrop<DefaultStack>,
+    stack: std::mem::ManuallyDrop<Box<DefaultStack>>,
     size: usize,
 }
 
 impl PooledStack {
     /// Takes a stack of `size` bytes (already rounded by [`effective_size`])
     /// from the pool, or maps a new one.
+    #[inline]
     pub(crate) fn take(size: usize) -> Result<Self, StackError> {
-        let reused = POOL
-            .try_with(|pool| {
-                let mut pool = pool.borrow_mut();
-                pool.free
-                    .iter_mut()
-                    .find(|(s, _)| *s == size)
-                    .and_then(|(_, stacks)| stacks.pop())
-            })
-            .ok()
-            .flatten();
-        let stack = match reused {
+        let stack = match POOL.try_with(|pool| pool.take(size)).ok().flatten() {
             Some(stack) => stack,
-            None => {
-                overflow::install();
-                DefaultStack::new(size).map_err(|source| StackError { size, source })?
-            }
+            None => Self::map(size)?,
         };
         Ok(PooledStack {
             stack: std::mem::ManuallyDrop::new(stack),
             size,
         })
+    }
+
+    #[cold]
+    fn map(size: usize) -> Result<Box<DefaultStack>, StackError> {
+        overflow::install();
+        DefaultStack::new(size)
+            .map(Box::new)
+            .map_err(|source| StackError { size, source })
     }
 
     /// The usable size of this stack in bytes (the guard page excluded).
@@ -200,27 +263,15 @@ impl PooledStack {
 }
 
 impl Drop for PooledStack {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: `self.stack` is never used again after this.
         let stack = unsafe { std::mem::ManuallyDrop::take(&mut self.stack) };
         let size = self.size;
         // During thread teardown the pool may be gone: then the stack is unmapped.
-        let _ = POOL.try_with(move |pool| {
-            let Ok(mut pool) = pool.try_borrow_mut() else {
-                return;
-            };
-            let capacity = pool.capacity;
-            let stacks = match pool.free.iter().position(|(s, _)| *s == size) {
-                Some(i) => &mut pool.free[i].1,
-                None => {
-                    pool.free.push((size, Vec::new()));
-                    &mut pool.free.last_mut().expect("just pushed").1
-                }
-            };
-            if stacks.len() < capacity {
-                stacks.push(stack);
-            }
-        });
+        if let Ok(Some(unwanted)) = POOL.try_with(move |pool| pool.put(size, stack)) {
+            drop(unwanted);
+        }
     }
 }
 
