@@ -17,15 +17,16 @@
 //!   which `resume` borrows mutably for the whole switch, so the pointer is
 //!   valid whenever it is set. [`running`], [`is_yieldable`], the closing
 //!   logic and the stack-overflow handler read it.
-//! * **Panics.** The body runs inside `catch_unwind` at the root of its own
-//!   stack, once per coroutine, not per switch; a caught panic becomes the
-//!   coroutine's return value `Err(payload)` and `resume` turns it into
-//!   [`ResumeError::Panicked`].
+//! * **Panics.** corosensei catches a panic at the root of the coroutine's
+//!   stack and re-raises it in the resumer; `resume` catches it there and
+//!   turns it into [`ResumeError::Panicked`]. (`catch_unwind` costs nothing
+//!   on the path that does not panic.)
 //! * **Close.** corosensei unwinds a suspended coroutine by panicking out of
-//!   `suspend` with a private payload that its root must see again. While a
-//!   coroutine is being closed its `Meta` says so, and the root re-raises
-//!   every panic instead of catching it; [`catch_unwind`] gives bodies the
-//!   same behaviour for their own panic handling (corosensei issue 57).
+//!   `suspend` with a private payload that its root must see again. Nothing
+//!   of cogen's catches inside the coroutine, so that payload travels one
+//!   unwind, as in raw corosensei. While a coroutine is being closed its
+//!   `Meta` says so, and [`catch_unwind`] uses that to give bodies a way to
+//!   catch their own panics without swallowing the close (corosensei issue 57).
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -43,8 +44,7 @@ use crate::error::{Panic, ResumeError, payload_message};
 use crate::stack::{self, PooledStack, StackError};
 
 type Payload = Box<dyn Any + Send + 'static>;
-type Inner<Input, Yield, Return> =
-    corosensei::Coroutine<Input, Yield, Result<Return, Payload>, PooledStack>;
+type Inner<Input, Yield, Return> = corosensei::Coroutine<Input, Yield, Return, PooledStack>;
 
 /// The state of a coroutine, with Lua's four meanings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -411,13 +411,7 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
             closing: Cell::new(false),
         };
         let root = move |yielder: &corosensei::Yielder<Input, Yield>, input: Input| {
-            let yielder = Yielder::from_inner(yielder);
-            match std::panic::catch_unwind(AssertUnwindSafe(|| body(yielder, input))) {
-                Ok(value) => Ok(value),
-                // The unwinding of a close must reach corosensei's root.
-                Err(payload) if closing() => std::panic::resume_unwind(payload),
-                Err(payload) => Err(payload),
-            }
+            body(Yielder::from_inner(yielder), input)
         };
         // SAFETY: forwarded to our caller.
         let inner = unsafe { corosensei::Coroutine::with_stack_unchecked(stack, root) };
@@ -446,16 +440,21 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
             return Err(ResumeError::Dead(input));
         }
         let inner = &mut self.inner;
-        match enter(&self.meta, || inner.resume(input)) {
-            CoroutineResult::Yield(value) => {
+        // corosensei catches a panic at the root of the coroutine's stack and
+        // re-raises it here, on the resumer's stack; catching it here rather
+        // than at the root keeps close's forced unwind to a single unwind.
+        match enter(&self.meta, || {
+            std::panic::catch_unwind(AssertUnwindSafe(|| inner.resume(input)))
+        }) {
+            Ok(CoroutineResult::Yield(value)) => {
                 self.meta.set_status(Status::Suspended);
                 Ok(CoroutineResult::Yield(value))
             }
-            CoroutineResult::Return(Ok(value)) => {
+            Ok(CoroutineResult::Return(value)) => {
                 self.meta.set_status(Status::Dead);
                 Ok(CoroutineResult::Return(value))
             }
-            CoroutineResult::Return(Err(payload)) => Err(ResumeError::Panicked(self.died(payload))),
+            Err(payload) => Err(ResumeError::Panicked(self.died(payload))),
         }
     }
 
