@@ -321,6 +321,7 @@ impl Builder {
     /// If no stack can be mapped; the message says why (see [`StackError`]).
     /// [`try_build`](Builder::try_build) returns that error instead.
     #[track_caller]
+    #[inline]
     pub fn build<Input, Yield, Return, F>(self, body: F) -> Coroutine<Input, Yield, Return>
     where
         F: FnOnce(&Yielder<Input, Yield>, Input) -> Return + 'static,
@@ -332,6 +333,7 @@ impl Builder {
     }
 
     /// Creates the coroutine, or says why no stack could be mapped.
+    #[inline]
     pub fn try_build<Input, Yield, Return, F>(
         self,
         body: F,
@@ -398,14 +400,16 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
     /// Whatever `body`, `Input`, `Yield` and `Return` borrow must outlive the
     /// coroutine's last resume and its drop, and the coroutine must not be
     /// leaked while such borrows are on its stack.
+    #[inline]
     unsafe fn new<F>(builder: Builder, body: F) -> Result<Self, StackError>
     where
         F: FnOnce(&Yielder<Input, Yield>, Input) -> Return,
     {
-        let stack = PooledStack::take(stack::effective_size(builder.stack_size))?;
+        let Builder { stack_size, name } = builder;
+        let stack = PooledStack::take(stack::effective_size(stack_size))?;
         let meta = Meta {
             handle: OnceCell::new(),
-            name: builder.name,
+            name,
             stack_limit: stack.limit().get(),
             stack_size: stack.size(),
             closing: Cell::new(false),
@@ -487,9 +491,13 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
 }
 
 impl<Input, Yield, Return> Drop for Raw<Input, Yield, Return> {
+    #[inline]
     fn drop(&mut self) {
-        // Like Lua's garbage collector, dropping does not report errors.
-        let _ = self.close();
+        // A finished coroutine (the common case) has nothing to unwind.
+        if !self.inner.done() || self.death.is_some() {
+            // Like Lua's garbage collector, dropping does not report errors.
+            let _ = self.close();
+        }
     }
 }
 
