@@ -36,6 +36,7 @@
 //! | "cannot resume dead coroutine" | [`ResumeError::Dead`], which hands the input back |
 //! | "cannot resume non-suspended coroutine" | does not compile: `resume` takes `&mut self` |
 
+#![cfg_attr(feature = "nightly", feature(coroutine_trait))]
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -45,12 +46,19 @@
 pub mod coroutine;
 pub mod error;
 pub mod generator;
+pub mod pipeline;
+pub mod resumable;
 pub mod stack;
+#[cfg(feature = "nightly")]
+pub mod stackless;
 
 pub use coroutine::{
     Builder, Coroutine, CoroutineHandle, CoroutineResult, ScopedCoroutine, ScopedRef, Status,
     Yielder, catch_unwind, is_yieldable, running,
 };
 pub use error::{Panic, ResumeError};
-pub use generator::wrap;
+pub use generator::{Generator, generator, wrap};
+pub use resumable::Resumable;
 pub use stack::StackError;
+#[cfg(feature = "nightly")]
+pub use stackless::Stackless;
