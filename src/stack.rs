@@ -27,9 +27,9 @@
 //! library does for threads. Faults anywhere else go to the previous handler.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use corosensei::stack::{DefaultStack, Stack, StackPointer};
 
@@ -223,7 +223,12 @@ pub fn set_pool_capacity(capacity: usize) {
 pub fn pooled_stacks() -> usize {
     POOL.with(|pool| {
         pool.default.borrow().len()
-            + pool.other.borrow().iter().map(|(_, s)| s.len()).sum::<usize>()
+            + pool
+                .other
+                .borrow()
+                .iter()
+                .map(|(_, s)| s.len())
+                .sum::<usize>()
     })
 }
 
