@@ -24,11 +24,11 @@
 //! * **Close.** corosensei unwinds a suspended coroutine by panicking out of
 //!   `suspend` with a private payload that its root must see again. Nothing
 //!   of cogen's catches inside the coroutine, so that payload travels one
-//!   unwind, as in raw corosensei. While a coroutine is being closed its
-//!   `Meta` says so, and [`catch_unwind`] uses that to give bodies a way to
-//!   catch their own panics without swallowing the close (corosensei issue 57).
+//!   unwind, as in raw corosensei. [`catch_unwind`] recognises that payload
+//!   by its type, so bodies can catch their own panics without swallowing a
+//!   close (corosensei issue 57).
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};
 use std::fmt;
@@ -36,6 +36,7 @@ use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, UnwindSafe};
 use std::ptr;
 use std::rc::Rc;
+use std::sync::OnceLock;
 
 pub use corosensei::CoroutineResult;
 use corosensei::stack::Stack as _;
@@ -67,7 +68,6 @@ struct Meta {
     name: Option<Cow<'static, str>>,
     stack_limit: usize,
     stack_size: usize,
-    closing: Cell<bool>,
 }
 
 impl Meta {
@@ -145,11 +145,33 @@ pub(crate) fn describe_overflow(addr: usize, out: &mut dyn fmt::Write) -> bool {
     true
 }
 
-/// True if the closest coroutine on this thread is being closed.
-fn closing() -> bool {
-    let meta = CURRENT.with(Cell::get);
-    // SAFETY: see `enter`.
-    unsafe { meta.as_ref() }.is_some_and(|m| m.closing.get())
+/// The type of the payload corosensei unwinds a closing coroutine with.
+///
+/// corosensei keeps that type private, so cogen learns its `TypeId` once per
+/// process, from a throwaway coroutine that it closes while catching.
+fn close_unwind_type() -> TypeId {
+    static TYPE: OnceLock<TypeId> = OnceLock::new();
+    *TYPE.get_or_init(|| {
+        static SEEN: OnceLock<TypeId> = OnceLock::new();
+        let mut probe = corosensei::Coroutine::<(), (), ()>::new(|yielder, ()| {
+            let caught = std::panic::catch_unwind(AssertUnwindSafe(|| yielder.suspend(())));
+            if let Err(payload) = caught {
+                let _ = SEEN.set(<dyn Any>::type_id(&*payload));
+                std::panic::resume_unwind(payload);
+            }
+        });
+        probe.resume(());
+        probe.force_unwind();
+        *SEEN
+            .get()
+            .expect("corosensei unwinds a closed coroutine with a panic")
+    })
+}
+
+/// True if `payload` is the unwinding of a coroutine being closed or dropped,
+/// which must be let through to the coroutine's root.
+pub fn is_close_unwind(payload: &(dyn Any + Send)) -> bool {
+    <dyn Any>::type_id(payload) == close_unwind_type()
 }
 
 /// A handle to the coroutine running on this thread, or `None` on a plain
@@ -179,13 +201,23 @@ pub fn is_yieldable() -> bool {
 ///
 /// Closing or dropping a suspended coroutine unwinds its stack with a panic
 /// that must reach the coroutine's root. A body that catches panics with the
-/// standard `catch_unwind` around a [`Yielder::suspend`] could swallow it
-/// (corosensei issue 57: the coroutine then keeps running after its owner
-/// asked it to stop). This function catches ordinary panics but lets the
-/// unwinding of a coroutine that is being closed go on.
+/// standard `catch_unwind` around a [`Yielder::suspend`] would swallow it
+/// (corosensei issue 57: the body then runs on after its owner asked it to
+/// stop, until its next `suspend` unwinds again). This function catches
+/// ordinary panics like the standard one but lets that unwinding go on.
+///
+/// ```
+/// let mut co = cogen::Coroutine::<(), (), ()>::new(|co, ()| {
+///     let caught = cogen::catch_unwind(std::panic::AssertUnwindSafe(|| co.suspend(())));
+///     unreachable!("a closed coroutine does not run on ({caught:?})");
+/// });
+/// co.resume(()).unwrap();
+/// assert!(co.close().is_ok());
+/// assert!(co.is_dead());
+/// ```
 pub fn catch_unwind<F: FnOnce() -> R + UnwindSafe, R>(f: F) -> std::thread::Result<R> {
     match std::panic::catch_unwind(f) {
-        Err(payload) if closing() => std::panic::resume_unwind(payload),
+        Err(payload) if is_close_unwind(&*payload) => std::panic::resume_unwind(payload),
         result => result,
     }
 }
@@ -412,7 +444,6 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
             name,
             stack_limit: stack.limit().get(),
             stack_size: stack.size(),
-            closing: Cell::new(false),
         };
         let root = move |yielder: &corosensei::Yielder<Input, Yield>, input: Input| {
             body(Yielder::from_inner(yielder), input)
@@ -479,12 +510,10 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
                 None => Ok(()),
             };
         }
-        self.meta.closing.set(true);
         let inner = &mut self.inner;
         let result = enter(&self.meta, || {
             std::panic::catch_unwind(AssertUnwindSafe(|| inner.force_unwind()))
         });
-        self.meta.closing.set(false);
         self.meta.set_status(Status::Dead);
         result.map_err(|payload| Panic::new(payload, self.meta.name.clone()))
     }

@@ -54,7 +54,7 @@ pub mod stackless;
 
 pub use coroutine::{
     Builder, Coroutine, CoroutineHandle, CoroutineResult, ScopedCoroutine, ScopedRef, Status,
-    Yielder, catch_unwind, is_yieldable, running,
+    Yielder, catch_unwind, is_close_unwind, is_yieldable, running,
 };
 pub use error::{Panic, ResumeError};
 pub use generator::{Generator, generator, wrap};

@@ -512,7 +512,6 @@ fn resume_errors_after_close_hand_the_input_back() {
 /// This test wraps the destructor's body in `std::panic::catch_unwind` so
 /// that the wrong behaviour shows up as a failed assertion, not an abort.
 #[test]
-#[ignore = "bug: cogen::catch_unwind rethrows every panic, not only the forced unwind, while its coroutine is closing"]
 fn cogen_catch_unwind_in_a_destructor_during_close_catches_ordinary_panics() {
     #[derive(Clone, Copy, Debug, PartialEq)]
     enum Outcome {
