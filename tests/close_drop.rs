@@ -450,12 +450,12 @@ fn cogen_catch_unwind_lets_a_drop_through() {
 
 #[test]
 fn cogen_catch_unwind_catches_ordinary_panics() {
-    let mut co: Coroutine<(), String, u32> = Coroutine::new(|co, ()| {
+    let mut co: Coroutine<u32, String, u32> = Coroutine::new(|co, _| {
         let mut recovered = 0;
         for i in 0..3 {
             let r = cogen::catch_unwind(AssertUnwindSafe(|| {
                 let reply = co.suspend(format!("step {i}"));
-                if i % 2 == 0 {
+                if reply % 2 == 0 {
                     panic!("step {i} failed");
                 }
                 reply
@@ -466,10 +466,10 @@ fn cogen_catch_unwind_catches_ordinary_panics() {
         }
         recovered
     });
-    assert_eq!(co.resume(()).unwrap().as_yield().unwrap(), "step 0");
-    assert_eq!(co.resume(()).unwrap().as_yield().unwrap(), "step 1");
-    assert_eq!(co.resume(()).unwrap().as_yield().unwrap(), "step 2");
-    assert_eq!(co.resume(()).unwrap(), CoroutineResult::Return(2));
+    assert_eq!(co.resume(0).unwrap().as_yield().unwrap(), "step 0");
+    assert_eq!(co.resume(0).unwrap().as_yield().unwrap(), "step 1");
+    assert_eq!(co.resume(1).unwrap().as_yield().unwrap(), "step 2");
+    assert_eq!(co.resume(2).unwrap(), CoroutineResult::Return(2));
     // Outside any coroutine it is the standard catch_unwind.
     assert!(cogen::catch_unwind(|| panic!("outside")).is_err());
     assert_eq!(cogen::catch_unwind(|| 5).unwrap(), 5);
