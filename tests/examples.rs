@@ -25,10 +25,10 @@ fn examples_dir() -> &'static Path {
             .expect("test binary lives in <profile>/deps");
         let profile = profile_dir.file_name().expect("profile directory name");
         let above = profile_dir.parent().expect("target directory");
-        let (target_dir, triple) = if above.join("CACHEDIR.TAG").exists() {
-            (above, None)
-        } else {
+        let (target_dir, triple) = if is_target_triple_dir(above) {
             (above.parent().expect("target directory"), above.file_name())
+        } else {
+            (above, None)
         };
 
         let mut cargo = Command::new(env!("CARGO"));
@@ -57,6 +57,16 @@ fn examples_dir() -> &'static Path {
         assert!(status.success(), "building the examples failed: {cargo:?}");
         profile_dir.join("examples")
     })
+}
+
+/// True for `<target-dir>/<triple>` (a `--target` build), false for the
+/// target directory itself, which holds cargo's `.rustc_info.json`.
+fn is_target_triple_dir(dir: &Path) -> bool {
+    let looks_like_triple = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.matches('-').count() >= 2);
+    looks_like_triple && !dir.join(".rustc_info.json").exists()
 }
 
 /// The crate features this test was built with, to build the examples alike.
