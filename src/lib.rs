@@ -37,6 +37,7 @@
 //! | "cannot resume non-suspended coroutine" | does not compile: `resume` takes `&mut self` |
 
 #![cfg_attr(feature = "nightly", feature(coroutine_trait))]
+#![cfg_attr(feature = "sanitizer", feature(cfg_sanitize))]
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -49,6 +50,9 @@ pub mod generator;
 pub mod pipeline;
 pub mod resumable;
 pub mod stack;
+// Empty ASan hooks for `--all-features` builds that are not sanitized.
+#[cfg(all(feature = "sanitizer", not(sanitize = "address")))]
+mod sanitizer;
 #[cfg(feature = "nightly")]
 pub mod stackless;
 
