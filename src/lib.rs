@@ -51,7 +51,7 @@ pub mod pipeline;
 pub mod resumable;
 pub mod stack;
 // Empty ASan hooks for `--all-features` builds that are not sanitized.
-#[cfg(all(feature = "sanitizer", not(sanitize = "address")))]
+#[cfg(feature = "sanitizer")]
 mod sanitizer;
 #[cfg(feature = "nightly")]
 pub mod stackless;
@@ -66,3 +66,8 @@ pub use resumable::Resumable;
 pub use stack::StackError;
 #[cfg(feature = "nightly")]
 pub use stackless::Stackless;
+
+// The README's examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

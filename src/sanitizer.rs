@@ -7,6 +7,9 @@
 //! fail to link. There, with no sanitizer to inform, they have nothing to do,
 //! so cogen provides empty ones.
 
+// A sanitized build links the real functions.
+#![cfg(not(sanitize = "address"))]
+
 use std::ffi::c_void;
 
 /// No-op stand-in for ASan's `__sanitizer_start_switch_fiber`.
