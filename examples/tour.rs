@@ -1,0 +1,216 @@
+//! A guided run through everything cogen can do: `cargo run --example tour`.
+//!
+//! Each section prints what it shows; read this file beside its output.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use cogen::{Builder, Coroutine, CoroutineResult, ResumeError, ScopedCoroutine, Status};
+
+fn section(title: &str) {
+    println!("\n== {title}");
+}
+
+fn main() {
+    values_both_ways();
+    status_in_every_state();
+    errors_are_values();
+    close_and_drop();
+    suspend_from_any_depth();
+    generators_and_wrap();
+    scoped_borrowing();
+    stacks();
+}
+
+/// Lua: `coroutine.create`, `resume`, `yield`, with values in and out.
+fn values_both_ways() {
+    section("1. create / resume / suspend: values flow both ways");
+    // Input = i32, Yield = String, Return = i32.
+    let mut co = Coroutine::new(|co, first: i32| {
+        println!("  body starts with first input {first}");
+        let second = co.suspend(format!("got {first}"));
+        println!("  suspend returned the next input {second}");
+        first + second
+    });
+    println!("  created; nothing has run yet (status {:?})", co.status());
+    match co.resume(40) {
+        Ok(CoroutineResult::Yield(text)) => println!("  resume(40) -> Yield({text:?})"),
+        other => println!("  unexpected {other:?}"),
+    }
+    match co.resume(2) {
+        Ok(CoroutineResult::Return(sum)) => println!("  resume(2) -> Return({sum})"),
+        other => println!("  unexpected {other:?}"),
+    }
+    if let Err(ResumeError::Dead(input)) = co.resume(7) {
+        println!(
+            "  resume(7) -> Err(Dead): cannot resume dead coroutine; input {input} handed back"
+        );
+    }
+}
+
+/// Lua's four states, seen from outside, from inside, and as `normal`.
+fn status_in_every_state() {
+    section("2. status: suspended, running, normal, dead");
+    let outer_handle: Rc<RefCell<Option<cogen::CoroutineHandle>>> = Rc::default();
+    let seen = outer_handle.clone();
+    let mut outer = Builder::new().name("outer").build(move |co, ()| {
+        let me = cogen::running().expect("inside a coroutine");
+        println!("  inside 'outer': running() says {:?}", me.status());
+        *seen.borrow_mut() = Some(me.clone());
+        let mut inner = Coroutine::<(), (), ()>::new(move |_, ()| {
+            println!("  inside 'inner': 'outer' is {:?}", me.status());
+        });
+        inner.resume(()).expect("inner runs");
+        co.suspend(());
+    });
+    let handle = outer.handle();
+    println!("  before the first resume: {:?}", handle.status());
+    outer.resume(()).expect("outer suspends");
+    println!("  after it suspended: {:?}", handle.status());
+    drop(outer);
+    println!("  after drop: {:?}", handle.status());
+    println!(
+        "  outside any coroutine: running() = {:?}, is_yieldable() = {}",
+        cogen::running().map(|h| h.status()),
+        cogen::is_yieldable()
+    );
+    assert!(outer_handle.borrow().is_some());
+}
+
+/// Lua: `error(...)` in the body becomes `false, msg` from `resume`.
+fn errors_are_values() {
+    section("3. a panic in the body is an error value; the coroutine is dead");
+    let previous_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {})); // keep the tour's output clean
+    let mut co = Coroutine::<(), (), ()>::new(|_, ()| panic!("Something went wrong!"));
+    match co.resume(()) {
+        Err(ResumeError::Panicked(p)) => println!("  caught: {}", p.message()),
+        other => println!("  unexpected {other:?}"),
+    }
+    println!("  status now: {:?}", co.status());
+    let mut typed = Coroutine::<(), (), ()>::new(|_, ()| std::panic::panic_any(404u16));
+    if let Err(e) = typed.resume(()) {
+        let code = e.into_panic().downcast::<u16>().map(|b| *b);
+        println!("  non-string payloads survive too: {code:?}");
+    }
+    std::panic::set_hook(previous_hook);
+}
+
+struct Noisy(&'static str);
+
+impl Drop for Noisy {
+    fn drop(&mut self) {
+        println!("  dropped {}", self.0);
+    }
+}
+
+/// Lua 5.4's `coroutine.close`, and what dropping a suspended coroutine does.
+fn close_and_drop() {
+    section("4. close and drop unwind a suspended stack, destructors run once");
+    let mut co = Coroutine::<(), (), ()>::new(|co, ()| {
+        let _file = Noisy("the 'file' held by a suspended coroutine");
+        co.suspend(());
+        unreachable!("never resumed again");
+    });
+    co.resume(()).expect("suspends");
+    println!("  close() -> {:?}", co.close().map_err(|p| p.to_string()));
+    println!(
+        "  status: {:?}; closing again -> {:?}",
+        co.status(),
+        co.close().is_ok()
+    );
+    let mut forgotten = Coroutine::<(), (), ()>::new(|co, ()| {
+        let _lock = Noisy("the 'lock' of a coroutine nobody resumed again");
+        co.suspend(());
+    });
+    forgotten.resume(()).expect("suspends");
+    drop(forgotten);
+}
+
+/// What stackful buys: `suspend` from a recursive walk.
+fn suspend_from_any_depth() {
+    section("5. suspend from any depth: an in-order tree walk");
+    enum Tree {
+        Leaf,
+        Node(Box<Tree>, u32, Box<Tree>),
+    }
+    fn node(l: Tree, v: u32, r: Tree) -> Tree {
+        Tree::Node(Box::new(l), v, Box::new(r))
+    }
+    fn walk(tree: &Tree, co: &cogen::Yielder<(), u32>) {
+        if let Tree::Node(left, value, right) = tree {
+            walk(left, co);
+            co.suspend(*value);
+            walk(right, co);
+        }
+    }
+    use Tree::Leaf;
+    let tree = node(node(Leaf, 1, node(Leaf, 2, Leaf)), 3, node(Leaf, 4, Leaf));
+    let walker = Coroutine::new(move |co, ()| walk(&tree, co));
+    let values: Vec<u32> = walker.collect();
+    println!("  in order: {values:?}");
+}
+
+/// Lua's `wrap`: generators are iterators; `cogen::wrap` for input.
+fn generators_and_wrap() {
+    section("6. generators are iterators; wrap makes a function");
+    let mut fib = Coroutine::new(|co, ()| {
+        let (mut a, mut b) = (0u64, 1u64);
+        for _ in 0..10 {
+            co.suspend(a);
+            (a, b) = (b, a + b);
+        }
+        "ten numbers"
+    });
+    let numbers: Vec<u64> = fib.by_ref().collect();
+    println!(
+        "  fibonacci: {numbers:?}, then returned {:?}",
+        fib.return_value()
+    );
+    let mut running_total = cogen::wrap(|co, mut total: i32| {
+        loop {
+            total += co.suspend(total);
+        }
+    });
+    let totals: Vec<_> = [3, 4, 5]
+        .into_iter()
+        .map(|x| running_total(x).as_yield())
+        .collect();
+    println!("  running total of 3, 4, 5: {totals:?}");
+}
+
+/// Borrowing the caller's locals, soundly.
+fn scoped_borrowing() {
+    section("7. scoped coroutines borrow local data");
+    let words = ["alpha", "beta", "gamma"];
+    let mut letters = 0;
+    ScopedCoroutine::new(|co, ()| {
+        for word in &words {
+            letters += word.len();
+            co.suspend(*word);
+        }
+    })
+    .scope(|co| {
+        while let Ok(CoroutineResult::Yield(word)) = co.resume(()) {
+            println!("  borrowed {word:?}");
+        }
+        assert_eq!(co.status(), Status::Dead);
+    });
+    println!("  letters counted through a mutable borrow: {letters}");
+}
+
+fn stacks() {
+    section("8. stacks: pooled, sized, named");
+    let before = cogen::stack::pooled_stacks();
+    let co = Builder::new()
+        .name("small")
+        .stack_size(64 * 1024)
+        .build::<(), (), (), _>(|_, ()| ());
+    println!("  built {:?} with a 64 KiB stack", co.name().unwrap_or("?"));
+    drop(co);
+    println!(
+        "  its stack went back to the pool: {} -> {} pooled",
+        before,
+        cogen::stack::pooled_stacks()
+    );
+}
