@@ -36,7 +36,7 @@
 //! | "cannot resume dead coroutine" | [`ResumeError::Dead`], which hands the input back |
 //! | "cannot resume non-suspended coroutine" | does not compile: `resume` takes `&mut self` |
 
-#![cfg_attr(feature = "nightly", feature(coroutine_trait))]
+#![cfg_attr(feature = "nightly", feature(coroutine_trait, never_type))]
 #![cfg_attr(feature = "sanitizer", feature(cfg_sanitize))]
 #![warn(
     missing_docs,

@@ -208,6 +208,9 @@ impl Error for StageError {
 
 /// What a stage body may return: `()` (it cannot fail) or `Result<(), E>`,
 /// where an `Err` fails the stage with a [`StageError`] naming it.
+///
+/// With the `nightly` feature, `!` too: a body that loops forever. On stable
+/// Rust such a body needs a `()` return that it never reaches.
 pub trait StageOutcome {
     /// `Ok(())`, or the error that fails the stage.
     fn into_result(self) -> Result<(), BoxError>;
@@ -217,6 +220,14 @@ impl StageOutcome for () {
     #[inline]
     fn into_result(self) -> Result<(), BoxError> {
         Ok(())
+    }
+}
+
+/// A body that never returns (an endless `loop`) has the type `!`.
+#[cfg(feature = "nightly")]
+impl StageOutcome for ! {
+    fn into_result(self) -> Result<(), BoxError> {
+        self
     }
 }
 
@@ -898,8 +909,8 @@ impl<T: 'static, R: 'static> Sink<T, Coroutine<Option<T>, (), R>> {
             .build(move |co, first: Option<T>| {
                 body(Feed {
                     co,
+                    ended: first.is_none(),
                     pending: first,
-                    ended: false,
                 })
             });
         Sink::from_resumable(name, co)

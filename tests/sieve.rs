@@ -75,7 +75,10 @@ fn sieve(n: u64, source: Kind, kind: impl Fn(usize) -> Kind) -> Vec<u64> {
 }
 
 fn is_prime(n: u64) -> bool {
-    n >= 2 && (2..n).take_while(|d| d * d <= n).all(|d| n % d != 0)
+    n >= 2
+        && (2..n)
+            .take_while(|d| d * d <= n)
+            .all(|d| !n.is_multiple_of(d))
 }
 
 fn check(primes: &[u64]) {
@@ -100,7 +103,7 @@ fn sieve_of_stackless_stages() {
 #[test]
 fn sieve_of_mixed_stages() {
     let alternate = |i: usize| {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             Kind::Stackless
         } else {
             Kind::Stackful

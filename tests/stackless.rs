@@ -284,6 +284,8 @@ fn stackless_coroutines_can_drive_stackful_ones() {
     let mut outer = Stackless::new(
         #[coroutine]
         move || {
+            // A `for` loop would hold a borrow of `inner` across the yield.
+            #[allow(clippy::while_let_on_iterator)]
             while let Some(x) = inner.next() {
                 yield x + 1;
             }

@@ -1,0 +1,817 @@
+//! Pull pipelines (stages), push pipelines (sinks), their error paths, and
+//! drop counting across a pipeline dropped half way.
+#![cfg_attr(feature = "nightly", feature(coroutines))]
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::rc::Rc;
+
+use cogen::pipeline::{
+    InvalidUtf8, PipelineExt, Push, Sink, Stage, StageError, StageResult, read_chunks, source, tee,
+};
+use cogen::{Builder, Coroutine};
+
+struct DropCount(Rc<Cell<u32>>);
+
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+fn counter() -> Rc<Cell<u32>> {
+    Rc::new(Cell::new(0))
+}
+
+fn ok<T>(items: impl IntoIterator<Item = StageResult<T>>) -> Vec<T> {
+    items
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("no stage fails")
+}
+
+// ---------------------------------------------------------------- pull stages
+
+#[test]
+fn one_to_many_and_many_to_one_in_straight_line_code() {
+    // Tokenizer: text in, tokens out (one to many), across nested loops.
+    let tokens = source(["let x = 10;", "x += 2;"]).stage("tokens", |co, up| {
+        for line in up {
+            let mut number = String::new();
+            for c in line.chars() {
+                if c.is_ascii_digit() {
+                    number.push(c);
+                    continue;
+                }
+                if !number.is_empty() {
+                    co.suspend(std::mem::take(&mut number));
+                }
+                if !c.is_whitespace() {
+                    co.suspend(c.to_string());
+                }
+            }
+        }
+    });
+    // Parser: tokens in, numbers out (many to one).
+    let numbers = tokens.stage("numbers", |co, up| {
+        for token in up {
+            if let Ok(n) = token.parse::<u32>() {
+                co.suspend(n);
+            }
+        }
+    });
+    assert_eq!(ok(numbers), [10, 2]);
+}
+
+#[test]
+fn stages_may_suspend_from_nested_calls() {
+    fn walk(co: &cogen::Yielder<(), u32>, depth: u32, n: u32) {
+        if depth == 0 {
+            co.suspend(n);
+        } else {
+            walk(co, depth - 1, n * 2);
+            walk(co, depth - 1, n * 2 + 1);
+        }
+    }
+    let leaves = source([1u32]).stage("tree", |co, up| {
+        for root in up {
+            walk(co, 3, root);
+        }
+    });
+    assert_eq!(ok(leaves), (8..16).collect::<Vec<_>>());
+}
+
+#[test]
+fn lines_words_and_windowed_adapters() {
+    let chunks: Vec<&[u8]> = vec![
+        b"the quick",
+        b" brown\nfox\r\n\njumps over\n",
+        b"the lazy dog",
+    ];
+    let lines = ok(source(chunks.clone()).lines());
+    assert_eq!(
+        lines,
+        ["the quick brown", "fox", "", "jumps over", "the lazy dog"]
+    );
+    let words = ok(source(chunks).lines().words());
+    assert_eq!(words.len(), 9);
+    let lengths =
+        ok(source(words).windowed(4, |w: &[String]| w.iter().map(String::len).sum::<usize>()));
+    assert_eq!(lengths, [3 + 5 + 5 + 3, 5 + 4 + 3 + 4, 3]);
+}
+
+#[test]
+fn lines_handle_any_chunking() {
+    let text = "alpha\nbeta\r\n\ngamma delta\nlast";
+    let expected: Vec<&str> = text.lines().collect();
+    for size in 1..=text.len() {
+        let chunks: Vec<Vec<u8>> = text.as_bytes().chunks(size).map(<[u8]>::to_vec).collect();
+        assert_eq!(ok(source(chunks).lines()), expected, "chunk size {size}");
+    }
+    assert!(ok(source(Vec::<Vec<u8>>::new()).lines()).is_empty());
+}
+
+#[test]
+fn read_chunks_reads_a_reader_in_chunks() {
+    let data: Vec<u8> = (0..=255).cycle().take(1000).collect();
+    let chunks = ok(read_chunks(&data[..], 300));
+    assert_eq!(
+        chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+        [300, 300, 300, 100]
+    );
+    assert_eq!(chunks.concat(), data);
+}
+
+#[test]
+fn stage_with_takes_any_resumable() {
+    let squares = source(1..=4u64).stage_with("squares", |up| {
+        Builder::new()
+            .stack_size(64 * 1024)
+            .name("custom")
+            .build(move |co, ()| {
+                for x in up {
+                    co.suspend(x * x);
+                }
+            })
+    });
+    assert_eq!(squares.name(), "squares");
+    assert_eq!(squares.get_ref().name(), Some("custom"));
+    assert_eq!(ok(squares), [1, 4, 9, 16]);
+}
+
+#[cfg(feature = "nightly")]
+#[test]
+fn stackful_and_stackless_stages_mix() {
+    let out = source(1..=10u32)
+        .stackless_stage("odd", |up| {
+            #[coroutine]
+            move || {
+                for x in up {
+                    if x % 2 == 1 {
+                        yield x;
+                    }
+                }
+            }
+        })
+        .stage("pairs", |co, up| {
+            for x in up {
+                co.suspend((x, x * 10));
+            }
+        })
+        .stackless_stage("sum pairs", |up| {
+            #[coroutine]
+            move || {
+                for (a, b) in up {
+                    yield a + b;
+                }
+            }
+        });
+    assert_eq!(ok(out), [11, 33, 55, 77, 99]);
+}
+
+// ---------------------------------------------------------------- pull errors
+
+#[derive(Debug)]
+struct TooBig(u32);
+
+impl std::fmt::Display for TooBig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is too big", self.0)
+    }
+}
+
+impl std::error::Error for TooBig {}
+
+#[test]
+fn an_err_reaches_the_consumer_naming_the_stage() {
+    let downstream_saw_end = Rc::new(Cell::new(false));
+    let seen = downstream_saw_end.clone();
+    let items: Vec<StageResult<u32>> = source(1..=10u32)
+        .stage("check", |co, up| {
+            for x in up {
+                if x > 3 {
+                    return Err(TooBig(x));
+                }
+                co.suspend(x);
+            }
+            Ok(())
+        })
+        .stage("pass", move |co, up| {
+            for x in up {
+                co.suspend(x);
+            }
+            seen.set(true);
+        })
+        .collect();
+    assert_eq!(items.len(), 4, "three items, one error, then the end");
+    assert_eq!(
+        items[..3]
+            .iter()
+            .map(|r| *r.as_ref().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    let error = items[3].as_ref().unwrap_err();
+    assert_eq!(error.stage(), "check");
+    assert!(!error.is_panic());
+    assert!(error.panic().is_none());
+    let cause = error.error().unwrap().downcast_ref::<TooBig>().unwrap();
+    assert_eq!(cause.0, 4);
+    assert_eq!(error.to_string(), "stage 'check' failed: 4 is too big");
+    // The stage after the failed one saw the end of its input, and ran to
+    // its end (its output, if any, was discarded).
+    assert!(downstream_saw_end.get());
+}
+
+#[test]
+fn a_panic_reaches_the_consumer_as_a_value_and_every_stage_is_cleaned_up() {
+    let drops = counter();
+    let (d1, d2, d3) = (drops.clone(), drops.clone(), drops.clone());
+    let mut pipeline = source(0..100u32)
+        .stage("first", move |co, up| {
+            let _guard = DropCount(d1);
+            for x in up {
+                co.suspend(x);
+            }
+        })
+        .stage("explodes", move |co, up| {
+            let _guard = DropCount(d2);
+            for x in up {
+                if x == 2 {
+                    std::panic::panic_any(x);
+                }
+                co.suspend(x);
+            }
+        })
+        .stage("last", move |co, up| {
+            let _guard = DropCount(d3);
+            for x in up {
+                co.suspend(x);
+            }
+        });
+    assert_eq!(pipeline.next().unwrap().unwrap(), 0);
+    assert_eq!(pipeline.next().unwrap().unwrap(), 1);
+    let error = pipeline.next().unwrap().unwrap_err();
+    assert_eq!(error.stage(), "explodes");
+    assert!(error.is_panic());
+    let panic = error.try_into_panic().unwrap();
+    assert_eq!(panic.payload().downcast_ref::<u32>(), Some(&2));
+    assert_eq!(panic.coroutine_name(), Some("explodes"));
+    assert!(pipeline.next().is_none());
+    assert!(pipeline.next().is_none());
+    // "explodes" unwound (its guard dropped, which dropped "first" with its
+    // upstream), and "last" was closed after it saw the end: all three once.
+    assert_eq!(drops.get(), 3);
+    drop(pipeline);
+    assert_eq!(drops.get(), 3);
+}
+
+struct FailingReader {
+    good: usize,
+}
+
+impl Read for FailingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.good == 0 {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "disk on fire"));
+        }
+        let n = buf.len().min(self.good);
+        buf[..n].fill(b'x');
+        self.good -= n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_read_error_is_named_and_distinct_from_the_end() {
+    let items: Vec<StageResult<String>> =
+        read_chunks(FailingReader { good: 10 }, 4).lines().collect();
+    // The 10 good bytes are one unfinished line: discarded with the failure.
+    assert_eq!(items.len(), 1);
+    let error = items[0].as_ref().unwrap_err();
+    assert_eq!(error.stage(), "read");
+    let io = error.error().unwrap().downcast_ref::<io::Error>().unwrap();
+    assert_eq!(io.kind(), io::ErrorKind::BrokenPipe);
+    assert_eq!(error.to_string(), "stage 'read' failed: disk on fire");
+}
+
+#[test]
+fn invalid_utf8_fails_the_lines_stage_with_the_line_number() {
+    let chunks: Vec<&[u8]> = vec![b"ok\nstill ok\n", b"bad \xff byte\nnever seen\n"];
+    let items: Vec<StageResult<String>> = source(chunks).lines().collect();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[1].as_ref().unwrap(), "still ok");
+    let error = items[2].as_ref().unwrap_err();
+    assert_eq!(error.stage(), "lines");
+    let cause = error
+        .error()
+        .unwrap()
+        .downcast_ref::<InvalidUtf8>()
+        .unwrap();
+    assert_eq!(cause.line(), 3);
+}
+
+#[test]
+fn a_custom_source_error_passes_through_later_stages() {
+    let items = vec![
+        Ok(1),
+        Ok(2),
+        Err(StageError::new("sensor", "unplugged")),
+        Ok(3),
+    ];
+    let out: Vec<StageResult<i32>> = items
+        .into_iter()
+        .stage("double", |co, up| {
+            for x in up {
+                co.suspend(x * 2);
+            }
+        })
+        .stage("inc", |co, up| {
+            for x in up {
+                co.suspend(x + 1);
+            }
+        })
+        .collect();
+    assert_eq!(out.len(), 3);
+    assert_eq!(*out[1].as_ref().unwrap(), 5);
+    assert_eq!(out[2].as_ref().unwrap_err().stage(), "sensor");
+}
+
+#[test]
+fn a_named_producer_stage_turns_its_panic_into_an_error() {
+    let mut producer = Stage::new(
+        "producer",
+        cogen::generator(|co| {
+            co.suspend(1);
+            if cogen::is_yieldable() {
+                panic!("out of items");
+            }
+        }),
+    );
+    assert_eq!(producer.name(), "producer");
+    assert_eq!(producer.next().unwrap().unwrap(), 1);
+    let error = producer.next().unwrap().unwrap_err();
+    assert_eq!(error.to_string(), "stage 'producer' panicked: out of items");
+    assert!(producer.next().is_none());
+}
+
+#[cfg(feature = "nightly")]
+#[test]
+fn an_endless_producer_is_a_stage_too() {
+    // The body's type is `!`: it never returns.
+    let naturals = Stage::new(
+        "naturals",
+        cogen::generator(|co| {
+            let mut n = 0u64;
+            loop {
+                co.suspend(n);
+                n += 1;
+            }
+        }),
+    );
+    let squares = naturals.stage("squares", |co, up| {
+        for n in up {
+            co.suspend(n * n);
+        }
+    });
+    assert_eq!(ok(squares.take(4)), [0, 1, 4, 9]);
+}
+
+// ---------------------------------------------------------------- pull drops
+
+/// A value that counts its drops, carried through the pipeline.
+struct Item(u32, Rc<Cell<u32>>);
+
+impl Drop for Item {
+    fn drop(&mut self) {
+        self.1.set(self.1.get() + 1);
+    }
+}
+
+#[test]
+fn dropping_a_pipeline_half_way_runs_every_destructor_once() {
+    let guards = counter();
+    let items = counter();
+    let made = Rc::new(Cell::new(0));
+    let (g1, g2, g3) = (guards.clone(), guards.clone(), guards.clone());
+    let (it, m) = (items.clone(), made.clone());
+    let source_items = (0..1000).map(move |i| {
+        m.set(m.get() + 1);
+        Ok(Item(i, it.clone()))
+    });
+    let mut pipeline = source_items
+        .stage("hold", move |co, up| {
+            let _guard = DropCount(g1);
+            // Holds one item across each suspend.
+            let mut held: Option<Item> = None;
+            for item in up {
+                if let Some(prev) = held.replace(item) {
+                    co.suspend(prev);
+                }
+            }
+        })
+        .stage("batch", move |co, up| {
+            let _guard = DropCount(g2);
+            let mut batch = Vec::new();
+            for item in up {
+                batch.push(item);
+                if batch.len() == 3 {
+                    co.suspend(std::mem::take(&mut batch));
+                }
+            }
+        })
+        .stage("flatten", move |co, up| {
+            let _guard = DropCount(g3);
+            for batch in up {
+                for item in batch {
+                    co.suspend(item);
+                }
+            }
+        });
+    let first: Vec<u32> = pipeline.by_ref().take(4).map(|r| r.unwrap().0).collect();
+    assert_eq!(first, [0, 1, 2, 3]);
+    assert_eq!(guards.get(), 0);
+    drop(pipeline);
+    assert_eq!(guards.get(), 3, "each stage's guard dropped once");
+    assert_eq!(items.get(), made.get(), "each item made was dropped once");
+    assert!(made.get() < 1000, "the source was not drained");
+}
+
+#[cfg(feature = "nightly")]
+#[test]
+fn dropping_a_mixed_pipeline_half_way_runs_every_destructor_once() {
+    let guards = counter();
+    let (g1, g2, g3) = (guards.clone(), guards.clone(), guards.clone());
+    let mut pipeline = source(0..u32::MAX)
+        .stackless_stage("a", move |up| {
+            #[coroutine]
+            move || {
+                let _guard = DropCount(g1);
+                for x in up {
+                    yield x;
+                }
+            }
+        })
+        .stage("b", move |co, up| {
+            let _guard = DropCount(g2);
+            for x in up {
+                co.suspend(x);
+            }
+        })
+        .stackless_stage("c", move |up| {
+            #[coroutine]
+            move || {
+                let _guard = DropCount(g3);
+                for x in up {
+                    yield x;
+                }
+            }
+        });
+    assert_eq!(pipeline.next().unwrap().unwrap(), 0);
+    assert_eq!(pipeline.next().unwrap().unwrap(), 1);
+    drop(pipeline);
+    assert_eq!(guards.get(), 3);
+}
+
+#[test]
+fn dropping_an_unstarted_pipeline_drops_captured_values_once() {
+    let drops = counter();
+    let (d1, d2) = (drops.clone(), drops.clone());
+    let pipeline = source([1, 2])
+        .stage("a", move |co, up| {
+            let _g = d1;
+            up.for_each(|x| {
+                co.suspend(x);
+            });
+        })
+        .stage("b", move |co, up| {
+            let _g = d2;
+            up.for_each(|x| {
+                co.suspend(x);
+            });
+        });
+    drop(pipeline);
+    assert_eq!(Rc::strong_count(&drops), 1, "both captures were dropped");
+}
+
+// ---------------------------------------------------------------- push sinks
+
+#[test]
+fn a_sink_returns_its_result_at_the_end_of_the_stream() {
+    let mut stats = Sink::new("stats", |items| {
+        let (mut n, mut sum) = (0, 0);
+        for x in items {
+            n += 1;
+            sum += x;
+        }
+        (n, sum)
+    });
+    assert!(stats.is_open());
+    for x in [3, 4, 5] {
+        assert!(stats.send(x));
+    }
+    assert_eq!(stats.finish().unwrap(), (3, 12));
+}
+
+#[test]
+fn a_sink_with_no_items_still_returns() {
+    let count = Sink::new("count", |items: cogen::pipeline::Feed<'_, u8>| {
+        items.count()
+    });
+    assert_eq!(count.finish().unwrap(), 0);
+}
+
+#[test]
+fn the_producer_and_consumer_interleave_like_lua() {
+    // The tutorial's producer/consumer, with the consumer as the coroutine.
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let consumer_log = log.clone();
+    let mut consumer = Sink::new("consumer", move |items| {
+        for item in items {
+            consumer_log
+                .borrow_mut()
+                .push(format!("Consuming:\t{item}"));
+        }
+        "consumer done"
+    });
+    for i in 1..=3 {
+        let item = format!("item-{i}");
+        log.borrow_mut().push(format!("Producing:\t{item}"));
+        assert!(consumer.send(item));
+    }
+    assert_eq!(consumer.finish().unwrap(), "consumer done");
+    assert_eq!(
+        *log.borrow(),
+        [
+            "Producing:\titem-1",
+            "Consuming:\titem-1",
+            "Producing:\titem-2",
+            "Consuming:\titem-2",
+            "Producing:\titem-3",
+            "Consuming:\titem-3",
+        ]
+    );
+}
+
+#[test]
+fn a_consumer_that_returns_early_stops_the_producer() {
+    let pulled = Rc::new(Cell::new(0));
+    let p = pulled.clone();
+    let producer = source((0..100).inspect(move |_| p.set(p.get() + 1)));
+    let first_three = Sink::new("take 3", |items| items.take(3).collect::<Vec<u32>>());
+    assert_eq!(first_three.feed(producer).unwrap(), [0, 1, 2]);
+    assert_eq!(
+        pulled.get(),
+        3,
+        "nothing was pulled after the consumer returned"
+    );
+}
+
+#[test]
+fn sending_to_a_finished_sink_returns_false_and_drops_the_item() {
+    let drops = counter();
+    let mut sink = Sink::new("one", |mut items| items.next().map(|i: Item| i.0));
+    assert!(
+        !sink.send(Item(7, drops.clone())),
+        "returned after one item"
+    );
+    assert!(!sink.is_open());
+    assert!(!sink.send(Item(8, drops.clone())));
+    assert_eq!(drops.get(), 2);
+    assert_eq!(sink.finish().unwrap(), Some(7));
+}
+
+#[test]
+fn a_consumer_panic_comes_back_from_finish_naming_it() {
+    let drops = counter();
+    let d = drops.clone();
+    let mut sink = Sink::new("picky", move |items| {
+        let _guard = DropCount(d);
+        for x in items {
+            assert!(x < 2, "cannot take {x}");
+        }
+    });
+    assert!(sink.send(0));
+    assert!(sink.send(1));
+    assert!(!sink.send(2));
+    assert_eq!(drops.get(), 1, "unwound by the panic");
+    let error = sink.finish().unwrap_err();
+    assert_eq!(error.stage(), "picky");
+    assert_eq!(error.to_string(), "stage 'picky' panicked: cannot take 2");
+}
+
+#[test]
+fn a_producer_failure_closes_the_consumer_and_is_returned() {
+    let drops = counter();
+    let returned = Rc::new(Cell::new(false));
+    let (d, r) = (drops.clone(), returned.clone());
+    let sink = Sink::new("sum", move |items| {
+        let _guard = DropCount(d);
+        let sum: u32 = items.sum();
+        r.set(true);
+        sum
+    });
+    let producer = Stage::new(
+        "producer",
+        cogen::generator(|co| {
+            co.suspend(1);
+            co.suspend(2);
+            Err::<(), _>("ran dry")
+        }),
+    );
+    let error = sink.feed(producer).unwrap_err();
+    assert_eq!(error.stage(), "producer");
+    assert_eq!(error.to_string(), "stage 'producer' failed: ran dry");
+    // The consumer did not see a normal end: it was unwound, not returned.
+    assert!(!returned.get());
+    assert_eq!(drops.get(), 1);
+}
+
+#[test]
+fn dropping_an_unfinished_sink_closes_the_consumer() {
+    let drops = counter();
+    let d = drops.clone();
+    let mut sink = Sink::new("held", move |items| {
+        let _guard = DropCount(d);
+        items.count()
+    });
+    assert!(sink.send(()));
+    drop(sink);
+    assert_eq!(drops.get(), 1);
+}
+
+#[test]
+fn tee_feeds_two_consumers_and_returns_both() {
+    let words = Sink::new("words", |items| items.count());
+    let letters = Sink::new("letters", |items| {
+        items.map(|w: &str| w.len()).sum::<usize>()
+    });
+    let (w, l) = tee(words, letters)
+        .feed(source(["to", "be", "or"]))
+        .unwrap();
+    assert_eq!((w, l), (3, 6));
+}
+
+#[test]
+fn tee_keeps_feeding_one_consumer_after_the_other_stops() {
+    let first = Sink::new("first", |mut items| items.next());
+    let all = Sink::new("all", |items| items.collect::<Vec<u8>>());
+    let (first, all) = tee(first, all).feed(source(1..=4)).unwrap();
+    assert_eq!(first, Some(1));
+    assert_eq!(all, [1, 2, 3, 4]);
+}
+
+#[test]
+fn tee_reports_the_first_failed_consumer() {
+    let ok_sink = Sink::new("fine", |items| items.count());
+    let bad = Sink::new("bad", |items| {
+        for x in items {
+            if x == 3 {
+                panic!("three");
+            }
+        }
+    });
+    let error = tee(ok_sink, bad).feed(source(1..=5)).unwrap_err();
+    assert_eq!(error.stage(), "bad");
+}
+
+#[test]
+fn a_vec_of_sinks_fans_out() {
+    let sinks: Vec<_> = (1..=3u32)
+        .map(|k| {
+            Sink::new(format!("multiples of {k}"), move |items| {
+                items.filter(|x: &u32| x.is_multiple_of(k)).count()
+            })
+        })
+        .collect();
+    assert_eq!(sinks.feed(source(1..=12)).unwrap(), [12, 6, 4]);
+}
+
+#[test]
+fn pull_stages_feed_push_sinks() {
+    let counts = Sink::new("count", |words| {
+        let mut counts: HashMap<String, u32> = HashMap::new();
+        for w in words {
+            *counts.entry(w).or_default() += 1;
+        }
+        counts
+    });
+    let text: &[u8] = b"a b a\nc a b\n";
+    let counts = counts.feed(read_chunks(text, 3).lines().words()).unwrap();
+    assert_eq!(counts["a"], 3);
+    assert_eq!(counts["b"], 2);
+    assert_eq!(counts["c"], 1);
+}
+
+#[cfg(feature = "nightly")]
+#[test]
+fn stackless_sinks_have_the_same_semantics() {
+    let sum = Sink::stackless(
+        "sum",
+        #[coroutine]
+        |mut item: Option<u64>| {
+            let mut sum = 0;
+            while let Some(x) = item {
+                sum += x;
+                item = yield;
+            }
+            sum
+        },
+    );
+    let max = Sink::new("max", |items| items.max());
+    let (sum, max) = tee(sum, max).feed(source(1..=10u64)).unwrap();
+    assert_eq!((sum, max), (55, Some(10)));
+
+    // A panic is named; a consumer that ignores the end is an error too.
+    let mut bad = Sink::stackless(
+        "bad",
+        #[coroutine]
+        |item: Option<u8>| {
+            if item == Some(0) {
+                panic!("zero");
+            }
+            yield;
+        },
+    );
+    assert!(!bad.send(0));
+    assert_eq!(
+        bad.finish().unwrap_err().to_string(),
+        "stage 'bad' panicked: zero"
+    );
+    let deaf = Sink::stackless(
+        "deaf",
+        #[coroutine]
+        |_: Option<u8>| loop {
+            yield;
+        },
+    );
+    let error = deaf.finish().unwrap_err();
+    assert_eq!(error.stage(), "deaf");
+    assert!(!error.is_panic());
+}
+
+#[test]
+fn a_sink_over_a_custom_resumable() {
+    // Any `Resumable<Option<T>, Yield = ()>` works, e.g. a hand-built coroutine.
+    let co: Coroutine<Option<u8>, (), usize> = Coroutine::new(|co, mut item: Option<u8>| {
+        let mut n = 0;
+        while item.is_some() {
+            n += 1;
+            item = co.suspend(());
+        }
+        n
+    });
+    let sink = Sink::from_resumable("manual", co);
+    assert_eq!(sink.name(), "manual");
+    assert_eq!(sink.feed(source([1, 2, 3])).unwrap(), 3);
+}
+
+// ---------------------------------------------------------------- example
+
+/// Runs `examples/word_count.rs` on its shipped sample and checks its output
+/// against counts made here with plain std code.
+#[test]
+fn word_count_example_prints_the_top_words() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/sample.txt");
+    let output = std::process::Command::new(env!("CARGO"))
+        .args([
+            "run",
+            "--quiet",
+            "--example",
+            "word_count",
+            "--",
+            sample,
+            "--top",
+            "5",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+
+    let text = std::fs::read_to_string(sample).unwrap();
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    let mut total = 0;
+    for word in text.split_whitespace() {
+        let word: String = word
+            .trim_matches(|c: char| !c.is_alphanumeric())
+            .to_lowercase();
+        if !word.is_empty() {
+            total += 1;
+            *counts.entry(word).or_default() += 1;
+        }
+    }
+    let mut top: Vec<(String, u64)> = counts.iter().map(|(w, &n)| (w.clone(), n)).collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut expected = format!("{total} words, {} distinct\n", counts.len());
+    for (word, n) in top.iter().take(5) {
+        expected.push_str(&format!("{n:>8}  {word}\n"));
+    }
+    assert_eq!(stdout, expected);
+}
