@@ -49,6 +49,7 @@ pub mod error;
 pub mod generator;
 pub mod pipeline;
 pub mod resumable;
+pub mod event_loop;
 pub mod stack;
 // Empty ASan hooks for `--all-features` builds that are not sanitized.
 #[cfg(feature = "sanitizer")]

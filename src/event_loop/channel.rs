@@ -1,0 +1,436 @@
+//! Bounded multi-producer, multi-consumer channels for the tasks of a loop.
+//!
+//! # Design
+//!
+//! One `Rc<Chan<T>>` holds a ring buffer of at most `capacity` messages and
+//! two FIFO lists of parked tasks, `(task, park number)`: senders waiting for
+//! room and receivers waiting for a message. Every operation that changes
+//! the buffer wakes at most one waiter of the other side (the first one
+//! that is still parked with that number; stale entries are skipped), so a
+//! send or receive costs O(1). A woken task retries its operation, so a
+//! wake-up that was "stolen" by a task that got there first only costs a
+//! re-park. If a woken task is cancelled before it runs, the wake-up is
+//! passed on to the next waiter, so no message is left unseen while a
+//! receiver waits.
+//!
+//! Closing (explicitly, or by dropping every sender or every receiver)
+//! wakes everyone: senders fail and get their message back, receivers drain
+//! what is left and then see the channel closed.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::rc::Rc;
+
+use super::error::{RecvError, SendError, TryRecvError, TrySendError};
+use super::scheduler::{Reason, TaskRef, park, wake};
+
+type WaitList = RefCell<VecDeque<(TaskRef, u32)>>;
+
+pub(crate) struct Chan<T> {
+    buf: RefCell<VecDeque<T>>,
+    capacity: usize,
+    closed: Cell<bool>,
+    senders: Cell<usize>,
+    receivers: Cell<usize>,
+    send_waiters: WaitList,
+    recv_waiters: WaitList,
+}
+
+fn wake_one(list: &WaitList) {
+    loop {
+        let Some((task, seq)) = list.borrow_mut().pop_front() else {
+            return;
+        };
+        if task.header.state.get() == super::scheduler::State::Parked && task.header.seq() == seq {
+            wake(task, seq);
+            return;
+        }
+    }
+}
+
+fn wake_all(list: &WaitList) {
+    let all = std::mem::take(&mut *list.borrow_mut());
+    for (task, seq) in all {
+        wake(task, seq);
+    }
+}
+
+/// Which side of a channel a wait is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    Send,
+    Recv,
+}
+
+/// A channel seen without its message type: what a stackless task's wait
+/// request and the pass-on of a cancelled waiter need.
+pub(crate) trait ChanWait {
+    fn ready(&self, side: Side) -> bool;
+    fn register(&self, side: Side, task: TaskRef, seq: u32);
+    fn pass_on(&self, side: Side);
+}
+
+impl<T> ChanWait for Chan<T> {
+    fn ready(&self, side: Side) -> bool {
+        self.closed.get()
+            || match side {
+                Side::Send => self.buf.borrow().len() < self.capacity,
+                Side::Recv => !self.buf.borrow().is_empty(),
+            }
+    }
+
+    fn register(&self, side: Side, task: TaskRef, seq: u32) {
+        match side {
+            Side::Send => self.send_waiters.borrow_mut().push_back((task, seq)),
+            Side::Recv => self.recv_waiters.borrow_mut().push_back((task, seq)),
+        }
+    }
+
+    fn pass_on(&self, side: Side) {
+        if self.ready(side) {
+            match side {
+                Side::Send => wake_one(&self.send_waiters),
+                Side::Recv => wake_one(&self.recv_waiters),
+            }
+        }
+    }
+}
+
+impl<T> Chan<T> {
+    fn close(&self) {
+        if !self.closed.replace(true) {
+            wake_all(&self.recv_waiters);
+            wake_all(&self.send_waiters);
+        }
+    }
+}
+
+/// Creates a bounded channel that holds at most `capacity` messages.
+///
+/// ```
+/// use cogen::event_loop::{EventLoop, channel};
+///
+/// let ev = EventLoop::new();
+/// let (tx, rx) = channel(1);
+/// ev.spawn(move || {
+///     for i in 0..3 {
+///         tx.send(i).unwrap(); // parks while the channel is full
+///     }
+/// }); // dropping the last sender closes the channel
+/// let consumer = ev.spawn(move || rx.iter().collect::<Vec<_>>());
+/// ev.run().unwrap();
+/// assert_eq!(consumer.join().unwrap(), [0, 1, 2]);
+/// ```
+///
+/// # Panics
+/// If `capacity` is 0.
+#[track_caller]
+pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    assert!(capacity > 0, "channel capacity must be at least 1");
+    let chan = Rc::new(Chan {
+        buf: RefCell::new(VecDeque::with_capacity(capacity.min(1024))),
+        capacity,
+        closed: Cell::new(false),
+        senders: Cell::new(1),
+        receivers: Cell::new(1),
+        send_waiters: RefCell::new(VecDeque::new()),
+        recv_waiters: RefCell::new(VecDeque::new()),
+    });
+    (Sender { chan: chan.clone() }, Receiver { chan })
+}
+
+/// On unwinding out of a park (the task was cancelled after a wake-up),
+/// hands the wake-up to the next waiter.
+struct PassOn<'a, T> {
+    chan: &'a Chan<T>,
+    side: Side,
+}
+
+impl<T> Drop for PassOn<'_, T> {
+    fn drop(&mut self) {
+        self.chan.pass_on(self.side);
+    }
+}
+
+/// The sending side of a [`channel`]. Cloning it adds a sender; when the
+/// last sender is dropped the channel closes.
+pub struct Sender<T> {
+    pub(crate) chan: Rc<Chan<T>>,
+}
+
+impl<T> Sender<T> {
+    /// Sends `value`, parking the running task while the channel is full.
+    ///
+    /// Fails (handing `value` back) once the channel is closed.
+    ///
+    /// # Panics
+    /// If it would have to wait outside a stackful task.
+    #[track_caller]
+    pub fn send(&self, mut value: T) -> Result<(), SendError<T>> {
+        loop {
+            match self.try_send(value) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Closed(v)) => return Err(SendError(v)),
+                Err(TrySendError::Full(v)) => value = v,
+            }
+            let chan = &*self.chan;
+            let guard = PassOn {
+                chan,
+                side: Side::Send,
+            };
+            park("Sender::send", Reason::Send, |_, task, seq| {
+                chan.register(Side::Send, task, seq);
+            });
+            std::mem::forget(guard);
+        }
+    }
+
+    /// Sends `value` if there is room now.
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        let chan = &*self.chan;
+        if chan.closed.get() {
+            return Err(TrySendError::Closed(value));
+        }
+        {
+            let mut buf = chan.buf.borrow_mut();
+            if buf.len() >= chan.capacity {
+                return Err(TrySendError::Full(value));
+            }
+            buf.push_back(value);
+        }
+        wake_one(&chan.recv_waiters);
+        Ok(())
+    }
+
+    /// Closes the channel for everyone: sends fail from now on, receivers
+    /// get the messages already in it, then [`RecvError`].
+    pub fn close(&self) {
+        self.chan.close();
+    }
+
+    /// True once the channel is closed.
+    pub fn is_closed(&self) -> bool {
+        self.chan.closed.get()
+    }
+
+    /// The number of messages in the channel.
+    pub fn len(&self) -> usize {
+        self.chan.buf.borrow().len()
+    }
+
+    /// True if the channel holds no message.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most messages the channel holds.
+    pub fn capacity(&self) -> usize {
+        self.chan.capacity
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.chan.senders.set(self.chan.senders.get() + 1);
+        Sender {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let n = self.chan.senders.get() - 1;
+        self.chan.senders.set(n);
+        if n == 0 {
+            self.chan.close();
+        }
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// The receiving side of a [`channel`]. Cloning it adds a receiver (each
+/// message goes to exactly one); when the last receiver is dropped the
+/// channel closes.
+pub struct Receiver<T> {
+    pub(crate) chan: Rc<Chan<T>>,
+}
+
+impl<T> Receiver<T> {
+    /// Receives the next message, parking the running task while the
+    /// channel is empty. Fails once the channel is closed and drained.
+    ///
+    /// # Panics
+    /// If it would have to wait outside a stackful task.
+    #[track_caller]
+    pub fn recv(&self) -> Result<T, RecvError> {
+        loop {
+            match self.try_recv() {
+                Ok(v) => return Ok(v),
+                Err(TryRecvError::Closed) => return Err(RecvError),
+                Err(TryRecvError::Empty) => {}
+            }
+            let chan = &*self.chan;
+            let guard = PassOn {
+                chan,
+                side: Side::Recv,
+            };
+            park("Receiver::recv", Reason::Recv, |_, task, seq| {
+                chan.register(Side::Recv, task, seq);
+            });
+            std::mem::forget(guard);
+        }
+    }
+
+    /// Receives a message if one is there now.
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        let chan = &*self.chan;
+        let value = chan.buf.borrow_mut().pop_front();
+        match value {
+            Some(v) => {
+                wake_one(&chan.send_waiters);
+                Ok(v)
+            }
+            None if chan.closed.get() => Err(TryRecvError::Closed),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// A blocking iterator: [`recv`](Receiver::recv) until the channel is
+    /// closed and drained.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { rx: self }
+    }
+
+    /// An iterator over the messages there now, without waiting.
+    pub fn try_iter(&self) -> TryIter<'_, T> {
+        TryIter { rx: self }
+    }
+
+    /// Closes the channel for everyone (see [`Sender::close`]).
+    pub fn close(&self) {
+        self.chan.close();
+    }
+
+    /// True once the channel is closed.
+    pub fn is_closed(&self) -> bool {
+        self.chan.closed.get()
+    }
+
+    /// The number of messages in the channel.
+    pub fn len(&self) -> usize {
+        self.chan.buf.borrow().len()
+    }
+
+    /// True if the channel holds no message.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most messages the channel holds.
+    pub fn capacity(&self) -> usize {
+        self.chan.capacity
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        self.chan.receivers.set(self.chan.receivers.get() + 1);
+        Receiver {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let n = self.chan.receivers.get() - 1;
+        self.chan.receivers.set(n);
+        if n == 0 {
+            self.chan.close();
+        }
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// The iterator of [`Receiver::iter`].
+#[derive(Debug)]
+#[must_use = "iterators do nothing unless consumed"]
+pub struct Iter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+/// The iterator of [`Receiver::try_iter`].
+#[derive(Debug)]
+#[must_use = "iterators do nothing unless consumed"]
+pub struct TryIter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for TryIter<'_, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// The owning iterator of a [`Receiver`].
+#[derive(Debug)]
+#[must_use = "iterators do nothing unless consumed"]
+pub struct IntoIter<T> {
+    rx: Receiver<T>,
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+impl<T> IntoIterator for Receiver<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { rx: self }
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Receiver<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}

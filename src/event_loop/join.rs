@@ -1,0 +1,203 @@
+//! Joining a task: [`JoinHandle`], its result cell, and its `Future` side.
+//!
+//! A task's result lives in its own allocation, next to its body; the
+//! handle holds the task and a typed pointer to that cell. `join` parks the
+//! joining task in the target's single waiter slot; the target's end wakes
+//! it. The handle is not `Clone`, so there is at most one joiner.
+
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::task::{Context, Poll};
+
+use crate::error::Panic;
+
+use super::error::JoinError;
+use super::scheduler::{Reason, TaskRef, Waiter, current_task_id, is_current, park};
+
+/// Where a task's body leaves its value, panic or cancellation.
+pub(crate) struct ResultCell<T>(UnsafeCell<Option<Result<T, JoinError>>>);
+
+impl<T> ResultCell<T> {
+    pub(crate) fn new() -> Self {
+        ResultCell(UnsafeCell::new(None))
+    }
+
+    // SAFETY (for the methods below): the cell is only touched on the loop's
+    // thread, by short non-reentrant accesses that never hold a reference
+    // across user code (setting or taking moves the value in or out).
+    pub(crate) fn set(&self, value: Result<T, JoinError>) {
+        // SAFETY: see above.
+        let old = unsafe { (*self.0.get()).replace(value) };
+        drop(old);
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        // SAFETY: see above.
+        unsafe { (*self.0.get()).is_some() }
+    }
+
+    pub(crate) fn take(&self) -> Option<Result<T, JoinError>> {
+        // SAFETY: see above.
+        unsafe { (*self.0.get()).take() }
+    }
+
+    pub(crate) fn take_panic(&self) -> Option<Panic> {
+        // SAFETY: see above.
+        let slot = unsafe { &mut *self.0.get() };
+        match slot {
+            Some(Err(e)) if e.is_panic() => slot.take()?.err()?.try_into_panic().ok(),
+            _ => None,
+        }
+    }
+}
+
+/// An owned permission to join a task: wait for it and take its value.
+///
+/// * [`join`](JoinHandle::join) from inside a task parks that task until the
+///   target finishes (from outside any task, it works once the target is done);
+/// * `.await` in async code (a `JoinHandle` is a [`Future`]);
+/// * [`cancel`](JoinHandle::cancel) unwinds the task;
+/// * dropping the handle (or [`detach`](JoinHandle::detach)) lets the task
+///   run on unobserved; a panic of a detached task is reported by
+///   [`EventLoop::run`](super::EventLoop::run).
+pub struct JoinHandle<T> {
+    task: TaskRef,
+    /// Points into `task`'s allocation, which `task` keeps alive.
+    result: NonNull<ResultCell<T>>,
+}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(task: TaskRef, result: NonNull<ResultCell<T>>) -> Self {
+        JoinHandle { task, result }
+    }
+
+    pub(crate) fn task(&self) -> &TaskRef {
+        &self.task
+    }
+
+    fn cell(&self) -> &ResultCell<T> {
+        // SAFETY: `result` points into the allocation `self.task` keeps alive.
+        unsafe { self.result.as_ref() }
+    }
+
+    fn take_result(&self) -> Result<T, JoinError> {
+        self.cell()
+            .take()
+            .expect("JoinHandle: the task's result was already taken")
+    }
+
+    /// Waits until the task finishes and returns its value, or a
+    /// [`JoinError`] if it panicked or was cancelled.
+    ///
+    /// Inside a stackful task, from any depth of its call stack, this parks
+    /// the calling task while the others run. Outside any task it returns at
+    /// once if the task is already done.
+    ///
+    /// # Panics
+    /// Outside a task while the target is unfinished (that could never
+    /// return: run the loop first), and when a task joins itself.
+    #[track_caller]
+    pub fn join(self) -> Result<T, JoinError> {
+        loop {
+            if self.task.header.is_done() {
+                return self.take_result();
+            }
+            if is_current(&self.task) {
+                panic!("task {} tried to join itself", self.task.header.id);
+            }
+            if current_task_id().is_none() {
+                panic!(
+                    "JoinHandle::join called outside a task while task {} is unfinished: it would \
+                     never return; run the loop (EventLoop::run / block_on) first, or join from \
+                     inside a task",
+                    self.task.header.id
+                );
+            }
+            let target = &self.task;
+            park("JoinHandle::join", Reason::Join, |_, me, seq| {
+                if let Some(old) = target.header.waiter.replace(Some(Waiter::Task(me, seq))) {
+                    old.wake();
+                }
+            });
+        }
+    }
+
+    /// The result if the task is done, or the handle back.
+    pub fn try_join(self) -> Result<Result<T, JoinError>, Self> {
+        if self.task.header.is_done() {
+            Ok(self.take_result())
+        } else {
+            Err(self)
+        }
+    }
+
+    /// True once the task has returned, panicked or been cancelled.
+    pub fn is_finished(&self) -> bool {
+        self.task.header.is_done()
+    }
+
+    /// Cancels the task: a suspended task is unwound now (every destructor
+    /// on its stack runs once); the running task itself is unwound at its
+    /// next suspension. Joining then gives a [`JoinError`] with
+    /// [`is_cancelled`](JoinError::is_cancelled). No effect on a finished task.
+    pub fn cancel(&self) {
+        if let Some(core) = self.task.header.core.upgrade() {
+            core.cancel(&self.task);
+        }
+    }
+
+    /// Lets the task run on without a handle (the same as dropping it).
+    pub fn detach(self) {}
+
+    /// The task's id, unique within its loop.
+    pub fn id(&self) -> u64 {
+        self.task.header.id
+    }
+
+    /// The task's name, if it was given one.
+    pub fn name(&self) -> Option<&str> {
+        self.task.header.name.as_deref()
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        let h = &self.task.header;
+        h.detached.set(true);
+        if h.is_done() {
+            if let Some(p) = self.cell().take_panic() {
+                if let Some(core) = h.core.upgrade() {
+                    core.report_panic(p);
+                }
+            }
+        }
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.task.header.is_done() {
+            return Poll::Ready(self.take_result());
+        }
+        let waiter = Waiter::Waker(cx.waker().clone());
+        if let Some(Waiter::Task(task, seq)) = self.task.header.waiter.replace(Some(waiter)) {
+            Waiter::Task(task, seq).wake();
+        }
+        Poll::Pending
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}

@@ -1,0 +1,136 @@
+//! A single-threaded, round-robin event loop of stackful tasks.
+//!
+//! The tutorial's event loop is a queue of coroutines that busy-spins,
+//! loses errors, and whose `await` resumes a fixed number of times. This
+//! module is the real thing: code that reads sequentially — `sleep`, `join`,
+//! `send`, `recv`, reading a file — parks its task instead of blocking, and
+//! the other tasks run meanwhile.
+//!
+//! # What is a task?
+//!
+//! A task is a closure running on its own pooled stack: a cogen
+//! [`Coroutine`](crate::Coroutine) driven by an [`EventLoop`]. Because it has
+//! a stack, it can wait from any depth of its call stack, through plain
+//! function calls — no `async` colouring:
+//!
+//! ```
+//! use cogen::event_loop::{EventLoop, channel, sleep, spawn, yield_now};
+//! use std::time::Duration;
+//!
+//! fn produce(tx: &cogen::event_loop::Sender<u32>) {
+//!     for i in 0..3 {
+//!         tx.send(i).unwrap(); // parks while the channel is full
+//!         yield_now();         // lets the others run
+//!     }
+//! }
+//!
+//! let ev = EventLoop::new();
+//! let total = ev
+//!     .block_on(|| {
+//!         let (tx, rx) = channel(1);
+//!         let producer = spawn(move || produce(&tx));
+//!         let consumer = spawn(move || rx.iter().sum::<u32>());
+//!         sleep(Duration::from_millis(1));
+//!         producer.join().unwrap();
+//!         consumer.join().unwrap()
+//!     })
+//!     .unwrap();
+//! assert_eq!(total, 3);
+//! ```
+//!
+//! | need | stackful task | future task | stackless task (`nightly`) |
+//! |---|---|---|---|
+//! | spawn | [`EventLoop::spawn`], [`spawn`] | [`EventLoop::spawn_future`], [`spawn_future`] | `EventLoop::spawn_stackless`, `spawn_stackless` |
+//! | let others run | [`yield_now()`] | `.await` on any yielding future | `yield Wait::yield_now()` |
+//! | sleep | [`sleep`], [`sleep_until`] | — | `yield Wait::sleep(d)` |
+//! | join | [`JoinHandle::join`] | `handle.await` | `yield Wait::join(&h)`, then [`JoinHandle::try_join`] |
+//! | channels | [`Sender::send`], [`Receiver::recv`] | `try_` forms | `yield Wait::recv(&rx)`, then `try_recv` |
+//! | any `Future` | [`block_on`] | `.await` | — |
+//! | files | [`fs`] | — | — |
+//! | memory per parked task | one or two stack pages (~4–8 KiB resident) | the future | ~100–200 bytes |
+//!
+//! # Scheduling and fairness
+//!
+//! **Guarantee.** The run queue is first-in, first-out: a task that becomes
+//! runnable (spawned, woken, or yielding) goes to the back, and the loop
+//! always runs the task at the front. So if task A became runnable before
+//! task B, A runs before B; with `n` runnable tasks, a task that yields runs
+//! again after each of the other `n - 1` has run once. No task can starve
+//! another by yielding.
+//!
+//! Timers and wake-ups from other threads are taken at the end of each
+//! *round* (a round runs the tasks that were queued when it began), and
+//! their tasks join the back of the queue; so a task whose timer has expired
+//! runs at most one round (plus the rest of the current one) late.
+//!
+//! **Current behaviour, not guaranteed.** The clock is read once per round
+//! and only while a timer exists; wake-ups from other threads are checked
+//! with one relaxed atomic load per round. Idle, the thread sleeps in
+//! `thread::park_timeout` until the next timer or an outside wake-up: it
+//! never spins.
+//!
+//! Scheduling is cooperative. A task that never waits keeps the thread;
+//! the optional [watchdog](Builder::watchdog) names such a task, but cannot
+//! preempt it.
+//!
+//! # Errors
+//!
+//! * A task that panics does not stop the loop: its [`JoinHandle::join`]
+//!   returns a [`JoinError`] with the payload ([`JoinError::is_panic`],
+//!   [`JoinError::into_panic`]). A panic nobody will read (detached task,
+//!   or a handle dropped unjoined) is collected and returned by
+//!   [`EventLoop::run`], or re-raised at once with [`PanicPolicy::Propagate`].
+//! * **Deadlock.** When no task is runnable, no timer is pending and no
+//!   task waits on something an outside wake-up could deliver (a future, a
+//!   file), yet tasks remain, `run` (or `block_on`) returns a [`RunError`]
+//!   naming the stuck tasks and what each waits for, instead of hanging.
+//! * Functions that wait ([`yield_now`], [`sleep`], [`JoinHandle::join`] on an
+//!   unfinished task, `send` on a full or `recv` on an empty channel,
+//!   [`block_on`], [`fs`]) panic with a message that says so when called
+//!   outside a stackful task (or from a coroutine nested inside one) —
+//!   they could never return there. Non-waiting forms (`try_send`,
+//!   `try_recv`, `try_join`, joining a finished task) work anywhere.
+//!
+//! # Cancellation and drop
+//!
+//! [`JoinHandle::cancel`] unwinds the task's stack at once (every destructor
+//! on it runs exactly once; a task cancelling itself is unwound at its next
+//! wait). Dropping a `JoinHandle` detaches the task. Dropping the
+//! [`EventLoop`] cancels every unfinished task the same way. Destructors
+//! that run during a cancellation must not wait.
+//!
+//! # Threads
+//!
+//! Tasks, handles and channels are `!Send`: the whole loop lives on one
+//! thread. Only wakers cross threads.
+//!
+//! ```compile_fail
+//! fn assert_send<T: Send>(_: T) {}
+//! let ev = cogen::event_loop::EventLoop::new();
+//! assert_send(ev.spawn(|| ()));
+//! ```
+
+mod channel;
+mod error;
+pub mod fs;
+mod future;
+mod join;
+mod scheduler;
+#[cfg(feature = "nightly")]
+pub mod stackless;
+mod timer;
+pub mod watchdog;
+
+pub use channel::{IntoIter, Iter, Receiver, Sender, TryIter, channel};
+pub use error::{
+    JoinError, RecvError, RunError, SendError, StuckTask, TryRecvError, TrySendError, WaitingOn,
+};
+pub use future::{block_on, spawn_future};
+pub use join::JoinHandle;
+pub use scheduler::{
+    Builder, EventLoop, PanicPolicy, TaskBuilder, current_task_id, spawn, yield_now,
+};
+#[cfg(feature = "nightly")]
+pub use stackless::{Wait, spawn_stackless};
+pub use timer::{sleep, sleep_until};
+pub use watchdog::WatchdogReport;
