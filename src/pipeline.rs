@@ -271,7 +271,14 @@ impl<I: Iterator> Iterator for Source<I> {
 impl<I: FusedIterator> FusedIterator for Source<I> {}
 
 /// Where a stage's upstream puts its error, for the stage's driver to find.
-type FailureSlot = Rc<Cell<Option<StageError>>>;
+/// The flag makes the check after every resume a single load.
+#[derive(Default)]
+struct Failure {
+    failed: Cell<bool>,
+    error: Cell<Option<StageError>>,
+}
+
+type FailureSlot = Rc<Failure>;
 
 /// A stage's input: the items of the stage before it, as a plain
 /// [`Iterator`].
@@ -283,7 +290,6 @@ type FailureSlot = Rc<Cell<Option<StageError>>>;
 pub struct Upstream<U> {
     inner: U,
     failure: FailureSlot,
-    ended: bool,
 }
 
 impl<T, U: Iterator<Item = StageResult<T>>> Iterator for Upstream<U> {
@@ -291,46 +297,39 @@ impl<T, U: Iterator<Item = StageResult<T>>> Iterator for Upstream<U> {
 
     #[inline]
     fn next(&mut self) -> Option<T> {
-        if self.ended {
-            return None;
-        }
         match self.inner.next() {
             Some(Ok(item)) => Some(item),
             Some(Err(error)) => {
                 self.failed(error);
                 None
             }
-            None => {
-                self.ended = true;
-                None
-            }
+            None => None,
         }
     }
 
     #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
-        if self.ended {
-            (0, Some(0))
-        } else {
-            (0, self.inner.size_hint().1)
-        }
+        (0, self.inner.size_hint().1)
     }
 }
 
 impl<U> Upstream<U> {
     #[cold]
     fn failed(&mut self, error: StageError) {
-        self.ended = true;
-        self.failure.set(Some(error));
+        // Keep the first error if a non-fused upstream goes on failing.
+        if !self.failure.failed.replace(true) {
+            self.failure.error.set(Some(error));
+        }
     }
 }
 
-impl<T, U: Iterator<Item = StageResult<T>>> FusedIterator for Upstream<U> {}
+/// Every stage is fused, so is the upstream made of one.
+impl<T, U: FusedIterator<Item = StageResult<T>>> FusedIterator for Upstream<U> {}
 
 impl<U> fmt::Debug for Upstream<U> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Upstream")
-            .field("ended", &self.ended)
+            .field("failed", &self.failure.failed.get())
             .finish_non_exhaustive()
     }
 }
@@ -342,6 +341,8 @@ impl<U> fmt::Debug for Upstream<U> {
 /// Made by the [`PipelineExt`] methods, or directly by [`Stage::new`] for a
 /// producer without upstream (a generator whose panics should become
 /// errors rather than panics in the consumer).
+///
+/// A stage is fused: once it has ended or failed, it answers `None`.
 ///
 /// ```
 /// use cogen::pipeline::{PipelineExt, Stage};
@@ -370,8 +371,8 @@ impl<U> fmt::Debug for Upstream<U> {
 pub struct Stage<G> {
     co: G,
     name: Cow<'static, str>,
+    /// Shared with the stage's `Upstream`; `None` for a stage made by `new`.
     failure: Option<FailureSlot>,
-    ended: bool,
 }
 
 impl<G> Stage<G>
@@ -386,7 +387,6 @@ where
             co,
             name: name.into(),
             failure: None,
-            ended: false,
         }
     }
 
@@ -400,13 +400,27 @@ where
         &self.co
     }
 
+    /// The upstream failed: abandon this stage and hand on the error.
     #[cold]
-    fn fail(&mut self, error: StageError) -> Option<StageResult<G::Yield>> {
-        self.ended = true;
-        // The stage is abandoned: unwind whatever it still holds. A panic of
-        // one of its destructors is secondary to the error being reported.
+    fn upstream_failed(&mut self) -> Option<StageResult<G::Yield>> {
+        let failure = self.failure.as_ref()?;
+        failure.failed.set(false);
+        let error = failure.error.take()?;
+        // Unwind whatever the stage still holds; it is dead afterwards, so
+        // the stage is fused. A panic of one of its destructors is secondary
+        // to the error being reported.
         let _ = self.co.close();
         Some(Err(error))
+    }
+
+    #[cold]
+    fn returned_error(&self, error: BoxError) -> Option<StageResult<G::Yield>> {
+        Some(Err(StageError::new(self.name.clone(), error)))
+    }
+
+    #[cold]
+    fn panicked(&self, panic: Panic) -> Option<StageResult<G::Yield>> {
+        Some(Err(StageError::panicked(self.name.clone(), panic)))
     }
 }
 
@@ -419,32 +433,22 @@ where
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.ended {
-            return None;
-        }
+        // No "ended" flag of our own: a coroutine that returned, panicked or
+        // was closed answers `Dead`, which ends the stream.
         let result = self.co.resume(());
         if let Some(failure) = &self.failure
-            && let Some(error) = failure.take()
+            && failure.failed.get()
         {
-            return self.fail(error);
+            return self.upstream_failed();
         }
         match result {
             Ok(CoroutineResult::Yield(item)) => Some(Ok(item)),
-            Ok(CoroutineResult::Return(outcome)) => {
-                self.ended = true;
-                match outcome.into_result() {
-                    Ok(()) => None,
-                    Err(error) => Some(Err(StageError::new(self.name.clone(), error))),
-                }
-            }
-            Err(ResumeError::Panicked(panic)) => {
-                let error = StageError::panicked(self.name.clone(), panic);
-                self.fail(error)
-            }
-            Err(ResumeError::Dead(())) => {
-                self.ended = true;
-                None
-            }
+            Ok(CoroutineResult::Return(outcome)) => match outcome.into_result() {
+                Ok(()) => None,
+                Err(error) => self.returned_error(error),
+            },
+            Err(ResumeError::Panicked(panic)) => self.panicked(panic),
+            Err(ResumeError::Dead(())) => None,
         }
     }
 }
@@ -460,7 +464,6 @@ impl<G> fmt::Debug for Stage<G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stage")
             .field("name", &self.name)
-            .field("ended", &self.ended)
             .finish_non_exhaustive()
     }
 }
@@ -571,13 +574,11 @@ pub trait PipelineExt<T>: Iterator<Item = StageResult<T>> + Sized {
         let up = Upstream {
             inner: self,
             failure: failure.clone(),
-            ended: false,
         };
         Stage {
             co: make(up),
             name: name.into(),
             failure: Some(failure),
-            ended: false,
         }
     }
 

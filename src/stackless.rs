@@ -165,7 +165,9 @@ impl<C> Stackless<C> {
         let Some(co) = self.co.as_mut() else {
             return Err(ResumeError::Dead(input));
         };
-        match crate::catch_unwind(AssertUnwindSafe(|| Pin::new(co).resume(input))) {
+        // `std`'s catch_unwind directly: `crate::catch_unwind` re-wraps the
+        // result, which costs a copy through memory on every resume.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(co).resume(input))) {
             Ok(CoroutineState::Yielded(value)) => Ok(CoroutineResult::Yield(value)),
             Ok(CoroutineState::Complete(value)) => {
                 self.co = None;
@@ -180,6 +182,11 @@ impl<C> Stackless<C> {
         // The unwinding already dropped the body's locals; what is left of
         // the state machine is "poisoned" and must never be resumed again.
         self.co = None;
+        // The forced unwind of a stackful coroutine being closed around us
+        // (this stackless one was resumed from its body) must go on.
+        if crate::is_close_unwind(&*payload) {
+            std::panic::resume_unwind(payload);
+        }
         self.death = Some(crate::error::payload_message(&*payload).into());
         Panic::new(payload, self.name.clone())
     }
