@@ -23,6 +23,12 @@ use std::time::Duration;
 use cogen::pipeline::{PipelineExt, Stage, StageError};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
+// The stackless variants: `yield` and `#[coroutine]` do not parse on stable
+// Rust, even in code that `cfg` removes, so they live in their own file.
+#[cfg(feature = "nightly")]
+#[path = "nightly/pipeline.rs"]
+mod nightly;
+
 const ITEMS: u64 = 1_000_000;
 
 #[inline(always)]
@@ -63,42 +69,6 @@ fn cogen_stackful(n: u64) -> u64 {
         .unwrap()
 }
 
-#[cfg(feature = "nightly")]
-fn cogen_stackless(n: u64) -> u64 {
-    let n = black_box(n);
-    Stage::new(
-        "source",
-        cogen::Stackless::new(
-            #[coroutine]
-            move || {
-                for i in 0..n {
-                    yield i;
-                }
-            },
-        ),
-    )
-    .stackless_stage("map", |up| {
-        #[coroutine]
-        move || {
-            for x in up {
-                yield map(x);
-            }
-        }
-    })
-    .stackless_stage("filter", |up| {
-        #[coroutine]
-        move || {
-            for x in up {
-                if keep(x) {
-                    yield x;
-                }
-            }
-        }
-    })
-    .sum::<Result<u64, StageError>>()
-    .unwrap()
-}
-
 fn mpsc_threads(n: u64) -> u64 {
     let n = black_box(n);
     let (to_map, map_in) = mpsc::channel();
@@ -133,7 +103,7 @@ fn pipeline_3_stages(c: &mut Criterion) {
     assert_eq!(iterator(ITEMS), want);
     assert_eq!(cogen_stackful(ITEMS), want);
     #[cfg(feature = "nightly")]
-    assert_eq!(cogen_stackless(ITEMS), want);
+    assert_eq!(nightly::cogen_stackless(ITEMS), want);
     assert_eq!(mpsc_threads(ITEMS), want);
 
     let mut group = c.benchmark_group("pipeline_3_stages");
@@ -147,7 +117,7 @@ fn pipeline_3_stages(c: &mut Criterion) {
     });
     #[cfg(feature = "nightly")]
     group.bench_function("cogen_stackless", |b| {
-        b.iter(|| black_box(cogen_stackless(ITEMS)))
+        b.iter(|| black_box(nightly::cogen_stackless(ITEMS)))
     });
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(8));
@@ -158,46 +128,7 @@ fn pipeline_3_stages(c: &mut Criterion) {
 }
 
 #[cfg(feature = "nightly")]
-fn stackless_switch(c: &mut Criterion) {
-    use std::ops::{Coroutine as _, CoroutineState};
-    use std::pin::Pin;
-
-    use cogen::{CoroutineResult, Resumable};
-
-    // The same coroutine for both: adds its input to a running total.
-    fn make() -> impl std::ops::Coroutine<usize, Yield = usize, Return = ()> + Unpin {
-        #[coroutine]
-        |mut x: usize| {
-            let mut total = 0usize;
-            loop {
-                total = total.wrapping_add(x);
-                x = yield total;
-            }
-        }
-    }
-
-    let mut group = c.benchmark_group("stackless_switch");
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(3));
-    group.bench_function("cogen", |b| {
-        let mut co = cogen::Stackless::new(make());
-        b.iter(|| match Resumable::resume(&mut co, black_box(1)) {
-            Ok(CoroutineResult::Yield(total)) => black_box(total),
-            _ => unreachable!(),
-        })
-    });
-    group.bench_function("raw_nightly", |b| {
-        let mut co = make();
-        b.iter(|| match Pin::new(&mut co).resume(black_box(1)) {
-            CoroutineState::Yielded(total) => black_box(total),
-            CoroutineState::Complete(()) => unreachable!(),
-        })
-    });
-    group.finish();
-}
-
-#[cfg(feature = "nightly")]
-criterion_group!(benches, pipeline_3_stages, stackless_switch);
+criterion_group!(benches, pipeline_3_stages, nightly::stackless_switch);
 #[cfg(not(feature = "nightly"))]
 criterion_group!(benches, pipeline_3_stages);
 criterion_main!(benches);

@@ -23,6 +23,12 @@ use std::process::ExitCode;
 
 use cogen::pipeline::{PipelineExt, Push, Sink, StageResult, read_chunks};
 
+// The stackless stage: `yield` and `#[coroutine]` do not parse on stable
+// Rust, even in code that `cfg` removes, so it lives in its own file.
+#[cfg(feature = "nightly")]
+#[path = "nightly/word_count_normalise.rs"]
+mod stackless;
+
 const CHUNK_SIZE: usize = 64 * 1024;
 
 /// Lower case, without the punctuation around the word.
@@ -36,16 +42,7 @@ fn normalised(
     words: impl Iterator<Item = StageResult<String>> + 'static,
 ) -> impl Iterator<Item = StageResult<String>> {
     #[cfg(feature = "nightly")]
-    return words.stackless_stage("normalise", |up| {
-        #[coroutine]
-        move || {
-            for word in up {
-                if let Some(word) = normalise(&word) {
-                    yield word;
-                }
-            }
-        }
-    });
+    return stackless::normalised(words);
     #[cfg(not(feature = "nightly"))]
     return words.stage("normalise", |co, up| {
         for word in up {

@@ -5,6 +5,11 @@
 
 use cogen::pipeline::{PipelineExt, Stage, StageResult};
 
+// The stackless stages (their syntax does not parse on stable Rust).
+#[cfg(feature = "nightly")]
+#[path = "nightly/sieve.rs"]
+mod stackless;
+
 /// A chain of stages whose length is only known at run time.
 type Numbers = Box<dyn Iterator<Item = StageResult<u64>>>;
 
@@ -23,17 +28,7 @@ fn generate(n: u64, kind: Kind) -> Numbers {
             cogen::generator(move |co| co.suspend_all(2..=n)),
         )),
         #[cfg(feature = "nightly")]
-        Kind::Stackless => Box::new(Stage::new(
-            "gen",
-            cogen::Stackless::new(
-                #[coroutine]
-                move || {
-                    for i in 2..=n {
-                        yield i;
-                    }
-                },
-            ),
-        )),
+        Kind::Stackless => stackless::generate(n),
     }
 }
 
@@ -49,16 +44,7 @@ fn filter(numbers: Numbers, p: u64, kind: Kind) -> Numbers {
             }
         })),
         #[cfg(feature = "nightly")]
-        Kind::Stackless => Box::new(numbers.stackless_stage(name, move |up| {
-            #[coroutine]
-            move || {
-                for n in up {
-                    if n % p != 0 {
-                        yield n;
-                    }
-                }
-            }
-        })),
+        Kind::Stackless => stackless::filter(numbers, name, p),
     }
 }
 

@@ -58,6 +58,11 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+// The stackless stage (its syntax does not parse on stable Rust).
+#[cfg(feature = "nightly")]
+#[path = "nightly/streaming.rs"]
+mod stackless;
+
 const INPUT_BYTES: usize = 200 * 1000 * 1000;
 const CHUNK: usize = 64 * 1024;
 
@@ -97,14 +102,7 @@ fn line_lengths(
     lines: impl Iterator<Item = StageResult<String>> + 'static,
 ) -> impl Iterator<Item = StageResult<usize>> {
     #[cfg(feature = "nightly")]
-    return lines.stackless_stage("lengths", |up| {
-        #[coroutine]
-        move || {
-            for line in up {
-                yield line.len();
-            }
-        }
-    });
+    return stackless::line_lengths(lines);
     #[cfg(not(feature = "nightly"))]
     return lines.stage("lengths", |co, up| {
         for line in up {

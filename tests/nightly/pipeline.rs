@@ -1,0 +1,117 @@
+//! The nightly half of `tests/pipeline.rs`: stackless stages and sinks.
+//!
+//! Kept in its own file because `yield` and `#[coroutine]` are rejected by
+//! the parser on stable Rust even inside code that `cfg` removes; the parent
+//! only declares this module with the `nightly` feature.
+
+use super::*;
+
+#[test]
+fn stackful_and_stackless_stages_mix() {
+    let out = source(1..=10u32)
+        .stackless_stage("odd", |up| {
+            #[coroutine]
+            move || {
+                for x in up {
+                    if x % 2 == 1 {
+                        yield x;
+                    }
+                }
+            }
+        })
+        .stage("pairs", |co, up| {
+            for x in up {
+                co.suspend((x, x * 10));
+            }
+        })
+        .stackless_stage("sum pairs", |up| {
+            #[coroutine]
+            move || {
+                for (a, b) in up {
+                    yield a + b;
+                }
+            }
+        });
+    assert_eq!(ok(out), [11, 33, 55, 77, 99]);
+}
+
+#[test]
+fn dropping_a_mixed_pipeline_half_way_runs_every_destructor_once() {
+    let guards = counter();
+    let (g1, g2, g3) = (guards.clone(), guards.clone(), guards.clone());
+    let mut pipeline = source(0..u32::MAX)
+        .stackless_stage("a", move |up| {
+            #[coroutine]
+            move || {
+                let _guard = DropCount(g1);
+                for x in up {
+                    yield x;
+                }
+            }
+        })
+        .stage("b", move |co, up| {
+            let _guard = DropCount(g2);
+            for x in up {
+                co.suspend(x);
+            }
+        })
+        .stackless_stage("c", move |up| {
+            #[coroutine]
+            move || {
+                let _guard = DropCount(g3);
+                for x in up {
+                    yield x;
+                }
+            }
+        });
+    assert_eq!(pipeline.next().unwrap().unwrap(), 0);
+    assert_eq!(pipeline.next().unwrap().unwrap(), 1);
+    drop(pipeline);
+    assert_eq!(guards.get(), 3);
+}
+
+#[test]
+fn stackless_sinks_have_the_same_semantics() {
+    let sum = Sink::stackless(
+        "sum",
+        #[coroutine]
+        |mut item: Option<u64>| {
+            let mut sum = 0;
+            while let Some(x) = item {
+                sum += x;
+                item = yield;
+            }
+            sum
+        },
+    );
+    let max = Sink::new("max", |items| items.max());
+    let (sum, max) = tee(sum, max).feed(source(1..=10u64)).unwrap();
+    assert_eq!((sum, max), (55, Some(10)));
+
+    // A panic is named; a consumer that ignores the end is an error too.
+    let mut bad = Sink::stackless(
+        "bad",
+        #[coroutine]
+        |item: Option<u8>| {
+            if item == Some(0) {
+                panic!("zero");
+            }
+            yield;
+        },
+    );
+    assert!(!bad.send(0));
+    assert_eq!(
+        bad.finish().unwrap_err().to_string(),
+        "stage 'bad' panicked: zero"
+    );
+    let deaf = Sink::stackless(
+        "deaf",
+        #[coroutine]
+        |_: Option<u8>| loop {
+            yield;
+        },
+    );
+    let error = deaf.finish().unwrap_err();
+    assert_eq!(error.stage(), "deaf");
+    assert!(!error.is_panic());
+}
