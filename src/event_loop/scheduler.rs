@@ -373,18 +373,28 @@ pub(crate) fn park(what: &str, reason: Reason, register: impl FnOnce(&Core, Task
 pub(crate) fn wake(task: TaskRef, seq: u32) {
     let h = &task.header;
     if h.state.get() == State::Parked && h.seq.get() == seq {
-        if let Some(core) = h.core.upgrade() {
-            core.make_runnable(task);
-        }
+        make_runnable(task);
     }
 }
 
 /// Wakes a parked task whatever it waits for (used by wakers).
 pub(crate) fn wake_any(task: TaskRef) {
     if task.header.state.get() == State::Parked {
-        if let Some(core) = task.header.core.upgrade() {
-            core.make_runnable(task);
-        }
+        make_runnable(task);
+    }
+}
+
+/// Queues a parked task on its own loop.
+#[inline]
+fn make_runnable(task: TaskRef) {
+    let current = CURRENT_CORE.with(Cell::get);
+    if ptr::eq(current, task.header.core.as_ptr()) {
+        // SAFETY: CURRENT_CORE points at a live core while it is set (see
+        // `current_core`); this is the common case of a wake-up from a task
+        // of the same loop, and it saves upgrading the `Weak`.
+        unsafe { &*current }.make_runnable(task);
+    } else if let Some(core) = task.header.core.upgrade() {
+        core.make_runnable(task);
     }
 }
 

@@ -1,0 +1,241 @@
+//! Bounded MPMC channels between the tasks of one loop: backpressure,
+//! closing, `try_` forms, iteration, no loss or duplication.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use cogen::event_loop::{
+    EventLoop, RecvError, SendError, TryRecvError, TrySendError, channel, spawn, yield_now,
+};
+
+#[test]
+fn send_parks_while_full_and_recv_while_empty() {
+    let ev = EventLoop::new();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let (tx, rx) = channel::<u32>(2);
+    let l = log.clone();
+    ev.spawn(move || {
+        for i in 0..5 {
+            tx.send(i).unwrap();
+            l.borrow_mut().push(format!("sent {i}"));
+        }
+    });
+    let l = log.clone();
+    ev.spawn(move || {
+        while let Ok(v) = rx.recv() {
+            l.borrow_mut().push(format!("got {v}"));
+        }
+    });
+    ev.run().unwrap();
+    // The producer runs ahead by at most the capacity.
+    assert_eq!(
+        *log.borrow(),
+        [
+            "sent 0", "sent 1", "got 0", "got 1", "sent 2", "sent 3", "got 2", "got 3", "sent 4",
+            "got 4"
+        ]
+    );
+}
+
+#[test]
+fn try_forms_and_accessors() {
+    let (tx, rx) = channel::<String>(1);
+    assert_eq!(tx.capacity(), 1);
+    assert!(rx.is_empty());
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    tx.try_send("a".into()).unwrap();
+    assert_eq!(rx.len(), 1);
+    let full = tx.try_send("b".into()).unwrap_err();
+    assert!(full.is_full());
+    assert_eq!(full.to_string(), "sending on a full channel");
+    assert_eq!(format!("{full:?}"), "Full(..)");
+    assert_eq!(full.into_inner(), "b");
+    assert_eq!(rx.try_recv().unwrap(), "a");
+    rx.close();
+    assert!(tx.is_closed());
+    let closed = tx.try_send("c".into()).unwrap_err();
+    assert!(closed.is_closed());
+    assert_eq!(closed.into_inner(), "c");
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    assert_eq!(
+        TryRecvError::Closed.to_string(),
+        "receiving on a closed and empty channel"
+    );
+}
+
+#[test]
+fn close_is_observable_and_receivers_drain_first() {
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(4);
+    let out = ev
+        .block_on(move || {
+            tx.send(1).unwrap();
+            tx.send(2).unwrap();
+            tx.close();
+            let refused = tx.send(3).unwrap_err();
+            assert_eq!(refused, SendError(3));
+            assert_eq!(refused.to_string(), "sending on a closed channel");
+            let got: Vec<u32> = rx.iter().collect();
+            (got, rx.recv(), rx.try_recv())
+        })
+        .unwrap();
+    assert_eq!(out, (vec![1, 2], Err(RecvError), Err(TryRecvError::Closed)));
+}
+
+#[test]
+fn close_wakes_parked_senders_and_receivers() {
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(1);
+    let (tx2, rx2) = channel::<u32>(1);
+    tx.try_send(0).unwrap();
+    let tx_c = tx.clone();
+    let sender = ev.spawn(move || tx_c.send(1)); // parks: full
+    let receiver = ev.spawn(move || rx2.recv()); // parks: empty
+    assert!(ev.try_tick() && ev.try_tick());
+    rx.close();
+    tx2.close();
+    ev.run().unwrap();
+    assert_eq!(sender.join().unwrap(), Err(SendError(1)));
+    assert_eq!(receiver.join().unwrap(), Err(RecvError));
+    drop(tx);
+}
+
+#[test]
+fn dropping_every_sender_or_receiver_closes() {
+    let (tx, rx) = channel::<u32>(1);
+    let tx2 = tx.clone();
+    drop(tx);
+    assert!(!rx.is_closed());
+    drop(tx2);
+    assert!(rx.is_closed());
+    let (tx, rx) = channel::<u32>(1);
+    let rx2 = rx.clone();
+    drop(rx);
+    assert!(!tx.is_closed());
+    drop(rx2);
+    assert_eq!(tx.try_send(1), Err(TrySendError::Closed(1)));
+}
+
+#[test]
+fn mpmc_delivers_every_message_exactly_once_in_order_per_producer() {
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<(u32, u32)>(3);
+    let received = Rc::new(RefCell::new(Vec::new()));
+    for p in 0..4 {
+        let tx = tx.clone();
+        ev.spawn(move || {
+            for i in 0..100 {
+                tx.send((p, i)).unwrap();
+                if i % 7 == p {
+                    yield_now();
+                }
+            }
+        });
+    }
+    drop(tx);
+    for c in 0..3 {
+        let rx = rx.clone();
+        let received = received.clone();
+        ev.spawn(move || {
+            for (n, msg) in rx.iter().enumerate() {
+                received.borrow_mut().push((c, msg));
+                if n % 5 == c {
+                    yield_now();
+                }
+            }
+        });
+    }
+    drop(rx);
+    ev.run().unwrap();
+    let received = received.borrow();
+    assert_eq!(received.len(), 400);
+    // Per producer, messages arrive in order (each consumer sees an increasing
+    // subsequence, and together they see each message once).
+    for p in 0..4 {
+        let mut all: Vec<u32> = received
+            .iter()
+            .filter(|(_, (q, _))| *q == p)
+            .map(|(_, (_, i))| *i)
+            .collect();
+        for c in 0..3 {
+            let mine: Vec<u32> = received
+                .iter()
+                .filter(|(cc, (q, _))| *cc == c && *q == p)
+                .map(|(_, (_, i))| *i)
+                .collect();
+            assert!(mine.windows(2).all(|w| w[0] < w[1]));
+        }
+        all.sort();
+        assert_eq!(all, (0..100).collect::<Vec<_>>());
+    }
+    // Fairness among consumers: everyone got some.
+    for c in 0..3 {
+        assert!(received.iter().any(|(cc, _)| *cc == c));
+    }
+}
+
+#[test]
+fn iteration_forms() {
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(8);
+    for i in 0..5 {
+        tx.try_send(i).unwrap();
+    }
+    assert_eq!(rx.try_iter().take(2).collect::<Vec<_>>(), [0, 1]);
+    drop(tx);
+    let h = ev.spawn(move || {
+        let mut v: Vec<u32> = (&rx).into_iter().take(1).collect();
+        v.extend(rx); // owning iterator, ends at close
+        v
+    });
+    ev.run().unwrap();
+    assert_eq!(h.join().unwrap(), [2, 3, 4]);
+}
+
+#[test]
+fn a_cancelled_woken_receiver_passes_the_message_on() {
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(1);
+    let rx2 = rx.clone();
+    let first = ev.spawn(move || rx.recv());
+    let second = ev.spawn(move || rx2.recv());
+    assert!(ev.try_tick() && ev.try_tick()); // both parked, first in line
+    tx.try_send(7).unwrap(); // wakes `first` only
+    first.cancel(); // before it could take the message
+    ev.run().unwrap();
+    assert!(first.join().unwrap_err().is_cancelled());
+    assert_eq!(second.join().unwrap(), Ok(7));
+}
+
+#[test]
+fn channels_work_between_spawned_tasks_and_from_outside() {
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(1);
+    let h = ev.spawn(move || {
+        let inner = spawn(move || rx.recv().unwrap() * 2);
+        inner.join().unwrap()
+    });
+    assert!(ev.try_tick() && ev.try_tick()); // outer waits on inner, inner on rx
+    tx.try_send(21).unwrap(); // from outside the loop
+    ev.run().unwrap();
+    assert_eq!(h.join().unwrap(), 42);
+}
+
+#[test]
+#[should_panic(expected = "capacity must be at least 1")]
+fn zero_capacity_is_refused() {
+    let _ = channel::<u32>(0);
+}
+
+#[test]
+fn debug_does_not_need_debug_messages() {
+    struct Opaque;
+    let (tx, rx) = channel::<Opaque>(2);
+    assert!(format!("{tx:?}").contains("capacity: 2"));
+    assert!(format!("{rx:?}").contains("closed: false"));
+    let e = tx
+        .try_send(Opaque)
+        .and_then(|_| tx.try_send(Opaque))
+        .and_then(|_| tx.try_send(Opaque));
+    assert_eq!(format!("{:?}", e.unwrap_err()), "Full(..)");
+}

@@ -1,0 +1,234 @@
+//! Futures, files and idling: `block_on` inside tasks with wake-ups from
+//! other threads, futures as tasks, non-blocking `fs`, and an idle loop
+//! that sleeps instead of spinning (measured in CPU time).
+
+use std::cell::Cell;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use cogen::event_loop::{self as el, EventLoop, fs, sleep, yield_now};
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cogen-el-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// CPU time (user + system) used by the calling thread so far.
+fn thread_cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut usage), 0);
+        usage
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+#[test]
+fn block_on_awaits_a_future_woken_from_another_thread_while_others_run() {
+    let ev = EventLoop::new();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let (val_tx, val_rx) = async_channel::bounded::<u32>(1);
+    let helper = std::thread::spawn(move || {
+        go_rx.recv().unwrap(); // only after the other task ran
+        val_tx.send_blocking(42).unwrap();
+    });
+    let other_ran = Rc::new(Cell::new(false));
+    let o = other_ran.clone();
+    let waiter = ev.spawn(move || {
+        let v = el::block_on(val_rx.recv()).unwrap();
+        (v, o.get())
+    });
+    let o = other_ran.clone();
+    ev.spawn(move || {
+        yield_now();
+        o.set(true);
+        go_tx.send(()).unwrap();
+    });
+    ev.run().unwrap();
+    helper.join().unwrap();
+    assert_eq!(waiter.join().unwrap(), (42, true));
+}
+
+#[test]
+fn futures_run_as_tasks_and_await_stackful_handles() {
+    let ev = EventLoop::new();
+    let stackful = ev.spawn(|| {
+        sleep(Duration::from_millis(2));
+        20
+    });
+    let fut = ev.spawn_future(async move { stackful.await.unwrap() + 1 });
+    let outer = ev.spawn(move || {
+        let inner = el::spawn_future(async { 21 });
+        fut.join().unwrap() + inner.join().unwrap()
+    });
+    ev.run().unwrap();
+    assert_eq!(outer.join().unwrap(), 42);
+}
+
+#[test]
+fn a_panicking_future_task_reports_its_panic_and_cancel_drops_it() {
+    let ev = EventLoop::new();
+    let bad = ev.spawn_future(async { panic!("future failed") });
+    let dropped = Rc::new(Cell::new(0));
+    struct D(Rc<Cell<i32>>);
+    impl Drop for D {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+    let d = D(dropped.clone());
+    let pending = ev.spawn_future(async move {
+        let _d = d;
+        std::future::pending::<()>().await;
+    });
+    ev.try_tick();
+    ev.try_tick();
+    pending.cancel();
+    assert_eq!(dropped.get(), 1);
+    ev.run().unwrap();
+    assert_eq!(
+        bad.join().unwrap_err().panic().unwrap().message(),
+        "future failed"
+    );
+    assert!(pending.join().unwrap_err().is_cancelled());
+}
+
+#[test]
+fn fs_operations_and_their_errors() {
+    let dir = temp_dir("fs");
+    let ev = EventLoop::new();
+    let d = dir.clone();
+    let out = ev
+        .block_on(move || {
+            let file = d.join("a.txt");
+            fs::write(&file, b"hello world").unwrap();
+            let bytes = fs::read(&file).unwrap();
+            let text = fs::read_to_string(&file).unwrap();
+            let len = fs::metadata(&file).unwrap().len();
+            fs::create_dir_all(d.join("sub")).unwrap();
+            let mut names: Vec<String> = fs::read_dir(&d)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            let missing = fs::read(d.join("missing")).unwrap_err();
+            let missing_dir = fs::read_dir(d.join("missing")).unwrap_err();
+            fs::remove_file(&file).unwrap();
+            let gone = fs::metadata(&file).unwrap_err();
+            let n = fs::unblock(|| 6 * 7);
+            (
+                bytes,
+                text,
+                len,
+                names,
+                missing.kind(),
+                missing_dir.kind(),
+                gone.kind(),
+                n,
+            )
+        })
+        .unwrap();
+    use std::io::ErrorKind::NotFound;
+    assert_eq!(
+        out,
+        (
+            b"hello world".to_vec(),
+            "hello world".to_string(),
+            11,
+            vec!["a.txt".to_string(), "sub".to_string()],
+            NotFound,
+            NotFound,
+            NotFound,
+            42
+        )
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn fs_does_not_block_the_loop_a_fifo_read_completes_with_a_writer_task() {
+    // Opening a FIFO for reading blocks until a writer opens it. If the read
+    // blocked the loop's thread, the writer task could never run.
+    let dir = temp_dir("fifo");
+    let fifo = dir.join("pipe");
+    let c = CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let ev = EventLoop::new();
+    let f = fifo.clone();
+    let reader = ev.spawn(move || fs::read_to_string(&f));
+    let f = fifo.clone();
+    let writer = ev.spawn(move || {
+        yield_now(); // the reader is parked in its read by now
+        fs::write(&f, "through the pipe")
+    });
+    ev.run().unwrap();
+    writer.join().unwrap().unwrap();
+    assert_eq!(reader.join().unwrap().unwrap(), "through the pipe");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_idle_loop_sleeps_instead_of_spinning_on_a_timer() {
+    let ev = EventLoop::new();
+    ev.spawn(|| sleep(Duration::from_millis(400)));
+    let before = thread_cpu_time();
+    ev.run().unwrap();
+    let used = thread_cpu_time() - before;
+    // A spinning loop would burn ~400 ms of CPU here.
+    assert!(
+        used < Duration::from_millis(100),
+        "used {used:?} of CPU while idle"
+    );
+}
+
+#[test]
+fn an_idle_loop_sleeps_while_waiting_for_another_thread() {
+    let ev = EventLoop::new();
+    let (tx, rx) = async_channel::bounded::<()>(1);
+    let helper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(400));
+        tx.send_blocking(()).unwrap();
+    });
+    ev.spawn(move || el::block_on(rx.recv()).unwrap());
+    let before = thread_cpu_time();
+    ev.run().unwrap(); // no deadlock: an outside wake-up can come
+    let used = thread_cpu_time() - before;
+    helper.join().unwrap();
+    assert!(
+        used < Duration::from_millis(100),
+        "used {used:?} of CPU while idle"
+    );
+}
+
+#[test]
+fn other_tasks_run_while_one_waits_on_a_file() {
+    let ev = EventLoop::new();
+    let progress = Rc::new(Cell::new(0));
+    let p = progress.clone();
+    let reader = ev.spawn(move || {
+        let before = p.get();
+        let r = fs::unblock(|| std::thread::sleep(Duration::from_millis(50)));
+        (r, p.get() > before)
+    });
+    let p = progress.clone();
+    let ticker = ev.spawn(move || {
+        while !reader_done(&p) {
+            p.set(p.get() + 1);
+            sleep(Duration::from_millis(1));
+        }
+    });
+    fn reader_done(p: &Rc<Cell<i32>>) -> bool {
+        p.get() >= 5
+    }
+    ev.run().unwrap();
+    ticker.join().unwrap();
+    assert_eq!(reader.join().unwrap(), ((), true));
+}
