@@ -168,6 +168,38 @@ fn the_pool_reuses_stacks() {
     .unwrap();
 }
 
+#[test]
+fn an_unmappable_stack_size_is_an_error() {
+    let err = Builder::new()
+        .stack_size(1 << 60)
+        .try_build(|_: &Yielder<(), ()>, ()| ())
+        .unwrap_err();
+    assert_eq!(err.stack_size(), 1 << 60);
+    assert!(err.to_string().starts_with("cannot map a "), "{err}");
+    assert!(err.io_error().raw_os_error().is_some());
+    let err: Box<dyn std::error::Error> = Box::new(err);
+    assert!(err.source().is_some());
+}
+
+/// Sizes so large that rounding them up to a page overflows.
+#[test]
+#[ignore = "bug: stack::effective_size overflows: panics in debug builds, wraps to a 0 KiB stack in release"]
+fn a_stack_size_that_overflows_when_rounded_is_an_error() {
+    for size in [usize::MAX, usize::MAX - 10] {
+        let result = std::panic::catch_unwind(|| {
+            Builder::new()
+                .stack_size(size)
+                .try_build(|_: &Yielder<(), ()>, ()| ())
+                .map(drop)
+        });
+        match result {
+            Ok(Err(_stack_error)) => {}
+            Ok(Ok(())) => panic!("a coroutine was created with stack_size({size})"),
+            Err(_) => panic!("try_build panicked for stack_size({size})"),
+        }
+    }
+}
+
 // ------------------------------------------------------- child processes
 
 /// The variable that tells a re-executed test binary which fatal case to run.
