@@ -661,22 +661,73 @@ fn a_sink_over_a_custom_resumable() {
 
 // ---------------------------------------------------------------- example
 
+/// Builds `examples/word_count.rs` the way this test binary was built (same
+/// target directory, target triple, profile and features, so that the
+/// stable and AddressSanitizer runs build it their way too) and returns the
+/// path of its binary.
+fn build_word_count() -> std::path::PathBuf {
+    use std::path::Path;
+    // This binary is <target-dir>/[<triple>/]<profile>/deps/pipeline-<hash>.
+    let exe = std::env::current_exe().expect("path of the test binary");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("<profile>/deps");
+    let above = profile_dir.parent().expect("target directory");
+    // The target directory itself holds cargo's `.rustc_info.json`.
+    let triple = (!above.join(".rustc_info.json").exists()).then(|| above.file_name().unwrap());
+    let target_dir = if triple.is_some() {
+        above.parent().unwrap()
+    } else {
+        above
+    };
+
+    let mut cargo = std::process::Command::new(env!("CARGO"));
+    cargo
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "build",
+            "--quiet",
+            "--example",
+            "word_count",
+            "--no-default-features",
+        ])
+        .arg("--target-dir")
+        .arg(target_dir);
+    let features: Vec<&str> = [
+        ("nightly", cfg!(feature = "nightly")),
+        ("sanitizer", cfg!(feature = "sanitizer")),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect();
+    if !features.is_empty() {
+        cargo.arg("--features").arg(features.join(","));
+    }
+    if let Some(triple) = triple {
+        cargo.arg("--target").arg(triple);
+    }
+    match profile_dir.file_name().and_then(|p| p.to_str()) {
+        Some("debug") => {}
+        Some("release") => {
+            cargo.arg("--release");
+        }
+        Some(profile) => {
+            cargo.args(["--profile", profile]);
+        }
+        None => panic!("profile directory without a name"),
+    }
+    let status = cargo.status().expect("cargo runs");
+    assert!(status.success(), "building word_count failed: {cargo:?}");
+    profile_dir.join("examples").join("word_count")
+}
+
 /// Runs `examples/word_count.rs` on its shipped sample and checks its output
 /// against counts made here with plain std code.
 #[test]
 fn word_count_example_prints_the_top_words() {
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/sample.txt");
-    let mut cargo = std::process::Command::new(env!("CARGO"));
-    cargo.args(["run", "--quiet", "--example", "word_count"]);
-    if !cfg!(feature = "nightly") {
-        // Build the example the way this test was built (e.g. on stable).
-        cargo.arg("--no-default-features");
-    }
-    let output = cargo
-        .args(["--", sample, "--top", "5"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let output = std::process::Command::new(build_word_count())
+        .args([sample, "--top", "5"])
         .output()
-        .expect("cargo runs");
+        .expect("word_count runs");
     assert!(
         output.status.success(),
         "{}",
