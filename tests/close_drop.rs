@@ -669,3 +669,45 @@ fn closing_a_parent_suspended_inside_its_child_unwinds_through_the_child() {
     assert_eq!(drops.log(), ["child frame", "parent frame"]);
     assert!(parent.is_dead());
 }
+
+/// A value captured by a body that never started, whose destructor panics
+/// (not during an unwind, so the panic is an ordinary one): `close` should
+/// report it, leave the coroutine dead, and never drop the capture again.
+///
+/// corosensei drops the unstarted closure before marking the coroutine
+/// finished, so after the panic the coroutine still looks unstarted and the
+/// next close (or the drop) drops the same closure a second time: a double
+/// drop. With a capture that panics every time, the second panic happens in
+/// corosensei's `Drop` and aborts the process.
+#[test]
+#[ignore = "bug: a panicking drop of an unstarted body's captures leaves the coroutine alive; the captures are dropped again (double drop)"]
+fn a_capture_that_panics_when_dropped_unstarted_is_dropped_once() {
+    thread_local! {
+        static BOMB_DROPS: Cell<u32> = const { Cell::new(0) };
+    }
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            let n = BOMB_DROPS.with(|d| {
+                d.set(d.get() + 1);
+                d.get()
+            });
+            if n == 1 {
+                panic!("bomb");
+            }
+        }
+    }
+    let bomb = Bomb;
+    let mut co: Coroutine<(), (), ()> = Coroutine::new(move |_, ()| {
+        let _bomb = &bomb;
+    });
+    let closed = co.close().map_err(|p| p.message().to_string());
+    assert_eq!(closed, Err("bomb".to_string()));
+    assert!(co.is_dead(), "the coroutine still looks unstarted");
+    drop(co);
+    assert_eq!(
+        BOMB_DROPS.with(Cell::get),
+        1,
+        "the capture was dropped twice"
+    );
+}
