@@ -711,3 +711,28 @@ fn a_capture_that_panics_when_dropped_unstarted_is_dropped_once() {
         "the capture was dropped twice"
     );
 }
+
+#[test]
+fn a_panicking_body_unwinds_the_suspended_coroutines_it_owns() {
+    let drops = Drops::default();
+    let d = drops.clone();
+    let mut parent: Coroutine<(), (), ()> = Coroutine::new(move |co, ()| {
+        let _p = d.token("parent");
+        let d2 = d.clone();
+        let mut child: Coroutine<(), (), ()> = Coroutine::new(move |co, ()| {
+            let _c = d2.token("child");
+            co.suspend(());
+        });
+        child.resume(()).unwrap();
+        co.suspend(());
+        panic!("parent fails with a suspended child");
+    });
+    parent.resume(()).unwrap();
+    let err = parent.resume(()).unwrap_err();
+    assert_eq!(
+        err.panic().unwrap().message(),
+        "parent fails with a suspended child"
+    );
+    assert_eq!(drops.log(), ["child", "parent"]);
+    assert!(parent.is_dead());
+}
