@@ -215,7 +215,10 @@ fn other_tasks_run_while_one_waits_on_a_file() {
     let p = progress.clone();
     let reader = ev.spawn(move || {
         let before = p.get();
-        let r = fs::unblock(|| std::thread::sleep(Duration::from_millis(50)));
+        let r = fs::unblock(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            7
+        });
         (r, p.get() > before)
     });
     let p = progress.clone();
@@ -230,5 +233,5 @@ fn other_tasks_run_while_one_waits_on_a_file() {
     }
     ev.run().unwrap();
     ticker.join().unwrap();
-    assert_eq!(reader.join().unwrap(), ((), true));
+    assert_eq!(reader.join().unwrap(), (7, true));
 }

@@ -174,7 +174,7 @@ impl<F: Future> Slot for FutureSlot<F> {
             }
             Err(payload) => {
                 *future = None;
-                let panic = Panic::new(payload, header.name.clone());
+                let panic = Panic::new(payload, header.name_cow());
                 self.result.set(Err(JoinError::panicked(header.id, panic)));
                 Step::Done
             }
@@ -187,9 +187,9 @@ impl<F: Future> Slot for FutureSlot<F> {
         let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| *future = None));
         if !self.result.is_set() {
             self.result
-                .set(Err(JoinError::cancelled(header.id, header.name.clone())));
+                .set(Err(JoinError::cancelled(header.id, header.name_cow())));
         }
-        dropped.map_err(|payload| Panic::new(payload, header.name.clone()))
+        dropped.map_err(|payload| Panic::new(payload, header.name_cow()))
     }
 
     fn take_panic(&self) -> Option<Panic> {

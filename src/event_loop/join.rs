@@ -118,7 +118,7 @@ impl<T> JoinHandle<T> {
             }
             let target = &self.task;
             park("JoinHandle::join", Reason::Join, |_, me, seq| {
-                if let Some(old) = target.header.waiter.replace(Some(Waiter::Task(me, seq))) {
+                if let Some(old) = target.header.set_waiter(Waiter::Task(me, seq)) {
                     old.wake();
                 }
             });
@@ -159,7 +159,7 @@ impl<T> JoinHandle<T> {
 
     /// The task's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
-        self.task.header.name.as_deref()
+        self.task.header.name()
     }
 }
 
@@ -167,12 +167,11 @@ impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         let h = &self.task.header;
         h.detached.set(true);
-        if h.is_done() {
-            if let Some(p) = self.cell().take_panic() {
-                if let Some(core) = h.core.upgrade() {
-                    core.report_panic(p);
-                }
-            }
+        if h.is_done()
+            && let Some(p) = self.cell().take_panic()
+            && let Some(core) = h.core.upgrade()
+        {
+            core.report_panic(p);
         }
     }
 }
@@ -185,7 +184,7 @@ impl<T> Future for JoinHandle<T> {
             return Poll::Ready(self.take_result());
         }
         let waiter = Waiter::Waker(cx.waker().clone());
-        if let Some(Waiter::Task(task, seq)) = self.task.header.waiter.replace(Some(waiter)) {
+        if let Some(Waiter::Task(task, seq)) = self.task.header.set_waiter(waiter) {
             Waiter::Task(task, seq).wake();
         }
         Poll::Pending

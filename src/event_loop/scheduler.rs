@@ -117,7 +117,8 @@ impl Waiter {
 
 pub(crate) struct Header {
     pub(crate) id: u64,
-    pub(crate) name: Option<Cow<'static, str>>,
+    /// Boxed: most tasks have no name, and a thin pointer keeps the header small.
+    name: Option<Box<Cow<'static, str>>>,
     pub(crate) core: Weak<Core>,
     index: Cell<u32>,
     seq: Cell<u32>,
@@ -125,14 +126,15 @@ pub(crate) struct Header {
     reason: Cell<Reason>,
     cancel_requested: Cell<bool>,
     pub(crate) detached: Cell<bool>,
-    pub(crate) waiter: Cell<Option<Waiter>>,
+    /// Boxed for the same reason: only joined tasks need it.
+    waiter: Cell<Option<Box<Waiter>>>,
 }
 
 impl Header {
     pub(crate) fn new(id: u64, name: Option<Cow<'static, str>>, core: Weak<Core>) -> Self {
         Header {
             id,
-            name,
+            name: name.map(Box::new),
             core,
             index: Cell::new(u32::MAX),
             seq: Cell::new(0),
@@ -146,6 +148,23 @@ impl Header {
 
     pub(crate) fn index(&self) -> u32 {
         self.index.get()
+    }
+
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.name.as_deref().map(|n| &**n)
+    }
+
+    pub(crate) fn name_cow(&self) -> Option<Cow<'static, str>> {
+        self.name.as_deref().cloned()
+    }
+
+    /// Installs the joiner, handing back the previous one.
+    pub(crate) fn set_waiter(&self, waiter: Waiter) -> Option<Waiter> {
+        self.waiter.replace(Some(Box::new(waiter))).map(|w| *w)
+    }
+
+    pub(crate) fn take_waiter(&self) -> Option<Waiter> {
+        self.waiter.take().map(|w| *w)
     }
 
     pub(crate) fn seq(&self) -> u32 {
@@ -231,7 +250,7 @@ impl<T> Slot for StackfulSlot<T> {
         let closed = co.close();
         if !self.result.is_set() {
             self.result
-                .set(Err(JoinError::cancelled(header.id, header.name.clone())));
+                .set(Err(JoinError::cancelled(header.id, header.name_cow())));
         }
         closed
     }
@@ -477,7 +496,7 @@ impl Core {
 
     /// Registers a new task and queues it.
     pub(crate) fn schedule_new(&self, task: TaskRef) {
-        if let (Some(wd), Some(name)) = (&self.watchdog, &task.header.name) {
+        if let (Some(wd), Some(name)) = (&self.watchdog, task.header.name()) {
             wd.name_task(task.header.id, name);
         }
         self.registry.borrow_mut().insert(task.clone());
@@ -610,13 +629,13 @@ impl Core {
         if let Some(wd) = &self.watchdog {
             wd.forget_task(h.id);
         }
-        if let Some(waiter) = h.waiter.take() {
+        if let Some(waiter) = h.take_waiter() {
             waiter.wake();
         }
-        if h.detached.get() {
-            if let Some(p) = task.slot.take_panic() {
-                self.report_panic(p);
-            }
+        if h.detached.get()
+            && let Some(p) = task.slot.take_panic()
+        {
+            self.report_panic(p);
         }
         drop(removed);
     }
@@ -793,10 +812,11 @@ impl Core {
         let mut joined: Vec<(u64, u64)> = Vec::new();
         for t in &tasks {
             let w = t.header.waiter.take();
-            if let Some(Waiter::Task(joiner, seq)) = &w {
-                if joiner.header.seq.get() == *seq && joiner.header.state.get() == State::Parked {
-                    joined.push((joiner.header.id, t.header.id));
-                }
+            if let Some(Waiter::Task(joiner, seq)) = w.as_deref()
+                && joiner.header.seq.get() == *seq
+                && joiner.header.state.get() == State::Parked
+            {
+                joined.push((joiner.header.id, t.header.id));
             }
             t.header.waiter.set(w);
         }
@@ -804,7 +824,7 @@ impl Core {
             .iter()
             .map(|t| StuckTask {
                 id: t.header.id,
-                name: t.header.name.as_deref().map(str::to_owned),
+                name: t.header.name().map(str::to_owned),
                 waiting_on: match t.header.reason.get() {
                     Reason::Send => WaitingOn::Send,
                     Reason::Recv => WaitingOn::Recv,
@@ -856,10 +876,12 @@ impl Drop for Enter {
     }
 }
 
+type ReportFn = Box<dyn Fn(&WatchdogReport) + Send + Sync>;
+
 /// Configures an [`EventLoop`]: panic policy and watchdog.
 pub struct Builder {
     policy: PanicPolicy,
-    watchdog: Option<(Duration, Box<dyn Fn(&WatchdogReport) + Send + Sync>)>,
+    watchdog: Option<(Duration, ReportFn)>,
 }
 
 impl fmt::Debug for Builder {

@@ -152,7 +152,7 @@ impl<C: StdCoroutine<Yield = Wait>> Slot for StacklessSlot<C> {
             }
             Err(payload) => {
                 let _ = std::panic::catch_unwind(AssertUnwindSafe(|| *co = None));
-                let panic = Panic::new(payload, header.name.clone());
+                let panic = Panic::new(payload, header.name_cow());
                 self.result.set(Err(JoinError::panicked(header.id, panic)));
                 Step::Done
             }
@@ -165,9 +165,9 @@ impl<C: StdCoroutine<Yield = Wait>> Slot for StacklessSlot<C> {
         let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| *co = None));
         if !self.result.is_set() {
             self.result
-                .set(Err(JoinError::cancelled(header.id, header.name.clone())));
+                .set(Err(JoinError::cancelled(header.id, header.name_cow())));
         }
-        dropped.map_err(|payload| Panic::new(payload, header.name.clone()))
+        dropped.map_err(|payload| Panic::new(payload, header.name_cow()))
     }
 
     fn take_panic(&self) -> Option<Panic> {
@@ -201,7 +201,7 @@ impl Core {
                     self.requeue(task);
                 } else {
                     let seq = self.begin_park(&task.header, Reason::Join);
-                    if let Some(old) = target.header.waiter.replace(Some(Waiter::Task(task, seq))) {
+                    if let Some(old) = target.header.set_waiter(Waiter::Task(task, seq)) {
                         old.wake();
                     }
                 }

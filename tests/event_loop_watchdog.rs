@@ -1,0 +1,44 @@
+//! The watchdog names a task that runs too long without yielding.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use cogen::event_loop::{EventLoop, TaskBuilder, WatchdogReport, yield_now};
+
+#[test]
+fn watchdog_names_a_runaway_task_once() {
+    let reports: Arc<Mutex<Vec<WatchdogReport>>> = Arc::default();
+    let reported = Arc::new(AtomicBool::new(false));
+    let (r, flag) = (reports.clone(), reported.clone());
+    let ev = EventLoop::builder()
+        .watchdog_with(Duration::from_millis(50), move |report| {
+            r.lock().unwrap().push(report.clone());
+            flag.store(true, Ordering::SeqCst);
+        })
+        .build();
+    TaskBuilder::new().name("polite").spawn_on(&ev, || {
+        for _ in 0..100 {
+            yield_now();
+        }
+    });
+    let flag = reported.clone();
+    TaskBuilder::new().name("spinner").spawn_on(&ev, move || {
+        // Runs without yielding until the watchdog has named it.
+        while !flag.load(Ordering::SeqCst) {
+            std::hint::spin_loop();
+        }
+    });
+    ev.run().unwrap();
+    drop(ev); // stops the watchdog thread
+    let reports = reports.lock().unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0].task_name.as_deref(), Some("spinner"));
+    assert!(reports[0].running_for >= Duration::from_millis(50));
+    let text = reports[0].to_string();
+    assert!(
+        text.contains("'spinner'") && text.contains("cannot be preempted"),
+        "{text}"
+    );
+}
