@@ -644,6 +644,29 @@ fn pull_stages_feed_push_sinks() {
 }
 
 #[test]
+fn a_sink_over_a_dead_coroutine_reports_it() {
+    let mut co: Coroutine<Option<u8>, (), ()> = Coroutine::new(|_, _| ());
+    co.resume(None).unwrap();
+    let mut sink = Sink::from_resumable("gone", co);
+    assert!(!sink.send(1));
+    let error = sink.finish().unwrap_err();
+    assert_eq!(error.stage(), "gone");
+    assert_eq!(
+        error.to_string(),
+        "stage 'gone' failed: the consumer coroutine was already dead"
+    );
+}
+
+#[test]
+fn a_stage_over_a_finished_generator_is_empty() {
+    let mut g = cogen::generator(|co| co.suspend(1u8));
+    assert_eq!(g.by_ref().count(), 1);
+    let mut stage = Stage::new("spent", g);
+    assert!(stage.next().is_none());
+    assert!(stage.next().is_none());
+}
+
+#[test]
 fn a_sink_over_a_custom_resumable() {
     // Any `Resumable<Option<T>, Yield = ()>` works, e.g. a hand-built coroutine.
     let co: Coroutine<Option<u8>, (), usize> = Coroutine::new(|co, mut item: Option<u8>| {
