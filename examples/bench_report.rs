@@ -178,7 +178,8 @@ fn read_bench(benchmark: &Path, estimates: &Path) -> Result<Bench> {
     })
 }
 
-/// `benchmark_group("name")` calls in `benches/*.rs`: group -> bench file stem.
+/// `benchmark_group("name")` calls in `benches/*.rs`, and in the files they
+/// include with `#[path = "..."]`: group -> bench target (file stem).
 fn declared_groups(benches: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let Ok(entries) = fs::read_dir(benches) else {
@@ -186,28 +187,38 @@ fn declared_groups(benches: &Path) -> BTreeMap<String, String> {
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.extension().is_none_or(|e| e != "rs") {
-            continue;
-        }
-        let Ok(src) = fs::read_to_string(&path) else {
-            continue;
-        };
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        // Literal group names only: `benchmark_group("x")` or a helper `group(c, "x")`.
-        for pattern in ["benchmark_group(\"", "group(c, \""] {
-            let mut rest = src.as_str();
-            while let Some(i) = rest.find(pattern) {
-                rest = &rest[i + pattern.len()..];
-                if let Some(end) = rest.find('"') {
-                    out.insert(rest[..end].to_string(), stem.clone());
-                }
-            }
+        if path.extension().is_some_and(|e| e == "rs") {
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            scan_groups(&path, &stem, 0, &mut out);
         }
     }
     out
+}
+
+fn scan_groups(path: &Path, stem: &str, depth: u32, out: &mut BTreeMap<String, String>) {
+    let Ok(src) = fs::read_to_string(path) else {
+        return;
+    };
+    // Literal group names only: `benchmark_group("x")` or a helper `group(c, "x")`.
+    for pattern in ["benchmark_group(\"", "group(c, \""] {
+        for (i, _) in src.match_indices(pattern) {
+            let rest = &src[i + pattern.len()..];
+            if let Some(end) = rest.find('"') {
+                out.insert(rest[..end].to_string(), stem.to_string());
+            }
+        }
+    }
+    if depth < 4 {
+        for (i, _) in src.match_indices("#[path = \"") {
+            let rest = &src[i + "#[path = \"".len()..];
+            if let (Some(end), Some(dir)) = (rest.find('"'), path.parent()) {
+                scan_groups(&dir.join(&rest[..end]), stem, depth + 1, out);
+            }
+        }
+    }
 }
 
 /// The id a group's ratios are taken against.
@@ -325,7 +336,7 @@ fn date(t: SystemTime) -> String {
 
 fn chart(groups: &BTreeMap<String, Vec<Bench>>, path: &Path) -> Result<()> {
     const COLS: usize = 2;
-    const PANEL_W: u32 = 640;
+    const PANEL_W: u32 = 760;
     const PANEL_H: u32 = 360;
     let rows = groups.len().div_ceil(COLS);
     let cols = groups.len().min(COLS);
@@ -355,7 +366,7 @@ fn chart(groups: &BTreeMap<String, Vec<Bench>>, path: &Path) -> Result<()> {
 }
 
 fn label_style() -> TextStyle<'static> {
-    TextStyle::from(("sans-serif", 12).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom))
+    TextStyle::from(("sans-serif", 11).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom))
 }
 
 fn panel(group: &str, list: &[Bench], area: &DrawingArea<SVGBackend<'_>, Shift>) -> Result<()> {
@@ -363,9 +374,9 @@ fn panel(group: &str, list: &[Bench], area: &DrawingArea<SVGBackend<'_>, Shift>)
     let min = times.iter().copied().fold(f64::INFINITY, f64::min);
     let max = times.iter().copied().fold(0.0, f64::max);
     let per = if list.iter().any(|b| b.elements.is_some()) {
-        "ns per element"
+        "time per element"
     } else {
-        "ns per iteration"
+        "time per iteration"
     };
     let n = list.len();
     let base = baseline(list).map(Bench::per_op_ns);
@@ -392,7 +403,7 @@ fn panel(group: &str, list: &[Bench], area: &DrawingArea<SVGBackend<'_>, Shift>)
         .caption(group, ("sans-serif", 18))
         .margin(10)
         .x_label_area_size(40)
-        .y_label_area_size(60);
+        .y_label_area_size(75);
     let ids: Vec<String> = list.iter().map(|b| b.id.clone()).collect();
     let x_fmt = |v: &SegmentValue<usize>| match v {
         SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
@@ -404,8 +415,10 @@ fn panel(group: &str, list: &[Bench], area: &DrawingArea<SVGBackend<'_>, Shift>)
     if max / min.max(f64::MIN_POSITIVE) > 20.0 {
         let lo = min / 2.0;
         let hi = max * 4.0;
-        let mut chart =
-            builder.build_cartesian_2d((0..n).into_segmented(), (lo..hi).log_scale())?;
+        let mut chart = builder.build_cartesian_2d(
+            (0..n.saturating_sub(1)).into_segmented(),
+            (lo..hi).log_scale(),
+        )?;
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -432,7 +445,8 @@ fn panel(group: &str, list: &[Bench], area: &DrawingArea<SVGBackend<'_>, Shift>)
         }
     } else {
         let hi = max * 1.2;
-        let mut chart = builder.build_cartesian_2d((0..n).into_segmented(), 0.0..hi)?;
+        let mut chart =
+            builder.build_cartesian_2d((0..n.saturating_sub(1)).into_segmented(), 0.0..hi)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
