@@ -4,7 +4,7 @@
 //! machine: statuses (from the owner and from handles), resume results,
 //! error kinds and messages, and how many values each coroutine dropped.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Once;
 
@@ -329,5 +329,341 @@ proptest! {
             drop_slot(slots[i].take(), &mut gone);
         }
         check_all(&slots, &gone)?;
+    }
+}
+
+// ------------------------------------------------------------------------
+// Nested coroutines: bodies that resume and close each other.
+// ------------------------------------------------------------------------
+
+/// One step of a nesting body's script; the script ends with a return.
+#[derive(Clone, Copy, Debug)]
+enum NStep {
+    Suspend,
+    Panic,
+    /// Resume the coroutine in another slot with a value, then go on.
+    Resume(usize, u32),
+    /// Close the coroutine in another slot, then go on.
+    Close(usize),
+}
+
+/// What a body saw at a suspend: its step, and every slot's status through
+/// the handles (`None` for an empty slot).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct NSeen {
+    slot: usize,
+    step: usize,
+    statuses: Vec<Option<Status>>,
+}
+
+/// The result of a resume or close made from inside a body, as Lua would
+/// report it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Outcome {
+    Yield(NSeen),
+    Return(u32),
+    Panicked,
+    Dead(u32),
+    Closed(bool),
+    /// Lua's "cannot resume non-suspended coroutine" (or close a running /
+    /// normal one). In cogen this cannot even be written; here the slot is
+    /// mutably borrowed by an active resume, so the `RefCell` refuses.
+    NotSuspended,
+    Empty,
+}
+
+type NCo = Coroutine<u32, NSeen, u32>;
+
+/// The shared world the bodies see: the slots, their handles, a log of
+/// nested outcomes, and drop counters.
+#[derive(Default)]
+struct World {
+    slots: Vec<RefCell<Option<NCo>>>,
+    handles: RefCell<Vec<Option<CoroutineHandle>>>,
+    log: RefCell<Vec<(usize, Outcome)>>,
+}
+
+fn statuses(world: &World) -> Vec<Option<Status>> {
+    world
+        .handles
+        .borrow()
+        .iter()
+        .map(|h| h.as_ref().map(CoroutineHandle::status))
+        .collect()
+}
+
+fn nested_resume(world: &World, j: usize, value: u32) -> Outcome {
+    let Ok(mut slot) = world.slots[j].try_borrow_mut() else {
+        return Outcome::NotSuspended;
+    };
+    let Some(co) = slot.as_mut() else {
+        return Outcome::Empty;
+    };
+    match co.resume(value) {
+        Ok(CoroutineResult::Yield(seen)) => Outcome::Yield(seen),
+        Ok(CoroutineResult::Return(total)) => Outcome::Return(total),
+        Err(ResumeError::Panicked(_)) => Outcome::Panicked,
+        Err(ResumeError::Dead(v)) => Outcome::Dead(v),
+    }
+}
+
+fn nested_close(world: &World, j: usize) -> Outcome {
+    let Ok(mut slot) = world.slots[j].try_borrow_mut() else {
+        return Outcome::NotSuspended;
+    };
+    match slot.as_mut() {
+        Some(co) => Outcome::Closed(co.close().is_ok()),
+        None => Outcome::Empty,
+    }
+}
+
+fn nrun(
+    co: &Yielder<u32, NSeen>,
+    world: &World,
+    me: usize,
+    script: &[NStep],
+    drops: &Rc<Cell<usize>>,
+    mut step: usize,
+    total: u32,
+) -> u32 {
+    loop {
+        match script.get(step).copied() {
+            None => return total,
+            Some(NStep::Panic) => panic!("model panic"),
+            Some(NStep::Resume(j, v)) => {
+                let outcome = nested_resume(world, j, v);
+                world.log.borrow_mut().push((me, outcome));
+            }
+            Some(NStep::Close(j)) => {
+                let outcome = nested_close(world, j);
+                world.log.borrow_mut().push((me, outcome));
+            }
+            Some(NStep::Suspend) => {
+                let _frame = Token(drops.clone());
+                let seen = NSeen {
+                    slot: me,
+                    step,
+                    statuses: statuses(world),
+                };
+                let input = co.suspend(seen);
+                return nrun(co, world, me, script, drops, step + 1, total + input);
+            }
+        }
+        step += 1;
+    }
+}
+
+/// The model of one nesting coroutine.
+#[derive(Debug)]
+struct NModel {
+    script: Vec<NStep>,
+    dead: bool,
+    step: usize,
+    total: u32,
+    frames: usize,
+    pending_panic: bool,
+}
+
+/// The model of the world: the slots and the stack of active coroutines.
+struct NWorld {
+    slots: Vec<Option<NModel>>,
+    active: Vec<usize>,
+    log: Vec<(usize, Outcome)>,
+}
+
+impl NWorld {
+    fn statuses(&self) -> Vec<Option<Status>> {
+        (0..self.slots.len())
+            .map(|k| {
+                let m = self.slots[k].as_ref()?;
+                Some(if self.active.last() == Some(&k) {
+                    Status::Running
+                } else if self.active.contains(&k) {
+                    Status::Normal
+                } else if m.dead {
+                    Status::Dead
+                } else {
+                    Status::Suspended
+                })
+            })
+            .collect()
+    }
+
+    fn resume(&mut self, i: usize, input: u32) -> Outcome {
+        if self.active.contains(&i) {
+            return Outcome::NotSuspended;
+        }
+        let Some(m) = self.slots[i].as_mut() else {
+            return Outcome::Empty;
+        };
+        if m.dead {
+            return Outcome::Dead(input);
+        }
+        m.total += input;
+        self.active.push(i);
+        let outcome = loop {
+            let m = self.slots[i].as_mut().unwrap();
+            let step = m.step;
+            m.step += 1;
+            match m.script.get(step).copied() {
+                None => {
+                    m.dead = true;
+                    break Outcome::Return(m.total);
+                }
+                Some(NStep::Panic) => {
+                    m.dead = true;
+                    m.pending_panic = true;
+                    break Outcome::Panicked;
+                }
+                Some(NStep::Suspend) => {
+                    m.frames += 1;
+                    break Outcome::Yield(NSeen {
+                        slot: i,
+                        step,
+                        statuses: self.statuses(),
+                    });
+                }
+                Some(NStep::Resume(j, v)) => {
+                    let o = self.resume(j, v);
+                    self.log.push((i, o));
+                }
+                Some(NStep::Close(j)) => {
+                    let o = self.close(j);
+                    self.log.push((i, o));
+                }
+            }
+        };
+        self.active.pop();
+        outcome
+    }
+
+    fn close(&mut self, j: usize) -> Outcome {
+        if self.active.contains(&j) {
+            return Outcome::NotSuspended;
+        }
+        let Some(m) = self.slots[j].as_mut() else {
+            return Outcome::Empty;
+        };
+        m.dead = true;
+        Outcome::Closed(!std::mem::take(&mut m.pending_panic))
+    }
+
+    fn dropped(&self, i: usize) -> usize {
+        self.slots[i]
+            .as_ref()
+            .map_or(0, |m| if m.dead { 1 + m.frames } else { 0 })
+    }
+}
+
+fn nstep() -> impl Strategy<Value = NStep> {
+    prop_oneof![
+        4 => Just(NStep::Suspend),
+        1 => Just(NStep::Panic),
+        4 => (0..SLOTS, 0..100_u32).prop_map(|(j, v)| NStep::Resume(j, v)),
+        1 => (0..SLOTS).prop_map(NStep::Close),
+    ]
+}
+
+#[derive(Clone, Debug)]
+enum NOp {
+    Create(usize, Vec<NStep>),
+    Resume(usize, u32),
+    Close(usize),
+    Drop(usize),
+}
+
+fn nop() -> impl Strategy<Value = NOp> {
+    prop_oneof![
+        3 => (0..SLOTS, prop::collection::vec(nstep(), 0..6)).prop_map(|(s, v)| NOp::Create(s, v)),
+        6 => (0..SLOTS, 0..100_u32).prop_map(|(s, v)| NOp::Resume(s, v)),
+        1 => (0..SLOTS).prop_map(NOp::Close),
+        1 => (0..SLOTS).prop_map(NOp::Drop),
+    ]
+}
+
+/// Drops slot `i` in both worlds and checks its drop count.
+fn ndrop(
+    world: &World,
+    model: &mut NWorld,
+    counters: &mut [Rc<Cell<usize>>],
+    i: usize,
+) -> Result<(), TestCaseError> {
+    let co = world.slots[i].borrow_mut().take();
+    if let Some(co) = co {
+        drop(co);
+        let handle = world.handles.borrow_mut()[i].take().unwrap();
+        prop_assert_eq!(handle.status(), Status::Dead);
+        if let Some(m) = model.slots[i].as_mut() {
+            m.dead = true;
+        }
+        prop_assert_eq!(counters[i].get(), model.dropped(i), "drops of slot {}", i);
+        model.slots[i] = None;
+        counters[i] = Rc::default();
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn nested_coroutines_follow_luas_state_machine(ops in prop::collection::vec(nop(), 1..50)) {
+        quiet_scripted_panics();
+        let world = Rc::new(World {
+            slots: (0..SLOTS).map(|_| RefCell::new(None)).collect(),
+            handles: RefCell::new(vec![None; SLOTS]),
+            log: RefCell::default(),
+        });
+        let mut model = NWorld {
+            slots: (0..SLOTS).map(|_| None).collect(),
+            active: Vec::new(),
+            log: Vec::new(),
+        };
+        let mut counters: Vec<Rc<Cell<usize>>> = (0..SLOTS).map(|_| Rc::default()).collect();
+        for op in ops {
+            match op {
+                NOp::Create(i, script) => {
+                    ndrop(&world, &mut model, &mut counters, i)?;
+                    let drops = Rc::new(Cell::new(0));
+                    counters[i] = drops.clone();
+                    let captured = Token(drops.clone());
+                    let (w, s) = (world.clone(), script.clone());
+                    let co: NCo = Coroutine::new(move |co, first| {
+                        let _captured = captured;
+                        nrun(co, &w, i, &s, &drops, 0, first)
+                    });
+                    world.handles.borrow_mut()[i] = Some(co.handle());
+                    *world.slots[i].borrow_mut() = Some(co);
+                    model.slots[i] = Some(NModel {
+                        script,
+                        dead: false,
+                        step: 0,
+                        total: 0,
+                        frames: 0,
+                        pending_panic: false,
+                    });
+                }
+                NOp::Resume(i, v) => {
+                    let got = nested_resume(&world, i, v);
+                    let expected = model.resume(i, v);
+                    prop_assert_eq!(got, expected);
+                }
+                NOp::Close(i) => {
+                    let got = nested_close(&world, i);
+                    let expected = model.close(i);
+                    prop_assert_eq!(got, expected);
+                }
+                NOp::Drop(i) => ndrop(&world, &mut model, &mut counters, i)?,
+            }
+            prop_assert_eq!(&*world.log.borrow(), &model.log);
+            prop_assert_eq!(statuses(&world), model.statuses());
+            for i in 0..SLOTS {
+                prop_assert_eq!(counters[i].get(), model.dropped(i), "drops of slot {}", i);
+            }
+            prop_assert!(cogen::running().is_none());
+        }
+        for i in 0..SLOTS {
+            ndrop(&world, &mut model, &mut counters, i)?;
+        }
     }
 }
