@@ -3,8 +3,9 @@
 //!
 //! Run: `cargo run --release --example event_loop_memory [stackful_n] [stackless_n]`
 //! (defaults 10,000 and 1,000,000; stackful tasks are capped near 32,000 by
-//! `vm.max_map_count`, each guarded stack being two mappings).
-#![cfg_attr(feature = "nightly", feature(coroutines))]
+//! `vm.max_map_count`, each guarded stack being two mappings). Needs the
+//! `nightly` feature (the stackless tasks are `#[coroutine]` closures).
+#![feature(coroutines)]
 
 use cogen::event_loop::{EventLoop, channel};
 
@@ -49,7 +50,6 @@ fn stackful(n: usize) {
     ev.run().unwrap();
 }
 
-#[cfg(feature = "nightly")]
 fn stackless(n: usize) {
     use cogen::event_loop::{TryRecvError, Wait};
     let ev = EventLoop::new();
@@ -86,8 +86,5 @@ fn main() {
     let stackful_n = args.next().unwrap_or(10_000);
     let stackless_n = args.next().unwrap_or(1_000_000);
     stackful(stackful_n);
-    #[cfg(feature = "nightly")]
     stackless(stackless_n);
-    #[cfg(not(feature = "nightly"))]
-    let _ = stackless_n;
 }

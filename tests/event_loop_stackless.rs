@@ -1,7 +1,6 @@
 //! Stackless tasks (feature `nightly`): `#[coroutine]` closures yielding
 //! wait requests to the same loop as stackful tasks.
-#![cfg(feature = "nightly")]
-#![cfg_attr(feature = "nightly", feature(coroutines))]
+#![feature(coroutines)]
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

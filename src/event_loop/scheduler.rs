@@ -205,6 +205,7 @@ pub(crate) trait Slot {
     /// Called when a cancelled task may have consumed a wake-one (stackless).
     fn pass_on(&self) {}
     /// Records the channel a stackless task parks on, for `pass_on`.
+    #[cfg(feature = "nightly")]
     fn remember_wait(&self, chan: Rc<dyn super::channel::ChanWait>, side: super::channel::Side) {
         let _ = (chan, side);
     }
@@ -529,7 +530,7 @@ impl Core {
                 cx: StackfulCx {
                     yielder: Cell::new(ptr::null()),
                     stack_hi: Cell::new(usize::MAX),
-                    stack_size: stack::effective_size(requested),
+                    stack_size: stack::effective_size(requested).unwrap_or(requested),
                 },
                 result: ResultCell::new(),
             },
@@ -567,6 +568,7 @@ impl Core {
     }
 
     /// Queued → back of the queue (a stackless `yield`).
+    #[cfg(feature = "nightly")]
     pub(crate) fn requeue(&self, task: TaskRef) {
         task.header.state.set(State::Queued);
         self.queue.borrow_mut().push_back(task);
@@ -1236,6 +1238,7 @@ impl TaskBuilder {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    #[cfg(feature = "nightly")]
     pub(crate) fn into_options(self) -> TaskOptions {
         self.opts
     }
