@@ -417,3 +417,34 @@ fn the_adapter_costs_no_semantics_against_raw_resume() {
         }
     }
 }
+
+/// A stackless coroutine resumed inside a stackful body may suspend the
+/// stackful one (through a borrowed `Yielder`). Closing the stackful one
+/// then unwinds through the stackless adapter's panic catching, which must
+/// let that unwind go on (corosensei issue 57) and still drop everything once.
+#[test]
+fn closing_a_stackful_coroutine_unwinds_through_a_stackless_one() {
+    let drops = Rc::new(Cell::new(0));
+    let (outer_guard, inner_guard) = (DropCount(drops.clone()), DropCount(drops.clone()));
+    let mut outer = Coroutine::new(move |co: &cogen::Yielder<(), &'static str>, ()| {
+        let _outer = outer_guard;
+        let mut inner = Stackless::new(
+            #[coroutine]
+            || {
+                let _inner = inner_guard;
+                co.suspend("from inside the stackless body");
+                yield ();
+            },
+        );
+        let _ = inner.resume(());
+        unreachable!("closed while suspended inside `inner`");
+    });
+    assert_eq!(
+        outer.resume(()).unwrap(),
+        CoroutineResult::Yield("from inside the stackless body")
+    );
+    assert_eq!(drops.get(), 0);
+    outer.close().unwrap();
+    assert_eq!(drops.get(), 2);
+    assert_eq!(outer.status(), Status::Dead);
+}
