@@ -122,6 +122,7 @@ fn check_example(name: &str) {
 macro_rules! examples {
     ($($(#[$attr:meta])* $test:ident => $name:literal,)*) => {
         /// Every example in the list whose features are enabled.
+        #[allow(clippy::vec_init_then_push)] // the pushes may carry `cfg`s
         fn listed_examples() -> Vec<&'static str> {
             #[allow(unused_mut)]
             let mut names = Vec::new();

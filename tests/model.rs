@@ -325,8 +325,8 @@ proptest! {
             check_all(&slots, &gone)?;
         }
         // Dropping everything that is left drops every value exactly once.
-        for i in 0..SLOTS {
-            drop_slot(slots[i].take(), &mut gone);
+        for slot in &mut slots {
+            drop_slot(slot.take(), &mut gone);
         }
         check_all(&slots, &gone)?;
     }
@@ -657,8 +657,8 @@ proptest! {
             }
             prop_assert_eq!(&*world.log.borrow(), &model.log);
             prop_assert_eq!(statuses(&world), model.statuses());
-            for i in 0..SLOTS {
-                prop_assert_eq!(counters[i].get(), model.dropped(i), "drops of slot {}", i);
+            for (i, counter) in counters.iter().enumerate() {
+                prop_assert_eq!(counter.get(), model.dropped(i), "drops of slot {}", i);
             }
             prop_assert!(cogen::running().is_none());
         }
