@@ -33,6 +33,7 @@ use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};
 use std::fmt;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, UnwindSafe};
 use std::ptr;
 use std::rc::Rc;
@@ -418,6 +419,39 @@ impl Builder {
     }
 }
 
+thread_local! {
+    /// The panic of an `Unstarted` body's drop, for `close` to report.
+    static UNSTARTED_DROP_PANIC: Cell<Option<Payload>> = const { Cell::new(None) };
+}
+
+/// A body that has not started yet.
+///
+/// Closing a never-resumed coroutine drops its body closure, and with it
+/// whatever the closure captured. If such a drop panicked inside corosensei,
+/// the coroutine would still look unstarted and its captures would be
+/// dropped again later. This guard catches that panic instead and leaves it
+/// for `close` to report.
+struct Unstarted<F>(ManuallyDrop<F>);
+
+impl<F> Unstarted<F> {
+    #[inline(always)]
+    fn start(self) -> F {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so the body is taken exactly once.
+        unsafe { ManuallyDrop::take(&mut this.0) }
+    }
+}
+
+impl<F> Drop for Unstarted<F> {
+    fn drop(&mut self) {
+        // SAFETY: `start` did not run (it forgets `self`), so the body is still here.
+        let body = unsafe { ManuallyDrop::take(&mut self.0) };
+        if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| drop(body))) {
+            UNSTARTED_DROP_PANIC.set(Some(payload));
+        }
+    }
+}
+
 /// The shared machinery of [`Coroutine`] and [`ScopedCoroutine`].
 struct Raw<Input, Yield, Return> {
     inner: Inner<Input, Yield, Return>,
@@ -438,15 +472,16 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
         F: FnOnce(&Yielder<Input, Yield>, Input) -> Return,
     {
         let Builder { stack_size, name } = builder;
-        let stack = PooledStack::take(stack::effective_size(stack_size))?;
+        let stack = PooledStack::take(stack::effective_size(stack_size)?)?;
         let meta = Meta {
             handle: OnceCell::new(),
             name,
             stack_limit: stack.limit().get(),
             stack_size: stack.size(),
         };
+        let body = Unstarted(ManuallyDrop::new(body));
         let root = move |yielder: &corosensei::Yielder<Input, Yield>, input: Input| {
-            body(Yielder::from_inner(yielder), input)
+            body.start()(Yielder::from_inner(yielder), input)
         };
         // SAFETY: forwarded to our caller.
         let inner = unsafe { corosensei::Coroutine::with_stack_unchecked(stack, root) };
@@ -496,6 +531,12 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
     #[cold]
     fn died(&mut self, payload: Payload) -> Panic {
         self.meta.set_status(Status::Dead);
+        if is_close_unwind(&*payload) {
+            // Not this coroutine's panic: an enclosing coroutine that was
+            // suspended from inside this one's stack is being closed, and the
+            // unwinding must go on to that coroutine's root.
+            std::panic::resume_unwind(payload);
+        }
         self.death = Some(payload_message(&*payload).into());
         Panic::new(payload, self.meta.name.clone())
     }
@@ -515,6 +556,8 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
             std::panic::catch_unwind(AssertUnwindSafe(|| inner.force_unwind()))
         });
         self.meta.set_status(Status::Dead);
+        // A never-started body is dropped, not unwound; see `Unstarted`.
+        let result = result.and_then(|()| UNSTARTED_DROP_PANIC.take().map_or(Ok(()), Err));
         result.map_err(|payload| Panic::new(payload, self.meta.name.clone()))
     }
 }

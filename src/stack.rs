@@ -83,7 +83,8 @@ impl fmt::Display for StackError {
             self.size / 1024,
             self.source
         )?;
-        if cfg!(target_os = "linux") {
+        // ENOMEM from mmap or mprotect: usually the mapping limit.
+        if cfg!(target_os = "linux") && self.source.raw_os_error() == Some(libc::ENOMEM) {
             let max = std::fs::read_to_string("/proc/sys/vm/max_map_count")
                 .ok()
                 .and_then(|s| s.trim().parse::<usize>().ok());
@@ -108,14 +109,26 @@ impl std::error::Error for StackError {
     }
 }
 
-/// Rounds a requested stack size to what a coroutine actually gets.
+/// Rounds a requested stack size to what a coroutine actually gets, or says
+/// that no stack of that size can exist.
 #[inline]
-pub(crate) fn effective_size(requested: usize) -> usize {
+pub(crate) fn effective_size(requested: usize) -> Result<usize, StackError> {
     if requested == DEFAULT_STACK_SIZE {
-        return requested; // a whole number of pages on every platform
+        return Ok(requested); // a whole number of pages on every platform
     }
     let page = page_size();
-    (requested.max(MIN_STACK_SIZE) + page - 1) & !(page - 1)
+    // Room for the rounding and the guard page that `DefaultStack` adds.
+    requested
+        .max(MIN_STACK_SIZE)
+        .checked_add(2 * page)
+        .map(|_| (requested.max(MIN_STACK_SIZE) + page - 1) & !(page - 1))
+        .ok_or_else(|| StackError {
+            size: requested,
+            source: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the stack size does not fit in the address space",
+            ),
+        })
 }
 
 pub(crate) fn page_size() -> usize {

@@ -628,7 +628,6 @@ fn a_suspended_coroutine_in_a_thread_local_is_unwound_at_thread_exit() {
 /// unwinding belongs to the parent's close and must pass through, not be
 /// reported to the parent's body as a panic of the child.
 #[test]
-#[ignore = "bug: Raw::resume turns a parent's forced unwind that passes through a child's resume into ResumeError::Panicked"]
 fn closing_a_parent_suspended_inside_its_child_unwinds_through_the_child() {
     let drops = Drops::default();
     let d = drops.clone();
@@ -680,7 +679,6 @@ fn closing_a_parent_suspended_inside_its_child_unwinds_through_the_child() {
 /// drop. With a capture that panics every time, the second panic happens in
 /// corosensei's `Drop` and aborts the process.
 #[test]
-#[ignore = "bug: a panicking drop of an unstarted body's captures leaves the coroutine alive; the captures are dropped again (double drop)"]
 fn a_capture_that_panics_when_dropped_unstarted_is_dropped_once() {
     thread_local! {
         static BOMB_DROPS: Cell<u32> = const { Cell::new(0) };
