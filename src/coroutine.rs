@@ -62,6 +62,26 @@ pub enum Status {
     Dead,
 }
 
+impl Status {
+    /// The name Lua's `coroutine.status` gives this state: `"suspended"`,
+    /// `"running"`, `"normal"` or `"dead"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Suspended => "suspended",
+            Status::Running => "running",
+            Status::Normal => "normal",
+            Status::Dead => "dead",
+        }
+    }
+}
+
+/// Prints Lua's name for the state, as [`Status::as_str`].
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What the stack-overflow handler, `running()` and `close` need to know
 /// about a coroutine. Lives inside the coroutine; see the module docs.
 struct Meta {
@@ -133,13 +153,13 @@ pub(crate) fn describe_overflow(addr: usize, out: &mut dyn fmt::Write) -> bool {
     if addr < meta.stack_limit.saturating_sub(page) || addr >= meta.stack_limit + page {
         return false;
     }
+    // No `thread::current()` here: it may allocate, and this runs in a
+    // signal handler.
     let name = meta.name.as_deref().unwrap_or("<unnamed>");
-    let thread = std::thread::current();
     let _ = write!(
         out,
-        "\nthread '{}' overflowed the stack of coroutine '{name}' (stack size {} KiB)\n\
+        "\ncoroutine '{name}' has overflowed its stack (stack size {} KiB)\n\
          help: give it a bigger stack: cogen::Builder::new().stack_size({})\n",
-        thread.name().unwrap_or("<unnamed>"),
         meta.stack_size / 1024,
         meta.stack_size * 2,
     );
@@ -285,6 +305,17 @@ impl<Input, Yield> Yielder<Input, Yield> {
     ///
     /// If the coroutine is closed or dropped while suspended here, this call
     /// does not return: it unwinds the body's stack, running every destructor.
+    ///
+    /// Two things a body must not do with it:
+    /// * call `suspend` from a destructor that runs while the coroutine is
+    ///   being closed: the close unwinds by panicking, and a panic inside a
+    ///   destructor during unwinding aborts the process (Lua raises an error
+    ///   there instead);
+    /// * hand it to a nested [`ScopedCoroutine`] and suspend through it from
+    ///   there. That works (the whole chain of stacks suspends, and a close
+    ///   unwinds through the child), but while the outer coroutine is
+    ///   suspended from the child's stack, [`running`] and the child's
+    ///   handle describe the child as the running one.
     #[inline]
     pub fn suspend(&self, value: Yield) -> Input {
         self.inner.suspend(value)
@@ -701,6 +732,13 @@ impl<Input, Yield, Return> Coroutine<Input, Yield, Return> {
 
     pub(crate) fn store_return(&mut self, value: Return) {
         self.returned = Some(value);
+    }
+
+    /// Forgets the death panic once it has been re-raised in the caller (by
+    /// the iterator or `wrap`), so `close` does not report it a second time,
+    /// as Lua's `wrap` closes a coroutine that failed.
+    pub(crate) fn forget_panic(&mut self) {
+        self.raw.death = None;
     }
 }
 

@@ -272,7 +272,11 @@ impl<Yield, Return> Iterator for Coroutine<(), Yield, Return> {
                 None
             }
             Err(ResumeError::Dead(())) => None,
-            Err(ResumeError::Panicked(panic)) => panic.resume_unwind(),
+            Err(ResumeError::Panicked(panic)) => {
+                // Re-raised here, so `close` need not report it again.
+                self.forget_panic();
+                panic.resume_unwind()
+            }
         }
     }
 }

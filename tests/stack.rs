@@ -258,7 +258,7 @@ fn a_coroutine_stack_overflow_names_the_coroutine() {
     assert!(!output.status.success(), "the child must fail: {stderr}");
     assert_eq!(signal_of(&output), Some(libc::SIGABRT), "stderr: {stderr}");
     for needle in [
-        "overflowed the stack of coroutine 'runaway-recursion'",
+        "coroutine 'runaway-recursion' has overflowed its stack",
         "stack size 64 KiB",
         "cogen::Builder::new().stack_size(131072)",
         "coroutine stack overflow, aborting",
@@ -292,7 +292,7 @@ fn an_unnamed_nested_coroutine_overflow_is_reported_as_its_own() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(signal_of(&output), Some(libc::SIGABRT), "stderr: {stderr}");
     assert!(
-        stderr.contains("overflowed the stack of coroutine '<unnamed>' (stack size 32 KiB)"),
+        stderr.contains("coroutine '<unnamed>' has overflowed its stack (stack size 32 KiB)"),
         "stderr:\n{stderr}"
     );
     assert!(!stderr.contains("'outer'"), "stderr:\n{stderr}");
