@@ -734,3 +734,22 @@ fn a_panicking_body_unwinds_the_suspended_coroutines_it_owns() {
     assert_eq!(drops.log(), ["child", "parent"]);
     assert!(parent.is_dead());
 }
+
+/// Lua's `wrap` closes a coroutine that raised: once the iterator has
+/// re-raised a body's panic, `close` has nothing left to report.
+#[test]
+fn close_after_the_iterator_reraised_a_panic_is_ok() {
+    let mut co: Coroutine<(), u32, ()> = Coroutine::new(|co, ()| {
+        co.suspend(1);
+        panic!("generator failed");
+    });
+    assert_eq!(co.next(), Some(1));
+    let reraised = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| co.next()));
+    assert_eq!(
+        reraised.unwrap_err().downcast_ref::<&str>().copied(),
+        Some("generator failed")
+    );
+    assert!(co.is_dead());
+    assert!(co.close().is_ok());
+    assert_eq!(co.next(), None);
+}

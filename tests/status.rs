@@ -264,3 +264,18 @@ fn status_is_observable_from_a_generic_helper() {
     seen.push(lua_status(&h));
     assert_eq!(seen, ["suspended", "running", "suspended", "dead"]);
 }
+
+#[test]
+fn status_displays_luas_names() {
+    let names: Vec<String> = [
+        Status::Suspended,
+        Status::Running,
+        Status::Normal,
+        Status::Dead,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(names, ["suspended", "running", "normal", "dead"]);
+    assert_eq!(Status::Dead.as_str(), "dead");
+}
