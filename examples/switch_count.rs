@@ -2,7 +2,7 @@
 //! nothing else, for counting instructions with callgrind.
 //!
 //! ```text
-//! cargo run --release --example switch_count -- <peer> <N>
+//! cargo run --release --example switch_count -- <peer> <N> [RING]
 //! valgrind --tool=callgrind target/release/examples/switch_count cogen 1000000
 //! ```
 //!
@@ -15,6 +15,11 @@
 //! the difference in N is the cost of one round trip, with the set-up
 //! (creating the coroutine, loading Lua, process start) cancelled out.
 //! `docs/count_instructions.sh` does exactly that for every peer.
+//!
+//! With a third argument RING > 1, it makes RING coroutines and resumes
+//! them in turn (the `peer_round_robin` bench's access pattern), for
+//! callgrind's cache simulation (`--cache-sim=yes`): misses per round trip
+//! show what a cold coroutine costs.
 
 #![feature(coroutines, coroutine_trait)]
 
@@ -37,21 +42,39 @@ const PEERS: [&str; 7] = [
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (Some(peer), Some(n)) = (args.first(), args.get(1).and_then(|n| n.parse().ok())) else {
+    let peer = args.first();
+    let n = args.get(1).and_then(|n| n.parse::<usize>().ok());
+    let ring = match args.get(2) {
+        None => Some(1),
+        Some(r) => r.parse::<usize>().ok().filter(|&r| r > 0),
+    };
+    let (Some(peer), Some(n), Some(ring)) = (peer, n, ring) else {
         eprintln!(
-            "usage: switch_count <peer> <N>\npeers: {}",
+            "usage: switch_count <peer> <N> [RING]\npeers: {}",
             PEERS.join(", ")
         );
         return ExitCode::FAILURE;
     };
     let sum = match peer.as_str() {
-        "baseline" => drive(n, |i| i.wrapping_add(1)),
-        "cogen" => cogen(n),
-        "cogen_stackless" => cogen_stackless(n),
-        "corosensei" => corosensei(n),
-        "nightly_raw" => nightly_raw(n),
-        "generator_rs" => generator_rs(n),
-        "lua54" => lua54(n),
+        "baseline" => run(n, ring, || (), |_, i| i.wrapping_add(1)),
+        "cogen" => run(n, ring, cogen_make, cogen_resume),
+        "cogen_stackless" => run(n, ring, stackless_make, stackless_resume),
+        "corosensei" => run(n, ring, corosensei_make, corosensei_resume),
+        "nightly_raw" => run(n, ring, nightly_make, nightly_resume),
+        "generator_rs" => run(n, ring, generator_make, |g, i| g.send(i)),
+        "lua54" => {
+            let lua = mlua::Lua::new();
+            let f: mlua::Function = lua
+                .load("return function(x) while true do x = coroutine.yield(x + 1) end end")
+                .eval()
+                .expect("valid Lua");
+            run(
+                n,
+                ring,
+                || lua.create_thread(f.clone()).expect("thread"),
+                |t, i| t.resume::<usize>(i).expect("resume"),
+            )
+        }
         other => {
             eprintln!("unknown peer {other:?}; peers: {}", PEERS.join(", "));
             return ExitCode::FAILURE;
@@ -60,8 +83,32 @@ fn main() -> ExitCode {
     // Every peer yields its input + 1, so the sum over 1..=n is known.
     let expected = (1..=n).fold(0usize, |acc, i| acc.wrapping_add(i + 1));
     assert_eq!(sum, expected, "{peer} passed wrong values");
-    println!("{peer}: {n} round trips");
+    println!("{peer}: {n} round trips over {ring} coroutine(s)");
     ExitCode::SUCCESS
+}
+
+/// Makes `ring` coroutines and resumes them in turn, `n` times in all.
+fn run<T>(
+    n: usize,
+    ring: usize,
+    mut make: impl FnMut() -> T,
+    mut resume: impl FnMut(&mut T, usize) -> usize,
+) -> usize {
+    if ring == 1 {
+        let mut co = make();
+        drive(n, |i| resume(&mut co, i))
+    } else {
+        let mut cos: Vec<T> = (0..ring).map(|_| make()).collect();
+        let mut idx = 0;
+        drive(n, |i| {
+            let out = resume(&mut cos[idx], i);
+            idx += 1;
+            if idx == cos.len() {
+                idx = 0;
+            }
+            out
+        })
+    }
 }
 
 /// Calls `round_trip(i)` for i in 1..=n, summing what comes back.
@@ -74,80 +121,90 @@ fn drive(n: usize, mut round_trip: impl FnMut(usize) -> usize) -> usize {
     sum
 }
 
-fn cogen(n: usize) -> usize {
-    let mut co = cogen::Coroutine::<usize, usize, ()>::new(|co, mut x| {
+fn cogen_make() -> cogen::Coroutine<usize, usize, ()> {
+    cogen::Coroutine::new(|co, mut x: usize| {
         loop {
             x = co.suspend(x.wrapping_add(1));
         }
-    });
-    drive(n, |i| match co.resume(i) {
+    })
+}
+
+#[inline(always)]
+fn cogen_resume(co: &mut cogen::Coroutine<usize, usize, ()>, i: usize) -> usize {
+    match co.resume(i) {
         Ok(CoroutineResult::Yield(y)) => y,
         _ => unreachable!("the body loops forever"),
-    })
+    }
 }
 
-fn cogen_stackless(n: usize) -> usize {
-    // Boxed like `nightly_raw`, driven through cogen's `Resumable` trait.
-    let mut co = cogen::Stackless::pinned(
-        #[coroutine]
-        |mut x: usize| {
-            loop {
-                x = yield x.wrapping_add(1);
-            }
-        },
-    );
-    drive(n, |i| match Resumable::resume(&mut co, i) {
-        Ok(CoroutineResult::Yield(y)) => y,
-        _ => unreachable!("the body loops forever"),
-    })
-}
-
-fn corosensei(n: usize) -> usize {
-    let mut co = corosensei::Coroutine::<usize, usize, ()>::new(|y, mut x| {
-        loop {
-            x = y.suspend(x.wrapping_add(1));
-        }
-    });
-    drive(n, |i| match co.resume(i) {
-        corosensei::CoroutineResult::Yield(y) => y,
-        corosensei::CoroutineResult::Return(()) => unreachable!("the body loops forever"),
-    })
-}
-
-fn boxed<C: StdCoroutine<usize, Yield = usize, Return = usize>>(c: C) -> Pin<Box<C>> {
+fn boxed<C: StdCoroutine<usize, Yield = usize, Return = ()>>(c: C) -> Pin<Box<C>> {
     Box::pin(c)
 }
 
-fn nightly_raw(n: usize) -> usize {
-    let mut co = boxed(
+fn nightly_make() -> Pin<Box<impl StdCoroutine<usize, Yield = usize, Return = ()>>> {
+    boxed(
         #[coroutine]
         |mut x: usize| {
             loop {
                 x = yield x.wrapping_add(1);
             }
         },
-    );
-    drive(n, |i| match co.as_mut().resume(i) {
-        CoroutineState::Yielded(y) | CoroutineState::Complete(y) => y,
+    )
+}
+
+#[inline(always)]
+fn nightly_resume<C: StdCoroutine<usize, Yield = usize, Return = ()>>(
+    co: &mut Pin<Box<C>>,
+    i: usize,
+) -> usize {
+    match co.as_mut().resume(i) {
+        CoroutineState::Yielded(y) => y,
+        CoroutineState::Complete(()) => unreachable!("the body loops forever"),
+    }
+}
+
+/// Boxed like `nightly_raw`, driven through cogen's `Resumable` trait.
+fn stackless_make()
+-> cogen::Stackless<Pin<Box<impl StdCoroutine<usize, Yield = usize, Return = ()>>>> {
+    cogen::Stackless::pinned(
+        #[coroutine]
+        |mut x: usize| {
+            loop {
+                x = yield x.wrapping_add(1);
+            }
+        },
+    )
+}
+
+#[inline(always)]
+fn stackless_resume<G: Resumable<usize, Yield = usize>>(co: &mut G, i: usize) -> usize {
+    match co.resume(i) {
+        Ok(CoroutineResult::Yield(y)) => y,
+        _ => unreachable!("the body loops forever"),
+    }
+}
+
+fn corosensei_make() -> corosensei::Coroutine<usize, usize, ()> {
+    corosensei::Coroutine::new(|y, mut x: usize| {
+        loop {
+            x = y.suspend(x.wrapping_add(1));
+        }
     })
 }
 
-fn generator_rs(n: usize) -> usize {
-    let mut co = generator::Gn::<usize>::new_scoped(|mut s| {
+#[inline(always)]
+fn corosensei_resume(co: &mut corosensei::Coroutine<usize, usize, ()>, i: usize) -> usize {
+    match co.resume(i) {
+        corosensei::CoroutineResult::Yield(y) => y,
+        corosensei::CoroutineResult::Return(()) => unreachable!("the body loops forever"),
+    }
+}
+
+fn generator_make() -> generator::Generator<'static, usize, usize> {
+    generator::Gn::<usize>::new_scoped(|mut s| {
         let mut x = s.get_yield().unwrap_or(0);
         loop {
             x = s.yield_(x.wrapping_add(1)).unwrap_or(0);
         }
-    });
-    drive(n, |i| co.send(i))
-}
-
-fn lua54(n: usize) -> usize {
-    let lua = mlua::Lua::new();
-    let f: mlua::Function = lua
-        .load("return function(x) while true do x = coroutine.yield(x + 1) end end")
-        .eval()
-        .expect("valid Lua");
-    let thread = lua.create_thread(f).expect("thread");
-    drive(n, |i| thread.resume::<usize>(i).expect("resume"))
+    })
 }
