@@ -40,6 +40,13 @@
 //! inline, with no allocation. A `static` coroutine, which may hold such
 //! borrows, must not move once started: [`Stackless::pinned`] boxes it.
 //!
+//! # Threads
+//!
+//! A stackless coroutine keeps its state in the value itself, and the
+//! compiler knows what that state holds, so `Stackless<C>` is [`Send`]
+//! exactly when `C` is: unlike a stackful coroutine, it can move to another
+//! thread between resumes.
+//!
 //! # Status
 //!
 //! A stackless coroutine has no stack to register, so while it runs

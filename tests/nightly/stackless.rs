@@ -448,3 +448,22 @@ fn closing_a_stackful_coroutine_unwinds_through_a_stackless_one() {
     assert_eq!(drops.get(), 2);
     assert_eq!(outer.status(), Status::Dead);
 }
+
+#[test]
+fn a_stackless_coroutine_moves_to_another_thread_between_resumes() {
+    fn assert_send<T: Send>(t: T) -> T {
+        t
+    }
+    let mut co = assert_send(Stackless::new(
+        #[coroutine]
+        |x: u32| {
+            let y = yield x + 1;
+            x + y
+        },
+    ));
+    assert_eq!(co.resume(1).unwrap(), CoroutineResult::Yield(2));
+    let r = std::thread::spawn(move || co.resume(10).unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(r, CoroutineResult::Return(11));
+}
