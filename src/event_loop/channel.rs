@@ -166,6 +166,7 @@ impl<T> Sender<T> {
     ///
     /// # Panics
     /// If it would have to wait outside a stackful task.
+    #[inline]
     #[track_caller]
     pub fn send(&self, mut value: T) -> Result<(), SendError<T>> {
         loop {
@@ -187,6 +188,7 @@ impl<T> Sender<T> {
     }
 
     /// Sends `value` if there is room now.
+    #[inline]
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         let chan = &*self.chan;
         if chan.closed.get() {
@@ -272,6 +274,7 @@ impl<T> Receiver<T> {
     ///
     /// # Panics
     /// If it would have to wait outside a stackful task.
+    #[inline]
     #[track_caller]
     pub fn recv(&self) -> Result<T, RecvError> {
         loop {
@@ -293,6 +296,7 @@ impl<T> Receiver<T> {
     }
 
     /// Receives a message if one is there now.
+    #[inline]
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         let chan = &*self.chan;
         let value = chan.buf.borrow_mut().pop_front();

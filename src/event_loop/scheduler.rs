@@ -295,15 +295,46 @@ pub(crate) fn current_core(what: &str) -> &'static Core {
     }
 }
 
+/// Why a waiting function cannot wait here.
+#[derive(Clone, Copy)]
+enum NotWaitable {
+    OutsideTask,
+    Cancelling,
+    NotStackful,
+    NestedCoroutine,
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn not_waitable(what: &str, why: NotWaitable, id: u64) -> ! {
+    match why {
+        NotWaitable::OutsideTask => panic!(
+            "cogen::event_loop::{what} called outside a task: only code running inside a task \
+             of an EventLoop can wait (spawn one with EventLoop::spawn or block_on)"
+        ),
+        NotWaitable::Cancelling => panic!(
+            "cogen::event_loop::{what} called while task {id} is being cancelled (from a \
+             destructor): a cancelled task cannot wait"
+        ),
+        NotWaitable::NotStackful => panic!(
+            "cogen::event_loop::{what} called inside a future or stackless task: only stackful \
+             tasks can wait from a function call (use `.await` or yield a `Wait` instead)"
+        ),
+        NotWaitable::NestedCoroutine => panic!(
+            "cogen::event_loop::{what} called from a coroutine nested inside task {id}: only the \
+             task's own stack can wait"
+        ),
+    }
+}
+
 /// The stackful task running on this thread, or a panic that says why
 /// `what` cannot wait here.
+#[inline]
 #[track_caller]
 pub(crate) fn running_stackful(what: &str) -> (&'static Task<dyn Slot>, &'static StackfulCx) {
     let Some(task) = CURRENT_TASK.with(Cell::get) else {
-        panic!(
-            "cogen::event_loop::{what} called outside a task: only code running inside a task \
-             of an EventLoop can wait (spawn one with EventLoop::spawn or block_on)"
-        );
+        not_waitable(what, NotWaitable::OutsideTask, 0);
     };
     // SAFETY: CURRENT_TASK points at a task that the loop holds (a `TaskRef`
     // on the loop's stack) for as long as it is set; a task's own code runs
@@ -311,26 +342,16 @@ pub(crate) fn running_stackful(what: &str) -> (&'static Task<dyn Slot>, &'static
     // use it within the waiting function, which runs on the task's stack.
     let task = unsafe { &*task.as_ptr() };
     if task.header.state.get() != State::Running {
-        panic!(
-            "cogen::event_loop::{what} called while task {} is being cancelled (from a \
-             destructor): a cancelled task cannot wait",
-            task.header.id
-        );
+        not_waitable(what, NotWaitable::Cancelling, task.header.id);
     }
     let Some(cx) = task.slot.stackful() else {
-        panic!(
-            "cogen::event_loop::{what} called inside a future or stackless task: only stackful \
-             tasks can wait from a function call (use `.await` or yield a `Wait` instead)"
-        );
+        not_waitable(what, NotWaitable::NotStackful, task.header.id);
     };
-    let here = ptr::addr_of!(task) as usize;
+    let marker = 0u8;
+    let here = ptr::addr_of!(marker) as usize;
     let hi = cx.stack_hi.get();
-    if here >= hi || here < hi.saturating_sub(cx.stack_size) {
-        panic!(
-            "cogen::event_loop::{what} called from a coroutine nested inside task {}: only the \
-             task's own stack can wait",
-            task.header.id
-        );
+    if here >= hi || here < hi.saturating_sub(cx.stack_size + STACK_TOP_SLACK) {
+        not_waitable(what, NotWaitable::NestedCoroutine, task.header.id);
     }
     // SAFETY: see above; the slot lives as long as the task.
     (task, unsafe { &*(cx as *const StackfulCx) })
@@ -347,6 +368,14 @@ fn suspend(cx: &StackfulCx) {
 }
 
 /// Runs first in every stackful task: records its yielder and stack top.
+///
+/// The stack check of `running_stackful` accepts addresses from the task's
+/// stack size below this frame to 64 KiB above it: the frames of the body
+/// (which the compiler may merge with this one) and the top of the stack.
+/// A coroutine nested in the task runs on another mapping, below the window
+/// or above the top of this one, so it is caught; the check is by address,
+/// as cogen's core does not expose which coroutine is running.
+#[inline(never)]
 fn stackful_entry(yielder: &Yielder<(), ()>) {
     let task = CURRENT_TASK
         .with(Cell::get)
@@ -356,8 +385,12 @@ fn stackful_entry(yielder: &Yielder<(), ()>) {
     let cx = task.slot.stackful().expect("a stackful task");
     cx.yielder.set(yielder);
     let marker = 0u8;
-    cx.stack_hi.set(ptr::addr_of!(marker) as usize);
+    cx.stack_hi
+        .set(ptr::addr_of!(marker) as usize + STACK_TOP_SLACK);
 }
+
+/// See `stackful_entry`.
+const STACK_TOP_SLACK: usize = 64 * 1024;
 
 /// Gives up the CPU: the running task goes to the back of the run queue.
 ///
@@ -365,6 +398,7 @@ fn stackful_entry(yielder: &Yielder<(), ()>) {
 ///
 /// # Panics
 /// Outside a stackful task (see the [module docs](super#errors)).
+#[inline]
 pub fn yield_now() {
     let (task, cx) = running_stackful("yield_now");
     task.header.state.set(State::Queued);
@@ -373,6 +407,7 @@ pub fn yield_now() {
 
 /// Parks the running stackful task for `reason`; `register` records
 /// `(task, seq)` wherever the wake-up will come from. Returns once woken.
+#[inline]
 pub(crate) fn park(what: &str, reason: Reason, register: impl FnOnce(&Core, TaskRef, u32)) {
     let (task, cx) = running_stackful(what);
     let core = current_core(what);
@@ -541,6 +576,7 @@ impl Core {
     }
 
     /// Marks the running task parked and returns its new park number.
+    #[inline]
     pub(crate) fn begin_park(&self, h: &Header, reason: Reason) -> u32 {
         let seq = h.seq.get().wrapping_add(1);
         h.seq.set(seq);
