@@ -154,7 +154,20 @@ fn check(capacities: Vec<usize>, programs: Vec<Vec<Op>>) -> Result<(), TestCaseE
     let stuck: HashSet<u64> = match &result {
         Ok(()) => HashSet::new(),
         Err(e) => {
-            prop_assert!(e.panics().is_empty(), "every panic had a live handle: {e}");
+            // A panic is reported only if its handle left the table (taken by
+            // a joiner that was then cancelled, dropping it unjoined).
+            for p in e.panics() {
+                let k: usize = p
+                    .message()
+                    .strip_prefix("scripted panic in task ")
+                    .and_then(|k| k.parse().ok())
+                    .expect("only scripted panics");
+                prop_assert!(
+                    world.handles.borrow()[k].is_none(),
+                    "panic of task {} reported while its handle is live",
+                    k
+                );
+            }
             e.stuck_tasks().iter().map(|s| s.id).collect()
         }
     };
@@ -209,11 +222,28 @@ fn check(capacities: Vec<usize>, programs: Vec<Vec<Op>>) -> Result<(), TestCaseE
     Ok(())
 }
 
+/// Silences the scripted task panics, and only those.
+fn quiet_scripted_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let scripted = info
+                .payload()
+                .downcast_ref::<String>()
+                .is_some_and(|m| m.starts_with("scripted panic"));
+            if !scripted {
+                default(info);
+            }
+        }));
+    });
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
     #[test]
     fn random_programs_keep_the_invariants((caps, programs) in program()) {
-        std::panic::set_hook(Box::new(|_| {}));
+        quiet_scripted_panics();
         check(caps, programs)?;
     }
 }
