@@ -216,6 +216,7 @@ pub(crate) struct StackfulCx {
     yielder: Cell<*const Yielder<(), ()>>,
     stack_hi: Cell<usize>,
     stack_size: usize,
+    top_slack: usize,
 }
 
 struct StackfulSlot<T> {
@@ -350,7 +351,7 @@ pub(crate) fn running_stackful(what: &str) -> (&'static Task<dyn Slot>, &'static
     let marker = 0u8;
     let here = ptr::addr_of!(marker) as usize;
     let hi = cx.stack_hi.get();
-    if here >= hi || here < hi.saturating_sub(cx.stack_size + STACK_TOP_SLACK) {
+    if here >= hi || here < hi.saturating_sub(cx.stack_size + cx.top_slack) {
         not_waitable(what, NotWaitable::NestedCoroutine, task.header.id);
     }
     // SAFETY: see above; the slot lives as long as the task.
@@ -370,7 +371,7 @@ fn suspend(cx: &StackfulCx) {
 /// Runs first in every stackful task: records its yielder and stack top.
 ///
 /// The stack check of `running_stackful` accepts addresses from the task's
-/// stack size below this frame to 64 KiB above it: the frames of the body
+/// stack size below this frame to 64 KiB (plus twice the closure's size) above it: the frames of the body
 /// (which the compiler may merge with this one) and the top of the stack.
 /// A coroutine nested in the task runs on another mapping, below the window
 /// or above the top of this one, so it is caught; the check is by address,
@@ -386,7 +387,7 @@ fn stackful_entry(yielder: &Yielder<(), ()>) {
     cx.yielder.set(yielder);
     let marker = 0u8;
     cx.stack_hi
-        .set(ptr::addr_of!(marker) as usize + STACK_TOP_SLACK);
+        .set(ptr::addr_of!(marker) as usize + cx.top_slack);
 }
 
 /// See `stackful_entry`.
@@ -473,20 +474,17 @@ struct Registry {
 
 impl Registry {
     fn insert(&mut self, task: TaskRef) {
-        let index = match self.free.pop() {
+        match self.free.pop() {
             Some(i) => {
                 task.header.index.set(i);
                 self.slots[i as usize] = Some(task);
-                i
             }
             None => {
                 let i = u32::try_from(self.slots.len()).expect("fewer than 2^32 tasks");
                 task.header.index.set(i);
                 self.slots.push(Some(task));
-                i
             }
-        };
-        let _ = index;
+        }
         self.len += 1;
     }
 
@@ -565,6 +563,9 @@ impl Core {
                 cx: StackfulCx {
                     yielder: Cell::new(ptr::null()),
                     stack_hi: Cell::new(usize::MAX),
+                    // The closure sits at the top of the stack, above the
+                    // entry frame, and its frame may hold copies of it.
+                    top_slack: STACK_TOP_SLACK + 2 * std::mem::size_of::<F>(),
                     stack_size: stack::effective_size(requested).unwrap_or(requested),
                 },
                 result: ResultCell::new(),
