@@ -778,3 +778,230 @@ fn word_count_example_prints_the_top_words() {
     }
     assert_eq!(stdout, expected);
 }
+
+// ---------------------------------------------------------------- property
+
+/// What a stage of the random pipelines does to the items it pulls.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// One in, one out.
+    Map,
+    /// One in, zero or one out.
+    Filter,
+    /// One in, two out.
+    Dup,
+    /// Two in, one out; a leftover item comes out at the end of the input.
+    Pair,
+}
+
+/// Where a stage fails: when it pulls its `at`th input (from 1).
+#[derive(Clone, Copy, Debug)]
+struct Fault {
+    at: usize,
+    panics: bool,
+}
+
+/// Counts the values made and dropped during one case.
+#[derive(Default)]
+struct Ledger {
+    made: Cell<u64>,
+    dropped: Cell<u64>,
+}
+
+/// An item that the ledger tracks.
+struct Tracked(u32, Rc<Ledger>);
+
+impl Tracked {
+    fn new(value: u32, ledger: &Rc<Ledger>) -> Self {
+        ledger.made.set(ledger.made.get() + 1);
+        Tracked(value, ledger.clone())
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.1.dropped.set(self.1.dropped.get() + 1);
+    }
+}
+
+type Tracks = Box<dyn Iterator<Item = StageResult<Tracked>>>;
+
+/// The stage's work on one input: what it hands on, given what it held.
+fn step(kind: Kind, item: Tracked, held: &mut Option<Tracked>, out: &mut Vec<Tracked>) {
+    let ledger = item.1.clone();
+    match kind {
+        Kind::Map => out.push(Tracked::new(item.0 * 2 + 1, &ledger)),
+        Kind::Filter => {
+            if !item.0.is_multiple_of(3) {
+                out.push(item);
+            }
+        }
+        Kind::Dup => {
+            out.push(Tracked::new(item.0 + 1, &ledger));
+            out.push(item);
+        }
+        Kind::Pair => match held.take() {
+            None => *held = Some(item),
+            Some(first) => out.push(Tracked::new(first.0 + item.0, &ledger)),
+        },
+    }
+}
+
+/// The same work on plain numbers, for the model.
+fn model_stage(kind: Kind, input: &[u32], flush: bool) -> Vec<u32> {
+    let ledger = Rc::new(Ledger::default());
+    let mut held = None;
+    let mut out = Vec::new();
+    for &x in input {
+        step(kind, Tracked::new(x, &ledger), &mut held, &mut out);
+    }
+    if flush {
+        out.extend(held);
+    }
+    out.iter().map(|t| t.0).collect()
+}
+
+/// What the consumer should see: the items, then the failing stage if any.
+fn model(
+    n: u32,
+    stages: &[(Kind, bool)],
+    fault: Option<(usize, Fault)>,
+) -> (Vec<u32>, Option<String>) {
+    let mut items: Vec<u32> = (0..n).collect();
+    let mut failed = None;
+    for (i, &(kind, _)) in stages.iter().enumerate() {
+        match fault {
+            // A failed stage's output so far goes on; later stages see the
+            // end of their input, and their end-of-input output is dropped.
+            _ if failed.is_some() => items = model_stage(kind, &items, false),
+            Some((f, fault)) if f == i && fault.at <= items.len() => {
+                items = model_stage(kind, &items[..fault.at - 1], false);
+                failed = Some(format!("stage {i}"));
+            }
+            _ => items = model_stage(kind, &items, true),
+        }
+    }
+    (items, failed)
+}
+
+/// Builds stage `i` as a stackful coroutine.
+fn stackful_stage(
+    up: Tracks,
+    i: usize,
+    kind: Kind,
+    fault: Option<Fault>,
+    guards: Rc<Cell<i64>>,
+) -> Tracks {
+    Box::new(up.stage(format!("stage {i}"), move |co, up| {
+        guards.set(guards.get() + 1);
+        let _guard = scopeguard(guards);
+        let mut held = None;
+        let mut out = Vec::new();
+        for (n, item) in up.enumerate() {
+            if let Some(fault) = fault.filter(|f| f.at == n + 1) {
+                if fault.panics {
+                    panic!("stage {i} panics");
+                }
+                return Err(format!("stage {i} fails"));
+            }
+            step(kind, item, &mut held, &mut out);
+            for item in out.drain(..) {
+                co.suspend(item);
+            }
+        }
+        if let Some(item) = held {
+            co.suspend(item);
+        }
+        Ok(())
+    }))
+}
+
+/// Decrements the live-guard count when dropped.
+fn scopeguard(guards: Rc<Cell<i64>>) -> impl Drop {
+    struct Guard(Rc<Cell<i64>>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() - 1);
+        }
+    }
+    Guard(guards)
+}
+
+fn kind_strategy() -> impl proptest::strategy::Strategy<Value = Kind> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(Kind::Map),
+        Just(Kind::Filter),
+        Just(Kind::Dup),
+        Just(Kind::Pair)
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+    /// Random pipelines of random stages (stackful, or with the `nightly`
+    /// feature a random mix with stackless ones), with a random failure
+    /// (an `Err` or a panic at a random input of a random stage), pulled a
+    /// random number of times and dropped: the consumer sees what the model
+    /// says, the failure names the right stage, every item made is dropped
+    /// once, and every stage body's guard is dropped.
+    #[test]
+    fn random_pipelines_agree_with_the_model(
+        n in 0u32..24,
+        stages in proptest::collection::vec((kind_strategy(), proptest::bool::ANY), 1..5),
+        fault in proptest::option::of((0usize..5, 1usize..12, proptest::bool::ANY)),
+        pulls in 0usize..60,
+    ) {
+        let fault = fault
+            .filter(|&(i, _, _)| i < stages.len())
+            .map(|(i, at, panics)| (i, Fault { at, panics }));
+        let (expected, failed) = model(n, &stages, fault);
+
+        let ledger = Rc::new(Ledger::default());
+        let guards = Rc::new(Cell::new(0i64));
+        let source_ledger = ledger.clone();
+        let mut pipeline: Tracks =
+            Box::new((0..n).map(move |x| Ok(Tracked::new(x, &source_ledger))));
+        for (i, &(kind, stackless)) in stages.iter().enumerate() {
+            let stage_fault = fault.filter(|&(f, _)| f == i).map(|(_, f)| f);
+            pipeline = if stackless && cfg!(feature = "nightly") {
+                #[cfg(feature = "nightly")]
+                {
+                    nightly::stackless_stage(pipeline, i, kind, stage_fault, guards.clone())
+                }
+                #[cfg(not(feature = "nightly"))]
+                unreachable!()
+            } else {
+                stackful_stage(pipeline, i, kind, stage_fault, guards.clone())
+            };
+        }
+
+        let mut seen = Vec::new();
+        let mut error = None;
+        for item in pipeline.by_ref().take(pulls) {
+            match item {
+                Ok(t) => seen.push(t.0),
+                Err(e) => {
+                    proptest::prop_assert!(error.is_none(), "one error at most");
+                    error = Some(e);
+                }
+            }
+        }
+        let complete = seen.len() + usize::from(error.is_some()) < pulls;
+        proptest::prop_assert_eq!(&seen[..], &expected[..seen.len()]);
+        if complete {
+            // The stream ended within `pulls`: all of it was seen.
+            proptest::prop_assert_eq!(&seen, &expected);
+            proptest::prop_assert_eq!(error.as_ref().map(|e| e.stage().to_owned()), failed.clone());
+            if let (Some(e), Some((_, f))) = (&error, fault) {
+                proptest::prop_assert_eq!(e.is_panic(), f.panics);
+            }
+            proptest::prop_assert!(pipeline.next().is_none(), "fused");
+        }
+        drop(error);
+        drop(pipeline);
+        proptest::prop_assert_eq!(ledger.made.get(), ledger.dropped.get(), "items dropped once");
+        proptest::prop_assert_eq!(guards.get(), 0, "every stage body dropped its guard");
+    }
+}

@@ -115,3 +115,38 @@ fn stackless_sinks_have_the_same_semantics() {
     assert_eq!(error.stage(), "deaf");
     assert!(!error.is_panic());
 }
+
+/// Builds stage `i` of the property test as a stackless coroutine.
+pub(crate) fn stackless_stage(
+    up: Tracks,
+    i: usize,
+    kind: Kind,
+    fault: Option<Fault>,
+    guards: Rc<Cell<i64>>,
+) -> Tracks {
+    Box::new(up.stackless_stage(format!("stage {i}"), move |up| {
+        #[coroutine]
+        move || {
+            guards.set(guards.get() + 1);
+            let _guard = scopeguard(guards);
+            let mut held = None;
+            let mut out = Vec::new();
+            for (n, item) in up.enumerate() {
+                if let Some(fault) = fault.filter(|f| f.at == n + 1) {
+                    if fault.panics {
+                        panic!("stage {i} panics");
+                    }
+                    return Err(format!("stage {i} fails"));
+                }
+                step(kind, item, &mut held, &mut out);
+                for item in std::mem::take(&mut out) {
+                    yield item;
+                }
+            }
+            if let Some(item) = held {
+                yield item;
+            }
+            Ok(())
+        }
+    }))
+}
