@@ -221,6 +221,162 @@ fn scan_groups(path: &Path, stem: &str, depth: u32, out: &mut BTreeMap<String, S
     }
 }
 
+/// A measured goal from the issues: `time(a) / time(b)` compared with `limit`.
+struct Goal {
+    group: &'static str,
+    a: &'static str,
+    b: &'static str,
+    /// True: `time(b) / time(a) >= limit` ("a is at least limit× faster than b").
+    /// False: `time(a) / time(b) <= limit` ("a is within limit× of b").
+    faster: bool,
+    limit: f64,
+}
+
+const GOALS: &[Goal] = &[
+    // Issue 5: peers.
+    Goal {
+        group: "peer_switch",
+        a: "cogen",
+        b: "generator_rs",
+        faster: true,
+        limit: 4.0,
+    },
+    Goal {
+        group: "peer_switch",
+        a: "cogen",
+        b: "lua54",
+        faster: true,
+        limit: 20.0,
+    },
+    Goal {
+        group: "peer_switch",
+        a: "cogen_stackless",
+        b: "nightly_raw",
+        faster: false,
+        limit: 1.2,
+    },
+    Goal {
+        group: "peer_create",
+        a: "cogen",
+        b: "lua54",
+        faster: true,
+        limit: 10.0,
+    },
+    Goal {
+        group: "peer_create",
+        a: "cogen",
+        b: "generator_rs",
+        faster: true,
+        limit: 100.0,
+    },
+    Goal {
+        group: "peer_round_robin",
+        a: "cogen",
+        b: "corosensei",
+        faster: false,
+        limit: 1.2,
+    },
+    Goal {
+        group: "peer_round_robin",
+        a: "cogen",
+        b: "lua54",
+        faster: true,
+        limit: 10.0,
+    },
+    // Issue 2: core.
+    Goal {
+        group: "switch",
+        a: "cogen",
+        b: "corosensei",
+        faster: false,
+        limit: 1.10,
+    },
+    Goal {
+        group: "create",
+        a: "cogen",
+        b: "corosensei_reused_stack",
+        faster: false,
+        limit: 2.0,
+    },
+    Goal {
+        group: "create",
+        a: "cogen",
+        b: "corosensei_fresh_stack",
+        faster: true,
+        limit: 200.0,
+    },
+    Goal {
+        group: "drop_suspended",
+        a: "cogen",
+        b: "corosensei",
+        faster: false,
+        limit: 1.0,
+    },
+    // Issue 3: pipelines.
+    Goal {
+        group: "pipeline_3_stages",
+        a: "cogen_stackless",
+        b: "iterator",
+        faster: false,
+        limit: 1.5,
+    },
+    Goal {
+        group: "pipeline_3_stages",
+        a: "cogen_stackful",
+        b: "mpsc_threads",
+        faster: true,
+        limit: 10.0,
+    },
+    Goal {
+        group: "stackless_switch",
+        a: "cogen",
+        b: "raw_nightly",
+        faster: false,
+        limit: 1.10,
+    },
+];
+
+/// The goals section: each goal with its measured ratio, met or not met.
+fn goals(groups: &BTreeMap<String, Vec<Bench>>) -> String {
+    let find = |g: &str, id: &str| {
+        groups
+            .get(g)
+            .and_then(|l| l.iter().find(|b| b.id == id))
+            .map(Bench::per_op_ns)
+    };
+    let mut s = String::from("\n| goal | measured | |\n|---|---:|---|\n");
+    for goal in GOALS {
+        let text = if goal.faster {
+            format!(
+                "`{}`: {} ≥ {}× faster than {}",
+                goal.group, goal.a, goal.limit, goal.b
+            )
+        } else {
+            format!(
+                "`{}`: {} within {}× of {}",
+                goal.group, goal.a, goal.limit, goal.b
+            )
+        };
+        let (measured, verdict) = match (find(goal.group, goal.a), find(goal.group, goal.b)) {
+            (Some(a), Some(b)) if goal.faster => {
+                let r = b / a;
+                (format!("{} faster", fmt_ratio(r)), r >= goal.limit)
+            }
+            (Some(a), Some(b)) => {
+                let r = a / b;
+                (format!("{r:.3}×"), r <= goal.limit)
+            }
+            _ => {
+                s.push_str(&format!("| {text} | not run | |\n"));
+                continue;
+            }
+        };
+        let verdict = if verdict { "met" } else { "**not met**" };
+        s.push_str(&format!("| {text} | {measured} | {verdict} |\n"));
+    }
+    s
+}
+
 /// The id a group's ratios are taken against.
 fn baseline(list: &[Bench]) -> Option<&Bench> {
     list.iter()
@@ -275,7 +431,9 @@ fn table(
     );
     s.push_str("| bench | group | id | median | 95% CI | ratio to cogen |\n");
     s.push_str("|---|---|---|---:|---|---:|\n");
-    for (group, list) in groups {
+    let mut ordered: Vec<(&String, &Vec<Bench>)> = groups.iter().collect();
+    ordered.sort_by_key(|(g, _)| (declared.get(*g).map_or("~", String::as_str), g.as_str()));
+    for (group, list) in ordered {
         let base = baseline(list).map(Bench::per_op_ns);
         let file = declared.get(group).map_or("?", String::as_str);
         for b in list {
@@ -295,6 +453,7 @@ fn table(
             ));
         }
     }
+    s.push_str(&goals(groups));
     if !not_run.is_empty() {
         s.push_str("\nDeclared but not run (no saved estimates): ");
         let names: Vec<String> = not_run.iter().map(|g| format!("`{g}`")).collect();
