@@ -25,7 +25,42 @@ use std::rc::Rc;
 use super::error::{RecvError, SendError, TryRecvError, TrySendError};
 use super::scheduler::{Reason, TaskRef, park, wake};
 
-type WaitList = RefCell<VecDeque<(TaskRef, u32)>>;
+/// A FIFO of parked tasks. Most channels have at most one waiter per side,
+/// so the oldest entry lives inline and only the others go to a deque.
+/// Invariant: `first` is empty only if `rest` is.
+#[derive(Default)]
+struct WaitList {
+    first: Cell<Option<(TaskRef, u32)>>,
+    rest: RefCell<VecDeque<(TaskRef, u32)>>,
+}
+
+impl WaitList {
+    #[inline]
+    fn push(&self, task: TaskRef, seq: u32) {
+        match self.first.take() {
+            None => self.first.set(Some((task, seq))),
+            first => {
+                self.first.set(first);
+                self.rest.borrow_mut().push_back((task, seq));
+            }
+        }
+    }
+
+    #[inline]
+    fn pop(&self) -> Option<(TaskRef, u32)> {
+        let first = self.first.take()?;
+        if !self.rest.borrow().is_empty() {
+            self.first.set(self.rest.borrow_mut().pop_front());
+        }
+        Some(first)
+    }
+
+    fn take_all(&self) -> Vec<(TaskRef, u32)> {
+        let mut all: Vec<_> = self.first.take().into_iter().collect();
+        all.extend(self.rest.borrow_mut().drain(..));
+        all
+    }
+}
 
 pub(crate) struct Chan<T> {
     buf: RefCell<VecDeque<T>>,
@@ -37,11 +72,10 @@ pub(crate) struct Chan<T> {
     recv_waiters: WaitList,
 }
 
+/// Wakes the first waiter that is still parked with its number.
+#[inline]
 fn wake_one(list: &WaitList) {
-    loop {
-        let Some((task, seq)) = list.borrow_mut().pop_front() else {
-            return;
-        };
+    while let Some((task, seq)) = list.pop() {
         if task.header.state.get() == super::scheduler::State::Parked && task.header.seq() == seq {
             wake(task, seq);
             return;
@@ -50,8 +84,7 @@ fn wake_one(list: &WaitList) {
 }
 
 fn wake_all(list: &WaitList) {
-    let all = std::mem::take(&mut *list.borrow_mut());
-    for (task, seq) in all {
+    for (task, seq) in list.take_all() {
         wake(task, seq);
     }
 }
@@ -80,10 +113,11 @@ impl<T> ChanWait for Chan<T> {
             }
     }
 
+    #[inline]
     fn register(&self, side: Side, task: TaskRef, seq: u32) {
         match side {
-            Side::Send => self.send_waiters.borrow_mut().push_back((task, seq)),
-            Side::Recv => self.recv_waiters.borrow_mut().push_back((task, seq)),
+            Side::Send => self.send_waiters.push(task, seq),
+            Side::Recv => self.recv_waiters.push(task, seq),
         }
     }
 
@@ -134,8 +168,8 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         closed: Cell::new(false),
         senders: Cell::new(1),
         receivers: Cell::new(1),
-        send_waiters: RefCell::new(VecDeque::new()),
-        recv_waiters: RefCell::new(VecDeque::new()),
+        send_waiters: WaitList::default(),
+        recv_waiters: WaitList::default(),
     });
     (Sender { chan: chan.clone() }, Receiver { chan })
 }
@@ -188,7 +222,7 @@ impl<T> Sender<T> {
     }
 
     /// Sends `value` if there is room now.
-    #[inline]
+    #[inline(always)]
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         let chan = &*self.chan;
         if chan.closed.get() {
@@ -296,7 +330,7 @@ impl<T> Receiver<T> {
     }
 
     /// Receives a message if one is there now.
-    #[inline]
+    #[inline(always)]
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         let chan = &*self.chan;
         let value = chan.buf.borrow_mut().pop_front();
