@@ -695,3 +695,49 @@ fn debug_output() {
     assert!(format!("{h:?}").contains("finished: false"));
     ev.run().unwrap();
 }
+
+#[test]
+fn try_join_hands_the_handle_back_until_done_and_take_panics() {
+    let ev = EventLoop::new();
+    let h = ev.spawn(|| {
+        yield_now();
+        9
+    });
+    let h = h.try_join().unwrap_err(); // not finished: the handle comes back
+    ev.spawn(|| panic!("collected")).detach();
+    while ev.try_tick() {}
+    assert_eq!(h.try_join().ok().unwrap().unwrap(), 9);
+    let panics = ev.take_panics();
+    assert_eq!(panics.len(), 1);
+    assert_eq!(panics[0].message(), "collected");
+    ev.run().unwrap(); // already taken
+}
+
+#[test]
+fn propagate_policy_in_try_tick() {
+    let ev = EventLoop::builder()
+        .panic_policy(PanicPolicy::Propagate)
+        .build();
+    ev.spawn(|| panic!("tick panic")).detach();
+    let msg = expect_panic(|| {
+        ev.try_tick();
+    });
+    assert_eq!(msg, "tick panic");
+    assert!(ev.is_empty());
+}
+
+#[test]
+fn sleeping_tasks_are_not_a_deadlock_and_wake_in_deadline_order_with_ties_fifo() {
+    let ev = EventLoop::new();
+    let log = log();
+    let at = Instant::now() + Duration::from_millis(3);
+    for name in ["first", "second", "third"] {
+        let l = log.clone();
+        ev.spawn(move || {
+            sleep_until(at);
+            push(&l, name);
+        });
+    }
+    ev.run().unwrap();
+    assert_eq!(*log.borrow(), ["first", "second", "third"]);
+}
