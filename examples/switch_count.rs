@@ -56,25 +56,13 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let sum = match peer.as_str() {
-        "baseline" => run(n, ring, || (), |_, i| i.wrapping_add(1)),
-        "cogen" => run(n, ring, cogen_make, cogen_resume),
-        "cogen_stackless" => run(n, ring, stackless_make, stackless_resume),
-        "corosensei" => run(n, ring, corosensei_make, corosensei_resume),
-        "nightly_raw" => run(n, ring, nightly_make, nightly_resume),
-        "generator_rs" => run(n, ring, generator_make, |g, i| g.send(i)),
-        "lua54" => {
-            let lua = mlua::Lua::new();
-            let f: mlua::Function = lua
-                .load("return function(x) while true do x = coroutine.yield(x + 1) end end")
-                .eval()
-                .expect("valid Lua");
-            run(
-                n,
-                ring,
-                || lua.create_thread(f.clone()).expect("thread"),
-                |t, i| t.resume::<usize>(i).expect("resume"),
-            )
-        }
+        "baseline" => run(n, ring, Baseline),
+        "cogen" => run(n, ring, Cogen),
+        "cogen_stackless" => run(n, ring, CogenStackless(nightly_body)),
+        "corosensei" => run(n, ring, Corosensei),
+        "nightly_raw" => run(n, ring, NightlyRaw(nightly_body)),
+        "generator_rs" => run(n, ring, GeneratorRs),
+        "lua54" => run(n, ring, Lua54::new()),
         other => {
             eprintln!("unknown peer {other:?}; peers: {}", PEERS.join(", "));
             return ExitCode::FAILURE;
@@ -87,21 +75,26 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// One coroutine implementation: how to make one, and one round trip.
+trait Peer {
+    type Co;
+    fn make(&mut self) -> Self::Co;
+    /// Resumes `co` with `input`; returns what it yields (`input + 1`).
+    fn resume(co: &mut Self::Co, input: usize) -> usize;
+}
+
 /// Makes `ring` coroutines and resumes them in turn, `n` times in all.
-fn run<T>(
-    n: usize,
-    ring: usize,
-    mut make: impl FnMut() -> T,
-    mut resume: impl FnMut(&mut T, usize) -> usize,
-) -> usize {
+/// (`Peer::resume` is a static call, so it inlines into the loop; a
+/// closure or fn item passed in here did not always.)
+fn run<P: Peer>(n: usize, ring: usize, mut peer: P) -> usize {
     if ring == 1 {
-        let mut co = make();
-        drive(n, |i| resume(&mut co, i))
+        let mut co = peer.make();
+        drive(n, |i| P::resume(&mut co, i))
     } else {
-        let mut cos: Vec<T> = (0..ring).map(|_| make()).collect();
+        let mut cos: Vec<P::Co> = (0..ring).map(|_| peer.make()).collect();
         let mut idx = 0;
         drive(n, |i| {
-            let out = resume(&mut cos[idx], i);
+            let out = P::resume(&mut cos[idx], i);
             idx += 1;
             if idx == cos.len() {
                 idx = 0;
@@ -121,90 +114,151 @@ fn drive(n: usize, mut round_trip: impl FnMut(usize) -> usize) -> usize {
     sum
 }
 
-fn cogen_make() -> cogen::Coroutine<usize, usize, ()> {
-    cogen::Coroutine::new(|co, mut x: usize| {
-        loop {
-            x = co.suspend(x.wrapping_add(1));
-        }
-    })
-}
+/// The driving loop alone, around a plain `x + 1`.
+struct Baseline;
 
-#[inline(always)]
-fn cogen_resume(co: &mut cogen::Coroutine<usize, usize, ()>, i: usize) -> usize {
-    match co.resume(i) {
-        Ok(CoroutineResult::Yield(y)) => y,
-        _ => unreachable!("the body loops forever"),
+impl Peer for Baseline {
+    type Co = ();
+    fn make(&mut self) {}
+    #[inline(always)]
+    fn resume(_: &mut (), input: usize) -> usize {
+        input.wrapping_add(1)
     }
 }
 
-fn boxed<C: StdCoroutine<usize, Yield = usize, Return = ()>>(c: C) -> Pin<Box<C>> {
-    Box::pin(c)
-}
+struct Cogen;
 
-fn nightly_make() -> Pin<Box<impl StdCoroutine<usize, Yield = usize, Return = ()>>> {
-    boxed(
-        #[coroutine]
-        |mut x: usize| {
+impl Peer for Cogen {
+    type Co = cogen::Coroutine<usize, usize, ()>;
+    fn make(&mut self) -> Self::Co {
+        cogen::Coroutine::new(|co, mut x: usize| {
             loop {
-                x = yield x.wrapping_add(1);
+                x = co.suspend(x.wrapping_add(1));
             }
-        },
-    )
+        })
+    }
+    #[inline(always)]
+    fn resume(co: &mut Self::Co, input: usize) -> usize {
+        match co.resume(input) {
+            Ok(CoroutineResult::Yield(y)) => y,
+            _ => unreachable!("the body loops forever"),
+        }
+    }
 }
 
-#[inline(always)]
-fn nightly_resume<C: StdCoroutine<usize, Yield = usize, Return = ()>>(
-    co: &mut Pin<Box<C>>,
-    i: usize,
-) -> usize {
-    match co.as_mut().resume(i) {
-        CoroutineState::Yielded(y) => y,
-        CoroutineState::Complete(()) => unreachable!("the body loops forever"),
+fn nightly_body() -> impl StdCoroutine<usize, Yield = usize, Return = ()> {
+    #[coroutine]
+    |mut x: usize| {
+        loop {
+            x = yield x.wrapping_add(1);
+        }
     }
 }
 
 /// Boxed like `nightly_raw`, driven through cogen's `Resumable` trait.
-fn stackless_make()
--> cogen::Stackless<Pin<Box<impl StdCoroutine<usize, Yield = usize, Return = ()>>>> {
-    cogen::Stackless::pinned(
-        #[coroutine]
-        |mut x: usize| {
+/// (Holds the body's constructor, which names the coroutine's type.)
+struct CogenStackless<F>(F);
+
+impl<C, F> Peer for CogenStackless<F>
+where
+    C: StdCoroutine<usize, Yield = usize, Return = ()>,
+    F: FnMut() -> C,
+{
+    type Co = cogen::Stackless<Pin<Box<C>>>;
+    fn make(&mut self) -> Self::Co {
+        cogen::Stackless::pinned((self.0)())
+    }
+    #[inline(always)]
+    fn resume(co: &mut Self::Co, input: usize) -> usize {
+        match Resumable::resume(co, input) {
+            Ok(CoroutineResult::Yield(y)) => y,
+            _ => unreachable!("the body loops forever"),
+        }
+    }
+}
+
+/// A pinned, boxed `std::ops::Coroutine`, resumed directly.
+struct NightlyRaw<F>(F);
+
+impl<C, F> Peer for NightlyRaw<F>
+where
+    C: StdCoroutine<usize, Yield = usize, Return = ()>,
+    F: FnMut() -> C,
+{
+    type Co = Pin<Box<C>>;
+    fn make(&mut self) -> Self::Co {
+        Box::pin((self.0)())
+    }
+    #[inline(always)]
+    fn resume(co: &mut Self::Co, input: usize) -> usize {
+        match co.as_mut().resume(input) {
+            CoroutineState::Yielded(y) => y,
+            CoroutineState::Complete(()) => unreachable!("the body loops forever"),
+        }
+    }
+}
+
+struct Corosensei;
+
+impl Peer for Corosensei {
+    type Co = corosensei::Coroutine<usize, usize, ()>;
+    fn make(&mut self) -> Self::Co {
+        corosensei::Coroutine::new(|y, mut x: usize| {
             loop {
-                x = yield x.wrapping_add(1);
+                x = y.suspend(x.wrapping_add(1));
             }
-        },
-    )
-}
-
-#[inline(always)]
-fn stackless_resume<G: Resumable<usize, Yield = usize>>(co: &mut G, i: usize) -> usize {
-    match co.resume(i) {
-        Ok(CoroutineResult::Yield(y)) => y,
-        _ => unreachable!("the body loops forever"),
+        })
+    }
+    #[inline(always)]
+    fn resume(co: &mut Self::Co, input: usize) -> usize {
+        match co.resume(input) {
+            corosensei::CoroutineResult::Yield(y) => y,
+            corosensei::CoroutineResult::Return(()) => unreachable!("the body loops forever"),
+        }
     }
 }
 
-fn corosensei_make() -> corosensei::Coroutine<usize, usize, ()> {
-    corosensei::Coroutine::new(|y, mut x: usize| {
-        loop {
-            x = y.suspend(x.wrapping_add(1));
-        }
-    })
-}
+struct GeneratorRs;
 
-#[inline(always)]
-fn corosensei_resume(co: &mut corosensei::Coroutine<usize, usize, ()>, i: usize) -> usize {
-    match co.resume(i) {
-        corosensei::CoroutineResult::Yield(y) => y,
-        corosensei::CoroutineResult::Return(()) => unreachable!("the body loops forever"),
+impl Peer for GeneratorRs {
+    type Co = generator::Generator<'static, usize, usize>;
+    fn make(&mut self) -> Self::Co {
+        generator::Gn::<usize>::new_scoped(|mut s| {
+            let mut x = s.get_yield().unwrap_or(0);
+            loop {
+                x = s.yield_(x.wrapping_add(1)).unwrap_or(0);
+            }
+        })
+    }
+    #[inline(always)]
+    fn resume(co: &mut Self::Co, input: usize) -> usize {
+        co.send(input)
     }
 }
 
-fn generator_make() -> generator::Generator<'static, usize, usize> {
-    generator::Gn::<usize>::new_scoped(|mut s| {
-        let mut x = s.get_yield().unwrap_or(0);
-        loop {
-            x = s.yield_(x.wrapping_add(1)).unwrap_or(0);
-        }
-    })
+struct Lua54 {
+    lua: mlua::Lua,
+    body: mlua::Function,
+}
+
+impl Lua54 {
+    fn new() -> Self {
+        let lua = mlua::Lua::new();
+        let body = lua
+            .load("return function(x) while true do x = coroutine.yield(x + 1) end end")
+            .eval()
+            .expect("valid Lua");
+        Lua54 { lua, body }
+    }
+}
+
+impl Peer for Lua54 {
+    type Co = mlua::Thread;
+    fn make(&mut self) -> Self::Co {
+        self.lua.create_thread(self.body.clone()).expect("thread")
+    }
+    #[inline(always)]
+    fn resume(co: &mut Self::Co, input: usize) -> usize {
+        co.resume::<usize>(input).expect("resume")
+    }
 }
