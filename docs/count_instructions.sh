@@ -7,8 +7,11 @@
 # loop's own instructions (the `baseline` peer: the same loop around `x + 1`),
 # which is the figure to compare with a bare switch.
 #
-#   docs/count_instructions.sh                 # every peer, N1=1000000 N2=2000000
-#   docs/count_instructions.sh cogen corosensei
+#   docs/count_instructions.sh                   # every peer, N1=1000000 N2=2000000
+#   docs/count_instructions.sh cogen corosensei  # some peers
+#   RING=10000 docs/count_instructions.sh        # round robin over 10,000 coroutines,
+#                                                # with callgrind's cache simulation:
+#                                                # also L1 data misses per round trip
 #
 # Needs valgrind. Honours CARGO_TARGET_DIR (default ./target).
 set -euo pipefail
@@ -16,9 +19,14 @@ cd "$(dirname "$0")/.."
 
 N1=${N1:-1000000}
 N2=${N2:-2000000}
+RING=${RING:-1}
 PEERS=("$@")
 if [ ${#PEERS[@]} -eq 0 ]; then
     PEERS=(cogen cogen_stackless corosensei nightly_raw generator_rs lua54)
+fi
+CACHE=()
+if [ "$RING" -gt 1 ]; then
+    CACHE=(--cache-sim=yes)
 fi
 
 cargo build --release --example switch_count >&2
@@ -26,28 +34,44 @@ BIN="${CARGO_TARGET_DIR:-target}/release/examples/switch_count"
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
-# Total instructions (Ir) of one run, from callgrind's summary line.
+# Runs one peer under callgrind; prints its summary line's counts
+# (Ir, and with the cache simulation also Dr Dw I1mr D1mr D1mw ...).
 count() {
-    valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.$1.$2" "$BIN" "$1" "$2" \
-        2>"$OUT/log.$1.$2" >/dev/null
-    awk '/^summary:/ {print $2}' "$OUT/cg.$1.$2"
+    valgrind --tool=callgrind "${CACHE[@]}" --callgrind-out-file="$OUT/cg.$1.$2" \
+        "$BIN" "$1" "$2" "$RING" 2>"$OUT/log.$1.$2" >/dev/null
+    awk '/^summary:/ {$1 = ""; print}' "$OUT/cg.$1.$2"
 }
 
+# Per round trip: "Ir" or "Ir D1-misses".
 per_trip() {
     local a b
     a=$(count "$1" "$N1")
     b=$(count "$1" "$N2")
-    awk -v a="$a" -v b="$b" -v n1="$N1" -v n2="$N2" 'BEGIN {printf "%.1f", (b - a) / (n2 - n1)}'
+    awk -v a="$a" -v b="$b" -v n1="$N1" -v n2="$N2" -v cache="${#CACHE[@]}" 'BEGIN {
+        split(a, x, " "); split(b, y, " "); d = n2 - n1
+        if (cache > 0) printf "%.1f %.2f", (y[1] - x[1]) / d, (y[5] + y[6] - x[5] - x[6]) / d
+        else printf "%.1f", (y[1] - x[1]) / d
+    }'
 }
 
 # The driving loop's own cost: the same loop around a plain `x + 1`.
 base=$(per_trip baseline)
-echo "Driving loop alone (baseline): $base instructions per iteration"
+base_ir=${base%% *}
+echo "Round trips over $RING coroutine(s). Driving loop alone (baseline): $base_ir instructions per iteration"
 echo
-echo "| peer | instructions per round trip (loop included) | without the loop |"
-echo "|---|---:|---:|"
+if [ ${#CACHE[@]} -gt 0 ]; then
+    echo "| peer | instructions per round trip (loop included) | without the loop | L1 data misses per round trip |"
+    echo "|---|---:|---:|---:|"
+else
+    echo "| peer | instructions per round trip (loop included) | without the loop |"
+    echo "|---|---:|---:|"
+fi
 for peer in "${PEERS[@]}"; do
-    per=$(per_trip "$peer")
-    net=$(awk -v p="$per" -v b="$base" 'BEGIN {printf "%.1f", p - b}')
-    echo "| $peer | $per | $net |"
+    read -r ir misses <<<"$(per_trip "$peer")"
+    net=$(awk -v p="$ir" -v b="$base_ir" 'BEGIN {printf "%.1f", p - b}')
+    if [ ${#CACHE[@]} -gt 0 ]; then
+        echo "| $peer | $ir | $net | $misses |"
+    else
+        echo "| $peer | $ir | $net |"
+    fi
 done
