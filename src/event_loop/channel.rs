@@ -17,7 +17,7 @@
 //! wakes everyone: senders fail and get their message back, receivers drain
 //! what is left and then see the channel closed.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::rc::Rc;
@@ -62,8 +62,33 @@ impl WaitList {
     }
 }
 
+/// The message buffer. Each method finishes with the deque before it
+/// returns and runs no user code inside (messages move in and out by value;
+/// the ones left are dropped with the channel), so accesses never overlap.
+struct Buf<T>(UnsafeCell<VecDeque<T>>);
+
+impl<T> Buf<T> {
+    #[inline]
+    fn len(&self) -> usize {
+        // SAFETY: see the type's docs.
+        unsafe { (*self.0.get()).len() }
+    }
+
+    #[inline]
+    fn push_back(&self, value: T) {
+        // SAFETY: see the type's docs.
+        unsafe { (*self.0.get()).push_back(value) }
+    }
+
+    #[inline]
+    fn pop_front(&self) -> Option<T> {
+        // SAFETY: see the type's docs.
+        unsafe { (*self.0.get()).pop_front() }
+    }
+}
+
 pub(crate) struct Chan<T> {
-    buf: RefCell<VecDeque<T>>,
+    buf: Buf<T>,
     capacity: usize,
     closed: Cell<bool>,
     senders: Cell<usize>,
@@ -108,8 +133,8 @@ impl<T> ChanWait for Chan<T> {
     fn ready(&self, side: Side) -> bool {
         self.closed.get()
             || match side {
-                Side::Send => self.buf.borrow().len() < self.capacity,
-                Side::Recv => !self.buf.borrow().is_empty(),
+                Side::Send => self.buf.len() < self.capacity,
+                Side::Recv => self.buf.len() > 0,
             }
     }
 
@@ -163,7 +188,7 @@ impl<T> Chan<T> {
 pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     assert!(capacity > 0, "channel capacity must be at least 1");
     let chan = Rc::new(Chan {
-        buf: RefCell::new(VecDeque::with_capacity(capacity.min(1024))),
+        buf: Buf(UnsafeCell::new(VecDeque::with_capacity(capacity.min(1024)))),
         capacity,
         closed: Cell::new(false),
         senders: Cell::new(1),
@@ -228,13 +253,10 @@ impl<T> Sender<T> {
         if chan.closed.get() {
             return Err(TrySendError::Closed(value));
         }
-        {
-            let mut buf = chan.buf.borrow_mut();
-            if buf.len() >= chan.capacity {
-                return Err(TrySendError::Full(value));
-            }
-            buf.push_back(value);
+        if chan.buf.len() >= chan.capacity {
+            return Err(TrySendError::Full(value));
         }
+        chan.buf.push_back(value);
         wake_one(&chan.recv_waiters);
         Ok(())
     }
@@ -252,7 +274,7 @@ impl<T> Sender<T> {
 
     /// The number of messages in the channel.
     pub fn len(&self) -> usize {
-        self.chan.buf.borrow().len()
+        self.chan.buf.len()
     }
 
     /// True if the channel holds no message.
@@ -333,7 +355,7 @@ impl<T> Receiver<T> {
     #[inline(always)]
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         let chan = &*self.chan;
-        let value = chan.buf.borrow_mut().pop_front();
+        let value = chan.buf.pop_front();
         match value {
             Some(v) => {
                 wake_one(&chan.send_waiters);
@@ -367,7 +389,7 @@ impl<T> Receiver<T> {
 
     /// The number of messages in the channel.
     pub fn len(&self) -> usize {
-        self.chan.buf.borrow().len()
+        self.chan.buf.len()
     }
 
     /// True if the channel holds no message.

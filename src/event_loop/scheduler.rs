@@ -32,7 +32,11 @@
 //! Everything here lives on the loop's thread (`Rc`, `Cell`, `RefCell`);
 //! only [`Shared`](super::future) is `Sync`, for wakers called from other
 //! threads. No `RefCell` borrow is held across user code (a task step, a
-//! destructor, a waker): values are moved out first, then used.
+//! destructor, a waker): values are moved out first, then used. The two
+//! structures touched on every step, the run queue and a channel's buffer,
+//! are `UnsafeCell` wrappers instead, sound for the same reason: each of
+//! their methods finishes with the deque before returning and runs no user
+//! code (tasks and messages move in and out by value).
 //!
 //! ## Cost per step
 //!
@@ -489,6 +493,42 @@ pub enum PanicPolicy {
     Propagate,
 }
 
+/// The FIFO run queue. Each method finishes its operation on the deque
+/// before returning and runs no user code inside (tasks are moved in and
+/// out by value and dropped by the caller), so no two accesses can overlap:
+/// a `RefCell`'s borrow flag would only cost time on every step.
+struct RunQueue(UnsafeCell<VecDeque<TaskRef>>);
+
+impl RunQueue {
+    #[inline]
+    fn push_back(&self, task: TaskRef) {
+        // SAFETY: see the type's docs.
+        unsafe { (*self.0.get()).push_back(task) }
+    }
+
+    #[inline]
+    fn pop_front(&self) -> Option<TaskRef> {
+        // SAFETY: see the type's docs.
+        unsafe { (*self.0.get()).pop_front() }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        // SAFETY: see the type's docs.
+        unsafe { (*self.0.get()).len() }
+    }
+
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn take(&self) -> VecDeque<TaskRef> {
+        // SAFETY: see the type's docs.
+        unsafe { std::mem::take(&mut *self.0.get()) }
+    }
+}
+
 struct Registry {
     slots: Vec<Option<TaskRef>>,
     free: Vec<u32>,
@@ -522,7 +562,7 @@ impl Registry {
 /// The loop's state. Lives in an `Rc` owned by [`EventLoop`]; tasks hold a
 /// `Weak` to it so that wake-ups from outside `run` find their queue.
 pub(crate) struct Core {
-    queue: RefCell<VecDeque<TaskRef>>,
+    queue: RunQueue,
     registry: RefCell<Registry>,
     pub(crate) timers: RefCell<BinaryHeap<TimerEntry>>,
     timer_order: Cell<u64>,
@@ -557,7 +597,7 @@ impl Core {
             wd.name_task(task.header.id, name);
         }
         self.registry.borrow_mut().insert(task.clone());
-        self.queue.borrow_mut().push_back(task);
+        self.queue.push_back(task);
     }
 
     pub(crate) fn spawn_stackful<T, F>(
@@ -624,14 +664,14 @@ impl Core {
     pub(crate) fn make_runnable(&self, task: TaskRef) {
         self.leave_park(&task.header);
         task.header.state.set(State::Queued);
-        self.queue.borrow_mut().push_back(task);
+        self.queue.push_back(task);
     }
 
     /// Queued → back of the queue (a stackless `yield`).
     #[cfg(feature = "nightly")]
     pub(crate) fn requeue(&self, task: TaskRef) {
         task.header.state.set(State::Queued);
-        self.queue.borrow_mut().push_back(task);
+        self.queue.push_back(task);
     }
 
     pub(crate) fn add_timer(&self, at: Instant, task: TaskRef, seq: u32) {
@@ -673,7 +713,7 @@ impl Core {
             Step::Suspended => {
                 if h.state.get() != State::Parked {
                     h.state.set(State::Queued);
-                    self.queue.borrow_mut().push_back(task);
+                    self.queue.push_back(task);
                 }
             }
             Step::Pending => {
@@ -812,14 +852,14 @@ impl Core {
     }
 
     fn pop(&self) -> Option<TaskRef> {
-        self.queue.borrow_mut().pop_front()
+        self.queue.pop_front()
     }
 
     /// Runs rounds until `stop()` or until no task is left. A round runs the
     /// tasks queued at its start, then checks timers and outside wake-ups.
     fn run_until(&self, stop: impl Fn() -> bool) -> Result<(), Vec<StuckTask>> {
         loop {
-            let mut n = self.queue.borrow().len();
+            let mut n = self.queue.len();
             while n > 0 {
                 let Some(task) = self.pop() else { break };
                 self.run_task(task);
@@ -833,7 +873,7 @@ impl Core {
                 self.poll_remote();
             }
             self.poll_timers();
-            if self.queue.borrow().is_empty() {
+            if self.queue.is_empty() {
                 if stop() || self.registry.borrow().len == 0 {
                     return Ok(());
                 }
@@ -847,7 +887,7 @@ impl Core {
     fn idle(&self) -> Result<(), Vec<StuckTask>> {
         loop {
             self.poll_remote();
-            if !self.queue.borrow().is_empty() {
+            if !self.queue.is_empty() {
                 return Ok(());
             }
             match self.next_deadline() {
@@ -1004,7 +1044,7 @@ impl Builder {
     /// Creates the loop.
     pub fn build(self) -> EventLoop {
         let core = Rc::new_cyclic(|me| Core {
-            queue: RefCell::new(VecDeque::with_capacity(64)),
+            queue: RunQueue(UnsafeCell::new(VecDeque::with_capacity(64))),
             registry: RefCell::new(Registry {
                 slots: Vec::new(),
                 free: Vec::new(),
@@ -1060,7 +1100,7 @@ impl fmt::Debug for EventLoop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventLoop")
             .field("tasks", &self.core.len())
-            .field("runnable", &self.core.queue.borrow().len())
+            .field("runnable", &self.core.queue.len())
             .finish_non_exhaustive()
     }
 }
@@ -1216,7 +1256,7 @@ impl Drop for EventLoop {
                 core.cancel(task);
             }
         }
-        let queue = std::mem::take(&mut *core.queue.borrow_mut());
+        let queue = core.queue.take();
         let timers = std::mem::take(&mut *core.timers.borrow_mut());
         drop((queue, timers));
         CURRENT_CORE.set(prev);
