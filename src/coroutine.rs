@@ -6,27 +6,32 @@
 //! plus a small [`Meta`] record. Everything Lua can ask about a coroutine is
 //! derived from those two, so the hot path stays almost the raw switch:
 //!
+//! * **Running.** A thread-local pointer, `CURRENT`, names the `Meta` of the
+//!   coroutine running on this thread, and each running `Meta` points at the
+//!   one that resumed it (`parent`). `resume` pushes onto that chain before
+//!   switching and pops after; a `Meta` lives in its coroutine, which `resume`
+//!   borrows mutably for the whole switch, so every pointer in the chain is
+//!   valid while it is in the chain. [`running`], [`is_yieldable`], handles
+//!   and the stack-overflow handler read it. That is all `resume` does
+//!   besides the switch itself.
 //! * **Status.** The owner of a `Coroutine` can only see it suspended or
 //!   dead (while it runs, `resume` holds `&mut self`), so [`Coroutine::status`]
-//!   is read off corosensei's `done()`. *Running* and *normal* are only visible
-//!   through a [`CoroutineHandle`], which is allocated on first request; while
-//!   no handle exists, `resume` updates nothing but one thread-local pointer.
-//! * **Running.** A thread-local pointer, `CURRENT`, names the `Meta` of the
-//!   coroutine running on this thread. `resume` sets it before switching and
-//!   restores the previous value after; the `Meta` lives in the coroutine,
-//!   which `resume` borrows mutably for the whole switch, so the pointer is
-//!   valid whenever it is set. [`running`], [`is_yieldable`], the closing
-//!   logic and the stack-overflow handler read it.
-//! * **Panics.** corosensei catches a panic at the root of the coroutine's
-//!   stack and re-raises it in the resumer; `resume` catches it there and
-//!   turns it into [`ResumeError::Panicked`]. (`catch_unwind` costs nothing
-//!   on the path that does not panic.)
+//!   is read off corosensei's `done()`. A [`CoroutineHandle`], allocated on
+//!   first request, records only *dead*; it derives *running* (its coroutine
+//!   is `CURRENT`) and *normal* (it is further up the chain) when asked, so
+//!   handles cost the switch nothing.
+//! * **Panics.** The body runs inside `catch_unwind` at the root of its own
+//!   stack, once per coroutine rather than once per switch; a panic becomes
+//!   the body's result `Err(payload)`, which `resume` turns into
+//!   [`ResumeError::Panicked`].
 //! * **Close.** corosensei unwinds a suspended coroutine by panicking out of
-//!   `suspend` with a private payload that its root must see again. Nothing
-//!   of cogen's catches inside the coroutine, so that payload travels one
-//!   unwind, as in raw corosensei. [`catch_unwind`] recognises that payload
-//!   by its type, so bodies can catch their own panics without swallowing a
-//!   close (corosensei issue 57).
+//!   `suspend` with a private payload. That payload, too, ends at the root's
+//!   `catch_unwind`, whose `Err` corosensei's close then discards: one unwind,
+//!   as in raw corosensei. If it ends at the root of a *nested* coroutine (an
+//!   enclosing coroutine suspended from inside it), `resume` recognises it by
+//!   its type and lets it go on. [`catch_unwind`] uses the same test, so
+//!   bodies can catch their own panics without swallowing a close
+//!   (corosensei issue 57).
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
@@ -46,7 +51,9 @@ use crate::error::{Panic, ResumeError, payload_message};
 use crate::stack::{self, PooledStack, StackError};
 
 type Payload = Box<dyn Any + Send + 'static>;
-type Inner<Input, Yield, Return> = corosensei::Coroutine<Input, Yield, Return, PooledStack>;
+/// The body's result is caught at its root: `Err` holds a panic payload.
+type Inner<Input, Yield, Return> =
+    corosensei::Coroutine<Input, Yield, Result<Return, Payload>, PooledStack>;
 
 /// The state of a coroutine, with Lua's four meanings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -86,25 +93,30 @@ impl fmt::Display for Status {
 /// about a coroutine. Lives inside the coroutine; see the module docs.
 struct Meta {
     handle: OnceCell<Rc<HandleInner>>,
+    /// While this coroutine runs: the `Meta` of the one that resumed it, or null.
+    parent: Cell<*const Meta>,
+    /// True while `close` unwinds this coroutine.
+    closing: Cell<bool>,
     name: Option<Cow<'static, str>>,
     stack_limit: usize,
     stack_size: usize,
 }
 
 impl Meta {
+    /// Tells the handle, if any, that the coroutine has finished.
     #[inline]
-    fn set_status(&self, status: Status) {
+    fn set_dead(&self) {
         if let Some(handle) = self.handle.get() {
-            handle.status.set(status);
+            handle.dead.set(true);
         }
     }
 
-    fn handle(&self, status: Status) -> CoroutineHandle {
+    fn handle(&self, dead: bool) -> CoroutineHandle {
         CoroutineHandle(
             self.handle
                 .get_or_init(|| {
                     Rc::new(HandleInner {
-                        status: Cell::new(status),
+                        dead: Cell::new(dead),
                         name: self.name.clone(),
                     })
                 })
@@ -117,23 +129,14 @@ thread_local! {
     static CURRENT: Cell<*const Meta> = const { Cell::new(ptr::null()) };
 }
 
-/// Runs `f` with `meta` as the running coroutine and restores the previous
-/// one after, marking it normal meanwhile.
+/// Runs `f` with `meta` as the running coroutine, on top of the chain of
+/// running coroutines, and restores the previous one after.
 #[inline(always)]
 fn enter<T>(meta: &Meta, f: impl FnOnce() -> T) -> T {
     let prev = CURRENT.replace(meta);
-    // SAFETY: a non-null CURRENT points at the Meta of a coroutine whose
-    // `resume` (or `close`) is still on this thread's call stack, so it is alive.
-    if let Some(parent) = unsafe { prev.as_ref() } {
-        parent.set_status(Status::Normal);
-    }
-    meta.set_status(Status::Running);
+    meta.parent.set(prev);
     let result = f();
     CURRENT.set(prev);
-    // SAFETY: as above; the parent's resume is still further up our stack.
-    if let Some(parent) = unsafe { prev.as_ref() } {
-        parent.set_status(Status::Running);
-    }
     result
 }
 
@@ -209,7 +212,7 @@ pub fn is_close_unwind(payload: &(dyn Any + Send)) -> bool {
 pub fn running() -> Option<CoroutineHandle> {
     let meta = CURRENT.with(Cell::get);
     // SAFETY: see `enter`.
-    unsafe { meta.as_ref() }.map(|m| m.handle(Status::Running))
+    unsafe { meta.as_ref() }.map(|m| m.handle(false))
 }
 
 /// True inside a coroutine body, where [`Yielder::suspend`] can be called.
@@ -244,7 +247,7 @@ pub fn catch_unwind<F: FnOnce() -> R + UnwindSafe, R>(f: F) -> std::thread::Resu
 }
 
 struct HandleInner {
-    status: Cell<Status>,
+    dead: Cell<bool>,
     name: Option<Cow<'static, str>>,
 }
 
@@ -260,7 +263,23 @@ pub struct CoroutineHandle(Rc<HandleInner>);
 impl CoroutineHandle {
     /// The coroutine's status: Lua's `coroutine.status(co)`.
     pub fn status(&self) -> Status {
-        self.0.status.get()
+        if self.0.dead.get() {
+            return Status::Dead;
+        }
+        // Running if it is on top of this thread's chain of running
+        // coroutines, normal if it is further down, suspended otherwise.
+        let mut meta = CURRENT.with(Cell::get);
+        let mut status = Status::Running;
+        // SAFETY: every `Meta` in the chain belongs to a coroutine whose
+        // `resume` (or `close`) is still on this thread's call stack.
+        while let Some(m) = unsafe { meta.as_ref() } {
+            if m.handle.get().is_some_and(|h| Rc::ptr_eq(h, &self.0)) {
+                return status;
+            }
+            status = Status::Normal;
+            meta = m.parent.get();
+        }
+        Status::Suspended
     }
 
     /// The coroutine's name, if its [`Builder`] gave it one.
@@ -451,8 +470,24 @@ impl Builder {
 }
 
 thread_local! {
-    /// The panic of an `Unstarted` body's drop, for `close` to report.
-    static UNSTARTED_DROP_PANIC: Cell<Option<Payload>> = const { Cell::new(None) };
+    /// A panic raised while a coroutine is being closed (by the drop of a
+    /// never-started body, or by a body that caught the close's unwinding
+    /// and then panicked), for `close` to report: corosensei's close drops
+    /// whatever the body returns.
+    static CLOSE_PANIC: Cell<Option<Payload>> = const { Cell::new(None) };
+}
+
+/// What the root of a coroutine does with a panic it caught.
+#[cold]
+fn caught_at_root(payload: Payload) -> Payload {
+    // SAFETY: the coroutine whose root this is, is the running one (see `enter`).
+    let closing = unsafe { CURRENT.with(Cell::get).as_ref() }.is_some_and(|m| m.closing.get());
+    if closing && !is_close_unwind(&*payload) {
+        CLOSE_PANIC.set(Some(payload));
+        Box::new(())
+    } else {
+        payload
+    }
 }
 
 /// A body that has not started yet.
@@ -478,7 +513,7 @@ impl<F> Drop for Unstarted<F> {
         // SAFETY: `start` did not run (it forgets `self`), so the body is still here.
         let body = unsafe { ManuallyDrop::take(&mut self.0) };
         if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| drop(body))) {
-            UNSTARTED_DROP_PANIC.set(Some(payload));
+            CLOSE_PANIC.set(Some(payload));
         }
     }
 }
@@ -506,13 +541,19 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
         let stack = PooledStack::take(stack::effective_size(stack_size)?)?;
         let meta = Meta {
             handle: OnceCell::new(),
+            parent: Cell::new(ptr::null()),
+            closing: Cell::new(false),
             name,
             stack_limit: stack.limit().get(),
             stack_size: stack.size(),
         };
         let body = Unstarted(ManuallyDrop::new(body));
         let root = move |yielder: &corosensei::Yielder<Input, Yield>, input: Input| {
-            body.start()(Yielder::from_inner(yielder), input)
+            let body = body.start();
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                body(Yielder::from_inner(yielder), input)
+            }))
+            .map_err(caught_at_root)
         };
         // SAFETY: forwarded to our caller.
         let inner = unsafe { corosensei::Coroutine::with_stack_unchecked(stack, root) };
@@ -532,7 +573,7 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn resume(
         &mut self,
         input: Input,
@@ -541,27 +582,19 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
             return Err(ResumeError::Dead(input));
         }
         let inner = &mut self.inner;
-        // corosensei catches a panic at the root of the coroutine's stack and
-        // re-raises it here, on the resumer's stack; catching it here rather
-        // than at the root keeps close's forced unwind to a single unwind.
-        match enter(&self.meta, || {
-            std::panic::catch_unwind(AssertUnwindSafe(|| inner.resume(input)))
-        }) {
-            Ok(CoroutineResult::Yield(value)) => {
-                self.meta.set_status(Status::Suspended);
-                Ok(CoroutineResult::Yield(value))
-            }
-            Ok(CoroutineResult::Return(value)) => {
-                self.meta.set_status(Status::Dead);
+        match enter(&self.meta, || inner.resume(input)) {
+            CoroutineResult::Yield(value) => Ok(CoroutineResult::Yield(value)),
+            CoroutineResult::Return(Ok(value)) => {
+                self.meta.set_dead();
                 Ok(CoroutineResult::Return(value))
             }
-            Err(payload) => Err(ResumeError::Panicked(self.died(payload))),
+            CoroutineResult::Return(Err(payload)) => Err(ResumeError::Panicked(self.died(payload))),
         }
     }
 
     #[cold]
     fn died(&mut self, payload: Payload) -> Panic {
-        self.meta.set_status(Status::Dead);
+        self.meta.set_dead();
         if is_close_unwind(&*payload) {
             // Not this coroutine's panic: an enclosing coroutine that was
             // suspended from inside this one's stack is being closed, and the
@@ -583,12 +616,13 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
             };
         }
         let inner = &mut self.inner;
+        self.meta.closing.set(true);
         let result = enter(&self.meta, || {
             std::panic::catch_unwind(AssertUnwindSafe(|| inner.force_unwind()))
         });
-        self.meta.set_status(Status::Dead);
-        // A never-started body is dropped, not unwound; see `Unstarted`.
-        let result = result.and_then(|()| UNSTARTED_DROP_PANIC.take().map_or(Ok(()), Err));
+        self.meta.closing.set(false);
+        self.meta.set_dead();
+        let result = result.and_then(|()| CLOSE_PANIC.take().map_or(Ok(()), Err));
         result.map_err(|payload| Panic::new(payload, self.meta.name.clone()))
     }
 }
@@ -700,7 +734,7 @@ impl<Input, Yield, Return> Coroutine<Input, Yield, Return> {
     /// A cheap, cloneable handle that tells this coroutine's status from
     /// anywhere, including from inside it.
     pub fn handle(&self) -> CoroutineHandle {
-        self.raw.meta.handle(self.status())
+        self.raw.meta.handle(self.is_dead())
     }
 
     /// The name given by the [`Builder`], if any.
@@ -840,7 +874,7 @@ impl<Input, Yield, Return> ScopedRef<'_, Input, Yield, Return> {
 
     /// See [`Coroutine::handle`].
     pub fn handle(&self) -> CoroutineHandle {
-        self.raw.meta.handle(self.raw.status())
+        self.raw.meta.handle(self.raw.inner.done())
     }
 
     /// See [`Coroutine::close`].
