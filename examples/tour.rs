@@ -1,11 +1,21 @@
 //! A guided run through everything cogen can do: `cargo run --example tour`.
 //!
 //! Each section prints what it shows; read this file beside its output.
+#![cfg_attr(feature = "nightly", feature(coroutines, stmt_expr_attributes))]
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use std::time::Duration;
+
+use cogen::pipeline::{PipelineExt, Push, Sink, read_chunks, source};
 use cogen::{Builder, Coroutine, CoroutineResult, ResumeError, ScopedCoroutine, Status};
+
+// Stackless coroutines: `yield` and `#[coroutine]` do not even parse on
+// stable Rust, so that section lives in its own file.
+#[cfg(feature = "nightly")]
+#[path = "nightly/tour_stackless.rs"]
+mod stackless;
 
 fn section(title: &str) {
     println!("\n== {title}");
@@ -20,6 +30,10 @@ fn main() {
     generators_and_wrap();
     scoped_borrowing();
     stacks();
+    generators_and_pipelines();
+    #[cfg(feature = "nightly")]
+    stackless::section();
+    event_loop();
 }
 
 /// Lua: `coroutine.create`, `resume`, `yield`, with values in and out.
@@ -213,4 +227,76 @@ fn stacks() {
         before,
         cogen::stack::pooled_stacks()
     );
+}
+
+/// Generators with a return value, `yield from`, pull stages and a push sink.
+fn generators_and_pipelines() {
+    section("9. generators and pipelines");
+    let mut g = cogen::generator(|co| {
+        co.suspend_all([1, 2]);
+        co.delegate(cogen::generator(|co| {
+            co.suspend(3);
+            "inner done"
+        }))
+    });
+    println!(
+        "  generator with delegation: {:?}, returned {:?}",
+        g.by_ref().collect::<Vec<_>>(),
+        g.return_value()
+    );
+
+    // Pull: chunks -> lines -> words; push: a consumer coroutine counts.
+    let text: &[u8] = b"to be or\nnot to be\n";
+    let words = read_chunks(text, 4).lines().words();
+    let count = Sink::new("count", |words| {
+        words.filter(|w: &String| w == "be").count()
+    });
+    println!(
+        "  'be' appears {} times (read 4 bytes at a time)",
+        count.feed(words).expect("no stage fails")
+    );
+
+    // A failing stage reaches the consumer as an error value that names it.
+    let err = source(1..=3)
+        .stage("picky", |co, up| {
+            for x in up {
+                if x >= 3 {
+                    return Err(format!("{x} is too big"));
+                }
+                co.suspend(x);
+            }
+            Ok(())
+        })
+        .find_map(Result::err)
+        .expect("the stage fails");
+    println!("  error: {err}");
+}
+
+/// The round-robin event loop: tasks that wait without blocking the thread.
+fn event_loop() {
+    use cogen::event_loop::{EventLoop, channel, sleep, spawn, yield_now};
+
+    section("11. the event loop: tasks, channels, sleep, join");
+    let ev = EventLoop::new();
+    let total = ev
+        .block_on(|| {
+            let (tx, rx) = channel::<u32>(2); // bounded: send parks while full
+            let producer = spawn(move || {
+                for i in 1..=5 {
+                    tx.send(i).expect("the consumer is alive");
+                    println!("  produced {i}");
+                }
+            }); // the last sender is dropped here: the channel closes
+            let consumer = spawn(move || {
+                sleep(Duration::from_millis(5)); // the producer runs meanwhile
+                rx.iter()
+                    .inspect(|v| println!("  consumed {v}"))
+                    .sum::<u32>()
+            });
+            yield_now();
+            producer.join().expect("the producer does not panic");
+            consumer.join().expect("the consumer does not panic") // a panic would be a JoinError
+        })
+        .expect("no deadlock");
+    println!("  total = {total}");
 }

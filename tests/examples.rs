@@ -152,4 +152,6 @@ examples! {
     ex09_error_handling => "09_error_handling",
     ex10_forgot_resume => "10_forgot_resume",
     ex11_infinite_loop => "11_infinite_loop",
+    #[cfg(feature = "nightly")]
+    tour => "tour",
 }
