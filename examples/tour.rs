@@ -1,7 +1,7 @@
 //! A guided run through everything cogen can do: `cargo run --example tour`.
 //!
 //! Each section prints what it shows; read this file beside its output.
-#![cfg_attr(feature = "nightly", feature(coroutines, stmt_expr_attributes))]
+#![cfg_attr(feature = "nightly", feature(coroutines))]
 
 use std::cell::RefCell;
 use std::rc::Rc;

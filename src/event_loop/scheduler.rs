@@ -220,12 +220,11 @@ pub(crate) trait Slot {
     }
 }
 
-/// Where a stackful task suspends: its yielder and its stack's range.
+/// Where a stackful task suspends: its yielder, and which coroutine it is.
 pub(crate) struct StackfulCx {
     yielder: Cell<*const Yielder<(), ()>>,
-    stack_hi: Cell<usize>,
-    stack_size: usize,
-    top_slack: usize,
+    /// The task's own coroutine (`crate::coroutine::running_id` inside it).
+    coroutine: Cell<*const ()>,
 }
 
 struct StackfulSlot<T> {
@@ -363,10 +362,8 @@ pub(crate) fn running_stackful(what: &str) -> (&'static Task<dyn Slot>, &'static
             .expect("a running task")
             .as_ptr()
     };
-    let marker = 0u8;
-    let here = ptr::addr_of!(marker) as usize;
-    let hi = cx.stack_hi.get();
-    if here >= hi || here < hi.saturating_sub(cx.stack_size + cx.top_slack) {
+    // A coroutine nested inside the task cannot suspend the task.
+    if crate::coroutine::running_id() != cx.coroutine.get() {
         not_waitable(what, NotWaitable::NestedCoroutine, task.header.id);
     }
     (task, cx)
@@ -398,27 +395,16 @@ fn suspend(cx: &StackfulCx) {
     unsafe { (*cx.yielder.get()).suspend(()) }
 }
 
-/// Runs first in every stackful task: records its yielder and stack top.
-///
-/// The stack check of `running_stackful` accepts addresses from the task's
-/// stack size below this frame to 64 KiB (plus twice the closure's size) above it: the frames of the body
-/// (which the compiler may merge with this one) and the top of the stack.
-/// A coroutine nested in the task runs on another mapping, below the window
-/// or above the top of this one, so it is caught; the check is by address,
-/// as cogen's core does not expose which coroutine is running.
+/// Runs first in every stackful task: records its yielder and which
+/// coroutine is the task's own, for `running_stackful`'s check.
 #[inline(never)]
 fn stackful_entry(yielder: &Yielder<(), ()>) {
     let cx = CURRENT_CX.with(Cell::get);
     // SAFETY: see `running_stackful`; `step` set it before the first resume.
     let cx = unsafe { cx.as_ref() }.expect("a task body runs only inside step");
     cx.yielder.set(yielder);
-    let marker = 0u8;
-    cx.stack_hi
-        .set(ptr::addr_of!(marker) as usize + cx.top_slack);
+    cx.coroutine.set(crate::coroutine::running_id());
 }
-
-/// See `stackful_entry`.
-const STACK_TOP_SLACK: usize = 64 * 1024;
 
 /// Gives up the CPU: the running task goes to the back of the run queue.
 ///
@@ -625,11 +611,7 @@ impl Core {
                 co: UnsafeCell::new(co),
                 cx: StackfulCx {
                     yielder: Cell::new(ptr::null()),
-                    stack_hi: Cell::new(usize::MAX),
-                    // The closure sits at the top of the stack, above the
-                    // entry frame, and its frame may hold copies of it.
-                    top_slack: STACK_TOP_SLACK + 2 * std::mem::size_of::<F>(),
-                    stack_size: stack::effective_size(requested).unwrap_or(requested),
+                    coroutine: Cell::new(ptr::null()),
                 },
                 result: ResultCell::new(),
             },
