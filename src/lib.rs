@@ -46,10 +46,10 @@
 
 pub mod coroutine;
 pub mod error;
+pub mod event_loop;
 pub mod generator;
 pub mod pipeline;
 pub mod resumable;
-pub mod event_loop;
 pub mod stack;
 // Empty ASan hooks for `--all-features` builds that are not sanitized.
 #[cfg(feature = "sanitizer")]
