@@ -91,10 +91,11 @@ impl fmt::Display for Status {
 
 /// What the stack-overflow handler, `running()` and `close` need to know
 /// about a coroutine. Lives inside the coroutine; see the module docs.
+#[repr(C)] // `parent`, written on every resume, right after corosensei's fields
 struct Meta {
-    handle: OnceCell<Rc<HandleInner>>,
     /// While this coroutine runs: the `Meta` of the one that resumed it, or null.
     parent: Cell<*const Meta>,
+    handle: OnceCell<Rc<HandleInner>>,
     /// True while `close` unwinds this coroutine.
     closing: Cell<bool>,
     name: Option<Cow<'static, str>>,
@@ -527,6 +528,10 @@ impl<F> Drop for Unstarted<F> {
 }
 
 /// The shared machinery of [`Coroutine`] and [`ScopedCoroutine`].
+///
+/// `repr(C)` keeps what a resume touches together: corosensei's fields
+/// (stack pointer, stack base) and then `meta.parent`.
+#[repr(C)]
 struct Raw<Input, Yield, Return> {
     inner: Inner<Input, Yield, Return>,
     meta: Meta,
@@ -685,6 +690,7 @@ impl<Input, Yield, Return> Drop for Raw<Input, Yield, Return> {
 /// Dropping a suspended coroutine unwinds its stack: every value alive in
 /// the body is dropped exactly once, as [`close`](Coroutine::close) does, but
 /// any panic on the way is discarded. Its stack then goes back to the pool.
+#[repr(C)] // `raw` first: see `Raw`
 pub struct Coroutine<Input, Yield, Return = ()> {
     raw: Raw<Input, Yield, Return>,
     returned: Option<Return>,
