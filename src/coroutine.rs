@@ -3,7 +3,7 @@
 //! # Design
 //!
 //! A [`Coroutine`] is a corosensei coroutine on a [pooled stack](crate::stack)
-//! plus a small [`Meta`] record. Everything Lua can ask about a coroutine is
+//! plus a small `Meta` record. Everything Lua can ask about a coroutine is
 //! derived from those two, so the hot path stays almost the raw switch:
 //!
 //! * **Running.** A thread-local pointer, `CURRENT`, names the `Meta` of the
