@@ -134,10 +134,10 @@ thread_local! {
 /// running coroutines, and restores the previous one after.
 #[inline(always)]
 fn enter<T>(meta: &Meta, f: impl FnOnce() -> T) -> T {
-    let prev = CURRENT.replace(meta);
-    meta.parent.set(prev);
+    meta.parent.set(CURRENT.replace(meta));
     let result = f();
-    CURRENT.set(prev);
+    // Read back from `meta` (in cache) rather than kept live across the switch.
+    CURRENT.set(meta.parent.get());
     result
 }
 
