@@ -10,17 +10,7 @@
 
 use std::cell::Cell;
 
-use cogen::{ScopedCoroutine, Status};
-
-/// Lua's spelling of a status, as `coroutine.status` returns it.
-fn lua_status(status: Status) -> &'static str {
-    match status {
-        Status::Suspended => "suspended",
-        Status::Running => "running",
-        Status::Normal => "normal",
-        Status::Dead => "dead",
-    }
-}
+use cogen::ScopedCoroutine;
 
 fn main() {
     let n = Cell::new(0_u64);
@@ -36,7 +26,7 @@ fn main() {
         println!(
             "resume returned after {} iterations; status:\t{}",
             n.get(),
-            lua_status(co.status())
+            co.status()
         );
     });
 }
