@@ -12,8 +12,6 @@ use std::cell::UnsafeCell;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::{Pin, pin};
-use std::ptr::NonNull;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
@@ -25,7 +23,7 @@ use crate::error::Panic;
 use super::error::JoinError;
 use super::join::{JoinHandle, ResultCell};
 use super::scheduler::{
-    Core, EventLoop, Header, Reason, Slot, Step, Task, current_core, park, running_stackful,
+    Core, EventLoop, Header, Reason, Slot, Step, current_core, park, running_stackful,
 };
 
 /// The part of a loop that other threads may touch.
@@ -206,17 +204,12 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let task = Rc::new(Task {
-        header: core.new_header(name),
-        slot: FutureSlot {
-            future: UnsafeCell::new(Some(future)),
-            waker: UnsafeCell::new(None),
-            result: ResultCell::new(),
-        },
-    });
-    let handle = JoinHandle::new(task.clone(), NonNull::from(&task.slot.result));
-    core.schedule_new(task);
-    handle
+    let slot = FutureSlot {
+        future: UnsafeCell::new(Some(future)),
+        waker: UnsafeCell::new(None),
+        result: ResultCell::new(),
+    };
+    core.spawn_slot(name, slot, |s| &s.result)
 }
 
 impl EventLoop {

@@ -577,6 +577,23 @@ impl Core {
         Header::new(self.next_id(), name, self.weak())
     }
 
+    /// Wraps `slot` in a new task called `name`, registers and queues it,
+    /// and returns its handle; `result` picks the slot's result cell.
+    pub(crate) fn spawn_slot<S: Slot + 'static, T>(
+        &self,
+        name: Option<Cow<'static, str>>,
+        slot: S,
+        result: impl FnOnce(&S) -> &ResultCell<T>,
+    ) -> JoinHandle<T> {
+        let task = Rc::new(Task {
+            header: self.new_header(name),
+            slot,
+        });
+        let handle = JoinHandle::new(task.clone(), NonNull::from(result(&task.slot)));
+        self.schedule_new(task);
+        handle
+    }
+
     /// Registers a new task and queues it.
     pub(crate) fn schedule_new(&self, task: TaskRef) {
         if let (Some(wd), Some(name)) = (&self.watchdog, task.header.name()) {
@@ -605,20 +622,15 @@ impl Core {
             stackful_entry(yielder);
             f()
         })?;
-        let task = Rc::new(Task {
-            header: self.new_header(opts.name),
-            slot: StackfulSlot {
-                co: UnsafeCell::new(co),
-                cx: StackfulCx {
-                    yielder: Cell::new(ptr::null()),
-                    coroutine: Cell::new(ptr::null()),
-                },
-                result: ResultCell::new(),
+        let slot = StackfulSlot {
+            co: UnsafeCell::new(co),
+            cx: StackfulCx {
+                yielder: Cell::new(ptr::null()),
+                coroutine: Cell::new(ptr::null()),
             },
-        });
-        let handle = JoinHandle::new(task.clone(), NonNull::from(&task.slot.result));
-        self.schedule_new(task);
-        Ok(handle)
+            result: ResultCell::new(),
+        };
+        Ok(self.spawn_slot(opts.name, slot, |s| &s.result))
     }
 
     /// Marks the running task parked and returns its new park number.

@@ -52,7 +52,6 @@ use std::fmt;
 use std::ops::{Coroutine as StdCoroutine, CoroutineState};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::ptr::NonNull;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -62,7 +61,7 @@ use super::channel::{ChanWait, Receiver, Sender, Side};
 use super::error::JoinError;
 use super::join::{JoinHandle, ResultCell};
 use super::scheduler::{
-    Core, EventLoop, Header, Reason, Slot, Step, Task, TaskBuilder, TaskOptions, TaskRef, Waiter,
+    Core, EventLoop, Header, Reason, Slot, Step, TaskBuilder, TaskOptions, TaskRef, Waiter,
     current_core,
 };
 
@@ -227,17 +226,12 @@ impl Core {
         C: StdCoroutine<Yield = Wait> + 'static,
         C::Return: 'static,
     {
-        let task = Rc::new(Task {
-            header: self.new_header(opts.name),
-            slot: StacklessSlot {
-                co: UnsafeCell::new(Some(co)),
-                last: UnsafeCell::new(None),
-                result: ResultCell::new(),
-            },
-        });
-        let handle = JoinHandle::new(task.clone(), NonNull::from(&task.slot.result));
-        self.schedule_new(task);
-        handle
+        let slot = StacklessSlot {
+            co: UnsafeCell::new(Some(co)),
+            last: UnsafeCell::new(None),
+            result: ResultCell::new(),
+        };
+        self.spawn_slot(opts.name, slot, |s| &s.result)
     }
 }
 
