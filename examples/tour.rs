@@ -34,6 +34,8 @@ fn main() {
     #[cfg(feature = "nightly")]
     stackless::section();
     event_loop();
+    #[cfg(feature = "nightly")]
+    stackless::tasks();
 }
 
 /// Lua: `coroutine.create`, `resume`, `yield`, with values in and out.
@@ -274,7 +276,7 @@ fn generators_and_pipelines() {
 
 /// The round-robin event loop: tasks that wait without blocking the thread.
 fn event_loop() {
-    use cogen::event_loop::{EventLoop, channel, sleep, spawn, yield_now};
+    use cogen::event_loop::{EventLoop, TaskBuilder, channel, sleep, spawn, yield_now};
 
     section("11. the event loop: tasks, channels, sleep, join");
     let ev = EventLoop::new();
@@ -299,4 +301,62 @@ fn event_loop() {
         })
         .expect("no deadlock");
     println!("  total = {total}");
+
+    section("12. the event loop: panics, deadlocks, files that do not block");
+    let previous_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {})); // keep the tour's output clean
+    let ev = EventLoop::new();
+    let failing = ev.spawn(|| -> u32 { panic!("task failed") });
+    let survivor = ev.spawn(|| {
+        yield_now();
+        "still running"
+    });
+    ev.run().expect("every panic is joined below");
+    let err = failing.join().expect_err("it panicked");
+    println!("  a panicking task: is_panic() = {}, {err}", err.is_panic());
+    println!("  the loop went on: {:?}", survivor.join());
+    std::panic::set_hook(previous_hook);
+
+    // Two tasks that each wait for a message only the other could send.
+    let stuck = EventLoop::new();
+    let (tx_a, rx_a) = channel::<u32>(1);
+    let (tx_b, rx_b) = channel::<u32>(1);
+    let (a, b) = (
+        TaskBuilder::new()
+            .name("waits-for-b")
+            .spawn_on(&stuck, move || {
+                let got = rx_b.recv();
+                drop(tx_a);
+                got
+            }),
+        TaskBuilder::new()
+            .name("waits-for-a")
+            .spawn_on(&stuck, move || {
+                let got = rx_a.recv();
+                drop(tx_b);
+                got
+            }),
+    );
+    match stuck.run() {
+        Err(e) if e.is_deadlock() => {
+            let names: Vec<_> = e.stuck_tasks().iter().map(|t| t.to_string()).collect();
+            println!("  deadlock reported, not a hang: {}", names.join("; "));
+        }
+        other => println!("  unexpected {other:?}"),
+    }
+    drop((a, b));
+
+    // A file read runs on a thread pool; the task parks, others keep running.
+    let ev = EventLoop::new();
+    let read = ev.block_on(|| {
+        let ticker = spawn(|| {
+            yield_now();
+            "ticked"
+        });
+        let text = cogen::event_loop::fs::read_to_string("examples/data/myfile.txt");
+        (text.map(|t| t.len()), ticker.join().expect("no panic"))
+    });
+    println!("  fs::read_to_string while another task ran: {read:?}");
+    let missing = ev.block_on(|| cogen::event_loop::fs::read("no/such/file").map_err(|e| e.kind()));
+    println!("  a missing file is an io::Error value: {missing:?}");
 }
