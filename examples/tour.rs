@@ -353,7 +353,10 @@ fn event_loop() {
             yield_now();
             "ticked"
         });
-        let text = cogen::event_loop::fs::read_to_string("examples/data/myfile.txt");
+        let text = cogen::event_loop::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/data/myfile.txt"
+        ));
         (text.map(|t| t.len()), ticker.join().expect("no panic"))
     });
     println!("  fs::read_to_string while another task ran: {read:?}");
