@@ -268,7 +268,7 @@ pub struct Source<I>(I);
 impl<I: Iterator> Iterator for Source<I> {
     type Item = StageResult<I::Item>;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         self.0.next().map(Ok)
     }
@@ -306,7 +306,7 @@ pub struct Upstream<U> {
 impl<T, U: Iterator<Item = StageResult<T>>> Iterator for Upstream<U> {
     type Item = T;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<T> {
         match self.inner.next() {
             Some(Ok(item)) => Some(item),
@@ -414,24 +414,40 @@ where
 
     /// The upstream failed: abandon this stage and hand on the error.
     #[cold]
-    fn upstream_failed(&mut self) -> Option<StageResult<G::Yield>> {
+    fn upstream_failed(&mut self) -> Option<StageError> {
         self.failure.failed.set(false);
         let error = self.failure.error.take()?;
         // Unwind whatever the stage still holds; it is dead afterwards, so
         // the stage is fused. A panic of one of its destructors is secondary
         // to the error being reported.
         let _ = self.co.close();
-        Some(Err(error))
+        Some(error)
     }
 
+    /// Everything but a plain item: the upstream failed (whatever the stage
+    /// did after that is discarded), or the stage returned, panicked or was
+    /// already dead. `None` is the end of the stream.
     #[cold]
-    fn returned_error(&self, error: BoxError) -> Option<StageResult<G::Yield>> {
-        Some(Err(StageError::new(self.name.clone(), error)))
-    }
-
-    #[cold]
-    fn panicked(&self, panic: Panic) -> Option<StageResult<G::Yield>> {
-        Some(Err(StageError::panicked(self.name.clone(), panic)))
+    #[inline(never)]
+    fn not_an_item(
+        &mut self,
+        result: Result<CoroutineResult<G::Yield, G::Return>, ResumeError<()>>,
+    ) -> Option<StageError> {
+        if self.failure.failed.get() {
+            return self.upstream_failed();
+        }
+        match result {
+            // Only reached with a failed upstream, handled above.
+            Ok(CoroutineResult::Yield(_)) => None,
+            Ok(CoroutineResult::Return(outcome)) => match outcome.into_result() {
+                Ok(()) => None,
+                Err(error) => Some(StageError::new(self.name.clone(), error)),
+            },
+            Err(ResumeError::Panicked(panic)) => {
+                Some(StageError::panicked(self.name.clone(), panic))
+            }
+            Err(ResumeError::Dead(())) => None,
+        }
     }
 }
 
@@ -442,22 +458,15 @@ where
 {
     type Item = StageResult<G::Yield>;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         // No "ended" flag of our own: a coroutine that returned, panicked or
-        // was closed answers `Dead`, which ends the stream.
-        let result = self.co.resume(());
-        if self.failure.failed.get() {
-            return self.upstream_failed();
-        }
-        match result {
-            Ok(CoroutineResult::Yield(item)) => Some(Ok(item)),
-            Ok(CoroutineResult::Return(outcome)) => match outcome.into_result() {
-                Ok(()) => None,
-                Err(error) => self.returned_error(error),
-            },
-            Err(ResumeError::Panicked(panic)) => self.panicked(panic),
-            Err(ResumeError::Dead(())) => None,
+        // was closed answers `Dead`, which ends the stream. The hot path is
+        // an item from a stage whose upstream has not failed; everything
+        // else goes out of line, so that the stage's loop stays small.
+        match self.co.resume(()) {
+            Ok(CoroutineResult::Yield(item)) if !self.failure.failed.get() => Some(Ok(item)),
+            other => self.not_an_item(other).map(Err),
         }
     }
 }
