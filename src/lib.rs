@@ -35,6 +35,21 @@
 //! | `error(e)` in the body | a panic: [`ResumeError::Panicked`] with the payload |
 //! | "cannot resume dead coroutine" | [`ResumeError::Dead`], which hands the input back |
 //! | "cannot resume non-suspended coroutine" | does not compile: `resume` takes `&mut self` |
+//!
+//! # The layers
+//!
+//! Each module uses only the ones above it:
+//!
+//! | module | what it owns |
+//! |---|---|
+//! | [`stack`] | stack sizes, guard pages, the per-thread stack pool, the stack-overflow message |
+//! | [`coroutine`] | [`Coroutine`], [`Yielder`], [`Status`], handles, [`running`], close and drop, [`ScopedCoroutine`] |
+//! | [`error`] | [`ResumeError`] and [`Panic`] |
+//! | [`generator`](mod@generator) | `Input = ()` coroutines as iterators, delegation, Lua's [`wrap`] |
+//! | [`resumable`] | [`Resumable`]: one API for stackful and stackless coroutines |
+//! | `stackless` (feature `nightly`) | `std::ops::Coroutine` values behind that API |
+//! | [`pipeline`] | typed pull stages and push sinks, for either kind |
+//! | [`event_loop`] | a round-robin scheduler of tasks: join, sleep, channels, futures, files |
 
 #![cfg_attr(feature = "nightly", feature(coroutine_trait, never_type))]
 #![cfg_attr(feature = "sanitizer", feature(cfg_sanitize))]
