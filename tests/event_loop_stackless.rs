@@ -200,3 +200,90 @@ fn many_stackless(n: u32) {
     ev.run().unwrap();
     assert_eq!(done.get(), n);
 }
+
+/// The coroutine and its result share the task's bytes: each must still be
+/// dropped exactly once, whether the result is joined, left unread, or never
+/// produced (cancelled before or after starting, or dropped with the loop).
+#[test]
+fn stackless_bodies_and_results_drop_once() {
+    struct D(Rc<Cell<u32>>);
+    impl Drop for D {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+    let bodies = Rc::new(Cell::new(0));
+    let results = Rc::new(Cell::new(0));
+    let ev = EventLoop::new();
+    let task = |ev: &EventLoop| {
+        let (body, result) = (D(bodies.clone()), results.clone());
+        ev.spawn_stackless(
+            #[coroutine]
+            move || {
+                let _body = body;
+                yield Wait::yield_now();
+                D(result)
+            },
+        )
+    };
+    let joined = task(&ev);
+    let unread = task(&ev);
+    let never_started = task(&ev);
+    never_started.cancel();
+    assert_eq!((bodies.get(), results.get()), (1, 0));
+    assert!(ev.try_tick() && ev.try_tick()); // both suspended at their yield
+    let cancelled = task(&ev);
+    assert!(ev.try_tick());
+    cancelled.cancel();
+    assert_eq!((bodies.get(), results.get()), (2, 0));
+    ev.run().unwrap();
+    assert_eq!((bodies.get(), results.get()), (4, 0));
+    let value = joined.join().ok().unwrap();
+    drop(unread);
+    assert_eq!(results.get(), 1);
+    drop(value);
+    assert_eq!(results.get(), 2);
+    assert!(never_started.join().err().unwrap().is_cancelled());
+    assert!(cancelled.join().err().unwrap().is_cancelled());
+
+    let (body, result) = (D(bodies.clone()), results.clone());
+    {
+        let ev = EventLoop::new();
+        ev.spawn_stackless(
+            #[coroutine]
+            move || {
+                let _body = body;
+                yield Wait::sleep(Duration::from_secs(3600));
+                D(result)
+            },
+        );
+        ev.try_tick();
+    }
+    assert_eq!((bodies.get(), results.get()), (5, 2));
+}
+
+/// A stackless receiver woken by a message, then cancelled before it could
+/// take it, hands the wake-up to the next receiver in line.
+#[test]
+fn a_cancelled_woken_stackless_receiver_passes_the_message_on() {
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(1);
+    let receiver = |rx: cogen::event_loop::Receiver<u32>| {
+        #[coroutine]
+        move || loop {
+            match rx.try_recv() {
+                Ok(v) => return Some(v),
+                Err(TryRecvError::Empty) => yield Wait::recv(&rx),
+                Err(TryRecvError::Closed) => return None,
+            }
+        }
+    };
+    let first = ev.spawn_stackless(receiver(rx.clone()));
+    let second = ev.spawn_stackless(receiver(rx));
+    assert!(ev.try_tick() && ev.try_tick()); // both parked, first in line
+    tx.try_send(7).unwrap(); // wakes `first` only
+    first.cancel(); // before it could take the message
+    ev.run().unwrap();
+    assert!(first.join().unwrap_err().is_cancelled());
+    assert_eq!(second.join().unwrap(), Some(7));
+}

@@ -209,7 +209,7 @@ where
         waker: UnsafeCell::new(None),
         result: ResultCell::new(),
     };
-    core.spawn_slot(name, slot, |s| &s.result)
+    core.spawn_slot(name, slot, |s| std::ptr::NonNull::from(&s.result))
 }
 
 impl EventLoop {

@@ -47,11 +47,13 @@
 //! Panics, cancellation, joining and deadlock detection work as for
 //! stackful tasks.
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::ops::{Coroutine as StdCoroutine, CoroutineState};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::ptr::{self, NonNull};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -123,66 +125,153 @@ impl fmt::Debug for Wait {
     }
 }
 
+/// The coroutine and, once it is gone, the result cell: they never live at
+/// the same time, so they share their bytes (which one is there is
+/// [`StacklessSlot::stage`]). A parked task is mostly this, so it matters.
+union Body<C, R> {
+    co: ManuallyDrop<C>,
+    result: ManuallyDrop<ResultCell<R>>,
+}
+
+/// [`StacklessSlot::stage`]: the body holds the coroutine.
+const LIVE: u8 = 0;
+/// The body holds the result cell (set, or taken by the handle).
+const RESULT: u8 = 1;
+/// The body holds nothing (the coroutine's drop is under way).
+const EMPTY: u8 = 2;
+
 struct StacklessSlot<C: StdCoroutine<Yield = Wait>> {
-    /// `None` once finished, panicked or cancelled.
-    co: UnsafeCell<Option<C>>,
+    body: UnsafeCell<Body<C, C::Return>>,
     /// The channel it last parked on, to pass a wake-up on if cancelled.
-    last: UnsafeCell<Option<(Rc<dyn ChanWait>, Side)>>,
-    result: ResultCell<C::Return>,
+    last: UnsafeCell<Option<Rc<dyn ChanWait>>>,
+    last_side: Cell<Side>,
+    /// `LIVE`, `RESULT` or `EMPTY`: what `body` holds.
+    stage: Cell<u8>,
+}
+
+// SAFETY (for every access to `body`, `last` and `stage` below): a slot is
+// only touched on the loop's thread, by the loop stepping or closing the
+// task, by the task's handle reading the result once the task is done, and
+// by its own drop; none of these overlap and none keeps a reference across
+// another. `body.co` is only touched while `stage` is `LIVE`, `body.result`
+// only while it is `RESULT`.
+impl<C: StdCoroutine<Yield = Wait>> StacklessSlot<C> {
+    fn new(co: C) -> Self {
+        StacklessSlot {
+            body: UnsafeCell::new(Body {
+                co: ManuallyDrop::new(co),
+            }),
+            last: UnsafeCell::new(None),
+            last_side: Cell::new(Side::Recv),
+            stage: Cell::new(LIVE),
+        }
+    }
+
+    /// Where the result will be, for the handle (valid to read once the
+    /// task is done: `stage` is then `RESULT`).
+    fn result_ptr(&self) -> NonNull<ResultCell<C::Return>> {
+        // SAFETY: a pointer into our own field, no reference is made; `ManuallyDrop`
+        // is `repr(transparent)`.
+        unsafe {
+            NonNull::new_unchecked(
+                ptr::addr_of_mut!((*self.body.get()).result).cast::<ResultCell<C::Return>>(),
+            )
+        }
+    }
+
+    /// Drops the coroutine, catching a panic of its destructors.
+    fn drop_co(&self) -> std::thread::Result<()> {
+        debug_assert_eq!(self.stage.get(), LIVE);
+        self.stage.set(EMPTY);
+        // SAFETY: stage was LIVE, so `co` is there; it is dropped once, as
+        // the stage now says EMPTY.
+        std::panic::catch_unwind(AssertUnwindSafe(|| unsafe {
+            ManuallyDrop::drop(&mut (*self.body.get()).co)
+        }))
+    }
+
+    /// Stores the result in the emptied body.
+    fn store(&self, value: Result<C::Return, JoinError>) {
+        debug_assert_eq!(self.stage.get(), EMPTY);
+        let cell = ResultCell::new();
+        cell.set(value);
+        // SAFETY: the body is EMPTY: nothing to drop, nothing borrowed.
+        unsafe { (*self.body.get()).result = ManuallyDrop::new(cell) };
+        self.stage.set(RESULT);
+    }
+}
+
+impl<C: StdCoroutine<Yield = Wait>> Drop for StacklessSlot<C> {
+    fn drop(&mut self) {
+        let body = self.body.get_mut();
+        match self.stage.get() {
+            // SAFETY: the stage says which field is there; dropped once.
+            LIVE => unsafe { ManuallyDrop::drop(&mut body.co) },
+            // SAFETY: as above.
+            RESULT => unsafe { ManuallyDrop::drop(&mut body.result) },
+            _ => {}
+        }
+    }
 }
 
 impl<C: StdCoroutine<Yield = Wait>> Slot for StacklessSlot<C> {
     fn step(&self, header: &Header) -> Step {
-        // SAFETY: only the loop steps a task, never re-entrantly; the
-        // coroutine lives in an `Rc` allocation that never moves and is
-        // dropped in place, so pinning it there is sound.
-        let co = unsafe { &mut *self.co.get() };
-        let Some(c) = co.as_mut() else {
+        if self.stage.get() != LIVE {
             return Step::Done;
-        };
-        // SAFETY: see above.
-        let c = unsafe { Pin::new_unchecked(c) };
+        }
+        // SAFETY: only the loop steps a task, never re-entrantly; the
+        // coroutine is LIVE and lives in an `Rc` allocation that never moves
+        // and is dropped in place, so pinning it there is sound.
+        let c = unsafe { Pin::new_unchecked(&mut *(*self.body.get()).co) };
         match std::panic::catch_unwind(AssertUnwindSafe(|| c.resume(()))) {
             Ok(CoroutineState::Yielded(wait)) => Step::Wait(wait),
             Ok(CoroutineState::Complete(value)) => {
-                *co = None;
-                self.result.set(Ok(value));
+                let dropped = self.drop_co();
+                self.store(Ok(value));
+                if let Err(payload) = dropped {
+                    std::panic::resume_unwind(payload);
+                }
                 Step::Done
             }
             Err(payload) => {
-                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| *co = None));
+                let _ = self.drop_co();
                 let panic = Panic::new(payload, header.name_cow());
-                self.result.set(Err(JoinError::panicked(header.id, panic)));
+                self.store(Err(JoinError::panicked(header.id, panic)));
                 Step::Done
             }
         }
     }
 
     fn close(&self, header: &Header) -> Result<(), Panic> {
-        // SAFETY: see `step`; the task is not running.
-        let co = unsafe { &mut *self.co.get() };
-        let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| *co = None));
-        if !self.result.is_set() {
-            self.result
-                .set(Err(JoinError::cancelled(header.id, header.name_cow())));
+        let dropped = match self.stage.get() {
+            LIVE => self.drop_co(),
+            _ => Ok(()),
+        };
+        if self.stage.get() == EMPTY {
+            self.store(Err(JoinError::cancelled(header.id, header.name_cow())));
         }
         dropped.map_err(|payload| Panic::new(payload, header.name_cow()))
     }
 
     fn take_panic(&self) -> Option<Panic> {
-        self.result.take_panic()
+        if self.stage.get() != RESULT {
+            return None;
+        }
+        // SAFETY: the stage is RESULT, so the result cell is there.
+        unsafe { (*self.body.get()).result.take_panic() }
     }
 
     fn pass_on(&self) {
         // SAFETY: loop-thread only, no other reference is alive.
-        if let Some((chan, side)) = unsafe { (*self.last.get()).take() } {
-            chan.pass_on(side);
+        if let Some(chan) = unsafe { (*self.last.get()).take() } {
+            chan.pass_on(self.last_side.get());
         }
     }
 
     fn remember_wait(&self, chan: Rc<dyn ChanWait>, side: Side) {
         // SAFETY: loop-thread only, no other reference is alive.
-        unsafe { *self.last.get() = Some((chan, side)) };
+        unsafe { *self.last.get() = Some(chan) };
+        self.last_side.set(side);
     }
 }
 
@@ -226,12 +315,7 @@ impl Core {
         C: StdCoroutine<Yield = Wait> + 'static,
         C::Return: 'static,
     {
-        let slot = StacklessSlot {
-            co: UnsafeCell::new(Some(co)),
-            last: UnsafeCell::new(None),
-            result: ResultCell::new(),
-        };
-        self.spawn_slot(opts.name, slot, |s| &s.result)
+        self.spawn_slot(opts.name, StacklessSlot::new(co), StacklessSlot::result_ptr)
     }
 }
 
