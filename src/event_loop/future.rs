@@ -190,7 +190,7 @@ impl<F: Future> Slot for FutureSlot<F> {
         dropped.map_err(|payload| Panic::new(payload, header.name_cow()))
     }
 
-    fn take_panic(&self) -> Option<Panic> {
+    fn take_panic(&self, _: &Header) -> Option<Panic> {
         self.result.take_panic()
     }
 }

@@ -55,7 +55,7 @@
 //! This halved the cost of a yield.
 
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell, UnsafeCell};
+use std::cell::{Cell, OnceCell, RefCell, UnsafeCell};
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::ptr::{self, NonNull};
@@ -77,9 +77,15 @@ use super::watchdog::{Watchdog, WatchdogReport};
 pub(crate) type TaskRef = Rc<Task<dyn Slot>>;
 
 /// One allocation per task: the scheduler's header, then the body and result.
-pub(crate) struct Task<S: ?Sized> {
+pub(crate) struct Task<S: ?Sized + Slot> {
     pub(crate) header: Header,
     pub(crate) slot: S,
+}
+
+impl<S: ?Sized + Slot> Drop for Task<S> {
+    fn drop(&mut self) {
+        self.slot.drop_body(&self.header);
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -128,10 +134,15 @@ impl Waiter {
     }
 }
 
+/// What only some tasks need: a name, a joiner. Boxed (and allocated on
+/// first need) so that the header of a plain task stays small.
+struct Extras {
+    name: Option<Cow<'static, str>>,
+    waiter: Cell<Option<Waiter>>,
+}
+
 pub(crate) struct Header {
     pub(crate) id: u64,
-    /// Boxed: most tasks have no name, and a thin pointer keeps the header small.
-    name: Option<Box<Cow<'static, str>>>,
     pub(crate) core: Weak<Core>,
     index: Cell<u32>,
     seq: Cell<u32>,
@@ -139,15 +150,26 @@ pub(crate) struct Header {
     reason: Cell<Reason>,
     cancel_requested: Cell<bool>,
     pub(crate) detached: Cell<bool>,
-    /// Boxed for the same reason: only joined tasks need it.
-    waiter: Cell<Option<Box<Waiter>>>,
+    /// Two bytes the slot may use (they fill the padding of the word
+    /// above): the stackless slot keeps what its body holds and the side
+    /// of the channel it waits on here. See [`Slot::drop_body`].
+    pub(crate) slot_byte: Cell<u8>,
+    pub(crate) slot_side: Cell<super::channel::Side>,
+    /// Never replaced once set, so `name` can lend out its string.
+    extras: OnceCell<Box<Extras>>,
 }
 
 impl Header {
     pub(crate) fn new(id: u64, name: Option<Cow<'static, str>>, core: Weak<Core>) -> Self {
+        let extras = OnceCell::new();
+        if name.is_some() {
+            let _ = extras.set(Box::new(Extras {
+                name,
+                waiter: Cell::new(None),
+            }));
+        }
         Header {
             id,
-            name: name.map(Box::new),
             core,
             index: Cell::new(u32::MAX),
             seq: Cell::new(0),
@@ -155,7 +177,9 @@ impl Header {
             reason: Cell::new(Reason::None),
             cancel_requested: Cell::new(false),
             detached: Cell::new(false),
-            waiter: Cell::new(None),
+            slot_byte: Cell::new(0),
+            slot_side: Cell::new(super::channel::Side::Recv),
+            extras,
         }
     }
 
@@ -164,20 +188,38 @@ impl Header {
     }
 
     pub(crate) fn name(&self) -> Option<&str> {
-        self.name.as_deref().map(|n| &**n)
+        self.extras.get()?.name.as_deref()
     }
 
     pub(crate) fn name_cow(&self) -> Option<Cow<'static, str>> {
-        self.name.as_deref().cloned()
+        self.extras.get()?.name.clone()
     }
 
     /// Installs the joiner, handing back the previous one.
     pub(crate) fn set_waiter(&self, waiter: Waiter) -> Option<Waiter> {
-        self.waiter.replace(Some(Box::new(waiter))).map(|w| *w)
+        self.extras
+            .get_or_init(|| {
+                Box::new(Extras {
+                    name: None,
+                    waiter: Cell::new(None),
+                })
+            })
+            .waiter
+            .replace(Some(waiter))
     }
 
     pub(crate) fn take_waiter(&self) -> Option<Waiter> {
-        self.waiter.take().map(|w| *w)
+        self.extras.get()?.waiter.take()
+    }
+
+    /// Lends the joiner to `f` (without waking it).
+    fn peek_waiter<R>(&self, f: impl FnOnce(Option<&Waiter>) -> R) -> R {
+        let w = self.take_waiter();
+        let r = f(w.as_ref());
+        if let Some(w) = w {
+            let _ = self.set_waiter(w);
+        }
+        r
     }
 
     pub(crate) fn seq(&self) -> u32 {
@@ -210,13 +252,25 @@ pub(crate) trait Slot {
     /// cancellation as the result. `Err` if a destructor panicked.
     fn close(&self, header: &Header) -> Result<(), Panic>;
     /// Takes the panic out of the result, if the task panicked.
-    fn take_panic(&self) -> Option<Panic>;
+    fn take_panic(&self, header: &Header) -> Option<Panic>;
     /// Called when a cancelled task may have consumed a wake-one (stackless).
-    fn pass_on(&self) {}
+    fn pass_on(&self, header: &Header) {
+        let _ = header;
+    }
+    /// Drops what the body still holds, when the task's allocation goes
+    /// (for a slot whose state is in the header's `slot_byte`).
+    fn drop_body(&mut self, header: &Header) {
+        let _ = header;
+    }
     /// Records the channel a stackless task parks on, for `pass_on`.
     #[cfg(feature = "nightly")]
-    fn remember_wait(&self, chan: Rc<dyn super::channel::ChanWait>, side: super::channel::Side) {
-        let _ = (chan, side);
+    fn remember_wait(
+        &self,
+        header: &Header,
+        chan: Rc<dyn super::channel::ChanWait>,
+        side: super::channel::Side,
+    ) {
+        let _ = (header, chan, side);
     }
 }
 
@@ -268,7 +322,7 @@ impl<T> Slot for StackfulSlot<T> {
         closed
     }
 
-    fn take_panic(&self) -> Option<Panic> {
+    fn take_panic(&self, _: &Header) -> Option<Panic> {
         self.result.take_panic()
     }
 }
@@ -754,7 +808,7 @@ impl Core {
             waiter.wake();
         }
         if h.detached.get()
-            && let Some(p) = task.slot.take_panic()
+            && let Some(p) = task.slot.take_panic(h)
         {
             self.report_panic(p);
         }
@@ -788,7 +842,7 @@ impl Core {
         CURRENT_TASK.set(prev_task);
         CURRENT_CORE.set(prev_core);
         if was_woken {
-            task.slot.pass_on();
+            task.slot.pass_on(h);
         }
         if let Err(p) = closed {
             self.report_panic(p);
@@ -935,14 +989,14 @@ impl Core {
         // Who joins whom: a task's waiter slot names its joiner.
         let mut joined: Vec<(u64, u64)> = Vec::new();
         for t in &tasks {
-            let w = t.header.waiter.take();
-            if let Some(Waiter::Task(joiner, seq)) = w.as_deref()
-                && joiner.header.seq.get() == *seq
-                && joiner.header.state.get() == State::Parked
-            {
-                joined.push((joiner.header.id, t.header.id));
-            }
-            t.header.waiter.set(w);
+            t.header.peek_waiter(|w| {
+                if let Some(Waiter::Task(joiner, seq)) = w
+                    && joiner.header.seq.get() == *seq
+                    && joiner.header.state.get() == State::Parked
+                {
+                    joined.push((joiner.header.id, t.header.id));
+                }
+            });
         }
         let mut stuck: Vec<StuckTask> = tasks
             .iter()

@@ -47,7 +47,7 @@
 //! Panics, cancellation, joining and deadlock detection work as for
 //! stackful tasks.
 
-use std::cell::{Cell, UnsafeCell};
+use std::cell::UnsafeCell;
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::ops::{Coroutine as StdCoroutine, CoroutineState};
@@ -133,37 +133,37 @@ union Body<C, R> {
     result: ManuallyDrop<ResultCell<R>>,
 }
 
-/// [`StacklessSlot::stage`]: the body holds the coroutine.
+/// What the body holds, in the header's `slot_byte`: the coroutine.
 const LIVE: u8 = 0;
 /// The body holds the result cell (set, or taken by the handle).
 const RESULT: u8 = 1;
 /// The body holds nothing (the coroutine's drop is under way).
 const EMPTY: u8 = 2;
 
+/// A stackless task's slot. Its small state lives in the header's spare
+/// bytes: `slot_byte` is the stage (`LIVE`, `RESULT` or `EMPTY`: what
+/// `body` holds; a new header says `LIVE`), `slot_side` the side of the
+/// channel in `last`.
 struct StacklessSlot<C: StdCoroutine<Yield = Wait>> {
     body: UnsafeCell<Body<C, C::Return>>,
     /// The channel it last parked on, to pass a wake-up on if cancelled.
     last: UnsafeCell<Option<Rc<dyn ChanWait>>>,
-    last_side: Cell<Side>,
-    /// `LIVE`, `RESULT` or `EMPTY`: what `body` holds.
-    stage: Cell<u8>,
 }
 
-// SAFETY (for every access to `body`, `last` and `stage` below): a slot is
-// only touched on the loop's thread, by the loop stepping or closing the
-// task, by the task's handle reading the result once the task is done, and
-// by its own drop; none of these overlap and none keeps a reference across
-// another. `body.co` is only touched while `stage` is `LIVE`, `body.result`
-// only while it is `RESULT`.
+// SAFETY (for every access to `body` and `last` below): a slot is only
+// touched on the loop's thread, by the loop stepping or closing the task,
+// by the task's handle reading the result once the task is done, and by
+// the task's drop; none of these overlap and none keeps a reference across
+// another. `body.co` is only touched while the stage is `LIVE`,
+// `body.result` only while it is `RESULT`.
 impl<C: StdCoroutine<Yield = Wait>> StacklessSlot<C> {
     fn new(co: C) -> Self {
+        const { assert!(LIVE == 0, "a new header's slot_byte is 0") };
         StacklessSlot {
             body: UnsafeCell::new(Body {
                 co: ManuallyDrop::new(co),
             }),
             last: UnsafeCell::new(None),
-            last_side: Cell::new(Side::Recv),
-            stage: Cell::new(LIVE),
         }
     }
 
@@ -180,9 +180,9 @@ impl<C: StdCoroutine<Yield = Wait>> StacklessSlot<C> {
     }
 
     /// Drops the coroutine, catching a panic of its destructors.
-    fn drop_co(&self) -> std::thread::Result<()> {
-        debug_assert_eq!(self.stage.get(), LIVE);
-        self.stage.set(EMPTY);
+    fn drop_co(&self, header: &Header) -> std::thread::Result<()> {
+        debug_assert_eq!(header.slot_byte.get(), LIVE);
+        header.slot_byte.set(EMPTY);
         // SAFETY: stage was LIVE, so `co` is there; it is dropped once, as
         // the stage now says EMPTY.
         std::panic::catch_unwind(AssertUnwindSafe(|| unsafe {
@@ -191,20 +191,20 @@ impl<C: StdCoroutine<Yield = Wait>> StacklessSlot<C> {
     }
 
     /// Stores the result in the emptied body.
-    fn store(&self, value: Result<C::Return, JoinError>) {
-        debug_assert_eq!(self.stage.get(), EMPTY);
+    fn store(&self, header: &Header, value: Result<C::Return, JoinError>) {
+        debug_assert_eq!(header.slot_byte.get(), EMPTY);
         let cell = ResultCell::new();
         cell.set(value);
         // SAFETY: the body is EMPTY: nothing to drop, nothing borrowed.
         unsafe { (*self.body.get()).result = ManuallyDrop::new(cell) };
-        self.stage.set(RESULT);
+        header.slot_byte.set(RESULT);
     }
 }
 
-impl<C: StdCoroutine<Yield = Wait>> Drop for StacklessSlot<C> {
-    fn drop(&mut self) {
+impl<C: StdCoroutine<Yield = Wait>> Slot for StacklessSlot<C> {
+    fn drop_body(&mut self, header: &Header) {
         let body = self.body.get_mut();
-        match self.stage.get() {
+        match header.slot_byte.replace(EMPTY) {
             // SAFETY: the stage says which field is there; dropped once.
             LIVE => unsafe { ManuallyDrop::drop(&mut body.co) },
             // SAFETY: as above.
@@ -212,11 +212,9 @@ impl<C: StdCoroutine<Yield = Wait>> Drop for StacklessSlot<C> {
             _ => {}
         }
     }
-}
 
-impl<C: StdCoroutine<Yield = Wait>> Slot for StacklessSlot<C> {
     fn step(&self, header: &Header) -> Step {
-        if self.stage.get() != LIVE {
+        if header.slot_byte.get() != LIVE {
             return Step::Done;
         }
         // SAFETY: only the loop steps a task, never re-entrantly; the
@@ -226,52 +224,55 @@ impl<C: StdCoroutine<Yield = Wait>> Slot for StacklessSlot<C> {
         match std::panic::catch_unwind(AssertUnwindSafe(|| c.resume(()))) {
             Ok(CoroutineState::Yielded(wait)) => Step::Wait(wait),
             Ok(CoroutineState::Complete(value)) => {
-                let dropped = self.drop_co();
-                self.store(Ok(value));
+                let dropped = self.drop_co(header);
+                self.store(header, Ok(value));
                 if let Err(payload) = dropped {
                     std::panic::resume_unwind(payload);
                 }
                 Step::Done
             }
             Err(payload) => {
-                let _ = self.drop_co();
+                let _ = self.drop_co(header);
                 let panic = Panic::new(payload, header.name_cow());
-                self.store(Err(JoinError::panicked(header.id, panic)));
+                self.store(header, Err(JoinError::panicked(header.id, panic)));
                 Step::Done
             }
         }
     }
 
     fn close(&self, header: &Header) -> Result<(), Panic> {
-        let dropped = match self.stage.get() {
-            LIVE => self.drop_co(),
+        let dropped = match header.slot_byte.get() {
+            LIVE => self.drop_co(header),
             _ => Ok(()),
         };
-        if self.stage.get() == EMPTY {
-            self.store(Err(JoinError::cancelled(header.id, header.name_cow())));
+        if header.slot_byte.get() == EMPTY {
+            self.store(
+                header,
+                Err(JoinError::cancelled(header.id, header.name_cow())),
+            );
         }
         dropped.map_err(|payload| Panic::new(payload, header.name_cow()))
     }
 
-    fn take_panic(&self) -> Option<Panic> {
-        if self.stage.get() != RESULT {
+    fn take_panic(&self, header: &Header) -> Option<Panic> {
+        if header.slot_byte.get() != RESULT {
             return None;
         }
         // SAFETY: the stage is RESULT, so the result cell is there.
         unsafe { (*self.body.get()).result.take_panic() }
     }
 
-    fn pass_on(&self) {
+    fn pass_on(&self, header: &Header) {
         // SAFETY: loop-thread only, no other reference is alive.
         if let Some(chan) = unsafe { (*self.last.get()).take() } {
-            chan.pass_on(self.last_side.get());
+            chan.pass_on(header.slot_side.get());
         }
     }
 
-    fn remember_wait(&self, chan: Rc<dyn ChanWait>, side: Side) {
+    fn remember_wait(&self, header: &Header, chan: Rc<dyn ChanWait>, side: Side) {
         // SAFETY: loop-thread only, no other reference is alive.
         unsafe { *self.last.get() = Some(chan) };
-        self.last_side.set(side);
+        header.slot_side.set(side);
     }
 }
 
@@ -303,7 +304,7 @@ impl Core {
                         Side::Recv => Reason::Recv,
                     };
                     let seq = self.begin_park(&task.header, reason);
-                    task.slot.remember_wait(chan.clone(), side);
+                    task.slot.remember_wait(&task.header, chan.clone(), side);
                     chan.register(side, task, seq);
                 }
             }
