@@ -20,34 +20,38 @@
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
 use std::fmt;
+use std::ptr::NonNull;
 use std::rc::Rc;
 
 use super::error::{RecvError, SendError, TryRecvError, TrySendError};
-use super::scheduler::{Reason, TaskRef, park, wake};
+use super::scheduler::{Reason, TaskRef, ThinTask, park, wake};
 
 /// A FIFO of parked tasks. Most channels have at most one waiter per side,
 /// so the oldest entry lives inline and only the others go to a deque.
-/// Invariant: `first` is empty only if `rest` is.
+/// Invariant: `first` is empty only if `rest` is. Entries are thin (16
+/// bytes with the park number, not 24): a million tasks parked on one
+/// channel are a million entries.
 #[derive(Default)]
 struct WaitList {
-    first: Cell<Option<(TaskRef, u32)>>,
-    rest: RefCell<VecDeque<(TaskRef, u32)>>,
+    first: Cell<Option<(ThinTask, u32)>>,
+    rest: RefCell<VecDeque<(ThinTask, u32)>>,
 }
 
 impl WaitList {
     #[inline]
     fn push(&self, task: TaskRef, seq: u32) {
+        let entry = (ThinTask::new(task), seq);
         match self.first.take() {
-            None => self.first.set(Some((task, seq))),
+            None => self.first.set(Some(entry)),
             first => {
                 self.first.set(first);
-                self.rest.borrow_mut().push_back((task, seq));
+                self.rest.borrow_mut().push_back(entry);
             }
         }
     }
 
     #[inline]
-    fn pop(&self) -> Option<(TaskRef, u32)> {
+    fn pop(&self) -> Option<(ThinTask, u32)> {
         let first = self.first.take()?;
         if !self.rest.borrow().is_empty() {
             self.first.set(self.rest.borrow_mut().pop_front());
@@ -55,7 +59,7 @@ impl WaitList {
         Some(first)
     }
 
-    fn take_all(&self) -> Vec<(TaskRef, u32)> {
+    fn take_all(&self) -> Vec<(ThinTask, u32)> {
         let mut all: Vec<_> = self.first.take().into_iter().collect();
         all.extend(self.rest.borrow_mut().drain(..));
         all
@@ -87,7 +91,10 @@ impl<T> Buf<T> {
     }
 }
 
+/// `repr(C)`: `ops` comes first, for [`ThinChan`].
+#[repr(C)]
 pub(crate) struct Chan<T> {
+    ops: &'static ChanOps,
     buf: Buf<T>,
     capacity: usize,
     closed: Cell<bool>,
@@ -101,8 +108,9 @@ pub(crate) struct Chan<T> {
 #[inline]
 fn wake_one(list: &WaitList) {
     while let Some((task, seq)) = list.pop() {
-        if task.header.state.get() == super::scheduler::State::Parked && task.header.seq() == seq {
-            wake(task, seq);
+        let h = task.header();
+        if h.state.get() == super::scheduler::State::Parked && h.seq() == seq {
+            wake(task.into_ref(), seq);
             return;
         }
     }
@@ -110,7 +118,7 @@ fn wake_one(list: &WaitList) {
 
 fn wake_all(list: &WaitList) {
     for (task, seq) in list.take_all() {
-        wake(task, seq);
+        wake(task.into_ref(), seq);
     }
 }
 
@@ -127,9 +135,69 @@ pub(crate) trait ChanWait {
     fn ready(&self, side: Side) -> bool;
     fn register(&self, side: Side, task: TaskRef, seq: u32);
     fn pass_on(&self, side: Side);
+    /// The same channel as an 8-byte reference.
+    fn thin(self: Rc<Self>) -> ThinChan;
+}
+
+/// What a [`ThinChan`] can do with the channel it points to.
+pub(crate) struct ChanOps {
+    pass_on: unsafe fn(NonNull<&'static ChanOps>, Side),
+    release: unsafe fn(NonNull<&'static ChanOps>),
+}
+
+impl<T> Chan<T> {
+    const OPS: &'static ChanOps = &ChanOps {
+        pass_on: Self::pass_on_raw,
+        release: Self::release_raw,
+    };
+
+    /// # Safety
+    /// `chan` comes from a live [`ThinChan`] made from an `Rc<Chan<T>>`.
+    unsafe fn pass_on_raw(chan: NonNull<&'static ChanOps>, side: Side) {
+        // SAFETY: `Chan` is `repr(C)` with `ops` first, so the address is
+        // the channel's, and the `ThinChan` keeps it alive.
+        let chan = unsafe { chan.cast::<Chan<T>>().as_ref() };
+        ChanWait::pass_on(chan, side);
+    }
+
+    /// # Safety
+    /// `chan` comes from a [`ThinChan`] made from an `Rc<Chan<T>>`, which
+    /// gives up its count.
+    unsafe fn release_raw(chan: NonNull<&'static ChanOps>) {
+        // SAFETY: the pointer `Rc::into_raw` gave (see `pass_on_raw`).
+        drop(unsafe { Rc::from_raw(chan.cast::<Chan<T>>().as_ptr()) });
+    }
+}
+
+/// An owning reference to a channel of any message type in 8 bytes (an
+/// `Rc<dyn ChanWait>` takes 16): what a parked stackless task keeps of the
+/// channel it waits on. The channel's first field says how to use it.
+pub(crate) struct ThinChan(NonNull<&'static ChanOps>);
+
+impl ThinChan {
+    /// Hands the wake-up on to the next waiter of `side` (see [`ChanWait::pass_on`]).
+    pub(crate) fn pass_on(&self, side: Side) {
+        // SAFETY: we own a count of the channel; `ops` is its first field
+        // and was made for its type.
+        unsafe { (self.0.as_ref().pass_on)(self.0, side) }
+    }
+}
+
+impl Drop for ThinChan {
+    fn drop(&mut self) {
+        // SAFETY: as in `pass_on`; gives up our count once.
+        unsafe { (self.0.as_ref().release)(self.0) }
+    }
 }
 
 impl<T> ChanWait for Chan<T> {
+    fn thin(self: Rc<Self>) -> ThinChan {
+        let ptr = Rc::into_raw(self).cast_mut();
+        // SAFETY: `Rc::into_raw` is never null; `Chan` is `repr(C)` with
+        // `ops` first, so the channel's address is that of `ops`.
+        ThinChan(unsafe { NonNull::new_unchecked(ptr.cast::<&'static ChanOps>()) })
+    }
+
     fn ready(&self, side: Side) -> bool {
         self.closed.get()
             || match side {
@@ -188,6 +256,7 @@ impl<T> Chan<T> {
 pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     assert!(capacity > 0, "channel capacity must be at least 1");
     let chan = Rc::new(Chan {
+        ops: Chan::<T>::OPS,
         buf: Buf(UnsafeCell::new(VecDeque::with_capacity(capacity.min(1024)))),
         capacity,
         closed: Cell::new(false),

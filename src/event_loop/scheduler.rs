@@ -77,6 +77,8 @@ use super::watchdog::{Watchdog, WatchdogReport};
 pub(crate) type TaskRef = Rc<Task<dyn Slot>>;
 
 /// One allocation per task: the scheduler's header, then the body and result.
+/// `repr(C)` so that the header comes first, for [`ThinTask`].
+#[repr(C)]
 pub(crate) struct Task<S: ?Sized + Slot> {
     pub(crate) header: Header,
     pub(crate) slot: S,
@@ -85,6 +87,71 @@ pub(crate) struct Task<S: ?Sized + Slot> {
 impl<S: ?Sized + Slot> Drop for Task<S> {
     fn drop(&mut self) {
         self.slot.drop_body(&self.header);
+    }
+}
+
+/// Makes the full pointer of a `Task<S>` from its header's address.
+type FatFn = unsafe fn(NonNull<Header>) -> *const Task<dyn Slot>;
+
+/// # Safety
+/// `header` is the header of a live `Task<S>`.
+unsafe fn fat_ptr<S: Slot + 'static>(header: NonNull<Header>) -> *const Task<dyn Slot> {
+    // `Task` is `repr(C)`: the header is at offset 0.
+    header.as_ptr().cast_const().cast::<Task<S>>() as *const Task<dyn Slot>
+}
+
+/// An owning reference to a task in 8 bytes, where a [`TaskRef`] takes 16
+/// (its vtable pointer): for the collections that hold an entry per task
+/// (the registry, channel wait lists), which for a million parked
+/// stackless tasks is 16 MB less. The header knows how to make the full
+/// reference again ([`Header::fat`]), which costs one indirect call.
+pub(crate) struct ThinTask(NonNull<Header>);
+
+impl ThinTask {
+    pub(crate) fn new(task: TaskRef) -> Self {
+        let ptr = Rc::into_raw(task);
+        // SAFETY: `Rc::into_raw` is never null; `Task` is `repr(C)`, so the
+        // address of the task is that of its header.
+        ThinTask(unsafe { NonNull::new_unchecked(ptr as *const Header as *mut Header) })
+    }
+
+    #[inline]
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: we own a strong reference: the task is alive.
+        unsafe { self.0.as_ref() }
+    }
+
+    fn fat(&self) -> *const Task<dyn Slot> {
+        // SAFETY: `fat` was made for this task's own type (`spawn_slot`),
+        // and the task is alive.
+        unsafe { (self.header().fat)(self.0) }
+    }
+
+    /// The full reference, taking over this one's count.
+    pub(crate) fn into_ref(self) -> TaskRef {
+        let ptr = self.fat();
+        std::mem::forget(self);
+        // SAFETY: `ptr` is the pointer `Rc::into_raw` gave in `new` (same
+        // address and metadata), and we hand its count over.
+        unsafe { Rc::from_raw(ptr) }
+    }
+
+    /// A new full reference (one more count).
+    pub(crate) fn to_ref(&self) -> TaskRef {
+        let ptr = self.fat();
+        // SAFETY: as in `into_ref`; the count we own keeps it alive while
+        // we add one.
+        unsafe {
+            Rc::increment_strong_count(ptr);
+            Rc::from_raw(ptr)
+        }
+    }
+}
+
+impl Drop for ThinTask {
+    fn drop(&mut self) {
+        // SAFETY: as in `into_ref`: gives back the count we own.
+        drop(unsafe { Rc::from_raw(self.fat()) });
     }
 }
 
@@ -143,6 +210,8 @@ struct Extras {
 
 pub(crate) struct Header {
     pub(crate) id: u64,
+    /// Makes this task's full pointer from the header's (see [`ThinTask`]).
+    fat: FatFn,
     pub(crate) core: Weak<Core>,
     index: Cell<u32>,
     seq: Cell<u32>,
@@ -160,7 +229,7 @@ pub(crate) struct Header {
 }
 
 impl Header {
-    pub(crate) fn new(id: u64, name: Option<Cow<'static, str>>, core: Weak<Core>) -> Self {
+    fn new(id: u64, name: Option<Cow<'static, str>>, core: Weak<Core>, fat: FatFn) -> Self {
         let extras = OnceCell::new();
         if name.is_some() {
             let _ = extras.set(Box::new(Extras {
@@ -170,6 +239,7 @@ impl Header {
         }
         Header {
             id,
+            fat,
             core,
             index: Cell::new(u32::MAX),
             seq: Cell::new(0),
@@ -593,7 +663,7 @@ impl RunQueue {
 }
 
 struct Registry {
-    slots: Vec<Option<TaskRef>>,
+    slots: Vec<Option<ThinTask>>,
     free: Vec<u32>,
     len: usize,
 }
@@ -603,18 +673,23 @@ impl Registry {
         match self.free.pop() {
             Some(i) => {
                 task.header.index.set(i);
-                self.slots[i as usize] = Some(task);
+                self.slots[i as usize] = Some(ThinTask::new(task));
             }
             None => {
                 let i = u32::try_from(self.slots.len()).expect("fewer than 2^32 tasks");
                 task.header.index.set(i);
-                self.slots.push(Some(task));
+                self.slots.push(Some(ThinTask::new(task)));
             }
         }
         self.len += 1;
     }
 
-    fn remove(&mut self, index: u32) -> Option<TaskRef> {
+    /// Every task in it.
+    fn tasks(&self) -> Vec<TaskRef> {
+        self.slots.iter().flatten().map(ThinTask::to_ref).collect()
+    }
+
+    fn remove(&mut self, index: u32) -> Option<ThinTask> {
         let task = self.slots.get_mut(index as usize)?.take()?;
         self.free.push(index);
         self.len -= 1;
@@ -650,10 +725,6 @@ impl Core {
         self.me.clone()
     }
 
-    pub(crate) fn new_header(&self, name: Option<Cow<'static, str>>) -> Header {
-        Header::new(self.next_id(), name, self.weak())
-    }
-
     /// Wraps `slot` in a new task called `name`, registers and queues it,
     /// and returns its handle; `result` points at the slot's result cell
     /// (which the handle reads only once the task is done).
@@ -664,7 +735,7 @@ impl Core {
         result: impl FnOnce(&S) -> NonNull<ResultCell<T>>,
     ) -> JoinHandle<T> {
         let task = Rc::new(Task {
-            header: self.new_header(name),
+            header: Header::new(self.next_id(), name, self.weak(), fat_ptr::<S>),
             slot,
         });
         let handle = JoinHandle::new(task.clone(), result(&task.slot));
@@ -897,7 +968,7 @@ impl Core {
             let task = {
                 let registry = self.registry.borrow();
                 match registry.slots.get(index as usize) {
-                    Some(Some(t)) if t.header.id == id => Some(t.clone()),
+                    Some(Some(t)) if t.header().id == id => Some(t.to_ref()),
                     _ => None,
                 }
             };
@@ -978,14 +1049,7 @@ impl Core {
     }
 
     fn stuck_tasks(&self) -> Vec<StuckTask> {
-        let tasks: Vec<TaskRef> = self
-            .registry
-            .borrow()
-            .slots
-            .iter()
-            .flatten()
-            .cloned()
-            .collect();
+        let tasks = self.registry.borrow().tasks();
         // Who joins whom: a task's waiter slot names its joiner.
         let mut joined: Vec<(u64, u64)> = Vec::new();
         for t in &tasks {
@@ -1315,14 +1379,7 @@ impl Drop for EventLoop {
         let core = &*self.core;
         let prev = CURRENT_CORE.replace(core);
         loop {
-            let tasks: Vec<TaskRef> = core
-                .registry
-                .borrow()
-                .slots
-                .iter()
-                .flatten()
-                .cloned()
-                .collect();
+            let tasks = core.registry.borrow().tasks();
             if tasks.is_empty() {
                 break;
             }

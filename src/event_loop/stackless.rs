@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::Panic;
 
-use super::channel::{ChanWait, Receiver, Sender, Side};
+use super::channel::{ChanWait, Receiver, Sender, Side, ThinChan};
 use super::error::JoinError;
 use super::join::{JoinHandle, ResultCell};
 use super::scheduler::{
@@ -147,7 +147,7 @@ const EMPTY: u8 = 2;
 struct StacklessSlot<C: StdCoroutine<Yield = Wait>> {
     body: UnsafeCell<Body<C, C::Return>>,
     /// The channel it last parked on, to pass a wake-up on if cancelled.
-    last: UnsafeCell<Option<Rc<dyn ChanWait>>>,
+    last: UnsafeCell<Option<ThinChan>>,
 }
 
 // SAFETY (for every access to `body` and `last` below): a slot is only
@@ -271,7 +271,7 @@ impl<C: StdCoroutine<Yield = Wait>> Slot for StacklessSlot<C> {
 
     fn remember_wait(&self, header: &Header, chan: Rc<dyn ChanWait>, side: Side) {
         // SAFETY: loop-thread only, no other reference is alive.
-        unsafe { *self.last.get() = Some(chan) };
+        unsafe { *self.last.get() = Some(chan.thin()) };
         header.slot_side.set(side);
     }
 }
