@@ -5,6 +5,10 @@
 //! (defaults 10,000 and 1,000,000; stackful tasks are capped near 32,000 by
 //! `vm.max_map_count`, each guarded stack being two mappings). Needs the
 //! `nightly` feature (the stackless tasks are `#[coroutine]` closures).
+//!
+//! Measured: about 4.4 KiB per stackful task (one stack page plus the
+//! task) and 118 bytes per stackless task at 1,000,000 (the goal is 128,
+//! what smol's `LocalExecutor` takes; tokio takes 456).
 #![feature(coroutines)]
 
 use cogen::event_loop::{EventLoop, channel};

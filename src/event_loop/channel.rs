@@ -136,15 +136,18 @@ pub(crate) trait ChanWait {
     fn register(&self, side: Side, task: TaskRef, seq: u32);
     fn pass_on(&self, side: Side);
     /// The same channel as an 8-byte reference.
+    #[cfg(feature = "nightly")]
     fn thin(self: Rc<Self>) -> ThinChan;
 }
 
 /// What a [`ThinChan`] can do with the channel it points to.
+#[cfg_attr(not(feature = "nightly"), allow(dead_code))]
 pub(crate) struct ChanOps {
     pass_on: unsafe fn(NonNull<&'static ChanOps>, Side),
     release: unsafe fn(NonNull<&'static ChanOps>),
 }
 
+#[cfg_attr(not(feature = "nightly"), allow(dead_code))]
 impl<T> Chan<T> {
     const OPS: &'static ChanOps = &ChanOps {
         pass_on: Self::pass_on_raw,
@@ -172,8 +175,10 @@ impl<T> Chan<T> {
 /// An owning reference to a channel of any message type in 8 bytes (an
 /// `Rc<dyn ChanWait>` takes 16): what a parked stackless task keeps of the
 /// channel it waits on. The channel's first field says how to use it.
+#[cfg(feature = "nightly")]
 pub(crate) struct ThinChan(NonNull<&'static ChanOps>);
 
+#[cfg(feature = "nightly")]
 impl ThinChan {
     /// Hands the wake-up on to the next waiter of `side` (see [`ChanWait::pass_on`]).
     pub(crate) fn pass_on(&self, side: Side) {
@@ -183,6 +188,7 @@ impl ThinChan {
     }
 }
 
+#[cfg(feature = "nightly")]
 impl Drop for ThinChan {
     fn drop(&mut self) {
         // SAFETY: as in `pass_on`; gives up our count once.
@@ -191,6 +197,7 @@ impl Drop for ThinChan {
 }
 
 impl<T> ChanWait for Chan<T> {
+    #[cfg(feature = "nightly")]
     fn thin(self: Rc<Self>) -> ThinChan {
         let ptr = Rc::into_raw(self).cast_mut();
         // SAFETY: `Rc::into_raw` is never null; `Chan` is `repr(C)` with
