@@ -287,3 +287,29 @@ fn a_cancelled_woken_stackless_receiver_passes_the_message_on() {
     assert!(first.join().unwrap_err().is_cancelled());
     assert_eq!(second.join().unwrap(), Some(7));
 }
+
+/// The run queue gives capacity back as it drains after a burst of spawns;
+/// the order stays first-in, first-out throughout.
+#[test]
+fn a_burst_of_tasks_keeps_fifo_order_while_the_queue_shrinks() {
+    const N: u32 = 20_000;
+    let ev = EventLoop::new();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    for i in 0..N {
+        let log = log.clone();
+        ev.spawn_stackless(
+            #[coroutine]
+            move || {
+                log.borrow_mut().push(i);
+                if i % 2 == 1 {
+                    yield Wait::yield_now();
+                    log.borrow_mut().push(i);
+                }
+            },
+        );
+    }
+    while ev.try_tick() {}
+    assert!(ev.is_empty());
+    let expected: Vec<u32> = (0..N).chain((0..N).filter(|i| i % 2 == 1)).collect();
+    assert_eq!(*log.borrow(), expected);
+}
