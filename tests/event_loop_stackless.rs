@@ -313,3 +313,51 @@ fn a_burst_of_tasks_keeps_fifo_order_while_the_queue_shrinks() {
     let expected: Vec<u32> = (0..N).chain((0..N).filter(|i| i % 2 == 1)).collect();
     assert_eq!(*log.borrow(), expected);
 }
+
+/// A stackless task's result takes the bytes of its coroutine once that is
+/// dropped. A destructor of the coroutine that reaches the task's own handle
+/// (the task is already done, being cancelled) must not read a result that
+/// is not there yet: dropping the handle is fine, joining it panics.
+#[test]
+fn a_cancelled_stackless_task_reaching_its_own_handle_from_a_destructor() {
+    type Shared = Rc<RefCell<Option<cogen::event_loop::JoinHandle<u32>>>>;
+    struct Holder {
+        handle: Shared,
+        joined: Rc<Cell<Option<bool>>>,
+    }
+    impl Drop for Holder {
+        fn drop(&mut self) {
+            let h = self.handle.borrow_mut().take().expect("the handle");
+            assert!(h.is_finished());
+            if self.joined.get().is_none() {
+                // Joining now must fail loudly, not read the coroutine's bytes.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.try_join()));
+                self.joined.set(Some(r.is_err()));
+            } else {
+                drop(h); // must not look for a panic in the result either
+            }
+        }
+    }
+    for try_join_first in [true, false] {
+        let ev = EventLoop::new();
+        let handle: Shared = Rc::new(RefCell::new(None));
+        let joined = Rc::new(Cell::new(if try_join_first { None } else { Some(false) }));
+        let holder = Holder {
+            handle: handle.clone(),
+            joined: joined.clone(),
+        };
+        let h = ev.spawn_stackless(
+            #[coroutine]
+            move || {
+                let _holder = holder;
+                yield Wait::sleep(Duration::from_secs(3600));
+                1
+            },
+        );
+        *handle.borrow_mut() = Some(h);
+        assert!(ev.try_tick()); // now asleep
+        drop(ev); // cancels it: the holder drops while the task is done
+        assert!(handle.borrow().is_none());
+        assert_eq!(joined.get(), Some(try_join_first));
+    }
+}

@@ -84,6 +84,14 @@ impl<T> JoinHandle<T> {
     }
 
     fn take_result(&self) -> Result<T, JoinError> {
+        // A done task's cell is readable except while a cancelled stackless
+        // task's body is being dropped: only its own destructors run then.
+        assert!(
+            self.task.header.result_ready(),
+            "JoinHandle: task {} is being cancelled, its result is not there yet (joined from \
+             one of its own destructors?)",
+            self.task.header.id
+        );
         self.cell()
             .take()
             .expect("JoinHandle: the task's result was already taken")
@@ -167,7 +175,7 @@ impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         let h = &self.task.header;
         h.detached.set(true);
-        if h.is_done()
+        if h.result_ready()
             && let Some(p) = self.cell().take_panic()
             && let Some(core) = h.core.upgrade()
         {

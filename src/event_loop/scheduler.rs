@@ -105,6 +105,10 @@ impl<S: ?Sized + Slot> Drop for Task<S> {
     }
 }
 
+/// The `slot_byte` of a slot whose result cell does not exist yet: a
+/// stackless task's body being dropped (the other slots never set it).
+pub(crate) const RESULT_PENDING: u8 = 2;
+
 /// Makes the full pointer of a `Task<S>` from its header's address.
 type FatFn = unsafe fn(NonNull<Header>) -> *const Task<dyn Slot>;
 
@@ -237,7 +241,6 @@ pub(crate) struct Header {
     /// Two bytes the slot may use (they fill the padding of the word
     /// above): the stackless slot keeps what its body holds and the side
     /// of the channel it waits on here. See [`Slot::drop_body`].
-    #[cfg_attr(not(feature = "nightly"), allow(dead_code))]
     pub(crate) slot_byte: Cell<u8>,
     #[cfg_attr(not(feature = "nightly"), allow(dead_code))]
     pub(crate) slot_side: Cell<super::channel::Side>,
@@ -315,6 +318,13 @@ impl Header {
 
     pub(crate) fn is_done(&self) -> bool {
         self.state.get() == State::Done
+    }
+
+    /// True once the task is done and its result cell can be read: not
+    /// while the body of a cancelled stackless task is being dropped (its
+    /// bytes become the result's only afterwards; see [`RESULT_PENDING`]).
+    pub(crate) fn result_ready(&self) -> bool {
+        self.is_done() && self.slot_byte.get() != RESULT_PENDING
     }
 }
 

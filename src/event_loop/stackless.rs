@@ -63,8 +63,8 @@ use super::channel::{ChanWait, Receiver, Sender, Side, ThinChan};
 use super::error::JoinError;
 use super::join::{JoinHandle, ResultCell};
 use super::scheduler::{
-    Core, EventLoop, Header, Reason, Slot, Step, TaskBuilder, TaskOptions, TaskRef, Waiter,
-    current_core,
+    Core, EventLoop, Header, RESULT_PENDING, Reason, Slot, Step, TaskBuilder, TaskOptions, TaskRef,
+    Waiter, current_core,
 };
 
 /// What a stackless task waits for: the value it `yield`s.
@@ -137,8 +137,9 @@ union Body<C, R> {
 const LIVE: u8 = 0;
 /// The body holds the result cell (set, or taken by the handle).
 const RESULT: u8 = 1;
-/// The body holds nothing (the coroutine's drop is under way).
-const EMPTY: u8 = 2;
+/// The body holds nothing (the coroutine's drop is under way): the handle
+/// must not read the result yet, even though the task is done.
+const EMPTY: u8 = RESULT_PENDING;
 
 /// A stackless task's slot. Its small state lives in the header's spare
 /// bytes: `slot_byte` is the stage (`LIVE`, `RESULT` or `EMPTY`: what
