@@ -142,64 +142,40 @@ impl<Input, Yield, Return> Resumable<Input> for ScopedRef<'_, Input, Yield, Retu
     }
 }
 
-impl<Input, G: Resumable<Input> + ?Sized> Resumable<Input> for &mut G {
-    type Yield = G::Yield;
-    type Return = G::Return;
+/// Forwards `Resumable` through a pointer to a resumable coroutine.
+macro_rules! forward_resumable {
+    ($($ptr:ty),*) => {$(
+        impl<Input, G: Resumable<Input> + ?Sized> Resumable<Input> for $ptr {
+            type Yield = G::Yield;
+            type Return = G::Return;
 
-    #[inline(always)]
-    fn resume(
-        &mut self,
-        input: Input,
-    ) -> Result<CoroutineResult<G::Yield, G::Return>, ResumeError<Input>> {
-        (**self).resume(input)
-    }
+            #[inline(always)]
+            fn resume(
+                &mut self,
+                input: Input,
+            ) -> Result<CoroutineResult<G::Yield, G::Return>, ResumeError<Input>> {
+                (**self).resume(input)
+            }
 
-    #[inline]
-    fn status(&self) -> Status {
-        (**self).status()
-    }
+            #[inline]
+            fn status(&self) -> Status {
+                (**self).status()
+            }
 
-    #[inline]
-    fn is_dead(&self) -> bool {
-        (**self).is_dead()
-    }
+            #[inline]
+            fn is_dead(&self) -> bool {
+                (**self).is_dead()
+            }
 
-    fn close(&mut self) -> Result<(), Panic> {
-        (**self).close()
-    }
+            fn close(&mut self) -> Result<(), Panic> {
+                (**self).close()
+            }
 
-    fn name(&self) -> Option<&str> {
-        (**self).name()
-    }
+            fn name(&self) -> Option<&str> {
+                (**self).name()
+            }
+        }
+    )*};
 }
 
-impl<Input, G: Resumable<Input> + ?Sized> Resumable<Input> for Box<G> {
-    type Yield = G::Yield;
-    type Return = G::Return;
-
-    #[inline(always)]
-    fn resume(
-        &mut self,
-        input: Input,
-    ) -> Result<CoroutineResult<G::Yield, G::Return>, ResumeError<Input>> {
-        (**self).resume(input)
-    }
-
-    #[inline]
-    fn status(&self) -> Status {
-        (**self).status()
-    }
-
-    #[inline]
-    fn is_dead(&self) -> bool {
-        (**self).is_dead()
-    }
-
-    fn close(&mut self) -> Result<(), Panic> {
-        (**self).close()
-    }
-
-    fn name(&self) -> Option<&str> {
-        (**self).name()
-    }
-}
+forward_resumable!(&mut G, Box<G>);

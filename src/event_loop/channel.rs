@@ -336,62 +336,73 @@ impl<T> Sender<T> {
         wake_one(&chan.recv_waiters);
         Ok(())
     }
-
-    /// Closes the channel for everyone: sends fail from now on, receivers
-    /// get the messages already in it, then [`RecvError`].
-    pub fn close(&self) {
-        self.chan.close();
-    }
-
-    /// True once the channel is closed.
-    pub fn is_closed(&self) -> bool {
-        self.chan.closed.get()
-    }
-
-    /// The number of messages in the channel.
-    pub fn len(&self) -> usize {
-        self.chan.buf.len()
-    }
-
-    /// True if the channel holds no message.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The most messages the channel holds.
-    pub fn capacity(&self) -> usize {
-        self.chan.capacity
-    }
 }
 
-impl<T> Clone for Sender<T> {
-    fn clone(&self) -> Self {
-        self.chan.senders.set(self.chan.senders.get() + 1);
-        Sender {
-            chan: self.chan.clone(),
+/// What both ends of a channel share: the channel's state and the
+/// accessors over it, and closing the channel when the last handle of one
+/// side is dropped (`$count` counts the handles of that side).
+macro_rules! channel_end {
+    ($End:ident, $count:ident) => {
+        impl<T> $End<T> {
+            /// Closes the channel for everyone: sends fail from now on,
+            /// receivers get the messages already in it, then [`RecvError`].
+            pub fn close(&self) {
+                self.chan.close();
+            }
+
+            /// True once the channel is closed.
+            pub fn is_closed(&self) -> bool {
+                self.chan.closed.get()
+            }
+
+            /// The number of messages in the channel.
+            pub fn len(&self) -> usize {
+                self.chan.buf.len()
+            }
+
+            /// True if the channel holds no message.
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+
+            /// The most messages the channel holds.
+            pub fn capacity(&self) -> usize {
+                self.chan.capacity
+            }
         }
-    }
-}
 
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        let n = self.chan.senders.get() - 1;
-        self.chan.senders.set(n);
-        if n == 0 {
-            self.chan.close();
+        impl<T> Clone for $End<T> {
+            fn clone(&self) -> Self {
+                self.chan.$count.set(self.chan.$count.get() + 1);
+                $End {
+                    chan: self.chan.clone(),
+                }
+            }
         }
-    }
+
+        impl<T> Drop for $End<T> {
+            fn drop(&mut self) {
+                let n = self.chan.$count.get() - 1;
+                self.chan.$count.set(n);
+                if n == 0 {
+                    self.chan.close();
+                }
+            }
+        }
+
+        impl<T> fmt::Debug for $End<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($End))
+                    .field("len", &self.len())
+                    .field("capacity", &self.capacity())
+                    .field("closed", &self.is_closed())
+                    .finish()
+            }
+        }
+    };
 }
 
-impl<T> fmt::Debug for Sender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sender")
-            .field("len", &self.len())
-            .field("capacity", &self.capacity())
-            .field("closed", &self.is_closed())
-            .finish()
-    }
-}
+channel_end!(Sender, senders);
 
 /// The receiving side of a [`channel`]. Cloning it adds a receiver (each
 /// message goes to exactly one); when the last receiver is dropped the
@@ -452,61 +463,9 @@ impl<T> Receiver<T> {
     pub fn try_iter(&self) -> TryIter<'_, T> {
         TryIter { rx: self }
     }
-
-    /// Closes the channel for everyone (see [`Sender::close`]).
-    pub fn close(&self) {
-        self.chan.close();
-    }
-
-    /// True once the channel is closed.
-    pub fn is_closed(&self) -> bool {
-        self.chan.closed.get()
-    }
-
-    /// The number of messages in the channel.
-    pub fn len(&self) -> usize {
-        self.chan.buf.len()
-    }
-
-    /// True if the channel holds no message.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The most messages the channel holds.
-    pub fn capacity(&self) -> usize {
-        self.chan.capacity
-    }
 }
 
-impl<T> Clone for Receiver<T> {
-    fn clone(&self) -> Self {
-        self.chan.receivers.set(self.chan.receivers.get() + 1);
-        Receiver {
-            chan: self.chan.clone(),
-        }
-    }
-}
-
-impl<T> Drop for Receiver<T> {
-    fn drop(&mut self) {
-        let n = self.chan.receivers.get() - 1;
-        self.chan.receivers.set(n);
-        if n == 0 {
-            self.chan.close();
-        }
-    }
-}
-
-impl<T> fmt::Debug for Receiver<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receiver")
-            .field("len", &self.len())
-            .field("capacity", &self.capacity())
-            .field("closed", &self.is_closed())
-            .finish()
-    }
-}
+channel_end!(Receiver, receivers);
 
 /// The iterator of [`Receiver::iter`].
 #[derive(Debug)]
