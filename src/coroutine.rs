@@ -886,6 +886,11 @@ impl<Input, Yield, Return> ScopedRef<'_, Input, Yield, Return> {
         self.raw.inner.done()
     }
 
+    /// See [`Coroutine::name`].
+    pub fn name(&self) -> Option<&str> {
+        self.raw.meta.name.as_deref()
+    }
+
     /// See [`Coroutine::handle`].
     pub fn handle(&self) -> CoroutineHandle {
         self.raw.meta.handle(self.raw.inner.done())

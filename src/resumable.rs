@@ -140,6 +140,10 @@ impl<Input, Yield, Return> Resumable<Input> for ScopedRef<'_, Input, Yield, Retu
     fn close(&mut self) -> Result<(), Panic> {
         ScopedRef::close(self)
     }
+
+    fn name(&self) -> Option<&str> {
+        ScopedRef::name(self)
+    }
 }
 
 /// Forwards `Resumable` through a pointer to a resumable coroutine.

@@ -638,3 +638,17 @@ fn many_coroutines_interleave() {
     }
     assert_eq!(log.borrow().as_str(), "a0 b0 c0 a1 b1 c1 ");
 }
+
+#[test]
+fn a_scoped_coroutine_keeps_its_builder_name() {
+    use cogen::Resumable;
+    let local = 5;
+    cogen::Builder::new()
+        .name("scoped")
+        .build_scoped(|_: &cogen::Yielder<(), ()>, ()| local)
+        .scope(|co| {
+            assert_eq!(co.name(), Some("scoped"));
+            assert_eq!(Resumable::name(co), Some("scoped"));
+            assert_eq!(co.resume(()).unwrap().as_return(), Some(5));
+        });
+}
