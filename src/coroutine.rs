@@ -643,8 +643,9 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
 impl<Input, Yield, Return> Drop for Raw<Input, Yield, Return> {
     #[inline]
     fn drop(&mut self) {
-        // A finished coroutine (the common case) has nothing to unwind.
-        if !self.inner.done() || self.death.is_some() {
+        // A finished coroutine (the common case) has nothing to unwind, and
+        // an unreported death panic needs no `Panic` built just to be dropped.
+        if !self.inner.done() {
             // Like Lua's garbage collector, dropping does not report errors.
             let _ = self.close();
         }

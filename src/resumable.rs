@@ -84,67 +84,43 @@ pub trait Resumable<Input> {
     }
 }
 
-impl<Input, Yield, Return> Resumable<Input> for Coroutine<Input, Yield, Return> {
-    type Yield = Yield;
-    type Return = Return;
+/// `Resumable` for cogen's stackful types, by their inherent methods.
+macro_rules! resumable_by_inherent_methods {
+    ($($ty:ident $(<$lt:lifetime>)?),*) => {$(
+        impl<Input, Yield, Return> Resumable<Input> for $ty<$($lt,)? Input, Yield, Return> {
+            type Yield = Yield;
+            type Return = Return;
 
-    #[inline(always)]
-    fn resume(
-        &mut self,
-        input: Input,
-    ) -> Result<CoroutineResult<Yield, Return>, ResumeError<Input>> {
-        Coroutine::resume(self, input)
-    }
+            #[inline(always)]
+            fn resume(
+                &mut self,
+                input: Input,
+            ) -> Result<CoroutineResult<Yield, Return>, ResumeError<Input>> {
+                $ty::resume(self, input)
+            }
 
-    #[inline]
-    fn status(&self) -> Status {
-        Coroutine::status(self)
-    }
+            #[inline]
+            fn status(&self) -> Status {
+                $ty::status(self)
+            }
 
-    #[inline]
-    fn is_dead(&self) -> bool {
-        Coroutine::is_dead(self)
-    }
+            #[inline]
+            fn is_dead(&self) -> bool {
+                $ty::is_dead(self)
+            }
 
-    fn close(&mut self) -> Result<(), Panic> {
-        Coroutine::close(self)
-    }
+            fn close(&mut self) -> Result<(), Panic> {
+                $ty::close(self)
+            }
 
-    fn name(&self) -> Option<&str> {
-        Coroutine::name(self)
-    }
+            fn name(&self) -> Option<&str> {
+                $ty::name(self)
+            }
+        }
+    )*};
 }
 
-impl<Input, Yield, Return> Resumable<Input> for ScopedRef<'_, Input, Yield, Return> {
-    type Yield = Yield;
-    type Return = Return;
-
-    #[inline(always)]
-    fn resume(
-        &mut self,
-        input: Input,
-    ) -> Result<CoroutineResult<Yield, Return>, ResumeError<Input>> {
-        ScopedRef::resume(self, input)
-    }
-
-    #[inline]
-    fn status(&self) -> Status {
-        ScopedRef::status(self)
-    }
-
-    #[inline]
-    fn is_dead(&self) -> bool {
-        ScopedRef::is_dead(self)
-    }
-
-    fn close(&mut self) -> Result<(), Panic> {
-        ScopedRef::close(self)
-    }
-
-    fn name(&self) -> Option<&str> {
-        ScopedRef::name(self)
-    }
-}
+resumable_by_inherent_methods!(Coroutine, ScopedRef<'_>);
 
 /// Forwards `Resumable` through a pointer to a resumable coroutine.
 macro_rules! forward_resumable {
