@@ -17,12 +17,12 @@
 //! Divide the median time by the operation count above for a per-operation figure.
 
 use std::hint::black_box;
-use std::rc::Rc;
 use std::time::Duration;
 
 use async_executor::LocalExecutor;
 use cogen::event_loop::{self as el, EventLoop};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 
 const YIELDS: u64 = 10_000;
 const ROUND_TRIPS: u64 = 10_000;
@@ -39,12 +39,19 @@ fn tokio_rt() -> tokio::runtime::Runtime {
 
 fn yield_round_robin(c: &mut Criterion) {
     let mut g = c.benchmark_group("yield_round_robin");
+    yielders(&mut g, 2, YIELDS);
+    g.finish();
+}
+
+/// `tasks` tasks that each yield `yields` times, on each runtime: the
+/// workload of both `yield_round_robin` and `many_tasks`.
+fn yielders(g: &mut BenchmarkGroup<'_, WallTime>, tasks: u64, yields: u64) {
     let ev = EventLoop::new();
     g.bench_function("cogen", |b| {
         b.iter(|| {
-            for _ in 0..2 {
-                ev.spawn(|| {
-                    for _ in 0..YIELDS {
+            for _ in 0..tasks {
+                ev.spawn(move || {
+                    for _ in 0..yields {
                         el::yield_now();
                     }
                 });
@@ -56,10 +63,10 @@ fn yield_round_robin(c: &mut Criterion) {
     g.bench_function("tokio", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let hs: Vec<_> = (0..2)
+                let hs: Vec<_> = (0..tasks)
                     .map(|_| {
-                        tokio::spawn(async {
-                            for _ in 0..YIELDS {
+                        tokio::spawn(async move {
+                            for _ in 0..yields {
                                 tokio::task::yield_now().await;
                             }
                         })
@@ -75,10 +82,10 @@ fn yield_round_robin(c: &mut Criterion) {
     g.bench_function("smol", |b| {
         b.iter(|| {
             async_io::block_on(ex.run(async {
-                let hs: Vec<_> = (0..2)
+                let hs: Vec<_> = (0..tasks)
                     .map(|_| {
-                        ex.spawn(async {
-                            for _ in 0..YIELDS {
+                        ex.spawn(async move {
+                            for _ in 0..yields {
                                 futures_lite::future::yield_now().await;
                             }
                         })
@@ -90,7 +97,6 @@ fn yield_round_robin(c: &mut Criterion) {
             }))
         })
     });
-    g.finish();
 }
 
 fn channel_ping_pong(c: &mut Criterion) {
@@ -209,63 +215,13 @@ fn spawn_join(c: &mut Criterion) {
 }
 
 fn many_tasks(c: &mut Criterion) {
-    let mut g = c.benchmark_group("many_tasks");
     // The thread's stack pool keeps 1,024 stacks per size by default: with
     // 10,000 live tasks, 9,000 stacks would be mapped and unmapped on every
     // iteration (~9 µs each). A program that runs bursts of N tasks raises
     // the pool to N, as done here; the cost is memory kept for reuse.
     cogen::stack::set_pool_capacity(MANY as usize);
-    let ev = EventLoop::new();
-    g.bench_function("cogen", |b| {
-        b.iter(|| {
-            for _ in 0..MANY {
-                ev.spawn(|| {
-                    for _ in 0..MANY_YIELDS {
-                        el::yield_now();
-                    }
-                });
-            }
-            ev.run().unwrap();
-        })
-    });
-    let rt = tokio_rt();
-    g.bench_function("tokio", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let hs: Vec<_> = (0..MANY)
-                    .map(|_| {
-                        tokio::spawn(async {
-                            for _ in 0..MANY_YIELDS {
-                                tokio::task::yield_now().await;
-                            }
-                        })
-                    })
-                    .collect();
-                for h in hs {
-                    h.await.unwrap();
-                }
-            })
-        })
-    });
-    let ex = Rc::new(LocalExecutor::new());
-    g.bench_function("smol", |b| {
-        b.iter(|| {
-            async_io::block_on(ex.run(async {
-                let hs: Vec<_> = (0..MANY)
-                    .map(|_| {
-                        ex.spawn(async {
-                            for _ in 0..MANY_YIELDS {
-                                futures_lite::future::yield_now().await;
-                            }
-                        })
-                    })
-                    .collect();
-                for h in hs {
-                    h.await;
-                }
-            }))
-        })
-    });
+    let mut g = c.benchmark_group("many_tasks");
+    yielders(&mut g, MANY, MANY_YIELDS);
     g.finish();
 }
 
