@@ -8,7 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-const EXAMPLES: [&str; 3] = ["06_event_loop", "07_async_await", "08_read_file_async"];
+const EXAMPLES: &[&str] = &[
+    "06_event_loop",
+    "07_async_await",
+    #[cfg(feature = "blocking")]
+    "08_read_file_async",
+];
 
 fn examples_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -46,6 +51,9 @@ fn examples_dir() -> &'static Path {
         }
         if cfg!(feature = "nightly") {
             cargo.args(["--features", "nightly"]);
+        }
+        if cfg!(feature = "blocking") {
+            cargo.args(["--features", "blocking"]);
         }
         if let Some(triple) = triple {
             cargo.arg("--target").arg(triple);
@@ -97,6 +105,7 @@ fn example_07_async_await() {
     check("07_async_await");
 }
 
+#[cfg(feature = "blocking")]
 #[test]
 fn example_08_read_file_async() {
     check("08_read_file_async");

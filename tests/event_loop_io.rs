@@ -41,7 +41,7 @@ fn block_on_awaits_a_future_woken_from_another_thread_while_others_run() {
     let other_ran = Rc::new(Cell::new(false));
     let o = other_ran.clone();
     let waiter = ev.spawn(move || {
-        let v = el::block_on(val_rx.recv()).unwrap();
+        let v = el::wait_for(val_rx.recv()).unwrap();
         (v, o.get())
     });
     let o = other_ran.clone();
@@ -122,7 +122,7 @@ fn fs_operations_and_their_errors() {
             let missing_dir = fs::read_dir(d.join("missing")).unwrap_err();
             fs::remove_file(&file).unwrap();
             let gone = fs::metadata(&file).unwrap_err();
-            let n = fs::unblock(|| 6 * 7);
+            let n = el::unblock(|| 6 * 7);
             (
                 bytes,
                 text,
@@ -197,7 +197,7 @@ fn an_idle_loop_sleeps_while_waiting_for_another_thread() {
         std::thread::sleep(Duration::from_millis(400));
         tx.send_blocking(()).unwrap();
     });
-    ev.spawn(move || el::block_on(rx.recv()).unwrap());
+    ev.spawn(move || el::wait_for(rx.recv()).unwrap());
     let before = thread_cpu_time();
     ev.run().unwrap(); // no deadlock: an outside wake-up can come
     let used = thread_cpu_time() - before;
@@ -215,7 +215,7 @@ fn other_tasks_run_while_one_waits_on_a_file() {
     let p = progress.clone();
     let reader = ev.spawn(move || {
         let before = p.get();
-        let r = fs::unblock(|| {
+        let r = el::unblock(|| {
             std::thread::sleep(Duration::from_millis(50));
             7
         });

@@ -85,6 +85,9 @@ fn enabled_features() -> Vec<&'static str> {
     if cfg!(feature = "sanitizer") {
         features.push("sanitizer");
     }
+    if cfg!(feature = "blocking") {
+        features.push("blocking");
+    }
     features
 }
 

@@ -23,8 +23,10 @@ use std::fmt;
 use std::ptr::NonNull;
 use std::rc::Rc;
 
+use super::context::park;
+use super::core::wake;
 use super::error::{RecvError, SendError, TryRecvError, TrySendError};
-use super::scheduler::{Reason, TaskRef, ThinTask, park, wake};
+use super::task::{TaskRef, ThinTask, WaitReason};
 
 /// A FIFO of parked tasks. Most channels have at most one waiter per side,
 /// so the oldest entry lives inline and only the others go to a deque.
@@ -108,8 +110,7 @@ pub(crate) struct Chan<T> {
 #[inline]
 fn wake_one(list: &WaitList) {
     while let Some((task, seq)) = list.pop() {
-        let h = task.header();
-        if h.state.get() == super::scheduler::State::Parked && h.seq() == seq {
+        if task.header().is_parked_at(seq) {
             wake(task.into_ref(), seq);
             return;
         }
@@ -124,9 +125,10 @@ fn wake_all(list: &WaitList) {
 
 /// Which side of a channel a wait is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum Side {
-    Send,
-    Recv,
+    Send = 0,
+    Recv = 1,
 }
 
 /// A channel seen without its message type: what a stackless task's wait
@@ -315,7 +317,7 @@ impl<T> Sender<T> {
                 chan,
                 side: Side::Send,
             };
-            park("Sender::send", Reason::Send, |_, task, seq| {
+            park("Sender::send", WaitReason::Send, |_, task, seq| {
                 chan.register(Side::Send, task, seq);
             });
             std::mem::forget(guard);
@@ -431,7 +433,7 @@ impl<T> Receiver<T> {
                 chan,
                 side: Side::Recv,
             };
-            park("Receiver::recv", Reason::Recv, |_, task, seq| {
+            park("Receiver::recv", WaitReason::Recv, |_, task, seq| {
                 chan.register(Side::Recv, task, seq);
             });
             std::mem::forget(guard);

@@ -1,9 +1,10 @@
 //! Files that do not block the loop.
 //!
 //! Each function runs the matching `std::fs` call on the `blocking` crate's
-//! thread pool and parks the calling task until it is done, so the other
-//! tasks keep running meanwhile (the tutorial's snippet 08 claims this but
-//! blocks). Errors are the `std::io::Error` values of `std::fs`.
+//! thread pool (through [`unblock`](super::unblock())) and parks the calling
+//! task until it is done, so the other tasks keep running meanwhile (the
+//! tutorial's snippet 08 claims this but blocks). Errors are the
+//! `std::io::Error` values of `std::fs`. Feature `blocking` (on by default).
 //!
 //! ```
 //! use cogen::event_loop::{EventLoop, fs};
@@ -30,22 +31,7 @@
 use std::io;
 use std::path::Path;
 
-use super::future::block_on_as;
-use super::scheduler::Reason;
-
-/// Runs any blocking closure on the thread pool while the running task
-/// parks, and returns its value.
-///
-/// # Panics
-/// Outside a stackful task; re-raises a panic of `f`.
-#[track_caller]
-pub fn unblock<T, F>(f: F) -> T
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    block_on_as(blocking::unblock(f), Reason::File, "fs")
-}
+use super::wait_for::unblock;
 
 /// [`std::fs::read`] off the loop's thread.
 #[track_caller]

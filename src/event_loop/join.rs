@@ -1,58 +1,21 @@
-//! Joining a task: [`JoinHandle`], its result cell, and its `Future` side.
+//! Joining a task: [`JoinHandle`], and its `Future` side.
 //!
-//! A task's result lives in its own allocation, next to its body; the
-//! handle holds the task and a typed pointer to that cell. `join` parks the
+//! A task's result lives in its own allocation, next to its body (a
+//! `ResultCell`, see `task.rs`); the handle holds the task and a typed
+//! pointer to that cell. `join` parks the
 //! joining task in the target's single waiter slot; the target's end wakes
 //! it. The handle is not `Clone`, so there is at most one joiner.
 
-use std::cell::UnsafeCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll};
 
-use crate::error::Panic;
-
+use super::context::{current_task_id, is_current, park};
+use super::core::wake_waiter;
 use super::error::JoinError;
-use super::scheduler::{Reason, TaskRef, Waiter, current_task_id, is_current, park};
-
-/// Where a task's body leaves its value, panic or cancellation.
-pub(crate) struct ResultCell<T>(UnsafeCell<Option<Result<T, JoinError>>>);
-
-impl<T> ResultCell<T> {
-    pub(crate) fn new() -> Self {
-        ResultCell(UnsafeCell::new(None))
-    }
-
-    // SAFETY (for the methods below): the cell is only touched on the loop's
-    // thread, by short non-reentrant accesses that never hold a reference
-    // across user code (setting or taking moves the value in or out).
-    pub(crate) fn set(&self, value: Result<T, JoinError>) {
-        // SAFETY: see above.
-        let old = unsafe { (*self.0.get()).replace(value) };
-        drop(old);
-    }
-
-    pub(crate) fn is_set(&self) -> bool {
-        // SAFETY: see above.
-        unsafe { (*self.0.get()).is_some() }
-    }
-
-    pub(crate) fn take(&self) -> Option<Result<T, JoinError>> {
-        // SAFETY: see above.
-        unsafe { (*self.0.get()).take() }
-    }
-
-    pub(crate) fn take_panic(&self) -> Option<Panic> {
-        // SAFETY: see above.
-        let slot = unsafe { &mut *self.0.get() };
-        match slot {
-            Some(Err(e)) if e.is_panic() => slot.take()?.err()?.try_into_panic().ok(),
-            _ => None,
-        }
-    }
-}
+use super::task::{ResultCell, TaskRef, WaitReason, Waiter};
 
 /// An owned permission to join a task: wait for it and take its value.
 ///
@@ -124,12 +87,22 @@ impl<T> JoinHandle<T> {
                     self.task.header.id
                 );
             }
-            let target = &self.task;
-            park("JoinHandle::join", Reason::Join, |_, me, seq| {
-                if let Some(old) = target.header.set_waiter(Waiter::Task(me, seq)) {
-                    old.wake();
+            // A joiner displaced by this one is woken before parking, as no
+            // user code (a waker, a destructor) may run inside `park`.
+            if let Some(old) = self.task.header.take_waiter() {
+                wake_waiter(old);
+                if self.task.header.is_done() {
+                    continue;
                 }
+            }
+            let target = &self.task;
+            let mut displaced = None;
+            park("JoinHandle::join", WaitReason::Join, |_, me, seq| {
+                displaced = target.header.set_waiter(Waiter::Task(me, seq));
             });
+            if let Some(old) = displaced {
+                wake_waiter(old);
+            }
         }
     }
 
@@ -192,8 +165,8 @@ impl<T> Future for JoinHandle<T> {
             return Poll::Ready(self.take_result());
         }
         let waiter = Waiter::Waker(cx.waker().clone());
-        if let Some(Waiter::Task(task, seq)) = self.task.header.set_waiter(waiter) {
-            Waiter::Task(task, seq).wake();
+        if let Some(old) = self.task.header.set_waiter(waiter) {
+            wake_waiter(old);
         }
         Poll::Pending
     }

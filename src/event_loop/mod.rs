@@ -45,8 +45,8 @@
 //! | sleep | [`sleep`], [`sleep_until`] | — | `yield Wait::sleep(d)` |
 //! | join | [`JoinHandle::join`] | `handle.await` | `yield Wait::join(&h)`, then [`JoinHandle::try_join`] |
 //! | channels | [`Sender::send`], [`Receiver::recv`] | `try_` forms | `yield Wait::recv(&rx)`, then `try_recv` |
-//! | any `Future` | [`block_on`] | `.await` | — |
-//! | files | [`fs`] | — | — |
+//! | any `Future` | [`wait_for`] | `.await` | — |
+//! | blocking calls, files | [`unblock`], [`fs`] (feature `blocking`) | — | — |
 //! | memory per parked task | about one stack page (4.4 KiB measured) | the future, plus ~110 bytes | ~120 bytes (118 measured at 1,000,000) |
 //!
 //! # Scheduling and fairness
@@ -70,8 +70,8 @@
 //! never spins.
 //!
 //! Scheduling is cooperative. A task that never waits keeps the thread;
-//! the optional [watchdog](Builder::watchdog) names such a task, but cannot
-//! preempt it.
+//! the optional [watchdog](EventLoopBuilder::watchdog) names such a task,
+//! but cannot preempt it.
 //!
 //! # Errors
 //!
@@ -86,7 +86,7 @@
 //!   naming the stuck tasks and what each waits for, instead of hanging.
 //! * Functions that wait ([`yield_now`], [`sleep`], [`JoinHandle::join`] on an
 //!   unfinished task, `send` on a full or `recv` on an empty channel,
-//!   [`block_on`], [`fs`]) panic with a message that says so when called
+//!   [`wait_for`], [`unblock`], [`fs`]) panic with a message that says so when called
 //!   outside a stackful task (or from a coroutine nested inside one) —
 //!   they could never return there. Non-waiting forms (`try_send`,
 //!   `try_recv`, `try_join`, joining a finished task) work anywhere.
@@ -110,27 +110,45 @@
 //! assert_send(ev.spawn(|| ()));
 //! ```
 
+// Layers, bottom to top (each file uses only the ones above it; `task`
+// names `core::Core` as a type only, for its back-reference):
+// task; run_queue, timer, remote, watchdog, error; core; context; join,
+// channel, sleep, wait_for; kind/*; stackless (docs), fs; builder, runtime.
+mod builder;
 mod channel;
+mod context;
+mod core;
 mod error;
+#[cfg(feature = "blocking")]
 pub mod fs;
-mod future;
 mod join;
-mod scheduler;
+mod kind;
+mod remote;
+mod run_queue;
+mod runtime;
+mod sleep;
 #[cfg(feature = "nightly")]
 pub mod stackless;
+mod task;
 mod timer;
+mod wait_for;
 pub mod watchdog;
 
+pub use builder::{EventLoopBuilder, TaskBuilder};
 pub use channel::{IntoIter, Iter, Receiver, Sender, TryIter, channel};
+pub use context::{current_task_id, yield_now};
+pub use core::PanicPolicy;
 pub use error::{
     JoinError, RecvError, RunError, SendError, StuckTask, TryRecvError, TrySendError, WaitingOn,
 };
-pub use future::{block_on, spawn_future};
 pub use join::JoinHandle;
-pub use scheduler::{
-    Builder, EventLoop, PanicPolicy, TaskBuilder, current_task_id, spawn, yield_now,
-};
 #[cfg(feature = "nightly")]
-pub use stackless::{Wait, spawn_stackless};
-pub use timer::{sleep, sleep_until};
+pub use runtime::spawn_stackless;
+pub use runtime::{EventLoop, spawn, spawn_future};
+pub use sleep::{sleep, sleep_until};
+#[cfg(feature = "nightly")]
+pub use stackless::Wait;
+#[cfg(feature = "blocking")]
+pub use wait_for::unblock;
+pub use wait_for::wait_for;
 pub use watchdog::WatchdogReport;

@@ -1,20 +1,21 @@
-//! Timers: a min-heap of deadlines, and [`sleep`] / [`sleep_until`].
-//!
-//! An entry names a task and its park number; entries of tasks that were
-//! cancelled or woken otherwise are skipped when they come up. The clock
-//! is read once per round, and only while some timer exists.
+//! Timers: [`Timers`], a min-heap of deadlines, each naming a task and its
+//! park number. Entries of tasks that were cancelled or woken otherwise are
+//! skipped when they come up. (The waiting side, [`sleep`](super::sleep),
+//! is in `sleep.rs`.)
 
+use std::cell::{Cell, RefCell};
 use std::cmp::Ordering;
-use std::time::{Duration, Instant};
+use std::collections::BinaryHeap;
+use std::time::Instant;
 
-use super::scheduler::{Reason, TaskRef, park, running_stackful};
+use super::task::TaskRef;
 
-pub(crate) struct TimerEntry {
-    pub(crate) at: Instant,
+struct TimerEntry {
+    at: Instant,
     /// Insertion order: equal deadlines fire first-in, first-out.
-    pub(crate) order: u64,
-    pub(crate) task: TaskRef,
-    pub(crate) seq: u32,
+    order: u64,
+    task: TaskRef,
+    seq: u32,
 }
 
 impl PartialEq for TimerEntry {
@@ -38,32 +39,61 @@ impl Ord for TimerEntry {
     }
 }
 
-/// Parks the running task for at least `duration` while the others run.
-///
-/// The loop's thread sleeps (no spinning) when every task waits.
-///
-/// # Panics
-/// Outside a stackful task.
-#[track_caller]
-pub fn sleep(duration: Duration) {
-    let now = Instant::now();
-    // A deadline past what `Instant` can hold is, in practice, never.
-    let at = now
-        .checked_add(duration)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
-    sleep_until(at);
+/// A loop's timers. No borrow of the heap is held while a woken task is
+/// handed out, so waking may run code that adds timers.
+#[derive(Default)]
+pub(crate) struct Timers {
+    heap: RefCell<BinaryHeap<TimerEntry>>,
+    next_order: Cell<u64>,
 }
 
-/// Parks the running task until `deadline` (returns at once if it passed).
-///
-/// # Panics
-/// Outside a stackful task.
-#[track_caller]
-pub fn sleep_until(deadline: Instant) {
-    running_stackful("sleep");
-    while Instant::now() < deadline {
-        park("sleep", Reason::Sleep, |core, task, seq| {
-            core.add_timer(deadline, task, seq);
+impl Timers {
+    /// Wakes `(task, seq)` at `at` or later.
+    pub(crate) fn add(&self, at: Instant, task: TaskRef, seq: u32) {
+        let order = self.next_order.get();
+        self.next_order.set(order + 1);
+        self.heap.borrow_mut().push(TimerEntry {
+            at,
+            order,
+            task,
+            seq,
         });
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.heap.borrow().is_empty()
+    }
+
+    /// Takes the earliest entry if it is due at `now`.
+    pub(crate) fn pop_due(&self, now: Instant) -> Option<(TaskRef, u32)> {
+        let mut heap = self.heap.borrow_mut();
+        match heap.peek() {
+            Some(e) if e.at <= now => heap.pop().map(|e| (e.task, e.seq)),
+            _ => None,
+        }
+    }
+
+    /// The earliest deadline of a timer that can still wake its task,
+    /// dropping the stale entries in front of it.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        loop {
+            let stale = {
+                let mut heap = self.heap.borrow_mut();
+                let e = heap.peek()?;
+                if e.task.header.is_parked_at(e.seq) {
+                    return Some(e.at);
+                }
+                heap.pop()
+            };
+            drop(stale);
+        }
+    }
+
+    /// Empties the heap, handing the entries' tasks to the caller to drop.
+    pub(crate) fn take_all(&self) -> Vec<TaskRef> {
+        std::mem::take(&mut *self.heap.borrow_mut())
+            .into_iter()
+            .map(|e| e.task)
+            .collect()
     }
 }

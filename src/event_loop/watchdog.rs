@@ -1,4 +1,4 @@
-//! The runaway-task watchdog (optional, see [`Builder::watchdog`](super::Builder::watchdog)).
+//! The runaway-task watchdog (optional, see [`EventLoopBuilder::watchdog`](super::EventLoopBuilder::watchdog)).
 //!
 //! Scheduling is cooperative: a task that never yields keeps the loop's
 //! thread forever (the tutorial's pitfall 11), and **nothing can preempt
@@ -46,9 +46,11 @@ impl fmt::Display for WatchdogReport {
     }
 }
 
-type ReportFn = Box<dyn Fn(&WatchdogReport) + Send + Sync>;
+pub(crate) type ReportFn = Box<dyn Fn(&WatchdogReport) + Send + Sync>;
 
-struct State {
+/// What the loop publishes (the running task, a switch counter) and the
+/// watchdog thread reads.
+struct Observed {
     current: AtomicU64,
     switches: AtomicU64,
     stop: AtomicBool,
@@ -56,13 +58,13 @@ struct State {
 }
 
 pub(crate) struct Watchdog {
-    state: Arc<State>,
+    state: Arc<Observed>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Watchdog {
     pub(crate) fn start(threshold: Duration, report: ReportFn) -> Self {
-        let state = Arc::new(State {
+        let state = Arc::new(Observed {
             current: AtomicU64::new(0),
             switches: AtomicU64::new(0),
             stop: AtomicBool::new(false),
@@ -124,7 +126,7 @@ impl Drop for Watchdog {
     }
 }
 
-fn watch(state: &State, threshold: Duration, report: &ReportFn) {
+fn watch(state: &Observed, threshold: Duration, report: &ReportFn) {
     let tick = (threshold / 4).max(Duration::from_millis(1));
     let mut seen = (0, u64::MAX);
     let mut since = Instant::now();

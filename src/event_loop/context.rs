@@ -1,0 +1,175 @@
+//! What code inside a task uses to reach its loop: the current loop and
+//! task, the stackful task's suspension point, parking and yielding, and the
+//! panic that explains why a waiting function cannot wait where it was
+//! called.
+//!
+//! Parking is two steps that must not be separated by user code: mark the
+//! task parked (with a new park number) and record where its wake-up will
+//! come from, then suspend. Wake-ups carry the park number, so a late one
+//! (for an earlier park) is ignored; wake-ups through a
+//! [`Waker`](std::task::Waker) carry none and may arrive late, so every
+//! waiting function re-checks its condition in a loop.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use super::core::{CURRENT_CORE, CURRENT_CX, CURRENT_TASK, Core, StackfulCx};
+use super::task::{Task, TaskBody, TaskRef, TaskState, WaitReason};
+
+/// The loop driving this thread, for code inside a task.
+#[track_caller]
+pub(crate) fn current_core(what: &str) -> &'static Core {
+    let core = CURRENT_CORE.with(Cell::get);
+    // SAFETY: CURRENT_CORE is set only while an `Enter` guard is alive,
+    // inside a method that borrows the loop, so the core outlives every
+    // caller that can observe it: the reference does not escape the task's
+    // step.
+    match unsafe { core.as_ref() } {
+        Some(core) => core,
+        None => panic!(
+            "cogen::event_loop::{what} called outside a task: it only works inside a task of \
+             a running EventLoop (use EventLoop::spawn / block_on from outside)"
+        ),
+    }
+}
+
+/// Why a waiting function cannot wait here.
+#[derive(Clone, Copy)]
+enum CannotWait {
+    OutsideTask,
+    Cancelling,
+    NotStackful,
+    NestedCoroutine,
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn panic_cannot_wait(what: &str, why: CannotWait, id: u64) -> ! {
+    match why {
+        CannotWait::OutsideTask => panic!(
+            "cogen::event_loop::{what} called outside a task: only code running inside a task \
+             of an EventLoop can wait (spawn one with EventLoop::spawn or block_on)"
+        ),
+        CannotWait::Cancelling => panic!(
+            "cogen::event_loop::{what} called while task {id} is being cancelled (from a \
+             destructor): a cancelled task cannot wait"
+        ),
+        CannotWait::NotStackful => panic!(
+            "cogen::event_loop::{what} called inside a future or stackless task: only stackful \
+             tasks can wait from a function call (use `.await` or yield a `Wait` instead)"
+        ),
+        CannotWait::NestedCoroutine => panic!(
+            "cogen::event_loop::{what} called from a coroutine nested inside task {id}: only the \
+             task's own stack can wait"
+        ),
+    }
+}
+
+/// Finds out why no stackful task can wait here, and panics saying so.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn explain_cannot_wait(what: &str) -> ! {
+    let Some(task) = CURRENT_TASK.with(Cell::get) else {
+        panic_cannot_wait(what, CannotWait::OutsideTask, 0);
+    };
+    // SAFETY: see `running_stackful`.
+    let task = unsafe { &*task.as_ptr() };
+    if task.header.state.get() != TaskState::Running {
+        panic_cannot_wait(what, CannotWait::Cancelling, task.header.id);
+    }
+    panic_cannot_wait(what, CannotWait::NotStackful, task.header.id);
+}
+
+/// The stackful task running on this thread, or a panic that says why
+/// `what` cannot wait here.
+#[inline]
+#[track_caller]
+pub(crate) fn running_stackful(what: &str) -> (&'static Task<dyn TaskBody>, &'static StackfulCx) {
+    let cx = CURRENT_CX.with(Cell::get);
+    if cx.is_null() {
+        explain_cannot_wait(what);
+    }
+    // SAFETY: CURRENT_CX is set by the stackful body's step to its own
+    // context for exactly as long as the task's coroutine runs; the task
+    // (which owns the body) is held by the loop meanwhile. The 'static
+    // lifetime does not escape: callers use it within the waiting function,
+    // on the task's stack.
+    let cx = unsafe { &*cx };
+    // SAFETY: CURRENT_TASK is set by `run_task` around `step`, so it is set
+    // whenever CURRENT_CX is, and points at the task the loop holds.
+    let task = unsafe {
+        &*CURRENT_TASK
+            .with(Cell::get)
+            .expect("a running task")
+            .as_ptr()
+    };
+    // A coroutine nested inside the task cannot suspend the task.
+    if crate::coroutine::running_id() != cx.coroutine.get() {
+        panic_cannot_wait(what, CannotWait::NestedCoroutine, task.header.id);
+    }
+    (task, cx)
+}
+
+/// Suspends the running stackful task; its header already says whether it
+/// is queued or parked.
+#[inline]
+fn suspend(cx: &StackfulCx) {
+    // SAFETY: `yielder` was set by the stackful body's entry on this task's
+    // stack and stays valid while the body runs; `running_stackful` checked
+    // that we are on that stack.
+    unsafe { (*cx.yielder.get()).suspend(()) }
+}
+
+/// Gives up the CPU: the running task goes to the back of the run queue.
+///
+/// Callable from any depth of a stackful task's call stack.
+///
+/// # Panics
+/// Outside a stackful task (see the [module docs](super#errors)).
+#[inline]
+pub fn yield_now() {
+    let (task, cx) = running_stackful("yield_now");
+    task.header.state.set(TaskState::Queued);
+    suspend(cx);
+}
+
+/// Parks the running stackful task for `reason`; `register` records
+/// `(task, seq)` wherever the wake-up will come from, and must run no user
+/// code (no waker, no destructor that could reach the loop). Returns once
+/// woken.
+#[inline]
+pub(crate) fn park(what: &str, reason: WaitReason, register: impl FnOnce(&Core, TaskRef, u32)) {
+    let (task, cx) = running_stackful(what);
+    let core = current_core(what);
+    let seq = core.begin_park(&task.header, reason);
+    let ptr = CURRENT_TASK
+        .with(Cell::get)
+        .expect("a running task")
+        .as_ptr();
+    // SAFETY: CURRENT_TASK holds `Rc::as_ptr` of the `TaskRef` the loop
+    // holds while the task runs (see `Core::run_task`): a pointer from the
+    // `Rc` itself, so this makes a new strong reference to that allocation.
+    let task_ref = unsafe {
+        Rc::increment_strong_count(ptr);
+        Rc::from_raw(ptr.cast_const())
+    };
+    register(core, task_ref, seq);
+    suspend(cx);
+}
+
+/// The id of the running task, or `None` outside tasks.
+pub fn current_task_id() -> Option<u64> {
+    // SAFETY: see `running_stackful`.
+    CURRENT_TASK
+        .with(Cell::get)
+        .map(|t| unsafe { t.as_ref() }.header.id)
+}
+
+/// True if the running task is the one `task` refers to.
+pub(crate) fn is_current(task: &TaskRef) -> bool {
+    CURRENT_TASK
+        .with(Cell::get)
+        .is_some_and(|t| std::ptr::addr_eq(t.as_ptr(), Rc::as_ptr(task)))
+}

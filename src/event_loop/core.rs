@@ -1,0 +1,499 @@
+//! The scheduler core: [`Core`], a loop's state (run queue, registry,
+//! timers, outside wake-ups) and the run loop over it; and the thread-locals
+//! that say which loop, task and stackful context are current.
+//!
+//! # Who may touch what
+//!
+//! Everything here lives on the loop's thread (`Rc`, `Cell`, `RefCell`);
+//! only [`Remote`] is `Sync`, for wakers called from other threads. No
+//! `RefCell` borrow is held across user code (a task step, a destructor, a
+//! waker): values are moved out first, then used. The two structures
+//! touched on every step, the run queue and a channel's buffer, are
+//! `UnsafeCell` wrappers instead, sound for the same reason: each of their
+//! methods finishes with the deque before returning and runs no user code.
+//!
+//! # Cost per step
+//!
+//! Popping a task, one indirect call into its body, a stack switch, and a
+//! push back: no allocation and no system call. The clock is read only when
+//! timers exist, once per round (see the fairness guarantee in the module
+//! docs), and other threads' wake-ups are checked with one relaxed atomic
+//! load.
+//!
+//! A stack switch leaves the CPU's return-address predictor with the other
+//! stack's return addresses, so every `ret` right after one mispredicts.
+//! The waiting fast paths (`yield_now`, `park`, the channel operations) are
+//! therefore `#[inline]` into the task's code, and `run_task` into the run
+//! loop, to keep the frames between the loop and the switch few; the
+//! running task's context is found through one thread-local (`CURRENT_CX`,
+//! set by the stackful body around its resume) rather than a virtual call.
+
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::ptr::{self, NonNull};
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::coroutine::Yielder;
+use crate::error::Panic;
+
+use super::error::{RunError, StuckTask, WaitingOn};
+use super::remote::Remote;
+use super::run_queue::{Registry, RunQueue};
+use super::task::{Header, Step, Task, TaskBody, TaskRef, TaskState, WaitReason, Waiter, fat_ptr};
+use super::timer::Timers;
+use super::watchdog::Watchdog;
+
+/// Where a stackful task suspends: its yielder, and which coroutine is the
+/// task's own. Owned by the stackful body; here because the core clears
+/// [`CURRENT_CX`] while it cancels a task.
+pub(crate) struct StackfulCx {
+    pub(crate) yielder: Cell<*const Yielder<(), ()>>,
+    /// The task's own coroutine (`crate::coroutine::running_id` inside it).
+    pub(crate) coroutine: Cell<*const ()>,
+}
+
+thread_local! {
+    /// The task running on this thread (set by `Core::run_task`), as a
+    /// pointer with the provenance of its whole `Rc` allocation.
+    pub(crate) static CURRENT_TASK: Cell<Option<NonNull<Task<dyn TaskBody>>>> =
+        const { Cell::new(None) };
+    /// The suspension context of the running stackful task, set only while
+    /// its coroutine runs (not while it is being cancelled): the waiting
+    /// functions' fast path.
+    pub(crate) static CURRENT_CX: Cell<*const StackfulCx> = const { Cell::new(ptr::null()) };
+    /// The loop being driven on this thread (set by [`Enter`]).
+    pub(crate) static CURRENT_CORE: Cell<*const Core> = const { Cell::new(ptr::null()) };
+}
+
+/// What happens to panics of tasks whose result nobody reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PanicPolicy {
+    /// Keep running; [`EventLoop::run`](super::EventLoop::run) returns them
+    /// in its [`RunError`] once every task is done. The default.
+    #[default]
+    Collect,
+    /// Re-raise the first one from `run` / `block_on` / `try_tick` as soon
+    /// as it is found (the loop stays usable; other tasks stay in it).
+    Propagate,
+}
+
+/// The loop's state. Lives in an `Rc` owned by the
+/// [`EventLoop`](super::EventLoop); tasks hold a `Weak` to it so that
+/// wake-ups from outside `run` find their queue.
+pub(crate) struct Core {
+    queue: RunQueue,
+    registry: RefCell<Registry>,
+    pub(crate) timers: Timers,
+    /// Parked tasks that only a waker (maybe from another thread) can wake.
+    external: Cell<usize>,
+    pub(crate) remote: Arc<Remote>,
+    next_id: Cell<u64>,
+    unhandled: RefCell<Vec<Panic>>,
+    policy: PanicPolicy,
+    watchdog: Option<Watchdog>,
+    me: Weak<Core>,
+}
+
+impl Core {
+    pub(crate) fn new(policy: PanicPolicy, watchdog: Option<Watchdog>) -> Rc<Core> {
+        Rc::new_cyclic(|me| Core {
+            queue: RunQueue::new(),
+            registry: RefCell::new(Registry::default()),
+            timers: Timers::default(),
+            external: Cell::new(0),
+            remote: Arc::new(Remote::new()),
+            next_id: Cell::new(1),
+            unhandled: RefCell::new(Vec::new()),
+            policy,
+            watchdog,
+            me: me.clone(),
+        })
+    }
+
+    fn next_id(&self) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        id
+    }
+
+    /// Wraps `body` in a new task called `name`, registers and queues it,
+    /// and returns it (for its kind to make a handle of).
+    pub(crate) fn spawn_body<B: TaskBody + 'static>(
+        &self,
+        name: Option<Cow<'static, str>>,
+        body: B,
+    ) -> Rc<Task<B>> {
+        let task = Rc::new(Task {
+            header: Header::new(self.next_id(), name, self.me.clone(), fat_ptr::<B>),
+            body,
+        });
+        if let (Some(wd), Some(name)) = (&self.watchdog, task.header.name()) {
+            wd.name_task(task.header.id, name);
+        }
+        let erased: TaskRef = task.clone();
+        self.registry.borrow_mut().insert(erased.clone());
+        self.queue.push_back(erased);
+        task
+    }
+
+    /// Marks the running task parked for `reason` and returns its new park
+    /// number. Runs no user code.
+    #[inline]
+    pub(crate) fn begin_park(&self, h: &Header, reason: WaitReason) -> u32 {
+        let seq = h.seq.get().wrapping_add(1);
+        h.seq.set(seq);
+        h.state.set(TaskState::Parked);
+        h.reason.set(Some(reason));
+        if reason.is_external() {
+            self.external.set(self.external.get() + 1);
+        }
+        seq
+    }
+
+    fn leave_park(&self, h: &Header) {
+        if h.reason.take().is_some_and(WaitReason::is_external) {
+            self.external.set(self.external.get() - 1);
+        }
+    }
+
+    /// Parked → queued.
+    #[inline]
+    pub(crate) fn make_runnable(&self, task: TaskRef) {
+        self.leave_park(&task.header);
+        task.header.state.set(TaskState::Queued);
+        self.queue.push_back(task);
+    }
+
+    /// Runs one step of `task`, then files it where its state says.
+    #[inline(always)]
+    fn run_task(&self, task: TaskRef) {
+        let h = &task.header;
+        if h.state.get() != TaskState::Queued {
+            return; // cancelled while queued
+        }
+        h.state.set(TaskState::Running);
+        if let Some(wd) = &self.watchdog {
+            wd.enter(h.id);
+        }
+        CURRENT_TASK.set(NonNull::new(Rc::as_ptr(&task).cast_mut()));
+        let step = task.body.step(&task, self);
+        CURRENT_TASK.set(None);
+        if let Some(wd) = &self.watchdog {
+            wd.leave();
+        }
+        match step {
+            Step::Done => self.finish(task),
+            Step::Suspended if h.cancel_requested.get() => {
+                if h.state.get() == TaskState::Running {
+                    h.state.set(TaskState::Queued);
+                }
+                self.cancel(&task);
+            }
+            Step::Suspended => {
+                if h.state.get() != TaskState::Parked {
+                    h.state.set(TaskState::Queued);
+                    self.queue.push_back(task);
+                }
+            }
+        }
+    }
+
+    /// Bookkeeping once a task is done (returned, panicked or cancelled).
+    fn finish(&self, task: TaskRef) {
+        let h = &task.header;
+        h.state.set(TaskState::Done);
+        let removed = self.registry.borrow_mut().remove(h.index.get(), h.id);
+        if let Some(wd) = &self.watchdog {
+            wd.forget_task(h.id);
+        }
+        if let Some(waiter) = h.take_waiter() {
+            wake_waiter(waiter);
+        }
+        if h.detached.get()
+            && let Some(p) = task.body.take_panic(h)
+        {
+            self.report_panic(p);
+        }
+        drop(removed);
+    }
+
+    pub(crate) fn report_panic(&self, p: Panic) {
+        self.unhandled.borrow_mut().push(p);
+    }
+
+    /// Cancels a task: unwinds it now, or at its next suspension if it is
+    /// the running task.
+    pub(crate) fn cancel(&self, task: &TaskRef) {
+        let h = &task.header;
+        match h.state.get() {
+            TaskState::Done => return,
+            TaskState::Running => {
+                h.cancel_requested.set(true);
+                return;
+            }
+            TaskState::Parked => self.leave_park(h),
+            TaskState::Queued => {}
+        }
+        let was_woken = h.state.get() == TaskState::Queued;
+        h.state.set(TaskState::Done);
+        let prev_core = CURRENT_CORE.replace(self);
+        let prev_task = CURRENT_TASK.replace(NonNull::new(Rc::as_ptr(task).cast_mut()));
+        let prev_cx = CURRENT_CX.replace(ptr::null());
+        let closed = task.body.close(h);
+        CURRENT_CX.set(prev_cx);
+        CURRENT_TASK.set(prev_task);
+        CURRENT_CORE.set(prev_core);
+        if was_woken {
+            task.body.pass_on(h);
+        }
+        if let Err(p) = closed {
+            self.report_panic(p);
+        }
+        self.finish(task.clone());
+    }
+
+    /// Cancels every task, until none is left (a destructor may spawn).
+    pub(crate) fn cancel_all(&self) {
+        loop {
+            let tasks = self.registry.borrow().tasks();
+            if tasks.is_empty() {
+                break;
+            }
+            for task in &tasks {
+                self.cancel(task);
+            }
+        }
+        drop((self.queue.take(), self.timers.take_all()));
+    }
+
+    pub(crate) fn poll_timers(&self) {
+        if self.timers.is_empty() {
+            return;
+        }
+        self.fire_timers(Instant::now());
+    }
+
+    fn fire_timers(&self, now: Instant) {
+        while let Some((task, seq)) = self.timers.pop_due(now) {
+            wake(task, seq);
+        }
+    }
+
+    /// Takes the wake-ups that wakers (maybe on other threads) left.
+    pub(crate) fn poll_remote(&self) {
+        let Some(keys) = self.remote.take() else {
+            return;
+        };
+        for (index, id) in keys {
+            let task = self.registry.borrow().get(index, id);
+            if let Some(task) = task
+                && task.header.state.get() == TaskState::Parked
+            {
+                self.make_runnable(task);
+            }
+        }
+    }
+
+    pub(crate) fn check_propagate(&self) {
+        if self.policy == PanicPolicy::Propagate {
+            let first = {
+                let mut unhandled = self.unhandled.borrow_mut();
+                if unhandled.is_empty() {
+                    None
+                } else {
+                    Some(unhandled.remove(0))
+                }
+            };
+            if let Some(p) = first {
+                p.resume_unwind();
+            }
+        }
+    }
+
+    /// Runs one task step if one is queued, without waiting; first takes due
+    /// timers and outside wake-ups. True if a task ran.
+    pub(crate) fn tick(&self) -> bool {
+        self.poll_remote();
+        self.poll_timers();
+        match self.queue.pop_front() {
+            Some(task) => {
+                self.queue.maybe_shrink();
+                self.run_task(task);
+                self.check_propagate();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Runs rounds until `stop()` or until no task is left. A round runs the
+    /// tasks queued at its start, then checks timers and outside wake-ups.
+    pub(crate) fn run_until(&self, stop: impl Fn() -> bool) -> Result<(), Vec<StuckTask>> {
+        loop {
+            let mut n = self.queue.len();
+            while n > 0 {
+                let Some(task) = self.queue.pop_front() else {
+                    break;
+                };
+                self.run_task(task);
+                self.check_propagate();
+                if stop() {
+                    return Ok(());
+                }
+                n -= 1;
+            }
+            self.queue.maybe_shrink();
+            if self.remote.has_pending() {
+                self.poll_remote();
+            }
+            self.poll_timers();
+            if self.queue.is_empty() {
+                if stop() || self.len() == 0 {
+                    return Ok(());
+                }
+                self.idle()?;
+            }
+        }
+    }
+
+    /// Nothing is runnable: sleep until the next timer or an outside
+    /// wake-up, or report a deadlock if neither can come.
+    fn idle(&self) -> Result<(), Vec<StuckTask>> {
+        loop {
+            self.poll_remote();
+            if !self.queue.is_empty() {
+                return Ok(());
+            }
+            match self.timers.next_deadline() {
+                Some(at) => {
+                    let now = Instant::now();
+                    if at > now {
+                        self.remote.park(Some(at - now));
+                    }
+                    self.fire_timers(Instant::now());
+                }
+                None if self.external.get() > 0 => self.remote.park(None),
+                None => return Err(self.stuck_tasks()),
+            }
+        }
+    }
+
+    fn stuck_tasks(&self) -> Vec<StuckTask> {
+        let tasks = self.registry.borrow().tasks();
+        // Who joins whom: a task's waiter slot names its joiner.
+        let mut joined: Vec<(u64, u64)> = Vec::new();
+        for t in &tasks {
+            t.header.peek_waiter(|w| {
+                if let Some(Waiter::Task(joiner, seq)) = w
+                    && joiner.header.is_parked_at(*seq)
+                {
+                    joined.push((joiner.header.id, t.header.id));
+                }
+            });
+        }
+        let mut stuck: Vec<StuckTask> = tasks
+            .iter()
+            .map(|t| StuckTask {
+                id: t.header.id,
+                name: t.header.name().map(str::to_owned),
+                waiting_on: match t.header.reason.get() {
+                    Some(WaitReason::Send) => WaitingOn::Send,
+                    Some(WaitReason::Recv) => WaitingOn::Recv,
+                    _ => WaitingOn::Join(
+                        joined
+                            .iter()
+                            .find(|(j, _)| *j == t.header.id)
+                            .map(|(_, target)| *target),
+                    ),
+                },
+            })
+            .collect();
+        stuck.sort_by_key(|s| s.id);
+        stuck
+    }
+
+    /// A deadlock report for `stuck`, with the panics collected so far.
+    pub(crate) fn run_error(&self, stuck: Vec<StuckTask>) -> RunError {
+        RunError::new(stuck, self.take_unhandled())
+    }
+
+    pub(crate) fn take_unhandled(&self) -> Vec<Panic> {
+        std::mem::take(&mut *self.unhandled.borrow_mut())
+    }
+
+    /// The number of unfinished tasks.
+    pub(crate) fn len(&self) -> usize {
+        self.registry.borrow().len()
+    }
+
+    /// The number of queued tasks.
+    pub(crate) fn runnable(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+/// Sets `CURRENT_CORE` for the duration of a loop method, and restores it on
+/// the way out, unwinding included.
+pub(crate) struct Enter {
+    prev: *const Core,
+}
+
+impl Enter {
+    #[track_caller]
+    pub(crate) fn new(core: &Core, what: &str) -> Self {
+        if CURRENT_TASK.with(Cell::get).is_some() {
+            panic!(
+                "EventLoop::{what} called from inside a task: a task must not drive an event \
+                 loop (use join, yield_now or event_loop::wait_for inside tasks)"
+            );
+        }
+        Enter {
+            prev: CURRENT_CORE.replace(core),
+        }
+    }
+
+    /// Like `new`, for dropping a loop: allowed anywhere.
+    pub(crate) fn for_drop(core: &Core) -> Self {
+        Enter {
+            prev: CURRENT_CORE.replace(core),
+        }
+    }
+}
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        CURRENT_CORE.set(self.prev);
+    }
+}
+
+/// Wakes `task` if it is still parked with number `seq`.
+#[inline]
+pub(crate) fn wake(task: TaskRef, seq: u32) {
+    if task.header.is_parked_at(seq) {
+        make_runnable(task);
+    }
+}
+
+/// Wakes whoever waits for a task to finish.
+pub(crate) fn wake_waiter(waiter: Waiter) {
+    match waiter {
+        Waiter::Task(task, seq) => wake(task, seq),
+        Waiter::Waker(waker) => waker.wake(),
+    }
+}
+
+/// Queues a parked task on its own loop.
+#[inline]
+fn make_runnable(task: TaskRef) {
+    let current = CURRENT_CORE.with(Cell::get);
+    if ptr::eq(current, task.header.core.as_ptr()) {
+        // SAFETY: CURRENT_CORE points at a live core while it is set (see
+        // `Enter`); this is the common case of a wake-up from a task of the
+        // same loop, and it saves upgrading the `Weak`.
+        unsafe { &*current }.make_runnable(task);
+    } else if let Some(core) = task.header.core.upgrade() {
+        core.make_runnable(task);
+    }
+}

@@ -1,0 +1,89 @@
+//! Future tasks: a task body that is a `Future`, polled by the loop like any
+//! task step, woken through the loop's remote inbox (from any thread).
+
+use std::cell::UnsafeCell;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::task::{Context, Poll, Waker};
+
+use crate::error::Panic;
+
+use super::super::core::Core;
+use super::super::error::JoinError;
+use super::super::join::JoinHandle;
+use super::super::remote::waker_for;
+use super::super::task::{Header, ResultCell, Step, TaskBody, TaskOptions, TaskRef, WaitReason};
+
+struct FutureBody<F: Future> {
+    /// `None` once the future completed or was dropped.
+    future: UnsafeCell<Option<F>>,
+    waker: UnsafeCell<Option<Waker>>,
+    result: ResultCell<F::Output>,
+}
+
+impl<F: Future> TaskBody for FutureBody<F> {
+    fn step(&self, task: &TaskRef, core: &Core) -> Step {
+        let header = &task.header;
+        // SAFETY: only the loop steps a task and never re-entrantly, so these
+        // are the only references; the future lives inside an `Rc` allocation
+        // that never moves, so pinning it there is sound (it is dropped in place).
+        let (future, waker) = unsafe { (&mut *self.future.get(), &mut *self.waker.get()) };
+        let Some(f) = future.as_mut() else {
+            return Step::Done;
+        };
+        let waker = waker.get_or_insert_with(|| waker_for(&core.remote, header));
+        // SAFETY: see above.
+        let f = unsafe { Pin::new_unchecked(f) };
+        let mut cx = Context::from_waker(waker);
+        match std::panic::catch_unwind(AssertUnwindSafe(|| f.poll(&mut cx))) {
+            Ok(Poll::Pending) => {
+                core.begin_park(header, WaitReason::Future);
+                Step::Suspended
+            }
+            Ok(Poll::Ready(value)) => {
+                *future = None;
+                self.result.set(Ok(value));
+                Step::Done
+            }
+            Err(payload) => {
+                *future = None;
+                let panic = Panic::new(payload, header.name_cow());
+                self.result.set(Err(JoinError::panicked(header.id, panic)));
+                Step::Done
+            }
+        }
+    }
+
+    fn close(&self, header: &Header) -> Result<(), Panic> {
+        // SAFETY: see `step`; the task is not running.
+        let future = unsafe { &mut *self.future.get() };
+        let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| *future = None));
+        if !self.result.is_set() {
+            self.result
+                .set(Err(JoinError::cancelled(header.id, header.name_cow())));
+        }
+        dropped.map_err(|payload| Panic::new(payload, header.name_cow()))
+    }
+
+    fn take_panic(&self, _: &Header) -> Option<Panic> {
+        self.result.take_panic()
+    }
+}
+
+/// Spawns `future` as a task on `core`.
+pub(crate) fn spawn<F>(core: &Core, opts: TaskOptions, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let body = FutureBody {
+        future: UnsafeCell::new(Some(future)),
+        waker: UnsafeCell::new(None),
+        result: ResultCell::new(),
+    };
+    let task = core.spawn_body(opts.name, body);
+    let result = NonNull::from(&task.body.result);
+    JoinHandle::new(task, result)
+}

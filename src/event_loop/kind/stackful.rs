@@ -1,0 +1,102 @@
+//! Stackful tasks: a task body that is a cogen [`Coroutine`] on a pooled
+//! stack, and its spawn. Waiting functions (`context::park`) suspend it from
+//! any depth of its call stack.
+
+use std::cell::{Cell, UnsafeCell};
+use std::ptr::{self, NonNull};
+
+use crate::coroutine::{Builder as CoroutineBuilder, Coroutine, CoroutineResult, Yielder};
+use crate::error::{Panic, ResumeError};
+use crate::stack::{self, StackError};
+
+use super::super::core::{CURRENT_CX, Core, StackfulCx};
+use super::super::error::JoinError;
+use super::super::join::JoinHandle;
+use super::super::task::{Header, ResultCell, Step, TaskBody, TaskOptions, TaskRef};
+
+struct StackfulBody<T> {
+    co: UnsafeCell<Coroutine<(), (), T>>,
+    cx: StackfulCx,
+    result: ResultCell<T>,
+}
+
+impl<T> TaskBody for StackfulBody<T> {
+    #[inline]
+    fn step(&self, task: &TaskRef, _: &Core) -> Step {
+        // SAFETY: only the loop steps a task (from the run queue) and only
+        // `close` touches it otherwise, never while it runs, so this is the
+        // only reference to the coroutine.
+        let co = unsafe { &mut *self.co.get() };
+        CURRENT_CX.set(&self.cx);
+        let resumed = co.resume(());
+        CURRENT_CX.set(ptr::null());
+        match resumed {
+            Ok(CoroutineResult::Yield(())) => Step::Suspended,
+            Ok(CoroutineResult::Return(value)) => {
+                self.result.set(Ok(value));
+                Step::Done
+            }
+            Err(ResumeError::Panicked(p)) => {
+                self.result.set(Err(JoinError::panicked(task.header.id, p)));
+                Step::Done
+            }
+            Err(ResumeError::Dead(())) => Step::Done,
+        }
+    }
+
+    fn close(&self, header: &Header) -> Result<(), Panic> {
+        // SAFETY: the task is not running (see `step`).
+        let co = unsafe { &mut *self.co.get() };
+        let closed = co.close();
+        if !self.result.is_set() {
+            self.result
+                .set(Err(JoinError::cancelled(header.id, header.name_cow())));
+        }
+        closed
+    }
+
+    fn take_panic(&self, _: &Header) -> Option<Panic> {
+        self.result.take_panic()
+    }
+}
+
+/// Runs first in every stackful task: records its yielder and which
+/// coroutine is the task's own, for `running_stackful`'s check.
+#[inline(never)]
+fn stackful_entry(yielder: &Yielder<(), ()>) {
+    let cx = CURRENT_CX.with(Cell::get);
+    // SAFETY: `step` sets CURRENT_CX to this task's context before the
+    // first resume, and it stays valid while the body runs.
+    let cx = unsafe { cx.as_ref() }.expect("a task body runs only inside step");
+    cx.yielder.set(yielder);
+    cx.coroutine.set(crate::coroutine::running_id());
+}
+
+/// Spawns a stackful task running `f` on `core`, or says why no stack could
+/// be mapped.
+pub(crate) fn spawn<T, F>(core: &Core, opts: TaskOptions, f: F) -> Result<JoinHandle<T>, StackError>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    let mut builder = CoroutineBuilder::new();
+    if let Some(name) = &opts.name {
+        builder = builder.name(name.clone());
+    }
+    builder = builder.stack_size(opts.stack_size.unwrap_or(stack::DEFAULT_STACK_SIZE));
+    let co = builder.try_build(move |yielder: &Yielder<(), ()>, ()| {
+        stackful_entry(yielder);
+        f()
+    })?;
+    let body = StackfulBody {
+        co: UnsafeCell::new(co),
+        cx: StackfulCx {
+            yielder: Cell::new(ptr::null()),
+            coroutine: Cell::new(ptr::null()),
+        },
+        result: ResultCell::new(),
+    };
+    let task = core.spawn_body(opts.name, body);
+    let result = NonNull::from(&task.body.result);
+    Ok(JoinHandle::new(task, result))
+}

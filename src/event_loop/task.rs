@@ -1,0 +1,390 @@
+//! The task: its one allocation, the header the scheduler reads, its states,
+//! the body trait each kind of task implements, and the result cell.
+//!
+//! # Layout
+//!
+//! A task is one reference-counted allocation, [`Task<B>`]: a [`Header`]
+//! the scheduler reads (state, park number, wait reason, name and joiner)
+//! followed by a body `B: TaskBody` that owns what runs (a stackful
+//! coroutine, a future, or a stackless coroutine: see `kind/`) and the
+//! [`ResultCell`] a [`JoinHandle`](super::JoinHandle) reads. The scheduler
+//! only sees [`TaskRef`] (`Rc<Task<dyn TaskBody>>`) and calls
+//! [`TaskBody::step`]; it never switches stacks itself.
+//!
+//! ## Memory
+//!
+//! A million parked stackless tasks must fit in about 128 bytes each, so
+//! every per-task byte counts (`tools`' `event_loop_memory` measures it). The
+//! sizes below are checked by `const` assertions in this file: the header
+//! is 48 bytes, a [`ThinTask`] 8. What makes it fit: the rare name and
+//! joiner share one lazily allocated box ([`Header::name`]); a body can keep
+//! two bytes of its own state in the header's padding
+//! ([`Header::body_byte`], [`Header::body_byte2`]); collections with an
+//! entry per task hold a [`ThinTask`] (8 bytes) rather than a [`TaskRef`]
+//! (16: its vtable pointer), the header knowing how to make the full
+//! pointer again.
+//!
+//! ## States
+//!
+//! | state | where the task is | who moves it on |
+//! |---|---|---|
+//! | `Queued` | in the run queue, exactly once | the loop pops and runs it |
+//! | `Running` | on the CPU; the context's current task | it yields, parks or finishes |
+//! | `Parked` | in zero or more wait lists (timer heap, channel, joiner slot, a waker) | a wake-up with its current park number |
+//! | `Done` | nowhere (handles and stale list entries may still hold it) | nobody |
+//!
+//! Every park bumps the task's park number, and wait lists store
+//! `(task, number)`. A wake-up is honoured only if the task is still parked
+//! with that number, so stale list entries (a timer of a cancelled sleep, a
+//! channel entry of a task that was woken by something else) are ignored
+//! and a wake-one never gets lost on them.
+//!
+//! The header names its loop's `Core` (a `Weak`, so that wake-ups from
+//! outside `run` find their queue): the one reference from this file up to
+//! the scheduler, a type only; nothing here calls into it.
+
+use std::borrow::Cow;
+use std::cell::{Cell, OnceCell, UnsafeCell};
+use std::mem::size_of;
+use std::ptr::NonNull;
+use std::rc::{Rc, Weak};
+
+use crate::error::Panic;
+
+use super::core::Core;
+use super::error::JoinError;
+
+/// A task, type-erased: what the run queue, wait lists and handles hold.
+pub(crate) type TaskRef = Rc<Task<dyn TaskBody>>;
+
+/// One allocation per task: the scheduler's header, then the body and result.
+/// `repr(C)` so that the header comes first, for [`ThinTask`].
+#[repr(C)]
+pub(crate) struct Task<B: ?Sized + TaskBody> {
+    pub(crate) header: Header,
+    pub(crate) body: B,
+}
+
+impl<B: ?Sized + TaskBody> Drop for Task<B> {
+    fn drop(&mut self) {
+        self.body.drop_body(&self.header);
+    }
+}
+
+/// The `body_byte` of a body whose result cell does not exist yet: a
+/// stackless task's coroutine being dropped (the other bodies never set it).
+pub(crate) const RESULT_PENDING: u8 = 2;
+
+/// Makes the full pointer of a `Task<B>` from its header's address.
+pub(crate) type FatFn = unsafe fn(NonNull<Header>) -> *const Task<dyn TaskBody>;
+
+/// # Safety
+/// `header` is the header of a live `Task<B>`, with the provenance of the
+/// whole allocation (a pointer that came from `Rc::into_raw` / `Rc::as_ptr`).
+pub(crate) unsafe fn fat_ptr<B: TaskBody + 'static>(
+    header: NonNull<Header>,
+) -> *const Task<dyn TaskBody> {
+    // `Task` is `repr(C)`: the header is at offset 0.
+    header.as_ptr().cast_const().cast::<Task<B>>() as *const Task<dyn TaskBody>
+}
+
+/// An owning reference to a task in 8 bytes, where a [`TaskRef`] takes 16
+/// (its vtable pointer): for the collections that hold an entry per task
+/// (the registry, channel wait lists), which for a million parked
+/// stackless tasks is 16 MB less. The header knows how to make the full
+/// reference again ([`Header::fat`]), which costs one indirect call.
+pub(crate) struct ThinTask(NonNull<Header>);
+
+impl ThinTask {
+    pub(crate) fn new(task: TaskRef) -> Self {
+        let ptr = Rc::into_raw(task);
+        // SAFETY: `Rc::into_raw` is never null; `Task` is `repr(C)`, so the
+        // address of the task is that of its header.
+        ThinTask(unsafe { NonNull::new_unchecked(ptr as *const Header as *mut Header) })
+    }
+
+    #[inline]
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: we own a strong reference: the task is alive.
+        unsafe { self.0.as_ref() }
+    }
+
+    fn fat(&self) -> *const Task<dyn TaskBody> {
+        // SAFETY: `fat` was made for this task's own type (`Header::new`'s
+        // caller), the task is alive, and `self.0` came from `Rc::into_raw`.
+        unsafe { (self.header().fat)(self.0) }
+    }
+
+    /// The full reference, taking over this one's count.
+    pub(crate) fn into_ref(self) -> TaskRef {
+        let ptr = self.fat();
+        std::mem::forget(self);
+        // SAFETY: `ptr` is the pointer `Rc::into_raw` gave in `new` (same
+        // address and metadata), and we hand its count over.
+        unsafe { Rc::from_raw(ptr) }
+    }
+
+    /// A new full reference (one more count).
+    pub(crate) fn to_ref(&self) -> TaskRef {
+        let ptr = self.fat();
+        // SAFETY: as in `into_ref`; the count we own keeps it alive while
+        // we add one.
+        unsafe {
+            Rc::increment_strong_count(ptr);
+            Rc::from_raw(ptr)
+        }
+    }
+}
+
+impl Drop for ThinTask {
+    fn drop(&mut self) {
+        // SAFETY: as in `into_ref`: gives back the count we own.
+        drop(unsafe { Rc::from_raw(self.fat()) });
+    }
+}
+
+/// Where a task is in its life: see the table in the module docs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum TaskState {
+    Queued,
+    Running,
+    Parked,
+    Done,
+}
+
+/// What a parked task waits for: for deadlock reports and for counting the
+/// tasks that only an outside wake-up can resume.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum WaitReason {
+    Join,
+    Send,
+    Recv,
+    Sleep,
+    /// A future's waker (possibly from another thread).
+    Future,
+    /// A closure on the blocking thread pool (files among others).
+    #[cfg_attr(not(feature = "blocking"), allow(dead_code))]
+    Blocking,
+}
+
+impl WaitReason {
+    /// True if only something outside the loop (a waker, maybe on another
+    /// thread) can end this wait.
+    pub(crate) fn is_external(self) -> bool {
+        matches!(self, WaitReason::Future | WaitReason::Blocking)
+    }
+}
+
+/// Who waits for a task to finish.
+pub(crate) enum Waiter {
+    /// A task parked in `join`, with its park number.
+    Task(TaskRef, u32),
+    /// A future awaiting the [`JoinHandle`](super::JoinHandle).
+    Waker(std::task::Waker),
+}
+
+/// What only some tasks need: a name, a joiner. Boxed (and allocated on
+/// first need) so that the header of a plain task stays small.
+struct Extras {
+    name: Option<Cow<'static, str>>,
+    waiter: Cell<Option<Waiter>>,
+}
+
+/// What the scheduler knows of a task, at the start of its allocation.
+pub(crate) struct Header {
+    pub(crate) id: u64,
+    /// Makes this task's full pointer from the header's (see [`ThinTask`]).
+    fat: FatFn,
+    pub(crate) core: Weak<Core>,
+    /// The task's slot in its loop's registry.
+    pub(crate) index: Cell<u32>,
+    /// The park number: bumped by every park (see the module docs).
+    pub(crate) seq: Cell<u32>,
+    pub(crate) state: Cell<TaskState>,
+    /// What it waits for while parked; `None` otherwise.
+    pub(crate) reason: Cell<Option<WaitReason>>,
+    pub(crate) cancel_requested: Cell<bool>,
+    pub(crate) detached: Cell<bool>,
+    /// Two bytes the body may use (they fill the padding of the word
+    /// above): the stackless body keeps what it holds, and the side of the
+    /// channel it waits on, here. See [`TaskBody::drop_body`].
+    pub(crate) body_byte: Cell<u8>,
+    #[cfg_attr(not(feature = "nightly"), allow(dead_code))]
+    pub(crate) body_byte2: Cell<u8>,
+    /// Never replaced once set, so `name` can lend out its string.
+    extras: OnceCell<Box<Extras>>,
+}
+
+#[cfg(target_pointer_width = "64")]
+const _: () = {
+    assert!(size_of::<Header>() == 48, "the header is 48 bytes");
+    assert!(
+        size_of::<ThinTask>() == 8,
+        "a thin task reference is 8 bytes"
+    );
+    assert!(
+        size_of::<TaskRef>() == 16,
+        "a full task reference is 16 bytes"
+    );
+};
+
+impl Header {
+    pub(crate) fn new(
+        id: u64,
+        name: Option<Cow<'static, str>>,
+        core: Weak<Core>,
+        fat: FatFn,
+    ) -> Self {
+        let extras = OnceCell::new();
+        if name.is_some() {
+            let _ = extras.set(Box::new(Extras {
+                name,
+                waiter: Cell::new(None),
+            }));
+        }
+        Header {
+            id,
+            fat,
+            core,
+            index: Cell::new(u32::MAX),
+            seq: Cell::new(0),
+            state: Cell::new(TaskState::Queued),
+            reason: Cell::new(None),
+            cancel_requested: Cell::new(false),
+            detached: Cell::new(false),
+            body_byte: Cell::new(0),
+            body_byte2: Cell::new(0),
+            extras,
+        }
+    }
+
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.extras.get()?.name.as_deref()
+    }
+
+    pub(crate) fn name_cow(&self) -> Option<Cow<'static, str>> {
+        self.extras.get()?.name.clone()
+    }
+
+    /// Installs the joiner, handing back the previous one.
+    pub(crate) fn set_waiter(&self, waiter: Waiter) -> Option<Waiter> {
+        self.extras
+            .get_or_init(|| {
+                Box::new(Extras {
+                    name: None,
+                    waiter: Cell::new(None),
+                })
+            })
+            .waiter
+            .replace(Some(waiter))
+    }
+
+    pub(crate) fn take_waiter(&self) -> Option<Waiter> {
+        self.extras.get()?.waiter.take()
+    }
+
+    /// Lends the joiner to `f` (without waking it).
+    pub(crate) fn peek_waiter<R>(&self, f: impl FnOnce(Option<&Waiter>) -> R) -> R {
+        let w = self.take_waiter();
+        let r = f(w.as_ref());
+        if let Some(w) = w {
+            let _ = self.set_waiter(w);
+        }
+        r
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.state.get() == TaskState::Done
+    }
+
+    /// True if the task is parked with park number `seq`: a wake-up for
+    /// that park is still due.
+    #[inline]
+    pub(crate) fn is_parked_at(&self, seq: u32) -> bool {
+        self.state.get() == TaskState::Parked && self.seq.get() == seq
+    }
+
+    /// True once the task is done and its result cell can be read: not
+    /// while the body of a cancelled stackless task is being dropped (its
+    /// bytes become the result's only afterwards; see [`RESULT_PENDING`]).
+    pub(crate) fn result_ready(&self) -> bool {
+        self.is_done() && self.body_byte.get() != RESULT_PENDING
+    }
+}
+
+/// What one step of a task ended with.
+pub(crate) enum Step {
+    /// The task stopped before its end; its header says whether it is
+    /// queued (it yielded) or parked (it registered where its wake-up will
+    /// come from).
+    Suspended,
+    /// The body returned or panicked; the result is stored.
+    Done,
+}
+
+/// The body and result of a task, behind the header: one implementation per
+/// kind of task (`kind/`).
+pub(crate) trait TaskBody {
+    /// Runs the body until it suspends or finishes. `task` is the task
+    /// that holds this body, `core` the loop running it.
+    fn step(&self, task: &TaskRef, core: &Core) -> Step;
+    /// Drops the body, unwinding a suspended stack, and stores a
+    /// cancellation as the result. `Err` if a destructor panicked.
+    fn close(&self, header: &Header) -> Result<(), Panic>;
+    /// Takes the panic out of the result, if the task panicked.
+    fn take_panic(&self, header: &Header) -> Option<Panic>;
+    /// Called when a cancelled task may have consumed a wake-one (stackless).
+    fn pass_on(&self, header: &Header) {
+        let _ = header;
+    }
+    /// Drops what the body still holds, when the task's allocation goes
+    /// (for a body whose state is in the header's `body_byte`).
+    fn drop_body(&mut self, header: &Header) {
+        let _ = header;
+    }
+}
+
+/// Where a task's body leaves its value, panic or cancellation; a
+/// [`JoinHandle`](super::JoinHandle) takes it out.
+pub(crate) struct ResultCell<T>(UnsafeCell<Option<Result<T, JoinError>>>);
+
+impl<T> ResultCell<T> {
+    pub(crate) fn new() -> Self {
+        ResultCell(UnsafeCell::new(None))
+    }
+
+    // SAFETY (for the methods below): the cell is only touched on the loop's
+    // thread, by short non-reentrant accesses that never hold a reference
+    // across user code (setting or taking moves the value in or out).
+    pub(crate) fn set(&self, value: Result<T, JoinError>) {
+        // SAFETY: see above.
+        let old = unsafe { (*self.0.get()).replace(value) };
+        drop(old);
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        // SAFETY: see above.
+        unsafe { (*self.0.get()).is_some() }
+    }
+
+    pub(crate) fn take(&self) -> Option<Result<T, JoinError>> {
+        // SAFETY: see above.
+        unsafe { (*self.0.get()).take() }
+    }
+
+    pub(crate) fn take_panic(&self) -> Option<Panic> {
+        // SAFETY: see above.
+        let slot = unsafe { &mut *self.0.get() };
+        match slot {
+            Some(Err(e)) if e.is_panic() => slot.take()?.err()?.try_into_panic().ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Options of one task: see [`TaskBuilder`](super::TaskBuilder).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TaskOptions {
+    pub(crate) name: Option<Cow<'static, str>>,
+    pub(crate) stack_size: Option<usize>,
+}

@@ -1,0 +1,97 @@
+//! A stackful task waiting for something that is not a task: a `Future`
+//! ([`wait_for`]) or a blocking closure on a thread pool ([`unblock`]).
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll};
+
+use super::context::{current_core, park, running_stackful};
+use super::remote::waker_for;
+use super::task::WaitReason;
+
+/// Waits inside a stackful task for `future` to complete, while the other
+/// tasks run; wake-ups may come from any thread.
+///
+/// (To run a whole loop until a closure returns, from outside any task, use
+/// [`EventLoop::block_on`](super::EventLoop::block_on).)
+///
+/// ```
+/// use cogen::event_loop::{EventLoop, wait_for};
+///
+/// let ev = EventLoop::new();
+/// let n = ev
+///     .block_on(|| {
+///         let (send, answer) = oneshot();
+///         std::thread::spawn(move || send(42)); // wakes the task from another thread
+///         wait_for(answer)
+///     })
+///     .unwrap();
+/// assert_eq!(n, 42);
+/// # // A minimal one-shot future, to keep the example free of other crates.
+/// # fn oneshot() -> (impl FnOnce(u32) + Send, impl std::future::Future<Output = u32>) {
+/// #     use std::sync::{Arc, Mutex};
+/// #     use std::task::{Poll, Waker};
+/// #     let cell: Arc<Mutex<(Option<u32>, Option<Waker>)>> = Arc::default();
+/// #     let tx = cell.clone();
+/// #     let send = move |v| {
+/// #         let mut c = tx.lock().unwrap();
+/// #         c.0 = Some(v);
+/// #         if let Some(w) = c.1.take() { w.wake() }
+/// #     };
+/// #     let recv = std::future::poll_fn(move |cx| {
+/// #         let mut c = cell.lock().unwrap();
+/// #         match c.0.take() {
+/// #             Some(v) => Poll::Ready(v),
+/// #             None => { c.1 = Some(cx.waker().clone()); Poll::Pending }
+/// #         }
+/// #     });
+/// #     (send, recv)
+/// # }
+/// ```
+///
+/// # Panics
+/// Outside a stackful task.
+#[track_caller]
+pub fn wait_for<F: Future>(future: F) -> F::Output {
+    wait_for_as(future, WaitReason::Future, "wait_for")
+}
+
+/// [`wait_for`], parking for `reason` and naming `what` in its panics.
+#[track_caller]
+pub(crate) fn wait_for_as<F: Future>(future: F, reason: WaitReason, what: &str) -> F::Output {
+    let (task, _) = running_stackful(what);
+    let waker = waker_for(&current_core(what).remote, &task.header);
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+            return value;
+        }
+        park(what, reason, |_, _, _| {});
+    }
+}
+
+/// Runs a blocking closure on a thread pool (the `blocking` crate's) while
+/// the running stackful task parks, and returns its value: for any call
+/// that would block the loop's thread (a system call, a C library,
+/// a long computation). [`fs`](super::fs) is built on it.
+///
+/// ```
+/// use cogen::event_loop::{EventLoop, unblock};
+///
+/// let ev = EventLoop::new();
+/// let n = ev.block_on(|| unblock(|| 6 * 7)).unwrap();
+/// assert_eq!(n, 42);
+/// ```
+///
+/// # Panics
+/// Outside a stackful task; re-raises a panic of `f`.
+#[cfg(feature = "blocking")]
+#[track_caller]
+pub fn unblock<T, F>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    wait_for_as(blocking::unblock(f), WaitReason::Blocking, "unblock")
+}
