@@ -25,6 +25,13 @@
 //! fault in the running coroutine's guard page, prints which coroutine
 //! overflowed, its stack size and how to raise it, and aborts, as the standard
 //! library does for threads. Faults anywhere else go to the previous handler.
+//!
+//! # Layering
+//!
+//! This module is the bottom layer: it uses nothing else from cogen. The
+//! overflow handler learns which coroutine is running from a describer that
+//! the coroutine layer hands over with every stack it takes
+//! (`PooledStack::take`).
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -34,6 +41,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use corosensei::stack::{DefaultStack, Stack, StackPointer};
 
 pub(crate) mod overflow;
+
+use overflow::DescribeOverflow;
 
 /// The stack size a coroutine gets unless its [`Builder`](crate::Builder) says
 /// otherwise: 1 MiB of address space, as corosensei's own default. Only the
@@ -264,11 +273,15 @@ pub(crate) struct PooledStack {
 impl PooledStack {
     /// Takes a stack of `size` bytes (already rounded by [`effective_size`])
     /// from the pool, or maps a new one.
+    ///
+    /// `describe` tells the stack-overflow handler, installed when the first
+    /// stack is mapped, whether a fault hit the guard page of the running
+    /// coroutine and what to print about it (see [`overflow`]).
     #[inline]
-    pub(crate) fn take(size: usize) -> Result<Self, StackError> {
+    pub(crate) fn take(size: usize, describe: DescribeOverflow) -> Result<Self, StackError> {
         let stack = match POOL.try_with(|pool| pool.take(size)).ok().flatten() {
             Some(stack) => stack,
-            None => Self::map(size)?,
+            None => Self::map(size, describe)?,
         };
         Ok(PooledStack {
             base: stack.base(),
@@ -279,8 +292,8 @@ impl PooledStack {
     }
 
     #[cold]
-    fn map(size: usize) -> Result<Box<DefaultStack>, StackError> {
-        overflow::install();
+    fn map(size: usize, describe: DescribeOverflow) -> Result<Box<DefaultStack>, StackError> {
+        overflow::install(describe);
         DefaultStack::new(size)
             .map(Box::new)
             .map_err(|source| StackError { size, source })

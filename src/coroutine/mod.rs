@@ -63,7 +63,6 @@ mod yielder;
 pub use builder::Builder;
 pub(crate) use chain::running_id;
 pub use chain::{CoroutineHandle, is_yieldable, running};
-pub(crate) use overflow::describe_overflow;
 pub use scoped::{ScopedCoroutine, ScopedRef};
 pub use unwind::{catch_unwind, is_close_unwind};
 pub use yielder::Yielder;

@@ -1,9 +1,10 @@
 //! What the stack-overflow handler prints about the coroutine that overflowed.
 //!
-//! The [`stack`] layer owns the signal handler; it calls
-//! [`describe_overflow`] to learn whether a fault hit the guard page of the
-//! running coroutine and, if so, which coroutine that was and how to give it
-//! a bigger stack.
+//! The [`stack`] layer owns the signal handler but knows
+//! nothing of coroutines. The coroutine layer hands it [`describe_overflow`]
+//! with every stack it takes; the handler calls it to learn whether a fault
+//! hit the guard page of the running coroutine and, if so, which coroutine
+//! that was and how to give it a bigger stack.
 
 use std::cell::Cell;
 use std::fmt;
@@ -13,7 +14,7 @@ use crate::stack;
 
 /// Called by the stack-overflow signal handler: if `addr` is in the guard
 /// page of the coroutine running on this thread, describes the overflow.
-pub(crate) fn describe_overflow(addr: usize, out: &mut dyn fmt::Write) -> bool {
+pub(super) fn describe_overflow(addr: usize, out: &mut dyn fmt::Write) -> bool {
     let Ok(meta) = CURRENT.try_with(Cell::get) else {
         return false;
     };

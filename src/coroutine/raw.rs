@@ -16,6 +16,7 @@ use corosensei::CoroutineResult;
 use corosensei::stack::Stack as _;
 
 use super::chain::{CURRENT, Meta, enter};
+use super::overflow::describe_overflow;
 use super::unwind::is_close_unwind;
 use super::{Builder, Status, Yielder};
 use crate::error::{Panic, ResumeError, payload_message};
@@ -100,7 +101,7 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
         F: FnOnce(&Yielder<Input, Yield>, Input) -> Return,
     {
         let Builder { stack_size, name } = builder;
-        let stack = PooledStack::take(stack::effective_size(stack_size)?)?;
+        let stack = PooledStack::take(stack::effective_size(stack_size)?, describe_overflow)?;
         let meta = Meta::new(name, stack.limit().get(), stack.size());
         let body = Unstarted(ManuallyDrop::new(body));
         let root = move |yielder: &corosensei::Yielder<Input, Yield>, input: Input| {
