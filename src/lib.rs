@@ -38,16 +38,16 @@
 //!
 //! # The layers
 //!
-//! Each module uses only the ones above it:
+//! From the bottom up; each module uses only the ones above it:
 //!
 //! | module | what it owns |
 //! |---|---|
-//! | [`stack`] | stack sizes, guard pages, the per-thread stack pool, the stack-overflow message |
-//! | [`coroutine`] | [`Coroutine`], [`Yielder`], [`Status`], handles, [`running`], close and drop, [`ScopedCoroutine`] |
+//! | [`stack`] | stack sizes, guard pages, the per-thread stack pool, the stack-overflow signal handler |
 //! | [`error`] | [`ResumeError`] and [`Panic`] |
-//! | [`generator`](mod@generator) | `Input = ()` coroutines as iterators, delegation, Lua's [`wrap`] |
+//! | [`coroutine`] | [`Coroutine`], [`Yielder`], [`Status`], handles, [`running`], close and drop, [`ScopedCoroutine`], the stack-overflow message |
 //! | [`resumable`] | [`Resumable`]: one API for stackful and stackless coroutines |
-//! | `stackless` (feature `nightly`) | `std::ops::Coroutine` values behind that API |
+//! | [`generator`](mod@generator) | `Input = ()` coroutines as iterators, delegation, Lua's [`wrap`] |
+//! | `stackless` (feature `nightly`) | `std::ops::Coroutine` values behind [`Resumable`] |
 //! | [`pipeline`] | typed pull stages and push sinks, for either kind |
 //! | [`event_loop`] | a round-robin scheduler of tasks: join, sleep, channels, futures, files |
 

@@ -4,22 +4,37 @@
 //! the kernel sends `SIGSEGV`. The default action kills the process with no
 //! word of which coroutine it was. Like the standard library does for thread
 //! stacks, cogen installs a handler, run on an alternate signal stack (the
-//! faulting stack is full), that compares the faulting address with the guard
-//! page of the coroutine running on this thread. On a match it prints which
-//! coroutine overflowed, its stack size and how to raise it, then aborts.
-//! Any other fault is handed to the handler that was installed before
-//! (usually the standard library's), or to the default action.
+//! faulting stack is full), that asks a [`DescribeOverflow`] function whether
+//! the faulting address is in the guard page of the coroutine running on this
+//! thread. On a match it prints the description (which coroutine overflowed,
+//! its stack size and how to raise it), then aborts. Any other fault is
+//! handed to the handler that was installed before (usually the standard
+//! library's), or to the default action.
 //!
-//! The handler only reads a thread-local pointer and formats into a buffer
-//! on its own stack: it does not allocate or take locks.
+//! This layer knows nothing of coroutines: the describer comes from the
+//! coroutine layer, which passes it with every stack it takes, and the first
+//! one is kept for the life of the process.
+//!
+//! The handler and the describer only read atomics and a thread-local pointer
+//! and format into a buffer on the handler's stack: they do not allocate or
+//! take locks.
 
 use std::cell::Cell;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::mem::MaybeUninit;
 use std::ptr;
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
+
+/// Tells the handler about a fault at `addr`: if it is in the guard page of
+/// the coroutine running on this thread, writes what to print to `out` and
+/// returns true. It runs inside the signal handler, so it must not allocate
+/// or take locks.
+pub(crate) type DescribeOverflow = fn(addr: usize, out: &mut dyn fmt::Write) -> bool;
 
 static INSTALL: Once = Once::new();
+/// The describer given to the first `install`, set before the handler exists.
+/// Reading it is one atomic load, which is safe in a signal handler.
+static DESCRIBE: OnceLock<DescribeOverflow> = OnceLock::new();
 static mut PREV_SEGV: MaybeUninit<libc::sigaction> = MaybeUninit::zeroed();
 static mut PREV_BUS: MaybeUninit<libc::sigaction> = MaybeUninit::zeroed();
 
@@ -27,12 +42,16 @@ thread_local! {
     static ALTSTACK_CHECKED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Installs the handler (once per process) and makes sure this thread has an
-/// alternate signal stack, so the handler can run when the faulting stack is
-/// exhausted. Called whenever a stack is mapped.
-pub(crate) fn install() {
-    // SAFETY: `install_handlers` runs once, guarded by the `Once`.
-    INSTALL.call_once(|| unsafe { install_handlers() });
+/// Installs the handler (once per process, with `describe` as its
+/// describer) and makes sure this thread has an alternate signal stack, so
+/// the handler can run when the faulting stack is exhausted. Called whenever
+/// a stack is mapped.
+pub(crate) fn install(describe: DescribeOverflow) {
+    INSTALL.call_once(|| {
+        let _ = DESCRIBE.set(describe);
+        // SAFETY: `install_handlers` runs once, guarded by the `Once`.
+        unsafe { install_handlers() }
+    });
     if ALTSTACK_CHECKED.with(|c| c.replace(true)) {
         return;
     }
@@ -117,7 +136,10 @@ extern "C" fn handler(signum: libc::c_int, info: *mut libc::siginfo_t, context: 
         bytes: [0; 1024],
         len: 0,
     };
-    if crate::coroutine::describe_overflow(addr, &mut buffer) {
+    if DESCRIBE
+        .get()
+        .is_some_and(|describe| describe(addr, &mut buffer))
+    {
         let _ = buffer.write_str("fatal runtime error: coroutine stack overflow, aborting\n");
         // SAFETY: write(2) and abort(3) are async-signal-safe.
         unsafe {

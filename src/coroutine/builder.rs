@@ -1,0 +1,131 @@
+//! [`Builder`]: a coroutine's stack size and name, set before it is created,
+//! and the constructors of [`Coroutine`] and [`ScopedCoroutine`].
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+
+use super::raw::Raw;
+use super::{Coroutine, ScopedCoroutine, Yielder};
+use crate::stack::{self, StackError};
+
+/// Sets the stack size and the name of a coroutine before creating it.
+///
+/// ```
+/// let mut co = cogen::Builder::new()
+///     .name("counter")
+///     .stack_size(64 * 1024)
+///     .build(|co, start: u32| {
+///         let mut n = start;
+///         loop {
+///             n += co.suspend(n);
+///         }
+///     });
+/// let co: &mut cogen::Coroutine<u32, u32, ()> = &mut co;
+/// assert_eq!(co.resume(10).unwrap().as_yield(), Some(10));
+/// assert_eq!(co.resume(5).unwrap().as_yield(), Some(15));
+/// assert_eq!(co.handle().name(), Some("counter"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder {
+    pub(super) stack_size: usize,
+    pub(super) name: Option<Cow<'static, str>>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// A builder with [`DEFAULT_STACK_SIZE`](crate::stack::DEFAULT_STACK_SIZE) and no name.
+    pub fn new() -> Self {
+        Builder {
+            stack_size: stack::DEFAULT_STACK_SIZE,
+            name: None,
+        }
+    }
+
+    /// The usable stack size in bytes, rounded up to a whole page and to at
+    /// least [`MIN_STACK_SIZE`](crate::stack::MIN_STACK_SIZE).
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// A name, shown by handles, panics and the stack-overflow message.
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Creates the coroutine; nothing runs until its first `resume`.
+    ///
+    /// # Panics
+    /// If no stack can be mapped; the message says why (see [`StackError`]).
+    /// [`try_build`](Builder::try_build) returns that error instead.
+    #[track_caller]
+    #[inline]
+    pub fn build<Input, Yield, Return, F>(self, body: F) -> Coroutine<Input, Yield, Return>
+    where
+        F: FnOnce(&Yielder<Input, Yield>, Input) -> Return + 'static,
+        Input: 'static,
+        Yield: 'static,
+        Return: 'static,
+    {
+        self.try_build(body).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Creates the coroutine, or says why no stack could be mapped.
+    #[inline]
+    pub fn try_build<Input, Yield, Return, F>(
+        self,
+        body: F,
+    ) -> Result<Coroutine<Input, Yield, Return>, StackError>
+    where
+        F: FnOnce(&Yielder<Input, Yield>, Input) -> Return + 'static,
+        Input: 'static,
+        Yield: 'static,
+        Return: 'static,
+    {
+        // SAFETY: everything the body and the value types hold is 'static.
+        let raw = unsafe { Raw::new(self, body)? };
+        Ok(Coroutine {
+            raw,
+            returned: None,
+        })
+    }
+
+    /// Creates a [`ScopedCoroutine`] that may borrow from its environment.
+    ///
+    /// # Panics
+    /// If no stack can be mapped, like [`build`](Builder::build).
+    #[track_caller]
+    pub fn build_scoped<'a, Input, Yield, Return, F>(
+        self,
+        body: F,
+    ) -> ScopedCoroutine<'a, Input, Yield, Return>
+    where
+        F: FnOnce(&Yielder<Input, Yield>, Input) -> Return + 'a,
+    {
+        self.try_build_scoped(body)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Creates a [`ScopedCoroutine`], or says why no stack could be mapped.
+    pub fn try_build_scoped<'a, Input, Yield, Return, F>(
+        self,
+        body: F,
+    ) -> Result<ScopedCoroutine<'a, Input, Yield, Return>, StackError>
+    where
+        F: FnOnce(&Yielder<Input, Yield>, Input) -> Return + 'a,
+    {
+        // SAFETY: the coroutine can only be resumed inside `scope`, which
+        // drops it (unwinding its stack) before the borrows of `'a` end.
+        let raw = unsafe { Raw::new(self, body)? };
+        Ok(ScopedCoroutine {
+            raw,
+            borrow: PhantomData,
+        })
+    }
+}

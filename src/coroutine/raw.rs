@@ -1,0 +1,196 @@
+//! The raw layer over corosensei that [`Coroutine`](super::Coroutine) and
+//! [`ScopedCoroutine`](super::ScopedCoroutine) share.
+//!
+//! This file owns `Raw`: a corosensei coroutine on a pooled stack, its
+//! `Meta`, and the message of a panic that killed it. It owns what happens at
+//! the root of a coroutine's stack (`catch_unwind` around the body, and
+//! `caught_at_root` for the panic it catches), resume, close and drop, and
+//! `Unstarted`, which keeps a never-started body from being dropped twice.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::mem::ManuallyDrop;
+use std::panic::AssertUnwindSafe;
+
+use corosensei::CoroutineResult;
+use corosensei::stack::Stack as _;
+
+use super::chain::{CURRENT, Meta, enter};
+use super::overflow::describe_overflow;
+use super::unwind::is_close_unwind;
+use super::{Builder, Status, Yielder};
+use crate::error::{Panic, ResumeError, payload_message};
+use crate::stack::{self, PooledStack, StackError};
+
+type Payload = Box<dyn Any + Send + 'static>;
+/// The body's result is caught at its root: `Err` holds a panic payload.
+type Inner<Input, Yield, Return> =
+    corosensei::Coroutine<Input, Yield, Result<Return, Payload>, PooledStack>;
+
+thread_local! {
+    /// A panic raised while a coroutine is being closed (by the drop of a
+    /// never-started body, or by a body that caught the close's unwinding
+    /// and then panicked), for `close` to report: corosensei's close drops
+    /// whatever the body returns.
+    static CLOSE_PANIC: Cell<Option<Payload>> = const { Cell::new(None) };
+}
+
+/// What the root of a coroutine does with a panic it caught.
+#[cold]
+fn caught_at_root(payload: Payload) -> Payload {
+    // SAFETY: the coroutine whose root this is, is the running one (see `enter`).
+    let closing = unsafe { CURRENT.with(Cell::get).as_ref() }.is_some_and(|m| m.closing.get());
+    if closing && !is_close_unwind(&*payload) {
+        CLOSE_PANIC.set(Some(payload));
+        Box::new(())
+    } else {
+        payload
+    }
+}
+
+/// A body that has not started yet.
+///
+/// Closing a never-resumed coroutine drops its body closure, and with it
+/// whatever the closure captured. If such a drop panicked inside corosensei,
+/// the coroutine would still look unstarted and its captures would be
+/// dropped again later. This guard catches that panic instead and leaves it
+/// for `close` to report.
+struct Unstarted<F>(ManuallyDrop<F>);
+
+impl<F> Unstarted<F> {
+    #[inline(always)]
+    fn start(self) -> F {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so the body is taken exactly once.
+        unsafe { ManuallyDrop::take(&mut this.0) }
+    }
+}
+
+impl<F> Drop for Unstarted<F> {
+    fn drop(&mut self) {
+        // SAFETY: `start` did not run (it forgets `self`), so the body is still here.
+        let body = unsafe { ManuallyDrop::take(&mut self.0) };
+        if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| drop(body))) {
+            CLOSE_PANIC.set(Some(payload));
+        }
+    }
+}
+
+/// The shared machinery of [`Coroutine`](super::Coroutine) and
+/// [`ScopedCoroutine`](super::ScopedCoroutine).
+///
+/// `repr(C)` keeps what a resume touches together: corosensei's fields
+/// (stack pointer, stack base) and then `meta.parent`.
+#[repr(C)]
+pub(super) struct Raw<Input, Yield, Return> {
+    pub(super) inner: Inner<Input, Yield, Return>,
+    pub(super) meta: Meta,
+    /// The message of the panic that killed the coroutine, until `close`
+    /// reports it (Lua's close returns `false, err` for a coroutine in error).
+    pub(super) death: Option<Box<str>>,
+}
+
+impl<Input, Yield, Return> Raw<Input, Yield, Return> {
+    /// # Safety
+    /// Whatever `body`, `Input`, `Yield` and `Return` borrow must outlive the
+    /// coroutine's last resume and its drop, and the coroutine must not be
+    /// leaked while such borrows are on its stack.
+    #[inline]
+    pub(super) unsafe fn new<F>(builder: Builder, body: F) -> Result<Self, StackError>
+    where
+        F: FnOnce(&Yielder<Input, Yield>, Input) -> Return,
+    {
+        let Builder { stack_size, name } = builder;
+        let stack = PooledStack::take(stack::effective_size(stack_size)?, describe_overflow)?;
+        let meta = Meta::new(name, stack.limit().get(), stack.size());
+        let body = Unstarted(ManuallyDrop::new(body));
+        let root = move |yielder: &corosensei::Yielder<Input, Yield>, input: Input| {
+            let body = body.start();
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                body(Yielder::from_inner(yielder), input)
+            }))
+            .map_err(caught_at_root)
+        };
+        // SAFETY: forwarded to our caller.
+        let inner = unsafe { corosensei::Coroutine::with_stack_unchecked(stack, root) };
+        Ok(Raw {
+            inner,
+            meta,
+            death: None,
+        })
+    }
+
+    #[inline]
+    pub(super) fn status(&self) -> Status {
+        if self.inner.done() {
+            Status::Dead
+        } else {
+            Status::Suspended
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn resume(
+        &mut self,
+        input: Input,
+    ) -> Result<CoroutineResult<Yield, Return>, ResumeError<Input>> {
+        if self.inner.done() {
+            return Err(ResumeError::Dead(input));
+        }
+        let inner = &mut self.inner;
+        match enter(&self.meta, || inner.resume(input)) {
+            CoroutineResult::Yield(value) => Ok(CoroutineResult::Yield(value)),
+            CoroutineResult::Return(Ok(value)) => {
+                self.meta.set_dead();
+                Ok(CoroutineResult::Return(value))
+            }
+            CoroutineResult::Return(Err(payload)) => Err(ResumeError::Panicked(self.died(payload))),
+        }
+    }
+
+    #[cold]
+    fn died(&mut self, payload: Payload) -> Panic {
+        self.meta.set_dead();
+        if is_close_unwind(&*payload) {
+            // Not this coroutine's panic: an enclosing coroutine that was
+            // suspended from inside this one's stack is being closed, and the
+            // unwinding must go on to that coroutine's root.
+            std::panic::resume_unwind(payload);
+        }
+        self.death = Some(payload_message(&*payload).into());
+        Panic::new(payload, self.meta.name.clone())
+    }
+
+    pub(super) fn close(&mut self) -> Result<(), Panic> {
+        if self.inner.done() {
+            return match self.death.take() {
+                Some(message) => Err(Panic::new(
+                    Box::new(String::from(message)),
+                    self.meta.name.clone(),
+                )),
+                None => Ok(()),
+            };
+        }
+        let inner = &mut self.inner;
+        self.meta.closing.set(true);
+        let result = enter(&self.meta, || {
+            std::panic::catch_unwind(AssertUnwindSafe(|| inner.force_unwind()))
+        });
+        self.meta.closing.set(false);
+        self.meta.set_dead();
+        let result = result.and_then(|()| CLOSE_PANIC.take().map_or(Ok(()), Err));
+        result.map_err(|payload| Panic::new(payload, self.meta.name.clone()))
+    }
+}
+
+impl<Input, Yield, Return> Drop for Raw<Input, Yield, Return> {
+    #[inline]
+    fn drop(&mut self) {
+        // A finished coroutine (the common case) has nothing to unwind, and
+        // an unreported death panic needs no `Panic` built just to be dropped.
+        if !self.inner.done() {
+            // Like Lua's garbage collector, dropping does not report errors.
+            let _ = self.close();
+        }
+    }
+}

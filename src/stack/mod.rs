@@ -1,0 +1,156 @@
+//! Coroutine stacks: sizes, guard pages and a per-thread pool of reusable stacks.
+//!
+//! Every stackful coroutine runs on its own stack: a memory mapping with a
+//! guard page below it (corosensei's
+//! [`DefaultStack`](corosensei::stack::DefaultStack)), so that an overflow
+//! faults instead of corrupting memory. Mapping a stack costs system calls
+//! (`mmap`, `mprotect`, `munmap`) and a page fault on first touch, about 9 µs
+//! on the reference machine, which is far more than running a small coroutine.
+//! So finished stacks are not unmapped: they go back to a per-thread pool,
+//! keyed by size, and the next coroutine of that size takes one from there
+//! without any system call.
+//!
+//! # Limits
+//!
+//! Each guarded stack is two memory mappings. Linux caps the mappings of one
+//! process at `vm.max_map_count` (65530 by default), so about 32,000 stackful
+//! coroutines can be alive at once. Past that, creation fails with a
+//! [`StackError`] that says so; [`Coroutine::new`](crate::Coroutine::new)
+//! panics with the same message, [`Builder::try_build`](crate::Builder::try_build)
+//! returns it. Stackless coroutines (feature `nightly`) have no such cap.
+//!
+//! # Stack overflow
+//!
+//! Overflowing a coroutine's stack hits its guard page. cogen installs a
+//! `SIGSEGV`/`SIGBUS` handler (on an alternate signal stack) that recognises a
+//! fault in the running coroutine's guard page, prints which coroutine
+//! overflowed, its stack size and how to raise it, and aborts, as the standard
+//! library does for threads. Faults anywhere else go to the previous handler.
+//!
+//! # Layering
+//!
+//! This module is the bottom layer: it uses nothing else from cogen. The
+//! overflow handler learns which coroutine is running from a describer that
+//! the coroutine layer hands over with every stack it takes
+//! (`PooledStack::take`). `mod.rs` holds sizes and errors, `pool.rs` the pool
+//! and `overflow.rs` the signal handler.
+
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub(crate) mod overflow;
+mod pool;
+
+pub(crate) use pool::PooledStack;
+pub use pool::{pooled_stacks, set_pool_capacity};
+
+/// The stack size a coroutine gets unless its [`Builder`](crate::Builder) says
+/// otherwise: 1 MiB of address space, as corosensei's own default. Only the
+/// pages a coroutine touches become resident memory (one or two for a small
+/// body), so a generous default costs address space, not RAM.
+pub const DEFAULT_STACK_SIZE: usize = 1024 * 1024;
+
+/// The smallest stack size cogen accepts; smaller requests are rounded up.
+///
+/// corosensei itself accepts 4 KiB, but a coroutine needs room for more than
+/// its own frames: a panic needs the unwinder and the panic message, and
+/// dropping a suspended coroutine unwinds its stack from the deepest frame.
+/// With 4 KiB either of those overflows. 32 KiB leaves room for both in debug
+/// builds (tested by `tests/stack.rs`).
+pub const MIN_STACK_SIZE: usize = 32 * 1024;
+
+/// How many finished stacks of each size a thread keeps for reuse by default.
+pub const DEFAULT_POOL_CAPACITY: usize = 1024;
+
+/// A stack could not be mapped, so a coroutine could not be created.
+///
+/// The message says why and what to do about it; the usual cause is Linux's
+/// per-process limit on memory mappings.
+#[derive(Debug)]
+pub struct StackError {
+    size: usize,
+    source: io::Error,
+}
+
+impl StackError {
+    /// The stack size that was requested, in bytes.
+    pub fn stack_size(&self) -> usize {
+        self.size
+    }
+
+    /// The operating system's error.
+    pub fn io_error(&self) -> &io::Error {
+        &self.source
+    }
+}
+
+impl fmt::Display for StackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot map a {} KiB coroutine stack: {}",
+            self.size / 1024,
+            self.source
+        )?;
+        // ENOMEM from mmap or mprotect: usually the mapping limit.
+        if cfg!(target_os = "linux") && self.source.raw_os_error() == Some(libc::ENOMEM) {
+            let max = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+                .ok()
+                .and_then(|s| s.trim().parse::<usize>().ok());
+            let max_text = max.map_or_else(|| "its limit".to_string(), |m| m.to_string());
+            let stacks = max.map_or_else(|| "half as many".to_string(), |m| (m / 2).to_string());
+            write!(
+                f,
+                "; each guarded stack takes two memory mappings and this process may have \
+                 {max_text} (vm.max_map_count), so about {stacks} stackful coroutines can be \
+                 alive at once: drop finished coroutines, raise the limit \
+                 (`sysctl -w vm.max_map_count=262144`), or use stackless coroutines \
+                 (cogen's `nightly` feature) past that"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for StackError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// Rounds a requested stack size to what a coroutine actually gets, or says
+/// that no stack of that size can exist.
+#[inline]
+pub(crate) fn effective_size(requested: usize) -> Result<usize, StackError> {
+    if requested == DEFAULT_STACK_SIZE {
+        return Ok(requested); // a whole number of pages on every platform
+    }
+    let page = page_size();
+    // Room for the rounding and the guard page that `DefaultStack` adds.
+    requested
+        .max(MIN_STACK_SIZE)
+        .checked_add(2 * page)
+        .map(|_| (requested.max(MIN_STACK_SIZE) + page - 1) & !(page - 1))
+        .ok_or_else(|| StackError {
+            size: requested,
+            source: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the stack size does not fit in the address space",
+            ),
+        })
+}
+
+pub(crate) fn page_size() -> usize {
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    match PAGE.load(Ordering::Relaxed) {
+        0 => {
+            // SAFETY: sysconf has no preconditions.
+            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+            let page = usize::try_from(page).unwrap_or(4096);
+            PAGE.store(page, Ordering::Relaxed);
+            page
+        }
+        page => page,
+    }
+}
