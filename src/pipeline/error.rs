@@ -1,5 +1,5 @@
 //! How a pipeline fails: [`StageError`] names the stage that failed and
-//! keeps its panic or error, and [`StageResult`] carries it between stages
+//! keeps its panic or error, and [`PipelineItem`] carries it between stages
 //! in place of an item.
 
 use std::borrow::Cow;
@@ -12,8 +12,9 @@ use crate::error::Panic;
 pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 
 /// What flows between pipeline stages: an item, or the error that ended the
-/// stream.
-pub type StageResult<T> = Result<T, StageError>;
+/// stream. Every pipeline is an `Iterator<Item = PipelineItem<T>>`; what a
+/// stage's body returns at its end is a [`StageReturn`](super::StageReturn).
+pub type PipelineItem<T> = Result<T, StageError>;
 
 /// A pipeline stage failed: it panicked, or its body returned `Err`.
 ///

@@ -4,18 +4,18 @@
 use std::borrow::Cow;
 
 use super::ready_made::{self, Lines, Windowed, Words};
-use super::{Stage, StageOutcome, StageResult, Upstream};
+use super::{PipelineItem, Stage, StageReturn, Upstream};
 use crate::coroutine::{Builder, Coroutine, Yielder};
 use crate::resumable::Resumable;
 
 /// Adds stages to a pipeline: an `Iterator<Item = Result<T, StageError>>`.
 ///
 /// Implemented for every such iterator; start one with [`source`](super::source).
-pub trait PipelineExt<T>: Iterator<Item = StageResult<T>> + Sized {
+pub trait PipelineExt<T>: Iterator<Item = PipelineItem<T>> + Sized {
     /// Adds a stackful stage named `name`: `body` pulls items from `up` (an
     /// [`Upstream`], a plain iterator) and suspends with items for the next
     /// stage, from any depth of its call stack. It returns `()` or
-    /// `Result<(), E>` ([`StageOutcome`]).
+    /// `Result<(), E>` ([`StageReturn`]).
     ///
     /// ```
     /// use cogen::pipeline::{PipelineExt, source};
@@ -57,7 +57,7 @@ pub trait PipelineExt<T>: Iterator<Item = StageResult<T>> + Sized {
     where
         Self: 'static,
         Out: 'static,
-        R: StageOutcome + 'static,
+        R: StageReturn + 'static,
         F: FnOnce(&Yielder<(), Out>, Upstream<Self>) -> R + 'static,
     {
         let name = name.into();
@@ -73,7 +73,7 @@ pub trait PipelineExt<T>: Iterator<Item = StageResult<T>> + Sized {
     where
         F: FnOnce(Upstream<Self>) -> G,
         G: Resumable<()>,
-        G::Return: StageOutcome,
+        G::Return: StageReturn,
     {
         Stage::after(self, name, make)
     }
@@ -108,7 +108,7 @@ pub trait PipelineExt<T>: Iterator<Item = StageResult<T>> + Sized {
     ) -> Stage<crate::stackless::Stackless<C>>
     where
         F: FnOnce(Upstream<Self>) -> C,
-        C: std::ops::Coroutine<(), Return: StageOutcome> + Unpin,
+        C: std::ops::Coroutine<(), Return: StageReturn> + Unpin,
     {
         let name = name.into();
         let label = name.clone();
@@ -193,4 +193,4 @@ pub trait PipelineExt<T>: Iterator<Item = StageResult<T>> + Sized {
     }
 }
 
-impl<T, I: Iterator<Item = StageResult<T>>> PipelineExt<T> for I {}
+impl<T, I: Iterator<Item = PipelineItem<T>>> PipelineExt<T> for I {}

@@ -8,7 +8,7 @@
 //! turn one input into many outputs, or many into one, in straight-line
 //! code: no hand-written state machine, no buffering of the whole input.
 //!
-//! Items flow between stages as [`StageResult<T>`], that is
+//! Items flow between stages as [`PipelineItem<T>`], that is
 //! `Result<T, StageError>`: a pipeline is an
 //! `Iterator<Item = Result<T, StageError>>`. The end of the
 //! stream is `None`; a failure is `Some(Err(e))`, and `e` names the stage
@@ -65,7 +65,7 @@
 //! # Errors
 //!
 //! A stage fails when its body panics, or when it returns `Err` (a body
-//! returns `()` or `Result<(), E>`, see [`StageOutcome`]). The pipeline
+//! returns `()` or `Result<(), E>`, see [`StageReturn`]). The pipeline
 //! then hands the consumer `Err(`[`StageError`]`)` naming that stage, and
 //! ends. The stages after the failed one see the end of their input (their
 //! `Upstream` returns `None`); whatever they yield or return after that is
@@ -91,13 +91,13 @@
 //! Dropping a [`Sink`] closes its consumer the same way.
 
 // One concept per file; the pull side first, then the push side:
-// - error.rs: `StageError`, and `StageResult`, an item or the error that
+// - error.rs: `StageError`, and `PipelineItem`, an item or the error that
 //   ended the stream;
 // - source.rs: the starts of pipelines (`source`, `read_chunks`);
 // - upstream.rs: `Upstream`, a stage's input, and the slot through which it
 //   reports the failure of the stage before;
 // - stage.rs: `Stage`, the driver of one stage's coroutine, and
-//   `StageOutcome`, what a stage body may return;
+//   `StageReturn`, what a stage body may return;
 // - ext.rs: `PipelineExt`, the methods that add stages;
 // - ready_made.rs: the ready-made stages (`lines`, `words`, `windowed`);
 // - push.rs: `Push`, the consumer end of a push pipeline;
@@ -115,12 +115,12 @@ mod stage;
 mod tee;
 mod upstream;
 
-pub use error::{BoxError, StageError, StageResult};
+pub use error::{BoxError, PipelineItem, StageError};
 pub use ext::PipelineExt;
 pub use push::Push;
 pub use ready_made::{InvalidUtf8, Lines, Windowed, Words};
 pub use sink::{Feed, Sink};
 pub use source::{ReadChunks, Source, read_chunks, source};
-pub use stage::{Stage, StageOutcome};
+pub use stage::{Stage, StageReturn};
 pub use tee::{Tee, tee};
 pub use upstream::Upstream;

@@ -1,7 +1,7 @@
 //! [`Push`]: the consumer end of a push pipeline, which a producer sends
 //! items to and then finishes.
 
-use super::{StageError, StageResult};
+use super::{PipelineItem, StageError};
 
 /// The consumer end of a push pipeline: a [`Sink`](super::Sink), or several
 /// of them ([`tee`](super::tee), `Vec<Sink>`).
@@ -32,7 +32,7 @@ pub trait Push<T>: Sized {
     /// ```
     fn feed<I>(mut self, items: I) -> Result<Self::Output, StageError>
     where
-        I: IntoIterator<Item = StageResult<T>>,
+        I: IntoIterator<Item = PipelineItem<T>>,
     {
         for item in items {
             if !self.send(item?) {

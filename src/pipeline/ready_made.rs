@@ -5,7 +5,7 @@
 use std::error::Error;
 use std::fmt;
 
-use super::{Stage, StageResult, Upstream};
+use super::{PipelineItem, Stage, Upstream};
 use crate::coroutine::{Coroutine, Yielder};
 
 /// Splits byte chunks into lines: the stage made by
@@ -56,7 +56,7 @@ pub(super) fn split_lines<T, U>(
 ) -> Result<(), InvalidUtf8>
 where
     T: AsRef<[u8]>,
-    U: Iterator<Item = StageResult<T>>,
+    U: Iterator<Item = PipelineItem<T>>,
 {
     let mut partial: Vec<u8> = Vec::new();
     let mut number = 0;
@@ -99,7 +99,7 @@ where
 pub(super) fn split_words<T, U>(co: &Yielder<(), String>, up: Upstream<U>)
 where
     T: AsRef<str>,
-    U: Iterator<Item = StageResult<T>>,
+    U: Iterator<Item = PipelineItem<T>>,
 {
     for text in up {
         for word in text.as_ref().split_whitespace() {
@@ -117,7 +117,7 @@ pub(super) fn aggregate_windows<T, U, O, F>(
     size: usize,
     mut aggregate: F,
 ) where
-    U: Iterator<Item = StageResult<T>>,
+    U: Iterator<Item = PipelineItem<T>>,
     F: FnMut(&[T]) -> O,
 {
     let mut window = Vec::with_capacity(size);

@@ -5,7 +5,7 @@ use std::fmt;
 use std::io::Read;
 use std::iter::FusedIterator;
 
-use super::{StageError, StageResult};
+use super::{PipelineItem, StageError};
 
 /// Lifts an iterator into the start of a pipeline: each item becomes
 /// `Ok(item)`.
@@ -24,7 +24,7 @@ pub fn source<I: IntoIterator>(items: I) -> Source<I::IntoIter> {
 pub struct Source<I>(I);
 
 impl<I: Iterator> Iterator for Source<I> {
-    type Item = StageResult<I::Item>;
+    type Item = PipelineItem<I::Item>;
 
     #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
@@ -74,7 +74,7 @@ pub struct ReadChunks<R> {
 }
 
 impl<R: Read> Iterator for ReadChunks<R> {
-    type Item = StageResult<Vec<u8>>;
+    type Item = PipelineItem<Vec<u8>>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.ended {

@@ -1,28 +1,29 @@
 //! A stage's driver: [`Stage`] resumes the stage's coroutine for each item
 //! and turns its end, panic or `Err` return into the end of the stream or a
-//! [`StageError`]; [`StageOutcome`] is what a stage body may return.
+//! [`StageError`]; [`StageReturn`] is what a stage body may return.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::iter::FusedIterator;
 
 use super::upstream::FailureSlot;
-use super::{BoxError, StageError, StageResult, Upstream};
+use super::{BoxError, PipelineItem, StageError, Upstream};
 use crate::coroutine::CoroutineResult;
 use crate::error::ResumeError;
 use crate::resumable::Resumable;
 
 /// What a stage body may return: `()` (it cannot fail) or `Result<(), E>`,
-/// where an `Err` fails the stage with a [`StageError`] naming it.
+/// where an `Err` fails the stage with a [`StageError`] naming it. (The items
+/// the stage hands on are [`PipelineItem`]s.)
 ///
 /// With the `nightly` feature, `!` too: a body that loops forever. On stable
 /// Rust such a body needs a `()` return that it never reaches.
-pub trait StageOutcome {
+pub trait StageReturn {
     /// `Ok(())`, or the error that fails the stage.
     fn into_result(self) -> Result<(), BoxError>;
 }
 
-impl StageOutcome for () {
+impl StageReturn for () {
     #[inline]
     fn into_result(self) -> Result<(), BoxError> {
         Ok(())
@@ -31,13 +32,13 @@ impl StageOutcome for () {
 
 /// A body that never returns (an endless `loop`) has the type `!`.
 #[cfg(feature = "nightly")]
-impl StageOutcome for ! {
+impl StageReturn for ! {
     fn into_result(self) -> Result<(), BoxError> {
         self
     }
 }
 
-impl<E: Into<BoxError>> StageOutcome for Result<(), E> {
+impl<E: Into<BoxError>> StageReturn for Result<(), E> {
     #[inline]
     fn into_result(self) -> Result<(), BoxError> {
         self.map_err(Into::into)
@@ -89,7 +90,7 @@ pub struct Stage<G> {
 impl<G> Stage<G>
 where
     G: Resumable<()>,
-    G::Return: StageOutcome,
+    G::Return: StageReturn,
 {
     /// A stage named `name` running `co`, which has no upstream of its own
     /// (or manages it itself).
@@ -169,9 +170,9 @@ where
 impl<G> Iterator for Stage<G>
 where
     G: Resumable<()>,
-    G::Return: StageOutcome,
+    G::Return: StageReturn,
 {
-    type Item = StageResult<G::Yield>;
+    type Item = PipelineItem<G::Yield>;
 
     #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
@@ -189,7 +190,7 @@ where
 impl<G> FusedIterator for Stage<G>
 where
     G: Resumable<()>,
-    G::Return: StageOutcome,
+    G::Return: StageReturn,
 {
 }
 

@@ -7,7 +7,7 @@ use std::fmt;
 use std::iter::FusedIterator;
 use std::rc::Rc;
 
-use super::{StageError, StageResult};
+use super::{PipelineItem, StageError};
 
 /// Where a stage's upstream puts its error, for the stage's driver to find.
 /// The flag makes the check after every resume a single load.
@@ -32,7 +32,7 @@ pub struct Upstream<U> {
     failure: FailureSlot,
 }
 
-impl<T, U: Iterator<Item = StageResult<T>>> Iterator for Upstream<U> {
+impl<T, U: Iterator<Item = PipelineItem<T>>> Iterator for Upstream<U> {
     type Item = T;
 
     #[inline(always)]
@@ -69,7 +69,7 @@ impl<U> Upstream<U> {
 }
 
 /// Every stage is fused, so is the upstream made of one.
-impl<T, U: FusedIterator<Item = StageResult<T>>> FusedIterator for Upstream<U> {}
+impl<T, U: FusedIterator<Item = PipelineItem<T>>> FusedIterator for Upstream<U> {}
 
 impl<U> fmt::Debug for Upstream<U> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
