@@ -455,7 +455,7 @@ fn a_sink_returns_its_result_at_the_end_of_the_stream() {
 
 #[test]
 fn a_sink_with_no_items_still_returns() {
-    let count = Sink::new("count", |items: cogen::pipeline::Feed<'_, u8>| {
+    let count = Sink::new("count", |items: cogen::pipeline::SinkInput<'_, u8>| {
         items.count()
     });
     assert_eq!(count.finish().unwrap(), 0);

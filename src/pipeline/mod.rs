@@ -44,8 +44,9 @@
 //!
 //! # Push pipelines
 //!
-//! A [`Sink`] is a consumer coroutine: its body reads items from a [`Feed`]
-//! as if from an iterator, and is suspended whenever it needs the next one.
+//! A [`Sink`] is a consumer coroutine: its body reads items from its
+//! [`SinkInput`] as if from an iterator, and is suspended whenever it needs
+//! the next one.
 //! A producer drives it with [`Push::send`] and ends the stream with
 //! [`Push::finish`], which returns the consumer's return value (a count, a
 //! summary). [`tee`] and `Vec<Sink>` send each item to several consumers.
@@ -101,8 +102,8 @@
 // - ext.rs: `PipelineExt`, the methods that add stages;
 // - ready_made.rs: the ready-made stages (`lines`, `words`, `windowed`);
 // - push.rs: `Push`, the consumer end of a push pipeline;
-// - sink.rs: `Sink`, a consumer coroutine, and `Feed`, the items its body
-//   reads;
+// - sink.rs: `Sink`, a consumer coroutine, and `SinkInput`, the items its
+//   body reads;
 // - tee.rs: fan-out to several consumers (`tee`, `Vec<Sink>`).
 
 mod error;
@@ -119,7 +120,7 @@ pub use error::{BoxError, PipelineItem, StageError};
 pub use ext::PipelineExt;
 pub use push::Push;
 pub use ready_made::{InvalidUtf8, Lines, Windowed, Words};
-pub use sink::{Feed, Sink};
+pub use sink::{Sink, SinkInput};
 pub use source::{ReadChunks, Source, read_chunks, source};
 pub use stage::{Stage, StageReturn};
 pub use tee::{Tee, tee};

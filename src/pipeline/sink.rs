@@ -1,5 +1,6 @@
 //! A consumer coroutine: [`Sink`] runs the consumer and is the [`Push`] a
-//! producer drives; [`Feed`] is the iterator its body reads the items from.
+//! producer drives; [`SinkInput`] is the iterator its body reads the items
+//! from.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -12,7 +13,7 @@ use crate::error::ResumeError;
 use crate::resumable::Resumable;
 
 /// A consumer coroutine fed by [`Push::send`]: its body reads the items from
-/// a [`Feed`], as from an iterator, and its return value comes back from
+/// a [`SinkInput`], as from an iterator, and its return value comes back from
 /// [`Push::finish`].
 ///
 /// `G` is the coroutine: `Coroutine<Option<T>, (), R>` for [`Sink::new`],
@@ -44,21 +45,21 @@ pub struct Sink<T, G: Resumable<Option<T>, Yield = ()>> {
 }
 
 impl<T: 'static, R: 'static> Sink<T, Coroutine<Option<T>, (), R>> {
-    /// A stackful consumer named `name`: `body` gets the items as a [`Feed`]
-    /// and returns the result of the whole stream.
+    /// A stackful consumer named `name`: `body` gets the items as a
+    /// [`SinkInput`] and returns the result of the whole stream.
     ///
     /// # Panics
     /// If no stack can be mapped, like [`Coroutine::new`].
     #[track_caller]
     pub fn new<F>(name: impl Into<Cow<'static, str>>, body: F) -> Self
     where
-        F: FnOnce(Feed<'_, T>) -> R + 'static,
+        F: FnOnce(SinkInput<'_, T>) -> R + 'static,
     {
         let name = name.into();
         let co = Builder::new()
             .name(name.clone())
             .build(move |co, first: Option<T>| {
-                body(Feed {
+                body(SinkInput {
                     co,
                     ended: first.is_none(),
                     pending: first,
@@ -184,13 +185,13 @@ where
 /// The items a stackful [`Sink`]'s body consumes: an iterator that suspends
 /// the consumer until the producer sends the next item, and ends (`None`)
 /// when the producer ends the stream.
-pub struct Feed<'a, T> {
+pub struct SinkInput<'a, T> {
     co: &'a Yielder<Option<T>, ()>,
     pending: Option<T>,
     ended: bool,
 }
 
-impl<T> Iterator for Feed<'_, T> {
+impl<T> Iterator for SinkInput<'_, T> {
     type Item = T;
 
     #[inline]
@@ -207,11 +208,11 @@ impl<T> Iterator for Feed<'_, T> {
     }
 }
 
-impl<T> FusedIterator for Feed<'_, T> {}
+impl<T> FusedIterator for SinkInput<'_, T> {}
 
-impl<T> fmt::Debug for Feed<'_, T> {
+impl<T> fmt::Debug for SinkInput<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Feed")
+        f.debug_struct("SinkInput")
             .field("ended", &self.ended)
             .finish_non_exhaustive()
     }
