@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::process::ExitCode;
 
-use cogen::pipeline::{PipelineExt, Push, Sink, StageResult, read_chunks};
+use cogen::pipeline::{PipelineExt, PipelineItem, Push, Sink, read_chunks};
 
 // The stackless stage: `yield` and `#[coroutine]` do not parse on stable
 // Rust, even in code that `cfg` removes, so it lives in its own file.
@@ -39,8 +39,8 @@ fn normalise(word: &str) -> Option<String> {
 
 /// The normalising stage: stackless on nightly, stackful otherwise.
 fn normalised(
-    words: impl Iterator<Item = StageResult<String>> + 'static,
-) -> impl Iterator<Item = StageResult<String>> {
+    words: impl Iterator<Item = PipelineItem<String>> + 'static,
+) -> impl Iterator<Item = PipelineItem<String>> {
     #[cfg(feature = "nightly")]
     return stackless::normalised(words);
     #[cfg(not(feature = "nightly"))]

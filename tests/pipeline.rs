@@ -13,7 +13,7 @@ use std::io::{self, Read};
 use std::rc::Rc;
 
 use cogen::pipeline::{
-    InvalidUtf8, PipelineExt, Push, Sink, Stage, StageError, StageResult, read_chunks, source, tee,
+    InvalidUtf8, PipelineExt, PipelineItem, Push, Sink, Stage, StageError, read_chunks, source, tee,
 };
 use cogen::{Builder, Coroutine};
 
@@ -29,7 +29,7 @@ fn counter() -> Rc<Cell<u32>> {
     Rc::new(Cell::new(0))
 }
 
-fn ok<T>(items: impl IntoIterator<Item = StageResult<T>>) -> Vec<T> {
+fn ok<T>(items: impl IntoIterator<Item = PipelineItem<T>>) -> Vec<T> {
     items
         .into_iter()
         .collect::<Result<_, _>>()
@@ -162,7 +162,7 @@ impl std::error::Error for TooBig {}
 fn an_err_reaches_the_consumer_naming_the_stage() {
     let downstream_saw_end = Rc::new(Cell::new(false));
     let seen = downstream_saw_end.clone();
-    let items: Vec<StageResult<u32>> = source(1..=10u32)
+    let items: Vec<PipelineItem<u32>> = source(1..=10u32)
         .stage("check", |co, up| {
             for x in up {
                 if x > 3 {
@@ -260,7 +260,7 @@ impl Read for FailingReader {
 
 #[test]
 fn a_read_error_is_named_and_distinct_from_the_end() {
-    let items: Vec<StageResult<String>> =
+    let items: Vec<PipelineItem<String>> =
         read_chunks(FailingReader { good: 10 }, 4).lines().collect();
     // The 10 good bytes are one unfinished line: discarded with the failure.
     assert_eq!(items.len(), 1);
@@ -274,7 +274,7 @@ fn a_read_error_is_named_and_distinct_from_the_end() {
 #[test]
 fn invalid_utf8_fails_the_lines_stage_with_the_line_number() {
     let chunks: Vec<&[u8]> = vec![b"ok\nstill ok\n", b"bad \xff byte\nnever seen\n"];
-    let items: Vec<StageResult<String>> = source(chunks).lines().collect();
+    let items: Vec<PipelineItem<String>> = source(chunks).lines().collect();
     assert_eq!(items.len(), 3);
     assert_eq!(items[1].as_ref().unwrap(), "still ok");
     let error = items[2].as_ref().unwrap_err();
@@ -295,7 +295,7 @@ fn a_custom_source_error_passes_through_later_stages() {
         Err(StageError::new("sensor", "unplugged")),
         Ok(3),
     ];
-    let out: Vec<StageResult<i32>> = items
+    let out: Vec<PipelineItem<i32>> = items
         .into_iter()
         .stage("double", |co, up| {
             for x in up {
@@ -455,7 +455,7 @@ fn a_sink_returns_its_result_at_the_end_of_the_stream() {
 
 #[test]
 fn a_sink_with_no_items_still_returns() {
-    let count = Sink::new("count", |items: cogen::pipeline::Feed<'_, u8>| {
+    let count = Sink::new("count", |items: cogen::pipeline::SinkInput<'_, u8>| {
         items.count()
     });
     assert_eq!(count.finish().unwrap(), 0);
@@ -824,7 +824,7 @@ impl Drop for Tracked {
     }
 }
 
-type Tracks = Box<dyn Iterator<Item = StageResult<Tracked>>>;
+type Tracks = Box<dyn Iterator<Item = PipelineItem<Tracked>>>;
 
 /// The stage's work on one input: what it hands on, given what it held.
 fn step(kind: Kind, item: Tracked, held: &mut Option<Tracked>, out: &mut Vec<Tracked>) {

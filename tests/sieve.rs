@@ -3,7 +3,7 @@
 //! Stages are stackful, stackless (nightly), or mixed in one chain.
 #![cfg_attr(feature = "nightly", feature(coroutines))]
 
-use cogen::pipeline::{PipelineExt, Stage, StageResult};
+use cogen::pipeline::{PipelineExt, PipelineItem, Stage};
 
 // The stackless stages (their syntax does not parse on stable Rust).
 #[cfg(feature = "nightly")]
@@ -11,7 +11,7 @@ use cogen::pipeline::{PipelineExt, Stage, StageResult};
 mod stackless;
 
 /// A chain of stages whose length is only known at run time.
-type Numbers = Box<dyn Iterator<Item = StageResult<u64>>>;
+type Numbers = Box<dyn Iterator<Item = PipelineItem<u64>>>;
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {

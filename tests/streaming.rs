@@ -17,7 +17,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use cogen::pipeline::{PipelineExt, StageResult, read_chunks};
+use cogen::pipeline::{PipelineExt, PipelineItem, read_chunks};
 
 struct Counting;
 
@@ -99,8 +99,8 @@ impl Read for Generated {
 }
 
 fn line_lengths(
-    lines: impl Iterator<Item = StageResult<String>> + 'static,
-) -> impl Iterator<Item = StageResult<usize>> {
+    lines: impl Iterator<Item = PipelineItem<String>> + 'static,
+) -> impl Iterator<Item = PipelineItem<usize>> {
     #[cfg(feature = "nightly")]
     return stackless::line_lengths(lines);
     #[cfg(not(feature = "nightly"))]

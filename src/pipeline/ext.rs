@@ -1,0 +1,196 @@
+//! [`PipelineExt`]: the methods that add a stage to a pipeline, a stage of
+//! your own (stackful, stackless, any [`Resumable`]) or a ready-made one.
+
+use std::borrow::Cow;
+
+use super::ready_made::{self, Lines, Windowed, Words};
+use super::{PipelineItem, Stage, StageReturn, Upstream};
+use crate::coroutine::{Builder, Coroutine, Yielder};
+use crate::resumable::Resumable;
+
+/// Adds stages to a pipeline: an `Iterator<Item = Result<T, StageError>>`.
+///
+/// Implemented for every such iterator; start one with [`source`](super::source).
+pub trait PipelineExt<T>: Iterator<Item = PipelineItem<T>> + Sized {
+    /// Adds a stackful stage named `name`: `body` pulls items from `up` (an
+    /// [`Upstream`], a plain iterator) and suspends with items for the next
+    /// stage, from any depth of its call stack. It returns `()` or
+    /// `Result<(), E>` ([`StageReturn`]).
+    ///
+    /// ```
+    /// use cogen::pipeline::{PipelineExt, source};
+    ///
+    /// // Run-length decoding: one item in, many out.
+    /// let out: String = source([('a', 2), ('b', 3)])
+    ///     .stage("expand", |co, up| {
+    ///         for (c, n) in up {
+    ///             for _ in 0..n {
+    ///                 co.suspend(c);
+    ///             }
+    ///         }
+    ///     })
+    ///     .map(Result::unwrap)
+    ///     .collect();
+    /// assert_eq!(out, "aabbb");
+    /// ```
+    ///
+    /// A stage that takes the wrong item type does not compile:
+    ///
+    /// ```compile_fail
+    /// use cogen::pipeline::{PipelineExt, source};
+    /// let _ = source(["not a number"]).stage("double", |co, up| {
+    ///     for x in up {
+    ///         co.suspend(x * 2u32); // `&str * u32`: type error
+    ///     }
+    /// });
+    /// ```
+    ///
+    /// # Panics
+    /// If no stack can be mapped, like [`Coroutine::new`].
+    #[track_caller]
+    #[must_use = "pipelines are lazy and do nothing unless pulled"]
+    fn stage<Out, R, F>(
+        self,
+        name: impl Into<Cow<'static, str>>,
+        body: F,
+    ) -> Stage<Coroutine<(), Out, R>>
+    where
+        Self: 'static,
+        Out: 'static,
+        R: StageReturn + 'static,
+        F: FnOnce(&Yielder<(), Out>, Upstream<Self>) -> R + 'static,
+    {
+        let name = name.into();
+        let builder = Builder::new().name(name.clone());
+        self.stage_with(name, move |up| builder.build(move |co, ()| body(co, up)))
+    }
+
+    /// Adds a stage named `name` run by any [`Resumable`] generator that
+    /// `make` builds around the stage's [`Upstream`]: a stackful coroutine
+    /// with a custom [`Builder`], a boxed one, or a stackless one.
+    #[must_use = "pipelines are lazy and do nothing unless pulled"]
+    fn stage_with<G, F>(self, name: impl Into<Cow<'static, str>>, make: F) -> Stage<G>
+    where
+        F: FnOnce(Upstream<Self>) -> G,
+        G: Resumable<()>,
+        G::Return: StageReturn,
+    {
+        Stage::after(self, name, make)
+    }
+
+    /// Adds a stackless stage (feature `nightly`): `make` receives the
+    /// stage's [`Upstream`] and returns a `#[coroutine]` closure that pulls
+    /// from it and `yield`s items. Stackless and stackful stages mix freely.
+    ///
+    /// ```
+    /// #![feature(coroutines, coroutine_trait, stmt_expr_attributes)]
+    /// use cogen::pipeline::{PipelineExt, source};
+    ///
+    /// let evens: Vec<u32> = source(1..=6)
+    ///     .stackless_stage("evens", |up| #[coroutine] move || {
+    ///         for x in up {
+    ///             if x % 2 == 0 {
+    ///                 yield x;
+    ///             }
+    ///         }
+    ///     })
+    ///     .stage("square", |co, up| up.for_each(|x| { co.suspend(x * x); }))
+    ///     .collect::<Result<_, _>>()
+    ///     .unwrap();
+    /// assert_eq!(evens, [4, 16, 36]);
+    /// ```
+    #[cfg(feature = "nightly")]
+    #[must_use = "pipelines are lazy and do nothing unless pulled"]
+    fn stackless_stage<C, F>(
+        self,
+        name: impl Into<Cow<'static, str>>,
+        make: F,
+    ) -> Stage<crate::stackless::Stackless<C>>
+    where
+        F: FnOnce(Upstream<Self>) -> C,
+        C: std::ops::Coroutine<(), Return: StageReturn> + Unpin,
+    {
+        let name = name.into();
+        let label = name.clone();
+        self.stage_with(name, move |up| {
+            crate::stackless::Stackless::new(make(up)).with_name(label)
+        })
+    }
+
+    /// Splits a stream of byte chunks (from
+    /// [`read_chunks`](super::read_chunks), say) into lines, without their
+    /// `\n` or `\r\n`. A line may span any number of chunks, and a chunk may
+    /// hold any number of lines; memory use is one chunk plus the longest
+    /// line. A line that is not UTF-8 fails the stage (named `"lines"`) with
+    /// [`InvalidUtf8`](super::InvalidUtf8).
+    ///
+    /// ```
+    /// use cogen::pipeline::{PipelineExt, source};
+    ///
+    /// let chunks = [&b"one\ntw"[..], b"o\r\n", b"", b"thr", b"ee"];
+    /// let lines: Vec<String> = source(chunks).lines().collect::<Result<_, _>>().unwrap();
+    /// assert_eq!(lines, ["one", "two", "three"]);
+    /// ```
+    #[track_caller]
+    #[must_use = "pipelines are lazy and do nothing unless pulled"]
+    fn lines(self) -> Lines
+    where
+        Self: 'static,
+        T: AsRef<[u8]>,
+    {
+        self.stage("lines", |co, up| ready_made::split_lines(co, up))
+    }
+
+    /// Splits a stream of text (lines, say) into its whitespace-separated
+    /// words, as owned `String`s.
+    ///
+    /// ```
+    /// use cogen::pipeline::{PipelineExt, source};
+    ///
+    /// let words: Vec<String> = source(["to be", "", " or not "])
+    ///     .words()
+    ///     .collect::<Result<_, _>>()
+    ///     .unwrap();
+    /// assert_eq!(words, ["to", "be", "or", "not"]);
+    /// ```
+    #[track_caller]
+    #[must_use = "pipelines are lazy and do nothing unless pulled"]
+    fn words(self) -> Words
+    where
+        Self: 'static,
+        T: AsRef<str>,
+    {
+        self.stage("words", |co, up| ready_made::split_words(co, up))
+    }
+
+    /// Aggregates consecutive windows of `size` items with `aggregate`: many
+    /// items in, one out. The last window may be shorter.
+    ///
+    /// ```
+    /// use cogen::pipeline::{PipelineExt, source};
+    ///
+    /// let averages: Vec<f64> = source([1.0, 3.0, 5.0, 7.0, 9.0])
+    ///     .windowed(2, |w: &[f64]| w.iter().sum::<f64>() / w.len() as f64)
+    ///     .collect::<Result<_, _>>()
+    ///     .unwrap();
+    /// assert_eq!(averages, [2.0, 6.0, 9.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `size` is 0.
+    #[track_caller]
+    #[must_use = "pipelines are lazy and do nothing unless pulled"]
+    fn windowed<O, F>(self, size: usize, aggregate: F) -> Windowed<O>
+    where
+        Self: 'static,
+        O: 'static,
+        F: FnMut(&[T]) -> O + 'static,
+    {
+        assert!(size > 0, "windowed: the window size must be at least 1");
+        self.stage("windowed", move |co, up| {
+            ready_made::aggregate_windows(co, up, size, aggregate)
+        })
+    }
+}
+
+impl<T, I: Iterator<Item = PipelineItem<T>>> PipelineExt<T> for I {}

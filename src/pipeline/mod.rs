@@ -1,0 +1,127 @@
+//! Pipelines: typed pull stages and push consumers, stackful or stackless.
+//!
+//! # Pull pipelines
+//!
+//! A *stage* is a coroutine that pulls items from the stage before it (its
+//! [`Upstream`], an ordinary [`Iterator`]) and suspends with items for the
+//! stage after it. Because it keeps its place between items, one stage can
+//! turn one input into many outputs, or many into one, in straight-line
+//! code: no hand-written state machine, no buffering of the whole input.
+//!
+//! Items flow between stages as [`PipelineItem<T>`], that is
+//! `Result<T, StageError>`: a pipeline is an
+//! `Iterator<Item = Result<T, StageError>>`. The end of the
+//! stream is `None`; a failure is `Some(Err(e))`, and `e` names the stage
+//! that failed. [`source`] lifts any iterator into a pipeline, and the
+//! [`PipelineExt`] methods add stages; each stage's output type is the next
+//! one's input type, checked by the compiler.
+//!
+//! ```
+//! use cogen::pipeline::{PipelineExt, source};
+//!
+//! let lines = ["3 1", "", "4 1 5"];
+//! let sums: Vec<u32> = source(lines)
+//!     // one line in, many numbers out
+//!     .stage("numbers", |co, up| {
+//!         for line in up {
+//!             for word in line.split_whitespace() {
+//!                 co.suspend(word.parse::<u32>()?);
+//!             }
+//!         }
+//!         Ok::<(), std::num::ParseIntError>(())
+//!     })
+//!     // many numbers in, one sum out
+//!     .windowed(2, |pair: &[u32]| pair.iter().sum())
+//!     .collect::<Result<_, _>>()
+//!     .unwrap();
+//! assert_eq!(sums, [4, 5, 5]);
+//! ```
+//!
+//! A stage can also be any [`Resumable`](crate::Resumable) (see
+//! [`PipelineExt::stage_with`]): with the `nightly` feature, a stackless
+//! `#[coroutine]` closure through `PipelineExt::stackless_stage`, mixed
+//! freely with stackful stages.
+//!
+//! # Push pipelines
+//!
+//! A [`Sink`] is a consumer coroutine: its body reads items from its
+//! [`SinkInput`] as if from an iterator, and is suspended whenever it needs
+//! the next one.
+//! A producer drives it with [`Push::send`] and ends the stream with
+//! [`Push::finish`], which returns the consumer's return value (a count, a
+//! summary). [`tee`] and `Vec<Sink>` send each item to several consumers.
+//! [`Push::feed`] drives a sink from a pull pipeline.
+//!
+//! ```
+//! use cogen::pipeline::{Push, Sink, source, tee};
+//!
+//! let count = Sink::new("count", |items| items.count());
+//! let longest = Sink::new("longest", |items| items.max_by_key(|w: &&str| w.len()));
+//! let (n, long) = tee(count, longest)
+//!     .feed(source(["a", "tall", "tree"]))
+//!     .unwrap();
+//! assert_eq!((n, long), (3, Some("tree")));
+//! ```
+//!
+//! # Errors
+//!
+//! A stage fails when its body panics, or when it returns `Err` (a body
+//! returns `()` or `Result<(), E>`, see [`StageReturn`]). The pipeline
+//! then hands the consumer `Err(`[`StageError`]`)` naming that stage, and
+//! ends. The stages after the failed one see the end of their input (their
+//! `Upstream` returns `None`); whatever they yield or return after that is
+//! discarded, and they are closed. A failed producer ([`Push::feed`]) closes
+//! the consumers and returns the error; a failed consumer's error comes back
+//! from [`Push::finish`].
+//!
+//! # Stackful or stackless
+//!
+//! A stackful stage ([`PipelineExt::stage`]) may suspend from any function it
+//! calls (a recursive walk, a parser) and costs one stack switch per item
+//! it hands on. A stackless stage (`stackless_stage`, nightly) can only
+//! `yield` from its own body, but is a state machine that the compiler
+//! inlines into the consumer's loop: several times cheaper per item.
+//! `benches/pipeline.rs` measures both against an iterator chain and
+//! threads joined by channels.
+//!
+//! # Drop
+//!
+//! Each stage owns its upstream. Dropping a pipeline half way drops the last
+//! stage, which unwinds its suspended coroutine (running every destructor
+//! on it once) and so drops the stage before it, and so on to the source.
+//! Dropping a [`Sink`] closes its consumer the same way.
+
+// One concept per file; the pull side first, then the push side:
+// - error.rs: `StageError`, and `PipelineItem`, an item or the error that
+//   ended the stream;
+// - source.rs: the starts of pipelines (`source`, `read_chunks`);
+// - upstream.rs: `Upstream`, a stage's input, and the slot through which it
+//   reports the failure of the stage before;
+// - stage.rs: `Stage`, the driver of one stage's coroutine, and
+//   `StageReturn`, what a stage body may return;
+// - ext.rs: `PipelineExt`, the methods that add stages;
+// - ready_made.rs: the ready-made stages (`lines`, `words`, `windowed`);
+// - push.rs: `Push`, the consumer end of a push pipeline;
+// - sink.rs: `Sink`, a consumer coroutine, and `SinkInput`, the items its
+//   body reads;
+// - tee.rs: fan-out to several consumers (`tee`, `Vec<Sink>`).
+
+mod error;
+mod ext;
+mod push;
+mod ready_made;
+mod sink;
+mod source;
+mod stage;
+mod tee;
+mod upstream;
+
+pub use error::{BoxError, PipelineItem, StageError};
+pub use ext::PipelineExt;
+pub use push::Push;
+pub use ready_made::{InvalidUtf8, Lines, Windowed, Words};
+pub use sink::{Sink, SinkInput};
+pub use source::{ReadChunks, Source, read_chunks, source};
+pub use stage::{Stage, StageReturn};
+pub use tee::{Tee, tee};
+pub use upstream::Upstream;

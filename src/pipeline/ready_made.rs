@@ -1,0 +1,134 @@
+//! The ready-made stages of [`PipelineExt`](super::PipelineExt): the types
+//! of [`Lines`], [`Words`] and [`Windowed`], and the bodies that split,
+//! gather and fail them.
+
+use std::error::Error;
+use std::fmt;
+
+use super::{PipelineItem, Stage, Upstream};
+use crate::coroutine::{Coroutine, Yielder};
+
+/// Splits byte chunks into lines: the stage made by
+/// [`PipelineExt::lines`](super::PipelineExt::lines).
+pub type Lines = Stage<Coroutine<(), String, Result<(), InvalidUtf8>>>;
+
+/// Splits lines into words: the stage made by
+/// [`PipelineExt::words`](super::PipelineExt::words).
+pub type Words = Stage<Coroutine<(), String>>;
+
+/// Aggregates fixed-size windows: the stage made by
+/// [`PipelineExt::windowed`](super::PipelineExt::windowed).
+pub type Windowed<O> = Stage<Coroutine<(), O>>;
+
+/// A line that is not valid UTF-8; fails the
+/// [`lines`](super::PipelineExt::lines) stage.
+#[derive(Debug)]
+pub struct InvalidUtf8 {
+    line: u64,
+    source: std::str::Utf8Error,
+}
+
+impl InvalidUtf8 {
+    /// The number of the offending line, counting from 1.
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+}
+
+impl fmt::Display for InvalidUtf8 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {} is not valid UTF-8: {}", self.line, self.source)
+    }
+}
+
+impl Error for InvalidUtf8 {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// The body of [`PipelineExt::lines`](super::PipelineExt::lines): splits
+/// byte chunks at `\n` (and drops a `\r` before it), carrying a line's
+/// start over from chunk to chunk.
+pub(super) fn split_lines<T, U>(
+    co: &Yielder<(), String>,
+    up: Upstream<U>,
+) -> Result<(), InvalidUtf8>
+where
+    T: AsRef<[u8]>,
+    U: Iterator<Item = PipelineItem<T>>,
+{
+    let mut partial: Vec<u8> = Vec::new();
+    let mut number = 0;
+    let mut emit = |bytes: &[u8]| {
+        number += 1;
+        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        match std::str::from_utf8(bytes) {
+            Ok(line) => {
+                co.suspend(line.to_owned());
+                Ok(())
+            }
+            Err(source) => Err(InvalidUtf8 {
+                line: number,
+                source,
+            }),
+        }
+    };
+    for chunk in up {
+        let mut rest = chunk.as_ref();
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            if partial.is_empty() {
+                emit(&rest[..end])?;
+            } else {
+                partial.extend_from_slice(&rest[..end]);
+                emit(&partial)?;
+                partial.clear();
+            }
+            rest = &rest[end + 1..];
+        }
+        partial.extend_from_slice(rest);
+    }
+    if !partial.is_empty() {
+        emit(&partial)?;
+    }
+    Ok(())
+}
+
+/// The body of [`PipelineExt::words`](super::PipelineExt::words): one owned
+/// `String` per whitespace-separated word.
+pub(super) fn split_words<T, U>(co: &Yielder<(), String>, up: Upstream<U>)
+where
+    T: AsRef<str>,
+    U: Iterator<Item = PipelineItem<T>>,
+{
+    for text in up {
+        for word in text.as_ref().split_whitespace() {
+            co.suspend(word.to_owned());
+        }
+    }
+}
+
+/// The body of [`PipelineExt::windowed`](super::PipelineExt::windowed):
+/// gathers `size` items at a time and yields `aggregate` of each window,
+/// then of the shorter last one.
+pub(super) fn aggregate_windows<T, U, O, F>(
+    co: &Yielder<(), O>,
+    up: Upstream<U>,
+    size: usize,
+    mut aggregate: F,
+) where
+    U: Iterator<Item = PipelineItem<T>>,
+    F: FnMut(&[T]) -> O,
+{
+    let mut window = Vec::with_capacity(size);
+    for item in up {
+        window.push(item);
+        if window.len() == size {
+            co.suspend(aggregate(&window));
+            window.clear();
+        }
+    }
+    if !window.is_empty() {
+        co.suspend(aggregate(&window));
+    }
+}
