@@ -1,7 +1,7 @@
 //! `close()` in every state and `Drop`: every destructor on a suspended
 //! coroutine's stack runs exactly once, on close, on drop and on panic; a
 //! body that catches panics cannot swallow the unwinding of a close
-//! (corosensei issue 57).
+//! ([corosensei#57](https://github.com/Amanieu/corosensei/issues/57)).
 
 use std::cell::{Cell, RefCell};
 use std::panic::AssertUnwindSafe;
@@ -345,7 +345,7 @@ fn a_scoped_coroutine_is_unwound_when_its_scope_panics() {
     assert_eq!(drops.log(), ["scoped"]);
 }
 
-// ------------------------------------------- corosensei issue 57
+// ---------------- corosensei#57 (https://github.com/Amanieu/corosensei/issues/57)
 
 #[test]
 fn std_catch_unwind_in_the_body_cannot_stop_a_close() {

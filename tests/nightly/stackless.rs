@@ -421,7 +421,9 @@ fn the_adapter_costs_no_semantics_against_raw_resume() {
 /// A stackless coroutine resumed inside a stackful body may suspend the
 /// stackful one (through a borrowed `Yielder`). Closing the stackful one
 /// then unwinds through the stackless adapter's panic catching, which must
-/// let that unwind go on (corosensei issue 57) and still drop everything once.
+/// let that unwind go on
+/// ([corosensei#57](https://github.com/Amanieu/corosensei/issues/57)) and
+/// still drop everything once.
 #[test]
 fn closing_a_stackful_coroutine_unwinds_through_a_stackless_one() {
     let drops = Rc::new(Cell::new(0));
