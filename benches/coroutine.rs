@@ -4,7 +4,7 @@
 //! * `create`: create a coroutine, run it to completion, drop it.
 //! * `drop_suspended`: drop (force-unwind) a coroutine suspended once.
 //!
-//! Run: `cargo bench --bench coroutine`; ratios: `cargo run --release --example bench_report`.
+//! Run: `cargo bench --bench coroutine`; ratios: `cargo run --release -p cogen-tools --bin bench_report`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -17,7 +17,8 @@
 //! crate 0.8), `lua54` (Lua 5.4 through `mlua`, vendored).
 //!
 //! Run: `CARGO_TARGET_DIR=target-bench cargo bench --bench peers`, then
-//! `cargo run --release --example bench_report` for the table and chart.
+//! `CARGO_TARGET_DIR=target-bench cargo run --release -p cogen-tools --bin bench_report`
+//! for the table and chart.
 
 #![feature(coroutines, coroutine_trait)]
 

@@ -1,7 +1,7 @@
 //! `close()` in every state and `Drop`: every destructor on a suspended
 //! coroutine's stack runs exactly once, on close, on drop and on panic; a
 //! body that catches panics cannot swallow the unwinding of a close
-//! (corosensei issue 57).
+//! ([corosensei#57](https://github.com/Amanieu/corosensei/issues/57)).
 
 use std::cell::{Cell, RefCell};
 use std::panic::AssertUnwindSafe;
@@ -9,43 +9,22 @@ use std::rc::Rc;
 
 use cogen::{Builder, Coroutine, CoroutineResult, ResumeError, ScopedCoroutine, Status, Yielder};
 
-/// Counts drops of the tokens it hands out, and records their order.
-#[derive(Clone, Default)]
-struct Drops(Rc<RefCell<Vec<&'static str>>>);
-
-impl Drops {
-    fn token(&self, name: &'static str) -> Token {
-        Token(name, self.0.clone())
-    }
-    fn log(&self) -> Vec<&'static str> {
-        self.0.borrow().clone()
-    }
-    fn count(&self) -> usize {
-        self.0.borrow().len()
-    }
-}
-
-struct Token(&'static str, Rc<RefCell<Vec<&'static str>>>);
-
-impl Drop for Token {
-    fn drop(&mut self) {
-        self.1.borrow_mut().push(self.0);
-    }
-}
+mod support;
+use support::{DropCounter, DropToken};
 
 /// A body that holds tokens in three frames (plus one captured by the
 /// closure) and suspends in the deepest one.
-fn three_frames(drops: &Drops) -> Coroutine<(), u32, ()> {
-    fn level(co: &Yielder<(), u32>, drops: &Drops, names: &[&'static str]) {
+fn three_frames(drops: &DropCounter) -> Coroutine<(), u32, ()> {
+    fn level(co: &Yielder<(), u32>, drops: &DropCounter, names: &[&'static str]) {
         let Some((first, rest)) = names.split_first() else {
             co.suspend(1);
             co.suspend(2);
             return;
         };
-        let _token = drops.token(first);
+        let _token = drops.named(first);
         level(co, drops, rest);
     }
-    let captured = drops.token("captured");
+    let captured = drops.named("captured");
     let drops = drops.clone();
     Coroutine::new(move |co, ()| {
         let _captured = captured;
@@ -57,8 +36,8 @@ fn three_frames(drops: &Drops) -> Coroutine<(), u32, ()> {
 
 #[test]
 fn close_an_unstarted_coroutine() {
-    let drops = Drops::default();
-    let token = drops.token("captured");
+    let drops = DropCounter::new();
+    let token = drops.named("captured");
     let ran = Rc::new(Cell::new(false));
     let r = ran.clone();
     let mut co: Coroutine<u8, (), ()> = Coroutine::new(move |_, _| {
@@ -77,7 +56,7 @@ fn close_an_unstarted_coroutine() {
 
 #[test]
 fn close_a_suspended_coroutine_runs_each_destructor_once() {
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let mut co = three_frames(&drops);
     assert_eq!(co.resume(()).unwrap(), CoroutineResult::Yield(1));
     assert_eq!(drops.count(), 0);
@@ -95,7 +74,7 @@ fn close_a_suspended_coroutine_runs_each_destructor_once() {
 
 #[test]
 fn close_a_returned_coroutine() {
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let mut co = three_frames(&drops);
     while let Ok(CoroutineResult::Yield(_)) = co.resume(()) {}
     assert_eq!(drops.log(), ["inner", "middle", "outer", "captured"]);
@@ -107,10 +86,10 @@ fn close_a_returned_coroutine() {
 
 #[test]
 fn close_a_coroutine_that_died_by_panic_reports_it_once() {
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let d = drops.clone();
     let mut co: Coroutine<(), (), ()> = Builder::new().name("doomed").build(move |co, ()| {
-        let _t = d.token("frame");
+        let _t = d.named("frame");
         co.suspend(());
         panic!("Something went wrong!");
     });
@@ -145,12 +124,12 @@ fn a_panic_while_closing_is_reported_by_close() {
     // A destructor that panics while the stack is being unwound would abort
     // the process (a panic during unwinding), so the body catches the
     // forced unwind itself and then panics normally.
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let d = drops.clone();
     let mut co: Coroutine<(), (), ()> = Coroutine::new(move |co, ()| {
-        let _outer = d.token("outer");
+        let _outer = d.named("outer");
         let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            let _inner = d.token("inner");
+            let _inner = d.named("inner");
             co.suspend(());
         }));
         assert!(caught.is_err(), "the close unwinds through suspend");
@@ -168,7 +147,7 @@ fn a_panic_while_closing_is_reported_by_close() {
 
 #[test]
 fn close_from_inside_another_coroutine() {
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let d = drops.clone();
     let mut outer: Coroutine<(), (), bool> = Coroutine::new(move |co, ()| {
         let me = cogen::running().unwrap();
@@ -188,7 +167,7 @@ fn close_from_inside_another_coroutine() {
                 }
             }
             let _probe = Probe(s);
-            let _t = d.token("inner frame");
+            let _t = d.named("inner frame");
             co.suspend(());
         });
         inner.resume(()).unwrap();
@@ -209,8 +188,8 @@ fn close_from_inside_another_coroutine() {
 
 #[test]
 fn drop_an_unstarted_coroutine_drops_the_closure_once() {
-    let drops = Drops::default();
-    let token = drops.token("captured");
+    let drops = DropCounter::new();
+    let token = drops.named("captured");
     let co: Coroutine<(), (), ()> = Coroutine::new(move |_, ()| drop(token));
     drop(co);
     assert_eq!(drops.log(), ["captured"]);
@@ -218,7 +197,7 @@ fn drop_an_unstarted_coroutine_drops_the_closure_once() {
 
 #[test]
 fn drop_a_suspended_coroutine_runs_each_destructor_once() {
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let mut co = three_frames(&drops);
     co.resume(()).unwrap();
     co.resume(()).unwrap(); // second suspend in the same frame
@@ -230,18 +209,18 @@ fn drop_a_suspended_coroutine_runs_each_destructor_once() {
 
 #[test]
 fn drop_a_returned_or_panicked_coroutine_drops_nothing_twice() {
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let mut co = three_frames(&drops);
     while let Ok(CoroutineResult::Yield(_)) = co.resume(()) {}
     drop(co);
     assert_eq!(drops.count(), 4);
 
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let d = drops.clone();
     let mut co: Coroutine<(), (), ()> = Coroutine::new(move |co, ()| {
-        let _a = d.token("a");
+        let _a = d.named("a");
         co.suspend(());
-        let _b = d.token("b");
+        let _b = d.named("b");
         panic!("x");
     });
     co.resume(()).unwrap();
@@ -253,19 +232,19 @@ fn drop_a_returned_or_panicked_coroutine_drops_nothing_twice() {
 
 #[test]
 fn a_panic_drops_each_value_once() {
-    let drops = Drops::default();
-    let captured = drops.token("captured");
+    let drops = DropCounter::new();
+    let captured = drops.named("captured");
     let d = drops.clone();
-    let mut co: Coroutine<Token, (), ()> = Coroutine::new(move |co, first| {
+    let mut co: Coroutine<DropToken, (), ()> = Coroutine::new(move |co, first| {
         let _captured = captured;
         let _first = first;
         let _second = co.suspend(());
-        let _local = d.token("local");
+        let _local = d.named("local");
         panic!("boom");
     });
-    co.resume(drops.token("first input")).unwrap();
+    co.resume(drops.named("first input")).unwrap();
     assert!(
-        co.resume(drops.token("second input"))
+        co.resume(drops.named("second input"))
             .unwrap_err()
             .is_panic()
     );
@@ -279,11 +258,11 @@ fn a_panic_drops_each_value_once() {
 
 #[test]
 fn yielded_and_returned_values_are_dropped_once_by_their_receiver() {
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let d = drops.clone();
-    let mut co: Coroutine<(), Token, Token> = Coroutine::new(move |co, ()| {
-        co.suspend(d.token("yielded"));
-        d.token("returned")
+    let mut co: Coroutine<(), DropToken, DropToken> = Coroutine::new(move |co, ()| {
+        co.suspend(d.named("yielded"));
+        d.named("returned")
     });
     let y = co.resume(()).unwrap();
     assert_eq!(drops.count(), 0);
@@ -297,13 +276,13 @@ fn yielded_and_returned_values_are_dropped_once_by_their_receiver() {
 
 #[test]
 fn dropping_a_coroutine_unwinds_the_coroutines_on_its_stack() {
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let d = drops.clone();
     let mut outer: Coroutine<(), (), ()> = Coroutine::new(move |co, ()| {
-        let _o = d.token("outer");
+        let _o = d.named("outer");
         let d2 = d.clone();
         let mut inner: Coroutine<(), (), ()> = Coroutine::new(move |co, ()| {
-            let _i = d2.token("inner");
+            let _i = d2.named("inner");
             co.suspend(());
         });
         inner.resume(()).unwrap();
@@ -317,7 +296,7 @@ fn dropping_a_coroutine_unwinds_the_coroutines_on_its_stack() {
 
 #[test]
 fn dropping_while_the_owner_panics_still_unwinds_once() {
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let mut co = three_frames(&drops);
     co.resume(()).unwrap();
     let result = std::panic::catch_unwind(AssertUnwindSafe(move || {
@@ -330,10 +309,10 @@ fn dropping_while_the_owner_panics_still_unwinds_once() {
 
 #[test]
 fn a_scoped_coroutine_is_unwound_when_its_scope_panics() {
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
         ScopedCoroutine::new(|co: &Yielder<(), ()>, ()| {
-            let _t = drops.token("scoped");
+            let _t = drops.named("scoped");
             co.suspend(());
         })
         .scope(|co| {
@@ -345,25 +324,25 @@ fn a_scoped_coroutine_is_unwound_when_its_scope_panics() {
     assert_eq!(drops.log(), ["scoped"]);
 }
 
-// ------------------------------------------- corosensei issue 57
+// ---------------- corosensei#57 (https://github.com/Amanieu/corosensei/issues/57)
 
 #[test]
 fn std_catch_unwind_in_the_body_cannot_stop_a_close() {
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let d = drops.clone();
     let after_catch = Rc::new(Cell::new(0));
     let a = after_catch.clone();
     let mut co: Coroutine<(), u32, ()> = Coroutine::new(move |co, ()| {
-        let _outer = d.token("outer");
+        let _outer = d.named("outer");
         let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            let _inner = d.token("inner");
+            let _inner = d.named("inner");
             co.suspend(1);
         }));
         // The body swallowed the unwinding of the close and goes on...
         a.set(a.get() + 1);
         assert!(caught.is_err());
         // ...but the next suspend unwinds again, and this one is not caught.
-        let _late = d.token("late");
+        let _late = d.named("late");
         co.suspend(2);
         a.set(a.get() + 100); // never reached
     });
@@ -379,10 +358,10 @@ fn std_catch_unwind_in_the_body_cannot_stop_a_close() {
 
 #[test]
 fn std_catch_unwind_then_return_still_closes() {
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let d = drops.clone();
     let mut co: Coroutine<(), (), &'static str> = Coroutine::new(move |co, ()| {
-        let _t = d.token("frame");
+        let _t = d.named("frame");
         let _ = std::panic::catch_unwind(AssertUnwindSafe(|| co.suspend(())));
         "returned normally"
     });
@@ -395,10 +374,10 @@ fn std_catch_unwind_then_return_still_closes() {
 
 #[test]
 fn std_catch_unwind_in_the_body_cannot_stop_a_drop() {
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let d = drops.clone();
     let mut co: Coroutine<(), (), ()> = Coroutine::new(move |co, ()| {
-        let _t = d.token("frame");
+        let _t = d.named("frame");
         let _ = std::panic::catch_unwind(AssertUnwindSafe(|| co.suspend(())));
         co.suspend(());
     });
@@ -409,14 +388,14 @@ fn std_catch_unwind_in_the_body_cannot_stop_a_drop() {
 
 #[test]
 fn cogen_catch_unwind_lets_the_close_through() {
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let d = drops.clone();
     let after_catch = Rc::new(Cell::new(false));
     let a = after_catch.clone();
     let mut co: Coroutine<(), (), ()> = Coroutine::new(move |co, ()| {
-        let _outer = d.token("outer");
+        let _outer = d.named("outer");
         let _ = cogen::catch_unwind(AssertUnwindSafe(|| {
-            let _inner = d.token("inner");
+            let _inner = d.named("inner");
             co.suspend(());
         }));
         a.set(true);
@@ -430,13 +409,13 @@ fn cogen_catch_unwind_lets_the_close_through() {
 
 #[test]
 fn cogen_catch_unwind_lets_a_drop_through() {
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let d = drops.clone();
     let mut co: Coroutine<(), (), ()> = Coroutine::new(move |co, ()| {
         loop {
             // Would never end if the forced unwind were caught.
             let _ = cogen::catch_unwind(AssertUnwindSafe(|| {
-                let _t = d.token("iteration");
+                let _t = d.named("iteration");
                 co.suspend(());
             }));
         }
@@ -563,14 +542,14 @@ fn a_destructor_run_by_close_can_resume_another_coroutine() {
             // b is dropped here, suspended: a nested forced unwind.
         }
     }
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let log: Rc<RefCell<Vec<String>>> = Rc::default();
     let (d, l) = (drops.clone(), log.clone());
     let mut a: Coroutine<(), (), ()> = Coroutine::new(move |co, ()| {
         let me = cogen::running().unwrap();
         let (d2, me2) = (d.clone(), me.clone());
         let b = Coroutine::new(move |co: &Yielder<(), Status>, ()| {
-            let _t = d2.token("b frame");
+            let _t = d2.named("b frame");
             co.suspend(me2.status());
             co.suspend(me2.status());
         });
@@ -629,14 +608,14 @@ fn a_suspended_coroutine_in_a_thread_local_is_unwound_at_thread_exit() {
 /// reported to the parent's body as a panic of the child.
 #[test]
 fn closing_a_parent_suspended_inside_its_child_unwinds_through_the_child() {
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let d = drops.clone();
     let child_result = Rc::new(RefCell::new(None::<String>));
     let cr = child_result.clone();
     let mut parent: Coroutine<u32, u32, u32> = Coroutine::new(move |parent_co, x| {
-        let _p = d.token("parent frame");
+        let _p = d.named("parent frame");
         let r = ScopedCoroutine::new(|_child: &Yielder<(), ()>, ()| {
-            let _c = d.token("child frame");
+            let _c = d.named("child frame");
             parent_co.suspend(x + 1) * 2 // suspends the parent, from the child's stack
         })
         .scope(|child| match child.resume(()) {
@@ -712,13 +691,13 @@ fn a_capture_that_panics_when_dropped_unstarted_is_dropped_once() {
 
 #[test]
 fn a_panicking_body_unwinds_the_suspended_coroutines_it_owns() {
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let d = drops.clone();
     let mut parent: Coroutine<(), (), ()> = Coroutine::new(move |co, ()| {
-        let _p = d.token("parent");
+        let _p = d.named("parent");
         let d2 = d.clone();
         let mut child: Coroutine<(), (), ()> = Coroutine::new(move |co, ()| {
-            let _c = d2.token("child");
+            let _c = d2.named("child");
             co.suspend(());
         });
         child.resume(()).unwrap();

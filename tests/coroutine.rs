@@ -11,26 +11,8 @@ use cogen::{
     Status, Yielder,
 };
 
-/// Counts how many times values tagged with it are dropped.
-#[derive(Clone, Default)]
-struct DropCounter(Rc<Cell<usize>>);
-
-impl DropCounter {
-    fn token(&self) -> Token {
-        Token(self.0.clone())
-    }
-    fn count(&self) -> usize {
-        self.0.get()
-    }
-}
-
-struct Token(Rc<Cell<usize>>);
-
-impl Drop for Token {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
-}
+mod support;
+use support::{DropCounter, DropToken};
 
 // ---------------------------------------------------------------- values
 
@@ -142,7 +124,7 @@ fn into_panic_on_a_dead_error_panics() {
 #[test]
 fn undelivered_input_is_not_dropped() {
     let drops = DropCounter::default();
-    let mut co: Coroutine<Token, (), ()> = Coroutine::new(|_, _first| ());
+    let mut co: Coroutine<DropToken, (), ()> = Coroutine::new(|_, _first| ());
     co.resume(drops.token()).unwrap();
     assert_eq!(drops.count(), 1); // the body dropped its argument
     let back = co.resume(drops.token()).unwrap_err().into_input().unwrap();

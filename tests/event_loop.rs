@@ -12,6 +12,9 @@ use cogen::event_loop::{
     yield_now,
 };
 
+mod support;
+use support::DropCounter;
+
 type Log = Rc<RefCell<Vec<String>>>;
 
 fn log() -> Log {
@@ -20,27 +23,6 @@ fn log() -> Log {
 
 fn push(log: &Log, s: impl Into<String>) {
     log.borrow_mut().push(s.into());
-}
-
-/// Counts drops of the values it hands out.
-#[derive(Clone, Default)]
-struct Drops(Rc<Cell<usize>>);
-
-struct Guard(Rc<Cell<usize>>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
-}
-
-impl Drops {
-    fn guard(&self) -> Guard {
-        Guard(self.0.clone())
-    }
-    fn count(&self) -> usize {
-        self.0.get()
-    }
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -342,12 +324,12 @@ fn propagate_policy_re_raises_the_first_unjoined_panic() {
 #[test]
 fn cancel_a_parked_task_unwinds_its_stack_once() {
     let ev = EventLoop::new();
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let d = drops.clone();
     let (tx, rx) = channel::<u32>(1);
     let victim = ev.spawn(move || {
-        let _g = d.guard();
-        let _g2 = d.guard();
+        let _g = d.token();
+        let _g2 = d.token();
         rx.recv().unwrap() // parks forever
     });
     assert!(ev.try_tick());
@@ -367,8 +349,8 @@ fn cancel_a_parked_task_unwinds_its_stack_once() {
 #[test]
 fn cancel_a_task_that_never_ran_drops_its_closure() {
     let ev = EventLoop::new();
-    let drops = Drops::default();
-    let g = drops.guard();
+    let drops = DropCounter::new();
+    let g = drops.token();
     let ran = Rc::new(Cell::new(false));
     let r = ran.clone();
     let h = ev.spawn(move || {
@@ -385,10 +367,10 @@ fn cancel_a_task_that_never_ran_drops_its_closure() {
 #[test]
 fn cancel_from_another_task_and_from_itself() {
     let ev = EventLoop::new();
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let d = drops.clone();
     let sleeper = ev.spawn(move || {
-        let _g = d.guard();
+        let _g = d.token();
         sleep(Duration::from_secs(3600));
     });
     let killer = ev.spawn(move || {
@@ -398,7 +380,7 @@ fn cancel_from_another_task_and_from_itself() {
     });
     let d = drops.clone();
     let suicidal = ev.spawn(move || {
-        let _g = d.guard();
+        let _g = d.token();
         let me = Rc::new(RefCell::new(None::<el::JoinHandle<()>>));
         let _ = me;
         yield_now();
@@ -407,7 +389,7 @@ fn cancel_from_another_task_and_from_itself() {
     let self_cancel: Rc<RefCell<Option<el::JoinHandle<()>>>> = Rc::new(RefCell::new(None));
     let sc = self_cancel.clone();
     let h = ev.spawn(move || {
-        let _g = d.guard();
+        let _g = d.token();
         sc.borrow().as_ref().unwrap().cancel(); // takes effect at the next wait
         yield_now();
         unreachable!("cancelled at the yield");
@@ -445,37 +427,37 @@ fn detached_tasks_keep_running() {
 
 #[test]
 fn dropping_the_loop_unwinds_every_unfinished_task_once() {
-    let drops = Drops::default();
+    let drops = DropCounter::new();
     let handles;
     {
         let ev = EventLoop::new();
         let (tx, rx) = channel::<u32>(1);
         let d = drops.clone();
         let a = ev.spawn(move || {
-            let _g = d.guard();
+            let _g = d.token();
             rx.recv().unwrap();
         });
         let d = drops.clone();
         let b = ev.spawn(move || {
-            let _g = d.guard();
+            let _g = d.token();
             sleep(Duration::from_secs(3600));
         });
         let d = drops.clone();
         let c = ev.spawn(move || {
-            let _g = d.guard();
+            let _g = d.token();
             loop {
                 yield_now();
             }
         });
         let d = drops.clone();
         let spawner = ev.spawn(move || {
-            let _g = d.guard();
+            let _g = d.token();
             let d2 = d.clone();
             // A task spawned by a destructor during teardown is dropped too.
-            struct SpawnOnDrop(Drops);
+            struct SpawnOnDrop(DropCounter);
             impl Drop for SpawnOnDrop {
                 fn drop(&mut self) {
-                    let g = self.0.guard();
+                    let g = self.0.token();
                     spawn(move || drop(g));
                 }
             }
@@ -486,7 +468,7 @@ fn dropping_the_loop_unwinds_every_unfinished_task_once() {
         for _ in 0..5 {
             ev.try_tick();
         }
-        let g = drops.guard();
+        let g = drops.token();
         let never = ev.spawn(move || drop(g));
         drop(tx);
         assert_eq!(drops.count(), 0);

@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use cogen::event_loop::{self as el, EventLoop, fs, sleep, yield_now};
 
+mod support;
+use support::DropCounter;
+
 fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("cogen-el-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -75,14 +78,8 @@ fn futures_run_as_tasks_and_await_stackful_handles() {
 fn a_panicking_future_task_reports_its_panic_and_cancel_drops_it() {
     let ev = EventLoop::new();
     let bad = ev.spawn_future(async { panic!("future failed") });
-    let dropped = Rc::new(Cell::new(0));
-    struct D(Rc<Cell<i32>>);
-    impl Drop for D {
-        fn drop(&mut self) {
-            self.0.set(self.0.get() + 1);
-        }
-    }
-    let d = D(dropped.clone());
+    let dropped = DropCounter::new();
+    let d = dropped.token();
     let pending = ev.spawn_future(async move {
         let _d = d;
         std::future::pending::<()>().await;
@@ -90,7 +87,7 @@ fn a_panicking_future_task_reports_its_panic_and_cancel_drops_it() {
     ev.try_tick();
     ev.try_tick();
     pending.cancel();
-    assert_eq!(dropped.get(), 1);
+    assert_eq!(dropped.count(), 1);
     ev.run().unwrap();
     assert_eq!(
         bad.join().unwrap_err().panic().unwrap().message(),

@@ -4,7 +4,7 @@
 //! delivered exactly once and in order per channel, each destructor runs
 //! exactly once, and the loop never hangs.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::Duration;
@@ -13,6 +13,9 @@ use cogen::event_loop::{
     EventLoop, JoinHandle, Receiver, Sender, channel, sleep, spawn, yield_now,
 };
 use proptest::prelude::*;
+
+mod support;
+use support::{DropCounter, DropToken};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -52,14 +55,6 @@ fn program() -> impl Strategy<Value = (Vec<usize>, Vec<Vec<Op>>)> {
     })
 }
 
-struct Guard(Rc<Cell<u32>>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
-}
-
 /// (channel, sender task, sequence number)
 type Msg = (usize, usize, u32);
 
@@ -69,14 +64,12 @@ struct World {
     handles: RefCell<Vec<Option<JoinHandle<()>>>>,
     sent: RefCell<Vec<Msg>>,
     received: RefCell<Vec<Msg>>,
-    drops: Rc<Cell<u32>>,
-    guards: Cell<u32>,
+    drops: DropCounter,
 }
 
 impl World {
-    fn guard(&self) -> Guard {
-        self.guards.set(self.guards.get() + 1);
-        Guard(self.drops.clone())
+    fn guard(&self) -> DropToken {
+        self.drops.token()
     }
 }
 
@@ -139,8 +132,7 @@ fn check(capacities: Vec<usize>, programs: Vec<Vec<Op>>) -> Result<(), TestCaseE
         handles: RefCell::new(Vec::new()),
         sent: RefCell::new(Vec::new()),
         received: RefCell::new(Vec::new()),
-        drops: Rc::new(Cell::new(0)),
-        guards: Cell::new(0),
+        drops: DropCounter::new(),
     });
     let ev = EventLoop::new();
     let mut ids = Vec::new();
@@ -218,7 +210,7 @@ fn check(capacities: Vec<usize>, programs: Vec<Vec<Op>>) -> Result<(), TestCaseE
         }
     }
     // Each task's guard (and each spawned child's) was dropped exactly once.
-    prop_assert_eq!(world.drops.get(), world.guards.get());
+    prop_assert_eq!(world.drops.live(), 0);
     Ok(())
 }
 

@@ -10,6 +10,9 @@ use cogen::event_loop::{
     EventLoop, TaskBuilder, TryRecvError, Wait, WaitingOn, channel, spawn_stackless, yield_now,
 };
 
+mod support;
+use support::DropCounter;
+
 #[test]
 fn stackless_and_stackful_tasks_share_the_round_robin() {
     let ev = EventLoop::new();
@@ -95,13 +98,7 @@ fn stackless_send_waits_for_room_and_spawn_from_a_task() {
 
 #[test]
 fn stackless_panic_cancel_drop_and_deadlock() {
-    struct D(Rc<Cell<u32>>);
-    impl Drop for D {
-        fn drop(&mut self) {
-            self.0.set(self.0.get() + 1);
-        }
-    }
-    let drops = Rc::new(Cell::new(0));
+    let drops = DropCounter::new();
     let ev = EventLoop::new();
     let bad = ev.spawn_stackless(
         #[coroutine]
@@ -111,7 +108,7 @@ fn stackless_panic_cancel_drop_and_deadlock() {
         },
     );
     let (_tx, rx) = channel::<u32>(1);
-    let d = D(drops.clone());
+    let d = drops.token();
     let stuck = TaskBuilder::new().name("stuck").spawn_stackless_on(
         &ev,
         #[coroutine]
@@ -134,10 +131,10 @@ fn stackless_panic_cancel_drop_and_deadlock() {
         "stackless failed"
     );
     stuck.cancel();
-    assert_eq!(drops.get(), 1);
+    assert_eq!(drops.count(), 1);
     assert!(stuck.join().unwrap_err().is_cancelled());
 
-    let d = D(drops.clone());
+    let d = drops.token();
     {
         let ev = EventLoop::new();
         ev.spawn_stackless(
@@ -149,7 +146,7 @@ fn stackless_panic_cancel_drop_and_deadlock() {
         );
         ev.try_tick();
     }
-    assert_eq!(drops.get(), 2);
+    assert_eq!(drops.count(), 2);
 }
 
 #[test]
@@ -206,23 +203,17 @@ fn many_stackless(n: u32) {
 /// produced (cancelled before or after starting, or dropped with the loop).
 #[test]
 fn stackless_bodies_and_results_drop_once() {
-    struct D(Rc<Cell<u32>>);
-    impl Drop for D {
-        fn drop(&mut self) {
-            self.0.set(self.0.get() + 1);
-        }
-    }
-    let bodies = Rc::new(Cell::new(0));
-    let results = Rc::new(Cell::new(0));
+    let bodies = DropCounter::new();
+    let results = DropCounter::new();
     let ev = EventLoop::new();
     let task = |ev: &EventLoop| {
-        let (body, result) = (D(bodies.clone()), results.clone());
+        let (body, result) = (bodies.token(), results.clone());
         ev.spawn_stackless(
             #[coroutine]
             move || {
                 let _body = body;
                 yield Wait::yield_now();
-                D(result)
+                result.token()
             },
         )
     };
@@ -230,23 +221,23 @@ fn stackless_bodies_and_results_drop_once() {
     let unread = task(&ev);
     let never_started = task(&ev);
     never_started.cancel();
-    assert_eq!((bodies.get(), results.get()), (1, 0));
+    assert_eq!((bodies.count(), results.count()), (1, 0));
     assert!(ev.try_tick() && ev.try_tick()); // both suspended at their yield
     let cancelled = task(&ev);
     assert!(ev.try_tick());
     cancelled.cancel();
-    assert_eq!((bodies.get(), results.get()), (2, 0));
+    assert_eq!((bodies.count(), results.count()), (2, 0));
     ev.run().unwrap();
-    assert_eq!((bodies.get(), results.get()), (4, 0));
+    assert_eq!((bodies.count(), results.count()), (4, 0));
     let value = joined.join().ok().unwrap();
     drop(unread);
-    assert_eq!(results.get(), 1);
+    assert_eq!(results.count(), 1);
     drop(value);
-    assert_eq!(results.get(), 2);
+    assert_eq!(results.count(), 2);
     assert!(never_started.join().err().unwrap().is_cancelled());
     assert!(cancelled.join().err().unwrap().is_cancelled());
 
-    let (body, result) = (D(bodies.clone()), results.clone());
+    let (body, result) = (bodies.token(), results.clone());
     {
         let ev = EventLoop::new();
         ev.spawn_stackless(
@@ -254,12 +245,12 @@ fn stackless_bodies_and_results_drop_once() {
             move || {
                 let _body = body;
                 yield Wait::sleep(Duration::from_secs(3600));
-                D(result)
+                result.token()
             },
         );
         ev.try_tick();
     }
-    assert_eq!((bodies.get(), results.get()), (5, 2));
+    assert_eq!((bodies.count(), results.count()), (5, 2));
 }
 
 /// A stackless receiver woken by a message, then cancelled before it could

@@ -10,14 +10,8 @@ use cogen::{
     generator,
 };
 
-/// Counts its drops in a shared counter.
-struct DropCount(Rc<Cell<u32>>);
-
-impl Drop for DropCount {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
-}
+mod support;
+use support::DropCounter;
 
 #[test]
 fn generator_iterates_and_keeps_its_return_value() {
@@ -230,13 +224,13 @@ fn suspend_all_yields_every_item_of_an_iterator() {
 
 #[test]
 fn dropping_a_generator_inside_a_delegation_drops_everything_once() {
-    let outer_drops = Rc::new(Cell::new(0));
-    let inner_drops = Rc::new(Cell::new(0));
+    let outer_drops = DropCounter::new();
+    let inner_drops = DropCounter::new();
     let (o, i) = (outer_drops.clone(), inner_drops.clone());
     let mut g = generator(move |co| {
-        let _outer_guard = DropCount(o);
+        let _outer_guard = o.token();
         co.delegate(generator(move |co| {
-            let _inner_guard = DropCount(i);
+            let _inner_guard = i.token();
             for n in 0.. {
                 co.suspend(n);
             }
@@ -244,9 +238,9 @@ fn dropping_a_generator_inside_a_delegation_drops_everything_once() {
     });
     assert_eq!(g.next(), Some(0));
     assert_eq!(g.next(), Some(1));
-    assert_eq!((outer_drops.get(), inner_drops.get()), (0, 0));
+    assert_eq!((outer_drops.count(), inner_drops.count()), (0, 0));
     drop(g);
-    assert_eq!((outer_drops.get(), inner_drops.get()), (1, 1));
+    assert_eq!((outer_drops.count(), inner_drops.count()), (1, 1));
 }
 
 #[test]
@@ -288,17 +282,17 @@ fn resumable_trait_reports_panics_and_names() {
 
 #[test]
 fn resumable_close_runs_destructors_once() {
-    let drops = Rc::new(Cell::new(0));
+    let drops = DropCounter::new();
     let d = drops.clone();
     let mut co = generator(move |co| {
-        let _guard = DropCount(d);
+        let _guard = d.token();
         co.suspend(());
     });
     assert!(Resumable::resume(&mut co, ()).is_ok());
     Resumable::close(&mut co).unwrap();
-    assert_eq!(drops.get(), 1);
+    assert_eq!(drops.count(), 1);
     drop(co);
-    assert_eq!(drops.get(), 1);
+    assert_eq!(drops.count(), 1);
 }
 
 #[test]

@@ -20,6 +20,11 @@ use cogen::{
     Builder, Coroutine, CoroutineHandle, CoroutineResult, ResumeError, Status, Yielder, wrap,
 };
 
+// A drop token stands in for Lua's to-be-closed variables: its drop is the
+// `__close` call.
+mod support;
+use support::DropCounter;
+
 /// A Lua value, enough of it for the multiple-values test.
 #[derive(Clone, Debug, PartialEq)]
 enum V {
@@ -214,15 +219,6 @@ fn sieve_of_chained_generators() {
     assert_eq!(a.last(), Some(&79));
 }
 
-/// Counts drops, standing in for Lua's to-be-closed variables.
-struct Closer(Rc<Cell<u32>>);
-
-impl Drop for Closer {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
-}
-
 /// "ok to close a dead coroutine".
 #[test]
 fn close_a_dead_coroutine() {
@@ -250,16 +246,16 @@ fn close_after_an_error() {
 /// "to-be-closed variables in coroutines": close runs the pending closer.
 #[test]
 fn close_runs_pending_closers() {
-    let x = Rc::new(Cell::new(0));
+    let x = DropCounter::new();
     let closer = x.clone();
     let mut co: Coroutine<(), (), ()> = Coroutine::new(move |co, ()| {
-        let _x = Closer(closer);
+        let _x = closer.token();
         co.suspend(());
     });
     co.resume(()).unwrap();
-    assert_eq!(x.get(), 0);
+    assert_eq!(x.count(), 0);
     assert!(co.close().is_ok());
-    assert_eq!(x.get(), 1);
+    assert_eq!(x.count(), 1);
     assert_eq!(co.status(), Status::Dead);
 }
 
@@ -267,10 +263,10 @@ fn close_runs_pending_closers() {
 /// close returns, and the remaining closers still run.
 #[test]
 fn error_while_closing() {
-    let x = Rc::new(Cell::new(0));
+    let x = DropCounter::new();
     let closer = x.clone();
     let mut co: Coroutine<(), (), ()> = Coroutine::new(move |co, ()| {
-        let _y = Closer(closer);
+        let _y = closer.token();
         // The body sees the close (a Lua closer sees it as `err == nil`)...
         let closing = std::panic::catch_unwind(AssertUnwindSafe(|| co.suspend(())));
         assert!(closing.is_err());
@@ -278,28 +274,28 @@ fn error_while_closing() {
         std::panic::panic_any(200_i32);
     });
     co.resume(()).unwrap();
-    assert_eq!(x.get(), 0);
+    assert_eq!(x.count(), 0);
     let err = co.close().unwrap_err();
     assert_eq!(err.payload().downcast_ref::<i32>(), Some(&200));
     assert_eq!(co.status(), Status::Dead);
-    assert_eq!(x.get(), 1);
+    assert_eq!(x.count(), 1);
 }
 
 /// "<close> versus pcall in coroutines": a body that catches its own error
 /// returns normally, and its closer saw the error.
 #[test]
 fn pcall_inside_a_coroutine() {
-    let x = Rc::new(Cell::new(0));
+    let x = DropCounter::new();
     let closer = x.clone();
     let mut co: Coroutine<(), (), Result<(), i32>> = Coroutine::new(move |_, ()| {
         let foo = || {
-            let _x = Closer(closer);
+            let _x = closer.token();
             std::panic::panic_any(43_i32);
         };
         cogen::catch_unwind(AssertUnwindSafe(foo)).map_err(|e| *e.downcast::<i32>().unwrap())
     });
     assert_eq!(co.resume(()).unwrap(), CoroutineResult::Return(Err(43)));
-    assert_eq!(x.get(), 1);
+    assert_eq!(x.count(), 1);
 }
 
 /// "yielding across C boundaries": Lua cannot yield from inside
@@ -606,7 +602,7 @@ fn locals_of_a_failed_coroutine() {
 /// coroutine also runs its pending destructors.
 #[test]
 fn close_probe() {
-    let cleanups = Rc::new(Cell::new(0));
+    let cleanups = DropCounter::new();
     let mut never: Coroutine<(), (), ()> = Coroutine::new(|co, ()| {
         if cogen::is_yieldable() {
             unreachable!("This never runs");
@@ -619,21 +615,21 @@ fn close_probe() {
 
     let c = cleanups.clone();
     let mut co2: Coroutine<(), (), ()> = Coroutine::new(move |co, ()| {
-        let _guard = Closer(c);
+        let _guard = c.token();
         co.suspend(());
         unreachable!("never reached");
     });
     co2.resume(()).unwrap();
     assert!(co2.close().is_ok());
     assert_eq!(co2.status(), Status::Dead);
-    assert_eq!(cleanups.get(), 1);
+    assert_eq!(cleanups.count(), 1);
 
     let c = cleanups.clone();
     let mut co3: Coroutine<(), (), ()> = Coroutine::new(move |co, ()| {
-        let _guard = Closer(c);
+        let _guard = c.token();
         co.suspend(());
     });
     co3.resume(()).unwrap();
     drop(co3);
-    assert_eq!(cleanups.get(), 2);
+    assert_eq!(cleanups.count(), 2);
 }

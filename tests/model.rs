@@ -4,12 +4,15 @@
 //! machine: statuses (from the owner and from handles), resume results,
 //! error kinds and messages, and how many values each coroutine dropped.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Once;
 
 use cogen::{Coroutine, CoroutineHandle, CoroutineResult, ResumeError, Status, Yielder};
 use proptest::prelude::*;
+
+mod support;
+use support::DropCounter;
 
 /// How a scripted body panics.
 #[derive(Clone, Copy, Debug)]
@@ -69,21 +72,12 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// Counts drops of one coroutine's values.
-struct Token(Rc<Cell<usize>>);
-
-impl Drop for Token {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
-}
-
 /// The scripted body: each suspend happens one frame deeper, in a frame
 /// that holds a token, so closing or dropping must unwind them all.
 fn run(
     co: &Yielder<u32, Seen>,
     script: &[Step],
-    drops: &Rc<Cell<usize>>,
+    drops: &DropCounter,
     step: usize,
     last_input: u32,
     total: u32,
@@ -94,7 +88,7 @@ fn run(
         Step::Panic(PanicKind::Formatted) => panic!("model panic {step}"),
         Step::Panic(PanicKind::NonString) => std::panic::panic_any(step),
         Step::Suspend => {
-            let _frame = Token(drops.clone());
+            let _frame = drops.token();
             let seen = Seen {
                 step,
                 last_input,
@@ -107,8 +101,8 @@ fn run(
     }
 }
 
-fn create(script: Vec<Step>, drops: Rc<Cell<usize>>) -> Coroutine<u32, Seen, u32> {
-    let captured = Token(drops.clone());
+fn create(script: Vec<Step>, drops: DropCounter) -> Coroutine<u32, Seen, u32> {
+    let captured = drops.token();
     Coroutine::new(move |co, first| {
         let _captured = captured;
         run(co, &script, &drops, 0, first, first)
@@ -214,13 +208,13 @@ impl Model {
 struct Slot {
     co: Coroutine<u32, Seen, u32>,
     model: Model,
-    drops: Rc<Cell<usize>>,
+    drops: DropCounter,
 }
 
 /// A coroutine that was dropped: its handle and drop counter live on.
 struct Gone {
     handle: CoroutineHandle,
-    drops: Rc<Cell<usize>>,
+    drops: DropCounter,
     dropped: usize,
 }
 
@@ -263,12 +257,12 @@ fn check_all(
             prop_assert_eq!(slot.co.status(), slot.model.status(), "slot {} status", i);
             prop_assert_eq!(handle.status(), slot.model.status(), "slot {} handle", i);
             prop_assert_eq!(slot.co.is_dead(), slot.model.dead);
-            prop_assert_eq!(slot.drops.get(), slot.model.dropped(), "slot {} drops", i);
+            prop_assert_eq!(slot.drops.count(), slot.model.dropped(), "slot {} drops", i);
         }
     }
     for g in gone {
         prop_assert_eq!(g.handle.status(), Status::Dead);
-        prop_assert_eq!(g.drops.get(), g.dropped, "dropped coroutine drops");
+        prop_assert_eq!(g.drops.count(), g.dropped, "dropped coroutine drops");
     }
     prop_assert!(cogen::running().is_none());
     prop_assert!(!cogen::is_yieldable());
@@ -301,7 +295,7 @@ proptest! {
             match op {
                 Op::Create(i, script) => {
                     drop_slot(slots[i].take(), &mut gone);
-                    let drops = Rc::new(Cell::new(0));
+                    let drops = DropCounter::new();
                     let co = create(script.clone(), drops.clone());
                     let handle = co.handle();
                     slots[i] = Some((Slot { co, model: Model::new(script), drops }, handle));
@@ -422,7 +416,7 @@ fn nrun(
     world: &World,
     me: usize,
     script: &[NStep],
-    drops: &Rc<Cell<usize>>,
+    drops: &DropCounter,
     mut step: usize,
     total: u32,
 ) -> u32 {
@@ -439,7 +433,7 @@ fn nrun(
                 world.log.borrow_mut().push((me, outcome));
             }
             Some(NStep::Suspend) => {
-                let _frame = Token(drops.clone());
+                let _frame = drops.token();
                 let seen = NSeen {
                     slot: me,
                     step,
@@ -585,7 +579,7 @@ fn nop() -> impl Strategy<Value = NOp> {
 fn ndrop(
     world: &World,
     model: &mut NWorld,
-    counters: &mut [Rc<Cell<usize>>],
+    counters: &mut [DropCounter],
     i: usize,
 ) -> Result<(), TestCaseError> {
     let co = world.slots[i].borrow_mut().take();
@@ -596,9 +590,9 @@ fn ndrop(
         if let Some(m) = model.slots[i].as_mut() {
             m.dead = true;
         }
-        prop_assert_eq!(counters[i].get(), model.dropped(i), "drops of slot {}", i);
+        prop_assert_eq!(counters[i].count(), model.dropped(i), "drops of slot {}", i);
         model.slots[i] = None;
-        counters[i] = Rc::default();
+        counters[i] = DropCounter::new();
     }
     Ok(())
 }
@@ -619,14 +613,14 @@ proptest! {
             active: Vec::new(),
             log: Vec::new(),
         };
-        let mut counters: Vec<Rc<Cell<usize>>> = (0..SLOTS).map(|_| Rc::default()).collect();
+        let mut counters: Vec<DropCounter> = (0..SLOTS).map(|_| DropCounter::new()).collect();
         for op in ops {
             match op {
                 NOp::Create(i, script) => {
                     ndrop(&world, &mut model, &mut counters, i)?;
-                    let drops = Rc::new(Cell::new(0));
+                    let drops = DropCounter::new();
                     counters[i] = drops.clone();
-                    let captured = Token(drops.clone());
+                    let captured = drops.token();
                     let (w, s) = (world.clone(), script.clone());
                     let co: NCo = Coroutine::new(move |co, first| {
                         let _captured = captured;
@@ -658,7 +652,7 @@ proptest! {
             prop_assert_eq!(&*world.log.borrow(), &model.log);
             prop_assert_eq!(statuses(&world), model.statuses());
             for (i, counter) in counters.iter().enumerate() {
-                prop_assert_eq!(counter.get(), model.dropped(i), "drops of slot {}", i);
+                prop_assert_eq!(counter.count(), model.dropped(i), "drops of slot {}", i);
             }
             prop_assert!(cogen::running().is_none());
         }

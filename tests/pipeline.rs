@@ -17,17 +17,8 @@ use cogen::pipeline::{
 };
 use cogen::{Builder, Coroutine};
 
-struct DropCount(Rc<Cell<u32>>);
-
-impl Drop for DropCount {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
-}
-
-fn counter() -> Rc<Cell<u32>> {
-    Rc::new(Cell::new(0))
-}
+mod support;
+use support::{DropCounter, DropToken};
 
 fn ok<T>(items: impl IntoIterator<Item = PipelineItem<T>>) -> Vec<T> {
     items
@@ -201,17 +192,17 @@ fn an_err_reaches_the_consumer_naming_the_stage() {
 
 #[test]
 fn a_panic_reaches_the_consumer_as_a_value_and_every_stage_is_cleaned_up() {
-    let drops = counter();
+    let drops = DropCounter::new();
     let (d1, d2, d3) = (drops.clone(), drops.clone(), drops.clone());
     let mut pipeline = source(0..100u32)
         .stage("first", move |co, up| {
-            let _guard = DropCount(d1);
+            let _guard = d1.token();
             for x in up {
                 co.suspend(x);
             }
         })
         .stage("explodes", move |co, up| {
-            let _guard = DropCount(d2);
+            let _guard = d2.token();
             for x in up {
                 if x == 2 {
                     std::panic::panic_any(x);
@@ -220,7 +211,7 @@ fn a_panic_reaches_the_consumer_as_a_value_and_every_stage_is_cleaned_up() {
             }
         })
         .stage("last", move |co, up| {
-            let _guard = DropCount(d3);
+            let _guard = d3.token();
             for x in up {
                 co.suspend(x);
             }
@@ -237,9 +228,9 @@ fn a_panic_reaches_the_consumer_as_a_value_and_every_stage_is_cleaned_up() {
     assert!(pipeline.next().is_none());
     // "explodes" unwound (its guard dropped, which dropped "first" with its
     // upstream), and "last" was closed after it saw the end: all three once.
-    assert_eq!(drops.get(), 3);
+    assert_eq!(drops.count(), 3);
     drop(pipeline);
-    assert_eq!(drops.get(), 3);
+    assert_eq!(drops.count(), 3);
 }
 
 struct FailingReader {
@@ -356,28 +347,25 @@ fn an_endless_producer_is_a_stage_too() {
 // ---------------------------------------------------------------- pull drops
 
 /// A value that counts its drops, carried through the pipeline.
-struct Item(u32, Rc<Cell<u32>>);
-
-impl Drop for Item {
-    fn drop(&mut self) {
-        self.1.set(self.1.get() + 1);
-    }
-}
+struct Item(
+    u32,
+    #[expect(dead_code, reason = "only its drop counts")] DropToken,
+);
 
 #[test]
 fn dropping_a_pipeline_half_way_runs_every_destructor_once() {
-    let guards = counter();
-    let items = counter();
+    let guards = DropCounter::new();
+    let items = DropCounter::new();
     let made = Rc::new(Cell::new(0));
     let (g1, g2, g3) = (guards.clone(), guards.clone(), guards.clone());
     let (it, m) = (items.clone(), made.clone());
     let source_items = (0..1000).map(move |i| {
         m.set(m.get() + 1);
-        Ok(Item(i, it.clone()))
+        Ok(Item(i, it.token()))
     });
     let mut pipeline = source_items
         .stage("hold", move |co, up| {
-            let _guard = DropCount(g1);
+            let _guard = g1.token();
             // Holds one item across each suspend.
             let mut held: Option<Item> = None;
             for item in up {
@@ -387,7 +375,7 @@ fn dropping_a_pipeline_half_way_runs_every_destructor_once() {
             }
         })
         .stage("batch", move |co, up| {
-            let _guard = DropCount(g2);
+            let _guard = g2.token();
             let mut batch = Vec::new();
             for item in up {
                 batch.push(item);
@@ -397,7 +385,7 @@ fn dropping_a_pipeline_half_way_runs_every_destructor_once() {
             }
         })
         .stage("flatten", move |co, up| {
-            let _guard = DropCount(g3);
+            let _guard = g3.token();
             for batch in up {
                 for item in batch {
                     co.suspend(item);
@@ -406,17 +394,17 @@ fn dropping_a_pipeline_half_way_runs_every_destructor_once() {
         });
     let first: Vec<u32> = pipeline.by_ref().take(4).map(|r| r.unwrap().0).collect();
     assert_eq!(first, [0, 1, 2, 3]);
-    assert_eq!(guards.get(), 0);
+    assert_eq!(guards.count(), 0);
     drop(pipeline);
-    assert_eq!(guards.get(), 3, "each stage's guard dropped once");
-    assert_eq!(items.get(), made.get(), "each item made was dropped once");
+    assert_eq!(guards.count(), 3, "each stage's guard dropped once");
+    assert_eq!(items.count(), made.get(), "each item made was dropped once");
     assert!(made.get() < 1000, "the source was not drained");
 }
 
 #[test]
 fn dropping_an_unstarted_pipeline_drops_captured_values_once() {
-    let drops = counter();
-    let (d1, d2) = (drops.clone(), drops.clone());
+    let drops = DropCounter::new();
+    let (d1, d2) = (drops.token(), drops.token());
     let pipeline = source([1, 2])
         .stage("a", move |co, up| {
             let _g = d1;
@@ -431,7 +419,11 @@ fn dropping_an_unstarted_pipeline_drops_captured_values_once() {
             });
         });
     drop(pipeline);
-    assert_eq!(Rc::strong_count(&drops), 1, "both captures were dropped");
+    assert_eq!(
+        (drops.count(), drops.live()),
+        (2, 0),
+        "both captures were dropped"
+    );
 }
 
 // ---------------------------------------------------------------- push sinks
@@ -509,24 +501,24 @@ fn a_consumer_that_returns_early_stops_the_producer() {
 
 #[test]
 fn sending_to_a_finished_sink_returns_false_and_drops_the_item() {
-    let drops = counter();
+    let drops = DropCounter::new();
     let mut sink = Sink::new("one", |mut items| items.next().map(|i: Item| i.0));
     assert!(
-        !sink.send(Item(7, drops.clone())),
+        !sink.send(Item(7, drops.token())),
         "returned after one item"
     );
     assert!(!sink.is_open());
-    assert!(!sink.send(Item(8, drops.clone())));
-    assert_eq!(drops.get(), 2);
+    assert!(!sink.send(Item(8, drops.token())));
+    assert_eq!(drops.count(), 2);
     assert_eq!(sink.finish().unwrap(), Some(7));
 }
 
 #[test]
 fn a_consumer_panic_comes_back_from_finish_naming_it() {
-    let drops = counter();
+    let drops = DropCounter::new();
     let d = drops.clone();
     let mut sink = Sink::new("picky", move |items| {
-        let _guard = DropCount(d);
+        let _guard = d.token();
         for x in items {
             assert!(x < 2, "cannot take {x}");
         }
@@ -534,7 +526,7 @@ fn a_consumer_panic_comes_back_from_finish_naming_it() {
     assert!(sink.send(0));
     assert!(sink.send(1));
     assert!(!sink.send(2));
-    assert_eq!(drops.get(), 1, "unwound by the panic");
+    assert_eq!(drops.count(), 1, "unwound by the panic");
     let error = sink.finish().unwrap_err();
     assert_eq!(error.stage(), "picky");
     assert_eq!(error.to_string(), "stage 'picky' panicked: cannot take 2");
@@ -542,11 +534,11 @@ fn a_consumer_panic_comes_back_from_finish_naming_it() {
 
 #[test]
 fn a_producer_failure_closes_the_consumer_and_is_returned() {
-    let drops = counter();
+    let drops = DropCounter::new();
     let returned = Rc::new(Cell::new(false));
     let (d, r) = (drops.clone(), returned.clone());
     let sink = Sink::new("sum", move |items| {
-        let _guard = DropCount(d);
+        let _guard = d.token();
         let sum: u32 = items.sum();
         r.set(true);
         sum
@@ -564,20 +556,20 @@ fn a_producer_failure_closes_the_consumer_and_is_returned() {
     assert_eq!(error.to_string(), "stage 'producer' failed: ran dry");
     // The consumer did not see a normal end: it was unwound, not returned.
     assert!(!returned.get());
-    assert_eq!(drops.get(), 1);
+    assert_eq!(drops.count(), 1);
 }
 
 #[test]
 fn dropping_an_unfinished_sink_closes_the_consumer() {
-    let drops = counter();
+    let drops = DropCounter::new();
     let d = drops.clone();
     let mut sink = Sink::new("held", move |items| {
-        let _guard = DropCount(d);
+        let _guard = d.token();
         items.count()
     });
     assert!(sink.send(()));
     drop(sink);
-    assert_eq!(drops.get(), 1);
+    assert_eq!(drops.count(), 1);
 }
 
 #[test]
@@ -682,103 +674,6 @@ fn a_sink_over_a_custom_resumable() {
     assert_eq!(sink.feed(source([1, 2, 3])).unwrap(), 3);
 }
 
-// ---------------------------------------------------------------- example
-
-/// Builds `examples/word_count.rs` the way this test binary was built (same
-/// target directory, target triple, profile and features, so that the
-/// stable and AddressSanitizer runs build it their way too) and returns the
-/// path of its binary.
-fn build_word_count() -> std::path::PathBuf {
-    use std::path::Path;
-    // This binary is <target-dir>/[<triple>/]<profile>/deps/pipeline-<hash>.
-    let exe = std::env::current_exe().expect("path of the test binary");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("<profile>/deps");
-    let above = profile_dir.parent().expect("target directory");
-    // The target directory itself holds cargo's `.rustc_info.json`.
-    let triple = (!above.join(".rustc_info.json").exists()).then(|| above.file_name().unwrap());
-    let target_dir = if triple.is_some() {
-        above.parent().unwrap()
-    } else {
-        above
-    };
-
-    let mut cargo = std::process::Command::new(env!("CARGO"));
-    cargo
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "build",
-            "--quiet",
-            "--example",
-            "word_count",
-            "--no-default-features",
-        ])
-        .arg("--target-dir")
-        .arg(target_dir);
-    let features: Vec<&str> = [
-        ("nightly", cfg!(feature = "nightly")),
-        ("sanitizer", cfg!(feature = "sanitizer")),
-    ]
-    .into_iter()
-    .filter_map(|(name, on)| on.then_some(name))
-    .collect();
-    if !features.is_empty() {
-        cargo.arg("--features").arg(features.join(","));
-    }
-    if let Some(triple) = triple {
-        cargo.arg("--target").arg(triple);
-    }
-    match profile_dir.file_name().and_then(|p| p.to_str()) {
-        Some("debug") => {}
-        Some("release") => {
-            cargo.arg("--release");
-        }
-        Some(profile) => {
-            cargo.args(["--profile", profile]);
-        }
-        None => panic!("profile directory without a name"),
-    }
-    let status = cargo.status().expect("cargo runs");
-    assert!(status.success(), "building word_count failed: {cargo:?}");
-    profile_dir.join("examples").join("word_count")
-}
-
-/// Runs `examples/word_count.rs` on its shipped sample and checks its output
-/// against counts made here with plain std code.
-#[test]
-fn word_count_example_prints_the_top_words() {
-    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/sample.txt");
-    let output = std::process::Command::new(build_word_count())
-        .args([sample, "--top", "5"])
-        .output()
-        .expect("word_count runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
-
-    let text = std::fs::read_to_string(sample).unwrap();
-    let mut counts: HashMap<String, u64> = HashMap::new();
-    let mut total = 0;
-    for word in text.split_whitespace() {
-        let word: String = word
-            .trim_matches(|c: char| !c.is_alphanumeric())
-            .to_lowercase();
-        if !word.is_empty() {
-            total += 1;
-            *counts.entry(word).or_default() += 1;
-        }
-    }
-    let mut top: Vec<(String, u64)> = counts.iter().map(|(w, &n)| (w.clone(), n)).collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let mut expected = format!("{total} words, {} distinct\n", counts.len());
-    for (word, n) in top.iter().take(5) {
-        expected.push_str(&format!("{n:>8}  {word}\n"));
-    }
-    assert_eq!(stdout, expected);
-}
-
 // ---------------------------------------------------------------- property
 
 /// What a stage of the random pipelines does to the items it pulls.
@@ -801,26 +696,13 @@ struct Fault {
     panics: bool,
 }
 
-/// Counts the values made and dropped during one case.
-#[derive(Default)]
-struct Ledger {
-    made: Cell<u64>,
-    dropped: Cell<u64>,
-}
-
-/// An item that the ledger tracks.
-struct Tracked(u32, Rc<Ledger>);
+/// An item whose drop is counted; the items a stage makes from it count in
+/// the same counter (one per test case).
+struct Tracked(u32, DropToken);
 
 impl Tracked {
-    fn new(value: u32, ledger: &Rc<Ledger>) -> Self {
-        ledger.made.set(ledger.made.get() + 1);
-        Tracked(value, ledger.clone())
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.1.dropped.set(self.1.dropped.get() + 1);
+    fn new(value: u32, ledger: &DropCounter) -> Self {
+        Tracked(value, ledger.token())
     }
 }
 
@@ -828,7 +710,7 @@ type Tracks = Box<dyn Iterator<Item = PipelineItem<Tracked>>>;
 
 /// The stage's work on one input: what it hands on, given what it held.
 fn step(kind: Kind, item: Tracked, held: &mut Option<Tracked>, out: &mut Vec<Tracked>) {
-    let ledger = item.1.clone();
+    let ledger = item.1.counter();
     match kind {
         Kind::Map => out.push(Tracked::new(item.0 * 2 + 1, &ledger)),
         Kind::Filter => {
@@ -849,7 +731,7 @@ fn step(kind: Kind, item: Tracked, held: &mut Option<Tracked>, out: &mut Vec<Tra
 
 /// The same work on plain numbers, for the model.
 fn model_stage(kind: Kind, input: &[u32], flush: bool) -> Vec<u32> {
-    let ledger = Rc::new(Ledger::default());
+    let ledger = DropCounter::new();
     let mut held = None;
     let mut out = Vec::new();
     for &x in input {
@@ -890,11 +772,10 @@ fn stackful_stage(
     i: usize,
     kind: Kind,
     fault: Option<Fault>,
-    guards: Rc<Cell<i64>>,
+    guards: DropCounter,
 ) -> Tracks {
     Box::new(up.stage(format!("stage {i}"), move |co, up| {
-        guards.set(guards.get() + 1);
-        let _guard = scopeguard(guards);
+        let _guard = guards.token();
         let mut held = None;
         let mut out = Vec::new();
         for (n, item) in up.enumerate() {
@@ -914,17 +795,6 @@ fn stackful_stage(
         }
         Ok(())
     }))
-}
-
-/// Decrements the live-guard count when dropped.
-fn scopeguard(guards: Rc<Cell<i64>>) -> impl Drop {
-    struct Guard(Rc<Cell<i64>>);
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            self.0.set(self.0.get() - 1);
-        }
-    }
-    Guard(guards)
 }
 
 fn kind_strategy() -> impl proptest::strategy::Strategy<Value = Kind> {
@@ -958,8 +828,8 @@ proptest::proptest! {
             .map(|(i, at, panics)| (i, Fault { at, panics }));
         let (expected, failed) = model(n, &stages, fault);
 
-        let ledger = Rc::new(Ledger::default());
-        let guards = Rc::new(Cell::new(0i64));
+        let ledger = DropCounter::new();
+        let guards = DropCounter::new();
         let source_ledger = ledger.clone();
         let mut pipeline: Tracks =
             Box::new((0..n).map(move |x| Ok(Tracked::new(x, &source_ledger))));
@@ -1001,7 +871,7 @@ proptest::proptest! {
         }
         drop(error);
         drop(pipeline);
-        proptest::prop_assert_eq!(ledger.made.get(), ledger.dropped.get(), "items dropped once");
-        proptest::prop_assert_eq!(guards.get(), 0, "every stage body dropped its guard");
+        proptest::prop_assert_eq!(ledger.live(), 0, "items dropped once");
+        proptest::prop_assert_eq!(guards.live(), 0, "every stage body dropped its guard");
     }
 }

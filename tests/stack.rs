@@ -9,27 +9,19 @@
 //! skipped under AddressSanitizer (`ASAN_OPTIONS` set), which installs its
 //! own SIGSEGV handling and shadow mappings.
 
-use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
 use std::process::{Command, Output};
-use std::rc::Rc;
 
 use cogen::stack::{self, MIN_STACK_SIZE};
 use cogen::{Builder, Coroutine, CoroutineResult, Yielder};
 
-/// Counts drops.
-struct Token(Rc<Cell<usize>>);
-
-impl Drop for Token {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
-}
+mod support;
+use support::DropCounter;
 
 /// A body that suspends `depth` frames down, each frame holding a token and
 /// some stack, then panics on request.
-fn nested(co: &Yielder<bool, ()>, drops: &Rc<Cell<usize>>, depth: u32) {
-    let _token = Token(drops.clone());
+fn nested(co: &Yielder<bool, ()>, drops: &DropCounter, depth: u32) {
+    let _token = drops.token();
     let buf = std::hint::black_box([depth as u8; 256]);
     if depth == 0 {
         if co.suspend(()) {
@@ -40,7 +32,7 @@ fn nested(co: &Yielder<bool, ()>, drops: &Rc<Cell<usize>>, depth: u32) {
     }
 }
 
-fn small(size: usize, drops: &Rc<Cell<usize>>) -> Coroutine<bool, (), ()> {
+fn small(size: usize, drops: &DropCounter) -> Coroutine<bool, (), ()> {
     let drops = drops.clone();
     Builder::new()
         .name("small")
@@ -54,22 +46,22 @@ const SMALL_SIZES: [usize; 3] = [MIN_STACK_SIZE, 4096, 1];
 #[test]
 fn a_minimum_size_coroutine_can_be_dropped_while_suspended() {
     for size in SMALL_SIZES {
-        let drops = Rc::new(Cell::new(0));
+        let drops = DropCounter::new();
         let mut co = small(size, &drops);
         assert_eq!(co.resume(false).unwrap(), CoroutineResult::Yield(()));
         drop(co);
-        assert_eq!(drops.get(), 9, "size {size}");
+        assert_eq!(drops.count(), 9, "size {size}");
     }
 }
 
 #[test]
 fn a_minimum_size_coroutine_can_be_closed_while_suspended() {
     for size in SMALL_SIZES {
-        let drops = Rc::new(Cell::new(0));
+        let drops = DropCounter::new();
         let mut co = small(size, &drops);
         co.resume(false).unwrap();
         assert!(co.close().is_ok());
-        assert_eq!(drops.get(), 9, "size {size}");
+        assert_eq!(drops.count(), 9, "size {size}");
         assert!(co.is_dead());
     }
 }
@@ -77,7 +69,7 @@ fn a_minimum_size_coroutine_can_be_closed_while_suspended() {
 #[test]
 fn a_minimum_size_coroutine_can_panic() {
     for size in SMALL_SIZES {
-        let drops = Rc::new(Cell::new(0));
+        let drops = DropCounter::new();
         let mut co = small(size, &drops);
         co.resume(false).unwrap();
         let err = co.resume(true).unwrap_err();
@@ -87,14 +79,14 @@ fn a_minimum_size_coroutine_can_panic() {
                 .message()
                 .starts_with("panic at depth 0")
         );
-        assert_eq!(drops.get(), 9, "size {size}");
+        assert_eq!(drops.count(), 9, "size {size}");
         assert!(co.close().is_err()); // reports the death once
     }
 }
 
 #[test]
 fn a_minimum_size_coroutine_can_be_dropped_from_a_panicking_owner() {
-    let drops = Rc::new(Cell::new(0));
+    let drops = DropCounter::new();
     let mut co = small(4096, &drops);
     co.resume(false).unwrap();
     let r = std::panic::catch_unwind(AssertUnwindSafe(move || {
@@ -102,7 +94,7 @@ fn a_minimum_size_coroutine_can_be_dropped_from_a_panicking_owner() {
         panic!("owner");
     }));
     assert!(r.is_err());
-    assert_eq!(drops.get(), 9);
+    assert_eq!(drops.count(), 9);
 }
 
 /// The address of a local in the body: equal for two coroutines that ran

@@ -10,5 +10,8 @@
 )]
 
 #[cfg(feature = "nightly")]
+mod support;
+
+#[cfg(feature = "nightly")]
 #[path = "nightly/stackless.rs"]
 mod stackless;

@@ -37,20 +37,20 @@ fn stackful_and_stackless_stages_mix() {
 
 #[test]
 fn dropping_a_mixed_pipeline_half_way_runs_every_destructor_once() {
-    let guards = counter();
+    let guards = DropCounter::new();
     let (g1, g2, g3) = (guards.clone(), guards.clone(), guards.clone());
     let mut pipeline = source(0..u32::MAX)
         .stackless_stage("a", move |up| {
             #[coroutine]
             move || {
-                let _guard = DropCount(g1);
+                let _guard = g1.token();
                 for x in up {
                     yield x;
                 }
             }
         })
         .stage("b", move |co, up| {
-            let _guard = DropCount(g2);
+            let _guard = g2.token();
             for x in up {
                 co.suspend(x);
             }
@@ -58,7 +58,7 @@ fn dropping_a_mixed_pipeline_half_way_runs_every_destructor_once() {
         .stackless_stage("c", move |up| {
             #[coroutine]
             move || {
-                let _guard = DropCount(g3);
+                let _guard = g3.token();
                 for x in up {
                     yield x;
                 }
@@ -67,7 +67,7 @@ fn dropping_a_mixed_pipeline_half_way_runs_every_destructor_once() {
     assert_eq!(pipeline.next().unwrap().unwrap(), 0);
     assert_eq!(pipeline.next().unwrap().unwrap(), 1);
     drop(pipeline);
-    assert_eq!(guards.get(), 3);
+    assert_eq!(guards.count(), 3);
 }
 
 #[test]
@@ -122,13 +122,12 @@ pub(crate) fn stackless_stage(
     i: usize,
     kind: Kind,
     fault: Option<Fault>,
-    guards: Rc<Cell<i64>>,
+    guards: DropCounter,
 ) -> Tracks {
     Box::new(up.stackless_stage(format!("stage {i}"), move |up| {
         #[coroutine]
         move || {
-            guards.set(guards.get() + 1);
-            let _guard = scopeguard(guards);
+            let _guard = guards.token();
             let mut held = None;
             let mut out = Vec::new();
             for (n, item) in up.enumerate() {

@@ -1,22 +1,14 @@
 //! The tests of `tests/stackless.rs`, in a module that is only parsed with
 //! the `nightly` feature (`yield` and `#[coroutine]` do not parse on stable).
 
-use std::cell::Cell;
 use std::ops::Coroutine as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::rc::Rc;
 
 use cogen::stackless::{self, Stackless};
 use cogen::{Coroutine, CoroutineResult, Generator, Resumable, ResumeError, Status, generator};
 
-struct DropCount(Rc<Cell<u32>>);
-
-impl Drop for DropCount {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
-}
+use crate::support::DropCounter;
 
 #[test]
 fn values_flow_both_ways_and_the_first_input_is_the_argument() {
@@ -98,43 +90,43 @@ fn non_string_panic_payloads_are_kept() {
 
 #[test]
 fn close_drops_live_values_once() {
-    let drops = Rc::new(Cell::new(0));
+    let drops = DropCounter::new();
     let d = drops.clone();
     let mut co = Stackless::new(
         #[coroutine]
         move || {
-            let _guard = DropCount(d);
+            let _guard = d.token();
             yield 1;
             yield 2;
         },
     );
     assert_eq!(co.resume(()).unwrap(), CoroutineResult::Yield(1));
-    assert_eq!(drops.get(), 0);
+    assert_eq!(drops.count(), 0);
     co.close().unwrap();
-    assert_eq!(drops.get(), 1);
+    assert_eq!(drops.count(), 1);
     assert_eq!(co.status(), Status::Dead);
     assert!(matches!(co.resume(()), Err(ResumeError::Dead(()))));
     drop(co);
-    assert_eq!(drops.get(), 1);
+    assert_eq!(drops.count(), 1);
 }
 
 #[test]
 fn drop_of_suspended_and_of_unstarted_coroutines_drops_once() {
-    let drops = Rc::new(Cell::new(0));
+    let drops = DropCounter::new();
     // Suspended: the guard lives in the body's state.
     let d = drops.clone();
     let mut co = Stackless::new(
         #[coroutine]
         move || {
-            let _guard = DropCount(d);
+            let _guard = d.token();
             yield;
         },
     );
     co.resume(()).unwrap();
     drop(co);
-    assert_eq!(drops.get(), 1);
+    assert_eq!(drops.count(), 1);
     // Never started: the guard is only captured.
-    let guard = DropCount(drops.clone());
+    let guard = drops.token();
     let co = Stackless::new(
         #[coroutine]
         move || {
@@ -143,9 +135,9 @@ fn drop_of_suspended_and_of_unstarted_coroutines_drops_once() {
         },
     );
     drop(co);
-    assert_eq!(drops.get(), 2);
+    assert_eq!(drops.count(), 2);
     // Finished: dropped at the return, not again.
-    let guard = DropCount(drops.clone());
+    let guard = drops.token();
     let mut co = Stackless::new(
         #[coroutine]
         move || {
@@ -154,29 +146,29 @@ fn drop_of_suspended_and_of_unstarted_coroutines_drops_once() {
         },
     );
     co.resume(()).unwrap();
-    assert_eq!(drops.get(), 3);
+    assert_eq!(drops.count(), 3);
     assert!(matches!(co.resume(()), Ok(CoroutineResult::Return(()))));
     drop(co);
-    assert_eq!(drops.get(), 3);
+    assert_eq!(drops.count(), 3);
 }
 
 #[test]
 fn a_panic_drops_the_body_values_once() {
-    let drops = Rc::new(Cell::new(0));
+    let drops = DropCounter::new();
     let d = drops.clone();
     let mut co = Stackless::new(
         #[coroutine]
         move || {
-            let _guard = DropCount(d);
+            let _guard = d.token();
             yield;
             panic!("boom");
         },
     );
     co.resume(()).unwrap();
     assert!(co.resume(()).unwrap_err().is_panic());
-    assert_eq!(drops.get(), 1);
+    assert_eq!(drops.count(), 1);
     drop(co);
-    assert_eq!(drops.get(), 1);
+    assert_eq!(drops.count(), 1);
 }
 
 #[test]
@@ -421,11 +413,13 @@ fn the_adapter_costs_no_semantics_against_raw_resume() {
 /// A stackless coroutine resumed inside a stackful body may suspend the
 /// stackful one (through a borrowed `Yielder`). Closing the stackful one
 /// then unwinds through the stackless adapter's panic catching, which must
-/// let that unwind go on (corosensei issue 57) and still drop everything once.
+/// let that unwind go on
+/// ([corosensei#57](https://github.com/Amanieu/corosensei/issues/57)) and
+/// still drop everything once.
 #[test]
 fn closing_a_stackful_coroutine_unwinds_through_a_stackless_one() {
-    let drops = Rc::new(Cell::new(0));
-    let (outer_guard, inner_guard) = (DropCount(drops.clone()), DropCount(drops.clone()));
+    let drops = DropCounter::new();
+    let (outer_guard, inner_guard) = (drops.token(), drops.token());
     let mut outer = Coroutine::new(move |co: &cogen::Yielder<(), &'static str>, ()| {
         let _outer = outer_guard;
         let mut inner = Stackless::new(
@@ -443,9 +437,9 @@ fn closing_a_stackful_coroutine_unwinds_through_a_stackless_one() {
         outer.resume(()).unwrap(),
         CoroutineResult::Yield("from inside the stackless body")
     );
-    assert_eq!(drops.get(), 0);
+    assert_eq!(drops.count(), 0);
     outer.close().unwrap();
-    assert_eq!(drops.get(), 2);
+    assert_eq!(drops.count(), 2);
     assert_eq!(outer.status(), Status::Dead);
 }
 

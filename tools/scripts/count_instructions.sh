@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # Instructions per resume/yield round trip, for cogen and each peer, counted
 # by callgrind (no timing noise). For each peer, runs
-# `examples/switch_count.rs` with N1 and N2 round trips and prints
+# `tools/src/bin/switch_count.rs` with N1 and N2 round trips and prints
 # (Ir(N2) - Ir(N1)) / (N2 - N1): creating the coroutine, starting Lua and
 # the process itself cancel out. The last column also subtracts the driving
 # loop's own instructions (the `baseline` peer: the same loop around `x + 1`),
 # which is the figure to compare with a bare switch.
 #
-#   docs/count_instructions.sh                   # every peer, N1=1000000 N2=2000000
-#   docs/count_instructions.sh cogen corosensei  # some peers
-#   RING=10000 docs/count_instructions.sh        # round robin over 10,000 coroutines,
-#                                                # with callgrind's cache simulation:
-#                                                # also L1 data misses per round trip
+#   tools/scripts/count_instructions.sh                   # every peer, N1=1000000 N2=2000000
+#   tools/scripts/count_instructions.sh cogen corosensei  # some peers
+#   RING=10000 tools/scripts/count_instructions.sh        # round robin over 10,000 coroutines,
+#                                                         # with callgrind's cache simulation:
+#                                                         # also L1 data misses per round trip
 #
-# Needs valgrind. Honours CARGO_TARGET_DIR (default ./target).
+# Needs valgrind. Honours CARGO_TARGET_DIR (default target/ at the repository's root).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 N1=${N1:-1000000}
 N2=${N2:-2000000}
@@ -29,8 +29,8 @@ if [ "$RING" -gt 1 ]; then
     CACHE=(--cache-sim=yes)
 fi
 
-cargo build --release --example switch_count >&2
-BIN="${CARGO_TARGET_DIR:-target}/release/examples/switch_count"
+cargo build --release -p cogen-tools --bin switch_count >&2
+BIN="${CARGO_TARGET_DIR:-target}/release/switch_count"
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 

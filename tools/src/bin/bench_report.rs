@@ -2,25 +2,30 @@
 //!
 //! ```text
 //! CARGO_TARGET_DIR=target-bench cargo bench            # or: --bench peers
-//! CARGO_TARGET_DIR=target-bench cargo run --release --example bench_report
+//! CARGO_TARGET_DIR=target-bench cargo run --release -p cogen-tools --bin bench_report
 //! ```
 //!
-//! It walks `$CARGO_TARGET_DIR/criterion` (default `./target/criterion`, or
-//! the directory given as the first argument) for every benchmark that has a
-//! `new/estimates.json`, so every group of every bench in `benches/` shows up
-//! without being listed here. Groups declared in `benches/*.rs`
-//! (`benchmark_group("...")`) that have no saved estimates are listed as
-//! "not run". For each benchmark it prints the median time per iteration
-//! (and per element when the group declares a throughput) and the ratio to
-//! the group's `cogen` id (or `cogen_stackful` when there is no `cogen`).
+//! It walks `$CARGO_TARGET_DIR/criterion` (default `target/criterion` at the
+//! repository's root, or the directory given as the first argument) for
+//! every benchmark that has a `new/estimates.json`, so every group of every
+//! bench in `benches/` shows up without being listed here. Groups declared
+//! in `benches/*.rs` (`benchmark_group("...")`) that have no saved estimates
+//! are listed as "not run". For each benchmark it prints the median time per
+//! iteration (and per element when the group declares a throughput) and the
+//! ratio to the group's `cogen` id (or `cogen_stackful` when there is no
+//! `cogen`).
 //!
 //! Writes `docs/bench.md` (the table) and `docs/bench.svg` (one bar chart
 //! panel per group, log scale when a group's times differ by more than 20×).
+//! With no saved estimates at all it says so and writes nothing. The table
+//! names the criterion directory only relative to the repository (or not at
+//! all), never by an absolute path of the machine it ran on.
 
 use std::collections::BTreeMap;
 use std::error::Error;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::SystemTime;
 
 use plotters::coord::Shift;
@@ -56,31 +61,69 @@ impl Bench {
     }
 }
 
-fn main() -> Result<()> {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let criterion_dir = match std::env::args_os().nth(1) {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| manifest.join("target"));
-            let target = if target.is_relative() {
-                std::env::current_dir()?.join(target)
-            } else {
-                target
-            };
-            target.join("criterion")
-        }
-    };
+const USAGE: &str = "\
+usage: bench_report [CRITERION_DIR]
 
-    let mut benches = Vec::new();
-    if criterion_dir.is_dir() {
-        collect(&criterion_dir, &mut benches)?;
+Reads criterion's saved estimates from CRITERION_DIR (default:
+$CARGO_TARGET_DIR/criterion, else target/criterion at the repository's root)
+and writes docs/bench.md and docs/bench.svg. Run `cargo bench` first.";
+
+fn main() -> ExitCode {
+    let arg = std::env::args_os().nth(1);
+    if arg.as_ref().is_some_and(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    match run(arg.map(PathBuf::from)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench_report: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The repository's root: `benches/` is read from it, `docs/` written to it.
+fn repository_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tools/ lives in the repository's root")
+}
+
+fn run(criterion_dir: Option<PathBuf>) -> Result<()> {
+    let root = repository_root();
+    let criterion_dir = match criterion_dir {
+        Some(dir) => dir,
+        None => std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"))
+            .join("criterion"),
+    };
+    let criterion_dir = if criterion_dir.is_relative() {
+        std::env::current_dir()?.join(criterion_dir)
     } else {
-        eprintln!(
-            "no criterion results in {} (run `cargo bench` first)",
+        criterion_dir
+    };
+    let source = source_note(&criterion_dir, root);
+
+    if !criterion_dir.is_dir() {
+        return Err(format!(
+            "no criterion results: {} does not exist.\n\
+             Run `cargo bench` first (with the same CARGO_TARGET_DIR), or pass \
+             the criterion directory as the first argument. Nothing written.",
             criterion_dir.display()
-        );
+        )
+        .into());
+    }
+    let mut benches = Vec::new();
+    collect(&criterion_dir, &mut benches)?;
+    if benches.is_empty() {
+        return Err(format!(
+            "no saved estimates (new/estimates.json) under {}.\n\
+             Run `cargo bench` first. Nothing written.",
+            criterion_dir.display()
+        )
+        .into());
     }
 
     // Group -> benchmarks, in a stable order: groups by name, ids by time.
@@ -91,30 +134,34 @@ fn main() -> Result<()> {
     for list in groups.values_mut() {
         list.sort_by(|a, b| a.per_op_ns().total_cmp(&b.per_op_ns()));
     }
-    let declared = declared_groups(&manifest.join("benches"));
+    let declared = declared_groups(&root.join("benches"));
     let not_run: Vec<&String> = declared
         .iter()
         .filter(|(g, _)| !groups.contains_key(*g))
         .map(|(g, _)| g)
         .collect();
 
-    let markdown = table(&groups, &declared, &not_run, &criterion_dir);
+    let markdown = table(&groups, &declared, &not_run, &source);
     print!("{markdown}");
 
-    let docs = manifest.join("docs");
+    let docs = root.join("docs");
     fs::create_dir_all(&docs)?;
     fs::write(docs.join("bench.md"), &markdown)?;
-    if groups.is_empty() {
-        eprintln!("nothing to chart; docs/bench.svg left as it was");
-    } else {
-        chart(&groups, &docs.join("bench.svg"))?;
-        eprintln!(
-            "wrote {} and {}",
-            docs.join("bench.md").display(),
-            docs.join("bench.svg").display()
-        );
-    }
+    chart(&groups, &docs.join("bench.svg"))?;
+    eprintln!("wrote docs/bench.md and docs/bench.svg");
     Ok(())
+}
+
+/// Where the table says the medians come from: the criterion directory
+/// relative to the repository when it is inside it, else nothing, so that no
+/// absolute path of this machine ends up in a committed file.
+fn source_note(dir: &Path, root: &Path) -> String {
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let dir_abs = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    match dir_abs.strip_prefix(&root) {
+        Ok(rel) => format!("criterion medians from `{}`", rel.display()),
+        Err(_) => "criterion medians".to_string(),
+    }
 }
 
 /// Finds every `<...>/new/estimates.json` below `dir` (criterion's layout is
@@ -221,7 +268,7 @@ fn scan_groups(path: &Path, stem: &str, depth: u32, out: &mut BTreeMap<String, S
     }
 }
 
-/// A measured goal from the issues: `time(a) / time(b)` compared with `limit`.
+/// A performance goal of the project: `time(a) / time(b)` compared with `limit`.
 struct Goal {
     group: &'static str,
     a: &'static str,
@@ -233,7 +280,7 @@ struct Goal {
 }
 
 const GOALS: &[Goal] = &[
-    // Issue 5: peers.
+    // Peers (`benches/peers.rs`).
     Goal {
         group: "peer_switch",
         a: "cogen",
@@ -283,7 +330,7 @@ const GOALS: &[Goal] = &[
         faster: true,
         limit: 10.0,
     },
-    // Issue 2: core.
+    // The coroutine (`benches/coroutine.rs`).
     Goal {
         group: "switch",
         a: "cogen",
@@ -312,7 +359,7 @@ const GOALS: &[Goal] = &[
         faster: false,
         limit: 1.0,
     },
-    // Issue 3: pipelines.
+    // Pipelines (`benches/pipeline.rs`).
     Goal {
         group: "pipeline_3_stages",
         a: "cogen_stackless",
@@ -414,15 +461,14 @@ fn table(
     groups: &BTreeMap<String, Vec<Bench>>,
     declared: &BTreeMap<String, String>,
     not_run: &[&String],
-    dir: &Path,
+    source: &str,
 ) -> String {
     let mut s = String::new();
     let newest = groups.values().flatten().map(|b| b.saved).max();
     s.push_str(&format!(
-        "Measured on {}, {} (criterion medians from `{}`).\n\n",
+        "Measured on {}, {} ({source}).\n\n",
         cpu_model(),
         newest.map_or_else(|| "never".to_string(), date),
-        dir.display()
     ));
     s.push_str(
         "Time is the median per iteration (per element when the group declares a \

@@ -2,8 +2,8 @@
 //! nothing else, for counting instructions with callgrind.
 //!
 //! ```text
-//! cargo run --release --example switch_count -- <peer> <N> [RING]
-//! valgrind --tool=callgrind target/release/examples/switch_count cogen 1000000
+//! cargo run --release -p cogen-tools --bin switch_count -- <peer> <N> [RING]
+//! valgrind --tool=callgrind target/release/switch_count cogen 1000000
 //! ```
 //!
 //! Peers: `cogen`, `cogen_stackless`, `corosensei`, `nightly_raw`,
@@ -14,7 +14,7 @@
 //! bench. Run it for two values of N and subtract: the difference divided by
 //! the difference in N is the cost of one round trip, with the set-up
 //! (creating the coroutine, loading Lua, process start) cancelled out.
-//! `docs/count_instructions.sh` does exactly that for every peer.
+//! `tools/scripts/count_instructions.sh` does exactly that for every peer.
 //!
 //! With a third argument RING > 1, it makes RING coroutines and resumes
 //! them in turn (the `peer_round_robin` bench's access pattern), for
@@ -42,6 +42,13 @@ const PEERS: [&str; 7] = [
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "-h" || a == "--help") {
+        println!(
+            "usage: switch_count <peer> <N> [RING]\npeers: {}",
+            PEERS.join(", ")
+        );
+        return ExitCode::SUCCESS;
+    }
     let peer = args.first();
     let n = args.get(1).and_then(|n| n.parse::<usize>().ok());
     let ring = match args.get(2) {
