@@ -13,7 +13,7 @@
 //!   `Coroutine::resume` on the same pinned nightly coroutine (`raw_nightly`).
 //!
 //! Run: `CARGO_TARGET_DIR=target-bench cargo bench --bench pipeline`.
-#![cfg_attr(feature = "nightly", feature(coroutines, coroutine_trait))]
+#![cfg_attr(cogen_nightly, feature(coroutines, coroutine_trait))]
 
 use std::hint::black_box;
 use std::sync::mpsc;
@@ -25,7 +25,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 // The stackless variants: `yield` and `#[coroutine]` do not parse on stable
 // Rust, even in code that `cfg` removes, so they live in their own file.
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 #[path = "nightly/pipeline.rs"]
 mod nightly;
 
@@ -102,7 +102,7 @@ fn pipeline_3_stages(c: &mut Criterion) {
     let want = expected(ITEMS);
     assert_eq!(iterator(ITEMS), want);
     assert_eq!(cogen_stackful(ITEMS), want);
-    #[cfg(feature = "nightly")]
+    #[cfg(cogen_nightly)]
     assert_eq!(nightly::cogen_stackless(ITEMS), want);
     assert_eq!(mpsc_threads(ITEMS), want);
 
@@ -115,7 +115,7 @@ fn pipeline_3_stages(c: &mut Criterion) {
     group.bench_function("cogen_stackful", |b| {
         b.iter(|| black_box(cogen_stackful(ITEMS)))
     });
-    #[cfg(feature = "nightly")]
+    #[cfg(cogen_nightly)]
     group.bench_function("cogen_stackless", |b| {
         b.iter(|| black_box(nightly::cogen_stackless(ITEMS)))
     });
@@ -127,8 +127,8 @@ fn pipeline_3_stages(c: &mut Criterion) {
     group.finish();
 }
 
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 criterion_group!(benches, pipeline_3_stages, nightly::stackless_switch);
-#[cfg(not(feature = "nightly"))]
+#[cfg(not(cogen_nightly))]
 criterion_group!(benches, pipeline_3_stages);
 criterion_main!(benches);

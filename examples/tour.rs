@@ -1,7 +1,7 @@
 //! A guided run through everything cogen can do: `cargo run --example tour`.
 //!
 //! Each section prints what it shows; read this file beside its output.
-#![cfg_attr(feature = "nightly", feature(coroutines))]
+#![cfg_attr(cogen_nightly, feature(coroutines))]
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -13,7 +13,7 @@ use cogen::{Builder, Coroutine, CoroutineResult, ResumeError, ScopedCoroutine, S
 
 // Stackless coroutines: `yield` and `#[coroutine]` do not even parse on
 // stable Rust, so that section lives in its own file.
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 #[path = "nightly/tour_stackless.rs"]
 mod stackless;
 
@@ -31,10 +31,10 @@ fn main() {
     scoped_borrowing();
     stacks();
     generators_and_pipelines();
-    #[cfg(feature = "nightly")]
+    #[cfg(cogen_nightly)]
     stackless::section();
     event_loop();
-    #[cfg(feature = "nightly")]
+    #[cfg(cogen_nightly)]
     stackless::tasks();
 }
 

@@ -15,7 +15,7 @@
 //! push consumer (`count`, a coroutine fed item by item). With the `nightly`
 //! feature the `normalise` stage is a stackless `#[coroutine]`, mixed with
 //! the stackful stages around it.
-#![cfg_attr(feature = "nightly", feature(coroutines))]
+#![cfg_attr(cogen_nightly, feature(coroutines))]
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -25,7 +25,7 @@ use cogen::pipeline::{PipelineExt, PipelineItem, Push, Sink, read_chunks};
 
 // The stackless stage: `yield` and `#[coroutine]` do not parse on stable
 // Rust, even in code that `cfg` removes, so it lives in its own file.
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 #[path = "nightly/word_count_normalise.rs"]
 mod stackless;
 
@@ -41,9 +41,9 @@ fn normalise(word: &str) -> Option<String> {
 fn normalised(
     words: impl Iterator<Item = PipelineItem<String>> + 'static,
 ) -> impl Iterator<Item = PipelineItem<String>> {
-    #[cfg(feature = "nightly")]
+    #[cfg(cogen_nightly)]
     return stackless::normalised(words);
-    #[cfg(not(feature = "nightly"))]
+    #[cfg(not(cogen_nightly))]
     return words.stage("normalise", |co, up| {
         for word in up {
             if let Some(word) = normalise(&word) {

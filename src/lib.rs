@@ -51,7 +51,7 @@
 //! | [`pipeline`] | typed pull stages and push sinks, for either kind |
 //! | [`event_loop`] | a round-robin scheduler of tasks: join, sleep, channels, futures, files |
 
-#![cfg_attr(feature = "nightly", feature(coroutine_trait, never_type))]
+#![cfg_attr(cogen_nightly, feature(coroutine_trait, never_type))]
 #![cfg_attr(feature = "sanitizer", feature(cfg_sanitize))]
 #![warn(
     missing_docs,
@@ -69,7 +69,7 @@ pub mod stack;
 // Empty ASan hooks for `--all-features` builds that are not sanitized.
 #[cfg(feature = "sanitizer")]
 mod sanitizer;
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 pub mod stackless;
 
 pub use coroutine::{
@@ -80,7 +80,7 @@ pub use error::{Panic, ResumeError};
 pub use generator::{Generator, generator, wrap};
 pub use resumable::Resumable;
 pub use stack::StackError;
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 pub use stackless::Stackless;
 
 // The README's examples are compiled and run as doctests.

@@ -1,9 +1,9 @@
 //! Pull pipelines (stages), push pipelines (sinks), their error paths, and
 //! drop counting across a pipeline dropped half way.
-#![cfg_attr(feature = "nightly", feature(coroutines))]
+#![cfg_attr(cogen_nightly, feature(coroutines))]
 
 // Stackless stages and sinks (their syntax does not parse on stable Rust).
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 #[path = "nightly/pipeline.rs"]
 mod nightly;
 
@@ -322,7 +322,7 @@ fn a_named_producer_stage_turns_its_panic_into_an_error() {
     assert!(producer.next().is_none());
 }
 
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 #[test]
 fn an_endless_producer_is_a_stage_too() {
     // The body's type is `!`: it never returns.
@@ -835,12 +835,12 @@ proptest::proptest! {
             Box::new((0..n).map(move |x| Ok(Tracked::new(x, &source_ledger))));
         for (i, &(kind, stackless)) in stages.iter().enumerate() {
             let stage_fault = fault.filter(|&(f, _)| f == i).map(|(_, f)| f);
-            pipeline = if stackless && cfg!(feature = "nightly") {
-                #[cfg(feature = "nightly")]
+            pipeline = if stackless && cfg!(cogen_nightly) {
+                #[cfg(cogen_nightly)]
                 {
                     nightly::stackless_stage(pipeline, i, kind, stage_fault, guards.clone())
                 }
-                #[cfg(not(feature = "nightly"))]
+                #[cfg(not(cogen_nightly))]
                 unreachable!()
             } else {
                 stackful_stage(pipeline, i, kind, stage_fault, guards.clone())

@@ -1,12 +1,12 @@
 //! The sieve of Eratosthenes as a chain of filter stages, one per prime, as
 //! in Lua 5.4's `testes/coroutine.lua`: 22 primes up to 80, the last 79.
 //! Stages are stackful, stackless (nightly), or mixed in one chain.
-#![cfg_attr(feature = "nightly", feature(coroutines))]
+#![cfg_attr(cogen_nightly, feature(coroutines))]
 
 use cogen::pipeline::{PipelineExt, PipelineItem, Stage};
 
 // The stackless stages (their syntax does not parse on stable Rust).
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 #[path = "nightly/sieve.rs"]
 mod stackless;
 
@@ -16,7 +16,7 @@ type Numbers = Box<dyn Iterator<Item = PipelineItem<u64>>>;
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     Stackful,
-    #[cfg(feature = "nightly")]
+    #[cfg(cogen_nightly)]
     Stackless,
 }
 
@@ -27,7 +27,7 @@ fn generate(n: u64, kind: Kind) -> Numbers {
             "gen",
             cogen::generator(move |co| co.suspend_all(2..=n)),
         )),
-        #[cfg(feature = "nightly")]
+        #[cfg(cogen_nightly)]
         Kind::Stackless => stackless::generate(n),
     }
 }
@@ -43,7 +43,7 @@ fn filter(numbers: Numbers, p: u64, kind: Kind) -> Numbers {
                 }
             }
         })),
-        #[cfg(feature = "nightly")]
+        #[cfg(cogen_nightly)]
         Kind::Stackless => stackless::filter(numbers, name, p),
     }
 }
@@ -79,13 +79,13 @@ fn sieve_of_stackful_stages() {
     check(&sieve(80, Kind::Stackful, |_| Kind::Stackful));
 }
 
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 #[test]
 fn sieve_of_stackless_stages() {
     check(&sieve(80, Kind::Stackless, |_| Kind::Stackless));
 }
 
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 #[test]
 fn sieve_of_mixed_stages() {
     let alternate = |i: usize| {

@@ -5,13 +5,13 @@
 //! `yield` and `#[coroutine]` even in code that `cfg` removes, so this file
 //! only declares that module with the `nightly` feature.
 #![cfg_attr(
-    feature = "nightly",
+    cogen_nightly,
     feature(coroutines, coroutine_trait, stmt_expr_attributes)
 )]
 
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 mod support;
 
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 #[path = "nightly/stackless.rs"]
 mod stackless;

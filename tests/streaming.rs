@@ -11,7 +11,7 @@
 //!
 //! This file holds a single test so that no other test allocates while it
 //! measures.
-#![cfg_attr(feature = "nightly", feature(coroutines))]
+#![cfg_attr(cogen_nightly, feature(coroutines))]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Read;
@@ -59,7 +59,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 // The stackless stage (its syntax does not parse on stable Rust).
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 #[path = "nightly/streaming.rs"]
 mod stackless;
 
@@ -101,9 +101,9 @@ impl Read for Generated {
 fn line_lengths(
     lines: impl Iterator<Item = PipelineItem<String>> + 'static,
 ) -> impl Iterator<Item = PipelineItem<usize>> {
-    #[cfg(feature = "nightly")]
+    #[cfg(cogen_nightly)]
     return stackless::line_lengths(lines);
-    #[cfg(not(feature = "nightly"))]
+    #[cfg(not(cogen_nightly))]
     return lines.stage("lengths", |co, up| {
         for line in up {
             co.suspend(line.len());

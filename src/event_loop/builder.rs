@@ -170,7 +170,7 @@ impl TaskBuilder {
 
     /// Spawns a named stackless task on `ev` (feature `nightly`; the stack
     /// size is ignored).
-    #[cfg(feature = "nightly")]
+    #[cfg(cogen_nightly)]
     pub fn spawn_stackless_on<C>(self, ev: &EventLoop, co: C) -> JoinHandle<C::Return>
     where
         C: std::ops::Coroutine<Yield = super::Wait> + 'static,

@@ -138,18 +138,18 @@ pub(crate) trait ChanWait {
     fn register(&self, side: Side, task: TaskRef, seq: u32);
     fn pass_on(&self, side: Side);
     /// The same channel as an 8-byte reference.
-    #[cfg(feature = "nightly")]
+    #[cfg(cogen_nightly)]
     fn thin(self: Rc<Self>) -> ThinChan;
 }
 
 /// What a [`ThinChan`] can do with the channel it points to.
-#[cfg_attr(not(feature = "nightly"), allow(dead_code))]
+#[cfg_attr(not(cogen_nightly), allow(dead_code))]
 pub(crate) struct ChanOps {
     pass_on: unsafe fn(NonNull<&'static ChanOps>, Side),
     release: unsafe fn(NonNull<&'static ChanOps>),
 }
 
-#[cfg_attr(not(feature = "nightly"), allow(dead_code))]
+#[cfg_attr(not(cogen_nightly), allow(dead_code))]
 impl<T> Chan<T> {
     const OPS: &'static ChanOps = &ChanOps {
         pass_on: Self::pass_on_raw,
@@ -177,10 +177,10 @@ impl<T> Chan<T> {
 /// An owning reference to a channel of any message type in 8 bytes (an
 /// `Rc<dyn ChanWait>` takes 16): what a parked stackless task keeps of the
 /// channel it waits on. The channel's first field says how to use it.
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 pub(crate) struct ThinChan(NonNull<&'static ChanOps>);
 
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 impl ThinChan {
     /// Hands the wake-up on to the next waiter of `side` (see [`ChanWait::pass_on`]).
     pub(crate) fn pass_on(&self, side: Side) {
@@ -190,7 +190,7 @@ impl ThinChan {
     }
 }
 
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 impl Drop for ThinChan {
     fn drop(&mut self) {
         // SAFETY: as in `pass_on`; gives up our count once.
@@ -199,7 +199,7 @@ impl Drop for ThinChan {
 }
 
 impl<T> ChanWait for Chan<T> {
-    #[cfg(feature = "nightly")]
+    #[cfg(cogen_nightly)]
     fn thin(self: Rc<Self>) -> ThinChan {
         let ptr = Rc::into_raw(self).cast_mut();
         // SAFETY: `Rc::into_raw` is never null; `Chan` is `repr(C)` with

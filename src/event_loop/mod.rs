@@ -127,7 +127,7 @@ mod remote;
 mod run_queue;
 mod runtime;
 mod sleep;
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 pub mod stackless;
 mod task;
 mod timer;
@@ -142,11 +142,11 @@ pub use error::{
     JoinError, RecvError, RunError, SendError, StuckTask, TryRecvError, TrySendError, WaitingOn,
 };
 pub use join::JoinHandle;
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 pub use runtime::spawn_stackless;
 pub use runtime::{EventLoop, spawn, spawn_future};
 pub use sleep::{sleep, sleep_until};
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 pub use stackless::Wait;
 #[cfg(feature = "blocking")]
 pub use wait_for::unblock;

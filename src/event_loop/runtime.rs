@@ -119,7 +119,7 @@ impl EventLoop {
     /// Spawns a stackless task (feature `nightly`): a `#[coroutine]`
     /// closure that yields [`Wait`](super::Wait) requests. See the
     /// [`stackless`](super::stackless) module.
-    #[cfg(feature = "nightly")]
+    #[cfg(cogen_nightly)]
     pub fn spawn_stackless<C>(&self, co: C) -> JoinHandle<C::Return>
     where
         C: std::ops::Coroutine<Yield = super::Wait> + 'static,
@@ -246,7 +246,7 @@ where
 ///
 /// # Panics
 /// Outside a task of a running loop.
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 #[track_caller]
 pub fn spawn_stackless<C>(co: C) -> JoinHandle<C::Return>
 where

@@ -209,7 +209,7 @@ pub(crate) struct Header {
     /// above): the stackless body keeps what it holds, and the side of the
     /// channel it waits on, here. See [`TaskBody::drop_body`].
     pub(crate) body_byte: Cell<u8>,
-    #[cfg_attr(not(feature = "nightly"), allow(dead_code))]
+    #[cfg_attr(not(cogen_nightly), allow(dead_code))]
     pub(crate) body_byte2: Cell<u8>,
     /// Never replaced once set, so `name` can lend out its string.
     extras: OnceCell<Box<Extras>>,

@@ -99,7 +99,7 @@ pub trait PipelineExt<T>: Iterator<Item = PipelineItem<T>> + Sized {
     ///     .unwrap();
     /// assert_eq!(evens, [4, 16, 36]);
     /// ```
-    #[cfg(feature = "nightly")]
+    #[cfg(cogen_nightly)]
     #[must_use = "pipelines are lazy and do nothing unless pulled"]
     fn stackless_stage<C, F>(
         self,

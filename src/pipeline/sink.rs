@@ -69,7 +69,7 @@ impl<T: 'static, R: 'static> Sink<T, Coroutine<Option<T>, (), R>> {
     }
 }
 
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 impl<T, C> Sink<T, crate::stackless::Stackless<C>>
 where
     C: std::ops::Coroutine<Option<T>, Yield = ()> + Unpin,

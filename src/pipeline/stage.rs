@@ -31,7 +31,7 @@ impl StageReturn for () {
 }
 
 /// A body that never returns (an endless `loop`) has the type `!`.
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 impl StageReturn for ! {
     fn into_result(self) -> Result<(), BoxError> {
         self

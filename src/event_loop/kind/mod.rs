@@ -10,5 +10,5 @@
 
 pub(crate) mod future;
 pub(crate) mod stackful;
-#[cfg(feature = "nightly")]
+#[cfg(cogen_nightly)]
 pub(crate) mod stackless;

@@ -1,0 +1,353 @@
+//! Stackless tasks (feature `nightly`): `#[coroutine]` closures yielding
+//! wait requests to the same loop as stackful tasks. Included by
+//! `tests/event_loop_stackless.rs` on a nightly compiler only.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use cogen::event_loop::{
+    EventLoop, TaskBuilder, TryRecvError, Wait, WaitingOn, channel, spawn_stackless, yield_now,
+};
+
+use super::support::DropCounter;
+
+#[test]
+fn stackless_and_stackful_tasks_share_the_round_robin() {
+    let ev = EventLoop::new();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let l = log.clone();
+    ev.spawn_stackless(
+        #[coroutine]
+        move || {
+            for i in 0..3 {
+                l.borrow_mut().push(format!("s{i}"));
+                yield Wait::yield_now();
+            }
+        },
+    );
+    let l = log.clone();
+    ev.spawn(move || {
+        for i in 0..3 {
+            l.borrow_mut().push(format!("f{i}"));
+            yield_now();
+        }
+    });
+    ev.run().unwrap();
+    assert_eq!(*log.borrow(), ["s0", "f0", "s1", "f1", "s2", "f2"]);
+}
+
+#[test]
+fn stackless_sleep_join_and_channels() {
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(1);
+    let producer = ev.spawn(move || {
+        for i in 1..=5 {
+            tx.send(i).unwrap();
+        }
+    });
+    let consumer = TaskBuilder::new().name("sum").spawn_stackless_on(
+        &ev,
+        #[coroutine]
+        move || {
+            let mut sum = 0;
+            loop {
+                match rx.try_recv() {
+                    Ok(v) => sum += v,
+                    Err(TryRecvError::Empty) => yield Wait::recv(&rx),
+                    Err(TryRecvError::Closed) => break,
+                }
+            }
+            yield Wait::sleep(Duration::from_millis(2));
+            yield Wait::join(&producer);
+            (sum, producer.try_join().ok().unwrap().is_ok())
+        },
+    );
+    assert_eq!(consumer.name(), Some("sum"));
+    let outer = ev.spawn(move || consumer.join().unwrap());
+    ev.run().unwrap();
+    assert_eq!(outer.join().unwrap(), (15, true));
+}
+
+#[test]
+fn stackless_send_waits_for_room_and_spawn_from_a_task() {
+    let ev = EventLoop::new();
+    let got = ev
+        .block_on(|| {
+            let (tx, rx) = channel::<u32>(1);
+            let sender = spawn_stackless(
+                #[coroutine]
+                move || {
+                    for i in 0..4 {
+                        let mut v = i;
+                        while let Err(e) = tx.try_send(v) {
+                            v = e.into_inner();
+                            yield Wait::send(&tx);
+                        }
+                    }
+                },
+            );
+            let got: Vec<u32> = rx.iter().collect();
+            sender.join().unwrap();
+            got
+        })
+        .unwrap();
+    assert_eq!(got, [0, 1, 2, 3]);
+}
+
+#[test]
+fn stackless_panic_cancel_drop_and_deadlock() {
+    let drops = DropCounter::new();
+    let ev = EventLoop::new();
+    let bad = ev.spawn_stackless(
+        #[coroutine]
+        || {
+            yield Wait::yield_now();
+            panic!("stackless failed");
+        },
+    );
+    let (_tx, rx) = channel::<u32>(1);
+    let d = drops.token();
+    let stuck = TaskBuilder::new().name("stuck").spawn_stackless_on(
+        &ev,
+        #[coroutine]
+        move || {
+            let _d = d;
+            loop {
+                match rx.try_recv() {
+                    Ok(_) => {}
+                    Err(_) => yield Wait::recv(&rx),
+                }
+            }
+        },
+    );
+    let err = ev.run().unwrap_err();
+    assert!(err.is_deadlock());
+    assert_eq!(err.stuck_tasks()[0].name.as_deref(), Some("stuck"));
+    assert_eq!(err.stuck_tasks()[0].waiting_on, WaitingOn::Recv);
+    assert_eq!(
+        bad.join().unwrap_err().panic().unwrap().message(),
+        "stackless failed"
+    );
+    stuck.cancel();
+    assert_eq!(drops.count(), 1);
+    assert!(stuck.join().unwrap_err().is_cancelled());
+
+    let d = drops.token();
+    {
+        let ev = EventLoop::new();
+        ev.spawn_stackless(
+            #[coroutine]
+            move || {
+                let _d = d;
+                yield Wait::sleep(Duration::from_secs(3600));
+            },
+        );
+        ev.try_tick();
+    }
+    assert_eq!(drops.count(), 2);
+}
+
+#[test]
+fn ten_thousand_stackless_tasks_parked_on_one_channel() {
+    many_stackless(10_000);
+}
+
+#[test]
+#[ignore = "a million tasks: run with --ignored (about a second in release)"]
+fn a_million_concurrent_stackless_tasks() {
+    many_stackless(1_000_000);
+}
+
+fn many_stackless(n: u32) {
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(1024);
+    let done = Rc::new(Cell::new(0u32));
+    for _ in 0..n {
+        let rx = rx.clone();
+        let done = done.clone();
+        ev.spawn_stackless(
+            #[coroutine]
+            move || {
+                loop {
+                    match rx.try_recv() {
+                        Ok(_) => break,
+                        Err(TryRecvError::Empty) => yield Wait::recv(&rx),
+                        Err(TryRecvError::Closed) => unreachable!(),
+                    }
+                }
+                done.set(done.get() + 1);
+            },
+        );
+    }
+    drop(rx);
+    // Every task runs once and parks: all n are alive at once.
+    assert!(ev.try_tick());
+    for _ in 1..n {
+        ev.try_tick();
+    }
+    assert_eq!(ev.len(), n as usize);
+    assert_eq!(done.get(), 0);
+    ev.spawn(move || {
+        for i in 0..n {
+            tx.send(i).unwrap();
+        }
+    });
+    ev.run().unwrap();
+    assert_eq!(done.get(), n);
+}
+
+/// The coroutine and its result share the task's bytes: each must still be
+/// dropped exactly once, whether the result is joined, left unread, or never
+/// produced (cancelled before or after starting, or dropped with the loop).
+#[test]
+fn stackless_bodies_and_results_drop_once() {
+    let bodies = DropCounter::new();
+    let results = DropCounter::new();
+    let ev = EventLoop::new();
+    let task = |ev: &EventLoop| {
+        let (body, result) = (bodies.token(), results.clone());
+        ev.spawn_stackless(
+            #[coroutine]
+            move || {
+                let _body = body;
+                yield Wait::yield_now();
+                result.token()
+            },
+        )
+    };
+    let joined = task(&ev);
+    let unread = task(&ev);
+    let never_started = task(&ev);
+    never_started.cancel();
+    assert_eq!((bodies.count(), results.count()), (1, 0));
+    assert!(ev.try_tick() && ev.try_tick()); // both suspended at their yield
+    let cancelled = task(&ev);
+    assert!(ev.try_tick());
+    cancelled.cancel();
+    assert_eq!((bodies.count(), results.count()), (2, 0));
+    ev.run().unwrap();
+    assert_eq!((bodies.count(), results.count()), (4, 0));
+    let value = joined.join().ok().unwrap();
+    drop(unread);
+    assert_eq!(results.count(), 1);
+    drop(value);
+    assert_eq!(results.count(), 2);
+    assert!(never_started.join().err().unwrap().is_cancelled());
+    assert!(cancelled.join().err().unwrap().is_cancelled());
+
+    let (body, result) = (bodies.token(), results.clone());
+    {
+        let ev = EventLoop::new();
+        ev.spawn_stackless(
+            #[coroutine]
+            move || {
+                let _body = body;
+                yield Wait::sleep(Duration::from_secs(3600));
+                result.token()
+            },
+        );
+        ev.try_tick();
+    }
+    assert_eq!((bodies.count(), results.count()), (5, 2));
+}
+
+/// A stackless receiver woken by a message, then cancelled before it could
+/// take it, hands the wake-up to the next receiver in line.
+#[test]
+fn a_cancelled_woken_stackless_receiver_passes_the_message_on() {
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(1);
+    let receiver = |rx: cogen::event_loop::Receiver<u32>| {
+        #[coroutine]
+        move || loop {
+            match rx.try_recv() {
+                Ok(v) => return Some(v),
+                Err(TryRecvError::Empty) => yield Wait::recv(&rx),
+                Err(TryRecvError::Closed) => return None,
+            }
+        }
+    };
+    let first = ev.spawn_stackless(receiver(rx.clone()));
+    let second = ev.spawn_stackless(receiver(rx));
+    assert!(ev.try_tick() && ev.try_tick()); // both parked, first in line
+    tx.try_send(7).unwrap(); // wakes `first` only
+    first.cancel(); // before it could take the message
+    ev.run().unwrap();
+    assert!(first.join().unwrap_err().is_cancelled());
+    assert_eq!(second.join().unwrap(), Some(7));
+}
+
+/// The run queue gives capacity back as it drains after a burst of spawns;
+/// the order stays first-in, first-out throughout.
+#[test]
+fn a_burst_of_tasks_keeps_fifo_order_while_the_queue_shrinks() {
+    const N: u32 = 20_000;
+    let ev = EventLoop::new();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    for i in 0..N {
+        let log = log.clone();
+        ev.spawn_stackless(
+            #[coroutine]
+            move || {
+                log.borrow_mut().push(i);
+                if i % 2 == 1 {
+                    yield Wait::yield_now();
+                    log.borrow_mut().push(i);
+                }
+            },
+        );
+    }
+    while ev.try_tick() {}
+    assert!(ev.is_empty());
+    let expected: Vec<u32> = (0..N).chain((0..N).filter(|i| i % 2 == 1)).collect();
+    assert_eq!(*log.borrow(), expected);
+}
+
+/// A stackless task's result takes the bytes of its coroutine once that is
+/// dropped. A destructor of the coroutine that reaches the task's own handle
+/// (the task is already done, being cancelled) must not read a result that
+/// is not there yet: dropping the handle is fine, joining it panics.
+#[test]
+fn a_cancelled_stackless_task_reaching_its_own_handle_from_a_destructor() {
+    type Shared = Rc<RefCell<Option<cogen::event_loop::JoinHandle<u32>>>>;
+    struct Holder {
+        handle: Shared,
+        joined: Rc<Cell<Option<bool>>>,
+    }
+    impl Drop for Holder {
+        fn drop(&mut self) {
+            let h = self.handle.borrow_mut().take().expect("the handle");
+            assert!(h.is_finished());
+            if self.joined.get().is_none() {
+                // Joining now must fail loudly, not read the coroutine's bytes.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.try_join()));
+                self.joined.set(Some(r.is_err()));
+            } else {
+                drop(h); // must not look for a panic in the result either
+            }
+        }
+    }
+    for try_join_first in [true, false] {
+        let ev = EventLoop::new();
+        let handle: Shared = Rc::new(RefCell::new(None));
+        let joined = Rc::new(Cell::new(if try_join_first { None } else { Some(false) }));
+        let holder = Holder {
+            handle: handle.clone(),
+            joined: joined.clone(),
+        };
+        let h = ev.spawn_stackless(
+            #[coroutine]
+            move || {
+                let _holder = holder;
+                yield Wait::sleep(Duration::from_secs(3600));
+                1
+            },
+        );
+        *handle.borrow_mut() = Some(h);
+        assert!(ev.try_tick()); // now asleep
+        drop(ev); // cancels it: the holder drops while the task is done
+        assert!(handle.borrow().is_none());
+        assert_eq!(joined.get(), Some(try_join_first));
+    }
+}
