@@ -39,6 +39,12 @@ struct WaitList {
     rest: RefCell<VecDeque<(ThinTask, u32)>>,
 }
 
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(
+    std::mem::size_of::<(ThinTask, u32)>() == 16,
+    "a wait-list entry is 16 bytes"
+);
+
 impl WaitList {
     #[inline]
     fn push(&self, task: TaskRef, seq: u32) {
@@ -179,6 +185,12 @@ impl<T> Chan<T> {
 /// channel it waits on. The channel's first field says how to use it.
 #[cfg(cogen_nightly)]
 pub(crate) struct ThinChan(NonNull<&'static ChanOps>);
+
+#[cfg(all(cogen_nightly, target_pointer_width = "64"))]
+const _: () = assert!(
+    std::mem::size_of::<ThinChan>() == 8,
+    "a thin channel reference is 8 bytes"
+);
 
 #[cfg(cogen_nightly)]
 impl ThinChan {

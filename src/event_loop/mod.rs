@@ -47,7 +47,11 @@
 //! | channels | [`Sender::send`], [`Receiver::recv`] | `try_` forms | `yield Wait::recv(&rx)`, then `try_recv` |
 //! | any `Future` | [`wait_for`] | `.await` | — |
 //! | blocking calls, files | [`unblock`], [`fs`] (feature `blocking`) | — | — |
-//! | memory per parked task | about one stack page (4.4 KiB measured) | the future, plus ~110 bytes | ~120 bytes (118 measured at 1,000,000) |
+//! | memory per parked task | one touched stack page plus the task | the future plus the task | the coroutine's state plus the task |
+//!
+//! "The task" is one allocation of a 48-byte header (checked at compile time)
+//! plus reference counts and the result; `docs/BENCHMARKS.md` has the
+//! resident memory measured per parked task of each kind at scale.
 //!
 //! # Scheduling and fairness
 //!
@@ -113,8 +117,7 @@
 // Layers, bottom to top (each file uses only the ones above it; `task`
 // names `core::Core` as a type only, for its back-reference):
 // task; run_queue, timer, remote, watchdog, error; core; context; join,
-// channel, sleep, wait_for; kind/*; stackless (docs), fs; builder, runtime.
-mod builder;
+// channel, sleep, wait_for; kind/*; stackless (docs), fs; runtime; task_builder.
 mod channel;
 mod context;
 mod core;
@@ -130,11 +133,11 @@ mod sleep;
 #[cfg(cogen_nightly)]
 pub mod stackless;
 mod task;
+mod task_builder;
 mod timer;
 mod wait_for;
 pub mod watchdog;
 
-pub use builder::{EventLoopBuilder, TaskBuilder};
 pub use channel::{IntoIter, Iter, Receiver, Sender, TryIter, channel};
 pub use context::{current_task_id, yield_now};
 pub use core::PanicPolicy;
@@ -144,10 +147,11 @@ pub use error::{
 pub use join::JoinHandle;
 #[cfg(cogen_nightly)]
 pub use runtime::spawn_stackless;
-pub use runtime::{EventLoop, spawn, spawn_future};
+pub use runtime::{EventLoop, EventLoopBuilder, spawn, spawn_future};
 pub use sleep::{sleep, sleep_until};
 #[cfg(cogen_nightly)]
 pub use stackless::Wait;
+pub use task_builder::TaskBuilder;
 #[cfg(feature = "blocking")]
 pub use wait_for::unblock;
 pub use wait_for::wait_for;

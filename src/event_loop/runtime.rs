@@ -1,22 +1,23 @@
-//! [`EventLoop`], the loop's owner: every way to spawn onto it (stackful,
-//! future, stackless) in one `impl`, running it (`run`, `block_on`,
-//! `try_tick`), and its drop; plus the free `spawn*` functions for code
-//! inside a task.
+//! [`EventLoop`], the loop's owner, and [`EventLoopBuilder`], its settings:
+//! every way to spawn onto the loop (stackful, future, stackless) in one
+//! `impl`, running it (`run`, `block_on`, `try_tick`), and its drop; plus the
+//! free `spawn*` functions for code inside a task.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::rc::Rc;
+use std::time::Duration;
 
 use crate::error::Panic;
 
-use super::builder::EventLoopBuilder;
 use super::context::current_core;
-use super::core::{Core, Enter};
+use super::core::{Core, Enter, PanicPolicy};
 use super::error::RunError;
 use super::join::JoinHandle;
 use super::kind;
 use super::task::TaskOptions;
+use super::watchdog::{ReportFn, Watchdog, WatchdogReport};
 
 /// A single-threaded, round-robin scheduler of tasks. See the [module docs](super).
 ///
@@ -215,6 +216,84 @@ impl Drop for EventLoop {
     fn drop(&mut self) {
         let _enter = Enter::for_drop(&self.core);
         self.core.cancel_all();
+    }
+}
+
+/// Configures an [`EventLoop`]: panic policy and watchdog.
+///
+/// ```
+/// use cogen::event_loop::{EventLoop, PanicPolicy};
+/// use std::time::Duration;
+///
+/// let ev = EventLoop::builder()
+///     .panic_policy(PanicPolicy::Propagate)
+///     .watchdog(Duration::from_secs(1))
+///     .build();
+/// assert!(ev.is_empty());
+/// ```
+pub struct EventLoopBuilder {
+    policy: PanicPolicy,
+    watchdog: Option<(Duration, ReportFn)>,
+}
+
+impl fmt::Debug for EventLoopBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLoopBuilder")
+            .field("policy", &self.policy)
+            .field("watchdog", &self.watchdog.as_ref().map(|(d, _)| d))
+            .finish()
+    }
+}
+
+impl Default for EventLoopBuilder {
+    fn default() -> Self {
+        EventLoopBuilder::new()
+    }
+}
+
+impl EventLoopBuilder {
+    /// [`PanicPolicy::Collect`], no watchdog.
+    pub fn new() -> Self {
+        EventLoopBuilder {
+            policy: PanicPolicy::Collect,
+            watchdog: None,
+        }
+    }
+
+    /// What to do with panics that no handle observes.
+    pub fn panic_policy(mut self, policy: PanicPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Reports, on standard error, every task that runs longer than
+    /// `threshold` without yielding. See [`watchdog_with`](EventLoopBuilder::watchdog_with).
+    pub fn watchdog(self, threshold: Duration) -> Self {
+        self.watchdog_with(threshold, |report| eprintln!("{report}"))
+    }
+
+    /// Calls `report` (on the watchdog's own thread) for every task that
+    /// runs longer than `threshold` without yielding, once per such stretch.
+    ///
+    /// The watchdog cannot stop the task: scheduling is cooperative and
+    /// nothing can preempt a running task. It only names it, so that a
+    /// runaway loop (the tutorial's pitfall 11) is found instead of just
+    /// freezing the loop. See the [`watchdog`](super::watchdog) module.
+    pub fn watchdog_with(
+        mut self,
+        threshold: Duration,
+        report: impl Fn(&WatchdogReport) + Send + Sync + 'static,
+    ) -> Self {
+        self.watchdog = Some((threshold, Box::new(report)));
+        self
+    }
+
+    /// Creates the loop.
+    pub fn build(self) -> EventLoop {
+        let watchdog = self
+            .watchdog
+            .map(|(threshold, report)| Watchdog::start(threshold, report));
+        EventLoop::from_core(Core::new(self.policy, watchdog))
     }
 }
 

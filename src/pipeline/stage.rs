@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::iter::FusedIterator;
 
-use super::upstream::FailureSlot;
+use super::upstream::FailureCell;
 use super::{BoxError, PipelineItem, StageError, Upstream};
 use crate::coroutine::CoroutineResult;
 use crate::error::ResumeError;
@@ -84,7 +84,7 @@ pub struct Stage<G> {
     name: Cow<'static, str>,
     /// Shared with the stage's `Upstream` (unused by a stage made by `new`;
     /// one allocation per stage saves a branch per item).
-    failure: FailureSlot,
+    failure: FailureCell,
 }
 
 impl<G> Stage<G>
@@ -98,7 +98,7 @@ where
         Stage {
             co,
             name: name.into(),
-            failure: FailureSlot::default(),
+            failure: FailureCell::default(),
         }
     }
 
@@ -119,7 +119,7 @@ where
     where
         F: FnOnce(Upstream<U>) -> G,
     {
-        let failure = FailureSlot::default();
+        let failure = FailureCell::default();
         let up = Upstream::new(upstream, failure.clone());
         Stage {
             co: make(up),

@@ -18,7 +18,7 @@ pub(super) struct Failure {
 }
 
 /// The failure slot a stage shares with its upstream.
-pub(super) type FailureSlot = Rc<Failure>;
+pub(super) type FailureCell = Rc<Failure>;
 
 /// A stage's input: the items of the stage before it, as a plain
 /// [`Iterator`].
@@ -29,7 +29,7 @@ pub(super) type FailureSlot = Rc<Failure>;
 /// discarded.
 pub struct Upstream<U> {
     inner: U,
-    failure: FailureSlot,
+    failure: FailureCell,
 }
 
 impl<T, U: Iterator<Item = PipelineItem<T>>> Iterator for Upstream<U> {
@@ -55,7 +55,7 @@ impl<T, U: Iterator<Item = PipelineItem<T>>> Iterator for Upstream<U> {
 
 impl<U> Upstream<U> {
     /// `inner`'s items, reporting its failure to `failure`.
-    pub(super) fn new(inner: U, failure: FailureSlot) -> Self {
+    pub(super) fn new(inner: U, failure: FailureCell) -> Self {
         Upstream { inner, failure }
     }
 

@@ -1,97 +1,15 @@
-//! Builders: [`EventLoopBuilder`] (panic policy, watchdog) and
-//! [`TaskBuilder`] (a task's name and stack size).
+//! [`TaskBuilder`]: a task's name and stack size, set before spawning it on
+//! any kind of task.
 
 use std::borrow::Cow;
-use std::fmt;
-use std::time::Duration;
 
 use crate::stack::StackError;
 
 use super::context::current_core;
-use super::core::{Core, PanicPolicy};
 use super::join::JoinHandle;
 use super::kind;
 use super::runtime::EventLoop;
 use super::task::TaskOptions;
-use super::watchdog::{ReportFn, Watchdog, WatchdogReport};
-
-/// Configures an [`EventLoop`]: panic policy and watchdog.
-///
-/// ```
-/// use cogen::event_loop::{EventLoop, PanicPolicy};
-/// use std::time::Duration;
-///
-/// let ev = EventLoop::builder()
-///     .panic_policy(PanicPolicy::Propagate)
-///     .watchdog(Duration::from_secs(1))
-///     .build();
-/// assert!(ev.is_empty());
-/// ```
-pub struct EventLoopBuilder {
-    policy: PanicPolicy,
-    watchdog: Option<(Duration, ReportFn)>,
-}
-
-impl fmt::Debug for EventLoopBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EventLoopBuilder")
-            .field("policy", &self.policy)
-            .field("watchdog", &self.watchdog.as_ref().map(|(d, _)| d))
-            .finish()
-    }
-}
-
-impl Default for EventLoopBuilder {
-    fn default() -> Self {
-        EventLoopBuilder::new()
-    }
-}
-
-impl EventLoopBuilder {
-    /// [`PanicPolicy::Collect`], no watchdog.
-    pub fn new() -> Self {
-        EventLoopBuilder {
-            policy: PanicPolicy::Collect,
-            watchdog: None,
-        }
-    }
-
-    /// What to do with panics that no handle observes.
-    pub fn panic_policy(mut self, policy: PanicPolicy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// Reports, on standard error, every task that runs longer than
-    /// `threshold` without yielding. See [`watchdog_with`](EventLoopBuilder::watchdog_with).
-    pub fn watchdog(self, threshold: Duration) -> Self {
-        self.watchdog_with(threshold, |report| eprintln!("{report}"))
-    }
-
-    /// Calls `report` (on the watchdog's own thread) for every task that
-    /// runs longer than `threshold` without yielding, once per such stretch.
-    ///
-    /// The watchdog cannot stop the task: scheduling is cooperative and
-    /// nothing can preempt a running task. It only names it, so that a
-    /// runaway loop (the tutorial's pitfall 11) is found instead of just
-    /// freezing the loop. See the [`watchdog`](super::watchdog) module.
-    pub fn watchdog_with(
-        mut self,
-        threshold: Duration,
-        report: impl Fn(&WatchdogReport) + Send + Sync + 'static,
-    ) -> Self {
-        self.watchdog = Some((threshold, Box::new(report)));
-        self
-    }
-
-    /// Creates the loop.
-    pub fn build(self) -> EventLoop {
-        let watchdog = self
-            .watchdog
-            .map(|(threshold, report)| Watchdog::start(threshold, report));
-        EventLoop::from_core(Core::new(self.policy, watchdog))
-    }
-}
 
 /// Sets a task's name and stack size before spawning it.
 ///
