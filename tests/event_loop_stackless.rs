@@ -1,6 +1,6 @@
 //! Stackless event-loop tasks: the tests are in `nightly/event_loop_stackless.rs`,
 //! compiled only on a nightly compiler (`yield` does not even parse on stable).
-#![cfg_attr(cogen_nightly, feature(coroutines))]
+#![cfg_attr(cogen_nightly, feature(coroutines, coroutine_trait))]
 
 #[cfg(cogen_nightly)]
 mod support;

@@ -30,6 +30,7 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
+use std::panic::AssertUnwindSafe;
 use std::ptr::{self, NonNull};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -39,7 +40,7 @@ use crate::coroutine::Yielder;
 use crate::error::Panic;
 
 use super::error::{RunError, StuckTask, WaitingOn};
-use super::remote::Remote;
+use super::remote::{OwnWaker, Remote};
 use super::run_queue::{Registry, RunQueue};
 use super::task::{Header, Step, Task, TaskBody, TaskRef, TaskState, WaitReason, Waiter, fat_ptr};
 use super::timer::Timers;
@@ -52,6 +53,9 @@ pub(crate) struct StackfulCx {
     pub(crate) yielder: Cell<*const Yielder<(), ()>>,
     /// The task's own coroutine (`crate::coroutine::running_id` inside it).
     pub(crate) coroutine: Cell<*const ()>,
+    /// The waker of the `wait_for` the task is parked in, if any (it lives
+    /// on the task's stack meanwhile).
+    pub(crate) waker: Cell<*const OwnWaker>,
 }
 
 thread_local! {
@@ -177,12 +181,9 @@ impl Core {
         if let Some(wd) = &self.watchdog {
             wd.enter(h.id);
         }
-        CURRENT_TASK.set(NonNull::new(Rc::as_ptr(&task).cast_mut()));
+        let guard = StepGuard::new(self, &task);
         let step = task.body.step(&task, self);
-        CURRENT_TASK.set(None);
-        if let Some(wd) = &self.watchdog {
-            wd.leave();
-        }
+        guard.stepped();
         match step {
             Step::Done => self.finish(task),
             Step::Suspended if h.cancel_requested.get() => {
@@ -208,15 +209,25 @@ impl Core {
         if let Some(wd) = &self.watchdog {
             wd.forget_task(h.id);
         }
-        if let Some(waiter) = h.take_waiter() {
-            wake_waiter(waiter);
+        for waiter in h.take_waiters() {
+            self.wake_waiter(waiter);
         }
         if h.detached.get()
             && let Some(p) = task.body.take_panic(h)
         {
             self.report_panic(p);
         }
-        drop(removed);
+        // The last reference to a detached task drops its result: user code.
+        self.drop_reporting((removed, task));
+    }
+
+    /// Drops `value`, which may run user code (a destructor of a task's
+    /// result, of a channel's messages); a panic there is reported like a
+    /// detached task's panic instead of unwinding through the loop.
+    pub(crate) fn drop_reporting<T>(&self, value: T) {
+        if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| drop(value))) {
+            self.report_panic(Panic::new(payload, None));
+        }
     }
 
     pub(crate) fn report_panic(&self, p: Panic) {
@@ -238,13 +249,10 @@ impl Core {
         }
         let was_woken = h.state.get() == TaskState::Queued;
         h.state.set(TaskState::Done);
-        let prev_core = CURRENT_CORE.replace(self);
-        let prev_task = CURRENT_TASK.replace(NonNull::new(Rc::as_ptr(task).cast_mut()));
-        let prev_cx = CURRENT_CX.replace(ptr::null());
-        let closed = task.body.close(h);
-        CURRENT_CX.set(prev_cx);
-        CURRENT_TASK.set(prev_task);
-        CURRENT_CORE.set(prev_core);
+        let closed = {
+            let _current = Current::set(self, task);
+            task.body.close(h)
+        };
         if was_woken {
             task.body.pass_on(h);
         }
@@ -252,6 +260,27 @@ impl Core {
             self.report_panic(p);
         }
         self.finish(task.clone());
+    }
+
+    /// Takes a task whose step unwound (a body failed to catch a panic)
+    /// out of the loop, so that the loop stays usable: it is done, and
+    /// nothing will run it again. Runs no user code (its joiners are woken
+    /// only if they are tasks; it is not a place to drop wakers).
+    #[cold]
+    fn abandon(&self, task: &TaskRef) {
+        let h = &task.header;
+        self.leave_park(h);
+        h.state.set(TaskState::Done);
+        // Not the last reference: the caller holds `task`.
+        drop(self.registry.borrow_mut().remove(h.index.get(), h.id));
+        for waiter in h.take_waiters() {
+            match waiter {
+                Waiter::Task(task, seq) => wake(task, seq),
+                Waiter::Local(index, id) => self.wake_key(index, id),
+                // Kept, to be dropped with the task, not while unwinding.
+                waker @ Waiter::Waker(_) => drop(h.add_waiter(waker)),
+            }
+        }
     }
 
     /// Cancels every task, until none is left (a destructor may spawn).
@@ -281,18 +310,33 @@ impl Core {
         }
     }
 
+    /// Wakes whoever waits for a task to finish.
+    pub(crate) fn wake_waiter(&self, waiter: Waiter) {
+        match waiter {
+            Waiter::Task(task, seq) => wake(task, seq),
+            Waiter::Local(index, id) => self.wake_key(index, id),
+            Waiter::Waker(waker) => waker.wake(),
+        }
+    }
+
+    /// Wakes the task in registry slot `index` if it is task `id` and parked
+    /// (whatever it waits for: waker wake-ups carry no park number).
+    fn wake_key(&self, index: u32, id: u64) {
+        let task = self.registry.borrow().get(index, id);
+        if let Some(task) = task
+            && task.header.state.get() == TaskState::Parked
+        {
+            self.make_runnable(task);
+        }
+    }
+
     /// Takes the wake-ups that wakers (maybe on other threads) left.
     pub(crate) fn poll_remote(&self) {
         let Some(keys) = self.remote.take() else {
             return;
         };
         for (index, id) in keys {
-            let task = self.registry.borrow().get(index, id);
-            if let Some(task) = task
-                && task.header.state.get() == TaskState::Parked
-            {
-                self.make_runnable(task);
-            }
+            self.wake_key(index, id);
         }
     }
 
@@ -374,10 +418,22 @@ impl Core {
                     }
                     self.fire_timers(Instant::now());
                 }
-                None if self.external.get() > 0 => self.remote.park(None),
+                None if self.external.get() > 0 && self.woken_from_outside_maybe() => {
+                    self.remote.park(None)
+                }
                 None => return Err(self.stuck_tasks()),
             }
         }
+    }
+
+    /// True if some task parked on its waker may still be woken: a clone of
+    /// its waker is held outside the loop. O(tasks), only when idle with no
+    /// timer left.
+    fn woken_from_outside_maybe(&self) -> bool {
+        let tasks = self.registry.borrow().tasks();
+        tasks.iter().any(|t| {
+            t.header.reason.get().is_some_and(WaitReason::is_external) && t.body.is_held_outside()
+        })
     }
 
     fn stuck_tasks(&self) -> Vec<StuckTask> {
@@ -385,12 +441,12 @@ impl Core {
         // Who joins whom: a task's waiter slot names its joiner.
         let mut joined: Vec<(u64, u64)> = Vec::new();
         for t in &tasks {
-            t.header.peek_waiter(|w| {
-                if let Some(Waiter::Task(joiner, seq)) = w
-                    && joiner.header.is_parked_at(*seq)
-                {
+            t.header.for_each_waiter(|w| match w {
+                Waiter::Task(joiner, seq) if joiner.header.is_parked_at(*seq) => {
                     joined.push((joiner.header.id, t.header.id));
                 }
+                Waiter::Local(_, joiner) => joined.push((*joiner, t.header.id)),
+                _ => {}
             });
         }
         let mut stuck: Vec<StuckTask> = tasks
@@ -401,6 +457,11 @@ impl Core {
                 waiting_on: match t.header.reason.get() {
                     Some(WaitReason::Send) => WaitingOn::Send,
                     Some(WaitReason::Recv) => WaitingOn::Recv,
+                    Some(r)
+                        if r.is_external() && !joined.iter().any(|(j, _)| *j == t.header.id) =>
+                    {
+                        WaitingOn::Future
+                    }
                     _ => WaitingOn::Join(
                         joined
                             .iter()
@@ -431,6 +492,75 @@ impl Core {
     /// The number of queued tasks.
     pub(crate) fn runnable(&self) -> usize {
         self.queue.len()
+    }
+}
+
+/// Around one step of a task: makes it the current task, and on the way out
+/// clears that; if the step unwound (it never should: every body catches
+/// the panics of user code), also takes the task out of the loop, so that
+/// neither the thread nor the loop is left unusable.
+struct StepGuard<'a> {
+    core: &'a Core,
+    task: &'a TaskRef,
+    stepped: Cell<bool>,
+}
+
+impl<'a> StepGuard<'a> {
+    #[inline(always)]
+    fn new(core: &'a Core, task: &'a TaskRef) -> Self {
+        CURRENT_TASK.set(NonNull::new(Rc::as_ptr(task).cast_mut()));
+        StepGuard {
+            core,
+            task,
+            stepped: Cell::new(false),
+        }
+    }
+
+    #[inline(always)]
+    fn stepped(self) {
+        self.stepped.set(true);
+    }
+}
+
+impl Drop for StepGuard<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        CURRENT_TASK.set(None);
+        if let Some(wd) = &self.core.watchdog {
+            wd.leave();
+        }
+        if !self.stepped.get() {
+            CURRENT_CX.set(ptr::null());
+            self.core.abandon(self.task);
+        }
+    }
+}
+
+/// Makes `task` of `core` current while it is being cancelled (its
+/// destructors may use the loop), with no stackful context (they cannot
+/// wait), and restores what was current before on the way out, unwinding
+/// included.
+struct Current {
+    core: *const Core,
+    task: Option<NonNull<Task<dyn TaskBody>>>,
+    cx: *const StackfulCx,
+}
+
+impl Current {
+    fn set(core: &Core, task: &TaskRef) -> Self {
+        Current {
+            core: CURRENT_CORE.replace(core),
+            task: CURRENT_TASK.replace(NonNull::new(Rc::as_ptr(task).cast_mut())),
+            cx: CURRENT_CX.replace(ptr::null()),
+        }
+    }
+}
+
+impl Drop for Current {
+    fn drop(&mut self) {
+        CURRENT_CX.set(self.cx);
+        CURRENT_TASK.set(self.task);
+        CURRENT_CORE.set(self.core);
     }
 }
 
@@ -473,14 +603,6 @@ impl Drop for Enter {
 pub(crate) fn wake(task: TaskRef, seq: u32) {
     if task.header.is_parked_at(seq) {
         make_runnable(task);
-    }
-}
-
-/// Wakes whoever waits for a task to finish.
-pub(crate) fn wake_waiter(waiter: Waiter) {
-    match waiter {
-        Waiter::Task(task, seq) => wake(task, seq),
-        Waiter::Waker(waker) => waker.wake(),
     }
 }
 

@@ -131,6 +131,9 @@ pub enum WaitingOn {
     Send,
     /// A message on an empty channel.
     Recv,
+    /// A future (a future task, or `wait_for` in a stackful task) whose
+    /// waker nobody outside the loop holds any more, so nothing can wake it.
+    Future,
 }
 
 impl fmt::Display for WaitingOn {
@@ -140,6 +143,9 @@ impl fmt::Display for WaitingOn {
             WaitingOn::Join(None) => f.write_str("waiting to join a task"),
             WaitingOn::Send => f.write_str("waiting to send on a full channel"),
             WaitingOn::Recv => f.write_str("waiting to receive on an empty channel"),
+            WaitingOn::Future => {
+                f.write_str("waiting for a future that nothing outside the loop can wake")
+            }
         }
     }
 }

@@ -13,8 +13,8 @@ use std::ptr::NonNull;
 use std::task::{Context, Poll};
 
 use super::context::{current_task_id, is_current, park};
-use super::core::wake_waiter;
 use super::error::JoinError;
+use super::remote::local_key;
 use super::task::{ResultCell, TaskRef, WaitReason, Waiter};
 
 /// An owned permission to join a task: wait for it and take its value.
@@ -87,22 +87,14 @@ impl<T> JoinHandle<T> {
                     self.task.header.id
                 );
             }
-            // A joiner displaced by this one is woken before parking, as no
-            // user code (a waker, a destructor) may run inside `park`.
-            if let Some(old) = self.task.header.take_waiter() {
-                wake_waiter(old);
-                if self.task.header.is_done() {
-                    continue;
-                }
-            }
             let target = &self.task;
-            let mut displaced = None;
+            // `replaced` can only be this task's own entry of an earlier
+            // park: dropping it runs no user code, but not inside `park`.
+            let mut replaced = None;
             park("JoinHandle::join", WaitReason::Join, |_, me, seq| {
-                displaced = target.header.set_waiter(Waiter::Task(me, seq));
+                replaced = target.header.add_waiter(Waiter::Task(me, seq));
             });
-            if let Some(old) = displaced {
-                wake_waiter(old);
-            }
+            drop(replaced);
         }
     }
 
@@ -164,10 +156,15 @@ impl<T> Future for JoinHandle<T> {
         if self.task.header.is_done() {
             return Poll::Ready(self.take_result());
         }
-        let waiter = Waiter::Waker(cx.waker().clone());
-        if let Some(old) = self.task.header.set_waiter(waiter) {
-            wake_waiter(old);
-        }
+        let header = &self.task.header;
+        let waiter = match header.core.upgrade() {
+            Some(core) => match local_key(cx.waker(), &core.remote) {
+                Some((index, id)) => Waiter::Local(index, id),
+                None => Waiter::Waker(cx.waker().clone()),
+            },
+            None => Waiter::Waker(cx.waker().clone()),
+        };
+        drop(header.add_waiter(waiter));
         Poll::Pending
     }
 }

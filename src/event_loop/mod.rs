@@ -85,9 +85,23 @@
 //!   or a handle dropped unjoined) is collected and returned by
 //!   [`EventLoop::run`], or re-raised at once with [`PanicPolicy::Propagate`].
 //! * **Deadlock.** When no task is runnable, no timer is pending and no
-//!   task waits on something an outside wake-up could deliver (a future, a
-//!   file), yet tasks remain, `run` (or `block_on`) returns a [`RunError`]
-//!   naming the stuck tasks and what each waits for, instead of hanging.
+//!   task waits on something an outside wake-up could deliver, yet tasks
+//!   remain, `run` (or `block_on`) returns a [`RunError`] naming the stuck
+//!   tasks and what each waits for, instead of hanging. A task waiting on a
+//!   future (a future task, [`wait_for`], [`unblock`]) counts as wakeable
+//!   from outside only while a clone of its waker exists outside the loop
+//!   (another thread, the blocking pool, a reactor): the loop's wakers count
+//!   their clones, and when the last one is dropped without waking, an idle
+//!   loop looks again and reports the deadlock. A future awaiting another
+//!   task's [`JoinHandle`] in the same loop is a join, not an outside wait.
+//! * **Faults in user code.** A panic in a task's body, in a future's
+//!   destructor, or in the destructor of a detached task's result is caught
+//!   and reported (in the [`JoinError`], or by `run` as an unobserved
+//!   panic); it never leaves the loop or the thread unusable. A panic in a
+//!   user [`Waker`](std::task::Waker) that a finishing task wakes reaches
+//!   the caller of `run`; the loop stays usable. A destructor that panics
+//!   while a suspended stack is being unwound (a cancellation) aborts the
+//!   process, as it would on a thread.
 //! * Functions that wait ([`yield_now`], [`sleep`], [`JoinHandle::join`] on an
 //!   unfinished task, `send` on a full or `recv` on an empty channel,
 //!   [`wait_for`], [`unblock`], [`fs`]) panic with a message that says so when called

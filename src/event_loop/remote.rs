@@ -4,13 +4,18 @@
 //! A waker names its task by registry index and id. Waking pushes that key
 //! into the loop's `Remote` (a mutex-protected list and an atomic flag),
 //! then unparks the loop's thread. The loop looks at the flag (one relaxed
-//! load) once per round and when idle. Tasks parked on a waker count as
-//! "externally wakeable", so the loop sleeps for them instead of reporting
-//! a deadlock.
+//! load) once per round and when idle.
+//!
+//! A task parked on its waker is "externally wakeable" only while a clone of
+//! the waker exists outside the loop (another thread, the blocking pool, the
+//! OS, a future that stored it): the waker counts its clones, and when the
+//! last one is dropped without waking it tells the loop, which then reports
+//! a deadlock instead of sleeping forever. A `JoinHandle` awaited by a task
+//! of its own loop keeps the task's key, not a clone.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Wake, Waker};
+use std::task::{RawWaker, RawWakerVTable, Waker};
 use std::thread::Thread;
 use std::time::Duration;
 
@@ -53,6 +58,12 @@ impl Remote {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(key);
+        self.notify();
+    }
+
+    /// Makes the loop look at its inbox (and, idle, re-check whether it is
+    /// deadlocked) even with no key in it.
+    pub(crate) fn notify(&self) {
         self.pending.store(true, Ordering::Release);
         self.thread.unpark();
     }
@@ -69,25 +80,133 @@ impl Remote {
     }
 }
 
+/// What a task's waker points to: the loop's inbox, the task's key, and
+/// how many `Waker` handles exist besides the loop's own.
 struct TaskWaker {
     remote: Arc<Remote>,
     key: (u32, u64),
+    /// Live clones of the loop's own waker (see [`TaskWaker::is_held_outside`]).
+    clones: AtomicUsize,
 }
 
-impl Wake for TaskWaker {
-    fn wake(self: Arc<Self>) {
-        self.remote.wake(self.key);
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.remote.wake(self.key);
+impl TaskWaker {
+    /// True if some handle of this waker exists besides the loop's own
+    /// (the one a future task's body or a `wait_for` frame keeps): then
+    /// something may still wake the task. When the last such handle is
+    /// dropped without waking, the loop is told (it re-checks for a
+    /// deadlock).
+    fn is_held_outside(&self) -> bool {
+        self.clones.load(Ordering::Acquire) > 0
     }
 }
 
-/// A waker that wakes the task of `header` through `remote`, from any thread.
-pub(crate) fn waker_for(remote: &Arc<Remote>, header: &Header) -> Waker {
-    Waker::from(Arc::new(TaskWaker {
-        remote: remote.clone(),
-        key: (header.index.get(), header.id),
-    }))
+/// The vtable of a task's waker. A hand-written one (not `std::task::Wake`)
+/// because the loop must know when the last clone goes.
+static VTABLE: RawWakerVTable = RawWakerVTable::new(clone_raw, wake_raw, wake_by_ref_raw, drop_raw);
+
+/// # Safety (for the four functions below)
+/// `data` came from `Arc::into_raw` of a `TaskWaker`, and the handle it
+/// belongs to owns one strong count of it.
+unsafe fn clone_raw(data: *const ()) -> RawWaker {
+    // SAFETY: see above; the new handle owns the count added here.
+    unsafe { Arc::increment_strong_count(data.cast::<TaskWaker>()) };
+    // SAFETY: see above: the `TaskWaker` is alive.
+    let w = unsafe { &*data.cast::<TaskWaker>() };
+    w.clones.fetch_add(1, Ordering::AcqRel);
+    RawWaker::new(data, &VTABLE)
+}
+
+unsafe fn wake_raw(data: *const ()) {
+    // SAFETY: see `clone_raw`.
+    unsafe {
+        wake_by_ref_raw(data);
+        drop_raw(data);
+    }
+}
+
+unsafe fn wake_by_ref_raw(data: *const ()) {
+    // SAFETY: see `clone_raw`.
+    let w = unsafe { &*data.cast::<TaskWaker>() };
+    w.remote.wake(w.key);
+}
+
+unsafe fn drop_raw(data: *const ()) {
+    // SAFETY: see `clone_raw`; this handle gives its count back.
+    let w = unsafe { Arc::from_raw(data.cast::<TaskWaker>()) };
+    if w.clones.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // The last handle besides the loop's own is gone: nothing outside
+        // can wake the task any more; let an idle loop look again.
+        w.remote.notify();
+    }
+}
+
+/// The loop's own waker for the task of `header`: wakes it through `remote`
+/// from any thread. Clones of it count as "held outside" until dropped;
+/// this handle itself does not.
+pub(crate) struct OwnWaker {
+    inner: Arc<TaskWaker>,
+    waker: std::mem::ManuallyDrop<Waker>,
+}
+
+impl OwnWaker {
+    pub(crate) fn new(remote: &Arc<Remote>, header: &Header) -> Self {
+        let inner = Arc::new(TaskWaker {
+            remote: remote.clone(),
+            key: (header.index.get(), header.id),
+            clones: AtomicUsize::new(0),
+        });
+        let data = Arc::into_raw(inner.clone()).cast::<()>();
+        // SAFETY: `data` came from `Arc::into_raw` of a `TaskWaker` and this
+        // handle owns that count; the vtable's functions keep the contract.
+        // The handle is never dropped through the vtable (see `Drop`), so it
+        // is not counted as a clone.
+        let waker = unsafe { Waker::from_raw(RawWaker::new(data, &VTABLE)) };
+        OwnWaker {
+            inner,
+            waker: std::mem::ManuallyDrop::new(waker),
+        }
+    }
+
+    pub(crate) fn waker(&self) -> &Waker {
+        &self.waker
+    }
+
+    /// See [`TaskWaker::is_held_outside`].
+    pub(crate) fn is_held_outside(&self) -> bool {
+        self.inner.is_held_outside()
+    }
+}
+
+impl Drop for OwnWaker {
+    fn drop(&mut self) {
+        // SAFETY: `waker` is not used again; its data pointer owns one count
+        // of `inner`, given back here without going through `drop_raw`
+        // (which would count it as a clone going).
+        let waker = unsafe { std::mem::ManuallyDrop::take(&mut self.waker) };
+        let data = waker.data();
+        std::mem::forget(waker);
+        // SAFETY: see above.
+        drop(unsafe { Arc::from_raw(data.cast::<TaskWaker>()) });
+    }
+}
+
+impl std::fmt::Debug for OwnWaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnWaker")
+            .field("key", &self.inner.key)
+            .finish()
+    }
+}
+
+/// If `waker` is a cogen task waker of the loop whose inbox is `remote`, the
+/// key of its task: a `JoinHandle` awaited by such a task keeps the key
+/// rather than a clone, so that clones mean "held outside the loop".
+pub(crate) fn local_key(waker: &Waker, remote: &Arc<Remote>) -> Option<(u32, u64)> {
+    if !std::ptr::eq(waker.vtable(), &VTABLE) {
+        return None;
+    }
+    // SAFETY: a waker with our vtable has a live `TaskWaker` behind its data
+    // pointer (see `clone_raw`), kept alive by `waker` itself.
+    let w = unsafe { &*waker.data().cast::<TaskWaker>() };
+    Arc::ptr_eq(&w.remote, remote).then_some(w.key)
 }

@@ -44,7 +44,7 @@
 //! the scheduler, a type only; nothing here calls into it.
 
 use std::borrow::Cow;
-use std::cell::{Cell, OnceCell, UnsafeCell};
+use std::cell::{Cell, OnceCell, RefCell, UnsafeCell};
 use std::mem::size_of;
 use std::ptr::NonNull;
 use std::rc::{Rc, Weak};
@@ -179,15 +179,34 @@ impl WaitReason {
 pub(crate) enum Waiter {
     /// A task parked in `join`, with its park number.
     Task(TaskRef, u32),
-    /// A future awaiting the [`JoinHandle`](super::JoinHandle).
+    /// A task of the same loop awaiting the [`JoinHandle`](super::JoinHandle)
+    /// with its own cogen waker: its registry index and id. Kept as a key,
+    /// not a `Waker`, so that the loop knows nobody outside holds the waker
+    /// (see `remote.rs`).
+    Local(u32, u64),
+    /// Any other future awaiting the [`JoinHandle`](super::JoinHandle).
     Waker(std::task::Waker),
 }
 
-/// What only some tasks need: a name, a joiner. Boxed (and allocated on
+impl Waiter {
+    /// True if `self` and `other` wake the same waiter (so the newer
+    /// replaces the older instead of both being kept).
+    fn same_as(&self, other: &Waiter) -> bool {
+        match (self, other) {
+            (Waiter::Task(a, _), Waiter::Task(b, _)) => Rc::ptr_eq(a, b),
+            (Waiter::Local(a, b), Waiter::Local(c, d)) => (a, b) == (c, d),
+            (Waiter::Waker(a), Waiter::Waker(b)) => a.will_wake(b),
+            _ => false,
+        }
+    }
+}
+
+/// What only some tasks need: a name, joiners. Boxed (and allocated on
 /// first need) so that the header of a plain task stays small.
 struct Extras {
     name: Option<Cow<'static, str>>,
-    waiter: Cell<Option<Waiter>>,
+    /// Everyone waiting for the task to finish, each once.
+    waiters: RefCell<Vec<Waiter>>,
 }
 
 /// What the scheduler knows of a task, at the start of its allocation.
@@ -239,7 +258,7 @@ impl Header {
         if name.is_some() {
             let _ = extras.set(Box::new(Extras {
                 name,
-                waiter: Cell::new(None),
+                waiters: RefCell::new(Vec::new()),
             }));
         }
         Header {
@@ -266,31 +285,40 @@ impl Header {
         self.extras.get()?.name.clone()
     }
 
-    /// Installs the joiner, handing back the previous one.
-    pub(crate) fn set_waiter(&self, waiter: Waiter) -> Option<Waiter> {
-        self.extras
-            .get_or_init(|| {
-                Box::new(Extras {
-                    name: None,
-                    waiter: Cell::new(None),
-                })
+    /// Adds a joiner. One that wakes the same waiter replaces the old
+    /// entry, which is handed back for the caller to drop where user code
+    /// may run (dropping a `Waker` may). Runs no user code itself.
+    pub(crate) fn add_waiter(&self, waiter: Waiter) -> Option<Waiter> {
+        let extras = self.extras.get_or_init(|| {
+            Box::new(Extras {
+                name: None,
+                waiters: RefCell::new(Vec::new()),
             })
-            .waiter
-            .replace(Some(waiter))
-    }
-
-    pub(crate) fn take_waiter(&self) -> Option<Waiter> {
-        self.extras.get()?.waiter.take()
-    }
-
-    /// Lends the joiner to `f` (without waking it).
-    pub(crate) fn peek_waiter<R>(&self, f: impl FnOnce(Option<&Waiter>) -> R) -> R {
-        let w = self.take_waiter();
-        let r = f(w.as_ref());
-        if let Some(w) = w {
-            let _ = self.set_waiter(w);
+        });
+        let mut waiters = extras.waiters.borrow_mut();
+        match waiters.iter_mut().find(|w| w.same_as(&waiter)) {
+            Some(old) => Some(std::mem::replace(old, waiter)),
+            None => {
+                waiters.push(waiter);
+                None
+            }
         }
-        r
+    }
+
+    /// Takes every joiner out, to wake them.
+    pub(crate) fn take_waiters(&self) -> Vec<Waiter> {
+        match self.extras.get() {
+            Some(extras) => std::mem::take(&mut *extras.waiters.borrow_mut()),
+            None => Vec::new(),
+        }
+    }
+
+    /// Calls `f` on each joiner (without waking it); `f` must not reach the
+    /// task's joiners again.
+    pub(crate) fn for_each_waiter(&self, mut f: impl FnMut(&Waiter)) {
+        if let Some(extras) = self.extras.get() {
+            extras.waiters.borrow().iter().for_each(&mut f);
+        }
     }
 
     pub(crate) fn is_done(&self) -> bool {
@@ -333,6 +361,12 @@ pub(crate) trait TaskBody {
     fn close(&self, header: &Header) -> Result<(), Panic>;
     /// Takes the panic out of the result, if the task panicked.
     fn take_panic(&self, header: &Header) -> Option<Panic>;
+    /// For a task parked on its waker: true if a clone of the waker exists
+    /// outside the loop, so that something may still wake it (see
+    /// `remote.rs`).
+    fn is_held_outside(&self) -> bool {
+        false
+    }
     /// Called when a cancelled task may have consumed a wake-one (stackless).
     fn pass_on(&self, header: &Header) {
         let _ = header;

@@ -6,7 +6,8 @@ use std::pin::pin;
 use std::task::{Context, Poll};
 
 use super::context::{current_core, park, running_stackful};
-use super::remote::waker_for;
+use super::core::StackfulCx;
+use super::remote::OwnWaker;
 use super::task::WaitReason;
 
 /// Waits inside a stackful task for `future` to complete, while the other
@@ -59,15 +60,36 @@ pub fn wait_for<F: Future>(future: F) -> F::Output {
 /// [`wait_for`], parking for `reason` and naming `what` in its panics.
 #[track_caller]
 pub(crate) fn wait_for_as<F: Future>(future: F, reason: WaitReason, what: &str) -> F::Output {
-    let (task, _) = running_stackful(what);
-    let waker = waker_for(&current_core(what).remote, &task.header);
-    let mut cx = Context::from_waker(&waker);
+    let (task, stackful) = running_stackful(what);
+    let waker = OwnWaker::new(&current_core(what).remote, &task.header);
+    let _shown = ShowWaker::new(stackful, &waker);
+    let mut cx = Context::from_waker(waker.waker());
     let mut future = pin!(future);
     loop {
         if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
             return value;
         }
         park(what, reason, |_, _, _| {});
+    }
+}
+
+/// Lets the loop see the waker of a `wait_for` (through the task's
+/// context) while the task is parked in it, and hides it again on the way
+/// out, unwinding included.
+struct ShowWaker<'a> {
+    cx: &'a StackfulCx,
+}
+
+impl<'a> ShowWaker<'a> {
+    fn new(cx: &'a StackfulCx, waker: &OwnWaker) -> Self {
+        cx.waker.set(waker);
+        ShowWaker { cx }
+    }
+}
+
+impl Drop for ShowWaker<'_> {
+    fn drop(&mut self) {
+        self.cx.waker.set(std::ptr::null());
     }
 }
 

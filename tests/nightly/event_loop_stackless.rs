@@ -351,3 +351,69 @@ fn a_cancelled_stackless_task_reaching_its_own_handle_from_a_destructor() {
         assert_eq!(joined.get(), Some(try_join_first));
     }
 }
+
+#[test]
+fn two_stackless_tasks_waiting_on_one_handle_are_each_woken_once_when_it_is_done() {
+    let ev = EventLoop::new();
+    let target = Rc::new(ev.spawn(|| {
+        for _ in 0..5 {
+            yield_now();
+        }
+    }));
+    let steps = Rc::new(Cell::new(0u32));
+    let waiters: Vec<_> = (0..2)
+        .map(|_| {
+            let (target, steps) = (target.clone(), steps.clone());
+            ev.spawn_stackless(
+                #[coroutine]
+                move || {
+                    while !target.is_finished() {
+                        steps.set(steps.get() + 1);
+                        yield Wait::join(&target);
+                    }
+                },
+            )
+        })
+        .collect();
+    ev.run().unwrap();
+    for w in waiters {
+        w.join().unwrap();
+    }
+    // Each waited once: neither displaced the other (which woke them early,
+    // to wait again, round after round).
+    assert_eq!(steps.get(), 2);
+}
+
+#[test]
+fn a_stackless_task_whose_state_panics_on_drop_after_returning_is_a_panicked_task() {
+    use std::ops::{Coroutine, CoroutineState};
+    use std::pin::Pin;
+
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("state dropped");
+        }
+    }
+    /// A hand-written coroutine that returns at once and keeps a value
+    /// until it is dropped (a `#[coroutine]` closure drops its captures as
+    /// it returns, inside `resume`).
+    struct KeepsAfterReturn(#[allow(dead_code)] Bomb);
+    impl Coroutine for KeepsAfterReturn {
+        type Yield = Wait;
+        type Return = u32;
+        fn resume(self: Pin<&mut Self>, _: ()) -> CoroutineState<Wait, u32> {
+            CoroutineState::Complete(5)
+        }
+    }
+    let ev = EventLoop::new();
+    let h = ev.spawn_stackless(KeepsAfterReturn(Bomb));
+    let other = ev.spawn(|| 1);
+    ev.run().unwrap();
+    let err = h.join().unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(err.panic().unwrap().message(), "state dropped");
+    assert_eq!(other.join().unwrap(), 1);
+    // The thread can drive a loop again.
+    assert_eq!(EventLoop::new().block_on(|| 2).unwrap(), 2);
+}

@@ -6,20 +6,20 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use crate::error::Panic;
 
 use super::super::core::Core;
 use super::super::error::JoinError;
 use super::super::join::JoinHandle;
-use super::super::remote::waker_for;
+use super::super::remote::OwnWaker;
 use super::super::task::{Header, ResultCell, Step, TaskBody, TaskOptions, TaskRef, WaitReason};
 
 struct FutureBody<F: Future> {
     /// `None` once the future completed or was dropped.
     future: UnsafeCell<Option<F>>,
-    waker: UnsafeCell<Option<Waker>>,
+    waker: UnsafeCell<Option<OwnWaker>>,
     result: ResultCell<F::Output>,
 }
 
@@ -33,22 +33,34 @@ impl<F: Future> TaskBody for FutureBody<F> {
         let Some(f) = future.as_mut() else {
             return Step::Done;
         };
-        let waker = waker.get_or_insert_with(|| waker_for(&core.remote, header));
+        let waker = waker.get_or_insert_with(|| OwnWaker::new(&core.remote, header));
         // SAFETY: see above.
         let f = unsafe { Pin::new_unchecked(f) };
-        let mut cx = Context::from_waker(waker);
+        let mut cx = Context::from_waker(waker.waker());
         match std::panic::catch_unwind(AssertUnwindSafe(|| f.poll(&mut cx))) {
             Ok(Poll::Pending) => {
                 core.begin_park(header, WaitReason::Future);
                 Step::Suspended
             }
             Ok(Poll::Ready(value)) => {
-                *future = None;
-                self.result.set(Ok(value));
+                // The future's destructor is user code: a panic there makes
+                // the task a panicked one (its value is dropped).
+                match std::panic::catch_unwind(AssertUnwindSafe(|| *future = None)) {
+                    Ok(()) => self.result.set(Ok(value)),
+                    Err(payload) => {
+                        drop_quietly(value);
+                        let panic = Panic::new(payload, header.name_cow());
+                        self.result.set(Err(JoinError::panicked(header.id, panic)));
+                    }
+                }
                 Step::Done
             }
             Err(payload) => {
-                *future = None;
+                // A second panic, from the destructor, is dropped: the
+                // first says what went wrong.
+                drop_quietly(std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    *future = None
+                })));
                 let panic = Panic::new(payload, header.name_cow());
                 self.result.set(Err(JoinError::panicked(header.id, panic)));
                 Step::Done
@@ -69,6 +81,22 @@ impl<F: Future> TaskBody for FutureBody<F> {
 
     fn take_panic(&self, _: &Header) -> Option<Panic> {
         self.result.take_panic()
+    }
+
+    fn is_held_outside(&self) -> bool {
+        // SAFETY: see `step`; the task is parked, not running.
+        unsafe { &*self.waker.get() }
+            .as_ref()
+            .is_some_and(OwnWaker::is_held_outside)
+    }
+}
+
+/// Drops `value`, ignoring a panic of its destructor (the task already
+/// failed for a reason that is reported instead).
+pub(crate) fn drop_quietly<T>(value: T) {
+    if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| drop(value))) {
+        // A payload whose own destructor panics would escape here: leak it.
+        std::mem::forget(payload);
     }
 }
 

@@ -12,10 +12,14 @@ use crate::stack::{self, StackError};
 use super::super::core::{CURRENT_CX, Core, StackfulCx};
 use super::super::error::JoinError;
 use super::super::join::JoinHandle;
+use super::super::remote::OwnWaker;
 use super::super::task::{Header, ResultCell, Step, TaskBody, TaskOptions, TaskRef};
 
 struct StackfulBody<T> {
-    co: UnsafeCell<Coroutine<(), (), T>>,
+    /// `None` once the coroutine is dead: it is dropped at once, so that
+    /// its stack goes back to the pool when the task finishes or is
+    /// cancelled, not when the last handle or stale list entry goes.
+    co: UnsafeCell<Option<Coroutine<(), (), T>>>,
     cx: StackfulCx,
     result: ResultCell<T>,
 }
@@ -26,10 +30,17 @@ impl<T> TaskBody for StackfulBody<T> {
         // SAFETY: only the loop steps a task (from the run queue) and only
         // `close` touches it otherwise, never while it runs, so this is the
         // only reference to the coroutine.
-        let co = unsafe { &mut *self.co.get() };
+        let slot = unsafe { &mut *self.co.get() };
+        let Some(co) = slot.as_mut() else {
+            return Step::Done;
+        };
         CURRENT_CX.set(&self.cx);
         let resumed = co.resume(());
         CURRENT_CX.set(ptr::null());
+        if !matches!(resumed, Ok(CoroutineResult::Yield(()))) {
+            // Dead: its closure is gone, so dropping it runs no user code.
+            *slot = None;
+        }
         match resumed {
             Ok(CoroutineResult::Yield(())) => Step::Suspended,
             Ok(CoroutineResult::Return(value)) => {
@@ -46,8 +57,11 @@ impl<T> TaskBody for StackfulBody<T> {
 
     fn close(&self, header: &Header) -> Result<(), Panic> {
         // SAFETY: the task is not running (see `step`).
-        let co = unsafe { &mut *self.co.get() };
-        let closed = co.close();
+        let slot = unsafe { &mut *self.co.get() };
+        let closed = match slot.take() {
+            Some(mut co) => co.close(),
+            None => Ok(()),
+        };
         if !self.result.is_set() {
             self.result
                 .set(Err(JoinError::cancelled(header.id, header.name_cow())));
@@ -57,6 +71,13 @@ impl<T> TaskBody for StackfulBody<T> {
 
     fn take_panic(&self, _: &Header) -> Option<Panic> {
         self.result.take_panic()
+    }
+
+    fn is_held_outside(&self) -> bool {
+        // SAFETY: `waker` is set by `wait_for` to a waker on this task's
+        // stack for as long as the task is parked in it, and cleared (also
+        // on unwinding) before that frame goes.
+        unsafe { self.cx.waker.get().as_ref() }.is_some_and(OwnWaker::is_held_outside)
     }
 }
 
@@ -89,10 +110,11 @@ where
         f()
     })?;
     let body = StackfulBody {
-        co: UnsafeCell::new(co),
+        co: UnsafeCell::new(Some(co)),
         cx: StackfulCx {
             yielder: Cell::new(ptr::null()),
             coroutine: Cell::new(ptr::null()),
+            waker: Cell::new(ptr::null()),
         },
         result: ResultCell::new(),
     };

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::error::Panic;
 
 use super::super::channel::{ChanWait, Receiver, Sender, Side, ThinChan};
-use super::super::core::{Core, wake_waiter};
+use super::super::core::Core;
 use super::super::error::JoinError;
 use super::super::join::JoinHandle;
 use super::super::sleep::deadline_after;
@@ -24,6 +24,7 @@ use super::super::task::{
     Header, RESULT_PENDING, ResultCell, Step, TaskBody, TaskOptions, TaskRef, TaskState,
     WaitReason, Waiter,
 };
+use super::future::drop_quietly;
 
 /// What a stackless task waits for: the value it `yield`s.
 #[must_use = "a Wait does nothing unless yielded from a stackless task"]
@@ -184,15 +185,20 @@ impl<C: StdCoroutine<Yield = Wait>> TaskBody for StacklessBody<C> {
                 Step::Suspended
             }
             Ok(CoroutineState::Complete(value)) => {
-                let dropped = self.drop_co(header);
-                self.store(header, Ok(value));
-                if let Err(payload) = dropped {
-                    std::panic::resume_unwind(payload);
+                match self.drop_co(header) {
+                    Ok(()) => self.store(header, Ok(value)),
+                    Err(payload) => {
+                        // Its captures' destructors are part of the body: a
+                        // panic there makes the task a panicked one.
+                        drop_quietly(value);
+                        let panic = Panic::new(payload, header.name_cow());
+                        self.store(header, Err(JoinError::panicked(header.id, panic)));
+                    }
                 }
                 Step::Done
             }
             Err(payload) => {
-                let _ = self.drop_co(header);
+                drop_quietly(self.drop_co(header));
                 let panic = Panic::new(payload, header.name_cow());
                 self.store(header, Err(JoinError::panicked(header.id, panic)));
                 Step::Done
@@ -250,28 +256,24 @@ impl<C: StdCoroutine<Yield = Wait>> StacklessBody<C> {
             }
             WaitKind::Join(target) => {
                 if target.header.is_done() {
-                    drop(target);
-                    requeue();
-                } else if let Some(old) = target.header.take_waiter() {
-                    // Another joiner was there: wake it, then try again.
-                    wake_waiter(old);
-                    drop(target);
+                    core.drop_reporting(target);
                     requeue();
                 } else {
                     // `target` is unfinished, so its loop's registry holds
-                    // it: dropping this reference later runs nothing.
+                    // it, and `replaced` can only be this task's own entry
+                    // of an earlier wait: dropping either runs nothing.
                     let seq = core.begin_park(&task.header, WaitReason::Join);
-                    let displaced = target.header.set_waiter(Waiter::Task(task.clone(), seq));
-                    debug_assert!(displaced.is_none(), "the waiter slot was empty");
+                    let replaced = target.header.add_waiter(Waiter::Task(task.clone(), seq));
+                    drop(replaced);
                 }
             }
             WaitKind::Channel(chan, side) => {
                 // SAFETY: loop-thread only, no other reference is alive. The
                 // channel of an earlier wait may be dropped here (its
                 // messages with it): while the task still runs.
-                drop(unsafe { (*self.last.get()).take() });
+                core.drop_reporting(unsafe { (*self.last.get()).take() });
                 if chan.ready(side) {
-                    drop(chan);
+                    core.drop_reporting(chan);
                     requeue();
                 } else {
                     let reason = match side {
