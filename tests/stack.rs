@@ -10,9 +10,11 @@
 //! own SIGSEGV handling and shadow mappings.
 
 use std::cell::Cell;
+use std::io::Read;
 use std::panic::AssertUnwindSafe;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use cogen::stack::{self, MIN_STACK_SIZE};
 use cogen::{Builder, Coroutine, CoroutineResult, Yielder};
@@ -209,16 +211,58 @@ fn under_asan() -> bool {
     std::env::var_os("ASAN_OPTIONS").is_some()
 }
 
+/// How long a child may run before it counts as hung and is killed.
+const CHILD_DEADLINE: Duration = Duration::from_secs(60);
+
 /// Runs the test `name` of this binary in a child process with
-/// `CHILD_ENV=name`, and returns its output.
+/// `CHILD_ENV=name`, and returns its output. A child still running after
+/// [`CHILD_DEADLINE`] is killed, and the test fails with what it printed.
 fn run_child(name: &str) -> Output {
     let exe = std::env::current_exe().expect("path of the test binary");
-    Command::new(exe)
+    let mut child = Command::new(exe)
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, name)
         .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("run the test binary again")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the test binary again");
+    // Read both pipes as the child writes, so that a chatty child cannot
+    // block on a full pipe.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break status;
+        }
+        if start.elapsed() > CHILD_DEADLINE {
+            child.kill().expect("kill the hung child");
+            child.wait().expect("reap the hung child");
+            let stderr = String::from_utf8_lossy(&err.join().unwrap()).into_owned();
+            let stderr_tail = &stderr[stderr.len().saturating_sub(4000)..];
+            panic!(
+                "the child hung for {CHILD_DEADLINE:?} and was killed; stderr ends with:\n{stderr_tail}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
 }
 
 fn is_child(name: &str) -> bool {
@@ -437,4 +481,245 @@ fn running_out_of_mappings_is_a_clear_error() {
         "{stdout}"
     );
     assert!(stdout.contains("recovered"), "{stdout}");
+}
+
+// ------------------------------------------- sharing SIGSEGV with the program
+
+/// Writes `bytes` to stderr from a signal handler (no allocation, no lock).
+fn write_stderr(bytes: &[u8]) {
+    // SAFETY: write(2) is async-signal-safe; the buffer is valid for its length.
+    unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+}
+
+/// Installs `handler` for `signum` with `flags` and the signals of `mask`
+/// blocked while it runs.
+fn install_handler(signum: i32, handler: usize, flags: i32, mask: &[i32]) {
+    // SAFETY: a plain sigaction call with a fully initialised action.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler;
+        action.sa_flags = flags;
+        libc::sigemptyset(&mut action.sa_mask);
+        for &s in mask {
+            libc::sigaddset(&mut action.sa_mask, s);
+        }
+        assert_eq!(libc::sigaction(signum, &action, std::ptr::null_mut()), 0);
+    }
+}
+
+/// The handler currently installed for `signum`.
+fn current_handler(signum: i32) -> usize {
+    // SAFETY: sigaction with a null new action only reads the current one.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signum, std::ptr::null(), &mut action);
+        action.sa_sigaction
+    }
+}
+
+/// True if `signum` is blocked on this thread.
+fn is_blocked(signum: i32) -> bool {
+    // SAFETY: pthread_sigmask with a null new set only reads the mask.
+    unsafe {
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask);
+        libc::sigismember(&mask, signum) == 1
+    }
+}
+
+/// Creates and runs a coroutine, which installs cogen's handler, and checks
+/// that it did.
+fn install_cogen_handler(previous: usize) {
+    let mut co: Coroutine<(), (), ()> = Coroutine::new(|_, ()| ());
+    co.resume(()).unwrap();
+    assert_ne!(
+        current_handler(libc::SIGSEGV),
+        previous,
+        "cogen installed no handler"
+    );
+}
+
+/// An address no program maps.
+const BAD_ADDRESS: usize = 16;
+
+extern "C" fn siginfo_handler(signum: i32, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    write_stderr(b"program's handler: ");
+    write_stderr(if signum == libc::SIGSEGV {
+        b"SIGSEGV"
+    } else {
+        b"another signal"
+    });
+    write_stderr(if addr == BAD_ADDRESS {
+        b" at the faulting address"
+    } else {
+        b" at another address"
+    });
+    write_stderr(if is_blocked(libc::SIGUSR1) {
+        b", its sa_mask blocked"
+    } else {
+        b", its sa_mask not blocked"
+    });
+    write_stderr(if is_blocked(libc::SIGSEGV) {
+        b", SIGSEGV blocked\n"
+    } else {
+        b", SIGSEGV not blocked\n"
+    });
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(42) };
+}
+
+#[test]
+fn a_handler_installed_before_the_first_coroutine_gets_other_faults() {
+    const NAME: &str = "a_handler_installed_before_the_first_coroutine_gets_other_faults";
+    if is_child(NAME) {
+        let handler = siginfo_handler as *const () as usize;
+        install_handler(libc::SIGSEGV, handler, libc::SA_SIGINFO, &[libc::SIGUSR1]);
+        install_cogen_handler(handler);
+        // A fault inside a coroutine that is not a stack overflow.
+        let mut co: Coroutine<usize, (), ()> = Coroutine::new(|_, addr| {
+            // SAFETY: none; this child process is meant to fault here.
+            unsafe { std::ptr::write_volatile(addr as *mut u8, 1) };
+        });
+        let _ = co.resume(std::hint::black_box(BAD_ADDRESS));
+        unreachable!("the program's handler exits");
+    }
+    if under_asan() {
+        return;
+    }
+    let output = run_child(NAME);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(42), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains(
+            "program's handler: SIGSEGV at the faulting address, its sa_mask blocked, SIGSEGV blocked\n"
+        ),
+        "stderr:\n{stderr}"
+    );
+}
+
+static PLAIN_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+extern "C" fn plain_handler(signum: i32) {
+    if PLAIN_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0 {
+        write_stderr(b"program's handler called again\n");
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(3) };
+    }
+    write_stderr(b"program's handler: ");
+    write_stderr(if current_handler(signum) == libc::SIG_DFL {
+        b"reset to the default"
+    } else {
+        b"not reset"
+    });
+    write_stderr(if is_blocked(signum) {
+        b", signal blocked\n"
+    } else {
+        b", signal not blocked\n"
+    });
+    // Returning runs the faulting instruction again, now with the default action.
+}
+
+#[test]
+fn a_previous_one_shot_handler_runs_once_then_the_default_action_kills() {
+    const NAME: &str = "a_previous_one_shot_handler_runs_once_then_the_default_action_kills";
+    if is_child(NAME) {
+        let handler = plain_handler as *const () as usize;
+        install_handler(
+            libc::SIGSEGV,
+            handler,
+            libc::SA_RESETHAND | libc::SA_NODEFER,
+            &[],
+        );
+        install_cogen_handler(handler);
+        // SAFETY: none; this child process is meant to fault here.
+        unsafe { std::ptr::write_volatile(std::hint::black_box(BAD_ADDRESS) as *mut u8, 1) };
+        unreachable!("the default action kills the process");
+    }
+    if under_asan() {
+        return;
+    }
+    let output = run_child(NAME);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(signal_of(&output), Some(libc::SIGSEGV), "stderr:\n{stderr}");
+    assert_eq!(
+        stderr.matches("program's handler").count(),
+        1,
+        "stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("program's handler: reset to the default, signal not blocked\n"),
+        "stderr:\n{stderr}"
+    );
+}
+
+/// Sets `signum`'s action to `action` (`SIG_DFL` or `SIG_IGN`).
+fn set_disposition(signum: i32, action: usize) {
+    install_handler(signum, action, 0, &[]);
+}
+
+#[test]
+fn a_null_write_outside_coroutines_with_no_previous_handler_kills_with_sigsegv() {
+    const NAME: &str =
+        "a_null_write_outside_coroutines_with_no_previous_handler_kills_with_sigsegv";
+    if is_child(NAME) {
+        // Without the standard library's handler: the default action before cogen.
+        set_disposition(libc::SIGSEGV, libc::SIG_DFL);
+        install_cogen_handler(libc::SIG_DFL);
+        // SAFETY: none; this child process is meant to fault here.
+        unsafe { std::ptr::write_volatile(std::hint::black_box(std::ptr::null_mut::<u8>()), 1) };
+        println!("survived");
+        return;
+    }
+    if under_asan() {
+        return;
+    }
+    let output = run_child(NAME);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        signal_of(&output),
+        Some(libc::SIGSEGV),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(!stderr.contains("overflowed"), "stderr:\n{stderr}");
+}
+
+#[test]
+fn a_null_write_with_sigsegv_ignored_still_kills_with_sigsegv() {
+    const NAME: &str = "a_null_write_with_sigsegv_ignored_still_kills_with_sigsegv";
+    if is_child(NAME) {
+        set_disposition(libc::SIGSEGV, libc::SIG_IGN);
+        install_cogen_handler(libc::SIG_IGN);
+        // SAFETY: none; this child process is meant to fault here.
+        unsafe { std::ptr::write_volatile(std::hint::black_box(std::ptr::null_mut::<u8>()), 1) };
+        println!("survived");
+        return;
+    }
+    if under_asan() {
+        return;
+    }
+    let output = run_child(NAME);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(signal_of(&output), Some(libc::SIGSEGV), "stderr:\n{stderr}");
+}
+
+#[test]
+fn a_sent_sigsegv_with_no_previous_handler_kills_with_sigsegv() {
+    const NAME: &str = "a_sent_sigsegv_with_no_previous_handler_kills_with_sigsegv";
+    if is_child(NAME) {
+        set_disposition(libc::SIGSEGV, libc::SIG_DFL);
+        install_cogen_handler(libc::SIG_DFL);
+        // SAFETY: raise has no preconditions.
+        unsafe { libc::raise(libc::SIGSEGV) };
+        println!("survived");
+        return;
+    }
+    if under_asan() {
+        return;
+    }
+    let output = run_child(NAME);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(signal_of(&output), Some(libc::SIGSEGV), "stdout:\n{stdout}");
 }

@@ -21,11 +21,31 @@
 //!
 //! # Stack overflow
 //!
-//! Overflowing a coroutine's stack hits its guard page. cogen installs a
-//! `SIGSEGV`/`SIGBUS` handler (on an alternate signal stack) that recognises a
-//! fault in the running coroutine's guard page, prints which coroutine
-//! overflowed, its stack size and how to raise it, and aborts, as the standard
-//! library does for threads. Faults anywhere else go to the previous handler.
+//! Overflowing a coroutine's stack hits its guard page. When the first stack
+//! of the process is mapped (by the first coroutine or stackful task
+//! created), cogen installs a `SIGSEGV`/`SIGBUS` handler, on an alternate
+//! signal stack, that recognises a fault in the running coroutine's guard
+//! page, prints which coroutine overflowed, its stack size and how to raise
+//! it, and aborts, as the standard library does for threads. Every other
+//! fault goes to the action that was installed before.
+//!
+//! ## Programs with their own `SIGSEGV` handler
+//!
+//! * **Installed before the first coroutine:** cogen keeps your action and
+//!   hands it every fault that is not a coroutine overflow, as the kernel
+//!   would have: your handler is called with your `sa_mask` blocked (and the
+//!   signal too, unless `SA_NODEFER`), with the action reset to the default
+//!   first if you asked for `SA_RESETHAND`, and with the `SA_SIGINFO` or
+//!   plain signature you installed; it runs on the alternate signal stack.
+//!   If the action before cogen was the default or `SIG_IGN`, cogen puts it
+//!   back exactly, so such a fault still kills the process by the signal. A
+//!   coroutine overflow does not reach your handler: cogen reports it and
+//!   aborts.
+//! * **Installed after the first coroutine:** your handler replaces cogen's.
+//!   Keep the action you replace (`sigaction`'s third argument) and pass the
+//!   faults you do not handle to it, as cogen does with yours; otherwise a
+//!   coroutine overflow reaches your handler, and without it is a bare
+//!   `SIGSEGV`.
 //!
 //! # Layering
 //!
