@@ -723,3 +723,141 @@ fn a_sent_sigsegv_with_no_previous_handler_kills_with_sigsegv() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(signal_of(&output), Some(libc::SIGSEGV), "stdout:\n{stdout}");
 }
+// --------------------------------------------- running out of address space
+
+/// Lowers this process's address-space limit (RLIMIT_AS, `ulimit -v`) to
+/// what it uses now plus `headroom` bytes, so that only a few hundred
+/// default-size stacks fit.
+fn limit_address_space(headroom: usize) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let used_kib: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("VmSize in /proc/self/status");
+    let limit = (used_kib * 1024 + headroom) as libc::rlim_t;
+    // SAFETY: plain getrlimit/setrlimit calls on initialised structs.
+    unsafe {
+        let mut rlimit: libc::rlimit = std::mem::zeroed();
+        assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut rlimit), 0);
+        rlimit.rlim_cur = limit;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &rlimit), 0);
+    }
+}
+
+const HEADROOM: usize = 256 << 20;
+const MAX_LIVE: usize = 4096;
+
+/// Creates suspended default-size coroutines, each holding a drop counter,
+/// until no stack can be mapped. No coroutine has been closed yet.
+fn exhaust_address_space(
+    drops: &Rc<Cell<usize>>,
+) -> (Vec<Coroutine<(), (), ()>>, cogen::StackError) {
+    let mut live = Vec::with_capacity(MAX_LIVE);
+    limit_address_space(HEADROOM);
+    let error = loop {
+        let drops = drops.clone();
+        match Builder::new().try_build(move |co: &Yielder<(), ()>, ()| {
+            let _token = Token(drops);
+            co.suspend(());
+        }) {
+            Ok(mut co) => {
+                co.resume(()).unwrap();
+                live.push(co);
+            }
+            Err(e) => break e,
+        }
+        assert!(live.len() < MAX_LIVE, "no address-space limit was hit");
+    };
+    (live, error)
+}
+
+#[test]
+fn closing_and_dropping_after_the_stacks_ran_out_needs_no_new_stack() {
+    const NAME: &str = "closing_and_dropping_after_the_stacks_ran_out_needs_no_new_stack";
+    if is_child(NAME) {
+        let drops = Rc::new(Cell::new(0));
+        let (mut live, _) = exhaust_address_space(&drops);
+        let created = live.len();
+        // The first close of this process, with no room for another stack.
+        let closed = live[0].close();
+        println!("close: {closed:?}");
+        println!("destructors after close: {}", drops.get());
+        drop(live);
+        println!("created {created}, destructors after drop: {}", drops.get());
+        return;
+    }
+    if under_asan() {
+        return;
+    }
+    let output = run_child(NAME);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("close: Ok(())\n"), "stdout:\n{stdout}");
+    assert!(
+        stdout.contains("destructors after close: 1\n"),
+        "stdout:\n{stdout}"
+    );
+    let (created, dropped) = stdout
+        .lines()
+        .find_map(|l| l.split_once("created ").map(|(_, rest)| rest))
+        .and_then(|l| l.split_once(", destructors after drop: "))
+        .expect("the child reports what it created and dropped");
+    assert_eq!(created, dropped, "stdout:\n{stdout}");
+    assert!(!stderr.contains("panicked"), "stderr:\n{stderr}");
+}
+
+#[test]
+fn a_constructor_loop_that_runs_out_unwinds_quietly() {
+    const NAME: &str = "a_constructor_loop_that_runs_out_unwinds_quietly";
+    if is_child(NAME) {
+        let drops = Rc::new(Cell::new(0));
+        let created = Cell::new(0);
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let mut live = Vec::with_capacity(MAX_LIVE);
+            limit_address_space(HEADROOM);
+            loop {
+                let drops = drops.clone();
+                // Panics when no stack can be mapped; the unwinding drops `live`.
+                let mut co = Coroutine::new(move |co: &Yielder<(), ()>, ()| {
+                    let _token = Token(drops);
+                    co.suspend(());
+                });
+                co.resume(()).unwrap();
+                live.push(co);
+                created.set(live.len());
+                assert!(live.len() < MAX_LIVE, "no address-space limit was hit");
+            }
+        }));
+        assert!(result.is_err());
+        println!("created {}, destructors: {}", created.get(), drops.get());
+        return;
+    }
+    if under_asan() {
+        return;
+    }
+    let output = run_child(NAME);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let (created, dropped) = stdout
+        .lines()
+        .find_map(|l| l.split_once("created ").map(|(_, rest)| rest))
+        .and_then(|l| l.split_once(", destructors: "))
+        .expect("the child reports what it created and dropped");
+    assert_eq!(created, dropped, "stdout:\n{stdout}");
+    // The constructor's own panic, and nothing else.
+    assert_eq!(stderr.matches("panicked").count(), 1, "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("cannot map a 1024 KiB coroutine stack"),
+        "stderr:\n{stderr}"
+    );
+}
