@@ -1,13 +1,16 @@
 //! Stacks: the minimum size is safe for panics and for unwinding a
 //! suspended coroutine, the per-thread pool reuses stacks, a stack overflow
-//! is reported with the coroutine's name and size, and running out of
-//! memory mappings is a clear error.
+//! is reported with the coroutine's name and size, other faults reach the
+//! program's own SIGSEGV handler or the default action as if cogen were not
+//! there, running out of memory mappings or of address space is a clear
+//! error that names the limit, and closing and dropping still work then.
 //!
-//! The overflow and mapping-limit tests run in a child process: this test
-//! binary re-executes itself for one test (`--exact NAME`), with an
-//! environment variable that tells the test to do the fatal thing. They are
-//! skipped under AddressSanitizer (`ASAN_OPTIONS` set), which installs its
-//! own SIGSEGV handling and shadow mappings.
+//! The fault and limit tests run in a child process: this test binary
+//! re-executes itself for one test (`--exact NAME`), with an environment
+//! variable that tells the test to do the fatal thing (a hung child is
+//! killed after a deadline). They are skipped under AddressSanitizer
+//! (`ASAN_OPTIONS` set), which installs its own SIGSEGV handling and shadow
+//! mappings and reserves far more address space than `RLIMIT_AS` tests allow.
 
 use std::cell::Cell;
 use std::io::Read;
@@ -475,6 +478,7 @@ fn running_out_of_mappings_is_a_clear_error() {
             "{line}"
         );
         assert!(line.contains("sysctl -w vm.max_map_count="), "{line}");
+        assert!(!line.contains("RLIMIT_AS"), "{line}");
     }
     assert!(
         stdout.contains(&format!("error size: {MIN_STACK_SIZE}")),
@@ -860,4 +864,36 @@ fn a_constructor_loop_that_runs_out_unwinds_quietly() {
         stderr.contains("cannot map a 1024 KiB coroutine stack"),
         "stderr:\n{stderr}"
     );
+}
+#[test]
+fn running_out_of_address_space_blames_the_address_space_limit() {
+    const NAME: &str = "running_out_of_address_space_blames_the_address_space_limit";
+    if is_child(NAME) {
+        let drops = Rc::new(Cell::new(0));
+        let (live, error) = exhaust_address_space(&drops);
+        println!("created {}", live.len());
+        println!("error: {error}");
+        return;
+    }
+    if under_asan() {
+        return;
+    }
+    let output = run_child(NAME);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let error = stdout
+        .lines()
+        .find_map(|l| l.split_once("error: ").map(|(_, rest)| rest))
+        .expect("the child prints the error");
+    assert!(
+        error.contains("cannot map a 1024 KiB coroutine stack"),
+        "{error}"
+    );
+    assert!(error.contains("RLIMIT_AS"), "{error}");
+    assert!(error.contains("ulimit -v"), "{error}");
+    assert!(!error.contains("max_map_count"), "{error}");
 }
