@@ -13,11 +13,9 @@
 //! mappings and reserves far more address space than `RLIMIT_AS` tests allow.
 
 use std::cell::Cell;
-use std::io::Read;
 use std::panic::AssertUnwindSafe;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
 
 use cogen::stack::{self, MIN_STACK_SIZE};
 use cogen::{Builder, Coroutine, CoroutineResult, Yielder};
@@ -215,12 +213,16 @@ fn under_asan() -> bool {
 }
 
 /// How long a child may run before it counts as hung and is killed.
-const CHILD_DEADLINE: Duration = Duration::from_secs(60);
+const CHILD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Runs the test `name` of this binary in a child process with
 /// `CHILD_ENV=name`, and returns its output. A child still running after
 /// [`CHILD_DEADLINE`] is killed, and the test fails with what it printed.
 fn run_child(name: &str) -> Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
     let exe = std::env::current_exe().expect("path of the test binary");
     let mut child = Command::new(exe)
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
@@ -750,6 +752,18 @@ fn limit_address_space(headroom: usize) {
     }
 }
 
+/// Counts the destructors of the bodies' locals.
+type Destructors = std::rc::Rc<std::cell::Cell<usize>>;
+
+/// A local whose destructor is counted.
+struct Counted(Destructors);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
 const HEADROOM: usize = 256 << 20;
 const MAX_LIVE: usize = 4096;
 
@@ -763,7 +777,7 @@ fn exhaust_address_space(
     let error = loop {
         let drops = drops.clone();
         match Builder::new().try_build(move |co: &Yielder<(), ()>, ()| {
-            let _token = Token(drops);
+            let _counted = Counted(drops);
             co.suspend(());
         }) {
             Ok(mut co) => {
@@ -781,7 +795,7 @@ fn exhaust_address_space(
 fn closing_and_dropping_after_the_stacks_ran_out_needs_no_new_stack() {
     const NAME: &str = "closing_and_dropping_after_the_stacks_ran_out_needs_no_new_stack";
     if is_child(NAME) {
-        let drops = Rc::new(Cell::new(0));
+        let drops = Destructors::default();
         let (mut live, _) = exhaust_address_space(&drops);
         let created = live.len();
         // The first close of this process, with no room for another stack.
@@ -820,7 +834,7 @@ fn closing_and_dropping_after_the_stacks_ran_out_needs_no_new_stack() {
 fn a_constructor_loop_that_runs_out_unwinds_quietly() {
     const NAME: &str = "a_constructor_loop_that_runs_out_unwinds_quietly";
     if is_child(NAME) {
-        let drops = Rc::new(Cell::new(0));
+        let drops = Destructors::default();
         let created = Cell::new(0);
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let mut live = Vec::with_capacity(MAX_LIVE);
@@ -829,7 +843,7 @@ fn a_constructor_loop_that_runs_out_unwinds_quietly() {
                 let drops = drops.clone();
                 // Panics when no stack can be mapped; the unwinding drops `live`.
                 let mut co = Coroutine::new(move |co: &Yielder<(), ()>, ()| {
-                    let _token = Token(drops);
+                    let _counted = Counted(drops);
                     co.suspend(());
                 });
                 co.resume(()).unwrap();
@@ -869,7 +883,7 @@ fn a_constructor_loop_that_runs_out_unwinds_quietly() {
 fn running_out_of_address_space_blames_the_address_space_limit() {
     const NAME: &str = "running_out_of_address_space_blames_the_address_space_limit";
     if is_child(NAME) {
-        let drops = Rc::new(Cell::new(0));
+        let drops = Destructors::default();
         let (live, error) = exhaust_address_space(&drops);
         println!("created {}", live.len());
         println!("error: {error}");
