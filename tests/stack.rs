@@ -769,9 +769,7 @@ const MAX_LIVE: usize = 4096;
 
 /// Creates suspended default-size coroutines, each holding a drop counter,
 /// until no stack can be mapped. No coroutine has been closed yet.
-fn exhaust_address_space(
-    drops: &Rc<Cell<usize>>,
-) -> (Vec<Coroutine<(), (), ()>>, cogen::StackError) {
+fn exhaust_address_space(drops: &Destructors) -> (Vec<Coroutine<(), (), ()>>, cogen::StackError) {
     let mut live = Vec::with_capacity(MAX_LIVE);
     limit_address_space(HEADROOM);
     let error = loop {
@@ -835,7 +833,7 @@ fn a_constructor_loop_that_runs_out_unwinds_quietly() {
     const NAME: &str = "a_constructor_loop_that_runs_out_unwinds_quietly";
     if is_child(NAME) {
         let drops = Destructors::default();
-        let created = Cell::new(0);
+        let created = std::cell::Cell::new(0);
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let mut live = Vec::with_capacity(MAX_LIVE);
             limit_address_space(HEADROOM);
