@@ -1,13 +1,16 @@
 //! Stacks: the minimum size is safe for panics and for unwinding a
 //! suspended coroutine, the per-thread pool reuses stacks, a stack overflow
-//! is reported with the coroutine's name and size, and running out of
-//! memory mappings is a clear error.
+//! is reported with the coroutine's name and size, other faults reach the
+//! program's own SIGSEGV handler or the default action as if cogen were not
+//! there, running out of memory mappings or of address space is a clear
+//! error that names the limit, and closing and dropping still work then.
 //!
-//! The overflow and mapping-limit tests run in a child process: this test
-//! binary re-executes itself for one test (`--exact NAME`), with an
-//! environment variable that tells the test to do the fatal thing. They are
-//! skipped under AddressSanitizer (`ASAN_OPTIONS` set), which installs its
-//! own SIGSEGV handling and shadow mappings.
+//! The fault and limit tests run in a child process: this test binary
+//! re-executes itself for one test (`--exact NAME`), with an environment
+//! variable that tells the test to do the fatal thing (a hung child is
+//! killed after a deadline). They are skipped under AddressSanitizer
+//! (`ASAN_OPTIONS` set), which installs its own SIGSEGV handling and shadow
+//! mappings and reserves far more address space than `RLIMIT_AS` tests allow.
 
 use std::panic::AssertUnwindSafe;
 use std::process::{Command, Output};
@@ -201,16 +204,62 @@ fn under_asan() -> bool {
     std::env::var_os("ASAN_OPTIONS").is_some()
 }
 
+/// How long a child may run before it counts as hung and is killed.
+const CHILD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Runs the test `name` of this binary in a child process with
-/// `CHILD_ENV=name`, and returns its output.
+/// `CHILD_ENV=name`, and returns its output. A child still running after
+/// [`CHILD_DEADLINE`] is killed, and the test fails with what it printed.
 fn run_child(name: &str) -> Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
     let exe = std::env::current_exe().expect("path of the test binary");
-    Command::new(exe)
+    let mut child = Command::new(exe)
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, name)
         .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("run the test binary again")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the test binary again");
+    // Read both pipes as the child writes, so that a chatty child cannot
+    // block on a full pipe.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break status;
+        }
+        if start.elapsed() > CHILD_DEADLINE {
+            child.kill().expect("kill the hung child");
+            child.wait().expect("reap the hung child");
+            let stderr = String::from_utf8_lossy(&err.join().unwrap()).into_owned();
+            let stderr_tail = &stderr[stderr.len().saturating_sub(4000)..];
+            panic!(
+                "the child hung for {CHILD_DEADLINE:?} and was killed; stderr ends with:\n{stderr_tail}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
 }
 
 fn is_child(name: &str) -> bool {
@@ -423,10 +472,432 @@ fn running_out_of_mappings_is_a_clear_error() {
             "{line}"
         );
         assert!(line.contains("sysctl -w vm.max_map_count="), "{line}");
+        assert!(!line.contains("RLIMIT_AS"), "{line}");
     }
     assert!(
         stdout.contains(&format!("error size: {MIN_STACK_SIZE}")),
         "{stdout}"
     );
     assert!(stdout.contains("recovered"), "{stdout}");
+}
+
+// ------------------------------------------- sharing SIGSEGV with the program
+
+/// Writes `bytes` to stderr from a signal handler (no allocation, no lock).
+fn write_stderr(bytes: &[u8]) {
+    // SAFETY: write(2) is async-signal-safe; the buffer is valid for its length.
+    unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+}
+
+/// Installs `handler` for `signum` with `flags` and the signals of `mask`
+/// blocked while it runs.
+fn install_handler(signum: i32, handler: usize, flags: i32, mask: &[i32]) {
+    // SAFETY: a plain sigaction call with a fully initialised action.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler;
+        action.sa_flags = flags;
+        libc::sigemptyset(&mut action.sa_mask);
+        for &s in mask {
+            libc::sigaddset(&mut action.sa_mask, s);
+        }
+        assert_eq!(libc::sigaction(signum, &action, std::ptr::null_mut()), 0);
+    }
+}
+
+/// The handler currently installed for `signum`.
+fn current_handler(signum: i32) -> usize {
+    // SAFETY: sigaction with a null new action only reads the current one.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signum, std::ptr::null(), &mut action);
+        action.sa_sigaction
+    }
+}
+
+/// True if `signum` is blocked on this thread.
+fn is_blocked(signum: i32) -> bool {
+    // SAFETY: pthread_sigmask with a null new set only reads the mask.
+    unsafe {
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask);
+        libc::sigismember(&mask, signum) == 1
+    }
+}
+
+/// Creates and runs a coroutine, which installs cogen's handler, and checks
+/// that it did.
+fn install_cogen_handler(previous: usize) {
+    let mut co: Coroutine<(), (), ()> = Coroutine::new(|_, ()| ());
+    co.resume(()).unwrap();
+    assert_ne!(
+        current_handler(libc::SIGSEGV),
+        previous,
+        "cogen installed no handler"
+    );
+}
+
+/// An address no program maps.
+const BAD_ADDRESS: usize = 16;
+
+extern "C" fn siginfo_handler(signum: i32, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    write_stderr(b"program's handler: ");
+    write_stderr(if signum == libc::SIGSEGV {
+        b"SIGSEGV"
+    } else {
+        b"another signal"
+    });
+    write_stderr(if addr == BAD_ADDRESS {
+        b" at the faulting address"
+    } else {
+        b" at another address"
+    });
+    write_stderr(if is_blocked(libc::SIGUSR1) {
+        b", its sa_mask blocked"
+    } else {
+        b", its sa_mask not blocked"
+    });
+    write_stderr(if is_blocked(libc::SIGSEGV) {
+        b", SIGSEGV blocked\n"
+    } else {
+        b", SIGSEGV not blocked\n"
+    });
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(42) };
+}
+
+#[test]
+fn a_handler_installed_before_the_first_coroutine_gets_other_faults() {
+    const NAME: &str = "a_handler_installed_before_the_first_coroutine_gets_other_faults";
+    if is_child(NAME) {
+        let handler = siginfo_handler as *const () as usize;
+        install_handler(libc::SIGSEGV, handler, libc::SA_SIGINFO, &[libc::SIGUSR1]);
+        install_cogen_handler(handler);
+        // A fault inside a coroutine that is not a stack overflow.
+        let mut co: Coroutine<usize, (), ()> = Coroutine::new(|_, addr| {
+            // SAFETY: none; this child process is meant to fault here.
+            unsafe { std::ptr::write_volatile(addr as *mut u8, 1) };
+        });
+        let _ = co.resume(std::hint::black_box(BAD_ADDRESS));
+        unreachable!("the program's handler exits");
+    }
+    if under_asan() {
+        return;
+    }
+    let output = run_child(NAME);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(42), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains(
+            "program's handler: SIGSEGV at the faulting address, its sa_mask blocked, SIGSEGV blocked\n"
+        ),
+        "stderr:\n{stderr}"
+    );
+}
+
+static PLAIN_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+extern "C" fn plain_handler(signum: i32) {
+    if PLAIN_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0 {
+        write_stderr(b"program's handler called again\n");
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(3) };
+    }
+    write_stderr(b"program's handler: ");
+    write_stderr(if current_handler(signum) == libc::SIG_DFL {
+        b"reset to the default"
+    } else {
+        b"not reset"
+    });
+    write_stderr(if is_blocked(signum) {
+        b", signal blocked\n"
+    } else {
+        b", signal not blocked\n"
+    });
+    // Returning runs the faulting instruction again, now with the default action.
+}
+
+#[test]
+fn a_previous_one_shot_handler_runs_once_then_the_default_action_kills() {
+    const NAME: &str = "a_previous_one_shot_handler_runs_once_then_the_default_action_kills";
+    if is_child(NAME) {
+        let handler = plain_handler as *const () as usize;
+        install_handler(
+            libc::SIGSEGV,
+            handler,
+            libc::SA_RESETHAND | libc::SA_NODEFER,
+            &[],
+        );
+        install_cogen_handler(handler);
+        // SAFETY: none; this child process is meant to fault here.
+        unsafe { std::ptr::write_volatile(std::hint::black_box(BAD_ADDRESS) as *mut u8, 1) };
+        unreachable!("the default action kills the process");
+    }
+    if under_asan() {
+        return;
+    }
+    let output = run_child(NAME);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(signal_of(&output), Some(libc::SIGSEGV), "stderr:\n{stderr}");
+    assert_eq!(
+        stderr.matches("program's handler").count(),
+        1,
+        "stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("program's handler: reset to the default, signal not blocked\n"),
+        "stderr:\n{stderr}"
+    );
+}
+
+/// Sets `signum`'s action to `action` (`SIG_DFL` or `SIG_IGN`).
+fn set_disposition(signum: i32, action: usize) {
+    install_handler(signum, action, 0, &[]);
+}
+
+#[test]
+fn a_null_write_outside_coroutines_with_no_previous_handler_kills_with_sigsegv() {
+    const NAME: &str =
+        "a_null_write_outside_coroutines_with_no_previous_handler_kills_with_sigsegv";
+    if is_child(NAME) {
+        // Without the standard library's handler: the default action before cogen.
+        set_disposition(libc::SIGSEGV, libc::SIG_DFL);
+        install_cogen_handler(libc::SIG_DFL);
+        // SAFETY: none; this child process is meant to fault here.
+        unsafe { std::ptr::write_volatile(std::hint::black_box(std::ptr::null_mut::<u8>()), 1) };
+        println!("survived");
+        return;
+    }
+    if under_asan() {
+        return;
+    }
+    let output = run_child(NAME);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        signal_of(&output),
+        Some(libc::SIGSEGV),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(!stderr.contains("overflowed"), "stderr:\n{stderr}");
+}
+
+#[test]
+fn a_null_write_with_sigsegv_ignored_still_kills_with_sigsegv() {
+    const NAME: &str = "a_null_write_with_sigsegv_ignored_still_kills_with_sigsegv";
+    if is_child(NAME) {
+        set_disposition(libc::SIGSEGV, libc::SIG_IGN);
+        install_cogen_handler(libc::SIG_IGN);
+        // SAFETY: none; this child process is meant to fault here.
+        unsafe { std::ptr::write_volatile(std::hint::black_box(std::ptr::null_mut::<u8>()), 1) };
+        println!("survived");
+        return;
+    }
+    if under_asan() {
+        return;
+    }
+    let output = run_child(NAME);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(signal_of(&output), Some(libc::SIGSEGV), "stderr:\n{stderr}");
+}
+
+#[test]
+fn a_sent_sigsegv_with_no_previous_handler_kills_with_sigsegv() {
+    const NAME: &str = "a_sent_sigsegv_with_no_previous_handler_kills_with_sigsegv";
+    if is_child(NAME) {
+        set_disposition(libc::SIGSEGV, libc::SIG_DFL);
+        install_cogen_handler(libc::SIG_DFL);
+        // SAFETY: raise has no preconditions.
+        unsafe { libc::raise(libc::SIGSEGV) };
+        println!("survived");
+        return;
+    }
+    if under_asan() {
+        return;
+    }
+    let output = run_child(NAME);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(signal_of(&output), Some(libc::SIGSEGV), "stdout:\n{stdout}");
+}
+// --------------------------------------------- running out of address space
+
+/// Lowers this process's address-space limit (RLIMIT_AS, `ulimit -v`) to
+/// what it uses now plus `headroom` bytes, so that only a few hundred
+/// default-size stacks fit.
+fn limit_address_space(headroom: usize) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let used_kib: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("VmSize in /proc/self/status");
+    let limit = (used_kib * 1024 + headroom) as libc::rlim_t;
+    // SAFETY: plain getrlimit/setrlimit calls on initialised structs.
+    unsafe {
+        let mut rlimit: libc::rlimit = std::mem::zeroed();
+        assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut rlimit), 0);
+        rlimit.rlim_cur = limit;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &rlimit), 0);
+    }
+}
+
+/// Counts the destructors of the bodies' locals.
+type Destructors = std::rc::Rc<std::cell::Cell<usize>>;
+
+/// A local whose destructor is counted.
+struct Counted(Destructors);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+const HEADROOM: usize = 256 << 20;
+const MAX_LIVE: usize = 4096;
+
+/// Creates suspended default-size coroutines, each holding a drop counter,
+/// until no stack can be mapped. No coroutine has been closed yet.
+fn exhaust_address_space(drops: &Destructors) -> (Vec<Coroutine<(), (), ()>>, cogen::StackError) {
+    let mut live = Vec::with_capacity(MAX_LIVE);
+    limit_address_space(HEADROOM);
+    let error = loop {
+        let drops = drops.clone();
+        match Builder::new().try_build(move |co: &Yielder<(), ()>, ()| {
+            let _counted = Counted(drops);
+            co.suspend(());
+        }) {
+            Ok(mut co) => {
+                co.resume(()).unwrap();
+                live.push(co);
+            }
+            Err(e) => break e,
+        }
+        assert!(live.len() < MAX_LIVE, "no address-space limit was hit");
+    };
+    (live, error)
+}
+
+#[test]
+fn closing_and_dropping_after_the_stacks_ran_out_needs_no_new_stack() {
+    const NAME: &str = "closing_and_dropping_after_the_stacks_ran_out_needs_no_new_stack";
+    if is_child(NAME) {
+        let drops = Destructors::default();
+        let (mut live, _) = exhaust_address_space(&drops);
+        let created = live.len();
+        // The first close of this process, with no room for another stack.
+        let closed = live[0].close();
+        println!("close: {closed:?}");
+        println!("destructors after close: {}", drops.get());
+        drop(live);
+        println!("created {created}, destructors after drop: {}", drops.get());
+        return;
+    }
+    if under_asan() {
+        return;
+    }
+    let output = run_child(NAME);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("close: Ok(())\n"), "stdout:\n{stdout}");
+    assert!(
+        stdout.contains("destructors after close: 1\n"),
+        "stdout:\n{stdout}"
+    );
+    let (created, dropped) = stdout
+        .lines()
+        .find_map(|l| l.split_once("created ").map(|(_, rest)| rest))
+        .and_then(|l| l.split_once(", destructors after drop: "))
+        .expect("the child reports what it created and dropped");
+    assert_eq!(created, dropped, "stdout:\n{stdout}");
+    assert!(!stderr.contains("panicked"), "stderr:\n{stderr}");
+}
+
+#[test]
+fn a_constructor_loop_that_runs_out_unwinds_quietly() {
+    const NAME: &str = "a_constructor_loop_that_runs_out_unwinds_quietly";
+    if is_child(NAME) {
+        let drops = Destructors::default();
+        let created = std::cell::Cell::new(0);
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let mut live = Vec::with_capacity(MAX_LIVE);
+            limit_address_space(HEADROOM);
+            loop {
+                let drops = drops.clone();
+                // Panics when no stack can be mapped; the unwinding drops `live`.
+                let mut co = Coroutine::new(move |co: &Yielder<(), ()>, ()| {
+                    let _counted = Counted(drops);
+                    co.suspend(());
+                });
+                co.resume(()).unwrap();
+                live.push(co);
+                created.set(live.len());
+                assert!(live.len() < MAX_LIVE, "no address-space limit was hit");
+            }
+        }));
+        assert!(result.is_err());
+        println!("created {}, destructors: {}", created.get(), drops.get());
+        return;
+    }
+    if under_asan() {
+        return;
+    }
+    let output = run_child(NAME);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let (created, dropped) = stdout
+        .lines()
+        .find_map(|l| l.split_once("created ").map(|(_, rest)| rest))
+        .and_then(|l| l.split_once(", destructors: "))
+        .expect("the child reports what it created and dropped");
+    assert_eq!(created, dropped, "stdout:\n{stdout}");
+    // The constructor's own panic, and nothing else.
+    assert_eq!(stderr.matches("panicked").count(), 1, "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("cannot map a 1024 KiB coroutine stack"),
+        "stderr:\n{stderr}"
+    );
+}
+#[test]
+fn running_out_of_address_space_blames_the_address_space_limit() {
+    const NAME: &str = "running_out_of_address_space_blames_the_address_space_limit";
+    if is_child(NAME) {
+        let drops = Destructors::default();
+        let (live, error) = exhaust_address_space(&drops);
+        println!("created {}", live.len());
+        println!("error: {error}");
+        return;
+    }
+    if under_asan() {
+        return;
+    }
+    let output = run_child(NAME);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let error = stdout
+        .lines()
+        .find_map(|l| l.split_once("error: ").map(|(_, rest)| rest))
+        .expect("the child prints the error");
+    assert!(
+        error.contains("cannot map a 1024 KiB coroutine stack"),
+        "{error}"
+    );
+    assert!(error.contains("RLIMIT_AS"), "{error}");
+    assert!(error.contains("ulimit -v"), "{error}");
+    assert!(!error.contains("max_map_count"), "{error}");
 }

@@ -17,7 +17,7 @@ use corosensei::stack::Stack as _;
 
 use super::chain::{CURRENT, Meta, enter};
 use super::overflow::describe_overflow;
-use super::unwind::is_close_unwind;
+use super::unwind::{is_close_unwind, learn_close_unwind_type};
 use super::{Builder, Status, Yielder};
 use crate::error::{Panic, ResumeError, payload_message};
 use crate::stack::{self, PooledStack, StackError};
@@ -101,7 +101,8 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
         F: FnOnce(&Yielder<Input, Yield>, Input) -> Return,
     {
         let Builder { stack_size, name } = builder;
-        let stack = PooledStack::take(stack::effective_size(stack_size)?, describe_overflow)?;
+        let mut stack = PooledStack::take(stack::effective_size(stack_size)?, describe_overflow)?;
+        learn_close_unwind_type(&mut stack); // before any close, which must not map a stack
         let meta = Meta::new(name, stack.limit().get(), stack.size());
         let body = Unstarted(ManuallyDrop::new(body));
         let root = move |yielder: &corosensei::Yielder<Input, Yield>, input: Input| {

@@ -1,41 +1,75 @@
 //! Telling the unwinding of a closed coroutine from an ordinary panic.
 //!
 //! corosensei closes a suspended coroutine by panicking out of `suspend` with
-//! a payload of a private type. This file owns the detection of that payload
-//! ([`is_close_unwind`]) and [`catch_unwind`], which bodies use to catch
-//! their own panics without swallowing a close (corosensei issue 57).
+//! a payload of a private type. This file owns learning that type (once, as
+//! the first coroutine is created, on its stack), the detection of that
+//! payload ([`is_close_unwind`]) and [`catch_unwind`], which bodies use to
+//! catch their own panics without swallowing a close (corosensei issue 57).
 
 use std::any::{Any, TypeId};
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, UnwindSafe};
 use std::sync::OnceLock;
 
-/// The type of the payload corosensei unwinds a closing coroutine with.
+use corosensei::stack::Stack;
+
+/// The type of the payload corosensei unwinds a closing coroutine with, once
+/// learnt.
 ///
-/// corosensei keeps that type private, so cogen learns its `TypeId` once per
-/// process, from a throwaway coroutine that it closes while catching.
-fn close_unwind_type() -> TypeId {
-    static TYPE: OnceLock<TypeId> = OnceLock::new();
-    *TYPE.get_or_init(|| {
-        static SEEN: OnceLock<TypeId> = OnceLock::new();
-        let mut probe = corosensei::Coroutine::<(), (), ()>::new(|yielder, ()| {
+/// corosensei keeps that type private, so cogen learns its `TypeId` from a
+/// throwaway coroutine that it closes while catching: once per process, when
+/// the first coroutine is created, on the stack that coroutine is about to
+/// get (see [`learn_close_unwind_type`]). Until then no coroutine of cogen's
+/// can be closing, and nothing is a close's unwinding.
+///
+/// Learning it later, on the first close, would need a stack of its own just
+/// for the probe: a close or drop must never map a stack, because it may
+/// come when no more stacks can be mapped.
+static CLOSE_UNWIND_TYPE: OnceLock<TypeId> = OnceLock::new();
+
+/// Learns the close's payload type, if this process has not yet, by running
+/// and closing a throwaway coroutine on `stack`, which must be free: the
+/// caller is about to start a coroutine on it.
+#[inline]
+pub(super) fn learn_close_unwind_type<S: Stack>(stack: &mut S) {
+    if CLOSE_UNWIND_TYPE.get().is_none() {
+        probe_close_unwind_type(stack);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn probe_close_unwind_type<S: Stack>(stack: &mut S) {
+    CLOSE_UNWIND_TYPE.get_or_init(|| {
+        let seen = Cell::new(None);
+        let body = |yielder: &corosensei::Yielder<(), ()>, ()| {
             let caught = std::panic::catch_unwind(AssertUnwindSafe(|| yielder.suspend(())));
             if let Err(payload) = caught {
-                let _ = SEEN.set(<dyn Any>::type_id(&*payload));
+                seen.set(Some(<dyn Any>::type_id(&*payload)));
                 std::panic::resume_unwind(payload);
             }
-        });
+        };
+        // SAFETY: the probe borrows `seen` and `stack`, and is closed and
+        // dropped below, before either goes away; it is never leaked.
+        let mut probe = unsafe { corosensei::Coroutine::with_stack_unchecked(&mut *stack, body) };
         probe.resume(());
         probe.force_unwind();
-        *SEEN
-            .get()
+        drop(probe);
+        seen.get()
             .expect("corosensei unwinds a closed coroutine with a panic")
-    })
+    });
 }
 
 /// True if `payload` is the unwinding of a coroutine being closed or dropped,
 /// which must be let through to the coroutine's root.
+///
+/// cogen learns what that unwinding looks like when the first coroutine of
+/// the process is created; before that, no coroutine can be closing and this
+/// is false.
 pub fn is_close_unwind(payload: &(dyn Any + Send)) -> bool {
-    <dyn Any>::type_id(payload) == close_unwind_type()
+    CLOSE_UNWIND_TYPE
+        .get()
+        .is_some_and(|close| <dyn Any>::type_id(payload) == *close)
 }
 
 /// [`std::panic::catch_unwind`] for code inside coroutine bodies.

@@ -14,33 +14,60 @@
 //!
 //! Each guarded stack is two memory mappings. Linux caps the mappings of one
 //! process at `vm.max_map_count` (65530 by default), so about 32,000 stackful
-//! coroutines can be alive at once. Past that, creation fails with a
-//! [`StackError`] that says so; [`Coroutine::new`](crate::Coroutine::new)
-//! panics with the same message, [`Builder::try_build`](crate::Builder::try_build)
-//! returns it. Stackless coroutines (feature `nightly`) have no such cap.
+//! coroutines can be alive at once. Each stack also reserves its full size of
+//! address space (1 MiB by default), so an address-space limit (`RLIMIT_AS`,
+//! `ulimit -v`) allows far fewer: about one per MiB of the limit. Past
+//! either, or when the system has no memory left to give, creation fails
+//! with a [`StackError`] that says which limit was reached and what to do;
+//! [`Coroutine::new`](crate::Coroutine::new) panics with the same message,
+//! [`Builder::try_build`](crate::Builder::try_build) returns it. Closing and
+//! dropping coroutines never needs a new stack, so they work at the limit
+//! too. Stackless coroutines (feature `nightly`) have no such cap.
 //!
 //! # Stack overflow
 //!
-//! Overflowing a coroutine's stack hits its guard page. cogen installs a
-//! `SIGSEGV`/`SIGBUS` handler (on an alternate signal stack) that recognises a
-//! fault in the running coroutine's guard page, prints which coroutine
-//! overflowed, its stack size and how to raise it, and aborts, as the standard
-//! library does for threads. Faults anywhere else go to the previous handler.
+//! Overflowing a coroutine's stack hits its guard page. When the first stack
+//! of the process is mapped (by the first coroutine or stackful task
+//! created), cogen installs a `SIGSEGV`/`SIGBUS` handler, on an alternate
+//! signal stack, that recognises a fault in the running coroutine's guard
+//! page, prints which coroutine overflowed, its stack size and how to raise
+//! it, and aborts, as the standard library does for threads. Every other
+//! fault goes to the action that was installed before.
+//!
+//! ## Programs with their own `SIGSEGV` handler
+//!
+//! * **Installed before the first coroutine:** cogen keeps your action and
+//!   hands it every fault that is not a coroutine overflow, as the kernel
+//!   would have: your handler is called with your `sa_mask` blocked (and the
+//!   signal too, unless `SA_NODEFER`), with the action reset to the default
+//!   first if you asked for `SA_RESETHAND`, and with the `SA_SIGINFO` or
+//!   plain signature you installed; it runs on the alternate signal stack.
+//!   If the action before cogen was the default or `SIG_IGN`, cogen puts it
+//!   back exactly, so such a fault still kills the process by the signal. A
+//!   coroutine overflow does not reach your handler: cogen reports it and
+//!   aborts.
+//! * **Installed after the first coroutine:** your handler replaces cogen's.
+//!   Keep the action you replace (`sigaction`'s third argument) and pass the
+//!   faults you do not handle to it, as cogen does with yours; otherwise a
+//!   coroutine overflow reaches your handler, and without it is a bare
+//!   `SIGSEGV`.
 //!
 //! # Layering
 //!
 //! This module is the bottom layer: it uses nothing else from cogen. The
 //! overflow handler learns which coroutine is running from a describer that
 //! the coroutine layer hands over with every stack it takes
-//! (`PooledStack::take`). `mod.rs` holds sizes and errors, `pool.rs` the pool
-//! and `overflow.rs` the signal handler.
+//! (`PooledStack::take`). `mod.rs` holds sizes, `error.rs` [`StackError`]
+//! and what ran out, `pool.rs` the pool and `overflow.rs` the signal handler.
 
-use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod error;
 pub(crate) mod overflow;
 mod pool;
+
+pub use error::StackError;
 
 pub(crate) use pool::PooledStack;
 pub use pool::{pooled_stacks, set_pool_capacity};
@@ -63,62 +90,6 @@ pub const MIN_STACK_SIZE: usize = 32 * 1024;
 /// How many finished stacks of each size a thread keeps for reuse by default.
 pub const DEFAULT_POOL_CAPACITY: usize = 1024;
 
-/// A stack could not be mapped, so a coroutine could not be created.
-///
-/// The message says why and what to do about it; the usual cause is Linux's
-/// per-process limit on memory mappings.
-#[derive(Debug)]
-pub struct StackError {
-    size: usize,
-    source: io::Error,
-}
-
-impl StackError {
-    /// The stack size that was requested, in bytes.
-    pub fn stack_size(&self) -> usize {
-        self.size
-    }
-
-    /// The operating system's error.
-    pub fn io_error(&self) -> &io::Error {
-        &self.source
-    }
-}
-
-impl fmt::Display for StackError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "cannot map a {} KiB coroutine stack: {}",
-            self.size / 1024,
-            self.source
-        )?;
-        // ENOMEM from mmap or mprotect: usually the mapping limit.
-        if cfg!(target_os = "linux") && self.source.raw_os_error() == Some(libc::ENOMEM) {
-            let max = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-                .ok()
-                .and_then(|s| s.trim().parse::<usize>().ok());
-            let max_text = max.map_or_else(|| "its limit".to_string(), |m| m.to_string());
-            let stacks = max.map_or_else(|| "half as many".to_string(), |m| (m / 2).to_string());
-            write!(
-                f,
-                "; each guarded stack takes two memory mappings and this process may have \
-                 {max_text} (vm.max_map_count), so about {stacks} stackful coroutines can be \
-                 alive at once: drop finished coroutines, raise the limit \
-                 (`sysctl -w vm.max_map_count=262144`), or use stackless coroutines \
-                 (cogen's `nightly` feature) past that"
-            )?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for StackError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
-
 /// Rounds a requested stack size to what a coroutine actually gets, or says
 /// that no stack of that size can exist.
 #[inline]
@@ -132,12 +103,14 @@ pub(crate) fn effective_size(requested: usize) -> Result<usize, StackError> {
         .max(MIN_STACK_SIZE)
         .checked_add(2 * page)
         .map(|_| (requested.max(MIN_STACK_SIZE) + page - 1) & !(page - 1))
-        .ok_or_else(|| StackError {
-            size: requested,
-            source: io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "the stack size does not fit in the address space",
-            ),
+        .ok_or_else(|| {
+            StackError::invalid(
+                requested,
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the stack size does not fit in the address space",
+                ),
+            )
         })
 }
 

@@ -151,7 +151,7 @@ impl PooledStack {
         overflow::install(describe);
         DefaultStack::new(size)
             .map(Box::new)
-            .map_err(|source| StackError { size, source })
+            .map_err(|source| StackError::mapping_failed(size, source))
     }
 
     /// The usable size of this stack in bytes (the guard page excluded).
