@@ -231,7 +231,7 @@ fn a_panic_reaches_the_consumer_as_a_value_and_every_stage_is_cleaned_up() {
     assert_eq!(error.stage(), "explodes");
     assert!(error.is_panic());
     let panic = error.try_into_panic().unwrap();
-    assert_eq!(panic.payload().downcast_ref::<u32>(), Some(&2));
+    assert_eq!(panic.downcast_ref::<u32>(), Some(&2));
     assert_eq!(panic.coroutine_name(), Some("explodes"));
     assert!(pipeline.next().is_none());
     assert!(pipeline.next().is_none());

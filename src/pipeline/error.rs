@@ -19,6 +19,7 @@ pub type PipelineItem<T> = Result<T, StageError>;
 /// A pipeline stage failed: it panicked, or its body returned `Err`.
 ///
 /// It names the stage, and keeps the panic (with its payload) or the error.
+/// It is `Send + Sync`, so `?` puts it in a `Box<dyn Error + Send + Sync>`.
 pub struct StageError(Box<StageErrorInner>);
 
 struct StageErrorInner {
