@@ -100,10 +100,9 @@ fn stackless_sinks_have_the_same_semantics() {
         },
     );
     assert!(!bad.send(0));
-    assert_eq!(
-        bad.finish().unwrap_err().to_string(),
-        "stage 'bad' panicked: zero"
-    );
+    let error = bad.finish().unwrap_err();
+    assert_eq!(error.to_string(), "stage 'bad' panicked");
+    assert_eq!(error.panic().unwrap().message(), "zero");
     let deaf = Sink::stackless(
         "deaf",
         #[coroutine]
