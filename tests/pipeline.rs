@@ -1,6 +1,9 @@
 //! Pull pipelines (stages), push pipelines (sinks), their error paths, and
 //! drop counting across a pipeline dropped half way.
-#![cfg_attr(feature = "nightly", feature(coroutines))]
+#![cfg_attr(
+    feature = "nightly",
+    feature(coroutines, coroutine_trait, stmt_expr_attributes)
+)]
 
 // Stackless stages and sinks (their syntax does not parse on stable Rust).
 #[cfg(feature = "nightly")]
