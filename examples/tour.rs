@@ -272,6 +272,10 @@ fn generators_and_pipelines() {
         .find_map(Result::err)
         .expect("the stage fails");
     println!("  error: {err}");
+    // The stage's own error is the source, not part of the message.
+    if let Some(cause) = std::error::Error::source(&err) {
+        println!("  caused by: {cause}");
+    }
 }
 
 /// The round-robin event loop: tasks that wait without blocking the thread.

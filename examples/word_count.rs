@@ -90,7 +90,11 @@ fn main() -> ExitCode {
     let (total, counts) = match count.feed(words) {
         Ok(result) => result,
         Err(e) => {
-            eprintln!("word_count: {e}");
+            // The stage's own error (an I/O error, invalid UTF-8) is the source.
+            match std::error::Error::source(&e) {
+                Some(cause) => eprintln!("word_count: {e}: {cause}"),
+                None => eprintln!("word_count: {e}"),
+            }
             return ExitCode::FAILURE;
         }
     };

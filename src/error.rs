@@ -9,10 +9,52 @@ use std::fmt;
 /// It keeps the original payload, like [`std::thread::JoinHandle::join`]'s
 /// error, and knows which coroutine it came from when that one had a name.
 /// [`message`](Panic::message) reads a `&str` or `String` payload, the usual
-/// case for `panic!("...")`.
+/// case for `panic!("...")`; [`downcast_ref`](Panic::downcast_ref) reads a
+/// payload of another type.
+///
+/// `Panic` is `Send + Sync`, so it (and every error that holds one) goes
+/// into `Box<dyn Error + Send + Sync>` with `?`. The payload is only `Send`,
+/// so, like tokio's `JoinError`, a `Panic` never lends it out through `&self`
+/// except as a type that is `Sync`: the whole payload is reachable through
+/// [`payload_mut`](Panic::payload_mut) or [`into_panic`](Panic::into_panic).
+///
+/// ```
+/// use cogen::Coroutine;
+///
+/// fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+///     let mut co: Coroutine<(), (), ()> = Coroutine::new(|_, ()| panic!("boom"));
+///     co.resume(())?;
+///     Ok(())
+/// }
+/// assert_eq!(run().unwrap_err().to_string(), "coroutine panicked: boom");
+/// ```
 pub struct Panic {
-    payload: Box<dyn Any + Send + 'static>,
+    payload: Payload,
     name: Option<Cow<'static, str>>,
+}
+
+/// A panic payload behind a wall that makes it `Sync`: no `&self` method of
+/// this type lends out the `dyn Any + Send` value (which may be `!Sync`),
+/// only values of a type that is itself `Sync`.
+struct Payload(Box<dyn Any + Send + 'static>);
+
+// SAFETY: sharing `&Payload` between threads shares access to nothing that is
+// not `Sync`. Its `&self` methods only downcast the payload: that calls
+// `type_id` on it (the blanket `impl Any for T` returns a constant and reads
+// nothing of the value) and returns a reference only when the payload's type
+// is `Sync` (`downcast_ref`'s bound; `&'static str` and `String` for
+// `message`). The value itself is reached only through `&mut self` or by value.
+unsafe impl Sync for Payload {}
+
+impl Payload {
+    #[inline]
+    fn downcast_ref<T: Any + Sync>(&self) -> Option<&T> {
+        self.0.downcast_ref::<T>()
+    }
+
+    fn message(&self) -> &str {
+        payload_message(&*self.0)
+    }
 }
 
 impl Panic {
@@ -20,13 +62,16 @@ impl Panic {
         payload: Box<dyn Any + Send + 'static>,
         name: Option<Cow<'static, str>>,
     ) -> Self {
-        Panic { payload, name }
+        Panic {
+            payload: Payload(payload),
+            name,
+        }
     }
 
     /// The panic message when the payload is a string, or `"Box<dyn Any>"`
     /// (what the standard library prints) when it is some other type.
     pub fn message(&self) -> &str {
-        payload_message(&*self.payload)
+        self.payload.message()
     }
 
     /// The name of the coroutine that panicked, if it was given one.
@@ -34,24 +79,60 @@ impl Panic {
         self.name.as_deref()
     }
 
-    /// The payload, by reference: downcast it to read a non-string panic value.
-    pub fn payload(&self) -> &(dyn Any + Send + 'static) {
-        &*self.payload
+    /// The payload, if it is a `T`: reads a non-string panic value, such as
+    /// the `42` of `std::panic::panic_any(42)`.
+    ///
+    /// `T` must be `Sync`, since `Panic` is; a payload of a type that is not
+    /// is reachable through [`payload_mut`](Panic::payload_mut).
+    ///
+    /// ```
+    /// let mut co: cogen::Coroutine<(), (), ()> =
+    ///     cogen::Coroutine::new(|_, ()| std::panic::panic_any(404_u16));
+    /// let panic = co.resume(()).unwrap_err().try_into_panic().unwrap();
+    /// assert_eq!(panic.downcast_ref::<u16>(), Some(&404));
+    /// assert_eq!(panic.downcast_ref::<u32>(), None);
+    /// ```
+    ///
+    /// A payload that is not `Sync` cannot be read through `&self`:
+    ///
+    /// ```compile_fail
+    /// fn read(panic: &cogen::Panic) -> Option<&std::cell::Cell<u32>> {
+    ///     panic.downcast_ref::<std::cell::Cell<u32>>()
+    /// }
+    /// ```
+    pub fn downcast_ref<T: Any + Sync>(&self) -> Option<&T> {
+        self.payload.downcast_ref::<T>()
+    }
+
+    /// The payload, by exclusive reference, whatever its type.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    ///
+    /// let mut co: cogen::Coroutine<(), (), ()> =
+    ///     cogen::Coroutine::new(|_, ()| std::panic::panic_any(Cell::new(1_u32)));
+    /// let mut panic = co.resume(()).unwrap_err().try_into_panic().unwrap();
+    /// let cell = panic.payload_mut().downcast_mut::<Cell<u32>>().unwrap();
+    /// assert_eq!(cell.get(), 1);
+    /// ```
+    pub fn payload_mut(&mut self) -> &mut (dyn Any + Send + 'static) {
+        &mut *self.payload.0
     }
 
     /// The payload, as [`std::panic::resume_unwind`] takes it.
     pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
-        self.payload
+        self.payload.0
     }
 
     /// Continues the panic in the caller, with the original payload.
     pub fn resume_unwind(self) -> ! {
-        std::panic::resume_unwind(self.payload)
+        std::panic::resume_unwind(self.payload.0)
     }
 }
 
 /// The message of a panic payload: the `&str` or `String` it holds, or
-/// `"Box<dyn Any>"` for any other type.
+/// `"Box<dyn Any>"` for any other type. (Only downcasts to those two types,
+/// which are `Sync`: `Payload`'s `Sync` impl relies on it.)
 pub(crate) fn payload_message(payload: &(dyn Any + Send)) -> &str {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
         s
@@ -86,6 +167,9 @@ impl std::error::Error for Panic {}
 ///
 /// Lua's `coroutine.resume` answers `false, message`; cogen says which of
 /// the two failures it was and hands back what it can.
+///
+/// It is `Send + Sync` when `Input` is, so `?` puts it in a
+/// `Box<dyn Error + Send + Sync>`.
 pub enum ResumeError<Input> {
     /// The coroutine had already finished (returned, panicked or been
     /// closed): Lua's "cannot resume dead coroutine". The input that could

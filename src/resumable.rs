@@ -13,8 +13,9 @@
 //!
 //! * `resume` returns `Ok(Yield(y))` while the coroutine suspends,
 //!   `Ok(Return(r))` once when it finishes, `Err(ResumeError::Panicked(_))`
-//!   once if it panics, and `Err(ResumeError::Dead(input))` for every resume
-//!   after that, handing the input back. It never panics itself.
+//!   once if it panics (or a destructor that runs as it finishes does), and
+//!   `Err(ResumeError::Dead(input))` for every resume after that, handing the
+//!   input back. It never panics itself.
 //! * `status` is [`Status::Suspended`] or [`Status::Dead`]: the owner cannot
 //!   observe a coroutine while it runs.
 //! * `close` drops whatever the suspended coroutine holds, running each

@@ -8,7 +8,9 @@
 //! [`Resumable`] trait:
 //!
 //! * a panic in the body comes back as [`ResumeError::Panicked`], and the
-//!   coroutine is dead afterwards;
+//!   coroutine is dead afterwards; so does a panic of the destructor of a
+//!   coroutine that has just returned (a hand-written `std::ops::Coroutine`
+//!   may keep values until it is dropped), and its return value is lost;
 //! * resuming it after it returned or panicked gives [`ResumeError::Dead`]
 //!   with the input handed back, never std's "coroutine resumed after
 //!   completion" panic;
@@ -176,12 +178,26 @@ impl<C> Stackless<C> {
         // result, which costs a copy through memory on every resume.
         match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(co).resume(input))) {
             Ok(CoroutineState::Yielded(value)) => Ok(CoroutineResult::Yield(value)),
-            Ok(CoroutineState::Complete(value)) => {
-                self.co = None;
-                Ok(CoroutineResult::Return(value))
-            }
+            Ok(CoroutineState::Complete(value)) => match self.drop_finished() {
+                Ok(()) => Ok(CoroutineResult::Return(value)),
+                Err(panic) => {
+                    discard(value);
+                    Err(ResumeError::Panicked(panic))
+                }
+            },
             Err(payload) => Err(ResumeError::Panicked(self.died(payload))),
         }
+    }
+
+    /// Drops the coroutine that has just returned. That runs user code (a
+    /// hand-written `std::ops::Coroutine` may keep values until it is
+    /// dropped), so a panic there is caught and, like a panic of the body,
+    /// is this resume's error: `resume` never panics itself.
+    #[inline]
+    fn drop_finished(&mut self) -> Result<(), Panic> {
+        let co = self.co.take();
+        std::panic::catch_unwind(AssertUnwindSafe(move || drop(co)))
+            .map_err(|payload| self.died(payload))
     }
 
     #[cold]
@@ -197,6 +213,14 @@ impl<C> Stackless<C> {
         self.death = Some(crate::error::payload_message(&*payload).into());
         Panic::new(payload, self.name.clone())
     }
+}
+
+/// Drops the return value of a coroutine whose destructor panicked, which
+/// nobody will see. A second panic, from the value's own destructor, is lost:
+/// the first one is being reported.
+#[cold]
+fn discard<T>(value: T) {
+    let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(value)));
 }
 
 impl<Input, C: StdCoroutine<Input> + Unpin> Resumable<Input> for Stackless<C> {

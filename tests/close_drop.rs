@@ -231,6 +231,42 @@ fn drop_a_returned_or_panicked_coroutine_drops_nothing_twice() {
 }
 
 #[test]
+fn a_capture_that_panics_on_drop_as_the_body_returns_is_a_panic_error() {
+    // The body closure is called by value, so its captures are dropped as
+    // it returns, inside the panic guard at the root of the stack: like a
+    // panic of the body, not a panic of `resume`.
+    struct PanicsOnDrop {
+        _token: DropToken,
+    }
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("captured value");
+        }
+    }
+    let drops = DropCounter::new();
+    let kept = PanicsOnDrop {
+        _token: drops.named("kept"),
+    };
+    let mut co: Coroutine<u32, u32, u32> = Builder::new().name("keeper").build(move |co, x| {
+        let _kept = &kept;
+        x + co.suspend(x)
+    });
+    assert_eq!(co.resume(1).unwrap(), CoroutineResult::Yield(1));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| co.resume(2)));
+    let error = result.expect("`resume` never panics itself").unwrap_err();
+    let panic = error.try_into_panic().unwrap();
+    assert_eq!(panic.message(), "captured value");
+    assert_eq!(panic.coroutine_name(), Some("keeper"));
+    assert_eq!(drops.log(), ["kept"]);
+    assert_eq!(co.status(), Status::Dead);
+    assert!(matches!(co.resume(3), Err(ResumeError::Dead(3))));
+    assert_eq!(co.close().unwrap_err().message(), "captured value");
+    assert!(co.close().is_ok());
+    drop(co);
+    assert_eq!(drops.count(), 1);
+}
+
+#[test]
 fn a_panic_drops_each_value_once() {
     let drops = DropCounter::new();
     let captured = drops.named("captured");

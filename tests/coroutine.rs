@@ -168,7 +168,7 @@ fn a_string_panic_keeps_its_message() {
     let p = panicked(co.resume(3));
     assert_eq!(p.message(), "failed at 3");
     assert_eq!(
-        p.payload().downcast_ref::<String>().map(String::as_str),
+        p.downcast_ref::<String>().map(String::as_str),
         Some("failed at 3")
     );
     assert!(p.coroutine_name().is_none());
@@ -184,16 +184,30 @@ fn a_panic_with_a_non_string_payload_keeps_it() {
         Coroutine::new(|_, ()| std::panic::panic_any(Custom { code: 100 }));
     let p = panicked(co.resume(()));
     assert_eq!(p.message(), "Box<dyn Any>");
-    assert_eq!(
-        p.payload().downcast_ref::<Custom>(),
-        Some(&Custom { code: 100 })
-    );
+    assert_eq!(p.downcast_ref::<Custom>(), Some(&Custom { code: 100 }));
     let payload = p.into_panic();
     assert_eq!(*payload.downcast::<Custom>().unwrap(), Custom { code: 100 });
 
     let mut co: Coroutine<(), (), ()> = Coroutine::new(|_, ()| std::panic::panic_any(42_u64));
     let err = co.resume(()).unwrap_err();
     assert_eq!(*err.into_panic().downcast::<u64>().unwrap(), 42);
+}
+
+#[test]
+fn a_payload_that_is_not_sync_is_reached_by_exclusive_reference_or_by_value() {
+    // `Cell` is `Send` but not `Sync`: `Panic` (which is `Sync`) lends it out
+    // only through `&mut self` or by value, never through `&self`.
+    let mut co: Coroutine<(), (), ()> =
+        Coroutine::new(|_, ()| std::panic::panic_any(std::cell::Cell::new(5_u32)));
+    let mut p = panicked(co.resume(()));
+    assert_eq!(p.message(), "Box<dyn Any>");
+    let cell = p
+        .payload_mut()
+        .downcast_mut::<std::cell::Cell<u32>>()
+        .unwrap();
+    cell.set(cell.get() + 1);
+    let payload = p.into_panic();
+    assert_eq!(payload.downcast::<std::cell::Cell<u32>>().unwrap().get(), 6);
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! Pull pipelines (stages), push pipelines (sinks), their error paths, and
 //! drop counting across a pipeline dropped half way.
-#![cfg_attr(cogen_nightly, feature(coroutines))]
+#![cfg_attr(
+    cogen_nightly,
+    feature(coroutines, coroutine_trait, stmt_expr_attributes)
+)]
 
 // Stackless stages and sinks (their syntax does not parse on stable Rust).
 #[cfg(cogen_nightly)]
@@ -19,6 +22,17 @@ use cogen::{Builder, Coroutine};
 
 mod support;
 use support::{DropCounter, DropToken};
+
+/// An error and its sources, joined the way error-chain printers join them.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out += &format!(": {cause}");
+        source = cause.source();
+    }
+    out
+}
 
 fn ok<T>(items: impl IntoIterator<Item = PipelineItem<T>>) -> Vec<T> {
     items
@@ -184,7 +198,9 @@ fn an_err_reaches_the_consumer_naming_the_stage() {
     assert!(error.panic().is_none());
     let cause = error.error().unwrap().downcast_ref::<TooBig>().unwrap();
     assert_eq!(cause.0, 4);
-    assert_eq!(error.to_string(), "stage 'check' failed: 4 is too big");
+    // `Display` says only what failed; the stage's error is the source.
+    assert_eq!(error.to_string(), "stage 'check' failed");
+    assert_eq!(chain(error), "stage 'check' failed: 4 is too big");
     // The stage after the failed one saw the end of its input, and ran to
     // its end (its output, if any, was discarded).
     assert!(downstream_saw_end.get());
@@ -222,7 +238,7 @@ fn a_panic_reaches_the_consumer_as_a_value_and_every_stage_is_cleaned_up() {
     assert_eq!(error.stage(), "explodes");
     assert!(error.is_panic());
     let panic = error.try_into_panic().unwrap();
-    assert_eq!(panic.payload().downcast_ref::<u32>(), Some(&2));
+    assert_eq!(panic.downcast_ref::<u32>(), Some(&2));
     assert_eq!(panic.coroutine_name(), Some("explodes"));
     assert!(pipeline.next().is_none());
     assert!(pipeline.next().is_none());
@@ -259,7 +275,8 @@ fn a_read_error_is_named_and_distinct_from_the_end() {
     assert_eq!(error.stage(), "read");
     let io = error.error().unwrap().downcast_ref::<io::Error>().unwrap();
     assert_eq!(io.kind(), io::ErrorKind::BrokenPipe);
-    assert_eq!(error.to_string(), "stage 'read' failed: disk on fire");
+    assert_eq!(error.to_string(), "stage 'read' failed");
+    assert_eq!(chain(error), "stage 'read' failed: disk on fire");
 }
 
 #[test]
@@ -318,7 +335,12 @@ fn a_named_producer_stage_turns_its_panic_into_an_error() {
     assert_eq!(producer.name(), "producer");
     assert_eq!(producer.next().unwrap().unwrap(), 1);
     let error = producer.next().unwrap().unwrap_err();
-    assert_eq!(error.to_string(), "stage 'producer' panicked: out of items");
+    assert_eq!(error.to_string(), "stage 'producer' panicked");
+    // The source is the panic (of an unnamed coroutine here).
+    assert_eq!(
+        chain(&error),
+        "stage 'producer' panicked: coroutine panicked: out of items"
+    );
     assert!(producer.next().is_none());
 }
 
@@ -529,7 +551,8 @@ fn a_consumer_panic_comes_back_from_finish_naming_it() {
     assert_eq!(drops.count(), 1, "unwound by the panic");
     let error = sink.finish().unwrap_err();
     assert_eq!(error.stage(), "picky");
-    assert_eq!(error.to_string(), "stage 'picky' panicked: cannot take 2");
+    assert_eq!(error.to_string(), "stage 'picky' panicked");
+    assert_eq!(error.panic().unwrap().message(), "cannot take 2");
 }
 
 #[test]
@@ -553,7 +576,7 @@ fn a_producer_failure_closes_the_consumer_and_is_returned() {
     );
     let error = sink.feed(producer).unwrap_err();
     assert_eq!(error.stage(), "producer");
-    assert_eq!(error.to_string(), "stage 'producer' failed: ran dry");
+    assert_eq!(chain(&error), "stage 'producer' failed: ran dry");
     // The consumer did not see a normal end: it was unwound, not returned.
     assert!(!returned.get());
     assert_eq!(drops.count(), 1);
@@ -644,7 +667,7 @@ fn a_sink_over_a_dead_coroutine_reports_it() {
     let error = sink.finish().unwrap_err();
     assert_eq!(error.stage(), "gone");
     assert_eq!(
-        error.to_string(),
+        chain(&error),
         "stage 'gone' failed: the consumer coroutine was already dead"
     );
 }

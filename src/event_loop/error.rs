@@ -11,7 +11,9 @@ use std::fmt;
 use crate::error::Panic;
 
 /// Why [`JoinHandle::join`](super::JoinHandle::join) has no value: the task
-/// panicked or was cancelled. Opaque, like tokio's `JoinError`.
+/// panicked or was cancelled. Opaque, like tokio's `JoinError`, and like it
+/// `Send + Sync` (the payload of a panic stays out of reach of `&self`; see
+/// [`Panic`]), so `?` puts it in a `Box<dyn Error + Send + Sync>`.
 pub struct JoinError {
     repr: Box<Repr>,
 }
@@ -173,6 +175,7 @@ impl fmt::Display for StuckTask {
 /// Why [`EventLoop::run`](super::EventLoop::run) (or `block_on`) stopped
 /// with an error: a deadlock, or panics that no [`JoinHandle`](super::JoinHandle)
 /// observed (with [`PanicPolicy::Collect`](super::PanicPolicy::Collect)).
+/// It is `Send + Sync`, so `?` puts it in a `Box<dyn Error + Send + Sync>`.
 pub struct RunError {
     stuck: Vec<StuckTask>,
     panics: Vec<Panic>,

@@ -19,6 +19,7 @@ pub type PipelineItem<T> = Result<T, StageError>;
 /// A pipeline stage failed: it panicked, or its body returned `Err`.
 ///
 /// It names the stage, and keeps the panic (with its payload) or the error.
+/// It is `Send + Sync`, so `?` puts it in a `Box<dyn Error + Send + Sync>`.
 pub struct StageError(Box<StageErrorInner>);
 
 struct StageErrorInner {
@@ -104,17 +105,18 @@ impl fmt::Debug for StageError {
     }
 }
 
+/// Says only which stage failed and how; the panic or the stage's error is
+/// the [`source`](Error::source), so that error-chain printers show it once.
 impl fmt::Display for StageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0.kind {
-            ErrorKind::Panicked(p) => {
-                write!(f, "stage '{}' panicked: {}", self.stage(), p.message())
-            }
-            ErrorKind::Failed(e) => write!(f, "stage '{}' failed: {e}", self.stage()),
+            ErrorKind::Panicked(_) => write!(f, "stage '{}' panicked", self.stage()),
+            ErrorKind::Failed(_) => write!(f, "stage '{}' failed", self.stage()),
         }
     }
 }
 
+/// The source is the [`Panic`] or the error the stage returned.
 impl Error for StageError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match &self.0.kind {

@@ -75,7 +75,8 @@ impl<E: Into<BoxError>> StageReturn for Result<(), E> {
 /// assert_eq!(items[0].as_ref().unwrap(), &2);
 /// let error = items[1].as_ref().unwrap_err();
 /// assert_eq!(error.stage(), "producer");
-/// assert_eq!(error.to_string(), "stage 'producer' panicked: sensor unplugged");
+/// assert_eq!(error.to_string(), "stage 'producer' panicked");
+/// assert_eq!(error.panic().unwrap().message(), "sensor unplugged");
 /// assert_eq!(items.len(), 2);
 /// ```
 #[must_use = "pipelines are lazy and do nothing unless pulled"]

@@ -4,7 +4,98 @@
 //! the parser on stable Rust even inside code that `cfg` removes; the parent
 //! only declares this module with the `nightly` feature.
 
+use std::ops::{Coroutine as StdCoroutine, CoroutineState};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+
+use cogen::Stackless;
+
 use super::*;
+
+/// Panics when dropped, after its token counts that drop.
+struct PanicsOnDrop(Option<DropToken>);
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        drop(self.0.take());
+        panic!("kept value");
+    }
+}
+
+/// A hand-written `std::ops::Coroutine` that keeps a value after its inner
+/// coroutine returned, until the finished coroutine is dropped.
+struct KeepsAfterReturn<C> {
+    co: C,
+    _kept: PanicsOnDrop,
+}
+
+impl<R, C: StdCoroutine<R> + Unpin> StdCoroutine<R> for KeepsAfterReturn<C> {
+    type Yield = C::Yield;
+    type Return = C::Return;
+
+    fn resume(self: Pin<&mut Self>, arg: R) -> CoroutineState<C::Yield, C::Return> {
+        Pin::new(&mut self.get_mut().co).resume(arg)
+    }
+}
+
+#[test]
+fn a_stage_whose_finished_coroutine_panics_on_drop_fails_with_a_stage_error() {
+    let drops = DropCounter::new();
+    let kept = drops.token();
+    let pipeline = source(1..=3_u32)
+        .stage_with("keeper", move |up| {
+            Stackless::new(KeepsAfterReturn {
+                co: #[coroutine]
+                move || {
+                    for x in up {
+                        yield x;
+                    }
+                },
+                _kept: PanicsOnDrop(Some(kept)),
+            })
+        })
+        .stage("double", |co, up| {
+            for x in up {
+                co.suspend(x * 2);
+            }
+        });
+    // The pipeline does not panic: the last item is the stage's error.
+    let items = catch_unwind(AssertUnwindSafe(|| pipeline.collect::<Vec<_>>()))
+        .expect("a pipeline hands on a stage's panic, it does not raise it");
+    assert_eq!(items.len(), 4);
+    assert_eq!(*items[2].as_ref().unwrap(), 6);
+    let error = items[3].as_ref().unwrap_err();
+    assert_eq!(error.stage(), "keeper");
+    assert!(error.is_panic());
+    assert_eq!(error.panic().unwrap().message(), "kept value");
+    assert_eq!(drops.count(), 1);
+}
+
+#[test]
+fn a_sink_whose_finished_coroutine_panics_on_drop_fails_with_a_stage_error() {
+    let drops = DropCounter::new();
+    let sink = Sink::from_resumable(
+        "keeper",
+        Stackless::new(KeepsAfterReturn {
+            co: #[coroutine]
+            |mut item: Option<u32>| {
+                let mut sum = 0;
+                while let Some(x) = item {
+                    sum += x;
+                    item = yield;
+                }
+                sum
+            },
+            _kept: PanicsOnDrop(Some(drops.token())),
+        }),
+    );
+    let result = catch_unwind(AssertUnwindSafe(|| sink.feed(source(1..=3_u32))))
+        .expect("a sink hands on its consumer's panic, it does not raise it");
+    let error = result.unwrap_err();
+    assert_eq!(error.stage(), "keeper");
+    assert_eq!(error.panic().unwrap().message(), "kept value");
+    assert_eq!(drops.count(), 1);
+}
 
 #[test]
 fn stackful_and_stackless_stages_mix() {
@@ -100,10 +191,9 @@ fn stackless_sinks_have_the_same_semantics() {
         },
     );
     assert!(!bad.send(0));
-    assert_eq!(
-        bad.finish().unwrap_err().to_string(),
-        "stage 'bad' panicked: zero"
-    );
+    let error = bad.finish().unwrap_err();
+    assert_eq!(error.to_string(), "stage 'bad' panicked");
+    assert_eq!(error.panic().unwrap().message(), "zero");
     let deaf = Sink::stackless(
         "deaf",
         #[coroutine]

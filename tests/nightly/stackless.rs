@@ -1,9 +1,11 @@
 //! The tests of `tests/stackless.rs`, in a module that is only parsed with
 //! the `nightly` feature (`yield` and `#[coroutine]` do not parse on stable).
 
-use std::ops::Coroutine as _;
+use std::cell::Cell;
+use std::ops::{Coroutine as _, CoroutineState};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::rc::Rc;
 
 use cogen::stackless::{self, Stackless};
 use cogen::{Coroutine, CoroutineResult, Generator, Resumable, ResumeError, Status, generator};
@@ -192,6 +194,89 @@ fn close_reports_a_panicking_destructor() {
     assert_eq!(panic.message(), "bomb went off");
     assert_eq!(panic.coroutine_name(), Some("bomber"));
     assert!(co.is_dead());
+}
+
+/// Panics when dropped, and counts that drop.
+struct PanicsOnDrop(Rc<Cell<u32>>, &'static str);
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+        panic!("{}", self.1);
+    }
+}
+
+/// A hand-written `std::ops::Coroutine` that keeps a value after its inner
+/// coroutine returned: the value goes only when the finished coroutine is
+/// dropped, after the `resume` that returned.
+struct KeepsAfterReturn<C> {
+    co: C,
+    _kept: PanicsOnDrop,
+}
+
+impl<R, C: std::ops::Coroutine<R> + Unpin> std::ops::Coroutine<R> for KeepsAfterReturn<C> {
+    type Yield = C::Yield;
+    type Return = C::Return;
+
+    fn resume(self: Pin<&mut Self>, arg: R) -> CoroutineState<C::Yield, C::Return> {
+        Pin::new(&mut self.get_mut().co).resume(arg)
+    }
+}
+
+#[test]
+fn a_finished_coroutine_whose_drop_panics_is_a_panic_error_not_a_panic() {
+    let drops = Rc::new(Cell::new(0));
+    let mut co = Stackless::new(KeepsAfterReturn {
+        co: #[coroutine]
+        |x: u32| {
+            let y = yield x;
+            x + y
+        },
+        _kept: PanicsOnDrop(drops.clone(), "kept value"),
+    })
+    .with_name("keeper");
+    assert_eq!(co.resume(1).unwrap(), CoroutineResult::Yield(1));
+    // The body returns; dropping what is left of the coroutine panics. That
+    // is this resume's panic (the return value is lost), not one of `resume`.
+    let result = catch_unwind(AssertUnwindSafe(|| co.resume(2)));
+    let error = result.expect("`resume` never panics itself").unwrap_err();
+    let panic = error.try_into_panic().unwrap();
+    assert_eq!(panic.message(), "kept value");
+    assert_eq!(panic.coroutine_name(), Some("keeper"));
+    assert_eq!(drops.get(), 1);
+    // Dead afterwards, like after any panic: the input is handed back, and
+    // the first close reports the death once.
+    assert!(co.is_dead());
+    assert!(matches!(co.resume(3), Err(ResumeError::Dead(3))));
+    assert_eq!(co.close().unwrap_err().message(), "kept value");
+    assert!(co.close().is_ok());
+    drop(co);
+    assert_eq!(drops.get(), 1);
+}
+
+#[test]
+fn a_captured_value_that_panics_on_drop_after_the_return_is_a_panic_error() {
+    // A `#[coroutine]` closure drops its captures as its body returns,
+    // inside that `resume`.
+    let drops = Rc::new(Cell::new(0));
+    let kept = PanicsOnDrop(drops.clone(), "captured value");
+    let mut co = Stackless::new(
+        #[coroutine]
+        move || {
+            let _kept = &kept;
+            yield 1;
+            2
+        },
+    );
+    assert_eq!(co.resume(()).unwrap(), CoroutineResult::Yield(1));
+    let result = catch_unwind(AssertUnwindSafe(|| co.resume(())));
+    let error = result.expect("`resume` never panics itself").unwrap_err();
+    assert_eq!(error.panic().unwrap().message(), "captured value");
+    assert_eq!(drops.get(), 1);
+    assert!(co.is_dead());
+    assert!(matches!(co.resume(()), Err(ResumeError::Dead(()))));
+    drop(co);
+    assert_eq!(drops.get(), 1);
 }
 
 #[test]
