@@ -38,7 +38,7 @@
 //!
 //! # The layers
 //!
-//! From the bottom up; each module uses only the ones above it:
+//! Lowest layer first; each module uses only the modules in the rows before it:
 //!
 //! | module | what it owns |
 //! |---|---|
