@@ -209,8 +209,12 @@ impl Core {
         if let Some(wd) = &self.watchdog {
             wd.forget_task(h.id);
         }
-        for waiter in h.take_waiters() {
+        let (first, rest) = h.take_waiters();
+        if let Some(waiter) = first {
             self.wake_waiter(waiter);
+        }
+        if !rest.is_empty() {
+            rest.into_iter().for_each(|w| self.wake_waiter(w));
         }
         if h.detached.get()
             && let Some(p) = task.body.take_panic(h)
@@ -273,7 +277,8 @@ impl Core {
         h.state.set(TaskState::Done);
         // Not the last reference: the caller holds `task`.
         drop(self.registry.borrow_mut().remove(h.index.get(), h.id));
-        for waiter in h.take_waiters() {
+        let (first, rest) = h.take_waiters();
+        for waiter in first.into_iter().chain(rest) {
             match waiter {
                 Waiter::Task(task, seq) => wake(task, seq),
                 Waiter::Local(index, id) => self.wake_key(index, id),

@@ -201,12 +201,19 @@ impl Waiter {
     }
 }
 
+/// Everyone waiting for a task to finish, each once. Most tasks have one
+/// joiner at most: it lives inline, and only others go to the vector.
+#[derive(Default)]
+struct Waiters {
+    first: Option<Waiter>,
+    rest: Vec<Waiter>,
+}
+
 /// What only some tasks need: a name, joiners. Boxed (and allocated on
 /// first need) so that the header of a plain task stays small.
 struct Extras {
     name: Option<Cow<'static, str>>,
-    /// Everyone waiting for the task to finish, each once.
-    waiters: RefCell<Vec<Waiter>>,
+    waiters: RefCell<Waiters>,
 }
 
 /// What the scheduler knows of a task, at the start of its allocation.
@@ -258,7 +265,7 @@ impl Header {
         if name.is_some() {
             let _ = extras.set(Box::new(Extras {
                 name,
-                waiters: RefCell::new(Vec::new()),
+                waiters: RefCell::default(),
             }));
         }
         Header {
@@ -292,24 +299,37 @@ impl Header {
         let extras = self.extras.get_or_init(|| {
             Box::new(Extras {
                 name: None,
-                waiters: RefCell::new(Vec::new()),
+                waiters: RefCell::default(),
             })
         });
         let mut waiters = extras.waiters.borrow_mut();
-        match waiters.iter_mut().find(|w| w.same_as(&waiter)) {
+        let Waiters { first, rest } = &mut *waiters;
+        let Some(first) = first else {
+            *first = Some(waiter);
+            return None;
+        };
+        if first.same_as(&waiter) {
+            return Some(std::mem::replace(first, waiter));
+        }
+        match rest.iter_mut().find(|w| w.same_as(&waiter)) {
             Some(old) => Some(std::mem::replace(old, waiter)),
             None => {
-                waiters.push(waiter);
+                rest.push(waiter);
                 None
             }
         }
     }
 
-    /// Takes every joiner out, to wake them.
-    pub(crate) fn take_waiters(&self) -> Vec<Waiter> {
+    /// Takes every joiner out, to wake them: the first, and the others
+    /// (an empty vector, which costs nothing, in the common case).
+    #[inline]
+    pub(crate) fn take_waiters(&self) -> (Option<Waiter>, Vec<Waiter>) {
         match self.extras.get() {
-            Some(extras) => std::mem::take(&mut *extras.waiters.borrow_mut()),
-            None => Vec::new(),
+            Some(extras) => {
+                let mut waiters = extras.waiters.borrow_mut();
+                (waiters.first.take(), std::mem::take(&mut waiters.rest))
+            }
+            None => (None, Vec::new()),
         }
     }
 
@@ -317,7 +337,8 @@ impl Header {
     /// task's joiners again.
     pub(crate) fn for_each_waiter(&self, mut f: impl FnMut(&Waiter)) {
         if let Some(extras) = self.extras.get() {
-            extras.waiters.borrow().iter().for_each(&mut f);
+            let waiters = extras.waiters.borrow();
+            waiters.first.iter().chain(&waiters.rest).for_each(&mut f);
         }
     }
 
