@@ -13,7 +13,8 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use super::core::{CURRENT_CORE, CURRENT_CX, CURRENT_TASK, Core, StackfulCx};
+use super::core::Core;
+use super::current::{CURRENT_CORE, CURRENT_CX, CURRENT_TASK, StackfulCx};
 use super::task::{Task, TaskBody, TaskRef, TaskState, WaitReason};
 
 /// The loop driving this thread, for code inside a task.

@@ -1,6 +1,6 @@
 //! The scheduler core: [`Core`], a loop's state (run queue, registry,
-//! timers, outside wake-ups) and the run loop over it; and the thread-locals
-//! that say which loop, task and stackful context are current.
+//! timers, outside wake-ups), the run loop over it, and what happens to a
+//! task at each state change (park, wake, finish, cancel).
 //!
 //! # Who may touch what
 //!
@@ -36,40 +36,15 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::coroutine::Yielder;
 use crate::error::Panic;
 
+use super::current::{CURRENT_CORE, CURRENT_CX, CURRENT_TASK, Current};
 use super::error::{RunError, StuckTask, WaitingOn};
-use super::remote::{OwnWaker, Remote};
+use super::remote::Remote;
 use super::run_queue::{Registry, RunQueue};
 use super::task::{Header, Step, Task, TaskBody, TaskRef, TaskState, WaitReason, Waiter, fat_ptr};
 use super::timer::Timers;
 use super::watchdog::Watchdog;
-
-/// Where a stackful task suspends: its yielder, and which coroutine is the
-/// task's own. Owned by the stackful body; here because the core clears
-/// [`CURRENT_CX`] while it cancels a task.
-pub(crate) struct StackfulCx {
-    pub(crate) yielder: Cell<*const Yielder<(), ()>>,
-    /// The task's own coroutine (`crate::coroutine::running_id` inside it).
-    pub(crate) coroutine: Cell<*const ()>,
-    /// The waker of the `wait_for` the task is parked in, if any (it lives
-    /// on the task's stack meanwhile).
-    pub(crate) waker: Cell<*const OwnWaker>,
-}
-
-thread_local! {
-    /// The task running on this thread (set by `Core::run_task`), as a
-    /// pointer with the provenance of its whole `Rc` allocation.
-    pub(crate) static CURRENT_TASK: Cell<Option<NonNull<Task<dyn TaskBody>>>> =
-        const { Cell::new(None) };
-    /// The suspension context of the running stackful task, set only while
-    /// its coroutine runs (not while it is being cancelled): the waiting
-    /// functions' fast path.
-    pub(crate) static CURRENT_CX: Cell<*const StackfulCx> = const { Cell::new(ptr::null()) };
-    /// The loop being driven on this thread (set by [`Enter`]).
-    pub(crate) static CURRENT_CORE: Cell<*const Core> = const { Cell::new(ptr::null()) };
-}
 
 /// What happens to panics of tasks whose result nobody reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -538,68 +513,6 @@ impl Drop for StepGuard<'_> {
             CURRENT_CX.set(ptr::null());
             self.core.abandon(self.task);
         }
-    }
-}
-
-/// Makes `task` of `core` current while it is being cancelled (its
-/// destructors may use the loop), with no stackful context (they cannot
-/// wait), and restores what was current before on the way out, unwinding
-/// included.
-struct Current {
-    core: *const Core,
-    task: Option<NonNull<Task<dyn TaskBody>>>,
-    cx: *const StackfulCx,
-}
-
-impl Current {
-    fn set(core: &Core, task: &TaskRef) -> Self {
-        Current {
-            core: CURRENT_CORE.replace(core),
-            task: CURRENT_TASK.replace(NonNull::new(Rc::as_ptr(task).cast_mut())),
-            cx: CURRENT_CX.replace(ptr::null()),
-        }
-    }
-}
-
-impl Drop for Current {
-    fn drop(&mut self) {
-        CURRENT_CX.set(self.cx);
-        CURRENT_TASK.set(self.task);
-        CURRENT_CORE.set(self.core);
-    }
-}
-
-/// Sets `CURRENT_CORE` for the duration of a loop method, and restores it on
-/// the way out, unwinding included.
-pub(crate) struct Enter {
-    prev: *const Core,
-}
-
-impl Enter {
-    #[track_caller]
-    pub(crate) fn new(core: &Core, what: &str) -> Self {
-        if CURRENT_TASK.with(Cell::get).is_some() {
-            panic!(
-                "EventLoop::{what} called from inside a task: a task must not drive an event \
-                 loop (use join, yield_now or event_loop::wait_for inside tasks)"
-            );
-        }
-        Enter {
-            prev: CURRENT_CORE.replace(core),
-        }
-    }
-
-    /// Like `new`, for dropping a loop: allowed anywhere.
-    pub(crate) fn for_drop(core: &Core) -> Self {
-        Enter {
-            prev: CURRENT_CORE.replace(core),
-        }
-    }
-}
-
-impl Drop for Enter {
-    fn drop(&mut self) {
-        CURRENT_CORE.set(self.prev);
     }
 }
 

@@ -130,11 +130,13 @@
 
 // Layers, bottom to top (each file uses only the ones above it; `task`
 // names `core::Core` as a type only, for its back-reference):
-// task; run_queue, timer, remote, watchdog, error; core; context; join,
+// task; run_queue, timer, remote, watchdog, error; current (names Core as a
+// type only); core; context; join,
 // channel, sleep, wait_for; kind/*; stackless (docs), fs; runtime; task_builder.
 mod channel;
 mod context;
 mod core;
+mod current;
 mod error;
 #[cfg(feature = "blocking")]
 pub mod fs;

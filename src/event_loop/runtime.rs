@@ -12,7 +12,8 @@ use std::time::Duration;
 use crate::error::Panic;
 
 use super::context::current_core;
-use super::core::{Core, Enter, PanicPolicy};
+use super::core::{Core, PanicPolicy};
+use super::current::Enter;
 use super::error::RunError;
 use super::join::JoinHandle;
 use super::kind;

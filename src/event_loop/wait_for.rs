@@ -6,7 +6,7 @@ use std::pin::pin;
 use std::task::{Context, Poll};
 
 use super::context::{current_core, park, running_stackful};
-use super::core::StackfulCx;
+use super::current::StackfulCx;
 use super::remote::OwnWaker;
 use super::task::WaitReason;
 

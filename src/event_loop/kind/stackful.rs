@@ -9,7 +9,8 @@ use crate::coroutine::{Builder as CoroutineBuilder, Coroutine, CoroutineResult, 
 use crate::error::{Panic, ResumeError};
 use crate::stack::{self, StackError};
 
-use super::super::core::{CURRENT_CX, Core, StackfulCx};
+use super::super::core::Core;
+use super::super::current::{CURRENT_CX, StackfulCx};
 use super::super::error::JoinError;
 use super::super::join::JoinHandle;
 use super::super::remote::OwnWaker;
