@@ -220,6 +220,85 @@ fn echo_client(addr: SocketAddr) {
     }
 }
 
+/// A chat client: its connection, read line by line.
+struct ChatClient {
+    id: String,
+    lines: BufReader<TcpStream>,
+}
+
+impl ChatClient {
+    /// Connects and reads the greeting, which names the client: once it
+    /// is read, the server relays lines to this client.
+    fn join(addr: SocketAddr) -> ChatClient {
+        let mut lines = BufReader::new(connect(addr));
+        let mut welcome = String::new();
+        lines.read_line(&mut welcome).unwrap();
+        let id = welcome
+            .strip_prefix("welcome, ")
+            .unwrap_or_else(|| panic!("expected a welcome, got {welcome:?}"))
+            .trim_end()
+            .to_owned();
+        ChatClient { id, lines }
+    }
+
+    fn say(&mut self, text: &str) {
+        writeln!(self.lines.get_mut(), "{text}").unwrap();
+    }
+
+    /// Reads lines until `line`; panics at the end of the stream.
+    fn expect(&mut self, line: &str) {
+        let mut got = String::new();
+        loop {
+            got.clear();
+            assert!(
+                self.lines.read_line(&mut got).unwrap() > 0,
+                "{}: the server closed before {line:?}",
+                self.id
+            );
+            if got.trim_end() == line {
+                return;
+            }
+        }
+    }
+}
+
+/// `chat_server`: lines go to every other client; a client that stops
+/// reading is disconnected while the others go on.
+fn chat_clients(addr: SocketAddr) {
+    let mut a = ChatClient::join(addr);
+    let mut b = ChatClient::join(addr);
+    a.say("hello");
+    b.expect(&format!("{}: hello", a.id));
+    b.say("hi");
+    a.expect(&format!("{}: hi", b.id));
+
+    // `slow` never reads again; `a` talks until the server gives up on it
+    // (its socket buffers fill, then its queue). `b` leaves first, so
+    // that only `slow` has to keep up.
+    drop(b);
+    let mut slow = ChatClient::join(addr);
+    let line = "x".repeat(1000);
+    // Enough to fill any socket buffers many times over.
+    for _ in 0..40_000 {
+        a.say(&line);
+    }
+    a.say("still here?");
+    // What `slow` got ends with the end of the stream, before the last line.
+    let mut got = String::new();
+    let mut last = String::new();
+    while slow.lines.read_line(&mut got).unwrap() > 0 {
+        std::mem::swap(&mut got, &mut last);
+        got.clear();
+    }
+    assert_ne!(last.trim_end(), format!("{}: still here?", a.id));
+    assert_ne!(slow.id, a.id);
+
+    // The server goes on serving.
+    let mut c = ChatClient::join(addr);
+    a.say("still here");
+    c.expect(&format!("{}: still here", a.id));
+}
+
 fn expected_output_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/expected")
@@ -286,6 +365,8 @@ examples! {
     word_count => "word_count" ["examples/data/sample.txt", "--top", "5"],
     #[cfg(feature = "net")]
     echo_server => "echo_server" ["--addr", "127.0.0.1:0"] serve echo_client,
+    #[cfg(feature = "net")]
+    chat_server => "chat_server" ["--addr", "127.0.0.1:0"] serve chat_clients,
 }
 
 /// Every program in `examples/` (a `.rs` file or a directory with a
