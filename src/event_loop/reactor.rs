@@ -42,6 +42,8 @@ use std::time::Duration;
 use super::remote::Remote;
 use super::task::TaskRef;
 
+#[cfg(all(test, feature = "net"))]
+pub(crate) use imp::FORCE_ONESHOT;
 #[cfg(feature = "net")]
 pub(crate) use imp::{Direction, Reactor};
 
@@ -84,6 +86,12 @@ impl ReactorSlot {
         }
         let _ = (remote, timeout, wake);
         false
+    }
+
+    /// The loop's reactor, if it has one.
+    #[cfg(all(test, feature = "net"))]
+    pub(crate) fn get(&self) -> Option<&std::rc::Rc<Reactor>> {
+        self.reactor.get()
     }
 
     /// The loop's reactor, created (with its poller) on first use.
@@ -166,6 +174,9 @@ mod imp {
         events: RefCell<Events>,
         /// The entries a poll takes out, kept to reuse the allocation.
         woken: Cell<Waiters>,
+        /// Waits armed in oneshot mode, for reading and for writing.
+        #[cfg(test)]
+        armed: Cell<(usize, usize)>,
     }
 
     #[cfg(test)]
@@ -189,6 +200,8 @@ mod imp {
                     NonZeroUsize::new(EVENTS).expect("not zero"),
                 )),
                 woken: Cell::new(Vec::new()),
+                #[cfg(test)]
+                armed: Cell::new((0, 0)),
             })
         }
 
@@ -269,6 +282,14 @@ mod imp {
                 Direction::Read => interest.readable = true,
                 Direction::Write => interest.writable = true,
             }
+            #[cfg(test)]
+            {
+                let (r, w) = self.armed.get();
+                self.armed.set(match dir {
+                    Direction::Read => (r + 1, w),
+                    Direction::Write => (r, w + 1),
+                });
+            }
             // SAFETY: `fd` is open while it is registered (see `Slot::fd`).
             let fd = unsafe { BorrowedFd::borrow_raw(slot.fd) };
             self.poller.modify(fd, interest)
@@ -306,6 +327,32 @@ mod imp {
                 }
             }
             drop(removed);
+        }
+
+        /// How many sockets are registered.
+        #[cfg(test)]
+        pub(crate) fn registered(&self) -> usize {
+            self.slots.borrow().slots.iter().flatten().count()
+        }
+
+        /// How many entries socket `key` has among its readers and writers.
+        #[cfg(test)]
+        pub(crate) fn waiters(&self, key: usize) -> (usize, usize) {
+            let slots = self.slots.borrow();
+            let slot = slots.slots[key].as_ref().expect("a registered socket");
+            (slot.readers.len(), slot.writers.len())
+        }
+
+        /// True in edge-triggered mode.
+        #[cfg(test)]
+        pub(crate) fn is_edge(&self) -> bool {
+            self.edge
+        }
+
+        /// Waits armed in oneshot mode so far: (reads, writes).
+        #[cfg(test)]
+        pub(crate) fn armed(&self) -> (usize, usize) {
+            self.armed.get()
         }
 
         /// Waits for readiness events (at most `timeout`; `None`: until one

@@ -52,7 +52,7 @@ use super::stream::{TcpStream, accepted, each_addr};
 /// # Panics
 /// `accept` panics outside a stackful task.
 pub struct TcpListener {
-    source: Source<std::net::TcpListener>,
+    pub(super) source: Source<std::net::TcpListener>,
 }
 
 impl TcpListener {

@@ -121,6 +121,8 @@
 mod listener;
 mod source;
 mod stream;
+#[cfg(test)]
+mod tests;
 mod udp;
 
 pub use listener::{Incoming, TcpListener};

@@ -65,6 +65,12 @@ impl<T: AsFd> Source<T> {
         io
     }
 
+    /// The socket's key in its loop's reactor, once it had to wait.
+    #[cfg(test)]
+    pub(crate) fn key(&self) -> Option<usize> {
+        self.reg.0.borrow().as_ref().map(|r| r.key)
+    }
+
     /// Runs `op` until it does something other than `WouldBlock`, parking
     /// the running task on the socket's readiness in `dir` in between.
     /// With `timeout`, gives up with [`io::ErrorKind::TimedOut`] once it has

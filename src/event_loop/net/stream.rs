@@ -56,7 +56,7 @@ use super::source::Source;
 /// the socket is used in a second loop while the first one it waited in
 /// still exists.
 pub struct TcpStream {
-    source: Source<std::net::TcpStream>,
+    pub(super) source: Source<std::net::TcpStream>,
     read_timeout: Cell<Option<Duration>>,
     write_timeout: Cell<Option<Duration>>,
 }

@@ -40,7 +40,7 @@ use super::stream::each_addr;
 /// # Panics
 /// Sends and receives panic outside a stackful task.
 pub struct UdpSocket {
-    source: Source<std::net::UdpSocket>,
+    pub(super) source: Source<std::net::UdpSocket>,
     read_timeout: Cell<Option<Duration>>,
     write_timeout: Cell<Option<Duration>>,
 }
