@@ -78,6 +78,43 @@ fn a_wait_ended_by_its_time_limit_leaves_no_entry() {
 }
 
 #[test]
+fn time_limits_of_waits_that_end_early_do_not_pile_up_in_the_timers() {
+    EventLoop::new()
+        .block_on(|| {
+            // A silent connection: its reader's time limit comes first.
+            let (silent, _peer) = pair();
+            silent
+                .set_read_timeout(Some(Duration::from_secs(3600)))
+                .unwrap();
+            let idle = spawn(move || (&silent).read(&mut [0; 1]).map(drop));
+            yield_now();
+            let (a, b) = pair();
+            for s in [&a, &b] {
+                s.set_read_timeout(Some(Duration::from_secs(7200))).unwrap();
+            }
+            // Ping-pong: every read parks with a time limit, and every
+            // wait ends long before it.
+            let pong = spawn(move || {
+                let mut buf = [0; 1];
+                while (&b).read(&mut buf).unwrap() == 1 {
+                    (&b).write_all(&buf).unwrap();
+                }
+            });
+            let mut buf = [0; 1];
+            for _ in 0..2000 {
+                (&a).write_all(b"p").unwrap();
+                (&a).read_exact(&mut buf).unwrap();
+            }
+            let timers = current_core("test").timers.len();
+            assert!(timers < 200, "{timers} timer entries for 3 waiting tasks");
+            drop(a);
+            pong.join().unwrap();
+            idle.cancel();
+        })
+        .unwrap();
+}
+
+#[test]
 fn sockets_wait_in_oneshot_mode_too() {
     FORCE_ONESHOT.with(|f| f.set(true));
     let done = Rc::new(Cell::new(0));
