@@ -11,7 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use cogen::event_loop::net::{TcpListener, TcpStream, UdpSocket};
-use cogen::event_loop::{EventLoop, channel, sleep, spawn, wait_for, yield_now};
+use cogen::event_loop::{EventLoop, channel, sleep, spawn, timeout, wait_for, yield_now};
 
 mod support;
 use support::DropCounter;
@@ -704,4 +704,31 @@ fn zero_time_limits_are_rejected_like_std() {
         io::ErrorKind::InvalidInput
     );
     assert_eq!(socket.read_timeout(), None);
+}
+
+#[test]
+fn a_general_timeout_cuts_a_socket_wait_short_and_leaves_the_socket_usable() {
+    let ev = EventLoop::new();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let client = thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        go_rx.recv().unwrap();
+        stream.write_all(b"later").unwrap();
+    });
+    let got = ev
+        .block_on(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut buf = [0; 16];
+            let cut = timeout(Duration::from_millis(20), || (&stream).read(&mut buf));
+            assert!(cut.is_err());
+            go_tx.send(()).unwrap();
+            let mut text = String::new();
+            (&stream).read_to_string(&mut text).unwrap();
+            text
+        })
+        .unwrap();
+    assert_eq!(got, "later");
+    client.join().unwrap();
 }

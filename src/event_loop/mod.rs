@@ -46,6 +46,7 @@
 //! | join | [`JoinHandle::join`] | `handle.await` | `yield Wait::join(&h)`, then [`JoinHandle::try_join`] |
 //! | channels | [`Sender::send`], [`Receiver::recv`] | `try_` forms | `yield Wait::recv(&rx)`, then `try_recv` |
 //! | any `Future` | [`wait_for`] | `.await` | — |
+//! | a time limit on waiting | [`timeout`] | — | — |
 //! | blocking calls, files | [`unblock`], [`fs`] (feature `blocking`) | — | — |
 //! | sockets | [`net`] (feature `net`) | — | — |
 //! | memory per parked task | one touched stack page plus the task | the future plus the task | the coroutine's state plus the task |
@@ -112,7 +113,7 @@
 //!   process, as it would on a thread.
 //! * Functions that wait ([`yield_now`], [`sleep`], [`JoinHandle::join`] on an
 //!   unfinished task, `send` on a full or `recv` on an empty channel,
-//!   [`wait_for`], [`unblock`], [`fs`], a socket's accept, connect, read,
+//!   [`wait_for`], [`unblock`], [`fs`], [`timeout`], a socket's accept, connect, read,
 //!   write, send and receive in [`net`]) panic with a message that says so
 //!   when called outside a stackful task (or from a coroutine nested
 //!   inside one) — they could never return there. Non-waiting forms
@@ -126,6 +127,13 @@
 //! wait). Dropping a `JoinHandle` detaches the task. Dropping the
 //! [`EventLoop`] cancels every unfinished task the same way. Destructors
 //! that run during a cancellation must not wait.
+//!
+//! # Time limits
+//!
+//! [`timeout`] bounds how long any waiting code inside it may wait: past
+//! the deadline, the wait it is in (or its next one) unwinds back to the
+//! `timeout`, which returns [`Elapsed`]; destructors run as in a
+//! cancellation. Sockets also have per-operation limits ([`net`]).
 //!
 //! # Threads
 //!
@@ -141,7 +149,7 @@
 // Layers, bottom to top (each file uses only the ones above it; `task`
 // names `core::Core` as a type only, for its back-reference):
 // task; run_queue, timer, remote, watchdog, error; reactor; core; context;
-// join, channel, sleep, wait_for; kind/*; stackless (docs), fs, net/*
+// join, channel, sleep, wait_for, timeout; kind/*; stackless (docs), fs, net/*
 // (source; stream; listener, udp); runtime; task_builder.
 mod channel;
 mod context;
@@ -162,6 +170,7 @@ mod sleep;
 pub mod stackless;
 mod task;
 mod task_builder;
+mod timeout;
 mod timer;
 mod wait_for;
 pub mod watchdog;
@@ -170,7 +179,8 @@ pub use channel::{IntoIter, Iter, Receiver, Sender, TryIter, channel};
 pub use context::{current_task_id, yield_now};
 pub use core::PanicPolicy;
 pub use error::{
-    JoinError, RecvError, RunError, SendError, StuckTask, TryRecvError, TrySendError, WaitingOn,
+    Elapsed, JoinError, RecvError, RunError, SendError, StuckTask, TryRecvError, TrySendError,
+    WaitingOn,
 };
 pub use join::JoinHandle;
 #[cfg(cogen_nightly)]
@@ -180,6 +190,7 @@ pub use sleep::{sleep, sleep_until};
 #[cfg(cogen_nightly)]
 pub use stackless::Wait;
 pub use task_builder::TaskBuilder;
+pub use timeout::{timeout, timeout_at};
 #[cfg(feature = "blocking")]
 pub use wait_for::unblock;
 pub use wait_for::wait_for;
