@@ -18,7 +18,9 @@
 //! push back: no allocation and no system call. The clock is read only when
 //! timers exist, once per round (see the fairness guarantee in the module
 //! docs), and other threads' wake-ups are checked with one relaxed atomic
-//! load.
+//! load. The readiness poller (`reactor.rs`) is asked once per round, only
+//! while a task waits on a socket and others are runnable (idle, the loop
+//! waits in it instead).
 //!
 //! A stack switch leaves the CPU's return-address predictor with the other
 //! stack's return addresses, so every `ret` right after one mispredicts.
