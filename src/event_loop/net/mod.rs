@@ -81,8 +81,14 @@
 //! registered with the poller once (edge-triggered), the first time it has
 //! to wait, and deregistered when it is dropped: a wait adds no system
 //! call of its own. Each round, the loop asks the poller for ready sockets
-//! (without waiting) only while some task waits on one; idle, it waits in
-//! the poller until the next timer.
+//! (without waiting) only while some task waits on one and others are
+//! runnable; idle, it waits in the poller until the next timer. So an echo
+//! request that has to wait costs its `recv` that finds nothing, the
+//! `recv` and `send` that do the work, and a share of one poller wait
+//! (with `polling`'s epoll backend, `epoll_wait` plus four calls of its
+//! own bookkeeping: its timer and its notification descriptor). Accepting
+//! makes one more call than `accept4` itself, to make the new socket
+//! non-blocking.
 //!
 //! # Time limits
 //!
