@@ -83,7 +83,8 @@ pub use stack::StackError;
 #[cfg(cogen_nightly)]
 pub use stackless::Stackless;
 
-// The README's examples are compiled and run as doctests.
-#[cfg(doctest)]
+// The README's examples are compiled and run as doctests (with the `net`
+// feature, which its network example needs).
+#[cfg(all(doctest, feature = "net"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -1,5 +1,6 @@
 //! Runs every program in `examples/` and compares its standard output, byte
-//! for byte, with `tests/expected/<name>.out`.
+//! for byte, with `tests/expected/<name>.out`; a server (which serves until
+//! it is killed) is instead started, and checked by a real client.
 //!
 //! The examples are built once per test run, by the same cargo (and that
 //! cargo's rustc), with the same features, profile, target and target
@@ -10,8 +11,11 @@
 //! To add an example, add one line to the `examples!` list at the bottom
 //! (with `#[cfg(feature = "...")]` in front if it needs a feature, and its
 //! command-line arguments in brackets if it takes any) and put its expected
-//! output in `tests/expected/`. A test checks that the list names every
-//! program in `examples/`.
+//! output in `tests/expected/`. A server is listed with `serve <client>`
+//! after its arguments: it must print `listening on ADDR` as its first
+//! line; the test then calls `<client>(ADDR)`, a function here that talks
+//! to it and panics if it answers wrong, and kills it. A test checks that
+//! the list names every program in `examples/`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -100,6 +104,9 @@ fn enabled_features() -> Vec<&'static str> {
     if cfg!(feature = "blocking") {
         features.push("blocking");
     }
+    if cfg!(feature = "net") {
+        features.push("net");
+    }
     features
 }
 
@@ -133,17 +140,186 @@ fn check_example(name: &str, args: &[&str]) {
     }
 }
 
+/// Servers: starting one, and the clients that check each.
+#[cfg(feature = "net")]
+mod servers {
+    use super::examples_dir;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{Shutdown, SocketAddr, TcpStream};
+    use std::process::{Child, Command, Stdio};
+    use std::time::Duration;
+
+    /// Starts server example `name` with `args`, reads the address from its
+    /// first line (`listening on ADDR`), lets `client` talk to it, checks that
+    /// it is still running, and kills it (also when the check fails).
+    pub(super) fn check_server(name: &str, args: &[&str], client: fn(SocketAddr)) {
+        let binary = examples_dir().join(name);
+        let child = Command::new(&binary)
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+        let mut server = KillOnDrop(child);
+        let stdout = server.0.stdout.take().expect("piped stdout");
+        let mut first = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut first)
+            .unwrap_or_else(|e| panic!("example {name}: cannot read its first line: {e}"));
+        let addr: SocketAddr = first
+            .strip_prefix("listening on ")
+            .and_then(|addr| addr.trim_end().parse().ok())
+            .unwrap_or_else(|| {
+                panic!("example {name}: the first line must be `listening on ADDR`, got {first:?}")
+            });
+        client(addr);
+        assert!(
+            server.0.try_wait().expect("the server's status").is_none(),
+            "example {name} exited while serving"
+        );
+    }
+
+    /// Kills the server it holds when dropped, so that no test leaves one
+    /// running.
+    struct KillOnDrop(Child);
+
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// A client connection with generous time limits, so that a broken server
+    /// fails the test instead of hanging it.
+    fn connect(addr: SocketAddr) -> TcpStream {
+        let stream = TcpStream::connect(addr).expect("connect to the server");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream
+            .set_write_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream
+    }
+
+    /// `echo_server`: three connections at once, each echoed byte for byte,
+    /// and the echo of the last bytes after a half-close.
+    pub(super) fn echo_client(addr: SocketAddr) {
+        let mut streams: Vec<TcpStream> = (0..3).map(|_| connect(addr)).collect();
+        for round in 0..3 {
+            for (i, stream) in streams.iter_mut().enumerate() {
+                let msg = format!("connection {i} round {round}\n");
+                stream.write_all(msg.as_bytes()).unwrap();
+                let mut back = vec![0; msg.len()];
+                stream.read_exact(&mut back).unwrap();
+                assert_eq!(back, msg.as_bytes());
+            }
+        }
+        for mut stream in streams {
+            stream.write_all(b"bye").unwrap();
+            stream.shutdown(Shutdown::Write).unwrap();
+            let mut rest = Vec::new();
+            stream.read_to_end(&mut rest).unwrap();
+            assert_eq!(rest, b"bye");
+        }
+    }
+
+    /// A chat client: its connection, read line by line.
+    struct ChatClient {
+        id: String,
+        lines: BufReader<TcpStream>,
+    }
+
+    impl ChatClient {
+        /// Connects and reads the greeting, which names the client: once it
+        /// is read, the server relays lines to this client.
+        fn join(addr: SocketAddr) -> ChatClient {
+            let mut lines = BufReader::new(connect(addr));
+            let mut welcome = String::new();
+            lines.read_line(&mut welcome).unwrap();
+            let id = welcome
+                .strip_prefix("welcome, ")
+                .unwrap_or_else(|| panic!("expected a welcome, got {welcome:?}"))
+                .trim_end()
+                .to_owned();
+            ChatClient { id, lines }
+        }
+
+        fn say(&mut self, text: &str) {
+            writeln!(self.lines.get_mut(), "{text}").unwrap();
+        }
+
+        /// Reads lines until `line`; panics at the end of the stream.
+        fn expect(&mut self, line: &str) {
+            let mut got = String::new();
+            loop {
+                got.clear();
+                assert!(
+                    self.lines.read_line(&mut got).unwrap() > 0,
+                    "{}: the server closed before {line:?}",
+                    self.id
+                );
+                if got.trim_end() == line {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// `chat_server`: lines go to every other client; a client that stops
+    /// reading is disconnected while the others go on.
+    pub(super) fn chat_clients(addr: SocketAddr) {
+        let mut a = ChatClient::join(addr);
+        let mut b = ChatClient::join(addr);
+        a.say("hello");
+        b.expect(&format!("{}: hello", a.id));
+        b.say("hi");
+        a.expect(&format!("{}: hi", b.id));
+
+        // `slow` never reads again; `a` talks until the server gives up on it
+        // (its socket buffers fill, then its queue). `b` leaves first, so
+        // that only `slow` has to keep up.
+        drop(b);
+        let mut slow = ChatClient::join(addr);
+        let line = "x".repeat(1000);
+        // Enough to fill any socket buffers many times over.
+        for _ in 0..40_000 {
+            a.say(&line);
+        }
+        a.say("still here?");
+        // What `slow` got ends with the end of the stream, before the last line.
+        let mut got = String::new();
+        let mut last = String::new();
+        while slow.lines.read_line(&mut got).unwrap() > 0 {
+            std::mem::swap(&mut got, &mut last);
+            got.clear();
+        }
+        assert_ne!(last.trim_end(), format!("{}: still here?", a.id));
+        assert_ne!(slow.id, a.id);
+
+        // The server goes on serving.
+        let mut c = ChatClient::join(addr);
+        a.say("still here");
+        c.expect(&format!("{}: still here", a.id));
+    }
+}
+#[cfg(feature = "net")]
+use servers::{chat_clients, check_server, echo_client};
+
 fn expected_output_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/expected")
         .join(format!("{name}.out"))
 }
 
-/// One `#[test]` per example: `test_name => "example_name" [args...],`.
+/// One `#[test]` per example: `test_name => "example_name" [args...],`,
+/// or for a server `test_name => "example_name" [args...] serve client,`.
 macro_rules! examples {
     ($(
         $(#[$attr:meta])*
-        $test:ident => $name:literal $([$($arg:literal),* $(,)?])?,
+        $test:ident => $name:literal $([$($arg:literal),* $(,)?])? $(serve $client:ident)?,
     )*) => {
         /// Every example in the list, whatever the features.
         const ALL_EXAMPLES: &[&str] = &[$($name),*];
@@ -164,9 +340,19 @@ macro_rules! examples {
             $(#[$attr])*
             #[test]
             fn $test() {
-                check_example($name, &[$($($arg),*)?]);
+                check!($name, &[$($($arg),*)?] $(, $client)?);
             }
         )*
+    };
+}
+
+/// The check of one listed example: its output, or a client for a server.
+macro_rules! check {
+    ($name:literal, $args:expr) => {
+        check_example($name, $args)
+    };
+    ($name:literal, $args:expr, $client:ident) => {
+        check_server($name, $args, $client)
     };
 }
 
@@ -186,6 +372,10 @@ examples! {
     #[cfg(all(cogen_nightly, feature = "blocking"))]
     tour => "tour",
     word_count => "word_count" ["examples/data/sample.txt", "--top", "5"],
+    #[cfg(feature = "net")]
+    echo_server => "echo_server" ["--addr", "127.0.0.1:0"] serve echo_client,
+    #[cfg(feature = "net")]
+    chat_server => "chat_server" ["--addr", "127.0.0.1:0"] serve chat_clients,
 }
 
 /// Every program in `examples/` (a `.rs` file or a directory with a

@@ -6,8 +6,8 @@
 use std::error::Error;
 
 use cogen::event_loop::{
-    EventLoop, JoinError, PanicPolicy, RecvError, RunError, SendError, StuckTask, TryRecvError,
-    TrySendError, WaitingOn,
+    Elapsed, EventLoop, JoinError, PanicPolicy, RecvError, RunError, SendError, StuckTask,
+    TryRecvError, TrySendError, WaitingOn,
 };
 use cogen::pipeline::{BoxError, InvalidUtf8, PipelineExt, StageError, source};
 use cogen::{
@@ -32,6 +32,16 @@ assert_not_impl_any!(Yielder<u32, u32>: Sync);
 assert_not_impl_any!(&'static Yielder<u32, u32>: Send, Sync);
 // Handles share the status record of a coroutine on this thread.
 assert_not_impl_any!(CoroutineHandle: Send, Sync);
+// Sockets wait in their loop's reactor, on the loop's thread.
+#[cfg(feature = "net")]
+mod net {
+    use cogen::event_loop::net::{Incoming, TcpListener, TcpStream, UdpSocket};
+    use static_assertions::assert_not_impl_any;
+    assert_not_impl_any!(TcpListener: Send, Sync);
+    assert_not_impl_any!(TcpStream: Send, Sync);
+    assert_not_impl_any!(UdpSocket: Send, Sync);
+    assert_not_impl_any!(Incoming<'static>: Send, Sync);
+}
 
 // Values that describe a coroutine, not reach into it, are ordinary data.
 assert_impl_all!(Status: Send, Sync, Copy, Eq, std::hash::Hash, std::fmt::Debug);
@@ -58,6 +68,7 @@ assert_impl_all!(InvalidUtf8: Send, Sync, Error);
 assert_impl_all!(SendError<u32>: Send, Sync, Error);
 assert_impl_all!(TrySendError<u32>: Send, Sync, Error);
 assert_impl_all!(RecvError: Send, Sync, Error);
+assert_impl_all!(Elapsed: Send, Sync, Copy, Eq, std::hash::Hash, Error);
 assert_impl_all!(TryRecvError: Send, Sync, Error);
 // An error that hands back a value is as thread-safe as that value.
 assert_impl_all!(ResumeError<std::cell::Cell<u32>>: Send, Error);

@@ -9,9 +9,18 @@
 //! (for an earlier park) is ignored; wake-ups through a
 //! [`Waker`](std::task::Waker) carry none and may arrive late, so every
 //! waiting function re-checks its condition in a loop.
+//!
+//! Inside a [`timeout`](super::timeout()), every park also waits for the
+//! deadline (one more timer entry), and a park that returns (or would
+//! start) past it unwinds with the scope's [`ElapsedUnwind`] payload
+//! instead, which that `timeout` catches. The deadline is cleared before
+//! that unwinding starts, and ignored while the thread is panicking, so a
+//! destructor that waits during an unwinding waits normally (raising there
+//! would abort the process).
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::time::Instant;
 
 use super::core::Core;
 use super::current::{CURRENT_CORE, CURRENT_CX, CURRENT_TASK, StackfulCx};
@@ -136,14 +145,45 @@ pub fn yield_now() {
     suspend(cx);
 }
 
+/// The payload a park unwinds with once the deadline of scope `scope` (a
+/// [`timeout`](super::timeout())) has passed; that scope catches it.
+pub(crate) struct ElapsedUnwind {
+    pub(crate) scope: u64,
+}
+
+/// The deadline a park must also wait for, if the task runs inside a
+/// `timeout` and the thread is not unwinding. Unwinds at once if it passed.
+#[inline]
+fn deadline(cx: &StackfulCx) -> Option<(Instant, u64)> {
+    let deadline = cx.deadline.get()?;
+    if std::thread::panicking() {
+        return None;
+    }
+    check_deadline(cx, deadline);
+    Some(deadline)
+}
+
+/// Unwinds to the scope of `deadline` if it has passed.
+#[inline]
+fn check_deadline(cx: &StackfulCx, (at, scope): (Instant, u64)) {
+    if Instant::now() >= at {
+        // Cleared until the scope catches it (see the module docs).
+        cx.deadline.set(None);
+        // Not a panic: no hook runs, no message is printed.
+        std::panic::resume_unwind(Box::new(ElapsedUnwind { scope }));
+    }
+}
+
 /// Parks the running stackful task for `reason`; `register` records
 /// `(task, seq)` wherever the wake-up will come from, and must run no user
 /// code (no waker, no destructor that could reach the loop). Returns once
-/// woken.
+/// woken; inside a [`timeout`](super::timeout()) whose deadline has passed,
+/// unwinds instead (see the module docs).
 #[inline]
 pub(crate) fn park(what: &str, reason: WaitReason, register: impl FnOnce(&Core, TaskRef, u32)) {
     let (task, cx) = running_stackful(what);
     let core = current_core(what);
+    let deadline = deadline(cx);
     let seq = core.begin_park(&task.header, reason);
     let ptr = CURRENT_TASK
         .with(Cell::get)
@@ -156,8 +196,14 @@ pub(crate) fn park(what: &str, reason: WaitReason, register: impl FnOnce(&Core, 
         Rc::increment_strong_count(ptr);
         Rc::from_raw(ptr.cast_const())
     };
+    if let Some((at, _)) = deadline {
+        core.timers.add(at, task_ref.clone(), seq);
+    }
     register(core, task_ref, seq);
     suspend(cx);
+    if let Some(deadline) = deadline {
+        check_deadline(cx, deadline);
+    }
 }
 
 /// The id of the running task, or `None` outside tasks.

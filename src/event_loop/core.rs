@@ -18,7 +18,9 @@
 //! push back: no allocation and no system call. The clock is read only when
 //! timers exist, once per round (see the fairness guarantee in the module
 //! docs), and other threads' wake-ups are checked with one relaxed atomic
-//! load.
+//! load. The readiness poller (`reactor.rs`) is asked once per round, only
+//! while a task waits on a socket and others are runnable (idle, the loop
+//! waits in it instead).
 //!
 //! A stack switch leaves the CPU's return-address predictor with the other
 //! stack's return addresses, so every `ret` right after one mispredicts.
@@ -34,12 +36,13 @@ use std::panic::AssertUnwindSafe;
 use std::ptr::{self, NonNull};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::Panic;
 
 use super::current::{CURRENT_CORE, CURRENT_CX, CURRENT_TASK, Current};
 use super::error::{RunError, StuckTask, WaitingOn};
+use super::reactor::ReactorSlot;
 use super::remote::Remote;
 use super::run_queue::{Registry, RunQueue};
 use super::task::{Header, Step, Task, TaskBody, TaskRef, TaskState, WaitReason, Waiter, fat_ptr};
@@ -67,7 +70,11 @@ pub(crate) struct Core {
     pub(crate) timers: Timers,
     /// Parked tasks that only a waker (maybe from another thread) can wake.
     external: Cell<usize>,
+    /// Parked tasks that wait for a socket (`WaitReason::Io`).
+    io: Cell<usize>,
     pub(crate) remote: Arc<Remote>,
+    /// The readiness poller, once a socket had to wait (`reactor.rs`).
+    pub(crate) reactor: ReactorSlot,
     next_id: Cell<u64>,
     unhandled: RefCell<Vec<Panic>>,
     policy: PanicPolicy,
@@ -82,7 +89,9 @@ impl Core {
             registry: RefCell::new(Registry::default()),
             timers: Timers::default(),
             external: Cell::new(0),
+            io: Cell::new(0),
             remote: Arc::new(Remote::new()),
+            reactor: ReactorSlot::default(),
             next_id: Cell::new(1),
             unhandled: RefCell::new(Vec::new()),
             policy,
@@ -127,13 +136,17 @@ impl Core {
         h.reason.set(Some(reason));
         if reason.is_external() {
             self.external.set(self.external.get() + 1);
+        } else if reason == WaitReason::Io {
+            self.io.set(self.io.get() + 1);
         }
         seq
     }
 
     fn leave_park(&self, h: &Header) {
-        if h.reason.take().is_some_and(WaitReason::is_external) {
-            self.external.set(self.external.get() - 1);
+        match h.reason.take() {
+            Some(r) if r.is_external() => self.external.set(self.external.get() - 1),
+            Some(WaitReason::Io) => self.io.set(self.io.get() - 1),
+            _ => {}
         }
     }
 
@@ -310,6 +323,22 @@ impl Core {
         }
     }
 
+    /// Takes the readiness events already there, if a task waits on a
+    /// socket: no system call otherwise.
+    fn poll_reactor(&self) {
+        if self.io.get() > 0 {
+            self.reactor.poll_now(wake);
+        }
+    }
+
+    /// Sleeps until the next timer (`timeout`), an outside wake-up, or,
+    /// once the loop has a poller, a socket's readiness.
+    fn sleep(&self, timeout: Option<Duration>) {
+        if !self.reactor.wait(&self.remote, timeout, wake) {
+            self.remote.park(timeout);
+        }
+    }
+
     /// Takes the wake-ups that wakers (maybe on other threads) left.
     pub(crate) fn poll_remote(&self) {
         let Some(keys) = self.remote.take() else {
@@ -341,6 +370,7 @@ impl Core {
     pub(crate) fn tick(&self) -> bool {
         self.poll_remote();
         self.poll_timers();
+        self.poll_reactor();
         match self.queue.pop_front() {
             Some(task) => {
                 self.queue.maybe_shrink();
@@ -377,13 +407,17 @@ impl Core {
                 if stop() || self.len() == 0 {
                     return Ok(());
                 }
+                // Waits in the poller, if there is one: that takes the
+                // ready sockets too.
                 self.idle()?;
+            } else {
+                self.poll_reactor();
             }
         }
     }
 
-    /// Nothing is runnable: sleep until the next timer or an outside
-    /// wake-up, or report a deadlock if neither can come.
+    /// Nothing is runnable: sleep until the next timer, an outside wake-up
+    /// or a socket's readiness, or report a deadlock if none can come.
     fn idle(&self) -> Result<(), Vec<StuckTask>> {
         loop {
             self.poll_remote();
@@ -394,12 +428,14 @@ impl Core {
                 Some(at) => {
                     let now = Instant::now();
                     if at > now {
-                        self.remote.park(Some(at - now));
+                        self.sleep(Some(at - now));
                     }
                     self.fire_timers(Instant::now());
                 }
+                // A task parked on a socket can always be woken by its peer.
+                None if self.io.get() > 0 => self.sleep(None),
                 None if self.external.get() > 0 && self.woken_from_outside_maybe() => {
-                    self.remote.park(None)
+                    self.sleep(None)
                 }
                 None => return Err(self.stuck_tasks()),
             }

@@ -1,5 +1,6 @@
 //! Every error of the event loop, one type per operation (crossbeam style):
-//! why a join failed, why a run stopped, why a channel operation failed.
+//! why a join failed, why a run stopped, why a channel operation failed,
+//! that a time limit passed.
 //!
 //! Errors that carry an undelivered value hand it back (`into_inner`), and
 //! their `Debug` does not require `T: Debug`.
@@ -358,3 +359,28 @@ impl fmt::Display for TryRecvError {
 }
 
 impl std::error::Error for TryRecvError {}
+
+/// The deadline of a [`timeout`](super::timeout()) passed before its
+/// closure finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Elapsed(());
+
+impl Elapsed {
+    pub(crate) fn new() -> Self {
+        Elapsed(())
+    }
+}
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+impl From<Elapsed> for std::io::Error {
+    fn from(_: Elapsed) -> std::io::Error {
+        std::io::ErrorKind::TimedOut.into()
+    }
+}

@@ -46,7 +46,9 @@
 //! | join | [`JoinHandle::join`] | `handle.await` | `yield Wait::join(&h)`, then [`JoinHandle::try_join`] |
 //! | channels | [`Sender::send`], [`Receiver::recv`] | `try_` forms | `yield Wait::recv(&rx)`, then `try_recv` |
 //! | any `Future` | [`wait_for`] | `.await` | — |
+//! | a time limit on waiting | [`timeout`] | — | — |
 //! | blocking calls, files | [`unblock`], [`fs`] (feature `blocking`) | — | — |
+//! | sockets | [`net`] (feature `net`) | — | — |
 //! | memory per parked task | one touched stack page plus the task | the future plus the task | the coroutine's state plus the task |
 //!
 //! "The task" is one allocation of a 48-byte header (checked at compile time)
@@ -67,11 +69,16 @@
 //! their tasks join the back of the queue; so a task whose timer has expired
 //! runs at most one round (plus the rest of the current one) late.
 //!
+//! Sockets that became ready ([`net`]) are taken at the end of each round
+//! too, the same way.
+//!
 //! **Current behaviour, not guaranteed.** The clock is read once per round
 //! and only while a timer exists; wake-ups from other threads are checked
-//! with one relaxed atomic load per round. Idle, the thread sleeps in
-//! `thread::park_timeout` until the next timer or an outside wake-up: it
-//! never spins.
+//! with one relaxed atomic load per round; the readiness poller is asked
+//! once per round, only while a task waits on a socket. Idle, the thread
+//! sleeps in `thread::park_timeout`, or in the poller once a socket has
+//! had to wait, until the next timer, an outside wake-up or a ready
+//! socket: it never spins.
 //!
 //! Scheduling is cooperative. A task that never waits keeps the thread;
 //! the optional [watchdog](EventLoopBuilder::watchdog) names such a task,
@@ -94,6 +101,8 @@
 //!   their clones, and when the last one is dropped without waking, an idle
 //!   loop looks again and reports the deadlock. A future awaiting another
 //!   task's [`JoinHandle`] in the same loop is a join, not an outside wait.
+//!   A task waiting on a socket ([`net`]) always counts as wakeable: its
+//!   peer can end the wait.
 //! * **Faults in user code.** A panic in a task's body, in a future's
 //!   destructor, or in the destructor of a detached task's result is caught
 //!   and reported (in the [`JoinError`], or by `run` as an unobserved
@@ -104,10 +113,12 @@
 //!   process, as it would on a thread.
 //! * Functions that wait ([`yield_now`], [`sleep`], [`JoinHandle::join`] on an
 //!   unfinished task, `send` on a full or `recv` on an empty channel,
-//!   [`wait_for`], [`unblock`], [`fs`]) panic with a message that says so when called
-//!   outside a stackful task (or from a coroutine nested inside one) —
-//!   they could never return there. Non-waiting forms (`try_send`,
-//!   `try_recv`, `try_join`, joining a finished task) work anywhere.
+//!   [`wait_for`], [`unblock`], [`fs`], [`timeout`], a socket's accept, connect, read,
+//!   write, send and receive in [`net`]) panic with a message that says so
+//!   when called outside a stackful task (or from a coroutine nested
+//!   inside one) — they could never return there. Non-waiting forms
+//!   (`try_send`, `try_recv`, `try_join`, joining a finished task) work
+//!   anywhere.
 //!
 //! # Cancellation and drop
 //!
@@ -116,6 +127,13 @@
 //! wait). Dropping a `JoinHandle` detaches the task. Dropping the
 //! [`EventLoop`] cancels every unfinished task the same way. Destructors
 //! that run during a cancellation must not wait.
+//!
+//! # Time limits
+//!
+//! [`timeout`] bounds how long any waiting code inside it may wait: past
+//! the deadline, the wait it is in (or its next one) unwinds back to the
+//! `timeout`, which returns [`Elapsed`]; destructors run as in a
+//! cancellation. Sockets also have per-operation limits ([`net`]).
 //!
 //! # Threads
 //!
@@ -130,9 +148,10 @@
 
 // Layers, bottom to top (each file uses only the ones above it; `task`
 // names `core::Core` as a type only, for its back-reference):
-// task; run_queue, timer, remote, watchdog, error; current (names Core as a
-// type only); core; context; join,
-// channel, sleep, wait_for; kind/*; stackless (docs), fs; runtime; task_builder.
+// task; run_queue, timer, remote, watchdog, error; reactor; current (names
+// Core as a type only); core; context; join, channel, sleep, wait_for,
+// timeout; kind/*; stackless (docs), fs, net/* (source; stream; listener,
+// udp); runtime; task_builder.
 mod channel;
 mod context;
 mod core;
@@ -142,6 +161,9 @@ mod error;
 pub mod fs;
 mod join;
 mod kind;
+#[cfg(feature = "net")]
+pub mod net;
+mod reactor;
 mod remote;
 mod run_queue;
 mod runtime;
@@ -150,6 +172,7 @@ mod sleep;
 pub mod stackless;
 mod task;
 mod task_builder;
+mod timeout;
 mod timer;
 mod wait_for;
 pub mod watchdog;
@@ -158,7 +181,8 @@ pub use channel::{IntoIter, Iter, Receiver, Sender, TryIter, channel};
 pub use context::{current_task_id, yield_now};
 pub use core::PanicPolicy;
 pub use error::{
-    JoinError, RecvError, RunError, SendError, StuckTask, TryRecvError, TrySendError, WaitingOn,
+    Elapsed, JoinError, RecvError, RunError, SendError, StuckTask, TryRecvError, TrySendError,
+    WaitingOn,
 };
 pub use join::JoinHandle;
 #[cfg(cogen_nightly)]
@@ -168,6 +192,7 @@ pub use sleep::{sleep, sleep_until};
 #[cfg(cogen_nightly)]
 pub use stackless::Wait;
 pub use task_builder::TaskBuilder;
+pub use timeout::{timeout, timeout_at};
 #[cfg(feature = "blocking")]
 pub use wait_for::unblock;
 pub use wait_for::wait_for;

@@ -3,8 +3,10 @@
 //!
 //! A waker names its task by registry index and id. Waking pushes that key
 //! into the loop's `Remote` (a mutex-protected list and an atomic flag),
-//! then unparks the loop's thread. The loop looks at the flag (one relaxed
-//! load) once per round and when idle.
+//! then wakes the loop's thread: it unparks it, or, once the loop has a
+//! readiness poller (feature `net`, see `reactor.rs`), notifies the poller
+//! the idle loop waits in. The loop looks at the flag (one relaxed load)
+//! once per round and when idle.
 //!
 //! A task parked on its waker is "externally wakeable" only while a clone of
 //! the waker exists outside the loop (another thread, the blocking pool, the
@@ -13,7 +15,9 @@
 //! a deadlock instead of sleeping forever. A `JoinHandle` awaited by a task
 //! of its own loop keeps the task's key, not a clone.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+#[cfg(feature = "net")]
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex};
 use std::task::{RawWaker, RawWakerVTable, Waker};
 use std::thread::Thread;
@@ -22,11 +26,15 @@ use std::time::Duration;
 use super::task::Header;
 
 /// The inbox of wake-ups that wakers (maybe on other threads) leave for a
-/// loop, and the loop's thread to unpark.
+/// loop, and the loop's thread to unpark (or its poller to notify).
 pub(crate) struct Remote {
     pending: AtomicBool,
     woken: Mutex<Vec<(u32, u64)>>,
     thread: Thread,
+    /// The poller the idle loop waits in, once it has one: set once, by
+    /// the loop's thread, when its first socket has to wait.
+    #[cfg(feature = "net")]
+    poller: OnceLock<Arc<polling::Poller>>,
 }
 
 impl Remote {
@@ -36,6 +44,8 @@ impl Remote {
             pending: AtomicBool::new(false),
             woken: Mutex::new(Vec::new()),
             thread: std::thread::current(),
+            #[cfg(feature = "net")]
+            poller: OnceLock::new(),
         }
     }
 
@@ -65,7 +75,35 @@ impl Remote {
     /// deadlocked) even with no key in it.
     pub(crate) fn notify(&self) {
         self.pending.store(true, Ordering::Release);
+        // Pairs with the fence in `is_pending_before_wait`: either the loop
+        // sees `pending` before it waits in its poller, or this sees the
+        // poller and notifies it. (Unparking a thread that waits in the
+        // poller would be lost.)
+        fence(Ordering::SeqCst);
+        #[cfg(feature = "net")]
+        if let Some(poller) = self.poller.get() {
+            // An error here would mean the notification descriptor is
+            // gone; the loop's own wait reports errors of the poller.
+            let _ = poller.notify();
+            return;
+        }
         self.thread.unpark();
+    }
+
+    /// From now on, wake-ups notify `poller` instead of unparking the
+    /// thread (the loop then waits in the poller when idle).
+    #[cfg(feature = "net")]
+    pub(crate) fn use_poller(&self, poller: Arc<polling::Poller>) {
+        let _ = self.poller.set(poller);
+        fence(Ordering::SeqCst);
+    }
+
+    /// True if a wake-up is pending; called by the loop right before it
+    /// waits in its poller (see `notify`).
+    #[cfg(feature = "net")]
+    pub(crate) fn is_pending_before_wait(&self) -> bool {
+        fence(Ordering::SeqCst);
+        self.pending.load(Ordering::Acquire)
     }
 
     /// Sleeps the loop's thread until a wake-up or the timeout.

@@ -30,7 +30,7 @@
 //! |---|---|---|
 //! | `Queued` | in the run queue, exactly once | the loop pops and runs it |
 //! | `Running` | on the CPU; the context's current task | it yields, parks or finishes |
-//! | `Parked` | in zero or more wait lists (timer heap, channel, joiner slot, a waker) | a wake-up with its current park number |
+//! | `Parked` | in zero or more wait lists (timer heap, channel, joiner slot, a waker, a socket in the reactor) | a wake-up with its current park number |
 //! | `Done` | nowhere (handles and stale list entries may still hold it) | nobody |
 //!
 //! Every park bumps the task's park number, and wait lists store
@@ -165,6 +165,10 @@ pub(crate) enum WaitReason {
     /// A closure on the blocking thread pool (files among others).
     #[cfg_attr(not(feature = "blocking"), allow(dead_code))]
     Blocking,
+    /// A socket's readiness, from the loop's reactor (`reactor.rs`): the
+    /// peer can always end it (send, close), so it is never a deadlock.
+    #[cfg_attr(not(feature = "net"), allow(dead_code))]
+    Io,
 }
 
 impl WaitReason {

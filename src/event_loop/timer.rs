@@ -1,6 +1,8 @@
 //! Timers: [`Timers`], a min-heap of deadlines, each naming a task and its
 //! park number. Entries of tasks that were cancelled or woken otherwise are
-//! skipped when they come up. (The waiting side, [`sleep`](super::sleep),
+//! skipped when they come up, or swept out earlier when they pile up (a
+//! socket's time limit adds an entry per wait, and most such waits end
+//! long before their limit). (The waiting side, [`sleep`](super::sleep),
 //! is in `sleep.rs`.)
 
 use std::cell::{Cell, RefCell};
@@ -45,19 +47,40 @@ impl Ord for TimerEntry {
 pub(crate) struct Timers {
     heap: RefCell<BinaryHeap<TimerEntry>>,
     next_order: Cell<u64>,
+    /// The heap's length at which `add` next sweeps out stale entries.
+    sweep_at: Cell<usize>,
 }
+
+/// The smallest heap worth sweeping.
+const MIN_SWEEP: usize = 64;
 
 impl Timers {
     /// Wakes `(task, seq)` at `at` or later.
     pub(crate) fn add(&self, at: Instant, task: TaskRef, seq: u32) {
         let order = self.next_order.get();
         self.next_order.set(order + 1);
-        self.heap.borrow_mut().push(TimerEntry {
+        let mut heap = self.heap.borrow_mut();
+        heap.push(TimerEntry {
             at,
             order,
             task,
             seq,
         });
+        if heap.len() >= self.sweep_at.get() {
+            // Drops the entries that can no longer wake their task, except
+            // those of finished tasks: an unfinished task is held by its
+            // loop's registry, so dropping its entry is never the last
+            // reference and runs no user code (`add` runs inside a park).
+            // The next sweep waits for the heap to double: O(1) per add.
+            heap.retain(|e| e.task.header.is_parked_at(e.seq) || e.task.header.is_done());
+            self.sweep_at.set((heap.len() * 2).max(MIN_SWEEP));
+        }
+    }
+
+    /// How many entries the heap holds, stale ones included.
+    #[cfg(all(test, feature = "net"))]
+    pub(crate) fn len(&self) -> usize {
+        self.heap.borrow().len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {

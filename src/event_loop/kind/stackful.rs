@@ -116,6 +116,7 @@ where
             yielder: Cell::new(ptr::null()),
             coroutine: Cell::new(ptr::null()),
             waker: Cell::new(ptr::null()),
+            deadline: Cell::new(None),
         },
         result: ResultCell::new(),
     };

@@ -1,0 +1,136 @@
+//! Sockets for stackful tasks (feature `net`): [`TcpListener`],
+//! [`TcpStream`] and [`UdpSocket`], whose operations park the running task,
+//! not the thread, while the socket is not ready.
+//!
+//! # Blocking code, one thread
+//!
+//! A server's per-connection code reads like blocking code — read, parse,
+//! write, loop — and one thread serves every connection: each runs in its
+//! own task, and a read with nothing to read parks that task while the
+//! loop runs the others. [`TcpStream`] implements [`std::io::Read`] and
+//! [`std::io::Write`], so [`BufReader`](std::io::BufReader), `read_line`,
+//! `write_all` and [`std::io::copy`] work unchanged.
+//!
+//! A line echo server and a client, on one loop over loopback:
+//!
+//! ```
+//! use cogen::event_loop::net::{TcpListener, TcpStream};
+//! use cogen::event_loop::{EventLoop, spawn};
+//! use std::io::{self, BufRead, BufReader, Write};
+//!
+//! /// One connection: echo every line back until the client closes.
+//! fn serve(stream: TcpStream) -> io::Result<()> {
+//!     let mut lines = BufReader::new(&stream);
+//!     let mut line = String::new();
+//!     while lines.read_line(&mut line)? > 0 {
+//!         (&stream).write_all(line.as_bytes())?;
+//!         line.clear();
+//!     }
+//!     Ok(())
+//! }
+//!
+//! let ev = EventLoop::new();
+//! let replies = ev
+//!     .block_on(|| -> io::Result<Vec<String>> {
+//!         let listener = TcpListener::bind("127.0.0.1:0")?;
+//!         let addr = listener.local_addr()?;
+//!         // The server: one task per connection.
+//!         spawn(move || {
+//!             for stream in listener.incoming() {
+//!                 let stream = stream.expect("accept");
+//!                 spawn(move || serve(stream));
+//!             }
+//!         });
+//!         // Two clients, each in its own task too.
+//!         let clients: Vec<_> = ["hello", "world"]
+//!             .into_iter()
+//!             .map(|word| {
+//!                 spawn(move || -> io::Result<String> {
+//!                     let mut stream = TcpStream::connect(addr)?;
+//!                     writeln!(stream, "{word}")?;
+//!                     let mut reply = String::new();
+//!                     BufReader::new(&stream).read_line(&mut reply)?;
+//!                     Ok(reply)
+//!                 })
+//!             })
+//!             .collect();
+//!         clients.into_iter().map(|c| c.join().unwrap()).collect()
+//!     })
+//!     .unwrap()
+//!     .unwrap();
+//! assert_eq!(replies, ["hello\n", "world\n"]);
+//! // The server task is still parked in `accept`: dropping the loop
+//! // cancels it (and closes the listener).
+//! ```
+//!
+//! `examples/echo_server.rs` and `examples/chat_server.rs` are complete
+//! servers.
+//!
+//! # How a socket waits
+//!
+//! Every socket is a std socket in non-blocking mode. An operation first
+//! makes its system call; only if that would block does the task park on
+//! the loop's reactor (one `polling` poller per loop, created when the
+//! first socket has to wait), which wakes it when the socket is ready;
+//! then it tries again. A task parked on a socket costs nothing until the
+//! socket is ready. One task may read while another writes the same
+//! connection (share it in an `Rc` and use `&TcpStream`): each direction
+//! has its own waiters.
+//!
+//! **Current behaviour, not guaranteed.** On Linux and the BSDs a socket is
+//! registered with the poller once (edge-triggered), the first time it has
+//! to wait, and deregistered when it is dropped: a wait adds no system
+//! call of its own. Each round, the loop asks the poller for ready sockets
+//! (without waiting) only while some task waits on one and others are
+//! runnable; idle, it waits in the poller until the next timer. So an echo
+//! request that has to wait costs its `recv` that finds nothing, the
+//! `recv` and `send` that do the work, and a share of one poller wait
+//! (with `polling`'s epoll backend, `epoll_wait` plus four calls of its
+//! own bookkeeping: its timer and its notification descriptor). Accepting
+//! makes one more call than `accept4` itself, to make the new socket
+//! non-blocking.
+//!
+//! # Time limits
+//!
+//! [`TcpStream::set_read_timeout`] and [`TcpStream::set_write_timeout`]
+//! (and the same on [`UdpSocket`]) limit how long one operation may wait;
+//! past the limit it returns an error of kind
+//! [`TimedOut`](std::io::ErrorKind::TimedOut). [`TcpListener::accept_timeout`]
+//! and [`TcpStream::connect_timeout`] do the same for one call. They use
+//! the loop's timers: the task parks on the socket and on a timer, and
+//! the first to fire wakes it.
+//!
+//! # Cancellation, drop, deadlocks
+//!
+//! Cancelling a task parked on a socket (or dropping the loop, which
+//! cancels every task) unwinds it like any wait: its place among the
+//! socket's waiters is removed, so the socket can be used by another task
+//! at once. Dropping a socket closes it and deregisters it from the
+//! reactor. A socket belongs to the loop it first waited in for as long
+//! as that loop exists.
+//!
+//! A task parked on a socket is never part of a deadlock: something
+//! outside the loop (the peer) can always wake it, so the loop waits for
+//! it rather than reporting [`RunError`](super::RunError).
+//!
+//! # Where it works
+//!
+//! Connecting, accepting, reading, writing, sending and receiving wait,
+//! so they panic outside a stackful task (in a future task, a stackless
+//! task, a coroutine nested in a task, or outside any loop), like every
+//! waiting function of the loop; the message says why. Binding, the
+//! addresses, options and conversions work anywhere. The sockets are
+//! `!Send`, like tasks.
+//!
+//! Unix only (the rest of the crate needs it too).
+
+mod listener;
+mod source;
+mod stream;
+#[cfg(test)]
+mod tests;
+mod udp;
+
+pub use listener::{Incoming, TcpListener};
+pub use stream::TcpStream;
+pub use udp::UdpSocket;

@@ -1,0 +1,191 @@
+//! The non-blocking socket under every type of `net`: [`Source`] owns a std
+//! socket in non-blocking mode, tries each operation with one system call,
+//! and only when it would block parks the running task on the loop's
+//! reactor (`reactor.rs`) until the socket is ready, or its time limit
+//! passes.
+
+use std::cell::RefCell;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+use super::super::context::{current_core, park, running_stackful};
+use super::super::core::Core;
+use super::super::reactor::{Direction, Reactor};
+use super::super::sleep::deadline_after;
+use super::super::task::{Header, WaitReason};
+
+/// A socket and its registration with a loop's reactor.
+pub(crate) struct Source<T: AsFd> {
+    /// Declared first, so that it is dropped (deregistering the socket)
+    /// before `io` closes the descriptor.
+    reg: Reg,
+    io: T,
+}
+
+/// Where a socket is registered, once one of its operations had to wait.
+#[derive(Default)]
+struct Reg(RefCell<Option<Registration>>);
+
+struct Registration {
+    /// The reactor of the loop the socket first waited in; a dead `Weak`
+    /// once that loop is gone (the socket then registers again).
+    reactor: Weak<Reactor>,
+    key: usize,
+}
+
+impl Drop for Reg {
+    fn drop(&mut self) {
+        if let Some(reg) = self.0.get_mut().take()
+            && let Some(reactor) = reg.reactor.upgrade()
+        {
+            reactor.deregister(reg.key);
+        }
+    }
+}
+
+impl<T: AsFd> Source<T> {
+    /// Wraps `io`, which must already be in non-blocking mode.
+    pub(crate) fn new(io: T) -> Self {
+        Source {
+            reg: Reg::default(),
+            io,
+        }
+    }
+
+    pub(crate) fn get_ref(&self) -> &T {
+        &self.io
+    }
+
+    /// The socket, deregistered.
+    pub(crate) fn into_inner(self) -> T {
+        let Source { reg, io } = self;
+        drop(reg);
+        io
+    }
+
+    /// The socket's key in its loop's reactor, once it had to wait.
+    #[cfg(test)]
+    pub(crate) fn key(&self) -> Option<usize> {
+        self.reg.0.borrow().as_ref().map(|r| r.key)
+    }
+
+    /// Runs `op` until it does something other than `WouldBlock`, parking
+    /// the running task on the socket's readiness in `dir` in between.
+    /// With `timeout`, gives up with [`io::ErrorKind::TimedOut`] once it has
+    /// waited that long (counted from the first `WouldBlock`). `what` names
+    /// the operation in panics.
+    ///
+    /// # Panics
+    /// Outside a stackful task (whether or not it would have to wait, so
+    /// that misuse shows at once).
+    #[track_caller]
+    pub(crate) fn io<R>(
+        &self,
+        what: &'static str,
+        dir: Direction,
+        timeout: Option<Duration>,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+    ) -> io::Result<R> {
+        running_stackful(what);
+        let mut deadline = None;
+        loop {
+            match op(&self.io) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                done => return done,
+            }
+            if let Some(timeout) = timeout {
+                let at = *deadline.get_or_insert_with(|| deadline_after(timeout));
+                if Instant::now() >= at {
+                    return Err(timed_out(what));
+                }
+            }
+            self.wait(what, dir, deadline)?;
+        }
+    }
+
+    /// Parks the running stackful task until the socket may be ready in
+    /// `dir`, or `deadline` passes. May return early (a spurious event):
+    /// the caller retries its operation.
+    #[track_caller]
+    fn wait(
+        &self,
+        what: &'static str,
+        dir: Direction,
+        deadline: Option<Instant>,
+    ) -> io::Result<()> {
+        let (task, _) = running_stackful(what);
+        let core = current_core(what);
+        let (reactor, key) = self.registration(core, what)?;
+        reactor.arm(key, dir)?;
+        let _entry = WaitEntry {
+            reactor: &reactor,
+            key,
+            dir,
+            header: &task.header,
+        };
+        park(what, WaitReason::Io, |core, task, seq| {
+            if let Some(at) = deadline {
+                core.timers.add(at, task.clone(), seq);
+            }
+            reactor.add_waiter(key, dir, task, seq);
+        });
+        Ok(())
+    }
+
+    /// The socket's reactor and key, registering it with `core`'s reactor
+    /// the first time.
+    #[track_caller]
+    fn registration(&self, core: &Core, what: &str) -> io::Result<(Rc<Reactor>, usize)> {
+        let mut reg = self.reg.0.borrow_mut();
+        let here = core.reactor.get_or_create(&core.remote)?;
+        if let Some(r) = reg.as_ref()
+            && let Some(reactor) = r.reactor.upgrade()
+        {
+            if !Rc::ptr_eq(&reactor, here) {
+                panic!(
+                    "cogen::event_loop::{what}: the socket waits in another event loop (a socket \
+                     stays with the first loop it waited in while that loop exists)"
+                );
+            }
+            return Ok((reactor, r.key));
+        }
+        let key = here.register(self.io.as_fd())?;
+        let old = reg.replace(Registration {
+            reactor: Rc::downgrade(here),
+            key,
+        });
+        drop(reg);
+        drop(old); // its loop is gone: nothing to deregister from
+        Ok((here.clone(), key))
+    }
+}
+
+impl<T: AsFd> AsRawFd for Source<T> {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.io.as_fd().as_raw_fd()
+    }
+}
+
+/// The error of an operation that waited longer than its time limit.
+pub(crate) fn timed_out(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, format!("{what} timed out"))
+}
+
+/// A task's entry in a socket's waiters, taken out when its wait ends
+/// however it ends: woken by the socket (then it is already gone), by its
+/// timer, or unwound by a cancellation.
+struct WaitEntry<'a> {
+    reactor: &'a Reactor,
+    key: usize,
+    dir: Direction,
+    header: &'a Header,
+}
+
+impl Drop for WaitEntry<'_> {
+    fn drop(&mut self) {
+        self.reactor.remove_waiter(self.key, self.dir, self.header);
+    }
+}

@@ -1,0 +1,154 @@
+//! White-box tests of the sockets' waits: what a wait leaves among a
+//! socket's waiters in the reactor (nothing, however it ends), that a
+//! dropped socket is deregistered, and the oneshot mode that platforms
+//! without edge triggering use.
+
+use std::cell::Cell;
+use std::io::{Read, Write};
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::super::context::current_core;
+use super::super::reactor::{FORCE_ONESHOT, Reactor};
+use super::super::{EventLoop, spawn, yield_now};
+use super::{TcpListener, TcpStream};
+
+/// The reactor of the loop running the current task.
+fn reactor() -> Rc<Reactor> {
+    current_core("test")
+        .reactor
+        .get()
+        .expect("a socket has waited")
+        .clone()
+}
+
+/// A connected pair on the current loop: (server side, client side).
+fn pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = TcpStream::connect(addr).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    (server, client)
+}
+
+#[test]
+fn a_cancelled_wait_leaves_no_entry_and_a_dropped_socket_no_registration() {
+    EventLoop::new()
+        .block_on(|| {
+            let (server, client) = pair();
+            let server = Rc::new(server);
+            let s = server.clone();
+            let reader = spawn(move || {
+                let mut buf = [0; 8];
+                (&*s).read(&mut buf).unwrap()
+            });
+            yield_now(); // the reader parks
+            let key = server.source.key().expect("registered by its wait");
+            let reactor = reactor();
+            assert_eq!(reactor.waiters(key), (1, 0));
+            reader.cancel();
+            assert_eq!(reactor.waiters(key), (0, 0));
+            // Another task reads what comes.
+            (&client).write_all(b"x").unwrap();
+            let mut buf = [0; 8];
+            assert_eq!((&*server).read(&mut buf).unwrap(), 1);
+            assert_eq!(reactor.waiters(key), (0, 0));
+            let before = reactor.registered();
+            drop(server);
+            assert_eq!(reactor.registered(), before - 1);
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_wait_ended_by_its_time_limit_leaves_no_entry() {
+    EventLoop::new()
+        .block_on(|| {
+            let (server, _client) = pair();
+            server
+                .set_read_timeout(Some(Duration::from_millis(5)))
+                .unwrap();
+            let mut buf = [0; 8];
+            let err = (&server).read(&mut buf).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+            let key = server.source.key().unwrap();
+            assert_eq!(reactor().waiters(key), (0, 0));
+        })
+        .unwrap();
+}
+
+#[test]
+fn time_limits_of_waits_that_end_early_do_not_pile_up_in_the_timers() {
+    EventLoop::new()
+        .block_on(|| {
+            // A silent connection: its reader's time limit comes first.
+            let (silent, _peer) = pair();
+            silent
+                .set_read_timeout(Some(Duration::from_secs(3600)))
+                .unwrap();
+            let idle = spawn(move || (&silent).read(&mut [0; 1]).map(drop));
+            yield_now();
+            let (a, b) = pair();
+            for s in [&a, &b] {
+                s.set_read_timeout(Some(Duration::from_secs(7200))).unwrap();
+            }
+            // Ping-pong: every read parks with a time limit, and every
+            // wait ends long before it.
+            let pong = spawn(move || {
+                let mut buf = [0; 1];
+                while (&b).read(&mut buf).unwrap() == 1 {
+                    (&b).write_all(&buf).unwrap();
+                }
+            });
+            let mut buf = [0; 1];
+            for _ in 0..2000 {
+                (&a).write_all(b"p").unwrap();
+                (&a).read_exact(&mut buf).unwrap();
+            }
+            let timers = current_core("test").timers.len();
+            assert!(timers < 200, "{timers} timer entries for 3 waiting tasks");
+            drop(a);
+            pong.join().unwrap();
+            idle.cancel();
+        })
+        .unwrap();
+}
+
+#[test]
+fn sockets_wait_in_oneshot_mode_too() {
+    FORCE_ONESHOT.with(|f| f.set(true));
+    let done = Rc::new(Cell::new(0));
+    let d = done.clone();
+    EventLoop::new()
+        .block_on(move || {
+            let (server, client) = pair();
+            let (server, client) = (Rc::new(server), Rc::new(client));
+            // Both directions wait on both sockets at once: big transfers
+            // each way, read and written by four tasks.
+            const N: usize = 16 << 20;
+            let mut tasks = Vec::new();
+            for (from, to) in [(server.clone(), client.clone()), (client, server)] {
+                let d = d.clone();
+                // The reader first: it parks at once.
+                tasks.push(spawn(move || {
+                    let mut buf = vec![0; 65536];
+                    let mut got = 0;
+                    while got < N {
+                        got += (&*to).read(&mut buf).unwrap();
+                    }
+                    d.set(d.get() + 1);
+                }));
+                tasks.push(spawn(move || (&*from).write_all(&vec![1; N]).unwrap()));
+            }
+            for t in tasks {
+                t.join().unwrap();
+            }
+            let reactor = reactor();
+            assert!(!reactor.is_edge());
+            let (reads, writes) = reactor.armed();
+            assert!(reads > 0 && writes > 0, "both directions waited");
+        })
+        .unwrap();
+    FORCE_ONESHOT.with(|f| f.set(false));
+    assert_eq!(done.get(), 2);
+}

@@ -1,0 +1,186 @@
+//! `event_loop::timeout`: a deadline on any waiting code of a stackful
+//! task. What it cuts short, what it leaves behind (destructors run once,
+//! a channel's wake-up passed on, the deadline gone afterwards), nesting,
+//! panics going through it, and waits in destructors while it unwinds.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use cogen::event_loop::{EventLoop, channel, sleep, spawn, timeout, timeout_at, yield_now};
+
+mod support;
+use support::DropCounter;
+
+/// A deadline used as behaviour (never as a measurement).
+const SHORT: Duration = Duration::from_millis(20);
+
+#[test]
+fn a_wait_past_the_deadline_is_cut_short_instead_of_reported_as_a_deadlock() {
+    let ev = EventLoop::new();
+    let got = ev
+        .block_on(|| {
+            let (_tx, rx) = channel::<u32>(1); // nobody sends
+            timeout(SHORT, || rx.recv())
+        })
+        .unwrap();
+    assert!(got.is_err());
+}
+
+#[test]
+fn code_that_finishes_in_time_returns_its_value_and_the_deadline_is_gone() {
+    let ev = EventLoop::new();
+    ev.block_on(|| {
+        let (tx, rx) = channel::<u32>(1);
+        let sender = spawn(move || tx.send(7).unwrap());
+        assert_eq!(timeout(Duration::from_secs(60), || rx.recv()), Ok(Ok(7)));
+        sender.join().unwrap();
+        // A short deadline that has passed by the time of the next wait
+        // outside it: that wait is not cut short.
+        assert_eq!(timeout(SHORT, || 1), Ok(1));
+        sleep(SHORT * 2);
+    })
+    .unwrap();
+}
+
+#[test]
+fn every_destructor_on_the_unwound_stack_runs_once() {
+    fn deep(depth: u32, drops: &DropCounter) {
+        let _token = drops.token();
+        if depth == 0 {
+            sleep(Duration::from_secs(3600));
+        } else {
+            deep(depth - 1, drops);
+        }
+    }
+    let drops = DropCounter::new();
+    let d = drops.clone();
+    let ev = EventLoop::new();
+    let got = ev
+        .block_on(move || timeout(SHORT, || deep(10, &d)))
+        .unwrap();
+    assert!(got.is_err());
+    assert_eq!((drops.count(), drops.live()), (11, 0), "each dropped once");
+}
+
+#[test]
+fn a_receiver_woken_after_its_deadline_passes_the_message_on() {
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(1);
+    let rx2 = rx.clone();
+    let deadline = Instant::now() + SHORT;
+    let first = ev.spawn(move || timeout_at(deadline, || rx.recv()));
+    let second = ev.spawn(move || rx2.recv());
+    // The sender is kept (closing the channel would wake `second` anyway).
+    let _tx = ev
+        .block_on(move || {
+            yield_now(); // both receivers park, `first` in front
+            // Block the loop's thread past the deadline: when `first` runs,
+            // it has been woken for the message and is also out of time.
+            std::thread::sleep(SHORT * 2);
+            tx.send(42).unwrap(); // wakes `first` (in front)
+            tx
+        })
+        .unwrap();
+    ev.run().unwrap();
+    assert!(first.join().unwrap().is_err(), "first timed out");
+    assert_eq!(second.join().unwrap(), Ok(42), "the message went on");
+}
+
+#[test]
+fn nested_time_limits() {
+    let ev = EventLoop::new();
+    ev.block_on(|| {
+        // The inner one is shorter: it fires, the outer goes on.
+        let outer = timeout(Duration::from_secs(3600), || {
+            let inner = timeout(SHORT, || sleep(Duration::from_secs(3600)));
+            assert!(inner.is_err());
+            "outer finished"
+        });
+        assert_eq!(outer, Ok("outer finished"));
+        // The outer one is shorter: it unwinds through the inner one.
+        let reached = Cell::new(false);
+        let outer = timeout(SHORT, || {
+            let inner = timeout(Duration::from_secs(3600), || {
+                sleep(Duration::from_secs(3600))
+            });
+            reached.set(true);
+            inner
+        });
+        assert!(outer.is_err());
+        assert!(!reached.get(), "the inner timeout did not return");
+        // And afterwards no deadline is left over.
+        sleep(SHORT * 2);
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_panic_inside_goes_through() {
+    let ev = EventLoop::new();
+    let h = ev.spawn(|| timeout(Duration::from_secs(3600), || panic!("boom")));
+    ev.run().unwrap();
+    let err = h.join().unwrap_err();
+    assert_eq!(err.panic().unwrap().message(), "boom");
+}
+
+#[test]
+fn a_destructor_that_waits_while_the_timeout_unwinds_waits_normally() {
+    struct WaitsOnDrop(Rc<Cell<bool>>);
+    impl Drop for WaitsOnDrop {
+        fn drop(&mut self) {
+            // Longer than the deadline, which has passed by now.
+            sleep(SHORT * 2);
+            self.0.set(true);
+        }
+    }
+    let flushed = Rc::new(Cell::new(false));
+    let f = flushed.clone();
+    let ev = EventLoop::new();
+    let got = ev
+        .block_on(move || {
+            timeout(SHORT, move || {
+                let _guard = WaitsOnDrop(f);
+                sleep(Duration::from_secs(3600));
+            })
+        })
+        .unwrap();
+    assert!(got.is_err());
+    assert!(flushed.get());
+}
+
+#[test]
+fn other_tasks_run_while_one_waits_under_a_time_limit() {
+    let ev = EventLoop::new();
+    let ticks = Rc::new(Cell::new(0));
+    let t = ticks.clone();
+    ev.spawn(move || {
+        for _ in 0..3 {
+            t.set(t.get() + 1);
+            yield_now();
+        }
+    });
+    let got = ev
+        .block_on(|| timeout(SHORT, || sleep(Duration::from_secs(3600))))
+        .unwrap();
+    assert!(got.is_err());
+    assert_eq!(ticks.get(), 3);
+}
+
+#[test]
+fn timeout_panics_outside_a_stackful_task() {
+    let err = std::panic::catch_unwind(|| timeout(SHORT, || ())).unwrap_err();
+    let msg = err.downcast_ref::<String>().unwrap();
+    assert!(msg.contains("timeout called outside a task"), "{msg}");
+}
+
+#[test]
+fn elapsed_is_an_error_and_converts_to_a_timed_out_io_error() {
+    let ev = EventLoop::new();
+    let err = ev
+        .block_on(|| timeout(SHORT, || sleep(Duration::from_secs(3600))).unwrap_err())
+        .unwrap();
+    assert_eq!(err.to_string(), "deadline has elapsed");
+    let io: std::io::Error = err.into();
+    assert_eq!(io.kind(), std::io::ErrorKind::TimedOut);
+}
