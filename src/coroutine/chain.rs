@@ -4,9 +4,28 @@
 //! asks about it from outside its body; `CURRENT`, the thread-local top of the
 //! chain of running coroutines, and `enter`, which pushes onto it for one
 //! switch; the queries Lua offers on it ([`running`], [`is_yieldable`]); and
-//! [`CoroutineHandle`], which derives a coroutine's status from it. The
-//! design essay in the [module docs](super) says why every pointer in the
-//! chain is valid while it is there.
+//! [`CoroutineHandle`], which derives a coroutine's status from it.
+//!
+//! # Why every pointer in the chain is valid
+//!
+//! A `Meta` lives at the top of its coroutine's stack (`home.rs`), so its
+//! address never changes while the coroutine lives, however the owner moves
+//! the [`Coroutine`](super::Coroutine) value. `CURRENT` and every `parent`
+//! reachable from it name coroutines whose `resume` (or `close`) is still on
+//! this thread's call stack, so none of them can be dropped meanwhile.
+//!
+//! # Suspending from inside a nested coroutine
+//!
+//! A body may hand its [`Yielder`](super::Yielder) to a nested
+//! [`ScopedCoroutine`](super::ScopedCoroutine) and suspend through it from
+//! there: the whole chain from the nested one up to the outer one stops at
+//! once, and resuming the outer one continues the nested one. So `enter`
+//! does not simply make the resumed coroutine current: it makes current
+//! whichever coroutine was innermost when it last stopped (`resume_at`), and
+//! records that again when it stops. The `parent` links of the coroutines in
+//! between stay as they were (they point at `Meta`s on stacks that are
+//! suspended, not freed), so the chain reads as Lua would have it: the
+//! nested coroutine running, the outer one normal.
 
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};
@@ -17,11 +36,15 @@ use std::rc::Rc;
 use super::Status;
 
 /// What the stack-overflow handler, `running()` and `close` need to know
-/// about a coroutine. Lives inside the coroutine; see the module docs.
-#[repr(C)] // `parent`, written on every resume, right after corosensei's fields
+/// about a coroutine. Lives at the top of the coroutine's stack; see the
+/// file's docs.
+#[repr(C)] // `parent` and `resume_at`, written on every resume, next to corosensei's link
 pub(super) struct Meta {
     /// While this coroutine runs: the `Meta` of the one that resumed it, or null.
     pub(super) parent: Cell<*const Meta>,
+    /// While it is suspended: the coroutine that runs on when it is resumed,
+    /// which is itself unless it suspended from inside a nested coroutine.
+    resume_at: Cell<*const Meta>,
     pub(super) handle: OnceCell<Rc<HandleInner>>,
     /// True while `close` unwinds this coroutine.
     pub(super) closing: Cell<bool>,
@@ -41,11 +64,19 @@ impl Meta {
         Meta {
             handle: OnceCell::new(),
             parent: Cell::new(ptr::null()),
+            resume_at: Cell::new(ptr::null()),
             closing: Cell::new(false),
             name,
             stack_limit,
             stack_size,
         }
+    }
+
+    /// Called once the `Meta` is at the address it keeps for good: from
+    /// now on, resuming its coroutine runs the coroutine itself.
+    #[inline]
+    pub(super) fn settle(&self) {
+        self.resume_at.set(self);
     }
 
     /// Tells the handle, if any, that the coroutine has finished.
@@ -74,14 +105,17 @@ thread_local! {
     pub(super) static CURRENT: Cell<*const Meta> = const { Cell::new(ptr::null()) };
 }
 
-/// Runs `f` with `meta` as the running coroutine, on top of the chain of
-/// running coroutines, and restores the previous one after.
+/// Runs `f`, which switches into `meta`'s coroutine, with that coroutine
+/// (or the nested one it suspended from, see the file's docs) on top of the
+/// chain of running coroutines, and restores the previous top after.
 #[inline(always)]
 pub(super) fn enter<T>(meta: &Meta, f: impl FnOnce() -> T) -> T {
-    meta.parent.set(CURRENT.replace(meta));
+    meta.parent.set(CURRENT.replace(meta.resume_at.get()));
     let result = f();
-    // Read back from `meta` (in cache) rather than kept live across the switch.
-    CURRENT.set(meta.parent.get());
+    // Whichever coroutine is on top now is where this one stopped: itself,
+    // or a nested coroutine it suspended from. `parent` is read back from
+    // `meta` (in cache) rather than kept live across the switch.
+    meta.resume_at.set(CURRENT.replace(meta.parent.get()));
     result
 }
 
@@ -98,13 +132,13 @@ pub(super) fn enter<T>(meta: &Meta, f: impl FnOnce() -> T) -> T {
 /// ```
 pub fn running() -> Option<CoroutineHandle> {
     let meta = CURRENT.with(Cell::get);
-    // SAFETY: see `enter`.
+    // SAFETY: `CURRENT` is null or valid (see the file's docs).
     unsafe { meta.as_ref() }.map(|m| m.handle(false))
 }
 
 /// An opaque identity of the coroutine running on this thread (null outside
 /// any): the event loop uses it to tell a task's own coroutine from one
-/// nested inside the task. Stable while that coroutine runs.
+/// nested inside the task. Stable for the coroutine's whole life.
 #[inline]
 pub(crate) fn running_id() -> *const () {
     CURRENT.with(Cell::get).cast()
@@ -141,7 +175,8 @@ impl CoroutineHandle {
         let mut meta = CURRENT.with(Cell::get);
         let mut status = Status::Running;
         // SAFETY: every `Meta` in the chain belongs to a coroutine whose
-        // `resume` (or `close`) is still on this thread's call stack.
+        // `resume` (or `close`) is still on this thread's call stack, and
+        // lives at the top of that coroutine's stack (see the file's docs).
         while let Some(m) = unsafe { meta.as_ref() } {
             if m.handle.get().is_some_and(|h| Rc::ptr_eq(h, &self.0)) {
                 return status;

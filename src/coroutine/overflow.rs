@@ -18,7 +18,8 @@ pub(super) fn describe_overflow(addr: usize, out: &mut dyn fmt::Write) -> bool {
     let Ok(meta) = CURRENT.try_with(Cell::get) else {
         return false;
     };
-    // SAFETY: see `enter`; the faulting coroutine is the running one.
+    // SAFETY: `CURRENT` is null or valid (see `chain.rs`); the faulting
+    // coroutine is the running one.
     let Some(meta) = (unsafe { meta.as_ref() }) else {
         return false;
     };

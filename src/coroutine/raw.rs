@@ -1,8 +1,9 @@
 //! The raw layer over corosensei that [`Coroutine`](super::Coroutine) and
 //! [`ScopedCoroutine`](super::ScopedCoroutine) share.
 //!
-//! This file owns `Raw`: a corosensei coroutine on a pooled stack, its
-//! `Meta`, and the message of a panic that killed it. It owns what happens at
+//! This file owns `Raw`: a corosensei coroutine on a pooled stack, a
+//! pointer to its `Meta` (which lives on that stack, see `home.rs`), and the
+//! message of a panic that killed it. It owns what happens at
 //! the root of a coroutine's stack (`catch_unwind` around the body, and
 //! `caught_at_root` for the panic it catches), resume, close and drop, and
 //! `Unstarted`, which keeps a never-started body from being dropped twice.
@@ -11,11 +12,13 @@ use std::any::Any;
 use std::cell::Cell;
 use std::mem::ManuallyDrop;
 use std::panic::AssertUnwindSafe;
+use std::ptr::NonNull;
 
 use corosensei::CoroutineResult;
 use corosensei::stack::Stack as _;
 
 use super::chain::{CURRENT, Meta, enter};
+use super::home::HomeStack;
 use super::overflow::describe_overflow;
 use super::unwind::is_close_unwind;
 use super::{Builder, Status, Yielder};
@@ -25,7 +28,7 @@ use crate::stack::{self, PooledStack, StackError};
 type Payload = Box<dyn Any + Send + 'static>;
 /// The body's result is caught at its root: `Err` holds a panic payload.
 type Inner<Input, Yield, Return> =
-    corosensei::Coroutine<Input, Yield, Result<Return, Payload>, PooledStack>;
+    corosensei::Coroutine<Input, Yield, Result<Return, Payload>, HomeStack>;
 
 thread_local! {
     /// A panic raised while a coroutine is being closed (by the drop of a
@@ -38,7 +41,8 @@ thread_local! {
 /// What the root of a coroutine does with a panic it caught.
 #[cold]
 fn caught_at_root(payload: Payload) -> Payload {
-    // SAFETY: the coroutine whose root this is, is the running one (see `enter`).
+    // SAFETY: `CURRENT` is null or valid (see `chain.rs`); here it is the
+    // coroutine whose root this is.
     let closing = unsafe { CURRENT.with(Cell::get).as_ref() }.is_some_and(|m| m.closing.get());
     if closing && !is_close_unwind(&*payload) {
         CLOSE_PANIC.set(Some(payload));
@@ -80,11 +84,13 @@ impl<F> Drop for Unstarted<F> {
 /// [`ScopedCoroutine`](super::ScopedCoroutine).
 ///
 /// `repr(C)` keeps what a resume touches together: corosensei's fields
-/// (stack pointer, stack base) and then `meta.parent`.
+/// (stack pointer, stack base) and then `meta`.
 #[repr(C)]
 pub(super) struct Raw<Input, Yield, Return> {
     pub(super) inner: Inner<Input, Yield, Return>,
-    pub(super) meta: Meta,
+    /// The `Meta` at the top of `inner`'s stack: it does not move when the
+    /// `Raw` does, and lives until `inner` is dropped.
+    meta: NonNull<Meta>,
     /// The message of the panic that killed the coroutine, until `close`
     /// reports it (Lua's close returns `false, err` for a coroutine in error).
     pub(super) death: Option<Box<str>>,
@@ -103,6 +109,10 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
         let Builder { stack_size, name } = builder;
         let stack = PooledStack::take(stack::effective_size(stack_size)?, describe_overflow)?;
         let meta = Meta::new(name, stack.limit().get(), stack.size());
+        let stack = HomeStack::new(stack, meta);
+        let meta = stack.meta();
+        // SAFETY: `HomeStack::new` has just written it, at its final address.
+        unsafe { meta.as_ref() }.settle();
         let body = Unstarted(ManuallyDrop::new(body));
         let root = move |yielder: &corosensei::Yielder<Input, Yield>, input: Input| {
             let body = body.start();
@@ -118,6 +128,13 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
             meta,
             death: None,
         })
+    }
+
+    /// The coroutine's `Meta`.
+    #[inline(always)]
+    pub(super) fn meta(&self) -> &Meta {
+        // SAFETY: it lives on `inner`'s stack, which `self` owns.
+        unsafe { self.meta.as_ref() }
     }
 
     #[inline]
@@ -137,11 +154,13 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
         if self.inner.done() {
             return Err(ResumeError::Dead(input));
         }
-        let inner = &mut self.inner;
-        match enter(&self.meta, || inner.resume(input)) {
+        // SAFETY: as in `meta()`. The reference does not borrow `self`, so
+        // `inner` can be borrowed mutably meanwhile; the `Meta` is outside it.
+        let meta = unsafe { self.meta.as_ref() };
+        match enter(meta, || self.inner.resume(input)) {
             CoroutineResult::Yield(value) => Ok(CoroutineResult::Yield(value)),
             CoroutineResult::Return(Ok(value)) => {
-                self.meta.set_dead();
+                meta.set_dead();
                 Ok(CoroutineResult::Return(value))
             }
             CoroutineResult::Return(Err(payload)) => Err(ResumeError::Panicked(self.died(payload))),
@@ -150,7 +169,7 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
 
     #[cold]
     fn died(&mut self, payload: Payload) -> Panic {
-        self.meta.set_dead();
+        self.meta().set_dead();
         if is_close_unwind(&*payload) {
             // Not this coroutine's panic: an enclosing coroutine that was
             // suspended from inside this one's stack is being closed, and the
@@ -158,7 +177,7 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
             std::panic::resume_unwind(payload);
         }
         self.death = Some(payload_message(&*payload).into());
-        Panic::new(payload, self.meta.name.clone())
+        Panic::new(payload, self.meta().name.clone())
     }
 
     pub(super) fn close(&mut self) -> Result<(), Panic> {
@@ -166,20 +185,22 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
             return match self.death.take() {
                 Some(message) => Err(Panic::new(
                     Box::new(String::from(message)),
-                    self.meta.name.clone(),
+                    self.meta().name.clone(),
                 )),
                 None => Ok(()),
             };
         }
+        // SAFETY: as in `resume`.
+        let meta = unsafe { self.meta.as_ref() };
+        meta.closing.set(true);
         let inner = &mut self.inner;
-        self.meta.closing.set(true);
-        let result = enter(&self.meta, || {
+        let result = enter(meta, || {
             std::panic::catch_unwind(AssertUnwindSafe(|| inner.force_unwind()))
         });
-        self.meta.closing.set(false);
-        self.meta.set_dead();
+        meta.closing.set(false);
+        meta.set_dead();
         let result = result.and_then(|()| CLOSE_PANIC.take().map_or(Ok(()), Err));
-        result.map_err(|payload| Panic::new(payload, self.meta.name.clone()))
+        result.map_err(|payload| Panic::new(payload, meta.name.clone()))
     }
 }
 
