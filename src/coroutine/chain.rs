@@ -8,43 +8,58 @@
 //!
 //! # Why every pointer in the chain is valid
 //!
-//! A `Meta` lives at the top of its coroutine's stack (`home.rs`), so its
-//! address never changes while the coroutine lives, however the owner moves
-//! the [`Coroutine`](super::Coroutine) value. `CURRENT` and every `parent`
+//! A `Meta` lives in bytes set aside at the top of its coroutine's stack
+//! (`Meta::place_on`), a memory mapping that does not move, so its address
+//! never changes while the coroutine lives, however the owner moves the
+//! [`Coroutine`](super::Coroutine) value. (Inside that value it would be
+//! left behind by a move, while the stacks of nested coroutines still point
+//! at it.) It costs no allocation of its own, and the resumer finds it
+//! through one pointer; `Raw` drops it before the stack goes back to the
+//! pool. `CURRENT` and every `parent`
 //! reachable from it name coroutines whose `resume` (or `close`) is still on
 //! this thread's call stack, so none of them can be dropped meanwhile.
 //!
-//! # Suspending from inside a nested coroutine
+//! # Who sets `CURRENT`
 //!
-//! A body may hand its [`Yielder`](super::Yielder) to a nested
+//! The resumer records itself as the resumed coroutine's `parent` and
+//! switches; the coroutine side then makes itself current: the root does
+//! when the body starts, and [`Yielder::suspend`](super::Yielder::suspend)
+//! does when it returns (or unwinds, when the coroutine is closed), making
+//! current again whichever coroutine called it (`stay`). When the switch
+//! comes back, `enter` restores the resumer.
+//!
+//! That split is what makes a suspend from inside a nested coroutine read
+//! right. A body may hand its `Yielder` to a nested
 //! [`ScopedCoroutine`](super::ScopedCoroutine) and suspend through it from
-//! there: the whole chain from the nested one up to the outer one stops at
-//! once, and resuming the outer one continues the nested one. So `enter`
-//! does not simply make the resumed coroutine current: it makes current
-//! whichever coroutine was innermost when it last stopped (`resume_at`), and
-//! records that again when it stops. The `parent` links of the coroutines in
-//! between stay as they were (they point at `Meta`s on stacks that are
-//! suspended, not freed), so the chain reads as Lua would have it: the
-//! nested coroutine running, the outer one normal.
+//! there: the whole chain from the nested coroutine up to the outer one
+//! stops at once, and resuming the outer one continues the nested one. The
+//! `suspend` call that returns then is on the nested coroutine's stack, so
+//! the nested coroutine becomes current, and its `parent` still names the
+//! outer one (whose `Meta` has not moved): the chain reads as Lua would have
+//! it, the nested coroutine running and the outer one normal.
 
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};
 use std::fmt;
-use std::ptr;
+use std::ptr::{self, NonNull};
 use std::rc::Rc;
 
 use super::Status;
+use crate::stack::PooledStack;
+
+/// The bytes set aside at the top of each stack for its `Meta`: its size,
+/// rounded up so that the stack's base stays 16-aligned.
+const META_SPACE: usize = size_of::<Meta>().next_multiple_of(16);
+
+const _: () = assert!(align_of::<Meta>() <= 16);
 
 /// What the stack-overflow handler, `running()` and `close` need to know
 /// about a coroutine. Lives at the top of the coroutine's stack; see the
 /// file's docs.
-#[repr(C)] // `parent` and `resume_at`, written on every resume, next to corosensei's link
+#[repr(C)] // `parent`, written on every resume, next to corosensei's link
 pub(super) struct Meta {
     /// While this coroutine runs: the `Meta` of the one that resumed it, or null.
     pub(super) parent: Cell<*const Meta>,
-    /// While it is suspended: the coroutine that runs on when it is resumed,
-    /// which is itself unless it suspended from inside a nested coroutine.
-    resume_at: Cell<*const Meta>,
     pub(super) handle: OnceCell<Rc<HandleInner>>,
     /// True while `close` unwinds this coroutine.
     pub(super) closing: Cell<bool>,
@@ -64,7 +79,6 @@ impl Meta {
         Meta {
             handle: OnceCell::new(),
             parent: Cell::new(ptr::null()),
-            resume_at: Cell::new(ptr::null()),
             closing: Cell::new(false),
             name,
             stack_limit,
@@ -72,11 +86,17 @@ impl Meta {
         }
     }
 
-    /// Called once the `Meta` is at the address it keeps for good: from
-    /// now on, resuming its coroutine runs the coroutine itself.
+    /// Moves the `Meta` to the top of its coroutine's `stack`, where it
+    /// keeps its address (see the file's docs), and returns that address.
+    /// The caller drops it there before it drops the stack.
     #[inline]
-    pub(super) fn settle(&self) {
-        self.resume_at.set(self);
+    pub(super) fn place_on(self, stack: &mut PooledStack) -> NonNull<Meta> {
+        let home = stack.reserve_top(META_SPACE).cast::<Meta>();
+        // SAFETY: `reserve_top` gave us these bytes: they belong to no frame
+        // and hold no live value (the `Meta` of the stack's last coroutine
+        // was dropped), and they are 16-aligned, enough for `Meta`.
+        unsafe { home.as_ptr().write(self) };
+        home
     }
 
     /// Tells the handle, if any, that the coroutine has finished.
@@ -105,18 +125,40 @@ thread_local! {
     pub(super) static CURRENT: Cell<*const Meta> = const { Cell::new(ptr::null()) };
 }
 
-/// Runs `f`, which switches into `meta`'s coroutine, with that coroutine
-/// (or the nested one it suspended from, see the file's docs) on top of the
-/// chain of running coroutines, and restores the previous top after.
+/// Runs `f`, which switches into `meta`'s coroutine, with the running
+/// coroutine (or none) recorded as its `parent`, and makes that one the
+/// running one again after. The coroutine side sets `CURRENT` meanwhile:
+/// see the file's docs.
 #[inline(always)]
 pub(super) fn enter<T>(meta: &Meta, f: impl FnOnce() -> T) -> T {
-    meta.parent.set(CURRENT.replace(meta.resume_at.get()));
+    let resumer = CURRENT.get();
+    meta.parent.set(resumer);
     let result = f();
-    // Whichever coroutine is on top now is where this one stopped: itself,
-    // or a nested coroutine it suspended from. `parent` is read back from
-    // `meta` (in cache) rather than kept live across the switch.
-    meta.resume_at.set(CURRENT.replace(meta.parent.get()));
+    CURRENT.set(resumer);
     result
+}
+
+/// Makes `meta`'s coroutine the running one: the first thing its root does.
+#[inline(always)]
+pub(super) fn start(meta: *const Meta) {
+    CURRENT.set(meta);
+}
+
+/// Runs `f`, which suspends a coroutine, and makes the coroutine that was
+/// running when `f` was called the running one again when `f` returns,
+/// because the coroutine was resumed, or unwinds, because it is closed.
+#[inline(always)]
+pub(super) fn stay<T>(f: impl FnOnce() -> T) -> T {
+    /// Restores `CURRENT` on drop.
+    struct Stay(*const Meta);
+    impl Drop for Stay {
+        #[inline(always)]
+        fn drop(&mut self) {
+            CURRENT.set(self.0);
+        }
+    }
+    let _stay = Stay(CURRENT.get());
+    f()
 }
 
 /// A handle to the coroutine running on this thread, or `None` on a plain

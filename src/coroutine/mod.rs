@@ -44,7 +44,6 @@
 //! | file | what it owns |
 //! |---|---|
 //! | `chain.rs` | `Meta`, the chain of running coroutines (`CURRENT`), [`running`], [`is_yieldable`], [`CoroutineHandle`] |
-//! | `home.rs` | `HomeStack`: the stack a coroutine runs on, with its `Meta` at the top, where it cannot move |
 //! | `raw.rs` | `Raw`, the corosensei coroutine both kinds share: its root, resume, close and drop |
 //! | `unwind.rs` | telling a close's unwinding from a panic: [`is_close_unwind`], [`catch_unwind`] |
 //! | `yielder.rs` | [`Yielder`], the body's side |
@@ -58,7 +57,6 @@ pub use corosensei::CoroutineResult;
 
 mod builder;
 mod chain;
-mod home;
 mod overflow;
 mod raw;
 mod scoped;

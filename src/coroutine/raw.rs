@@ -2,8 +2,9 @@
 //! [`ScopedCoroutine`](super::ScopedCoroutine) share.
 //!
 //! This file owns `Raw`: a corosensei coroutine on a pooled stack, a
-//! pointer to its `Meta` (which lives on that stack, see `home.rs`), and the
-//! message of a panic that killed it. It owns what happens at
+//! pointer to its `Meta` (which lives at the top of that stack, see
+//! `chain.rs`), and the message of a panic that killed it. It owns what
+//! happens at
 //! the root of a coroutine's stack (`catch_unwind` around the body, and
 //! `caught_at_root` for the panic it catches), resume, close and drop, and
 //! `Unstarted`, which keeps a never-started body from being dropped twice.
@@ -17,8 +18,7 @@ use std::ptr::NonNull;
 use corosensei::CoroutineResult;
 use corosensei::stack::Stack as _;
 
-use super::chain::{CURRENT, Meta, enter};
-use super::home::HomeStack;
+use super::chain::{self, Meta, enter};
 use super::overflow::describe_overflow;
 use super::unwind::is_close_unwind;
 use super::{Builder, Status, Yielder};
@@ -28,7 +28,7 @@ use crate::stack::{self, PooledStack, StackError};
 type Payload = Box<dyn Any + Send + 'static>;
 /// The body's result is caught at its root: `Err` holds a panic payload.
 type Inner<Input, Yield, Return> =
-    corosensei::Coroutine<Input, Yield, Result<Return, Payload>, HomeStack>;
+    corosensei::Coroutine<Input, Yield, Result<Return, Payload>, PooledStack>;
 
 thread_local! {
     /// A panic raised while a coroutine is being closed (by the drop of a
@@ -38,13 +38,10 @@ thread_local! {
     static CLOSE_PANIC: Cell<Option<Payload>> = const { Cell::new(None) };
 }
 
-/// What the root of a coroutine does with a panic it caught.
+/// What the root of the coroutine `meta` does with a panic it caught.
 #[cold]
-fn caught_at_root(payload: Payload) -> Payload {
-    // SAFETY: `CURRENT` is null or valid (see `chain.rs`); here it is the
-    // coroutine whose root this is.
-    let closing = unsafe { CURRENT.with(Cell::get).as_ref() }.is_some_and(|m| m.closing.get());
-    if closing && !is_close_unwind(&*payload) {
+fn caught_at_root(meta: &Meta, payload: Payload) -> Payload {
+    if meta.closing.get() && !is_close_unwind(&*payload) {
         CLOSE_PANIC.set(Some(payload));
         Box::new(())
     } else {
@@ -89,7 +86,7 @@ impl<F> Drop for Unstarted<F> {
 pub(super) struct Raw<Input, Yield, Return> {
     pub(super) inner: Inner<Input, Yield, Return>,
     /// The `Meta` at the top of `inner`'s stack: it does not move when the
-    /// `Raw` does, and lives until `inner` is dropped.
+    /// `Raw` does. Written by `new`, dropped by `drop`.
     meta: NonNull<Meta>,
     /// The message of the panic that killed the coroutine, until `close`
     /// reports it (Lua's close returns `false, err` for a coroutine in error).
@@ -107,19 +104,18 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
         F: FnOnce(&Yielder<Input, Yield>, Input) -> Return,
     {
         let Builder { stack_size, name } = builder;
-        let stack = PooledStack::take(stack::effective_size(stack_size)?, describe_overflow)?;
+        let mut stack = PooledStack::take(stack::effective_size(stack_size)?, describe_overflow)?;
         let meta = Meta::new(name, stack.limit().get(), stack.size());
-        let stack = HomeStack::new(stack, meta);
-        let meta = stack.meta();
-        // SAFETY: `HomeStack::new` has just written it, at its final address.
-        unsafe { meta.as_ref() }.settle();
+        let meta = meta.place_on(&mut stack);
         let body = Unstarted(ManuallyDrop::new(body));
         let root = move |yielder: &corosensei::Yielder<Input, Yield>, input: Input| {
+            chain::start(meta.as_ptr());
             let body = body.start();
             std::panic::catch_unwind(AssertUnwindSafe(|| {
                 body(Yielder::from_inner(yielder), input)
             }))
-            .map_err(caught_at_root)
+            // SAFETY: the root runs on the stack that holds the `Meta`.
+            .map_err(|payload| caught_at_root(unsafe { meta.as_ref() }, payload))
         };
         // SAFETY: forwarded to our caller.
         let inner = unsafe { corosensei::Coroutine::with_stack_unchecked(stack, root) };
@@ -135,6 +131,16 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
     pub(super) fn meta(&self) -> &Meta {
         // SAFETY: it lives on `inner`'s stack, which `self` owns.
         unsafe { self.meta.as_ref() }
+    }
+
+    /// [`meta`](Raw::meta), read from memory again. After a switch, the
+    /// compiler would otherwise keep the pointer from before it, spilled to
+    /// the stack on every round trip, for the rare paths that need it.
+    #[inline(always)]
+    fn meta_reloaded(&self) -> &Meta {
+        // SAFETY: a plain read of a field of `self`; the pointer is valid as
+        // in `meta()`.
+        unsafe { std::ptr::read_volatile(&self.meta).as_ref() }
     }
 
     #[inline]
@@ -160,7 +166,7 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
         match enter(meta, || self.inner.resume(input)) {
             CoroutineResult::Yield(value) => Ok(CoroutineResult::Yield(value)),
             CoroutineResult::Return(Ok(value)) => {
-                meta.set_dead();
+                self.meta_reloaded().set_dead();
                 Ok(CoroutineResult::Return(value))
             }
             CoroutineResult::Return(Err(payload)) => Err(ResumeError::Panicked(self.died(payload))),
@@ -213,5 +219,9 @@ impl<Input, Yield, Return> Drop for Raw<Input, Yield, Return> {
             // Like Lua's garbage collector, dropping does not report errors.
             let _ = self.close();
         }
+        // SAFETY: written by `new`; the coroutine is finished, so no chain
+        // of running coroutines points at it any more, and it is dropped
+        // before `inner` (with the stack that holds it) is.
+        unsafe { self.meta.drop_in_place() };
     }
 }

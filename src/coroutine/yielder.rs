@@ -59,7 +59,9 @@ impl<Input, Yield> Yielder<Input, Yield> {
     /// ```
     #[inline]
     pub fn suspend(&self, value: Yield) -> Input {
-        self.inner.suspend(value)
+        // Whoever resumes this coroutine, the code that runs on is this
+        // caller's, on this stack: it is the running coroutine again.
+        super::chain::stay(|| self.inner.suspend(value))
     }
 }
 
