@@ -41,7 +41,7 @@ thread_local! {
 /// What the root of the coroutine `meta` does with a panic it caught.
 #[cold]
 fn caught_at_root(meta: &Meta, payload: Payload) -> Payload {
-    if meta.closing.get() && !is_close_unwind(&*payload) {
+    if meta.closing() && !is_close_unwind(&*payload) {
         CLOSE_PANIC.set(Some(payload));
         Box::new(())
     } else {
@@ -105,7 +105,7 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
     {
         let Builder { stack_size, name } = builder;
         let mut stack = PooledStack::take(stack::effective_size(stack_size)?, describe_overflow)?;
-        let meta = Meta::new(name, stack.limit().get(), stack.size());
+        let meta = Meta::new(name, stack.limit().get());
         let meta = meta.place_on(&mut stack);
         let body = Unstarted(ManuallyDrop::new(body));
         let root = move |yielder: &corosensei::Yielder<Input, Yield>, input: Input| {
@@ -198,12 +198,16 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
         }
         // SAFETY: as in `resume`.
         let meta = unsafe { self.meta.as_ref() };
-        meta.closing.set(true);
+        meta.set_closing(true);
         let inner = &mut self.inner;
         let result = enter(meta, || {
+            // A suspended body makes itself current as it unwinds (see
+            // `chain::stay`); an unstarted one has its captures dropped
+            // here, on this stack, as if inside the coroutine.
+            chain::start(meta);
             std::panic::catch_unwind(AssertUnwindSafe(|| inner.force_unwind()))
         });
-        meta.closing.set(false);
+        meta.set_closing(false);
         meta.set_dead();
         let result = result.and_then(|()| CLOSE_PANIC.take().map_or(Ok(()), Err));
         result.map_err(|payload| Panic::new(payload, meta.name.clone()))

@@ -156,11 +156,6 @@ impl PooledStack {
             .map_err(|source| StackError { size, source })
     }
 
-    /// The usable size of this stack in bytes (the guard page excluded).
-    pub(crate) fn size(&self) -> usize {
-        self.size
-    }
-
     /// Sets the top `bytes` of the stack aside for its owner, who may keep
     /// there what must not move while the stack is in use: from now on
     /// [`base`](Stack::base) is just below them. Returns their address.
