@@ -4,10 +4,10 @@
 //! This file owns `Raw`: a corosensei coroutine on a pooled stack, a
 //! pointer to its `Meta` (which lives at the top of that stack, see
 //! `chain.rs`), and the message of a panic that killed it. It owns what
-//! happens at
-//! the root of a coroutine's stack (`catch_unwind` around the body, and
-//! `caught_at_root` for the panic it catches), resume, close and drop, and
-//! `Unstarted`, which keeps a never-started body from being dropped twice.
+//! happens at the root of a coroutine's stack (`catch_unwind` around the
+//! body, and `caught_at_root` for the panic it catches), resume, close and
+//! drop, and `Unstarted`, which keeps a never-started body from being
+//! dropped twice.
 
 use std::any::Any;
 use std::cell::Cell;

@@ -164,9 +164,11 @@ impl PooledStack {
     /// drop whatever it keeps there before the stack is dropped (it then
     /// goes back to the pool with its full size again).
     ///
+    /// Call it once, before the stack is used.
+    ///
     /// # Panics
     /// If `bytes` is not a multiple of 16 (the base must stay aligned) or
-    /// leaves less than [`MIN_STACK_SIZE`](super::MIN_STACK_SIZE) / 2 usable.
+    /// more than half of [`MIN_STACK_SIZE`](super::MIN_STACK_SIZE).
     #[inline]
     pub(crate) fn reserve_top(&mut self, bytes: usize) -> NonNull<u8> {
         assert!(bytes.is_multiple_of(16) && bytes <= super::MIN_STACK_SIZE / 2);
