@@ -3,9 +3,10 @@
 //! `mem::swap` or `mem::replace`, into a closure or a thread-local) and then
 //! resume, query, close or drop it. These tests do each of those to plain
 //! coroutines and to coroutines suspended from inside nested
-//! [`ScopedCoroutine`]s (depth 1 and 2), whose stacks hold pointers to the
-//! enclosing coroutine's bookkeeping, and check the values, every status
-//! (from inside and outside) and that each destructor runs exactly once.
+//! [`ScopedCoroutine`](cogen::ScopedCoroutine)s (depth 1 and 2), whose
+//! stacks hold pointers to the enclosing coroutine's bookkeeping, and check
+//! the values, every status (from inside and outside) and that each
+//! destructor runs exactly once.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
