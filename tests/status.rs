@@ -279,3 +279,54 @@ fn status_displays_luas_names() {
     assert_eq!(names, ["suspended", "running", "normal", "dead"]);
     assert_eq!(Status::Dead.as_str(), "dead");
 }
+
+/// Destructors run by a close see the closed coroutine running, whether it
+/// was suspended (they run on its stack) or never started (its captures are
+/// dropped on the closer's stack), and its closer normal.
+#[test]
+fn destructors_run_by_close_see_the_closed_coroutine_running() {
+    type Seen = Rc<RefCell<Vec<(Option<String>, Status)>>>;
+    struct Report(Seen, Option<CoroutineHandle>);
+    impl Drop for Report {
+        fn drop(&mut self) {
+            let running = cogen::running().expect("inside the closed coroutine");
+            self.0
+                .borrow_mut()
+                .push((running.name().map(str::to_owned), running.status()));
+            if let Some(closer) = &self.1 {
+                self.0
+                    .borrow_mut()
+                    .push((closer.name().map(str::to_owned), closer.status()));
+            }
+        }
+    }
+    let seen: Seen = Rc::default();
+    let s = seen.clone();
+    let mut closer: Coroutine<(), (), ()> = Builder::new().name("closer").build(move |_, ()| {
+        let me = cogen::running();
+        let report = Report(s.clone(), me.clone());
+        let mut unstarted: Coroutine<(), (), ()> = Builder::new()
+            .name("unstarted")
+            .build(move |_, ()| drop(report));
+        unstarted.close().unwrap();
+        let report = Report(s.clone(), me);
+        let mut suspended: Coroutine<(), (), ()> =
+            Builder::new().name("suspended").build(move |co, ()| {
+                let _report = report;
+                co.suspend(());
+            });
+        suspended.resume(()).unwrap();
+        suspended.close().unwrap();
+    });
+    closer.resume(()).unwrap();
+    let name = |n: &str| Some(n.to_string());
+    assert_eq!(
+        *seen.borrow(),
+        [
+            (name("unstarted"), Status::Running),
+            (name("closer"), Status::Normal),
+            (name("suspended"), Status::Running),
+            (name("closer"), Status::Normal),
+        ]
+    );
+}

@@ -3,16 +3,19 @@
 //! # Design
 //!
 //! A [`Coroutine`] is a corosensei coroutine on a [pooled stack](crate::stack)
-//! plus a small `Meta` record. Everything Lua can ask about a coroutine is
-//! derived from those two, so the hot path stays almost the raw switch:
+//! plus a small `Meta` record, kept at the top of that stack. Everything Lua
+//! can ask about a coroutine is derived from those two, so the hot path
+//! stays almost the raw switch:
 //!
 //! * **Running.** A thread-local pointer, `CURRENT`, names the `Meta` of the
 //!   coroutine running on this thread, and each running `Meta` points at the
 //!   one that resumed it (`parent`). `resume` pushes onto that chain before
-//!   switching and pops after; a `Meta` lives in its coroutine, which `resume`
-//!   borrows mutably for the whole switch, so every pointer in the chain is
-//!   valid while it is in the chain. [`running`], [`is_yieldable`], handles
-//!   and the stack-overflow handler read it. That is all `resume` does
+//!   switching and pops after. A `Meta` lives at the top of its coroutine's
+//!   own stack, not in the movable `Coroutine` value, so its address holds
+//!   for the coroutine's whole life: the chain stays valid even when the
+//!   owner moves a coroutine that is suspended inside a nested one (whose
+//!   stack still points at it). [`running`], [`is_yieldable`], handles and
+//!   the stack-overflow handler read the chain. That is all `resume` does
 //!   besides the switch itself.
 //! * **Status.** The owner of a `Coroutine` can only see it suspended or
 //!   dead (while it runs, `resume` holds `&mut self`), so [`Coroutine::status`]
@@ -202,12 +205,12 @@ impl<Input, Yield, Return> Coroutine<Input, Yield, Return> {
     /// A cheap, cloneable handle that tells this coroutine's status from
     /// anywhere, including from inside it.
     pub fn handle(&self) -> CoroutineHandle {
-        self.raw.meta.handle(self.is_dead())
+        self.raw.meta().handle(self.is_dead())
     }
 
     /// The name given by the [`Builder`], if any.
     pub fn name(&self) -> Option<&str> {
-        self.raw.meta.name.as_deref()
+        self.raw.meta().name.as_deref()
     }
 
     /// Lua 5.4's `coroutine.close`: unwinds a suspended coroutine, running

@@ -18,14 +18,16 @@ pub(super) fn describe_overflow(addr: usize, out: &mut dyn fmt::Write) -> bool {
     let Ok(meta) = CURRENT.try_with(Cell::get) else {
         return false;
     };
-    // SAFETY: see `enter`; the faulting coroutine is the running one.
+    // SAFETY: `CURRENT` is null or valid (see `chain.rs`); the faulting
+    // coroutine is the running one.
     let Some(meta) = (unsafe { meta.as_ref() }) else {
         return false;
     };
     let page = stack::page_size();
     // The guard page is the lowest page of the mapping; allow one more page
     // below for a frame that skipped over it.
-    if addr < meta.stack_limit.saturating_sub(page) || addr >= meta.stack_limit + page {
+    let limit = meta.stack_limit();
+    if addr < limit.saturating_sub(page) || addr >= limit + page {
         return false;
     }
     // No `thread::current()` here: it may allocate, and this runs in a
@@ -35,8 +37,8 @@ pub(super) fn describe_overflow(addr: usize, out: &mut dyn fmt::Write) -> bool {
         out,
         "\ncoroutine '{name}' has overflowed its stack (stack size {} KiB)\n\
          help: give it a bigger stack: cogen::Builder::new().stack_size({})\n",
-        meta.stack_size / 1024,
-        meta.stack_size * 2,
+        meta.stack_size() / 1024,
+        meta.stack_size() * 2,
     );
     true
 }

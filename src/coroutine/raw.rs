@@ -1,21 +1,24 @@
 //! The raw layer over corosensei that [`Coroutine`](super::Coroutine) and
 //! [`ScopedCoroutine`](super::ScopedCoroutine) share.
 //!
-//! This file owns `Raw`: a corosensei coroutine on a pooled stack, its
-//! `Meta`, and the message of a panic that killed it. It owns what happens at
-//! the root of a coroutine's stack (`catch_unwind` around the body, and
-//! `caught_at_root` for the panic it catches), resume, close and drop, and
-//! `Unstarted`, which keeps a never-started body from being dropped twice.
+//! This file owns `Raw`: a corosensei coroutine on a pooled stack, a
+//! pointer to its `Meta` (which lives at the top of that stack, see
+//! `chain.rs`), and the message of a panic that killed it. It owns what
+//! happens at the root of a coroutine's stack (`catch_unwind` around the
+//! body, and `caught_at_root` for the panic it catches), resume, close and
+//! drop, and `Unstarted`, which keeps a never-started body from being
+//! dropped twice.
 
 use std::any::Any;
 use std::cell::Cell;
 use std::mem::ManuallyDrop;
 use std::panic::AssertUnwindSafe;
+use std::ptr::NonNull;
 
 use corosensei::CoroutineResult;
 use corosensei::stack::Stack as _;
 
-use super::chain::{CURRENT, Meta, enter};
+use super::chain::{self, Meta, enter};
 use super::overflow::describe_overflow;
 use super::unwind::{is_close_unwind, learn_close_unwind_type};
 use super::{Builder, Status, Yielder};
@@ -35,12 +38,10 @@ thread_local! {
     static CLOSE_PANIC: Cell<Option<Payload>> = const { Cell::new(None) };
 }
 
-/// What the root of a coroutine does with a panic it caught.
+/// What the root of the coroutine `meta` does with a panic it caught.
 #[cold]
-fn caught_at_root(payload: Payload) -> Payload {
-    // SAFETY: the coroutine whose root this is, is the running one (see `enter`).
-    let closing = unsafe { CURRENT.with(Cell::get).as_ref() }.is_some_and(|m| m.closing.get());
-    if closing && !is_close_unwind(&*payload) {
+fn caught_at_root(meta: &Meta, payload: Payload) -> Payload {
+    if meta.closing() && !is_close_unwind(&*payload) {
         CLOSE_PANIC.set(Some(payload));
         Box::new(())
     } else {
@@ -80,11 +81,13 @@ impl<F> Drop for Unstarted<F> {
 /// [`ScopedCoroutine`](super::ScopedCoroutine).
 ///
 /// `repr(C)` keeps what a resume touches together: corosensei's fields
-/// (stack pointer, stack base) and then `meta.parent`.
+/// (stack pointer, stack base) and then `meta`.
 #[repr(C)]
 pub(super) struct Raw<Input, Yield, Return> {
     pub(super) inner: Inner<Input, Yield, Return>,
-    pub(super) meta: Meta,
+    /// The `Meta` at the top of `inner`'s stack: it does not move when the
+    /// `Raw` does. Written by `new`, dropped by `drop`.
+    meta: NonNull<Meta>,
     /// The message of the panic that killed the coroutine, until `close`
     /// reports it (Lua's close returns `false, err` for a coroutine in error).
     pub(super) death: Option<Box<str>>,
@@ -103,14 +106,17 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
         let Builder { stack_size, name } = builder;
         let mut stack = PooledStack::take(stack::effective_size(stack_size)?, describe_overflow)?;
         learn_close_unwind_type(&mut stack); // before any close, which must not map a stack
-        let meta = Meta::new(name, stack.limit().get(), stack.size());
+        let meta = Meta::new(name, stack.limit().get());
+        let meta = meta.place_on(&mut stack);
         let body = Unstarted(ManuallyDrop::new(body));
         let root = move |yielder: &corosensei::Yielder<Input, Yield>, input: Input| {
+            chain::start(meta.as_ptr());
             let body = body.start();
             std::panic::catch_unwind(AssertUnwindSafe(|| {
                 body(Yielder::from_inner(yielder), input)
             }))
-            .map_err(caught_at_root)
+            // SAFETY: the root runs on the stack that holds the `Meta`.
+            .map_err(|payload| caught_at_root(unsafe { meta.as_ref() }, payload))
         };
         // SAFETY: forwarded to our caller.
         let inner = unsafe { corosensei::Coroutine::with_stack_unchecked(stack, root) };
@@ -119,6 +125,23 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
             meta,
             death: None,
         })
+    }
+
+    /// The coroutine's `Meta`.
+    #[inline(always)]
+    pub(super) fn meta(&self) -> &Meta {
+        // SAFETY: it lives on `inner`'s stack, which `self` owns.
+        unsafe { self.meta.as_ref() }
+    }
+
+    /// [`meta`](Raw::meta), read from memory again. After a switch, the
+    /// compiler would otherwise keep the pointer from before it, spilled to
+    /// the stack on every round trip, for the rare paths that need it.
+    #[inline(always)]
+    fn meta_reloaded(&self) -> &Meta {
+        // SAFETY: a plain read of a field of `self`; the pointer is valid as
+        // in `meta()`.
+        unsafe { std::ptr::read_volatile(&self.meta).as_ref() }
     }
 
     #[inline]
@@ -138,11 +161,13 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
         if self.inner.done() {
             return Err(ResumeError::Dead(input));
         }
-        let inner = &mut self.inner;
-        match enter(&self.meta, || inner.resume(input)) {
+        // SAFETY: as in `meta()`. The reference does not borrow `self`, so
+        // `inner` can be borrowed mutably meanwhile; the `Meta` is outside it.
+        let meta = unsafe { self.meta.as_ref() };
+        match enter(meta, || self.inner.resume(input)) {
             CoroutineResult::Yield(value) => Ok(CoroutineResult::Yield(value)),
             CoroutineResult::Return(Ok(value)) => {
-                self.meta.set_dead();
+                self.meta_reloaded().set_dead();
                 Ok(CoroutineResult::Return(value))
             }
             CoroutineResult::Return(Err(payload)) => Err(ResumeError::Panicked(self.died(payload))),
@@ -151,7 +176,7 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
 
     #[cold]
     fn died(&mut self, payload: Payload) -> Panic {
-        self.meta.set_dead();
+        self.meta().set_dead();
         if is_close_unwind(&*payload) {
             // Not this coroutine's panic: an enclosing coroutine that was
             // suspended from inside this one's stack is being closed, and the
@@ -159,7 +184,7 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
             std::panic::resume_unwind(payload);
         }
         self.death = Some(payload_message(&*payload).into());
-        Panic::new(payload, self.meta.name.clone())
+        Panic::new(payload, self.meta().name.clone())
     }
 
     pub(super) fn close(&mut self) -> Result<(), Panic> {
@@ -167,20 +192,26 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
             return match self.death.take() {
                 Some(message) => Err(Panic::new(
                     Box::new(String::from(message)),
-                    self.meta.name.clone(),
+                    self.meta().name.clone(),
                 )),
                 None => Ok(()),
             };
         }
+        // SAFETY: as in `resume`.
+        let meta = unsafe { self.meta.as_ref() };
+        meta.set_closing(true);
         let inner = &mut self.inner;
-        self.meta.closing.set(true);
-        let result = enter(&self.meta, || {
+        let result = enter(meta, || {
+            // A suspended body makes itself current as it unwinds (see
+            // `chain::stay`); an unstarted one has its captures dropped
+            // here, on this stack, as if inside the coroutine.
+            chain::start(meta);
             std::panic::catch_unwind(AssertUnwindSafe(|| inner.force_unwind()))
         });
-        self.meta.closing.set(false);
-        self.meta.set_dead();
+        meta.set_closing(false);
+        meta.set_dead();
         let result = result.and_then(|()| CLOSE_PANIC.take().map_or(Ok(()), Err));
-        result.map_err(|payload| Panic::new(payload, self.meta.name.clone()))
+        result.map_err(|payload| Panic::new(payload, meta.name.clone()))
     }
 }
 
@@ -193,5 +224,9 @@ impl<Input, Yield, Return> Drop for Raw<Input, Yield, Return> {
             // Like Lua's garbage collector, dropping does not report errors.
             let _ = self.close();
         }
+        // SAFETY: written by `new`; the coroutine is finished, so no chain
+        // of running coroutines points at it any more, and it is dropped
+        // before `inner` (with the stack that holds it) is.
+        unsafe { self.meta.drop_in_place() };
     }
 }

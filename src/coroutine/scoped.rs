@@ -61,7 +61,7 @@ impl<'a, Input, Yield, Return> ScopedCoroutine<'a, Input, Yield, Return> {
 impl<Input, Yield, Return> fmt::Debug for ScopedCoroutine<'_, Input, Yield, Return> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ScopedCoroutine")
-            .field("name", &self.raw.meta.name)
+            .field("name", &self.raw.meta().name)
             .field("status", &self.raw.status())
             .finish_non_exhaustive()
     }
@@ -97,12 +97,12 @@ impl<Input, Yield, Return> ScopedRef<'_, Input, Yield, Return> {
 
     /// See [`Coroutine::name`](super::Coroutine::name).
     pub fn name(&self) -> Option<&str> {
-        self.raw.meta.name.as_deref()
+        self.raw.meta().name.as_deref()
     }
 
     /// See [`Coroutine::handle`](super::Coroutine::handle).
     pub fn handle(&self) -> CoroutineHandle {
-        self.raw.meta.handle(self.raw.inner.done())
+        self.raw.meta().handle(self.raw.inner.done())
     }
 
     /// See [`Coroutine::close`](super::Coroutine::close).
@@ -114,7 +114,7 @@ impl<Input, Yield, Return> ScopedRef<'_, Input, Yield, Return> {
 impl<Input, Yield, Return> fmt::Debug for ScopedRef<'_, Input, Yield, Return> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ScopedRef")
-            .field("name", &self.raw.meta.name)
+            .field("name", &self.raw.meta().name)
             .field("status", &self.raw.status())
             .finish_non_exhaustive()
     }

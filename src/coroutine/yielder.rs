@@ -26,20 +26,42 @@ impl<Input, Yield> Yielder<Input, Yield> {
     /// If the coroutine is closed or dropped while suspended here, this call
     /// does not return: it unwinds the body's stack, running every destructor.
     ///
-    /// Two things a body must not do with it:
-    /// * call `suspend` from a destructor that runs while the coroutine is
-    ///   being closed: the close unwinds by panicking, and a panic inside a
-    ///   destructor during unwinding aborts the process (Lua raises an error
-    ///   there instead);
-    /// * hand it to a nested [`ScopedCoroutine`](super::ScopedCoroutine) and
-    ///   suspend through it from there. That works (the whole chain of stacks
-    ///   suspends, and a close unwinds through the child), but while the outer
-    ///   coroutine is suspended from the child's stack,
-    ///   [`running`](super::running) and the child's handle describe the child
-    ///   as the running one.
+    /// A body must not call `suspend` from a destructor that runs while the
+    /// coroutine is being closed: the close unwinds by panicking, and a panic
+    /// inside a destructor during unwinding aborts the process (Lua raises an
+    /// error there instead).
+    ///
+    /// A body may hand its yielder to a nested
+    /// [`ScopedCoroutine`](super::ScopedCoroutine) and suspend through it from
+    /// there (Lua cannot): the whole chain of stacks from the nested
+    /// coroutine up to this one suspends at once, and the owner may move the
+    /// suspended coroutine meanwhile. Resuming it continues the nested one,
+    /// which [`running`](super::running) then names, with this one
+    /// [`Normal`](super::Status::Normal); a close unwinds through the nested
+    /// one too.
+    ///
+    /// ```
+    /// use cogen::{Coroutine, ScopedCoroutine, Status};
+    ///
+    /// let mut outer = Coroutine::<(), Status, ()>::new(|co, ()| {
+    ///     let me = cogen::running().unwrap();
+    ///     ScopedCoroutine::<(), (), ()>::new(|_, ()| {
+    ///         co.suspend(me.status()); // suspends `outer`, from the nested stack
+    ///         assert!(!cogen::running().unwrap().same_coroutine(&me));
+    ///         co.suspend(me.status());
+    ///     })
+    ///     .scope(|nested| nested.resume(()).unwrap());
+    /// });
+    /// assert_eq!(outer.resume(()).unwrap().as_yield(), Some(Status::Normal));
+    /// let mut moved = Box::new(outer); // moving a suspended coroutine is fine
+    /// assert_eq!(moved.resume(()).unwrap().as_yield(), Some(Status::Normal));
+    /// assert!(moved.resume(()).unwrap().as_return().is_some());
+    /// ```
     #[inline]
     pub fn suspend(&self, value: Yield) -> Input {
-        self.inner.suspend(value)
+        // Whoever resumes this coroutine, the code that runs on is this
+        // caller's, on this stack: it is the running coroutine again.
+        super::chain::stay(|| self.inner.suspend(value))
     }
 }
 

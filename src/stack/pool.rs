@@ -2,6 +2,7 @@
 //! coroutine runs on, which goes back to the pool when dropped.
 
 use std::cell::{Cell, RefCell};
+use std::ptr::NonNull;
 
 use corosensei::stack::{DefaultStack, Stack, StackPointer};
 
@@ -117,7 +118,8 @@ pub fn pooled_stacks() -> usize {
 /// A stack taken from this thread's pool, returned to it on drop.
 pub(crate) struct PooledStack {
     /// Copied out of the box: corosensei reads the base on every switch,
-    /// and a coroutine's own fields are already in cache then.
+    /// and a coroutine's own fields are already in cache then. Below the
+    /// mapping's top by what `reserve_top` set aside.
     base: StackPointer,
     limit: StackPointer,
     stack: std::mem::ManuallyDrop<Box<DefaultStack>>,
@@ -154,9 +156,28 @@ impl PooledStack {
             .map_err(|source| StackError::mapping_failed(size, source))
     }
 
-    /// The usable size of this stack in bytes (the guard page excluded).
-    pub(crate) fn size(&self) -> usize {
-        self.size
+    /// Sets the top `bytes` of the stack aside for its owner, who may keep
+    /// there what must not move while the stack is in use: from now on
+    /// [`base`](Stack::base) is just below them. Returns their address.
+    ///
+    /// The stack layer never reads or writes those bytes; the owner must
+    /// drop whatever it keeps there before the stack is dropped (it then
+    /// goes back to the pool with its full size again).
+    ///
+    /// Call it once, before the stack is used.
+    ///
+    /// # Panics
+    /// If `bytes` is not a multiple of 16 (the base must stay aligned) or
+    /// more than half of [`MIN_STACK_SIZE`](super::MIN_STACK_SIZE).
+    #[inline]
+    pub(crate) fn reserve_top(&mut self, bytes: usize) -> NonNull<u8> {
+        assert!(bytes.is_multiple_of(16) && bytes <= super::MIN_STACK_SIZE / 2);
+        let top = self.base.get() - bytes;
+        // SAFETY: the stack is at least `MIN_STACK_SIZE` bytes, so `top` is
+        // still above its limit, and so not zero.
+        self.base = unsafe { StackPointer::new_unchecked(top) };
+        // SAFETY: as above.
+        unsafe { NonNull::new_unchecked(top as *mut u8) }
     }
 }
 
