@@ -46,7 +46,7 @@
 //! # Running it
 //!
 //! ```text
-//! cargo test --all-features --test fuzz_event_loop                 # bounded: 300 cases
+//! cargo test --all-features --test fuzz_event_loop                 # bounded: 2,000 cases
 //! PROPTEST_CASES=20000 cargo test --release --all-features --test fuzz_event_loop
 //! COGEN_FUZZ_KNOWN_BUGS=1 cargo test --all-features --test fuzz_event_loop
 //! ASAN_OPTIONS=detect_stack_use_after_return=0 RUSTFLAGS="-Zsanitizer=address" \
@@ -1471,7 +1471,7 @@ fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(300)
+        .unwrap_or(2000)
 }
 
 #[test]
