@@ -1272,17 +1272,20 @@ fn run_program(p: &Program) -> Vec<String> {
         observe_panic(&*payload);
     }
     world.wakers.borrow_mut().clear();
-    if Rc::strong_count(&world) != 1 {
+    // The tasks the loop's drop left behind may hold one another (a joiner
+    // and its target) and leak: the same known bug. Double drops never pass.
+    let leaks_allowed = drop_stopped_early;
+    if Rc::strong_count(&world) != 1 && !leaks_allowed {
         violation(format!(
             "{} references to the program's world leaked (a task or closure was not dropped)",
             Rc::strong_count(&world) - 1
         ));
     }
     drop(world);
-    if drops.live() != 0 {
+    if drops.live() != 0 && !leaks_allowed {
         violation(format!("{} drop tokens never dropped", drops.live()));
     }
-    check_ledger();
+    check_ledger(leaks_allowed);
     LEDGER.with(|l| std::mem::take(&mut *l.violations.borrow_mut()))
 }
 
@@ -1387,7 +1390,8 @@ fn check_messages(world: &World) {
     }
 }
 
-fn check_ledger() {
+/// Every tracked value dropped once (or, with `leaks_allowed`, at most once).
+fn check_ledger(leaks_allowed: bool) {
     LEDGER.with(|l| {
         let made = l.made.borrow();
         let drops = l.drops.borrow();
@@ -1395,6 +1399,7 @@ fn check_ledger() {
         for (id, what) in made.iter() {
             match drops.get(id).copied().unwrap_or(0) {
                 1 => {}
+                0 if leaks_allowed => {}
                 n => bad.push(format!("{what} {id} dropped {n} times")),
             }
         }
@@ -1518,6 +1523,25 @@ fn panicking_waker() -> Waker {
 }
 
 #[test]
+#[ignore = "known bug: a future task awaiting the JoinHandle of a deadlocked task makes run sleep forever instead of reporting the deadlock"]
+fn known_bug_future_awaiting_a_stuck_task_hangs_run() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let ev = EventLoop::new();
+        let (keep, chan) = el::channel::<u32>(1);
+        let stuck = ev.spawn(move || chan.recv().is_ok()); // nobody sends
+        ev.spawn_future(async move { stuck.await.is_ok() });
+        let deadlock = ev.run().map_err(|e| e.stuck_tasks().len());
+        let _ = tx.send(deadlock);
+        drop(keep);
+    });
+    let result = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("run did not return: it sleeps, waiting for a wake-up only the loop could give");
+    assert_eq!(result, Err(2), "both tasks are reported stuck");
+}
+
+#[test]
 #[ignore = "known bug: a waker that panics when its task ends makes the loop drop the panic of that (detached) task"]
 fn known_bug_a_panicking_waker_loses_the_panic_of_a_detached_task() {
     quiet_expected_panics();
@@ -1552,7 +1576,7 @@ fn known_bug_a_panicking_waker_loses_the_panic_of_a_detached_task() {
 }
 
 #[test]
-#[ignore = "known bug: a panic while dropping the loop (a waker's, a destructor's) stops it cancelling the other tasks"]
+#[ignore = "known bug: a panic while dropping the loop (a waker's, a destructor's) stops it cancelling the other tasks (left unfinished, they may leak)"]
 fn known_bug_a_panic_while_dropping_the_loop_leaves_tasks_unfinished() {
     quiet_expected_panics();
     let ev = EventLoop::new();
