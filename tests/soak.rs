@@ -13,7 +13,10 @@
 //! COGEN_SOAK_TASKS=5000000 cargo test --release --all-features --test soak -- --ignored --nocapture
 //! ```
 //!
-//! Linux only (it reads `/proc`); elsewhere the tests do nothing.
+//! Linux only (it reads `/proc`); elsewhere the tests do nothing. Under
+//! AddressSanitizer (`ASAN_OPTIONS` set) the short form churns 50,000 tasks
+//! and checks the mappings only: ASan's quarantine keeps freed memory
+//! resident on purpose.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -169,6 +172,13 @@ fn soak(tasks: usize) -> Option<Soak> {
     Some(soak)
 }
 
+/// True under AddressSanitizer (the CI's ASan step sets `ASAN_OPTIONS`):
+/// its quarantine holds freed memory back, so resident memory grows by
+/// design there, and everything runs several times slower.
+fn under_asan() -> bool {
+    std::env::var_os("ASAN_OPTIONS").is_some()
+}
+
 /// Checks that a soak run stayed flat.
 fn assert_flat(s: &Soak) {
     // A few mappings may come and go (the allocator's arenas, the test
@@ -178,6 +188,9 @@ fn assert_flat(s: &Soak) {
         s.maps_end <= s.maps_start + 16 && s.maps_max <= s.maps_start + 64,
         "memory mappings grew: {s:?}"
     );
+    if under_asan() {
+        return;
+    }
     assert!(
         s.rss_end_kib <= s.rss_start_kib + 16 * 1024
             && s.rss_max_kib <= s.rss_start_kib + 32 * 1024,
@@ -188,7 +201,8 @@ fn assert_flat(s: &Soak) {
 #[test]
 fn soak_short() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(s) = soak(400_000) {
+    let tasks = if under_asan() { 50_000 } else { 400_000 };
+    if let Some(s) = soak(tasks) {
         assert_flat(&s);
     }
 }
