@@ -17,8 +17,8 @@
 # memory of its own):
 #   event_loop_watchdog (whole file), soak (whole file), examples (whole file;
 #   it builds and runs the examples with cargo), and the tests in SKIP below.
-# The property tests run their usual number of cases, except fuzz_event_loop,
-# which runs PROPTEST_CASES (default here: 100).
+# Every property test runs PROPTEST_CASES cases (default here: 100; proptest
+# lets the variable override the counts written in the tests).
 #
 # Exit status: 0 if every binary passed with no memcheck error, 1 otherwise.
 # Honours CARGO_TARGET_DIR.
