@@ -40,26 +40,24 @@
 //! * The thread stays usable: after each case, a fresh [`EventLoop`] on the
 //!   same thread runs a task.
 //!
-//! # Known bugs
+//! # What it found
 //!
-//! The bugs this fuzzer found are reproduced by `#[ignore]`d tests (at the
-//! end of this file, and in `nightly/fuzz_event_loop_stackless.rs`). Until
-//! they are fixed the fuzzer steers around them, or does not count their
-//! consequences; `COGEN_FUZZ_KNOWN_BUGS=1` turns each workaround off:
+//! Four bugs, fixed since; each has a regression test at the end of this
+//! file (and in `nightly/fuzz_event_loop_stackless.rs`), and the fuzzer no
+//! longer steers around any of them:
 //!
-//! | workaround | reproducer |
+//! | bug | regression test |
 //! |---|---|
-//! | wakers and destructors do not panic while the loop is dropped; if the drop panics anyway, tasks left unfinished (and leaked) are not counted | `known_bug_a_panic_while_dropping_the_loop_leaves_tasks_unfinished` |
-//! | a panic payload dropped unseen is not counted once a user waker panicked | `known_bug_a_panicking_waker_loses_the_panic_of_a_detached_task` |
-//! | a stackless task joining a handle that holds a user waker wakes that waker itself (by polling the handle) before it yields `Wait::join` | `known_bug_a_panic_out_of_a_stackless_wait_request_wrecks_the_thread` |
-//! | future tasks join with `try_join` instead of awaiting the handle | `known_bug_future_awaiting_a_stuck_task_hangs_run` |
+//! | a panic while the loop was dropped stopped it cancelling the other tasks (which then leaked) | `a_panic_while_dropping_the_loop_still_cancels_every_task` |
+//! | a waker that panicked when its task ended lost that detached task's panic | `a_panicking_waker_does_not_lose_the_panic_of_a_detached_task` |
+//! | a panic out of a stackless task's wait request left the task current: the thread was wrecked | `a_panic_out_of_a_stackless_wait_request_leaves_the_thread_usable` |
+//! | a future awaiting the handle of a deadlocked task made `run` sleep forever | `a_future_awaiting_a_stuck_task_is_reported_as_a_deadlock` |
 //!
 //! # Running it
 //!
 //! ```text
 //! cargo test --all-features --test fuzz_event_loop                 # bounded: 2,000 cases
 //! PROPTEST_CASES=200000 cargo test --release --all-features --test fuzz_event_loop
-//! COGEN_FUZZ_KNOWN_BUGS=1 cargo test --all-features --test fuzz_event_loop
 //! ASAN_OPTIONS=detect_stack_use_after_return=0 RUSTFLAGS="-Zsanitizer=address" \
 //!   RUSTDOCFLAGS="-Zsanitizer=address" CARGO_TARGET_DIR=target/asan \
 //!   cargo test --all-features --target x86_64-unknown-linux-gnu --test fuzz_event_loop
@@ -246,8 +244,11 @@ fn count(c: &AtomicUsize, n: usize) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
+/// Whether the fuzzer exercises the paths of the bugs it found (see the
+/// module docs): always, now that they are fixed. Kept as one switch so that
+/// a regression can be bisected by turning it off.
 fn known_bugs() -> bool {
-    std::env::var_os("COGEN_FUZZ_KNOWN_BUGS").is_some_and(|v| v == "1")
+    true
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -424,7 +425,7 @@ fn payload_text(p: &(dyn Any + Send)) -> String {
 
 /// Panics of the loop that a program may provoke on purpose.
 const EXPECTED_MESSAGES: &[&str] = &[
-    // The reproducers of known bugs.
+    // The regression tests of the bugs the fuzzer found.
     "scripted panic",
     // `After::Wait`: waiting while being cancelled.
     "is being cancelled",
@@ -1108,7 +1109,7 @@ async fn future_body(world: &Rc<World>, me: usize, ops: &[Op], ret: Action) -> R
             }
             Op::Join(k) if k != me && known_bugs() => {
                 // Awaiting a handle whose task deadlocks hangs `run`: see
-                // `known_bug_future_awaiting_a_stuck_task_hangs_run`.
+                // `a_future_awaiting_a_stuck_task_is_reported_as_a_deadlock`.
                 let Some(h) = world.take_handle(k) else {
                     continue;
                 };
@@ -1238,17 +1239,17 @@ fn run_program(p: &Program) -> Vec<String> {
             observe_panic(&*panic.into_panic());
         }
         let lost = LEDGER.with(|l| l.lost.borrow().clone());
-        // Known bug: a waker that panics when its task ends makes the loop
+        // Once a bug: a waker that panics when its task ends made the loop
         // drop that task's own panic if it was detached
-        // (`known_bug_a_panicking_waker_loses_the_panic_of_a_detached_task`).
+        // (`a_panicking_waker_does_not_lose_the_panic_of_a_detached_task`).
         let waker_panicked = LEDGER.with(|l| l.waker_panicked.get());
         if !lost.is_empty() && (!waker_panicked || known_bugs()) {
             violation(format!("panic payloads dropped unseen: {lost:?}"));
         }
     }
-    // Drop the loop: it cancels what is left. Known bug: a panic out of the
+    // Drop the loop: it cancels what is left. Once a bug: a panic out of the
     // loop's drop stops it cancelling the remaining tasks, which may then
-    // leak (`known_bug_a_panic_while_dropping_the_loop_leaves_tasks_unfinished`);
+    // leak (`a_panic_while_dropping_the_loop_still_cancels_every_task`);
     // so wakers and destructors do not panic meanwhile, unless asked to.
     world.loop_dropped.set(true);
     LEDGER.with(|l| l.no_panics.set(!known_bugs()));
@@ -1532,7 +1533,7 @@ fn random_programs_keep_the_event_loop_invariants() {
 }
 
 // ---------------------------------------------------------------------------
-// Known bugs: minimal reproducers of what the fuzzer found
+// Regression tests: minimal reproducers of what the fuzzer found (fixed)
 // ---------------------------------------------------------------------------
 
 /// A waker that panics when woken.
@@ -1549,8 +1550,7 @@ fn panicking_waker() -> Waker {
 }
 
 #[test]
-#[ignore = "known bug: a future task awaiting the JoinHandle of a deadlocked task makes run sleep forever instead of reporting the deadlock"]
-fn known_bug_future_awaiting_a_stuck_task_hangs_run() {
+fn a_future_awaiting_a_stuck_task_is_reported_as_a_deadlock() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let ev = EventLoop::new();
@@ -1568,8 +1568,7 @@ fn known_bug_future_awaiting_a_stuck_task_hangs_run() {
 }
 
 #[test]
-#[ignore = "known bug: a waker that panics when its task ends makes the loop drop the panic of that (detached) task"]
-fn known_bug_a_panicking_waker_loses_the_panic_of_a_detached_task() {
+fn a_panicking_waker_does_not_lose_the_panic_of_a_detached_task() {
     quiet_expected_panics();
     let ev = EventLoop::new();
     let mut h = ev.spawn(|| {
@@ -1602,8 +1601,7 @@ fn known_bug_a_panicking_waker_loses_the_panic_of_a_detached_task() {
 }
 
 #[test]
-#[ignore = "known bug: a panic while dropping the loop (a waker's, a destructor's) stops it cancelling the other tasks (left unfinished, they may leak)"]
-fn known_bug_a_panic_while_dropping_the_loop_leaves_tasks_unfinished() {
+fn a_panic_while_dropping_the_loop_still_cancels_every_task() {
     quiet_expected_panics();
     let ev = EventLoop::new();
     let mut first = ev.spawn(|| ());

@@ -225,8 +225,7 @@ fn soak_long() {
 /// coroutine is dead, so the stack can go back to the pool (or be unmapped)
 /// when it finishes, not when the handle is dropped.
 #[test]
-#[ignore = "known bug: a finished stackful task keeps its stack until its handle is dropped (a stack should go back to the pool the moment its coroutine finishes or is cancelled)"]
-fn known_bug_finished_tasks_with_live_handles_keep_their_stacks() {
+fn finished_tasks_with_live_handles_give_their_stacks_back() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let ev = EventLoop::new();
     ev.block_on(|| ()).unwrap(); // warm-up: one stack in the pool

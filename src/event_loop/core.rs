@@ -197,17 +197,17 @@ impl Core {
         if let Some(wd) = &self.watchdog {
             wd.forget_task(h.id);
         }
+        if h.detached.get()
+            && let Some(p) = task.body.take_panic(h)
+        {
+            self.report_panic(p);
+        }
         let (first, rest) = h.take_waiters();
         if let Some(waiter) = first {
             self.wake_waiter(waiter);
         }
         if !rest.is_empty() {
             rest.into_iter().for_each(|w| self.wake_waiter(w));
-        }
-        if h.detached.get()
-            && let Some(p) = task.body.take_panic(h)
-        {
-            self.report_panic(p);
         }
         // The last reference to a detached task drops its result: user code.
         self.drop_reporting((removed, task));
@@ -284,10 +284,19 @@ impl Core {
                 break;
             }
             for task in &tasks {
-                self.cancel(task);
+                // Everything `cancel` runs of user code is caught already;
+                // this keeps the other tasks' cancellation going even so.
+                if let Err(payload) =
+                    std::panic::catch_unwind(AssertUnwindSafe(|| self.cancel(task)))
+                {
+                    if !task.header.is_done() {
+                        self.abandon(task);
+                    }
+                    self.report_panic(Panic::new(payload, None));
+                }
             }
         }
-        drop((self.queue.take(), self.timers.take_all()));
+        self.drop_reporting((self.queue.take(), self.timers.take_all()));
     }
 
     pub(crate) fn poll_timers(&self) {
@@ -303,12 +312,22 @@ impl Core {
         }
     }
 
-    /// Wakes whoever waits for a task to finish.
+    /// Wakes whoever waits for a task to finish. A user `Waker` is user
+    /// code: a panic in it is reported like a detached task's panic, and
+    /// the other waiters are still woken.
     pub(crate) fn wake_waiter(&self, waiter: Waiter) {
         match waiter {
             Waiter::Task(task, seq) => wake(task, seq),
             Waiter::Local(index, id) => self.wake_key(index, id),
-            Waiter::Waker(waker) => waker.wake(),
+            Waiter::Waker(waker) => self.wake_user(waker),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wake_user(&self, waker: std::task::Waker) {
+        if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| waker.wake())) {
+            self.report_panic(Panic::new(payload, None));
         }
     }
 

@@ -107,7 +107,7 @@ pub(super) fn spawn(
                                     // Known bug: the join request wakes the
                                     // handle's user waker inside the loop, where
                                     // its panic wrecks the loop
-                                    // (`known_bug_a_panic_out_of_a_stackless_wait_request_wrecks_the_thread`):
+                                    // (`a_panic_out_of_a_stackless_wait_request_leaves_the_thread_usable`):
                                     // wake it from here instead (once: the
                                     // join request then wakes our no-op waker).
                                     let noop = Waker::noop();
@@ -138,8 +138,7 @@ pub(super) fn spawn(
 }
 
 #[test]
-#[ignore = "known bug: a panic out of a stackless task's wait request (a user waker that Wait::join wakes) leaves the task current: every later run on the thread panics, and dropping the loop never returns"]
-fn known_bug_a_panic_out_of_a_stackless_wait_request_wrecks_the_thread() {
+fn a_panic_out_of_a_stackless_wait_request_leaves_the_thread_usable() {
     quiet_expected_panics();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
