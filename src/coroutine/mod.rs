@@ -216,10 +216,16 @@ impl<Input, Yield, Return> Coroutine<Input, Yield, Return> {
     /// Lua 5.4's `coroutine.close`: unwinds a suspended coroutine, running
     /// every destructor on its stack once, and leaves it dead.
     ///
-    /// Returns `Err` if a destructor panicked while unwinding, or if the
-    /// coroutine had died by a panic that no `close` has reported yet (the
-    /// payload went to `resume`; this error carries its message). Closing a
-    /// dead or never-started coroutine is fine, and so is closing twice.
+    /// Returns `Err` if the coroutine had died by a panic that no `close`
+    /// has reported yet (the payload went to `resume`; this error carries
+    /// its message), if a never-started body's captures panicked when
+    /// dropped, or if the body caught the unwinding and then panicked.
+    /// Closing a dead or never-started coroutine is fine, and so is closing
+    /// twice.
+    ///
+    /// A destructor that panics *while* the suspended stack is being
+    /// unwound aborts the process: Rust allows no panic during a panic,
+    /// here as on a thread.
     pub fn close(&mut self) -> Result<(), Panic> {
         self.raw.close()
     }
