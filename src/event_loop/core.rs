@@ -456,6 +456,10 @@ impl Core {
                 None if self.external.get() > 0 && self.woken_from_outside_maybe() => {
                     self.sleep(None)
                 }
+                // The last outside waker may have woken its task and gone
+                // since the inbox was read: its wake-up is in the inbox now
+                // (a waker wakes before it counts itself gone).
+                None if self.remote.has_pending() => {}
                 None => return Err(self.stuck_tasks()),
             }
         }

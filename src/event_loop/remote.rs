@@ -49,6 +49,11 @@ impl Remote {
         }
     }
 
+    /// True if a wake-up is waiting in the inbox. A relaxed load: the
+    /// loop reads it every round, and a late `false` only delays the
+    /// wake-up by a round. Where it must not be missed (before reporting a
+    /// deadlock), the count of outside wakers was read with `Acquire` just
+    /// before, which orders this load after the waker's wake-up.
     #[inline]
     pub(crate) fn has_pending(&self) -> bool {
         self.pending.load(Ordering::Relaxed)
