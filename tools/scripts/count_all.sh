@@ -18,9 +18,10 @@
 #   tools/scripts/count_all.sh switch spawn_join/cogen   # some groups or group/ids
 #   JOBS=2 tools/scripts/count_all.sh                # two valgrinds at a time
 #
-# Prints one Markdown table per group and writes the numbers to
-# $CARGO_TARGET_DIR/op_counts.json (default target/ at the repository's
-# root), which bench_report reads. Needs valgrind.
+# Prints one Markdown table per group; a run over every group (no
+# arguments) also writes the numbers to $CARGO_TARGET_DIR/op_counts.json
+# (default target/ at the repository's root), which bench_report reads.
+# Needs valgrind.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -87,6 +88,7 @@ awk -v meta="$meta" -v json="$OUT/json" '
             split(line[i], f, " ")
             ir = (f[7] - base[f[4]]) / f[5]
             mis = (f[8] - base_m[f[4]]) / f[5]
+            if (mis < 0 && mis > -0.005) mis = 0 # no "-0.00"
             if (f[2] != group) {
                 group = f[2]
                 op = f[6]
@@ -100,7 +102,11 @@ awk -v meta="$meta" -v json="$OUT/json" '
         print "  ]\n}" > json
     }' "$OUT/per_iter"
 
-mkdir -p "$TARGET"
-cp "$OUT/json" "$TARGET/op_counts.json"
-echo >&2
-echo "wrote $TARGET/op_counts.json" >&2
+# Only a full run replaces the JSON, so that bench_report never shows a
+# subset as if it were all.
+if [ $# -eq 0 ]; then
+    mkdir -p "$TARGET"
+    cp "$OUT/json" "$TARGET/op_counts.json"
+    echo >&2
+    echo "wrote $TARGET/op_counts.json" >&2
+fi
