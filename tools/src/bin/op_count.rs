@@ -197,10 +197,7 @@ impl Harness for Counter {
         if !self.wants(id, "iter") {
             return;
         }
-        let mut routine = make();
-        for _ in 0..self.n {
-            black_box(routine());
-        }
+        iterate(self.n, make());
         self.ran = true;
     }
 
@@ -216,6 +213,14 @@ impl Harness for Counter {
         }
         toggle_collect();
         self.ran = true;
+    }
+}
+
+/// Criterion's `Bencher::iter` loop, the routine taken by value as there
+/// (so that it inlines the same way).
+fn iterate<O>(n: u64, mut routine: impl FnMut() -> O) {
+    for _ in 0..n {
+        black_box(routine());
     }
 }
 
