@@ -17,6 +17,10 @@
 //!
 //! Writes `docs/bench.md` (the table) and `docs/bench.svg` (one bar chart
 //! panel per group, log scale when a group's times differ by more than 20×).
+//! When `tools/scripts/count_all.sh` has written `op_counts.json` beside
+//! the criterion directory, the table also shows each id's instructions and
+//! simulated branch mispredictions per operation.
+//!
 //! With no saved estimates at all it says so and writes nothing. The table
 //! names the criterion directory only relative to the repository (or not at
 //! all), never by an absolute path of the machine it ran on.
@@ -141,7 +145,13 @@ fn run(criterion_dir: Option<PathBuf>) -> Result<()> {
         .map(|(g, _)| g)
         .collect();
 
-    let markdown = table(&groups, &declared, &not_run, &source);
+    // The count script's instructions per operation, when it has run with
+    // the same target directory.
+    let counts = criterion_dir
+        .parent()
+        .map(|target| read_counts(&target.join("op_counts.json")))
+        .unwrap_or_default();
+    let markdown = table(&groups, &declared, &not_run, &source, &counts);
     print!("{markdown}");
 
     let docs = root.join("docs");
@@ -457,11 +467,45 @@ fn fmt_ratio(r: f64) -> String {
     }
 }
 
+/// Instructions and simulated branch mispredictions per operation, and the
+/// operation's name, by (group, id).
+type Counts = BTreeMap<(String, String), (f64, f64, String)>;
+
+/// Reads `op_counts.json` as `tools/scripts/count_all.sh` writes it; empty
+/// when there is none.
+fn read_counts(path: &Path) -> Counts {
+    let Some(json) = fs::read_to_string(path)
+        .ok()
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+    else {
+        return Counts::new();
+    };
+    let ids = json["ids"].as_array().map_or(&[][..], Vec::as_slice);
+    ids.iter()
+        .filter_map(|e| {
+            let key = (
+                e["group"].as_str()?.to_string(),
+                e["id"].as_str()?.to_string(),
+            );
+            let op = e["op"].as_str()?.to_string();
+            Some((
+                key,
+                (
+                    e["instructions_per_op"].as_f64()?,
+                    e["mispredicts_per_op"].as_f64()?,
+                    op,
+                ),
+            ))
+        })
+        .collect()
+}
+
 fn table(
     groups: &BTreeMap<String, Vec<Bench>>,
     declared: &BTreeMap<String, String>,
     not_run: &[&String],
     source: &str,
+    counts: &Counts,
 ) -> String {
     let mut s = String::new();
     let newest = groups.values().flatten().map(|b| b.saved).max();
@@ -475,8 +519,17 @@ fn table(
          throughput); ratio is the id's time over the group's `cogen` (or \
          `cogen_stackful`) time: above 1× is slower than cogen, below is faster.\n\n",
     );
-    s.push_str("| bench | group | id | median | 95% CI | ratio to cogen |\n");
-    s.push_str("|---|---|---|---:|---|---:|\n");
+    if counts.is_empty() {
+        s.push_str("| bench | group | id | median | 95% CI | ratio to cogen |\n");
+        s.push_str("|---|---|---|---:|---|---:|\n");
+    } else {
+        s.push_str(
+            "Instructions and (simulated) branch mispredictions per operation are \
+             callgrind's, from `tools/scripts/count_all.sh` (`op_counts.json`).\n\n",
+        );
+        s.push_str("| bench | group | id | median | 95% CI | ratio to cogen | instructions | mispredictions |\n");
+        s.push_str("|---|---|---|---:|---|---:|---:|---:|\n");
+    }
     let mut ordered: Vec<(&String, &Vec<Bench>)> = groups.iter().collect();
     ordered.sort_by_key(|(g, _)| (declared.get(*g).map_or("~", String::as_str), g.as_str()));
     for (group, list) in ordered {
@@ -492,11 +545,21 @@ fn table(
                 b.id.clone()
             };
             s.push_str(&format!(
-                "| {file} | {group} | {id} | {}{per} | {} – {} | {ratio} |\n",
+                "| {file} | {group} | {id} | {}{per} | {} – {} | {ratio} |",
                 fmt_time(b.per_op_ns()),
                 fmt_time(b.ci_ns.0 * scale),
                 fmt_time(b.ci_ns.1 * scale),
             ));
+            if !counts.is_empty() {
+                match counts.get(&(group.clone(), b.id.clone())) {
+                    Some((ir, mis, op)) => {
+                        let digits = if *ir < 100.0 { 1 } else { 0 };
+                        s.push_str(&format!(" {ir:.digits$} /{op} | {mis:.2} /{op} |"))
+                    }
+                    None => s.push_str(" – | – |"),
+                }
+            }
+            s.push('\n');
         }
     }
     s.push_str(&goals(groups));

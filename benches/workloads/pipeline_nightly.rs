@@ -1,13 +1,16 @@
-//! The stackless half of `benches/pipeline.rs` (feature `nightly`).
+//! The stackless half of the pipeline workloads (`cfg(cogen_nightly)`):
+//! `#[coroutine]` stages through cogen, the same chain as nightly `gen`
+//! blocks, and the `stackless_switch` group.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use cogen::pipeline::{PipelineExt, Stage, StageError};
-use criterion::Criterion;
 
 use super::{keep, map};
+use crate::harness::Harness;
 
+/// `pipeline_3_stages/cogen_stackless`: `#[coroutine]` stages through
+/// cogen's `Resumable` trait (`Stackless`, `PipelineExt::stackless_stage`).
 pub fn cogen_stackless(n: u64) -> u64 {
     let n = black_box(n);
     Stage::new(
@@ -43,7 +46,35 @@ pub fn cogen_stackless(n: u64) -> u64 {
     .unwrap()
 }
 
-pub fn stackless_switch(c: &mut Criterion) {
+/// `pipeline_3_stages/gen_blocks`: the same three stages as a chain of
+/// hand-written nightly `gen` blocks (each an `Iterator` over the one
+/// before), summed: what the compiler makes of the stages without cogen.
+pub fn gen_blocks(n: u64) -> u64 {
+    let n = black_box(n);
+    let source = gen move {
+        for i in 0..n {
+            yield i;
+        }
+    };
+    let mapped = gen move {
+        for x in source {
+            yield map(x);
+        }
+    };
+    let filtered = gen move {
+        for x in mapped {
+            if keep(x) {
+                yield x;
+            }
+        }
+    };
+    filtered.sum()
+}
+
+/// `stackless_switch`: one resume round trip of a stackless coroutine
+/// through cogen's `Stackless` (`cogen`) against `Coroutine::resume` on the
+/// same pinned nightly coroutine (`raw_nightly`).
+pub fn stackless_switch<H: Harness>(h: &mut H) {
     use std::ops::{Coroutine as _, CoroutineState};
     use std::pin::Pin;
 
@@ -66,24 +97,18 @@ pub fn stackless_switch(c: &mut Criterion) {
     // into, not how far LLVM can specialise a loop around a visible state
     // machine (with the raw coroutine in plain sight it peels the state
     // check out of the loop, which a real caller rarely allows).
-    let mut group = c.benchmark_group("stackless_switch");
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(3));
-    group.bench_function("cogen", |b| {
+    h.iter("cogen", || {
         let mut co = cogen::Stackless::new(make());
-        b.iter(
-            || match Resumable::resume(black_box(&mut co), black_box(1)) {
-                Ok(CoroutineResult::Yield(total)) => black_box(total),
-                _ => unreachable!(),
-            },
-        )
+        move || match Resumable::resume(black_box(&mut co), black_box(1)) {
+            Ok(CoroutineResult::Yield(total)) => black_box(total),
+            _ => unreachable!(),
+        }
     });
-    group.bench_function("raw_nightly", |b| {
+    h.iter("raw_nightly", || {
         let mut co = make();
-        b.iter(|| match Pin::new(black_box(&mut co)).resume(black_box(1)) {
+        move || match Pin::new(black_box(&mut co)).resume(black_box(1)) {
             CoroutineState::Yielded(total) => black_box(total),
             CoroutineState::Complete(()) => unreachable!(),
-        })
+        }
     });
-    group.finish();
 }
