@@ -97,6 +97,18 @@ fn explain_cannot_wait(what: &str) -> ! {
 #[inline]
 #[track_caller]
 pub(crate) fn running_stackful(what: &str) -> (&'static Task<dyn TaskBody>, &'static StackfulCx) {
+    let (task, cx) = running_stackful_ptr(what);
+    // SAFETY: see `running_stackful_ptr`: the task the loop holds while it
+    // runs; the reference does not escape the waiting function.
+    (unsafe { &*task }, cx)
+}
+
+/// [`running_stackful`], with the task as the pointer CURRENT_TASK holds
+/// (`Rc::as_ptr` of the loop's reference: the provenance of the whole
+/// allocation, for making a new `Rc` from it).
+#[inline]
+#[track_caller]
+fn running_stackful_ptr(what: &str) -> (*mut Task<dyn TaskBody>, &'static StackfulCx) {
     let cx = CURRENT_CX.with(Cell::get);
     if cx.is_null() {
         explain_cannot_wait(what);
@@ -107,17 +119,17 @@ pub(crate) fn running_stackful(what: &str) -> (&'static Task<dyn TaskBody>, &'st
     // lifetime does not escape: callers use it within the waiting function,
     // on the task's stack.
     let cx = unsafe { &*cx };
-    // SAFETY: CURRENT_TASK is set by `run_task` around `step`, so it is set
+    // CURRENT_TASK is set by `run_task` around `step`, so it is set
     // whenever CURRENT_CX is, and points at the task the loop holds.
-    let task = unsafe {
-        &*CURRENT_TASK
-            .with(Cell::get)
-            .expect("a running task")
-            .as_ptr()
-    };
+    let task = CURRENT_TASK
+        .with(Cell::get)
+        .expect("a running task")
+        .as_ptr();
     // A coroutine nested inside the task cannot suspend the task.
     if crate::coroutine::running_id() != cx.coroutine.get() {
-        panic_cannot_wait(what, CannotWait::NestedCoroutine, task.header.id);
+        // SAFETY: as above, the task is alive.
+        let id = unsafe { (*task).header.id };
+        panic_cannot_wait(what, CannotWait::NestedCoroutine, id);
     }
     (task, cx)
 }
@@ -181,14 +193,11 @@ fn check_deadline(cx: &StackfulCx, (at, scope): (Instant, u64)) {
 /// unwinds instead (see the module docs).
 #[inline]
 pub(crate) fn park(what: &str, reason: WaitReason, register: impl FnOnce(&Core, TaskRef, u32)) {
-    let (task, cx) = running_stackful(what);
+    let (ptr, cx) = running_stackful_ptr(what);
     let core = current_core(what);
     let deadline = deadline(cx);
-    let seq = core.begin_park(&task.header, reason);
-    let ptr = CURRENT_TASK
-        .with(Cell::get)
-        .expect("a running task")
-        .as_ptr();
+    // SAFETY: see `running_stackful`.
+    let seq = core.begin_park(unsafe { &(*ptr).header }, reason);
     // SAFETY: CURRENT_TASK holds `Rc::as_ptr` of the `TaskRef` the loop
     // holds while the task runs (see `Core::run_task`): a pointer from the
     // `Rc` itself, so this makes a new strong reference to that allocation.

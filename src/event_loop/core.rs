@@ -541,37 +541,36 @@ impl Core {
 struct StepGuard<'a> {
     core: &'a Core,
     task: &'a TaskRef,
-    stepped: Cell<bool>,
 }
 
 impl<'a> StepGuard<'a> {
     #[inline(always)]
     fn new(core: &'a Core, task: &'a TaskRef) -> Self {
         CURRENT_TASK.set(NonNull::new(Rc::as_ptr(task).cast_mut()));
-        StepGuard {
-            core,
-            task,
-            stepped: Cell::new(false),
-        }
+        StepGuard { core, task }
     }
 
+    /// The step returned: clears the current task (the guard's drop, which
+    /// also cleans up after an unwinding step, does not run).
     #[inline(always)]
     fn stepped(self) {
-        self.stepped.set(true);
+        CURRENT_TASK.set(None);
+        if let Some(wd) = &self.core.watchdog {
+            wd.leave();
+        }
+        std::mem::forget(self);
     }
 }
 
 impl Drop for StepGuard<'_> {
-    #[inline(always)]
+    #[cold]
     fn drop(&mut self) {
         CURRENT_TASK.set(None);
         if let Some(wd) = &self.core.watchdog {
             wd.leave();
         }
-        if !self.stepped.get() {
-            CURRENT_CX.set(ptr::null());
-            self.core.abandon(self.task);
-        }
+        CURRENT_CX.set(ptr::null());
+        self.core.abandon(self.task);
     }
 }
 

@@ -38,12 +38,13 @@ impl<T> TaskBody for StackfulBody<T> {
         CURRENT_CX.set(&self.cx);
         let resumed = co.resume(());
         CURRENT_CX.set(ptr::null());
-        if !matches!(resumed, Ok(CoroutineResult::Yield(()))) {
-            // Dead: its closure is gone, so dropping it runs no user code.
-            *slot = None;
+        if let Ok(CoroutineResult::Yield(())) = resumed {
+            return Step::Suspended;
         }
+        // Dead: its closure is gone, so dropping it runs no user code.
+        *slot = None;
         match resumed {
-            Ok(CoroutineResult::Yield(())) => Step::Suspended,
+            Ok(CoroutineResult::Yield(())) => unreachable!("handled above"),
             Ok(CoroutineResult::Return(value)) => {
                 self.result.set(Ok(value));
                 Step::Done
