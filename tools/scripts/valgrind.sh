@@ -32,7 +32,8 @@ command -v valgrind >/dev/null || {
 
 DEFAULT=(lib coroutine close_drop status generator pipeline streaming sieve stackless
     lua_suite model send_sync stack event_loop event_loop_channel event_loop_stackless
-    event_loop_io event_loop_proptest fuzz_event_loop)
+    event_loop_io event_loop_proptest fuzz_event_loop fuzz_coroutine moves event_loop_faults
+    event_loop_timeout)
 BINARIES=("$@")
 if [ ${#BINARIES[@]} -eq 0 ]; then
     BINARIES=("${DEFAULT[@]}")
