@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::super::reactor::Direction;
 use super::source::Source;
-use super::stream::{TcpStream, accepted, each_addr};
+use super::stream::{TcpStream, accepted, each_addr, nonblocking_socket, raw_addr};
 
 /// A TCP socket server, listening for connections, for tasks of an
 /// [`EventLoop`](super::super::EventLoop).
@@ -59,9 +59,17 @@ impl TcpListener {
     /// Binds a listener to `addr` (the first of its addresses that works;
     /// port 0 picks a free port: see [`local_addr`](TcpListener::local_addr)).
     /// Works anywhere, inside a task or not.
+    ///
+    /// Like std's, the socket has `SO_REUSEADDR` set; unlike std's, its
+    /// backlog (connections the system completes and queues until they
+    /// are accepted) is 1024 rather than 128, as in tokio, so that a burst
+    /// of connections is not dropped while the loop runs other tasks. The
+    /// system may cap it (`net.core.somaxconn` on Linux).
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         each_addr(addr, |addr| {
-            TcpListener::try_from(std::net::TcpListener::bind(addr)?)
+            Ok(TcpListener {
+                source: Source::new(listen(&addr)?),
+            })
         })
     }
 
@@ -119,6 +127,35 @@ impl TcpListener {
         listener.set_nonblocking(false)?;
         Ok(listener)
     }
+}
+
+/// The backlog [`TcpListener::bind`] asks for.
+const BACKLOG: libc::c_int = 1024;
+
+/// A new listening socket on `addr`, non-blocking, with `SO_REUSEADDR`.
+fn listen(addr: &SocketAddr) -> io::Result<std::net::TcpListener> {
+    // The listener owns the descriptor from here on: it closes on error.
+    let socket = std::net::TcpListener::from(std::os::fd::OwnedFd::from(nonblocking_socket(addr)?));
+    let fd = socket.as_raw_fd();
+    let one: libc::c_int = 1;
+    let (raw, len) = raw_addr(addr);
+    // SAFETY: plain system calls on the open descriptor `socket` owns;
+    // `one` and `raw` are valid for the sizes given.
+    unsafe {
+        if libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            std::ptr::from_ref(&one).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        ) != 0
+            || libc::bind(fd, std::ptr::from_ref(&raw).cast(), len) != 0
+            || libc::listen(fd, BACKLOG) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(socket)
 }
 
 /// Puts the std listener in non-blocking mode.
