@@ -45,7 +45,7 @@ use super::task::TaskRef;
 #[cfg(all(test, feature = "net"))]
 pub(crate) use imp::FORCE_ONESHOT;
 #[cfg(feature = "net")]
-pub(crate) use imp::{Direction, Reactor};
+pub(crate) use imp::{Direction, Reactor, ReadHint};
 
 /// A loop's reactor, once it has one. Without the `net` feature it never
 /// has one, and its methods do nothing.
@@ -131,12 +131,23 @@ mod imp {
     /// Readiness events taken per system call.
     const EVENTS: usize = 1024;
 
+    /// Whether a socket may have data to read, shared by the socket and
+    /// its slot (edge mode only). The socket clears it after a stream read
+    /// that returned less than it asked for, which took everything there
+    /// was; every readable event the poller reports for the socket sets it
+    /// again, whether or not a task waits. While it is clear, a read parks
+    /// at once instead of first making a system call that would find
+    /// nothing (see `Source::read`).
+    pub(crate) type ReadHint = std::rc::Rc<Cell<bool>>;
+
     type Waiters = Vec<(ThinTask, u32)>;
 
     /// One registered socket.
     struct Slot {
         readers: Waiters,
         writers: Waiters,
+        /// Set on every readable event (edge mode).
+        readable: Option<ReadHint>,
         /// Kept to re-arm it in oneshot mode, and to delete it from the
         /// poller if the reactor goes first. The socket deregisters before
         /// it closes the descriptor, so it is open while it is here.
@@ -205,16 +216,19 @@ mod imp {
             })
         }
 
-        /// Registers a socket; its key is for the other methods. The socket
-        /// must call [`deregister`](Reactor::deregister) before it closes
-        /// `fd` (if this reactor still exists then).
-        pub(crate) fn register(&self, fd: BorrowedFd<'_>) -> io::Result<usize> {
+        /// Registers a socket; its key is for the other methods, and in
+        /// edge mode its [`ReadHint`] comes with it. The socket must call
+        /// [`deregister`](Reactor::deregister) before it closes `fd` (if
+        /// this reactor still exists then).
+        pub(crate) fn register(&self, fd: BorrowedFd<'_>) -> io::Result<(usize, Option<ReadHint>)> {
             let raw = fd.as_raw_fd();
+            let hint = self.edge.then(|| ReadHint::new(Cell::new(true)));
             let key = {
                 let mut slots = self.slots.borrow_mut();
                 let slot = Slot {
                     readers: Vec::new(),
                     writers: Vec::new(),
+                    readable: hint.clone(),
                     fd: raw,
                 };
                 match slots.free.pop() {
@@ -240,7 +254,7 @@ mod imp {
                 }
             };
             match added {
-                Ok(()) => Ok(key),
+                Ok(()) => Ok((key, hint)),
                 Err(e) => {
                     drop(self.free(key));
                     Err(e)
@@ -372,6 +386,9 @@ mod imp {
                         continue; // not ours (the poller's own) or gone
                     };
                     if ev.readable {
+                        if let Some(hint) = &slot.readable {
+                            hint.set(true);
+                        }
                         woken.append(&mut slot.readers);
                     }
                     if ev.writable {

@@ -152,3 +152,50 @@ fn sockets_wait_in_oneshot_mode_too() {
     FORCE_ONESHOT.with(|f| f.set(false));
     assert_eq!(done.get(), 2);
 }
+
+#[test]
+fn a_short_read_marks_the_socket_drained_until_the_poller_reports_data() {
+    EventLoop::new()
+        .block_on(|| {
+            let (server, client) = pair();
+            let mut buf = [0; 8];
+            // The first read waits (and registers the socket).
+            let c = Rc::new(client);
+            let writer = c.clone();
+            spawn(move || (&*writer).write_all(b"ab").unwrap());
+            assert_eq!((&server).read(&mut buf).unwrap(), 2);
+            if !reactor().is_edge() {
+                return; // the hint is for edge mode only
+            }
+            // Fewer bytes than asked for: all there was.
+            assert!(server.source.drained());
+            // Data comes while no task reads the socket, and a poll takes
+            // its event (another task waits on a socket meanwhile, so the
+            // loop polls between steps): the hint is set again, and the
+            // next read takes the data instead of parking for good.
+            (&*c).write_all(b"c").unwrap();
+            let (other, _other_client) = pair();
+            let waiter = spawn(move || {
+                let mut one = [0; 1];
+                let _ = (&other).read(&mut one);
+            });
+            for _ in 0..100 {
+                yield_now();
+                if !server.source.drained() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert!(!server.source.drained(), "the poller's event set the hint");
+            assert_eq!((&server).read(&mut buf).unwrap(), 1);
+            assert_eq!(buf[0], b'c');
+            // A read that fills the buffer says nothing about what is left.
+            (&*c).write_all(&[7; 20]).unwrap();
+            let mut got = 0;
+            while got < 20 {
+                got += (&server).read(&mut buf).unwrap();
+            }
+            waiter.cancel();
+        })
+        .unwrap();
+}
