@@ -148,7 +148,7 @@
 
 // Layers, bottom to top (each file uses only the ones above it; `task`
 // names `core::Core` as a type only, for its back-reference):
-// task; run_queue, timer, remote, watchdog, error; reactor; current (names
+// epoll (Linux and Android); task; run_queue, timer, remote, watchdog, error; reactor; current (names
 // Core as a type only); core; context; join, channel, sleep, wait_for,
 // timeout; kind/*; stackless (docs), fs, net/* (source; stream; listener,
 // udp); runtime; task_builder.
@@ -156,6 +156,8 @@ mod channel;
 mod context;
 mod core;
 mod current;
+#[cfg(all(feature = "net", any(target_os = "linux", target_os = "android")))]
+mod epoll;
 mod error;
 #[cfg(feature = "blocking")]
 pub mod fs;

@@ -1,5 +1,7 @@
-//! Readiness: the loop's reactor, one `polling` poller per loop (feature
-//! `net`), and the tasks waiting on each socket registered with it. The
+//! Readiness: the loop's reactor, one poller per loop (feature `net`:
+//! cogen's own over epoll on Linux and Android, `epoll.rs`; the `polling`
+//! crate's elsewhere), and the tasks waiting on each socket registered
+//! with it. The
 //! sockets themselves are in `net/`; the run loop (`core.rs`) calls
 //! [`ReactorSlot::poll_now`] once per round and [`ReactorSlot::wait`] when
 //! idle.
@@ -45,7 +47,7 @@ use super::task::TaskRef;
 #[cfg(all(test, feature = "net"))]
 pub(crate) use imp::FORCE_ONESHOT;
 #[cfg(feature = "net")]
-pub(crate) use imp::{Direction, Reactor, ReadHint};
+pub(crate) use imp::{Direction, Hint, Reactor, ReadHint};
 
 /// A loop's reactor, once it has one. Without the `net` feature it never
 /// has one, and its methods do nothing.
@@ -115,6 +117,11 @@ mod imp {
     use std::sync::Arc;
     use std::time::Duration;
 
+    // The poller: cogen's own over epoll on Linux and Android (see
+    // `epoll.rs`), the `polling` crate's elsewhere; the same API.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    use super::super::epoll::{Event, Events, PollMode, Poller};
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
     use polling::{Event, Events, PollMode, Poller};
 
     use super::super::task::{Header, TaskRef, ThinTask};
@@ -132,13 +139,55 @@ mod imp {
     const EVENTS: usize = 1024;
 
     /// Whether a socket may have data to read, shared by the socket and
-    /// its slot (edge mode only). The socket clears it after a stream read
-    /// that returned less than it asked for, which took everything there
-    /// was; every readable event the poller reports for the socket sets it
-    /// again, whether or not a task waits. While it is clear, a read parks
-    /// at once instead of first making a system call that would find
-    /// nothing (see `Source::read`).
-    pub(crate) type ReadHint = std::rc::Rc<Cell<bool>>;
+    /// its slot (edge mode on Linux and Android, where cogen's own epoll
+    /// poller reports a closed read side). The socket marks it drained
+    /// after a stream read that returned less than it asked for, which
+    /// took everything there was; every readable event the poller reports
+    /// for the socket marks it readable again, whether or not a task
+    /// waits. While it is drained, a read parks at once instead of first
+    /// making a system call that would find nothing (see `Source::read`).
+    ///
+    /// The end of the stream needs care: a FIN that came with the last
+    /// data is no data, so the read that takes that data is short, yet
+    /// the next read returns 0 at once, and the poller may have reported
+    /// the FIN before that read (with the data's event). So an event that
+    /// says the read side is closed (or the socket failed) makes the hint
+    /// `Closed` for good: every read tries first from then on.
+    pub(crate) type ReadHint = std::rc::Rc<Cell<Hint>>;
+
+    /// See [`ReadHint`].
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) enum Hint {
+        /// A read took all there was, and no event came since.
+        Drained,
+        /// An event came since (or nothing is known yet).
+        MaybeReadable,
+        /// The read side is closed or the socket failed: reads never park
+        /// without trying.
+        Closed,
+    }
+
+    impl Hint {
+        /// After a readable event, which says whether the read side is
+        /// closed.
+        fn on_event(self, closed: bool) -> Hint {
+            match (self, closed) {
+                (Hint::Closed, _) | (_, true) => Hint::Closed,
+                _ => Hint::MaybeReadable,
+            }
+        }
+    }
+
+    /// True if the event says the read side is closed or the socket
+    /// failed (only cogen's epoll poller says so; no hints elsewhere).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn read_closed(ev: &Event) -> bool {
+        ev.read_closed
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn read_closed(_: &Event) -> bool {
+        true
+    }
 
     type Waiters = Vec<(ThinTask, u32)>;
 
@@ -217,12 +266,13 @@ mod imp {
         }
 
         /// Registers a socket; its key is for the other methods, and in
-        /// edge mode its [`ReadHint`] comes with it. The socket must call
+        /// edge mode (Linux, Android) its [`ReadHint`] comes with it. The socket must call
         /// [`deregister`](Reactor::deregister) before it closes `fd` (if
         /// this reactor still exists then).
         pub(crate) fn register(&self, fd: BorrowedFd<'_>) -> io::Result<(usize, Option<ReadHint>)> {
             let raw = fd.as_raw_fd();
-            let hint = self.edge.then(|| ReadHint::new(Cell::new(true)));
+            let hint = (self.edge && cfg!(any(target_os = "linux", target_os = "android")))
+                .then(|| ReadHint::new(Cell::new(Hint::MaybeReadable)));
             let key = {
                 let mut slots = self.slots.borrow_mut();
                 let slot = Slot {
@@ -387,7 +437,7 @@ mod imp {
                     };
                     if ev.readable {
                         if let Some(hint) = &slot.readable {
-                            hint.set(true);
+                            hint.set(hint.get().on_event(read_closed(&ev)));
                         }
                         woken.append(&mut slot.readers);
                     }

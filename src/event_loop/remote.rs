@@ -23,7 +23,11 @@ use std::task::{RawWaker, RawWakerVTable, Waker};
 use std::thread::Thread;
 use std::time::Duration;
 
+#[cfg(all(feature = "net", any(target_os = "linux", target_os = "android")))]
+use super::epoll::Poller;
 use super::task::Header;
+#[cfg(all(feature = "net", not(any(target_os = "linux", target_os = "android"))))]
+use polling::Poller;
 
 /// The inbox of wake-ups that wakers (maybe on other threads) leave for a
 /// loop, and the loop's thread to unpark (or its poller to notify).
@@ -34,7 +38,7 @@ pub(crate) struct Remote {
     /// The poller the idle loop waits in, once it has one: set once, by
     /// the loop's thread, when its first socket has to wait.
     #[cfg(feature = "net")]
-    poller: OnceLock<Arc<polling::Poller>>,
+    poller: OnceLock<Arc<Poller>>,
 }
 
 impl Remote {
@@ -93,7 +97,7 @@ impl Remote {
     /// From now on, wake-ups notify `poller` instead of unparking the
     /// thread (the loop then waits in the poller when idle).
     #[cfg(feature = "net")]
-    pub(crate) fn use_poller(&self, poller: Arc<polling::Poller>) {
+    pub(crate) fn use_poller(&self, poller: Arc<Poller>) {
         let _ = self.poller.set(poller);
         fence(Ordering::SeqCst);
     }

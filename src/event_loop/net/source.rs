@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::super::context::{current_core, park, running_stackful};
 use super::super::core::Core;
-use super::super::reactor::{Direction, Reactor, ReadHint};
+use super::super::reactor::{Direction, Hint, Reactor, ReadHint};
 use super::super::sleep::deadline_after;
 use super::super::task::{Header, WaitReason};
 
@@ -33,8 +33,8 @@ struct Registration {
     /// once that loop is gone (the socket then registers again).
     reactor: Weak<Reactor>,
     key: usize,
-    /// Clear while a read drained the socket and no readable event came
-    /// since (edge mode; `None` otherwise).
+    /// Drained while a read took all there was and no readable event came
+    /// since (edge mode on Linux and Android; `None` otherwise).
     readable: Option<ReadHint>,
 }
 
@@ -114,7 +114,7 @@ impl<T: AsFd> Source<T> {
     /// returns fewer than `len` bytes (but some) took all there was, so
     /// the next read parks at once until the poller reports new data,
     /// rather than first making a system call that would find nothing
-    /// (edge mode; see `ReadHint`). Only for byte streams: a short
+    /// (edge mode on Linux and Android; see `ReadHint`). Only for byte streams: a short
     /// datagram says nothing about the queue, and a peek leaves it full.
     #[track_caller]
     pub(crate) fn read(
@@ -159,10 +159,10 @@ impl<T: AsFd> Source<T> {
             .borrow()
             .as_ref()
             .and_then(|r| r.readable.as_ref())
-            .is_some_and(|hint| !hint.get())
+            .is_some_and(|hint| hint.get() == Hint::Drained)
     }
 
-    /// After a read that took all there was (in edge mode).
+    /// After a read that took all there was (a closed read side stays so).
     fn set_drained(&self) {
         if let Some(hint) = self
             .reg
@@ -170,8 +170,9 @@ impl<T: AsFd> Source<T> {
             .borrow()
             .as_ref()
             .and_then(|r| r.readable.as_ref())
+            && hint.get() == Hint::MaybeReadable
         {
-            hint.set(false);
+            hint.set(Hint::Drained);
         }
     }
 
