@@ -845,3 +845,30 @@ fn five_hundred_connections_at_once_on_one_loop() {
 fn ten_thousand_connections_at_once_on_one_loop() {
     many_idle_connections("ten_thousand_connections_at_once_on_one_loop", 10_000, 3);
 }
+
+#[test]
+fn accept_reports_the_peer_address_over_ipv4_and_ipv6() {
+    for local in ["127.0.0.1:0", "[::1]:0"] {
+        let Ok(listener) = TcpListener::bind(local) else {
+            println!("cannot bind {local}: skipped");
+            continue;
+        };
+        let addr = listener.local_addr().unwrap();
+        let client = thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            let me = s.local_addr().unwrap();
+            s.write_all(b"hi").unwrap();
+            me
+        });
+        let (peer, got) = EventLoop::new()
+            .block_on(move || {
+                let (stream, peer) = listener.accept().unwrap();
+                let mut got = String::new();
+                (&stream).read_to_string(&mut got).unwrap(); // parks, not blocks
+                (peer, got)
+            })
+            .unwrap();
+        assert_eq!(peer, client.join().unwrap());
+        assert_eq!(got, "hi");
+    }
+}

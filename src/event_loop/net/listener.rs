@@ -98,9 +98,8 @@ impl TcpListener {
             "net::TcpListener::accept",
             Direction::Read,
             timeout,
-            std::net::TcpListener::accept,
+            accept_nonblocking,
         )?;
-        stream.set_nonblocking(true)?;
         Ok((accepted(stream), addr))
     }
 
@@ -127,6 +126,85 @@ impl TcpListener {
         listener.set_nonblocking(false)?;
         Ok(listener)
     }
+}
+
+/// Accepts a connection as a non-blocking socket: in one `accept4` where
+/// there is one.
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly",
+    target_os = "illumos",
+    target_os = "solaris"
+))]
+fn accept_nonblocking(
+    listener: &std::net::TcpListener,
+) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+    use std::os::fd::FromRawFd;
+    // SAFETY: all-zero bytes are a valid `sockaddr_storage`.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage` has room for `len` bytes of any socket address;
+    // the descriptor is open.
+    let fd = unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            std::ptr::from_mut(&mut storage).cast(),
+            &mut len,
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new descriptor that nothing else owns.
+    let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    let addr = match libc::c_int::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a `sockaddr_in` (its family says
+            // so); `sockaddr_storage` is aligned for it.
+            let sin = unsafe { *std::ptr::from_ref(&storage).cast::<libc::sockaddr_in>() };
+            SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+                u16::from_be(sin.sin_port),
+            ))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, a `sockaddr_in6`.
+            let sin6 = unsafe { *std::ptr::from_ref(&storage).cast::<libc::sockaddr_in6>() };
+            SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            ))
+        }
+        _ => stream.peer_addr()?,
+    };
+    Ok((stream, addr))
+}
+
+/// Accepts a connection as a non-blocking socket.
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly",
+    target_os = "illumos",
+    target_os = "solaris"
+)))]
+fn accept_nonblocking(
+    listener: &std::net::TcpListener,
+) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+    let (stream, addr) = listener.accept()?;
+    stream.set_nonblocking(true)?;
+    Ok((stream, addr))
 }
 
 /// The backlog [`TcpListener::bind`] asks for.
