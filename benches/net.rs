@@ -483,6 +483,8 @@ mod linux {
         errors: u64,
         /// Requests answered over the whole run, warm-up included.
         total: u64,
+        /// The client thread's CPU time over the measured window.
+        client_cpu: Duration,
     }
 
     impl Outcome {
@@ -499,6 +501,11 @@ mod linux {
         /// Server CPU time over wall time.
         fn busy(&self) -> f64 {
             (self.cpu.0 + self.cpu.1).as_secs_f64() / self.elapsed.as_secs_f64()
+        }
+
+        /// Client CPU time over wall time.
+        fn client_busy(&self) -> f64 {
+            self.client_cpu.as_secs_f64() / self.elapsed.as_secs_f64()
         }
     }
 
@@ -632,6 +639,8 @@ mod linux {
         let end = measure_from + secs;
         let mut measuring = false;
         let mut cpu_start = (Duration::ZERO, Duration::ZERO);
+        let me = [gettid()];
+        let mut client_start = Duration::ZERO;
         let mut window_start = measure_from;
         // Fixed pace: batch k goes out on connection k % conns at k * gap.
         let gap_ns = match pace {
@@ -669,11 +678,17 @@ mod linux {
                 requests = 0;
                 latency.reset();
                 cpu_start = cpu_of(tids);
+                client_start = {
+                    let (u, s) = cpu_of(&me);
+                    u + s
+                };
                 window_start = now;
             }
             if now >= end {
                 let cpu_end = cpu_of(tids);
+                let client_end = cpu_of(&me);
                 return Outcome {
+                    client_cpu: (client_end.0 + client_end.1).saturating_sub(client_start),
                     requests,
                     elapsed: now - window_start,
                     latency,
@@ -764,9 +779,9 @@ mod linux {
     fn print_table(title: &str, rows: &[Row]) {
         println!("\n### {title}\n");
         println!(
-            "| id | max req/s | server CPU per req at max: user | system | server busy | fixed rate req/s | p50 | p99 | server CPU per req at fixed rate | errors |"
+            "| id | max req/s | server CPU per req at max: user | system | server busy | client busy | fixed rate req/s | p50 | p99 | server CPU per req at fixed rate | errors |"
         );
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for row in rows {
             let (user, sys) = row.max.cpu_per_request();
             let fixed = match &row.fixed {
@@ -783,10 +798,11 @@ mod linux {
             };
             let errors = row.max.errors + row.fixed.as_ref().map_or(0, |f| f.1.errors);
             println!(
-                "| {} | {:.0} | {user:.2} µs | {sys:.2} µs | {:.0} % | {fixed} | {errors} |",
+                "| {} | {:.0} | {user:.2} µs | {sys:.2} µs | {:.0} % | {:.0} % | {fixed} | {errors} |",
                 row.id,
                 row.max.rate(),
-                row.max.busy() * 100.0
+                row.max.busy() * 100.0,
+                row.max.client_busy() * 100.0
             );
         }
     }
