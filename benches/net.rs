@@ -5,7 +5,7 @@
 //! pipelining depth 16 and depth 1).
 //!
 //! ```text
-//! cargo bench --bench net                          # every group and id, ~1.5 min
+//! cargo bench --bench net                          # every group and id, ~70 s
 //! NET_BENCH_SECS=10 cargo bench --bench net        # longer runs per id and mode
 //! cargo bench --bench net -- net_echo/tokio        # only the ids whose name contains this
 //! cargo bench --bench net -- serve net_echo/tokio  # serve one id until killed
@@ -22,7 +22,11 @@
 //! rate (open loop: requests go out on a schedule, and latency counts from
 //! the scheduled time, so a stalled server is not hidden). The fixed rate
 //! is half the lowest maximum of the group's ids, so that every server
-//! keeps up with it (`NET_BENCH_RATE` sets it instead).
+//! keeps up with it (`NET_BENCH_RATE` sets it instead). Each id's measured
+//! time (`NET_BENCH_SECS`, default 2 s per mode) is split into
+//! `NET_BENCH_ROUNDS` slices (default 4), each after a short warm-up on new
+//! connections, and the ids take turns, so that other load on the machine
+//! falls on every id alike; the table adds up each id's slices.
 //!
 //! `serve` and `client` split the two sides into two processes, so that
 //! `strace -c -f -p PID` can attach to a server alone; the client prints
@@ -70,7 +74,7 @@ mod linux {
     /// The idle time limit of the HTTP servers that have one.
     const IDLE: Duration = Duration::from_secs(60);
     /// Warm-up before each measured run.
-    const WARM_UP: Duration = Duration::from_millis(500);
+    const WARM_UP: Duration = Duration::from_millis(300);
 
     /// What a connection sends and what answers it.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -498,6 +502,17 @@ mod linux {
             (per(self.cpu.0), per(self.cpu.1))
         }
 
+        /// Adds another slice of the same id and mode.
+        fn add(&mut self, other: Outcome) {
+            self.requests += other.requests;
+            self.elapsed += other.elapsed;
+            self.latency.add(&other.latency).expect("same bounds");
+            self.cpu = (self.cpu.0 + other.cpu.0, self.cpu.1 + other.cpu.1);
+            self.errors += other.errors;
+            self.total += other.total;
+            self.client_cpu += other.client_cpu;
+        }
+
         /// Server CPU time over wall time.
         fn busy(&self) -> f64 {
             (self.cpu.0 + self.cpu.1).as_secs_f64() / self.elapsed.as_secs_f64()
@@ -819,39 +834,66 @@ mod linux {
         Duration::from_secs_f64(secs)
     }
 
-    /// One group at one workload: every selected id at full speed, then at
-    /// the fixed rate.
-    fn run_group(
-        group: &str,
+    /// Rounds per id and mode (`NET_BENCH_ROUNDS`, default 4): each id's
+    /// measured time is split into this many slices, and the ids take
+    /// turns, so that other load on the machine falls on all of them alike.
+    fn rounds() -> u32 {
+        std::env::var("NET_BENCH_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .filter(|&r| r > 0)
+            .unwrap_or(4)
+    }
+
+    /// Runs every id at `pace` in turns, `rounds()` times, and adds up
+    /// each id's slices.
+    fn in_turns(
         title: &str,
         work: Workload,
-        servers: &mut Vec<(&'static str, Server)>,
-    ) {
-        let secs = secs();
-        let mut rows: Vec<Row> = Vec::new();
-        for (id, server) in servers.iter() {
-            eprintln!("{title} / {id}: saturating");
-            let max = drive_pinned(server, work, Pace::Saturate, secs);
-            rows.push(Row {
-                id,
-                max,
-                fixed: None,
-            });
+        pace: Pace,
+        servers: &[(&'static str, Server)],
+    ) -> Vec<Outcome> {
+        let rounds = rounds();
+        let slice = secs() / rounds;
+        let mut sums: Vec<Option<Outcome>> = servers.iter().map(|_| None).collect();
+        for round in 0..rounds {
+            for ((id, server), sum) in servers.iter().zip(&mut sums) {
+                eprintln!("{title} / {id}: {pace:?}, round {}", round + 1);
+                let out = drive_pinned(server, work, pace, slice);
+                match sum {
+                    Some(sum) => sum.add(out),
+                    None => *sum = Some(out),
+                }
+            }
         }
+        sums.into_iter()
+            .map(|s| s.expect("one round at least"))
+            .collect()
+    }
+
+    /// One group at one workload: every selected id at full speed, then at
+    /// the fixed rate.
+    fn run_group(title: &str, work: Workload, servers: &[(&'static str, Server)]) {
+        let maxes = in_turns(title, work, Pace::Saturate, servers);
         let rate = std::env::var("NET_BENCH_RATE")
             .ok()
             .and_then(|r| r.parse::<f64>().ok())
             .unwrap_or_else(|| {
-                0.5 * rows
+                0.5 * maxes
                     .iter()
-                    .map(|r| r.max.rate())
+                    .map(Outcome::rate)
                     .fold(f64::INFINITY, f64::min)
             });
-        for (row, (id, server)) in rows.iter_mut().zip(servers.iter()) {
-            eprintln!("{title} / {id}: {rate:.0} requests/s");
-            row.fixed = Some((rate, drive_pinned(server, work, Pace::Fixed { rate }, secs)));
-        }
-        let _ = group;
+        let fixed = in_turns(title, work, Pace::Fixed { rate }, servers);
+        let rows: Vec<Row> = servers
+            .iter()
+            .zip(maxes.into_iter().zip(fixed))
+            .map(|((id, _), (max, fixed))| Row {
+                id,
+                max,
+                fixed: Some((rate, fixed)),
+            })
+            .collect();
         print_table(title, &rows);
     }
 
@@ -882,12 +924,13 @@ mod linux {
             })
             .unwrap_or_default();
         println!(
-            "net bench: {model}; pinning: {}; {:?} per id and mode after {WARM_UP:?} of warm-up",
+            "net bench: {model}; pinning: {}; {:?} per id and mode, in {} turns of the ids, each after {WARM_UP:?} of warm-up",
             match cores() {
                 Some((s, c)) => format!("server on core {s}, client on core {c}"),
                 None => "none (one core)".into(),
             },
-            secs()
+            secs(),
+            rounds()
         );
         for (group, title, work) in [
             (
@@ -906,13 +949,13 @@ mod linux {
                 Workload::Http { depth: 1 },
             ),
         ] {
-            let mut servers: Vec<(&'static str, Server)> = IDS
+            let servers: Vec<(&'static str, Server)> = IDS
                 .iter()
                 .filter(|(g, id, _)| *g == group && format!("{g}/{id}").contains(filter))
                 .map(|(_, id, start)| (*id, start()))
                 .collect();
             if !servers.is_empty() {
-                run_group(group, title, work, &mut servers);
+                run_group(title, work, &servers);
             }
         }
     }

@@ -14,8 +14,8 @@
 set -euo pipefail
 id=${1:?usage: net_syscalls.sh GROUP/ID [CLIENT_GROUP]}
 group=${2:-${id%%/*}}
-cargo bench --bench net --no-run --quiet 2>/dev/null
-bench=$(ls -t "${CARGO_TARGET_DIR:-target}"/release/deps/net-* | grep -v '\.d$' | head -1)
+bench=$(cargo bench --bench net --no-run 2>&1 | sed -n 's/.*Executable benches\/net.rs (\(.*\))$/\1/p')
+[ -x "$bench" ] || { echo "cannot build benches/net.rs" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$bench" serve "$id" >"$work/serve" 2>&1 &
