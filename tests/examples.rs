@@ -226,6 +226,63 @@ mod servers {
         }
     }
 
+    /// One HTTP response as `http_server` writes it: the status line, and
+    /// the body that `Content-Length` frames.
+    fn read_response(reader: &mut BufReader<TcpStream>) -> (String, Vec<u8>) {
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        let mut body_len = 0;
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header).unwrap();
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            let (name, value) = header.split_once(':').expect("a header line");
+            if name.eq_ignore_ascii_case("content-length") {
+                body_len = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; body_len];
+        reader.read_exact(&mut body).unwrap();
+        (status.trim_end().to_owned(), body)
+    }
+
+    /// `http_server`: one request; two pipelined in one write on the same
+    /// connection, both answered; a 404; a malformed request answered with
+    /// 400, then the connection closed.
+    pub(super) fn http_client(addr: SocketAddr) {
+        const GET: &str = "GET / HTTP/1.1\r\nHost: test\r\n\r\n";
+        let mut conn = BufReader::new(connect(addr));
+        conn.get_mut().write_all(GET.as_bytes()).unwrap();
+        let (status, body) = read_response(&mut conn);
+        assert_eq!(
+            (status.as_str(), body.as_slice()),
+            ("HTTP/1.1 200 OK", &b"Hello, World!"[..])
+        );
+
+        conn.get_mut()
+            .write_all(format!("{GET}GET /nowhere HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
+            .unwrap();
+        let (status, body) = read_response(&mut conn);
+        assert_eq!(
+            (status.as_str(), body.as_slice()),
+            ("HTTP/1.1 200 OK", &b"Hello, World!"[..])
+        );
+        let (status, _) = read_response(&mut conn);
+        assert_eq!(status, "HTTP/1.1 404 Not Found");
+
+        conn.get_mut()
+            .write_all(b"NOT HTTP AT ALL\r\n\r\n")
+            .unwrap();
+        let (status, _) = read_response(&mut conn);
+        assert_eq!(status, "HTTP/1.1 400 Bad Request");
+        let mut rest = Vec::new();
+        conn.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, b"", "the connection is closed after a 400");
+    }
+
     /// A chat client: its connection, read line by line.
     struct ChatClient {
         id: String,
@@ -306,7 +363,7 @@ mod servers {
     }
 }
 #[cfg(feature = "net")]
-use servers::{chat_clients, check_server, echo_client};
+use servers::{chat_clients, check_server, echo_client, http_client};
 
 fn expected_output_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -376,6 +433,8 @@ examples! {
     echo_server => "echo_server" ["--addr", "127.0.0.1:0"] serve echo_client,
     #[cfg(feature = "net")]
     chat_server => "chat_server" ["--addr", "127.0.0.1:0"] serve chat_clients,
+    #[cfg(feature = "net")]
+    http_server => "http_server" ["--addr", "127.0.0.1:0"] serve http_client,
 }
 
 /// Every program in `examples/` (a `.rs` file or a directory with a

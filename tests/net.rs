@@ -732,3 +732,143 @@ fn a_general_timeout_cuts_a_socket_wait_short_and_leaves_the_socket_usable() {
     assert_eq!(got, "later");
     client.join().unwrap();
 }
+
+/// Raises this process's soft limit on open descriptors to its hard limit
+/// and returns how many connections fit in it, at most `wanted` (one
+/// descriptor each, and some kept for the rest of the process).
+fn connections_that_fit(wanted: usize) -> usize {
+    const SPARE: usize = 256;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls; `limit` is a valid out-pointer.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+    let fit = usize::try_from(limit.rlim_cur)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(SPARE);
+    if fit < wanted {
+        println!(
+            "RLIMIT_NOFILE's hard limit is {}: {fit} connections instead of {wanted}",
+            limit.rlim_max
+        );
+    }
+    fit.min(wanted)
+}
+
+/// Set in the client process of [`many_idle_connections`]: `ADDR N ROUNDS`.
+const MANY_CLIENT: &str = "COGEN_NET_MANY_CLIENT";
+
+/// `n` connections open at once on one loop, one task each. The clients
+/// are in a child process (this test binary, running `test` with
+/// [`MANY_CLIENT`] set), so that each process needs one descriptor per
+/// connection: it connects them all, then, `rounds` times, writes a
+/// message on every connection before it reads any echo, and checks every
+/// echo. So every task is parked in `read` at once, with all `n` sockets
+/// waiting in the reactor.
+fn many_idle_connections(test: &str, wanted: usize, rounds: usize) {
+    if let Ok(args) = std::env::var(MANY_CLIENT) {
+        many_clients(&args);
+        return;
+    }
+    let n = connections_that_fit(wanted);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--include-ignored"])
+        .env(MANY_CLIENT, format!("{addr} {n} {rounds}"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ev = EventLoop::new();
+    let served = ev
+        .block_on(move || {
+            let tasks: Vec<_> = (0..n)
+                .map(|_| {
+                    let (stream, _) = listener.accept().unwrap();
+                    spawn(move || echo(&stream).unwrap())
+                })
+                .collect();
+            tasks.into_iter().map(|t| t.join().unwrap()).sum::<usize>()
+        })
+        .unwrap();
+    let out = client.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the client process failed:\n{said}");
+    assert!(
+        said.contains(&format!("many: {n} echoes checked")),
+        "{said}"
+    );
+    // Every byte of every round came back: 8 digits, '/', the round, '\n'.
+    let per_round: usize = (0..rounds).map(|r| 10 + r.to_string().len()).sum();
+    assert_eq!(served, n * per_round);
+    println!("{n} connections at once, {rounds} rounds, every echo checked");
+}
+
+/// The client process's part of [`many_idle_connections`].
+fn many_clients(args: &str) {
+    let mut args = args.split(' ');
+    let addr: SocketAddr = args.next().unwrap().parse().unwrap();
+    let n: usize = args.next().unwrap().parse().unwrap();
+    let rounds: usize = args.next().unwrap().parse().unwrap();
+    assert_eq!(connections_that_fit(n), n);
+    let mut streams: Vec<std::net::TcpStream> = (0..n)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    for round in 0..rounds {
+        for (i, s) in streams.iter_mut().enumerate() {
+            s.write_all(format!("{i:>8}/{round}\n").as_bytes()).unwrap();
+        }
+        for (i, s) in streams.iter_mut().enumerate() {
+            let want = format!("{i:>8}/{round}\n");
+            let mut back = vec![0; want.len()];
+            s.read_exact(&mut back).unwrap();
+            assert_eq!(back, want.as_bytes(), "connection {i}, round {round}");
+        }
+    }
+    println!("many: {n} echoes checked");
+    // Dropping the streams closes every connection: the server's tasks end.
+}
+
+#[test]
+fn five_hundred_connections_at_once_on_one_loop() {
+    many_idle_connections("five_hundred_connections_at_once_on_one_loop", 500, 3);
+}
+
+/// Run with `cargo test --release --test net -- --ignored --nocapture`.
+#[test]
+#[ignore = "10,000 sockets and tasks: run it on its own"]
+fn ten_thousand_connections_at_once_on_one_loop() {
+    many_idle_connections("ten_thousand_connections_at_once_on_one_loop", 10_000, 3);
+}
+
+#[test]
+fn accept_reports_the_peer_address_over_ipv4_and_ipv6() {
+    for local in ["127.0.0.1:0", "[::1]:0"] {
+        let Ok(listener) = TcpListener::bind(local) else {
+            println!("cannot bind {local}: skipped");
+            continue;
+        };
+        let addr = listener.local_addr().unwrap();
+        let client = thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            let me = s.local_addr().unwrap();
+            s.write_all(b"hi").unwrap();
+            me
+        });
+        let (peer, got) = EventLoop::new()
+            .block_on(move || {
+                let (stream, peer) = listener.accept().unwrap();
+                let mut got = String::new();
+                (&stream).read_to_string(&mut got).unwrap(); // parks, not blocks
+                (peer, got)
+            })
+            .unwrap();
+        assert_eq!(peer, client.join().unwrap());
+        assert_eq!(got, "hi");
+    }
+}

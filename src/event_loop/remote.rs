@@ -24,6 +24,8 @@ use std::thread::Thread;
 use std::time::Duration;
 
 use super::task::Header;
+#[cfg(feature = "net")]
+use polling::Poller;
 
 /// The inbox of wake-ups that wakers (maybe on other threads) leave for a
 /// loop, and the loop's thread to unpark (or its poller to notify).
@@ -34,7 +36,7 @@ pub(crate) struct Remote {
     /// The poller the idle loop waits in, once it has one: set once, by
     /// the loop's thread, when its first socket has to wait.
     #[cfg(feature = "net")]
-    poller: OnceLock<Arc<polling::Poller>>,
+    poller: OnceLock<Arc<Poller>>,
 }
 
 impl Remote {
@@ -98,7 +100,7 @@ impl Remote {
     /// From now on, wake-ups notify `poller` instead of unparking the
     /// thread (the loop then waits in the poller when idle).
     #[cfg(feature = "net")]
-    pub(crate) fn use_poller(&self, poller: Arc<polling::Poller>) {
+    pub(crate) fn use_poller(&self, poller: Arc<Poller>) {
         let _ = self.poller.set(poller);
         fence(Ordering::SeqCst);
     }

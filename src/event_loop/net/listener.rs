@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::super::reactor::Direction;
 use super::source::Source;
-use super::stream::{TcpStream, accepted, each_addr};
+use super::stream::{TcpStream, accepted, each_addr, nonblocking_socket, raw_addr};
 
 /// A TCP socket server, listening for connections, for tasks of an
 /// [`EventLoop`](super::super::EventLoop).
@@ -59,9 +59,17 @@ impl TcpListener {
     /// Binds a listener to `addr` (the first of its addresses that works;
     /// port 0 picks a free port: see [`local_addr`](TcpListener::local_addr)).
     /// Works anywhere, inside a task or not.
+    ///
+    /// Like std's, the socket has `SO_REUSEADDR` set; unlike std's, its
+    /// backlog (connections the system completes and queues until they
+    /// are accepted) is 1024 rather than 128, as in tokio, so that a burst
+    /// of connections is not dropped while the loop runs other tasks. The
+    /// system may cap it (`net.core.somaxconn` on Linux).
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         each_addr(addr, |addr| {
-            TcpListener::try_from(std::net::TcpListener::bind(addr)?)
+            Ok(TcpListener {
+                source: Source::new(listen(&addr)?),
+            })
         })
     }
 
@@ -90,9 +98,8 @@ impl TcpListener {
             "net::TcpListener::accept",
             Direction::Read,
             timeout,
-            std::net::TcpListener::accept,
+            accept_nonblocking,
         )?;
-        stream.set_nonblocking(true)?;
         Ok((accepted(stream), addr))
     }
 
@@ -119,6 +126,114 @@ impl TcpListener {
         listener.set_nonblocking(false)?;
         Ok(listener)
     }
+}
+
+/// Accepts a connection as a non-blocking socket: in one `accept4` where
+/// there is one.
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly",
+    target_os = "illumos",
+    target_os = "solaris"
+))]
+fn accept_nonblocking(
+    listener: &std::net::TcpListener,
+) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+    use std::os::fd::FromRawFd;
+    // SAFETY: all-zero bytes are a valid `sockaddr_storage`.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage` has room for `len` bytes of any socket address;
+    // the descriptor is open.
+    let fd = unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            std::ptr::from_mut(&mut storage).cast(),
+            &mut len,
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new descriptor that nothing else owns.
+    let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    let addr = match libc::c_int::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a `sockaddr_in` (its family says
+            // so); `sockaddr_storage` is aligned for it.
+            let sin = unsafe { *std::ptr::from_ref(&storage).cast::<libc::sockaddr_in>() };
+            SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+                u16::from_be(sin.sin_port),
+            ))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, a `sockaddr_in6`.
+            let sin6 = unsafe { *std::ptr::from_ref(&storage).cast::<libc::sockaddr_in6>() };
+            SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            ))
+        }
+        _ => stream.peer_addr()?,
+    };
+    Ok((stream, addr))
+}
+
+/// Accepts a connection as a non-blocking socket.
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly",
+    target_os = "illumos",
+    target_os = "solaris"
+)))]
+fn accept_nonblocking(
+    listener: &std::net::TcpListener,
+) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+    let (stream, addr) = listener.accept()?;
+    stream.set_nonblocking(true)?;
+    Ok((stream, addr))
+}
+
+/// The backlog [`TcpListener::bind`] asks for.
+const BACKLOG: libc::c_int = 1024;
+
+/// A new listening socket on `addr`, non-blocking, with `SO_REUSEADDR`.
+fn listen(addr: &SocketAddr) -> io::Result<std::net::TcpListener> {
+    // The listener owns the descriptor from here on: it closes on error.
+    let socket = std::net::TcpListener::from(std::os::fd::OwnedFd::from(nonblocking_socket(addr)?));
+    let fd = socket.as_raw_fd();
+    let one: libc::c_int = 1;
+    let (raw, len) = raw_addr(addr);
+    // SAFETY: plain system calls on the open descriptor `socket` owns;
+    // `one` and `raw` are valid for the sizes given.
+    unsafe {
+        if libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            std::ptr::from_ref(&one).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        ) != 0
+            || libc::bind(fd, std::ptr::from_ref(&raw).cast(), len) != 0
+            || libc::listen(fd, BACKLOG) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(socket)
 }
 
 /// Puts the std listener in non-blocking mode.

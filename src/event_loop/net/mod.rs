@@ -70,8 +70,9 @@
 //!
 //! Every socket is a std socket in non-blocking mode. An operation first
 //! makes its system call; only if that would block does the task park on
-//! the loop's reactor (one `polling` poller per loop, created when the
-//! first socket has to wait), which wakes it when the socket is ready;
+//! the loop's reactor (one poller per loop, created when the first socket
+//! has to wait: the `polling` crate's), which wakes it when the socket is
+//! ready;
 //! then it tries again. A task parked on a socket costs nothing until the
 //! socket is ready. One task may read while another writes the same
 //! connection (share it in an `Rc` and use `&TcpStream`): each direction
@@ -82,13 +83,12 @@
 //! to wait, and deregistered when it is dropped: a wait adds no system
 //! call of its own. Each round, the loop asks the poller for ready sockets
 //! (without waiting) only while some task waits on one and others are
-//! runnable; idle, it waits in the poller until the next timer. So an echo
-//! request that has to wait costs its `recv` that finds nothing, the
-//! `recv` and `send` that do the work, and a share of one poller wait
-//! (with `polling`'s epoll backend, `epoll_wait` plus four calls of its
-//! own bookkeeping: its timer and its notification descriptor). Accepting
-//! makes one more call than `accept4` itself, to make the new socket
-//! non-blocking.
+//! runnable; idle, it waits in the poller until the next timer. A request
+//! that has to wait costs the `recv` that finds nothing, the `recv` and
+//! `send` that do the work, and a share of one poller wait (`polling`'s
+//! epoll backend makes four system calls besides `epoll_wait` per wait:
+//! its timer and its notification descriptor). `docs/BENCHMARKS.md` has
+//! the counts measured.
 //!
 //! # Time limits
 //!

@@ -266,7 +266,7 @@ fn connect_addr(addr: SocketAddr, timeout: Option<Duration>) -> io::Result<TcpSt
 
 /// A new TCP socket for `addr`'s family, in non-blocking mode and closed
 /// on `exec`.
-fn nonblocking_socket(addr: &SocketAddr) -> io::Result<std::net::TcpStream> {
+pub(super) fn nonblocking_socket(addr: &SocketAddr) -> io::Result<std::net::TcpStream> {
     let family = match addr {
         SocketAddr::V4(_) => libc::AF_INET,
         SocketAddr::V6(_) => libc::AF_INET6,
@@ -314,7 +314,7 @@ fn nonblocking_socket(addr: &SocketAddr) -> io::Result<std::net::TcpStream> {
 }
 
 /// `addr` as a C socket address and its length.
-fn raw_addr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+pub(super) fn raw_addr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: all-zero bytes are a valid `sockaddr_storage` (plain integers).
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let len = match addr {
@@ -360,20 +360,22 @@ fn raw_addr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 impl Read for &TcpStream {
     #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.source.io(
+        let len = buf.len();
+        self.source.read(
             "net::TcpStream::read",
-            Direction::Read,
             self.read_timeout.get(),
+            len,
             |mut s| s.read(buf),
         )
     }
 
     #[track_caller]
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.source.io(
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.source.read(
             "net::TcpStream::read",
-            Direction::Read,
             self.read_timeout.get(),
+            len,
             |mut s| s.read_vectored(bufs),
         )
     }

@@ -152,3 +152,27 @@ fn sockets_wait_in_oneshot_mode_too() {
     FORCE_ONESHOT.with(|f| f.set(false));
     assert_eq!(done.get(), 2);
 }
+
+#[test]
+fn the_end_of_the_stream_that_came_with_the_last_data_is_read() {
+    EventLoop::new()
+        .block_on(|| {
+            let (server, client) = pair();
+            server
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            // The last data and the FIN come together, while the server
+            // is parked: one event reports both.
+            spawn(move || {
+                (&client).write_all(b"bye").unwrap();
+                client.shutdown(std::net::Shutdown::Write).unwrap();
+            });
+            let mut buf = [0; 8];
+            assert_eq!((&server).read(&mut buf).unwrap(), 3); // short
+            // Not drained: the next read must see the end of the stream,
+            // not park waiting for an event that already came.
+            assert!(!server.source.drained());
+            assert_eq!((&server).read(&mut buf).unwrap(), 0);
+        })
+        .unwrap();
+}

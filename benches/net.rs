@@ -1,0 +1,1007 @@
+//! Network servers under load, cogen against its peers: one load generator
+//! (the same client code for every server) drives each server over
+//! loopback, and this file owns both sides. Groups `net_echo` (64-byte
+//! echo over 100 connections) and `net_http` (`GET /` over 64 connections,
+//! pipelining depth 16 and depth 1).
+//!
+//! ```text
+//! cargo bench --bench net                          # every group and id, ~70 s
+//! NET_BENCH_SECS=10 cargo bench --bench net        # longer runs per id and mode
+//! cargo bench --bench net -- net_echo/tokio        # only the ids whose name contains this
+//! cargo bench --bench net -- serve net_echo/tokio  # serve one id until killed
+//! cargo bench --bench net -- client net_echo ADDR  # drive a server elsewhere
+//! ```
+//!
+//! Each server runs in this process on its own thread (or, for `may`, on
+//! its one worker thread), pinned to core 0; the client runs on its own
+//! thread, pinned to core 1 (no pinning on a machine with one core). For
+//! each id: the maximum rate (saturating mode: every connection sends its
+//! next request as soon as the last answer is in), the server's CPU time
+//! per request (user and system, read from `/proc/self/task/TID/stat` of
+//! the server's threads), and the latency percentiles at a fixed offered
+//! rate (open loop: requests go out on a schedule, and latency counts from
+//! the scheduled time, so a stalled server is not hidden). The fixed rate
+//! is half the lowest maximum of the group's ids, so that every server
+//! keeps up with it (`NET_BENCH_RATE` sets it instead). Each id's measured
+//! time (`NET_BENCH_SECS`, default 2 s per mode) is split into
+//! `NET_BENCH_ROUNDS` slices (default 4), each after a short warm-up on new
+//! connections, and the ids take turns, so that other load on the machine
+//! falls on every id alike; the table adds up each id's slices.
+//!
+//! `serve` and `client` split the two sides into two processes, so that
+//! `strace -c -f -p PID` can attach to a server alone; the client prints
+//! how many requests it completed.
+//!
+//! Linux only (epoll, `/proc`, `sched_setaffinity`).
+
+#[cfg(target_os = "linux")]
+#[allow(dead_code)] // the example uses what the bench does not
+#[path = "../examples/http_server/http.rs"]
+mod http;
+
+#[cfg(target_os = "linux")]
+fn main() {
+    linux::main();
+}
+
+#[cfg(not(target_os = "linux"))]
+fn main() {
+    eprintln!("benches/net.rs runs on Linux only");
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::collections::VecDeque;
+    use std::io::{self, Read, Write};
+    use std::net::SocketAddr;
+    use std::os::fd::AsRawFd;
+    use std::sync::OnceLock;
+    use std::sync::mpsc;
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    use hdrhistogram::Histogram;
+
+    use super::http;
+
+    // ---------------------------------------------------------------- setup
+
+    /// Connections, bytes per echo, and the HTTP request.
+    const ECHO_CONNS: usize = 100;
+    const ECHO_SIZE: usize = 64;
+    const HTTP_CONNS: usize = 64;
+    const HTTP_REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
+    /// The idle time limit of the HTTP servers that have one.
+    const IDLE: Duration = Duration::from_secs(60);
+    /// Warm-up before each measured run.
+    const WARM_UP: Duration = Duration::from_millis(300);
+
+    /// What a connection sends and what answers it.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Workload {
+        Echo,
+        /// HTTP with `depth` pipelined requests per write.
+        Http {
+            depth: usize,
+        },
+    }
+
+    impl Workload {
+        fn conns(self) -> usize {
+            match self {
+                Workload::Echo => ECHO_CONNS,
+                Workload::Http { .. } => HTTP_CONNS,
+            }
+        }
+
+        /// Requests per write.
+        fn depth(self) -> usize {
+            match self {
+                Workload::Echo => 1,
+                Workload::Http { depth } => depth,
+            }
+        }
+
+        /// One write's bytes.
+        fn batch(self) -> Vec<u8> {
+            match self {
+                Workload::Echo => vec![b'x'; ECHO_SIZE],
+                Workload::Http { depth } => HTTP_REQUEST.repeat(depth),
+            }
+        }
+    }
+
+    /// The cores to pin the server and the client to, if the machine has
+    /// two or more.
+    fn cores() -> Option<(usize, usize)> {
+        let n = thread::available_parallelism().map_or(1, |n| n.get());
+        (n >= 2).then_some((0, 1))
+    }
+
+    /// Pins the calling thread to `core`.
+    fn pin(core: usize) {
+        // SAFETY: `set` is a plain bit set, initialised before use; the
+        // call only reads it.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(core, &mut set);
+            if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
+                eprintln!(
+                    "net bench: cannot pin to core {core}: {}",
+                    io::Error::last_os_error()
+                );
+            }
+        }
+    }
+
+    fn pin_server() {
+        if let Some((server, _)) = cores() {
+            pin(server);
+        }
+    }
+
+    fn pin_client() {
+        if let Some((_, client)) = cores() {
+            pin(client);
+        }
+    }
+
+    fn gettid() -> i32 {
+        // SAFETY: a plain system call without arguments.
+        unsafe { libc::gettid() }
+    }
+
+    /// User and system CPU time of thread `tid` of this process.
+    fn thread_cpu(tid: i32) -> (Duration, Duration) {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
+            return (Duration::ZERO, Duration::ZERO);
+        };
+        // The fields after the command name (which may hold spaces) start
+        // at the third; utime and stime are the 14th and 15th.
+        let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // SAFETY: a plain query.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (
+            Duration::from_secs_f64(ticks(11) / hz),
+            Duration::from_secs_f64(ticks(12) / hz),
+        )
+    }
+
+    /// CPU time of a set of threads.
+    fn cpu_of(tids: &[i32]) -> (Duration, Duration) {
+        tids.iter()
+            .map(|&t| thread_cpu(t))
+            .fold((Duration::ZERO, Duration::ZERO), |(u, s), (u2, s2)| {
+                (u + u2, s + s2)
+            })
+    }
+
+    /// The ids of this process's threads.
+    fn threads() -> Vec<i32> {
+        std::fs::read_dir("/proc/self/task")
+            .map(|dir| {
+                dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    // -------------------------------------------------------------- servers
+
+    /// A server running in this process: where it listens and the threads
+    /// whose CPU time is its cost.
+    struct Server {
+        addr: SocketAddr,
+        tids: Vec<i32>,
+    }
+
+    /// Starts `serve` on a new thread, pinned to the server core; `serve`
+    /// sends its address once it listens, then serves forever (the thread
+    /// stays parked in its poller once the clients are gone). The server's
+    /// threads are those that appeared meanwhile (the runtime's helpers too).
+    fn on_thread(serve: impl FnOnce(mpsc::Sender<SocketAddr>) + Send + 'static) -> Server {
+        let before = threads();
+        let (tx, rx) = mpsc::channel();
+        thread::Builder::new()
+            .name("server".into())
+            .spawn(move || {
+                pin_server();
+                serve(tx);
+            })
+            .expect("spawn the server thread");
+        let addr = rx.recv().expect("the server's address");
+        let tids = threads()
+            .into_iter()
+            .filter(|t| !before.contains(t))
+            .collect();
+        Server { addr, tids }
+    }
+
+    const ANY_PORT: &str = "127.0.0.1:0";
+
+    fn cogen_echo() -> Server {
+        use cogen::event_loop::net::{TcpListener, TcpStream};
+        use cogen::event_loop::{EventLoop, spawn};
+        /// The echo of `examples/echo_server.rs`.
+        fn echo(mut stream: TcpStream) -> io::Result<()> {
+            let mut buf = [0; 4096];
+            loop {
+                let n = stream.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                stream.write_all(&buf[..n])?;
+            }
+        }
+        on_thread(|tx| {
+            EventLoop::new()
+                .block_on(move || {
+                    let listener = TcpListener::bind(ANY_PORT).unwrap();
+                    tx.send(listener.local_addr().unwrap()).unwrap();
+                    for stream in listener.incoming() {
+                        let stream = stream.unwrap();
+                        stream.set_nodelay(true).unwrap();
+                        spawn(move || echo(stream));
+                    }
+                })
+                .unwrap();
+        })
+    }
+
+    fn cogen_http() -> Server {
+        use cogen::event_loop::net::TcpListener;
+        use cogen::event_loop::{EventLoop, spawn};
+        on_thread(|tx| {
+            EventLoop::new()
+                .block_on(move || {
+                    let listener = TcpListener::bind(ANY_PORT).unwrap();
+                    tx.send(listener.local_addr().unwrap()).unwrap();
+                    for stream in listener.incoming() {
+                        let stream = stream.unwrap();
+                        stream.set_nodelay(true).unwrap();
+                        // The connection task of `examples/http_server`.
+                        spawn(move || http::serve_connection(stream, IDLE));
+                    }
+                })
+                .unwrap();
+        })
+    }
+
+    fn tokio_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn tokio_echo() -> Server {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        on_thread(|tx| {
+            tokio_runtime().block_on(async move {
+                let listener = tokio::net::TcpListener::bind(ANY_PORT).await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                loop {
+                    let (mut stream, _) = listener.accept().await.unwrap();
+                    stream.set_nodelay(true).unwrap();
+                    tokio::spawn(async move {
+                        let mut buf = [0; 4096];
+                        loop {
+                            match stream.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => {
+                                    if stream.write_all(&buf[..n]).await.is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                        }
+                    });
+                }
+            });
+        })
+    }
+
+    fn tokio_http() -> Server {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        on_thread(|tx| {
+            tokio_runtime().block_on(async move {
+                let listener = tokio::net::TcpListener::bind(ANY_PORT).await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                loop {
+                    let (mut stream, _) = listener.accept().await.unwrap();
+                    stream.set_nodelay(true).unwrap();
+                    // `http::serve_connection`, line for line, on tokio.
+                    tokio::spawn(async move {
+                        let mut input = vec![0u8; 2 * http::MAX_HEAD];
+                        let mut out = Vec::with_capacity(4096);
+                        let mut end = 0;
+                        loop {
+                            let read = tokio::time::timeout(IDLE, stream.read(&mut input[end..]));
+                            let n = match read.await {
+                                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+                                Ok(Ok(n)) => n,
+                            };
+                            end += n;
+                            let handled = http::handle(&input[..end], &mut out);
+                            if !out.is_empty() {
+                                if stream.write_all(&out).await.is_err() {
+                                    return;
+                                }
+                                out.clear();
+                            }
+                            if handled.close {
+                                return;
+                            }
+                            input.copy_within(handled.consumed..end, 0);
+                            end -= handled.consumed;
+                        }
+                    });
+                }
+            });
+        })
+    }
+
+    fn smol_echo() -> Server {
+        use async_io::Async;
+        use futures_lite::{AsyncReadExt, AsyncWriteExt};
+        on_thread(|tx| {
+            let ex = async_executor::LocalExecutor::new();
+            async_io::block_on(ex.run(async {
+                let listener = Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], 0)).unwrap();
+                tx.send(listener.get_ref().local_addr().unwrap()).unwrap();
+                loop {
+                    let (mut stream, _) = listener.accept().await.unwrap();
+                    stream.get_ref().set_nodelay(true).unwrap();
+                    ex.spawn(async move {
+                        let mut buf = [0; 4096];
+                        loop {
+                            match stream.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => {
+                                    if stream.write_all(&buf[..n]).await.is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                        }
+                    })
+                    .detach();
+                }
+            }));
+        })
+    }
+
+    /// may's scheduler, set up once with one worker, pinned to the server
+    /// core: the worker's thread id (the timer thread is left out: idle
+    /// here, nothing uses may's time limits).
+    fn may_worker() -> i32 {
+        static WORKER: OnceLock<i32> = OnceLock::new();
+        *WORKER.get_or_init(|| {
+            may::config().set_workers(1);
+            may::config().set_worker_pin(false);
+            let h = may::go!(|| {
+                pin_server();
+                gettid()
+            });
+            h.join().expect("may's worker")
+        })
+    }
+
+    fn may_echo() -> Server {
+        let tid = may_worker();
+        let listener = may::net::TcpListener::bind(ANY_PORT).unwrap();
+        let addr = listener.local_addr().unwrap();
+        may::go!(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                stream.set_nodelay(true).unwrap();
+                may::go!(move || {
+                    let mut buf = [0; 4096];
+                    loop {
+                        match stream.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => {
+                                if stream.write_all(&buf[..n]).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Server {
+            addr,
+            tids: vec![tid],
+        }
+    }
+
+    fn may_minihttp() -> Server {
+        use may_minihttp::{HttpServer, HttpService, Request, Response};
+        #[derive(Clone)]
+        struct Hello;
+        impl HttpService for Hello {
+            fn call(&mut self, req: Request, rsp: &mut Response) -> io::Result<()> {
+                rsp.header("Content-Type: text/plain");
+                if req.path() == "/" {
+                    rsp.body("Hello, World!");
+                } else {
+                    rsp.status_code(404, "Not Found");
+                }
+                Ok(())
+            }
+        }
+        let tid = may_worker();
+        // `start` binds, then serves in a coroutine; find a free port first.
+        let addr = std::net::TcpListener::bind(ANY_PORT)
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        HttpServer(Hello).start(addr).unwrap();
+        Server {
+            addr,
+            tids: vec![tid],
+        }
+    }
+
+    /// Starts one id's server.
+    type Start = fn() -> Server;
+
+    /// Every group's ids, in order, with their server.
+    const IDS: &[(&str, &str, Start)] = &[
+        ("net_echo", "cogen", cogen_echo),
+        ("net_echo", "tokio", tokio_echo),
+        ("net_echo", "smol", smol_echo),
+        ("net_echo", "may", may_echo),
+        ("net_http", "cogen", cogen_http),
+        ("net_http", "tokio", tokio_http),
+        ("net_http", "may_minihttp", may_minihttp),
+    ];
+
+    // --------------------------------------------------------------- client
+
+    /// How the client paces its requests.
+    #[derive(Clone, Copy, Debug)]
+    enum Pace {
+        /// Each connection sends its next batch once the last is answered.
+        Saturate,
+        /// Batches go out on a fixed schedule, `rate` requests per second
+        /// over all connections, answered or not.
+        Fixed { rate: f64 },
+    }
+
+    /// What one measured run saw.
+    struct Outcome {
+        requests: u64,
+        elapsed: Duration,
+        latency: Histogram<u64>,
+        /// Server CPU time over the measured window: user, system.
+        cpu: (Duration, Duration),
+        errors: u64,
+        /// Requests answered over the whole run, warm-up included.
+        total: u64,
+        /// The client thread's CPU time over the measured window.
+        client_cpu: Duration,
+    }
+
+    impl Outcome {
+        fn rate(&self) -> f64 {
+            self.requests as f64 / self.elapsed.as_secs_f64()
+        }
+
+        /// Server CPU per request, µs: user, system.
+        fn cpu_per_request(&self) -> (f64, f64) {
+            let per = |d: Duration| d.as_secs_f64() * 1e6 / self.requests.max(1) as f64;
+            (per(self.cpu.0), per(self.cpu.1))
+        }
+
+        /// Adds another slice of the same id and mode.
+        fn add(&mut self, other: Outcome) {
+            self.requests += other.requests;
+            self.elapsed += other.elapsed;
+            self.latency.add(&other.latency).expect("same bounds");
+            self.cpu = (self.cpu.0 + other.cpu.0, self.cpu.1 + other.cpu.1);
+            self.errors += other.errors;
+            self.total += other.total;
+            self.client_cpu += other.client_cpu;
+        }
+
+        /// Server CPU time over wall time.
+        fn busy(&self) -> f64 {
+            (self.cpu.0 + self.cpu.1).as_secs_f64() / self.elapsed.as_secs_f64()
+        }
+
+        /// Client CPU time over wall time.
+        fn client_busy(&self) -> f64 {
+            self.client_cpu.as_secs_f64() / self.elapsed.as_secs_f64()
+        }
+    }
+
+    /// One client connection.
+    struct Conn {
+        stream: std::net::TcpStream,
+        /// Scheduled send times (ns since the run's start) of the requests
+        /// not yet answered, oldest first.
+        sent: VecDeque<u64>,
+        /// Bytes received and not yet parsed into whole answers.
+        input: Vec<u8>,
+        /// Bytes of a batch that did not fit in the socket's buffer.
+        output: Vec<u8>,
+    }
+
+    /// Minimal epoll, level-triggered, for the client.
+    struct Epoll(std::os::fd::OwnedFd);
+
+    impl Epoll {
+        fn new() -> Epoll {
+            // SAFETY: a plain system call; the descriptor is checked and
+            // then owned.
+            unsafe {
+                let fd = libc::epoll_create1(libc::EPOLL_CLOEXEC);
+                assert!(fd >= 0, "epoll_create1: {}", io::Error::last_os_error());
+                Epoll(std::os::fd::FromRawFd::from_raw_fd(fd))
+            }
+        }
+
+        fn add(&self, fd: i32, key: u64) {
+            let mut ev = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: key,
+            };
+            // SAFETY: both descriptors are open; `ev` is valid.
+            let r =
+                unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
+            assert_eq!(r, 0, "epoll_ctl: {}", io::Error::last_os_error());
+        }
+
+        /// Ready keys into `keys`; `timeout_ms` as in epoll_wait.
+        fn wait(&self, events: &mut [libc::epoll_event], keys: &mut Vec<u64>, timeout_ms: i32) {
+            keys.clear();
+            // SAFETY: `events` is valid for `len` entries.
+            let n = unsafe {
+                libc::epoll_wait(
+                    self.0.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    events.len() as i32,
+                    timeout_ms,
+                )
+            };
+            for ev in events.iter().take(n.max(0) as usize) {
+                keys.push(ev.u64);
+            }
+        }
+    }
+
+    /// Takes the whole answers at the start of `input`; how many.
+    fn answers(work: Workload, input: &mut Vec<u8>, errors: &mut u64) -> usize {
+        match work {
+            Workload::Echo => {
+                let n = input.len() / ECHO_SIZE;
+                input.drain(..n * ECHO_SIZE);
+                n
+            }
+            Workload::Http { .. } => {
+                let mut at = 0;
+                let mut n = 0;
+                while let Some(len) = http_answer_len(&input[at..]) {
+                    if !input[at..].starts_with(b"HTTP/1.1 200 ") {
+                        *errors += 1;
+                    }
+                    at += len;
+                    n += 1;
+                }
+                input.drain(..at);
+                n
+            }
+        }
+    }
+
+    /// The length of the whole HTTP answer at the start of `buf`, if it is
+    /// all there: its head, and the body `Content-Length` gives.
+    fn http_answer_len(buf: &[u8]) -> Option<usize> {
+        let head = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+        let mut body = 0;
+        for line in buf[..head].split(|&b| b == b'\n') {
+            if line.len() > 15 && line[..15].eq_ignore_ascii_case(b"content-length:") {
+                body = std::str::from_utf8(&line[15..]).ok()?.trim().parse().ok()?;
+            }
+        }
+        (buf.len() >= head + body).then_some(head + body)
+    }
+
+    /// Opens the connections and drives `addr` with `work` at `pace`: a
+    /// warm-up, then `secs` measured; the server's CPU is read from `tids`.
+    fn drive(
+        addr: SocketAddr,
+        work: Workload,
+        pace: Pace,
+        secs: Duration,
+        tids: &[i32],
+    ) -> Outcome {
+        let batch = work.batch();
+        let depth = work.depth() as u64;
+        let epoll = Epoll::new();
+        let mut conns: Vec<Conn> = (0..work.conns())
+            .map(|i| {
+                let stream = std::net::TcpStream::connect(addr).expect("connect");
+                stream.set_nodelay(true).unwrap();
+                stream.set_nonblocking(true).unwrap();
+                epoll.add(stream.as_raw_fd(), i as u64);
+                Conn {
+                    stream,
+                    sent: VecDeque::new(),
+                    input: Vec::with_capacity(64 * 1024),
+                    output: Vec::new(),
+                }
+            })
+            .collect();
+        let mut latency = Histogram::<u64>::new_with_bounds(1_000, 60_000_000_000, 3).unwrap();
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; conns.len()];
+        let mut keys = Vec::with_capacity(conns.len());
+        let mut buf = vec![0u8; 64 * 1024];
+        let (mut requests, mut errors, mut total) = (0u64, 0u64, 0u64);
+
+        let start = Instant::now();
+        let ns = |t: Instant| t.duration_since(start).as_nanos() as u64;
+        let measure_from = start + WARM_UP;
+        let end = measure_from + secs;
+        let mut measuring = false;
+        let mut cpu_start = (Duration::ZERO, Duration::ZERO);
+        let me = [gettid()];
+        let mut client_start = Duration::ZERO;
+        let mut window_start = measure_from;
+        // Fixed pace: batch k goes out on connection k % conns at k * gap.
+        let gap_ns = match pace {
+            Pace::Fixed { rate } => (1e9 * depth as f64 / rate) as u64,
+            Pace::Saturate => 0,
+        };
+        let mut next_batch = 0u64;
+
+        let send = |conn: &mut Conn, at: u64, errors: &mut u64| {
+            for _ in 0..depth {
+                conn.sent.push_back(at);
+            }
+            if !conn.output.is_empty() {
+                conn.output.extend_from_slice(&batch);
+                return;
+            }
+            match conn.stream.write(&batch) {
+                Ok(n) => conn.output.extend_from_slice(&batch[n..]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.output.extend_from_slice(&batch)
+                }
+                Err(_) => *errors += 1,
+            }
+        };
+
+        if let Pace::Saturate = pace {
+            for conn in &mut conns {
+                send(conn, 0, &mut errors);
+            }
+        }
+        loop {
+            let now = Instant::now();
+            if !measuring && now >= measure_from {
+                measuring = true;
+                requests = 0;
+                latency.reset();
+                cpu_start = cpu_of(tids);
+                client_start = {
+                    let (u, s) = cpu_of(&me);
+                    u + s
+                };
+                window_start = now;
+            }
+            if now >= end {
+                let cpu_end = cpu_of(tids);
+                let client_end = cpu_of(&me);
+                return Outcome {
+                    client_cpu: (client_end.0 + client_end.1).saturating_sub(client_start),
+                    requests,
+                    elapsed: now - window_start,
+                    latency,
+                    cpu: (cpu_end.0 - cpu_start.0, cpu_end.1 - cpu_start.1),
+                    errors,
+                    total,
+                };
+            }
+            let now_ns = ns(now);
+            let mut timeout = 1;
+            if let Pace::Fixed { .. } = pace {
+                while next_batch * gap_ns <= now_ns {
+                    let i = (next_batch % conns.len() as u64) as usize;
+                    send(&mut conns[i], next_batch * gap_ns, &mut errors);
+                    next_batch += 1;
+                }
+                let wait_ns = next_batch * gap_ns - now_ns;
+                timeout = if wait_ns > 1_000_000 {
+                    (wait_ns / 1_000_000) as i32
+                } else {
+                    0
+                };
+            }
+            // Output the socket could not take at once (rare): retry now.
+            for conn in conns.iter_mut().filter(|c| !c.output.is_empty()) {
+                match conn.stream.write(&conn.output) {
+                    Ok(n) => {
+                        conn.output.drain(..n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => errors += 1,
+                }
+            }
+            epoll.wait(&mut events, &mut keys, timeout);
+            let now_ns = ns(Instant::now());
+            for &key in &keys {
+                let conn = &mut conns[key as usize];
+                let n = match conn.stream.read(&mut buf) {
+                    Ok(0) => panic!("the server closed a connection"),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => panic!("read: {e}"),
+                };
+                conn.input.extend_from_slice(&buf[..n]);
+                let done = answers(work, &mut conn.input, &mut errors);
+                for _ in 0..done {
+                    let at = conn.sent.pop_front().expect("an answer to a request sent");
+                    if measuring {
+                        let _ = latency.record(now_ns.saturating_sub(at).max(1_000));
+                    }
+                }
+                total += done as u64;
+                if measuring {
+                    requests += done as u64;
+                }
+                if let Pace::Saturate = pace
+                    && conn.sent.is_empty()
+                {
+                    send(conn, now_ns, &mut errors);
+                }
+            }
+        }
+    }
+
+    /// `drive` on a new client thread pinned to the client core.
+    fn drive_pinned(server: &Server, work: Workload, pace: Pace, secs: Duration) -> Outcome {
+        let (addr, tids) = (server.addr, server.tids.clone());
+        thread::Builder::new()
+            .name("client".into())
+            .spawn(move || {
+                pin_client();
+                drive(addr, work, pace, secs, &tids)
+            })
+            .unwrap()
+            .join()
+            .expect("the client thread")
+    }
+
+    // -------------------------------------------------------------- reports
+
+    /// Both runs of one id.
+    struct Row {
+        id: &'static str,
+        max: Outcome,
+        fixed: Option<(f64, Outcome)>,
+    }
+
+    fn print_table(title: &str, rows: &[Row]) {
+        println!("\n### {title}\n");
+        println!(
+            "| id | max req/s | server CPU per req at max: user | system | server busy | client busy | fixed rate req/s | p50 | p99 | server CPU per req at fixed rate | errors |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for row in rows {
+            let (user, sys) = row.max.cpu_per_request();
+            let fixed = match &row.fixed {
+                Some((rate, f)) => {
+                    let (u, s) = f.cpu_per_request();
+                    format!(
+                        "{rate:.0} | {} | {} | {:.2} µs",
+                        micros(f.latency.value_at_quantile(0.5)),
+                        micros(f.latency.value_at_quantile(0.99)),
+                        u + s
+                    )
+                }
+                None => "– | – | – | –".into(),
+            };
+            let errors = row.max.errors + row.fixed.as_ref().map_or(0, |f| f.1.errors);
+            println!(
+                "| {} | {:.0} | {user:.2} µs | {sys:.2} µs | {:.0} % | {:.0} % | {fixed} | {errors} |",
+                row.id,
+                row.max.rate(),
+                row.max.busy() * 100.0,
+                row.max.client_busy() * 100.0
+            );
+        }
+    }
+
+    fn micros(ns: u64) -> String {
+        format!("{:.0} µs", ns as f64 / 1e3)
+    }
+
+    fn secs() -> Duration {
+        let secs = std::env::var("NET_BENCH_SECS")
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(2.0);
+        Duration::from_secs_f64(secs)
+    }
+
+    /// Rounds per id and mode (`NET_BENCH_ROUNDS`, default 4): each id's
+    /// measured time is split into this many slices, and the ids take
+    /// turns, so that other load on the machine falls on all of them alike.
+    fn rounds() -> u32 {
+        std::env::var("NET_BENCH_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .filter(|&r| r > 0)
+            .unwrap_or(4)
+    }
+
+    /// Runs every id at `pace` in turns, `rounds()` times, and adds up
+    /// each id's slices.
+    fn in_turns(
+        title: &str,
+        work: Workload,
+        pace: Pace,
+        servers: &[(&'static str, Server)],
+    ) -> Vec<Outcome> {
+        let rounds = rounds();
+        let slice = secs() / rounds;
+        let mut sums: Vec<Option<Outcome>> = servers.iter().map(|_| None).collect();
+        for round in 0..rounds {
+            for ((id, server), sum) in servers.iter().zip(&mut sums) {
+                eprintln!("{title} / {id}: {pace:?}, round {}", round + 1);
+                let out = drive_pinned(server, work, pace, slice);
+                match sum {
+                    Some(sum) => sum.add(out),
+                    None => *sum = Some(out),
+                }
+            }
+        }
+        sums.into_iter()
+            .map(|s| s.expect("one round at least"))
+            .collect()
+    }
+
+    /// One group at one workload: every selected id at full speed, then at
+    /// the fixed rate.
+    fn run_group(title: &str, work: Workload, servers: &[(&'static str, Server)]) {
+        let maxes = in_turns(title, work, Pace::Saturate, servers);
+        let rate = std::env::var("NET_BENCH_RATE")
+            .ok()
+            .and_then(|r| r.parse::<f64>().ok())
+            .unwrap_or_else(|| {
+                0.5 * maxes
+                    .iter()
+                    .map(Outcome::rate)
+                    .fold(f64::INFINITY, f64::min)
+            });
+        let fixed = in_turns(title, work, Pace::Fixed { rate }, servers);
+        let rows: Vec<Row> = servers
+            .iter()
+            .zip(maxes.into_iter().zip(fixed))
+            .map(|((id, _), (max, fixed))| Row {
+                id,
+                max,
+                fixed: Some((rate, fixed)),
+            })
+            .collect();
+        print_table(title, &rows);
+    }
+
+    pub fn main() {
+        let args: Vec<String> = std::env::args()
+            .skip(1)
+            .filter(|a| !a.starts_with("--"))
+            .collect();
+        match args
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            ["serve", name] => serve_only(name),
+            ["client", group, addr] => client_only(group, addr),
+            filter => run_all(filter.first().copied().unwrap_or("")),
+        }
+    }
+
+    fn run_all(filter: &str) {
+        let model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| {
+                c.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .map(|l| l.to_owned())
+            })
+            .unwrap_or_default();
+        println!(
+            "net bench: {model}; pinning: {}; {:?} per id and mode, in {} turns of the ids, each after {WARM_UP:?} of warm-up",
+            match cores() {
+                Some((s, c)) => format!("server on core {s}, client on core {c}"),
+                None => "none (one core)".into(),
+            },
+            secs(),
+            rounds()
+        );
+        for (group, title, work) in [
+            (
+                "net_echo",
+                "net_echo: 64-byte echo, 100 connections",
+                Workload::Echo,
+            ),
+            (
+                "net_http",
+                "net_http: GET /, 64 connections, pipelining depth 16",
+                Workload::Http { depth: 16 },
+            ),
+            (
+                "net_http",
+                "net_http: GET /, 64 connections, pipelining depth 1",
+                Workload::Http { depth: 1 },
+            ),
+        ] {
+            let servers: Vec<(&'static str, Server)> = IDS
+                .iter()
+                .filter(|(g, id, _)| *g == group && format!("{g}/{id}").contains(filter))
+                .map(|(_, id, start)| (*id, start()))
+                .collect();
+            if !servers.is_empty() {
+                run_group(title, work, &servers);
+            }
+        }
+    }
+
+    fn workload(group: &str) -> Workload {
+        match group {
+            "net_echo" => Workload::Echo,
+            "net_http" => Workload::Http { depth: 16 },
+            "net_http1" => Workload::Http { depth: 1 },
+            other => panic!("unknown group {other}: net_echo, net_http or net_http1 (depth 1)"),
+        }
+    }
+
+    /// Serves one id (`GROUP/ID`) until killed.
+    fn serve_only(name: &str) {
+        let Some((_, _, start)) = IDS.iter().find(|(g, id, _)| format!("{g}/{id}") == name) else {
+            panic!("unknown id {name}");
+        };
+        let server = start();
+        println!("listening on {}", server.addr);
+        println!(
+            "server threads {:?} of process {}",
+            server.tids,
+            std::process::id()
+        );
+        loop {
+            thread::park();
+        }
+    }
+
+    /// Drives a server elsewhere at full speed for `NET_BENCH_SECS` (on
+    /// the client core), and prints what it completed.
+    fn client_only(group: &str, addr: &str) {
+        let addr: SocketAddr = addr.parse().expect("HOST:PORT");
+        let server = Server {
+            addr,
+            tids: Vec::new(),
+        };
+        let out = drive_pinned(&server, workload(group), Pace::Saturate, secs());
+        println!(
+            "{} requests in all, {} in the {:.2?} measured ({:.0} requests/s), {} errors",
+            out.total,
+            out.requests,
+            out.elapsed,
+            out.rate(),
+            out.errors
+        );
+    }
+}
