@@ -126,7 +126,9 @@ impl<T: AsFd> Source<T> {
     ) -> io::Result<usize> {
         running_stackful(what);
         let mut deadline = None;
-        let mut try_first = !self.drained();
+        // An empty buffer says nothing about the queue: the system call
+        // decides, as it does for a socket that never waited.
+        let mut try_first = len == 0 || !self.drained();
         loop {
             if try_first {
                 match op(&self.io) {
