@@ -31,8 +31,8 @@
 //! outermost), `Nest` runs a script in a scoped coroutine that its parent
 //! resumes a given number of times and then closes or drops, `Catch` runs a
 //! script inside `cogen::catch_unwind` or `std::panic::catch_unwind` (which
-//! swallows the unwinding of a close when it encloses a suspend, corosensei
-//! issue 57: the body then runs on while it is being closed), `Hold` keeps a
+//! swallows the unwinding of a close when it encloses a suspend,
+//! corosensei#57: the body then runs on while it is being closed), `Hold` keeps a
 //! destructor-counting token in the current frame, `ResumeOther` and
 //! `CloseOther` act on another top-level coroutine. The model interprets the
 //! same scripts with explicit frames instead of stacks.
