@@ -130,6 +130,11 @@ impl Core {
     /// number. Runs no user code.
     #[inline]
     pub(crate) fn begin_park(&self, h: &Header, reason: WaitReason) -> u32 {
+        debug_assert_eq!(
+            h.state.get(),
+            TaskState::Running,
+            "only the running task parks"
+        );
         let seq = h.seq.get().wrapping_add(1);
         h.seq.set(seq);
         h.state.set(TaskState::Parked);
@@ -153,6 +158,11 @@ impl Core {
     /// Parked → queued.
     #[inline]
     pub(crate) fn make_runnable(&self, task: TaskRef) {
+        debug_assert_eq!(
+            task.header.state.get(),
+            TaskState::Parked,
+            "only a parked task is woken"
+        );
         self.leave_park(&task.header);
         task.header.state.set(TaskState::Queued);
         self.queue.push_back(task);

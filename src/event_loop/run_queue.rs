@@ -82,6 +82,7 @@ impl Registry {
     pub(crate) fn insert(&mut self, task: TaskRef) {
         match self.free.pop() {
             Some(i) => {
+                debug_assert!(self.slots[i as usize].is_none(), "a free slot is empty");
                 task.header.index.set(i);
                 self.slots[i as usize] = Some(ThinTask::new(task));
             }
