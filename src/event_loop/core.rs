@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use crate::error::Panic;
 
 use super::current::{CURRENT_CORE, CURRENT_CX, CURRENT_TASK, Current};
-use super::error::{RunError, StuckTask, WaitingOn};
+use super::error::{StuckTask, WaitingOn};
 use super::reactor::ReactorSlot;
 use super::remote::Remote;
 use super::run_queue::{Registry, RunQueue};
@@ -382,12 +382,8 @@ impl Core {
         if self.policy == PanicPolicy::Propagate {
             let first = {
                 let mut unhandled = self.unhandled.borrow_mut();
-                if unhandled.is_empty() {
-                    None
-                } else {
-                    Some(unhandled.remove(0))
-                }
-            };
+                (!unhandled.is_empty()).then(|| unhandled.remove(0))
+            }; // the borrow ends before the panic is raised
             if let Some(p) = first {
                 p.resume_unwind();
             }
@@ -522,11 +518,6 @@ impl Core {
             .collect();
         stuck.sort_by_key(|s| s.id);
         stuck
-    }
-
-    /// A deadlock report for `stuck`, with the panics collected so far.
-    pub(crate) fn run_error(&self, stuck: Vec<StuckTask>) -> RunError {
-        RunError::new(stuck, self.take_unhandled())
     }
 
     pub(crate) fn take_unhandled(&self) -> Vec<Panic> {

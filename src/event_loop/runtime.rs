@@ -171,7 +171,7 @@ impl EventLoop {
         let handle = kind::stackful::spawn(&self.core, opts, f).unwrap_or_else(|e| panic!("{e}"));
         let task = handle.task().clone();
         if let Err(stuck) = self.core.run_until(|| task.header.is_done()) {
-            return Err(self.core.run_error(stuck));
+            return Err(RunError::new(stuck, self.core.take_unhandled()));
         }
         if !task.header.is_done() {
             // `run_until` stops early only when the main task is done or no task is left.
