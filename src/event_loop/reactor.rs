@@ -45,7 +45,7 @@ use super::task::TaskRef;
 #[cfg(all(test, feature = "net"))]
 pub(crate) use imp::FORCE_ONESHOT;
 #[cfg(feature = "net")]
-pub(crate) use imp::{Direction, Hint, Reactor, ReadHint};
+pub(crate) use imp::{Direction, Reactor};
 
 /// A loop's reactor, once it has one. Without the `net` feature it never
 /// has one, and its methods do nothing.
@@ -131,63 +131,12 @@ mod imp {
     /// Readiness events taken per system call.
     const EVENTS: usize = 1024;
 
-    /// Whether a socket may have data to read, shared by the socket and
-    /// its slot (in edge mode, and only with a poller that reports a closed
-    /// read side: see `read_closed`). The socket marks it drained
-    /// after a stream read that returned less than it asked for, which
-    /// took everything there was; every readable event the poller reports
-    /// for the socket marks it readable again, whether or not a task
-    /// waits. While it is drained, a read parks at once instead of first
-    /// making a system call that would find nothing (see `Source::read`).
-    ///
-    /// The end of the stream needs care: a FIN that came with the last
-    /// data is no data, so the read that takes that data is short, yet
-    /// the next read returns 0 at once, and the poller may have reported
-    /// the FIN before that read (with the data's event). So an event that
-    /// says the read side is closed (or the socket failed) makes the hint
-    /// `Closed` for good: every read tries first from then on.
-    pub(crate) type ReadHint = std::rc::Rc<Cell<Hint>>;
-
-    /// See [`ReadHint`].
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub(crate) enum Hint {
-        /// A read took all there was, and no event came since.
-        Drained,
-        /// An event came since (or nothing is known yet).
-        MaybeReadable,
-        /// The read side is closed or the socket failed: reads never park
-        /// without trying.
-        Closed,
-    }
-
-    impl Hint {
-        /// After a readable event, which says whether the read side is
-        /// closed.
-        fn on_event(self, closed: bool) -> Hint {
-            match (self, closed) {
-                (Hint::Closed, _) | (_, true) => Hint::Closed,
-                _ => Hint::MaybeReadable,
-            }
-        }
-    }
-
-    /// True if the event says the read side is closed or the socket
-    /// failed. `polling` does not report a closed read side (`EPOLLRDHUP`)
-    /// apart from readability, so this says "maybe" always: the hint stays
-    /// `Closed` and every read tries its system call first. (A poller that
-    /// reports it would let a drained read park at once.)
-    fn read_closed(_: &Event) -> bool {
-        true
-    }
-
     type Waiters = Vec<(ThinTask, u32)>;
 
     /// One registered socket.
     struct Slot {
         readers: Waiters,
         writers: Waiters,
-        /// Set on every readable event (edge mode).
-        readable: Option<ReadHint>,
         /// Kept to re-arm it in oneshot mode, and to delete it from the
         /// poller if the reactor goes first. The socket deregisters before
         /// it closes the descriptor, so it is open while it is here.
@@ -256,20 +205,16 @@ mod imp {
             })
         }
 
-        /// Registers a socket; its key is for the other methods, and in
-        /// edge mode (Linux, Android) its [`ReadHint`] comes with it. The socket must call
+        /// Registers a socket; its key is for the other methods. The socket must call
         /// [`deregister`](Reactor::deregister) before it closes `fd` (if
         /// this reactor still exists then).
-        pub(crate) fn register(&self, fd: BorrowedFd<'_>) -> io::Result<(usize, Option<ReadHint>)> {
+        pub(crate) fn register(&self, fd: BorrowedFd<'_>) -> io::Result<usize> {
             let raw = fd.as_raw_fd();
-            let hint = (self.edge && cfg!(any(target_os = "linux", target_os = "android")))
-                .then(|| ReadHint::new(Cell::new(Hint::MaybeReadable)));
             let key = {
                 let mut slots = self.slots.borrow_mut();
                 let slot = Slot {
                     readers: Vec::new(),
                     writers: Vec::new(),
-                    readable: hint.clone(),
                     fd: raw,
                 };
                 match slots.free.pop() {
@@ -295,7 +240,7 @@ mod imp {
                 }
             };
             match added {
-                Ok(()) => Ok((key, hint)),
+                Ok(()) => Ok(key),
                 Err(e) => {
                     drop(self.free(key));
                     Err(e)
@@ -427,9 +372,6 @@ mod imp {
                         continue; // not ours (the poller's own) or gone
                     };
                     if ev.readable {
-                        if let Some(hint) = &slot.readable {
-                            hint.set(hint.get().on_event(read_closed(&ev)));
-                        }
                         woken.append(&mut slot.readers);
                     }
                     if ev.writable {
