@@ -53,7 +53,7 @@ use super::watchdog::Watchdog;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum PanicPolicy {
     /// Keep running; [`EventLoop::run`](super::EventLoop::run) returns them
-    /// in its [`RunError`] once every task is done. The default.
+    /// in its [`RunError`](super::RunError) once every task is done. The default.
     #[default]
     Collect,
     /// Re-raise the first one from `run` / `block_on` / `try_tick` as soon
