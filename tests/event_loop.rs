@@ -605,21 +605,6 @@ fn a_task_joining_itself_panics() {
 }
 
 #[test]
-fn waiting_from_a_coroutine_nested_in_a_task_panics() {
-    let ev = EventLoop::new();
-    let h = ev.spawn(|| {
-        let mut co = cogen::Coroutine::<(), (), ()>::new(|_, ()| yield_now());
-        match co.resume(()) {
-            Err(e) => e.panic().unwrap().message().to_string(),
-            Ok(_) => "no panic".into(),
-        }
-    });
-    ev.run().unwrap();
-    let msg = h.join().unwrap();
-    assert!(msg.contains("nested inside task"), "{msg}");
-}
-
-#[test]
 fn current_task_id_names_the_running_task() {
     let ev = EventLoop::new();
     assert_eq!(el::current_task_id(), None);

@@ -215,14 +215,6 @@ pub fn running() -> Option<CoroutineHandle> {
     unsafe { meta.as_ref() }.map(|m| m.handle(false))
 }
 
-/// An opaque identity of the coroutine running on this thread (null outside
-/// any): the event loop uses it to tell a task's own coroutine from one
-/// nested inside the task. Stable for the coroutine's whole life.
-#[inline]
-pub(crate) fn running_id() -> *const () {
-    CURRENT.with(Cell::get).cast()
-}
-
 /// True inside a coroutine body, where [`Yielder::suspend`](super::Yielder::suspend)
 /// can be called. Lua's `coroutine.isyieldable()`.
 pub fn is_yieldable() -> bool {

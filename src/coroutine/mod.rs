@@ -34,7 +34,8 @@
 //!   enclosing coroutine suspended from inside it), `resume` recognises it by
 //!   its type and lets it go on. [`catch_unwind`] uses the same test, so
 //!   bodies can catch their own panics without swallowing a close
-//!   (corosensei issue 57).
+//!   (corosensei issue 57). The event loop's `timeout` leaves its scope by
+//!   an unwinding that crosses nested roots the same way (`ScopeExit`).
 //!
 //! # Files
 //!
@@ -45,7 +46,7 @@
 //! |---|---|
 //! | `chain.rs` | `Meta`, the chain of running coroutines (`CURRENT`), [`running`], [`is_yieldable`], [`CoroutineHandle`] |
 //! | `raw.rs` | `Raw`, the corosensei coroutine both kinds share: its root, resume, close and drop |
-//! | `unwind.rs` | telling a close's unwinding from a panic: [`is_close_unwind`], [`catch_unwind`] |
+//! | `unwind.rs` | telling a close's (or a scope's) unwinding from a panic: [`is_close_unwind`], [`catch_unwind`] |
 //! | `yielder.rs` | [`Yielder`], the body's side |
 //! | `builder.rs` | [`Builder`]: stack size and name, and the constructors |
 //! | `scoped.rs` | [`ScopedCoroutine`] and [`ScopedRef`], coroutines that borrow |
@@ -64,9 +65,9 @@ mod unwind;
 mod yielder;
 
 pub use builder::Builder;
-pub(crate) use chain::running_id;
 pub use chain::{CoroutineHandle, is_yieldable, running};
 pub use scoped::{ScopedCoroutine, ScopedRef};
+pub(crate) use unwind::ScopeExit;
 pub use unwind::{catch_unwind, is_close_unwind};
 pub use yielder::Yielder;
 

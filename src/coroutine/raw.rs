@@ -20,7 +20,7 @@ use corosensei::stack::Stack as _;
 
 use super::chain::{self, Meta, enter};
 use super::overflow::describe_overflow;
-use super::unwind::{is_close_unwind, learn_close_unwind_type};
+use super::unwind::{is_close_unwind, learn_close_unwind_type, passes_through};
 use super::{Builder, Status, Yielder};
 use crate::error::{Panic, ResumeError, payload_message};
 use crate::stack::{self, PooledStack, StackError};
@@ -177,10 +177,11 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
     #[cold]
     fn died(&mut self, payload: Payload) -> Panic {
         self.meta().set_dead();
-        if is_close_unwind(&*payload) {
+        if passes_through(&*payload) {
             // Not this coroutine's panic: an enclosing coroutine that was
-            // suspended from inside this one's stack is being closed, and the
-            // unwinding must go on to that coroutine's root.
+            // suspended from inside this one's stack is being closed, or an
+            // enclosing scope (a loop's `timeout`) is being left from a wait
+            // in here. The unwinding goes on to that root or scope.
             std::panic::resume_unwind(payload);
         }
         self.death = Some(payload_message(&*payload).into());

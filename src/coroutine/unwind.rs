@@ -1,10 +1,17 @@
-//! Telling the unwinding of a closed coroutine from an ordinary panic.
+//! Telling the unwindings that must cross a coroutine's root from an
+//! ordinary panic.
 //!
 //! corosensei closes a suspended coroutine by panicking out of `suspend` with
 //! a payload of a private type. This file owns learning that type (once, as
 //! the first coroutine is created, on its stack), the detection of that
 //! payload ([`is_close_unwind`]) and [`catch_unwind`], which bodies use to
 //! catch their own panics without swallowing a close (corosensei issue 57).
+//!
+//! It also owns [`ScopeExit`], the unwinding an enclosing scope starts
+//! and catches itself (the event loop's `timeout` when its deadline passes
+//! during a wait): when that wait is inside a nested coroutine, the
+//! unwinding crosses the nested coroutine's root on its way to the scope,
+//! instead of being reported as that coroutine's panic.
 
 use std::any::{Any, TypeId};
 use std::cell::Cell;
@@ -72,6 +79,23 @@ pub fn is_close_unwind(payload: &(dyn Any + Send)) -> bool {
         .is_some_and(|close| <dyn Any>::type_id(payload) == *close)
 }
 
+/// The payload of an unwinding that a scope started to leave itself and
+/// catches itself, by its `scope` number: the event loop's `timeout` when
+/// its deadline passes during a wait. Not a panic: no hook runs, and every
+/// coroutine root it crosses (a wait inside a nested coroutine) passes it on.
+pub(crate) struct ScopeExit {
+    pub(crate) scope: u64,
+}
+
+/// True if `payload` is not the panic of the coroutine whose root caught it
+/// but an unwinding on its way to an enclosing root or scope: a close's
+/// unwinding (an enclosing coroutine suspended from inside this one is being
+/// closed) or a [`ScopeExit`].
+#[inline]
+pub(crate) fn passes_through(payload: &(dyn Any + Send)) -> bool {
+    is_close_unwind(payload) || payload.is::<ScopeExit>()
+}
+
 /// [`std::panic::catch_unwind`] for code inside coroutine bodies.
 ///
 /// Closing or dropping a suspended coroutine unwinds its stack with a panic
@@ -80,7 +104,8 @@ pub fn is_close_unwind(payload: &(dyn Any + Send)) -> bool {
 /// would swallow it (corosensei issue 57: the body then runs on after its
 /// owner asked it to stop, until its next `suspend` unwinds again). This
 /// function catches ordinary panics like the standard one but lets that
-/// unwinding go on.
+/// unwinding go on, and so the unwinding by which an event loop's
+/// [`timeout`](crate::event_loop::timeout()) leaves its scope.
 ///
 /// ```
 /// let mut co = cogen::Coroutine::<(), (), ()>::new(|co, ()| {
@@ -93,7 +118,7 @@ pub fn is_close_unwind(payload: &(dyn Any + Send)) -> bool {
 /// ```
 pub fn catch_unwind<F: FnOnce() -> R + UnwindSafe, R>(f: F) -> std::thread::Result<R> {
     match std::panic::catch_unwind(f) {
-        Err(payload) if is_close_unwind(&*payload) => std::panic::resume_unwind(payload),
+        Err(payload) if passes_through(&*payload) => std::panic::resume_unwind(payload),
         result => result,
     }
 }

@@ -49,7 +49,6 @@ enum CannotWait {
     OutsideTask,
     Cancelling,
     NotStackful,
-    NestedCoroutine,
 }
 
 #[cold]
@@ -68,10 +67,6 @@ fn panic_cannot_wait(what: &str, why: CannotWait, id: u64) -> ! {
         CannotWait::NotStackful => panic!(
             "cogen::event_loop::{what} called inside a future or stackless task: only stackful \
              tasks can wait from a function call (use `.await` or yield a `Wait` instead)"
-        ),
-        CannotWait::NestedCoroutine => panic!(
-            "cogen::event_loop::{what} called from a coroutine nested inside task {id}: only the \
-             task's own stack can wait"
         ),
     }
 }
@@ -125,22 +120,33 @@ fn running_stackful_ptr(what: &str) -> (*mut Task<dyn TaskBody>, &'static Stackf
         .with(Cell::get)
         .expect("a running task")
         .as_ptr();
-    // A coroutine nested inside the task cannot suspend the task.
-    if crate::coroutine::running_id() != cx.coroutine.get() {
-        // SAFETY: as above, the task is alive.
-        let id = unsafe { (*task).header.id };
-        panic_cannot_wait(what, CannotWait::NestedCoroutine, id);
-    }
+    // The code running now may be on a coroutine nested inside the task (a
+    // pipeline stage, a generator, at any depth): everything that runs
+    // while CURRENT_CX is set runs on the task's stack or on a stack
+    // resumed from it, and a suspend through the task's yielder stops that
+    // whole chain at once (see `suspend`).
     (task, cx)
 }
 
 /// Suspends the running stackful task; its header already says whether it
 /// is queued or parked.
+///
+/// Called from a coroutine nested inside the task, it suspends the whole
+/// chain, from the nested stack up to the task's own, in one switch
+/// (corosensei's yielder saves the stack pointer it is called on), and
+/// resuming the task continues right here. Nothing can touch the nested
+/// coroutines meanwhile: each is borrowed by a `resume` in a frame of the
+/// suspended chain. If the task is cancelled meanwhile, the close's
+/// unwinding starts here and crosses every nested root on its way to the
+/// task's (`passes_through` in the coroutine layer), running every
+/// destructor once; so does the unwinding of a `timeout` whose deadline
+/// passed.
 #[inline]
 fn suspend(cx: &StackfulCx) {
     // SAFETY: `yielder` was set by the stackful body's entry on this task's
-    // stack and stays valid while the body runs; `running_stackful` checked
-    // that we are on that stack.
+    // stack and stays valid while the body runs: it runs now, since
+    // CURRENT_CX is set only during its step, and the code calling this runs
+    // on its stack or on a coroutine's stack resumed from it.
     unsafe { (*cx.yielder.get()).suspend(()) }
 }
 
@@ -158,10 +164,10 @@ pub fn yield_now() {
 }
 
 /// The payload a park unwinds with once the deadline of scope `scope` (a
-/// [`timeout`](super::timeout())) has passed; that scope catches it.
-pub(crate) struct ElapsedUnwind {
-    pub(crate) scope: u64,
-}
+/// [`timeout`](super::timeout())) has passed; that scope catches it. The
+/// coroutine layer's type, so that a wait in a coroutine nested inside the
+/// task unwinds through the nested coroutine's root on its way to the scope.
+pub(crate) type ElapsedUnwind = crate::coroutine::ScopeExit;
 
 /// The deadline a park must also wait for, if the task runs inside a
 /// `timeout` and the thread is not unwinding. Unwinds at once if it passed.

@@ -17,13 +17,13 @@ use super::core::Core;
 use super::remote::OwnWaker;
 use super::task::{Task, TaskBody, TaskRef};
 
-/// Where a stackful task suspends: its yielder, and which coroutine is the
-/// task's own. Owned by the stackful body; here because the core clears
-/// [`CURRENT_CX`] while it cancels a task.
+/// Where a stackful task suspends: its yielder. Owned by the stackful body;
+/// here because the core clears [`CURRENT_CX`] while it cancels a task.
 pub(crate) struct StackfulCx {
+    /// The yielder of the task's own coroutine. A wait suspends through it
+    /// from any depth, a coroutine nested inside the task included: the
+    /// whole chain of stacks stops at once (see `Yielder::suspend`).
     pub(crate) yielder: Cell<*const Yielder<(), ()>>,
-    /// The task's own coroutine (`crate::coroutine::running_id` inside it).
-    pub(crate) coroutine: Cell<*const ()>,
     /// The waker of the `wait_for` the task is parked in, if any (it lives
     /// on the task's stack meanwhile).
     pub(crate) waker: Cell<*const OwnWaker>,

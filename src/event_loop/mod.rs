@@ -115,10 +115,44 @@
 //!   unfinished task, `send` on a full or `recv` on an empty channel,
 //!   [`wait_for`], [`unblock`], [`fs`], [`timeout`], a socket's accept, connect, read,
 //!   write, send and receive in [`net`]) panic with a message that says so
-//!   when called outside a stackful task (or from a coroutine nested
-//!   inside one) — they could never return there. Non-waiting forms
+//!   when called outside a stackful task — they could never return there.
+//!   Non-waiting forms
 //!   (`try_send`, `try_recv`, `try_join`, joining a finished task) work
 //!   anywhere.
+//!
+//! # Waiting from nested coroutines
+//!
+//! A waiting function may be called from a coroutine nested inside a
+//! stackful task, at any depth: a pipeline stage, a [`Sink`](crate::pipeline::Sink)
+//! consumer, a generator, a coroutine the task resumes. It parks the whole
+//! task, from the nested stack up to the task's own, in one switch (not one
+//! per level), and waking the task resumes the chain where it waited. The
+//! typed values the nested coroutines pass each other are unaffected: only
+//! the loop's waits pass through them. So a pipeline inside a task can read
+//! a channel (a [`Receiver`] is an iterator, so `pipeline::source(rx)` is a
+//! source), sleep, or read a file or a socket in any stage. Fairness,
+//! deadlock detection, [`timeout`] and cancellation hold across the chain:
+//! cancelling the task unwinds every nested stack, each destructor once, and
+//! a `timeout` around the chain ends a wait deep inside it (its unwinding
+//! crosses the nested coroutines' roots, and
+//! [`cogen::catch_unwind`](crate::catch_unwind) lets it pass).
+//!
+//! ```
+//! use cogen::event_loop::{EventLoop, channel};
+//! use cogen::pipeline::{PipelineExt, source};
+//!
+//! let ev = EventLoop::new();
+//! let (tx, rx) = channel(1);
+//! ev.spawn(move || (1..=4).for_each(|n| tx.send(n).unwrap()));
+//! let sums = ev.spawn(move || {
+//!     source(rx) // parks the task whenever the channel is empty
+//!         .windowed(2, |pair: &[u32]| pair.iter().sum::<u32>()) // in pairs
+//!         .collect::<Result<Vec<u32>, _>>()
+//!         .unwrap()
+//! });
+//! ev.run().unwrap();
+//! assert_eq!(sums.join().unwrap(), [3, 7]);
+//! ```
 //!
 //! # Cancellation and drop
 //!

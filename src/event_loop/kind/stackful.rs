@@ -83,8 +83,8 @@ impl<T> TaskBody for StackfulBody<T> {
     }
 }
 
-/// Runs first in every stackful task: records its yielder and which
-/// coroutine is the task's own, for `running_stackful`'s check.
+/// Runs first in every stackful task: records its yielder, through which
+/// every wait of the task suspends it.
 #[inline(never)]
 fn stackful_entry(yielder: &Yielder<(), ()>) {
     let cx = CURRENT_CX.with(Cell::get);
@@ -92,7 +92,6 @@ fn stackful_entry(yielder: &Yielder<(), ()>) {
     // first resume, and it stays valid while the body runs.
     let cx = unsafe { cx.as_ref() }.expect("a task body runs only inside step");
     cx.yielder.set(yielder);
-    cx.coroutine.set(crate::coroutine::running_id());
 }
 
 /// Spawns a stackful task running `f` on `core`, or says why no stack could
@@ -115,7 +114,6 @@ where
         co: UnsafeCell::new(Some(co)),
         cx: StackfulCx {
             yielder: Cell::new(ptr::null()),
-            coroutine: Cell::new(ptr::null()),
             waker: Cell::new(ptr::null()),
             deadline: Cell::new(None),
         },
