@@ -232,3 +232,119 @@ fn other_tasks_run_while_one_waits_on_a_file() {
     ticker.join().unwrap();
     assert_eq!(reader.join().unwrap(), (7, true));
 }
+
+#[test]
+fn a_file_streams_writes_and_reads_in_many_calls_with_seek() {
+    use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+    let dir = temp_dir("file-stream");
+    let path = dir.join("big.txt");
+    let ev = EventLoop::new();
+    let p = path.clone();
+    let h = ev.spawn(move || {
+        let mut file = fs::File::create(&p)?;
+        for i in 0..20_000 {
+            writeln!(file, "line {i}")?;
+        }
+        file.sync_all()?;
+        let len = file.metadata()?.len();
+        drop(file);
+        let lines = BufReader::new(fs::File::open(&p)?).lines().count();
+        let mut file = fs::File::open(&p)?;
+        file.seek(SeekFrom::Start(5))?;
+        let mut first = [0; 2];
+        file.read_exact(&mut first)?;
+        let std_file = file.into_std();
+        Ok::<_, std::io::Error>((len, lines, first, std_file.metadata()?.len()))
+    });
+    ev.run().unwrap();
+    let (len, lines, first, std_len) = h.join().unwrap().unwrap();
+    assert_eq!(len, std::fs::metadata(&path).unwrap().len());
+    assert_eq!(std_len, len);
+    assert_eq!(lines, 20_000);
+    assert_eq!(&first, b"0\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_file_read_parks_only_its_task_and_feeds_a_pipeline() {
+    use cogen::pipeline::{PipelineExt, read_chunks};
+    let dir = temp_dir("file-pipeline");
+    let path = dir.join("words.txt");
+    std::fs::write(&path, "a b\nc\n".repeat(50_000)).unwrap();
+    let ev = EventLoop::new();
+    let ticks = Rc::new(Cell::new(0u32));
+    let done = Rc::new(Cell::new(false));
+    let (t, d) = (ticks.clone(), done.clone());
+    ev.spawn(move || {
+        while !d.get() {
+            t.set(t.get() + 1);
+            yield_now();
+        }
+    });
+    let d = done.clone();
+    let h = ev.spawn(move || {
+        let file = fs::File::open(&path).unwrap();
+        // The file is read from inside the pipeline's stages (nested
+        // coroutines): each read that finds the buffer empty parks the task.
+        let words = read_chunks(file, 1024).lines().words().count();
+        d.set(true);
+        words
+    });
+    ev.run().unwrap();
+    assert_eq!(h.join().unwrap(), 150_000);
+    assert!(ticks.get() > 1, "the other task ran meanwhile");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn file_errors_and_a_cancelled_read() {
+    let dir = temp_dir("file-errors");
+    let ev = EventLoop::new();
+    let missing = dir.join("missing");
+    let h = ev.spawn(move || fs::File::open(&missing).map(|_| ()).unwrap_err().kind());
+    ev.run().unwrap();
+    assert_eq!(h.join().unwrap(), std::io::ErrorKind::NotFound);
+
+    // A task cancelled while parked in a read of a fifo nobody writes to
+    // yet: the file and everything on the task's stack are dropped once.
+    let fifo = dir.join("fifo");
+    let c = CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    // Held open for writing, so that opening it for reading does not block.
+    let mut writer = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let drops = DropCounter::new();
+    let d = drops.clone();
+    let f = fifo.clone();
+    let h = ev.spawn(move || {
+        use std::io::Read;
+        let _token = d.token();
+        let mut file = fs::File::open(&f).unwrap();
+        let mut buf = [0; 8];
+        file.read(&mut buf)
+    });
+    // Run until the task is parked in its read (it opened the file first).
+    for _ in 0..1000 {
+        ev.try_tick();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(!h.is_finished());
+    assert_eq!(drops.live(), 1);
+    h.cancel();
+    assert_eq!((drops.count(), drops.live()), (1, 0));
+    assert!(h.join().unwrap_err().is_cancelled());
+    // Let the pool thread's read end.
+    std::io::Write::write_all(&mut writer, b"x").unwrap();
+    drop(writer);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+#[should_panic(expected = "outside a task")]
+fn a_file_cannot_be_opened_outside_a_task() {
+    let _ = fs::File::open("/");
+}
