@@ -154,6 +154,10 @@
 //! assert_eq!(sums.join().unwrap(), [3, 7]);
 //! ```
 //!
+//! A [`Sender`] is a push sink ([`Sender::into_sink`]), and
+//! [`SpawnStage::spawn_stage`] splits a pipeline in two tasks joined by a
+//! bounded channel, so that an I/O-bound stretch runs ahead of the rest.
+//!
 //! # Cancellation and drop
 //!
 //! [`JoinHandle::cancel`] unwinds the task's stack at once (every destructor
@@ -185,7 +189,7 @@
 // task; run_queue, timer, remote, watchdog, error; reactor; current (names
 // Core as a type only); core; context; join, channel, sleep, wait_for,
 // timeout; kind/*; stackless (docs), fs, net/* (source; stream; listener,
-// udp); runtime; task_builder.
+// udp); runtime; task_builder; pipes.
 mod channel;
 mod context;
 mod core;
@@ -197,6 +201,7 @@ mod join;
 mod kind;
 #[cfg(feature = "net")]
 pub mod net;
+mod pipes;
 mod reactor;
 mod remote;
 mod run_queue;
@@ -219,6 +224,7 @@ pub use error::{
     WaitingOn,
 };
 pub use join::JoinHandle;
+pub use pipes::{SpawnStage, Spawned};
 #[cfg(cogen_nightly)]
 pub use runtime::spawn_stackless;
 pub use runtime::{EventLoop, EventLoopBuilder, spawn, spawn_future};
