@@ -22,6 +22,9 @@
 //!   channels (10,000 round trips).
 //! * `spawn_join`: spawn 1,000 trivial tasks and join them all.
 //! * `many_tasks`: 10,000 tasks each yield 10 times (100,000 yields).
+//! * `nested_yield` (cogen only, ids `depth_0` to `depth_3`): 2 tasks yield
+//!   10,000 times each from inside 0 to 3 nested coroutines (20,000
+//!   yields): what a wait from a pipeline stage costs.
 //!
 //! The workloads are in `benches/workloads/event_loop.rs`, shared with the
 //! instruction counter (`tools/src/bin/op_count.rs`).
@@ -66,6 +69,12 @@ fn many_tasks(c: &mut Criterion) {
     g.finish();
 }
 
+fn nested_yield(c: &mut Criterion) {
+    let mut g = c.benchmark_group("nested_yield");
+    workloads::nested_yield(&mut Group(&mut g));
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(20)
@@ -76,6 +85,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = yield_round_robin, channel_ping_pong, spawn_join, many_tasks
+    targets = yield_round_robin, channel_ping_pong, spawn_join, many_tasks, nested_yield
 }
 criterion_main!(benches);

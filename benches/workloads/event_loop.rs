@@ -228,6 +228,43 @@ pub fn many_tasks<H: Harness>(h: &mut H) {
     yielders::<H, MANY, MANY_YIELDS>(h);
 }
 
+// ---------------------------------------------------------------- nested_yield
+
+/// Runs `f` inside `depth` coroutines nested in each other (0: directly).
+fn nested(depth: usize, f: &mut dyn FnMut()) {
+    if depth == 0 {
+        return f();
+    }
+    let co = cogen::ScopedCoroutine::<(), (), ()>::new(|_, ()| nested(depth - 1, f));
+    co.scope(|co| {
+        let _ = co.resume(());
+    });
+}
+
+/// `nested_yield`: 2 tasks yield `YIELDS` times each from inside `depth`
+/// nested coroutines (ids `depth_0` to `depth_3`; cogen only: no peer can
+/// wait from a nested coroutine). A wait from any depth suspends the whole
+/// chain in one switch, so the ids should cost the same per yield.
+pub fn nested_yield<H: Harness>(h: &mut H) {
+    for depth in 0..4 {
+        h.iter(&format!("depth_{depth}"), || {
+            let ev = EventLoop::new();
+            move || {
+                for _ in 0..2 {
+                    ev.spawn(move || {
+                        nested(depth, &mut || {
+                            for _ in 0..YIELDS {
+                                el::yield_now();
+                            }
+                        })
+                    });
+                }
+                ev.run().unwrap();
+            }
+        });
+    }
+}
+
 // ---------------------------------------------------------------- channel_ping_pong
 
 /// `channel_ping_pong`: two tasks bounce a `u64` `ROUND_TRIPS` times over

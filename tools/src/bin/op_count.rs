@@ -160,6 +160,14 @@ const GROUPS: &[Group] = &[
         op: "yield",
         n: (1, 2),
     },
+    Group {
+        bench: "event_loop",
+        name: "nested_yield",
+        run: event_loop::nested_yield::<Counter>,
+        ops: 2 * event_loop::YIELDS,
+        op: "yield",
+        n: (2, 4),
+    },
 ];
 
 /// The loop alone, for each kind of id.
