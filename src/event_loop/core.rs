@@ -41,7 +41,8 @@ use std::time::{Duration, Instant};
 use crate::error::Panic;
 
 use super::current::{CURRENT_CORE, CURRENT_CX, CURRENT_TASK, Current};
-use super::error::{StuckTask, WaitingOn};
+use super::error::StuckTask;
+use super::observe::{self, Counters, TaskInfo};
 use super::reactor::ReactorSlot;
 use super::remote::Remote;
 use super::run_queue::{Registry, RunQueue};
@@ -79,11 +80,13 @@ pub(crate) struct Core {
     unhandled: RefCell<Vec<Panic>>,
     policy: PanicPolicy,
     watchdog: Option<Watchdog>,
+    pub(crate) counters: Counters,
     me: Weak<Core>,
 }
 
 impl Core {
     pub(crate) fn new(policy: PanicPolicy, watchdog: Option<Watchdog>) -> Rc<Core> {
+        observe::name_tasks_in_panics();
         Rc::new_cyclic(|me| Core {
             queue: RunQueue::new(),
             registry: RefCell::new(Registry::default()),
@@ -96,6 +99,7 @@ impl Core {
             unhandled: RefCell::new(Vec::new()),
             policy,
             watchdog,
+            counters: Counters::default(),
             me: me.clone(),
         })
     }
@@ -120,6 +124,7 @@ impl Core {
         if let (Some(wd), Some(name)) = (&self.watchdog, task.header.name()) {
             wd.name_task(task.header.id, name);
         }
+        Counters::bump(&self.counters.spawned);
         let erased: TaskRef = task.clone();
         self.registry.borrow_mut().insert(erased.clone());
         self.queue.push_back(erased);
@@ -137,6 +142,7 @@ impl Core {
         );
         let seq = h.seq.get().wrapping_add(1);
         h.seq.set(seq);
+        Counters::bump(&self.counters.parks);
         h.state.set(TaskState::Parked);
         h.reason.set(Some(reason));
         if reason.is_external() {
@@ -176,6 +182,7 @@ impl Core {
             return; // cancelled while queued
         }
         h.state.set(TaskState::Running);
+        Counters::bump(&self.counters.steps);
         if let Some(wd) = &self.watchdog {
             wd.enter(h.id);
         }
@@ -203,6 +210,7 @@ impl Core {
     fn finish(&self, task: TaskRef) {
         let h = &task.header;
         h.state.set(TaskState::Done);
+        Counters::bump(&self.counters.finished);
         let removed = self.registry.borrow_mut().remove(h.index.get(), h.id);
         if let Some(wd) = &self.watchdog {
             wd.forget_task(h.id);
@@ -363,9 +371,12 @@ impl Core {
     /// Sleeps until the next timer (`timeout`), an outside wake-up, or,
     /// once the loop has a poller, a socket's readiness.
     fn sleep(&self, timeout: Option<Duration>) {
+        let start = Instant::now();
         if !self.reactor.wait(&self.remote, timeout, wake) {
             self.remote.park(timeout);
         }
+        let idle = &self.counters.idle;
+        idle.set(idle.get() + start.elapsed());
     }
 
     /// Takes the wake-ups that wakers (maybe on other threads) left.
@@ -482,42 +493,12 @@ impl Core {
     }
 
     fn stuck_tasks(&self) -> Vec<StuckTask> {
-        let tasks = self.registry.borrow().tasks();
-        // Who joins whom: a task's waiter slot names its joiner.
-        let mut joined: Vec<(u64, u64)> = Vec::new();
-        for t in &tasks {
-            t.header.for_each_waiter(|w| match w {
-                Waiter::Task(joiner, seq) if joiner.header.is_parked_at(*seq) => {
-                    joined.push((joiner.header.id, t.header.id));
-                }
-                Waiter::Local(_, joiner) => joined.push((*joiner, t.header.id)),
-                _ => {}
-            });
-        }
-        let mut stuck: Vec<StuckTask> = tasks
-            .iter()
-            .map(|t| StuckTask {
-                id: t.header.id,
-                name: t.header.name().map(str::to_owned),
-                waiting_on: match t.header.reason.get() {
-                    Some(WaitReason::Send) => WaitingOn::Send,
-                    Some(WaitReason::Recv) => WaitingOn::Recv,
-                    Some(r)
-                        if r.is_external() && !joined.iter().any(|(j, _)| *j == t.header.id) =>
-                    {
-                        WaitingOn::Future
-                    }
-                    _ => WaitingOn::Join(
-                        joined
-                            .iter()
-                            .find(|(j, _)| *j == t.header.id)
-                            .map(|(_, target)| *target),
-                    ),
-                },
-            })
-            .collect();
-        stuck.sort_by_key(|s| s.id);
-        stuck
+        observe::stuck(&self.registry.borrow().tasks())
+    }
+
+    /// A snapshot of every unfinished task.
+    pub(crate) fn tasks(&self) -> Vec<TaskInfo> {
+        observe::describe(&self.registry.borrow().tasks())
     }
 
     pub(crate) fn take_unhandled(&self) -> Vec<Panic> {

@@ -134,9 +134,17 @@ pub enum WaitingOn {
     Send,
     /// A message on an empty channel.
     Recv,
-    /// A future (a future task, or `wait_for` in a stackful task) whose
-    /// waker nobody outside the loop holds any more, so nothing can wake it.
+    /// A future (a future task, or `wait_for` in a stackful task) to wake
+    /// it. In a deadlock report: its waker is held by nobody outside the
+    /// loop any more, so nothing can wake it.
     Future,
+    /// A timer ([`sleep`](super::sleep()), a time limit). Never stuck.
+    Sleep,
+    /// A closure on the blocking thread pool ([`unblock`](super::unblock()),
+    /// a file). Never stuck.
+    Blocking,
+    /// A socket's readiness. Never stuck: the peer can always end it.
+    Io,
 }
 
 impl fmt::Display for WaitingOn {
@@ -146,9 +154,10 @@ impl fmt::Display for WaitingOn {
             WaitingOn::Join(None) => f.write_str("waiting to join a task"),
             WaitingOn::Send => f.write_str("waiting to send on a full channel"),
             WaitingOn::Recv => f.write_str("waiting to receive on an empty channel"),
-            WaitingOn::Future => {
-                f.write_str("waiting for a future that nothing outside the loop can wake")
-            }
+            WaitingOn::Future => f.write_str("waiting for a future"),
+            WaitingOn::Sleep => f.write_str("sleeping"),
+            WaitingOn::Blocking => f.write_str("waiting for the blocking thread pool"),
+            WaitingOn::Io => f.write_str("waiting for a socket"),
         }
     }
 }

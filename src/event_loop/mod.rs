@@ -187,7 +187,7 @@
 // Layers, bottom to top (each file uses only the ones above it; `task`
 // names `core::Core` as a type only, for its back-reference):
 // task; run_queue, timer, remote, watchdog, error; reactor; current (names
-// Core as a type only); core; context; join, channel, sleep, wait_for,
+// Core as a type only); observe; core; context; join, channel, sleep, wait_for,
 // timeout; kind/*; stackless (docs), fs, net/* (source; stream; listener,
 // udp); runtime; task_builder; pipes.
 mod channel;
@@ -201,6 +201,7 @@ mod join;
 mod kind;
 #[cfg(feature = "net")]
 pub mod net;
+mod observe;
 mod pipes;
 mod reactor;
 mod remote;
@@ -224,6 +225,7 @@ pub use error::{
     WaitingOn,
 };
 pub use join::JoinHandle;
+pub use observe::{LoopStats, TaskInfo, TaskStatus};
 pub use pipes::{SpawnStage, Spawned};
 #[cfg(cogen_nightly)]
 pub use runtime::spawn_stackless;

@@ -17,6 +17,7 @@ use super::current::Enter;
 use super::error::RunError;
 use super::join::JoinHandle;
 use super::kind;
+use super::observe::{LoopStats, TaskInfo};
 use super::task::TaskOptions;
 use super::watchdog::{ReportFn, Watchdog, WatchdogReport};
 
@@ -204,6 +205,32 @@ impl EventLoop {
     /// The number of unfinished tasks.
     pub fn len(&self) -> usize {
         self.core.len()
+    }
+
+    /// A snapshot of every unfinished task: its id, name, and whether it
+    /// is queued, running, or waiting (and for what), by id. For finding out
+    /// why a program is stuck or slow; costs a walk over the tasks.
+    ///
+    /// ```
+    /// use cogen::event_loop::{EventLoop, TaskBuilder, TaskStatus, WaitingOn, channel};
+    ///
+    /// let ev = EventLoop::new();
+    /// let (_tx, rx) = channel::<u32>(1);
+    /// TaskBuilder::new().name("reader").spawn_on(&ev, move || rx.recv());
+    /// ev.try_tick();
+    /// let tasks = ev.tasks();
+    /// assert_eq!(tasks[0].name.as_deref(), Some("reader"));
+    /// assert_eq!(tasks[0].state, TaskStatus::Waiting(WaitingOn::Recv));
+    /// assert_eq!(tasks[0].to_string(), "task 1 'reader': waiting to receive on an empty channel");
+    /// ```
+    pub fn tasks(&self) -> Vec<TaskInfo> {
+        self.core.tasks()
+    }
+
+    /// What the loop has done so far: tasks spawned and finished, steps,
+    /// parks, and time spent idle.
+    pub fn stats(&self) -> LoopStats {
+        self.core.counters.get()
     }
 
     /// Takes the panics that no handle observed so far (what [`run`](EventLoop::run)
