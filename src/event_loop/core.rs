@@ -48,6 +48,7 @@ use super::remote::Remote;
 use super::run_queue::{Registry, RunQueue};
 use super::task::{Header, Step, Task, TaskBody, TaskRef, TaskState, WaitReason, Waiter, fat_ptr};
 use super::timer::Timers;
+use super::trace::{self, Spans};
 use super::watchdog::Watchdog;
 
 /// What happens to panics of tasks whose result nobody reads.
@@ -81,6 +82,7 @@ pub(crate) struct Core {
     policy: PanicPolicy,
     watchdog: Option<Watchdog>,
     pub(crate) counters: Counters,
+    spans: Spans,
     me: Weak<Core>,
 }
 
@@ -100,6 +102,7 @@ impl Core {
             policy,
             watchdog,
             counters: Counters::default(),
+            spans: Spans::default(),
             me: me.clone(),
         })
     }
@@ -125,6 +128,7 @@ impl Core {
             wd.name_task(task.header.id, name);
         }
         Counters::bump(&self.counters.spawned);
+        self.spans.spawned(&task.header);
         let erased: TaskRef = task.clone();
         self.registry.borrow_mut().insert(erased.clone());
         self.queue.push_back(erased);
@@ -143,6 +147,7 @@ impl Core {
         let seq = h.seq.get().wrapping_add(1);
         h.seq.set(seq);
         Counters::bump(&self.counters.parks);
+        trace::parked(h, reason);
         h.state.set(TaskState::Parked);
         h.reason.set(Some(reason));
         if reason.is_external() {
@@ -170,6 +175,7 @@ impl Core {
             "only a parked task is woken"
         );
         self.leave_park(&task.header);
+        trace::woken(&task.header);
         task.header.state.set(TaskState::Queued);
         self.queue.push_back(task);
     }
@@ -183,6 +189,8 @@ impl Core {
         }
         h.state.set(TaskState::Running);
         Counters::bump(&self.counters.steps);
+        #[allow(clippy::let_unit_value)] // a unit without feature `tracing`
+        let _span = self.spans.enter(h);
         if let Some(wd) = &self.watchdog {
             wd.enter(h.id);
         }
@@ -211,6 +219,7 @@ impl Core {
         let h = &task.header;
         h.state.set(TaskState::Done);
         Counters::bump(&self.counters.finished);
+        self.spans.finished(h);
         let removed = self.registry.borrow_mut().remove(h.index.get(), h.id);
         if let Some(wd) = &self.watchdog {
             wd.forget_task(h.id);
@@ -493,7 +502,9 @@ impl Core {
     }
 
     fn stuck_tasks(&self) -> Vec<StuckTask> {
-        observe::stuck(&self.registry.borrow().tasks())
+        let stuck = observe::stuck(&self.registry.borrow().tasks());
+        trace::deadlock(&stuck);
+        stuck
     }
 
     /// A snapshot of every unfinished task.

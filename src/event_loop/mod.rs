@@ -186,7 +186,7 @@
 
 // Layers, bottom to top (each file uses only the ones above it; `task`
 // names `core::Core` as a type only, for its back-reference):
-// task; run_queue, timer, remote, watchdog, error; reactor; current (names
+// task; run_queue, timer, remote, watchdog, error; trace; reactor; current (names
 // Core as a type only); observe; core; context; join, channel, sleep, wait_for,
 // timeout; kind/*; stackless (docs), fs, net/* (source; stream; listener,
 // udp); runtime; task_builder; pipes.
@@ -214,6 +214,7 @@ mod task;
 mod task_builder;
 mod timeout;
 mod timer;
+mod trace;
 mod wait_for;
 pub mod watchdog;
 

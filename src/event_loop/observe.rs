@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::current::CURRENT_TASK;
 use super::error::{StuckTask, WaitingOn};
 use super::task::{TaskRef, TaskState, WaitReason, Waiter};
+use super::trace;
 
 /// A task of a loop, as [`EventLoop::tasks`](super::EventLoop::tasks) saw
 /// it.
@@ -177,6 +178,7 @@ pub(crate) fn name_tasks_in_panics() {
                     Some(name) => eprintln!("cogen: in task {} '{name}' of an event loop:", h.id),
                     None => eprintln!("cogen: in task {} of an event loop:", h.id),
                 }
+                trace::panicked(h, info);
             }
             previous(info);
         }));

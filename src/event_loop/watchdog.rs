@@ -150,11 +150,13 @@ fn watch(state: &Observed, threshold: Duration, report: &ReportFn) {
                 .unwrap_or_else(|e| e.into_inner())
                 .get(&current)
                 .cloned();
-            report(&WatchdogReport {
+            let found = WatchdogReport {
                 task_id: current,
                 task_name,
                 running_for,
-            });
+            };
+            super::trace::watchdog(&found);
+            report(&found);
         }
     }
 }

@@ -1,0 +1,98 @@
+//! The loop's `tracing` events (feature `tracing`): a span per task, named
+//! `task` with its `id` and `name`, entered around each of its steps; and
+//! events at target `cogen::event_loop` for spawn, park (with the reason),
+//! wake, finish, panic (from the panic hook of `observe.rs`), deadlock and
+//! the watchdog. Without the feature every function here is empty and
+//! inlined away.
+
+#[cfg(feature = "tracing")]
+mod imp {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    use super::super::error::StuckTask;
+    use super::super::task::{Header, WaitReason};
+    use super::super::watchdog::WatchdogReport;
+
+    /// The span of each live task, by id (spans are kept beside the tasks,
+    /// not in their headers, so the feature costs the others nothing).
+    #[derive(Default)]
+    pub(crate) struct Spans(RefCell<HashMap<u64, tracing::Span>>);
+
+    impl Spans {
+        pub(crate) fn spawned(&self, h: &Header) {
+            let span = tracing::trace_span!(target: "cogen::event_loop", "task", id = h.id, name = h.name());
+            tracing::trace!(target: "cogen::event_loop", parent: &span, "spawn");
+            self.0.borrow_mut().insert(h.id, span);
+        }
+
+        pub(crate) fn enter(&self, h: &Header) -> Option<tracing::span::EnteredSpan> {
+            let span = self.0.borrow().get(&h.id).cloned()?;
+            Some(span.entered())
+        }
+
+        pub(crate) fn finished(&self, h: &Header) {
+            if let Some(span) = self.0.borrow_mut().remove(&h.id) {
+                tracing::trace!(target: "cogen::event_loop", parent: &span, "finish");
+            }
+        }
+    }
+
+    pub(crate) fn parked(h: &Header, reason: WaitReason) {
+        tracing::trace!(target: "cogen::event_loop", task = h.id, ?reason, "park");
+    }
+
+    pub(crate) fn woken(h: &Header) {
+        tracing::trace!(target: "cogen::event_loop", task = h.id, "wake");
+    }
+
+    pub(crate) fn panicked(h: &Header, info: &std::panic::PanicHookInfo<'_>) {
+        let message = info
+            .payload_as_str()
+            .unwrap_or("(a panic payload that is not a string)");
+        tracing::error!(target: "cogen::event_loop", task = h.id, name = h.name(), message, "task panicked");
+    }
+
+    pub(crate) fn deadlock(stuck: &[StuckTask]) {
+        for task in stuck {
+            tracing::error!(target: "cogen::event_loop", task = task.id, name = task.name.as_deref(), waiting_on = %task.waiting_on, "deadlock: task stuck");
+        }
+    }
+
+    pub(crate) fn watchdog(report: &WatchdogReport) {
+        tracing::warn!(target: "cogen::event_loop", task = report.task_id, name = report.task_name.as_deref(), running_for = ?report.running_for, "watchdog: task has not yielded");
+    }
+}
+
+#[cfg(not(feature = "tracing"))]
+mod imp {
+    use super::super::error::StuckTask;
+    use super::super::task::{Header, WaitReason};
+    use super::super::watchdog::WatchdogReport;
+
+    /// Nothing to keep without the feature.
+    #[derive(Default)]
+    pub(crate) struct Spans(());
+
+    impl Spans {
+        #[inline(always)]
+        pub(crate) fn spawned(&self, _: &Header) {}
+        #[inline(always)]
+        pub(crate) fn enter(&self, _: &Header) {}
+        #[inline(always)]
+        pub(crate) fn finished(&self, _: &Header) {}
+    }
+
+    #[inline(always)]
+    pub(crate) fn parked(_: &Header, _: WaitReason) {}
+    #[inline(always)]
+    pub(crate) fn woken(_: &Header) {}
+    #[inline(always)]
+    pub(crate) fn panicked(_: &Header, _: &std::panic::PanicHookInfo<'_>) {}
+    #[inline(always)]
+    pub(crate) fn deadlock(_: &[StuckTask]) {}
+    #[inline(always)]
+    pub(crate) fn watchdog(_: &WatchdogReport) {}
+}
+
+pub(crate) use imp::*;
