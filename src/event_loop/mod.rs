@@ -173,6 +173,35 @@
 //! `timeout`, which returns [`Elapsed`]; destructors run as in a
 //! cancellation. Sockets also have per-operation limits ([`net`]).
 //!
+//! # Async code
+//!
+//! **From a stackful task, calling an async library**: [`wait_for`] awaits
+//! any future in place, parking the task (from any depth) until its waker
+//! is called, from any thread. A future that needs no runtime of its own
+//! (most channels, `async-lock`, `futures` combinators) runs right there. A
+//! future that needs a runtime's reactor or timers (an async HTTP client, a
+//! `tokio::net` socket, `tokio::time`) panics or hangs outside that runtime,
+//! so run it *on* that runtime, on a thread of its own, and wait for the
+//! runtime's join handle, which is a plain future woken from that thread:
+//!
+//! ```no_run
+//! # async fn fetch(_url: &str) -> String { String::new() }
+//! # let tokio_handle: tokio::runtime::Handle = unimplemented!();
+//! // let tokio_handle = tokio_runtime_on_its_own_thread.handle().clone();
+//! let body = cogen::event_loop::wait_for(tokio_handle.spawn(fetch("http://example.com")));
+//! ```
+//!
+//! (`tests/async_interop.rs` does this with a tokio TCP echo.) For sockets,
+//! prefer [`net`]: its reads and writes park the task with no other
+//! runtime.
+//!
+//! **From async code, calling cogen**: on the loop, a future task
+//! ([`EventLoop::spawn_future`]) awaits a stackful task's [`JoinHandle`]
+//! (a `Future`); a stackful task [`join`](JoinHandle::join)s a future task
+//! the same way. Async code on another runtime or thread reaches a loop
+//! through a `Send` handle that spawns onto it and whose join handle is a
+//! `Future`.
+//!
 //! # Threads
 //!
 //! Tasks, handles and channels are `!Send`: the whole loop lives on one
