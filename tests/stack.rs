@@ -901,3 +901,39 @@ fn running_out_of_address_space_blames_the_address_space_limit() {
     assert!(error.contains("ulimit -v"), "{error}");
     assert!(!error.contains("max_map_count"), "{error}");
 }
+
+#[test]
+fn prewarm_fills_this_threads_pool_so_creates_take_from_it() {
+    std::thread::spawn(|| {
+        let builder = cogen::Builder::new().stack_size(64 * 1024);
+        cogen::stack::set_pool_capacity(10);
+        assert_eq!(builder.prewarm(40).unwrap(), 40); // raises the capacity
+        assert_eq!(cogen::stack::pooled_stacks(), 40);
+        assert_eq!(builder.prewarm(40).unwrap(), 0); // already there
+        let cos: Vec<_> = (0..40)
+            .map(|i| {
+                builder
+                    .clone()
+                    .build(move |_: &cogen::Yielder<(), ()>, ()| i)
+            })
+            .collect();
+        assert_eq!(
+            cogen::stack::pooled_stacks(),
+            0,
+            "each took a prewarmed stack"
+        );
+        drop(cos);
+        assert_eq!(cogen::stack::pooled_stacks(), 40);
+        // Another size has its own stacks.
+        assert_eq!(
+            cogen::Builder::new()
+                .stack_size(128 * 1024)
+                .prewarm(5)
+                .unwrap(),
+            5
+        );
+        assert_eq!(cogen::stack::pooled_stacks(), 45);
+    })
+    .join()
+    .unwrap();
+}

@@ -59,6 +59,29 @@ impl Builder {
         self
     }
 
+    /// Maps stacks of this builder's size into this thread's pool until it
+    /// holds `count` of them (raising the pool's capacity to `count` if it is
+    /// lower), so that the next `count` coroutines of this size made on this
+    /// thread start without a system call. Returns how many were mapped.
+    ///
+    /// For a program that creates bursts of many coroutines (or tasks) and
+    /// wants no `mmap` while it runs: the memory is reserved now, and each
+    /// stack's pages become resident only as they are touched.
+    ///
+    /// ```
+    /// let mapped = cogen::Builder::new().stack_size(64 * 1024).prewarm(100).unwrap();
+    /// assert!(mapped <= 100);
+    /// assert!(cogen::stack::pooled_stacks() >= 100);
+    /// ```
+    ///
+    /// # Errors
+    /// When a stack cannot be mapped (see [`StackError`]); the stacks mapped
+    /// before stay in the pool.
+    pub fn prewarm(&self, count: usize) -> Result<usize, StackError> {
+        let size = stack::effective_size(self.stack_size)?;
+        stack::prewarm(size, count, super::overflow::describe_overflow)
+    }
+
     /// Creates the coroutine; nothing runs until its first `resume`.
     ///
     /// # Panics

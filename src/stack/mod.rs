@@ -69,7 +69,7 @@ mod pool;
 
 pub use error::StackError;
 
-pub(crate) use pool::PooledStack;
+pub(crate) use pool::{PooledStack, prewarm};
 pub use pool::{pooled_stacks, set_pool_capacity};
 
 /// The stack size a coroutine gets unless its [`Builder`](crate::Builder) says

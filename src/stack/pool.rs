@@ -102,6 +102,44 @@ pub fn set_pool_capacity(capacity: usize) {
     drop(dropped); // unmapped outside the borrows
 }
 
+/// Maps stacks of `size` bytes (already rounded by
+/// [`effective_size`](super::effective_size)) into this thread's pool until
+/// it holds `count` of that size, raising the pool's capacity to `count` if
+/// it is lower; returns how many were mapped. `describe` is as in
+/// [`PooledStack::take`].
+pub(crate) fn prewarm(
+    size: usize,
+    count: usize,
+    describe: DescribeOverflow,
+) -> Result<usize, StackError> {
+    POOL.with(|pool| {
+        if pool.capacity.get() < count {
+            pool.capacity.set(count);
+        }
+    });
+    let held = |pool: &Pool| {
+        if size == DEFAULT_STACK_SIZE {
+            pool.default.borrow().len()
+        } else {
+            let other = pool.other.borrow();
+            other
+                .iter()
+                .find(|(s, _)| *s == size)
+                .map_or(0, |(_, v)| v.len())
+        }
+    };
+    let mut mapped = 0;
+    while POOL.with(held) < count {
+        let stack = PooledStack::map(size, describe)?;
+        // Mapping does not touch the pool, so the pool takes it (it has room).
+        let refused = POOL.with(|pool| pool.put(size, stack));
+        debug_assert!(refused.is_none());
+        drop(refused);
+        mapped += 1;
+    }
+    Ok(mapped)
+}
+
 /// How many finished stacks this thread holds for reuse, over all sizes.
 pub fn pooled_stacks() -> usize {
     POOL.with(|pool| {
