@@ -1,0 +1,156 @@
+//! The cost of one resume in a round robin, as the number of coroutines
+//! grows: what a user who keeps many coroutines alive pays per switch.
+//!
+//! ```text
+//! cargo run --release -p cogen-tools --bin round_robin_scale            # every kind and N
+//! cargo run --release -p cogen-tools --bin round_robin_scale -- stackful_min 30000
+//! ```
+//!
+//! Kinds: `stackful_default` (`cogen::Coroutine`, default stack size),
+//! `stackful_min` (the smallest safe stack, `stack::MIN_STACK_SIZE`),
+//! `corosensei` (raw corosensei, its default stack), `stackless` (a
+//! `#[coroutine]` closure in `Stackless::pinned`). Each kind builds a ring
+//! of N coroutines that loop on `suspend`, resumes each once, then times
+//! `ROUNDS` rounds over the ring and prints the median nanoseconds per
+//! resume of 5 repetitions (time ratios move with the host and its load;
+//! run the kinds in one go to compare them). Stackful kinds are capped by
+//! `vm.max_map_count` (two mappings per stack): the default Ns are 1,000,
+//! 10,000 and 30,000, and 1,000,000 for `stackless` too.
+
+#![feature(coroutines)]
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use cogen::stackless::Stackless;
+use cogen::{Builder, Coroutine};
+
+/// Resumes per measurement: the rounds cover at least this many.
+const RESUMES: usize = 3_000_000;
+
+fn stackful(n: usize, stack_size: usize) -> Vec<Coroutine<usize, usize, ()>> {
+    let builder = Builder::new().stack_size(stack_size);
+    builder.prewarm(n).expect("stacks");
+    (0..n)
+        .map(|_| {
+            builder.clone().build(|co, mut x: usize| {
+                loop {
+                    x = co.suspend(x + 1);
+                }
+            })
+        })
+        .collect()
+}
+
+/// Median ns per resume over `ring`, resumed in turn.
+fn time<T>(ring: &mut [T], mut resume: impl FnMut(&mut T, usize) -> usize) -> f64 {
+    for co in ring.iter_mut() {
+        resume(co, 0); // each parked in its suspend, its stack touched
+    }
+    let rounds = RESUMES.div_ceil(ring.len());
+    let mut samples: Vec<f64> = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            for r in 0..rounds {
+                for co in ring.iter_mut() {
+                    black_box(resume(co, black_box(r)));
+                }
+            }
+            start.elapsed().as_nanos() as f64 / (rounds * ring.len()) as f64
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[2]
+}
+
+fn run(kind: &str, n: usize) -> f64 {
+    match kind {
+        "stackful_default" => time(
+            &mut stackful(n, cogen::stack::DEFAULT_STACK_SIZE),
+            |co, x| co.resume(x).ok().and_then(|r| r.as_yield()).unwrap_or(0),
+        ),
+        "stackful_min" => time(&mut stackful(n, cogen::stack::MIN_STACK_SIZE), |co, x| {
+            co.resume(x).ok().and_then(|r| r.as_yield()).unwrap_or(0)
+        }),
+        "corosensei" => {
+            let mut ring: Vec<_> = (0..n)
+                .map(|_| {
+                    corosensei::Coroutine::<usize, usize, ()>::new(|y, mut x| {
+                        loop {
+                            x = y.suspend(x + 1);
+                        }
+                    })
+                })
+                .collect();
+            time(&mut ring, |co, x| co.resume(x).as_yield().unwrap_or(0))
+        }
+        "stackless" => {
+            let mut ring: Vec<_> = (0..n)
+                .map(|_| {
+                    Stackless::pinned(
+                        #[coroutine]
+                        |mut x: usize| {
+                            loop {
+                                x = yield x + 1;
+                            }
+                        },
+                    )
+                })
+                .collect();
+            time(&mut ring, |co, x| {
+                co.resume(x).ok().and_then(|r| r.as_yield()).unwrap_or(0)
+            })
+        }
+        other => panic!("unknown kind {other}"),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let kinds = [
+        "stackful_default",
+        "stackful_min",
+        "corosensei",
+        "stackless",
+    ];
+    let jobs: Vec<(String, usize)> = match &args[..] {
+        [] => kinds
+            .iter()
+            .flat_map(|k| {
+                let ns: &[usize] = if *k == "stackless" {
+                    &[1_000, 10_000, 30_000, 1_000_000]
+                } else {
+                    &[1_000, 10_000, 30_000]
+                };
+                ns.iter().map(|n| (k.to_string(), *n))
+            })
+            .collect(),
+        [kind, n] => vec![(kind.clone(), n.parse().expect("N"))],
+        _ => panic!("usage: round_robin_scale [KIND N]"),
+    };
+    println!("| kind | N | ns per resume (median of 5) |");
+    println!("|---|---:|---:|");
+    for (kind, n) in jobs {
+        // Each in a child process, so that one's memory does not help or
+        // hurt the next.
+        if args.is_empty() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([&kind, &n.to_string()])
+                .output()
+                .expect("child");
+            let text = String::from_utf8_lossy(&out.stdout);
+            print!(
+                "{}",
+                text.lines()
+                    .skip(2)
+                    .map(|l| format!("{l}\n"))
+                    .collect::<String>()
+            );
+            if !out.status.success() {
+                eprintln!("{kind} {n}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        } else {
+            println!("| {kind} | {n} | {:.1} |", run(&kind, n));
+        }
+    }
+}
