@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::ready_made::{self, Lines, Windowed, Words};
+use super::ready_made::{self, ByteLines, Lines, LossyLines, Windowed, Words};
 use super::{PipelineItem, Stage, StageReturn, Upstream};
 use crate::coroutine::{Builder, Coroutine, Yielder};
 use crate::resumable::Resumable;
@@ -122,7 +122,10 @@ pub trait PipelineExt<T>: Iterator<Item = PipelineItem<T>> + Sized {
     /// `\n` or `\r\n`. A line may span any number of chunks, and a chunk may
     /// hold any number of lines; memory use is one chunk plus the longest
     /// line. A line that is not UTF-8 fails the stage (named `"lines"`) with
-    /// [`InvalidUtf8`](super::InvalidUtf8).
+    /// [`InvalidUtf8`](super::InvalidUtf8), which ends the pipeline: for
+    /// input that may hold raw bytes (logs), use
+    /// [`byte_lines`](PipelineExt::byte_lines) or
+    /// [`lossy_lines`](PipelineExt::lossy_lines).
     ///
     /// ```
     /// use cogen::pipeline::{PipelineExt, source};
@@ -139,6 +142,52 @@ pub trait PipelineExt<T>: Iterator<Item = PipelineItem<T>> + Sized {
         T: AsRef<[u8]>,
     {
         self.stage("lines", |co, up| ready_made::split_lines(co, up))
+    }
+
+    /// Splits a stream of byte chunks into lines of bytes, split like
+    /// [`lines`](PipelineExt::lines) (at `\n`, without the `\n` or `\r\n`)
+    /// but never checked for UTF-8: each line is a `Vec<u8>`, whatever it
+    /// holds.
+    ///
+    /// ```
+    /// use cogen::pipeline::{PipelineExt, source};
+    ///
+    /// let chunks = [&b"ok\r\nbad \xff"[..], b"\nlast"];
+    /// let lines: Vec<Vec<u8>> = source(chunks).byte_lines().collect::<Result<_, _>>().unwrap();
+    /// assert_eq!(lines, [&b"ok"[..], b"bad \xff", b"last"]);
+    /// ```
+    #[track_caller]
+    #[must_use = "pipelines are lazy and do nothing unless pulled"]
+    fn byte_lines(self) -> ByteLines
+    where
+        Self: 'static,
+        T: AsRef<[u8]>,
+    {
+        self.stage("byte_lines", |co, up| ready_made::split_byte_lines(co, up))
+    }
+
+    /// Splits a stream of byte chunks into lines like
+    /// [`lines`](PipelineExt::lines), but replaces each invalid UTF-8
+    /// sequence with U+FFFD (as [`String::from_utf8_lossy`] does) instead of
+    /// failing. A character split between two chunks is decoded whole.
+    ///
+    /// ```
+    /// use cogen::pipeline::{PipelineExt, source};
+    ///
+    /// let chunks = [&b"caf\xc3"[..], b"\xa9\nbad \xff\n"];
+    /// let lines: Vec<String> = source(chunks).lossy_lines().collect::<Result<_, _>>().unwrap();
+    /// assert_eq!(lines, ["café", "bad \u{FFFD}"]);
+    /// ```
+    #[track_caller]
+    #[must_use = "pipelines are lazy and do nothing unless pulled"]
+    fn lossy_lines(self) -> LossyLines
+    where
+        Self: 'static,
+        T: AsRef<[u8]>,
+    {
+        self.stage("lossy_lines", |co, up| {
+            ready_made::split_lossy_lines(co, up)
+        })
     }
 
     /// Splits a stream of text (lines, say) into its whitespace-separated

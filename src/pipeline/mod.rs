@@ -100,7 +100,8 @@
 // - stage.rs: `Stage`, the driver of one stage's coroutine, and
 //   `StageReturn`, what a stage body may return;
 // - ext.rs: `PipelineExt`, the methods that add stages;
-// - ready_made.rs: the ready-made stages (`lines`, `words`, `windowed`);
+// - ready_made.rs: the ready-made stages (`lines`, `byte_lines`,
+//   `lossy_lines`, `words`, `windowed`);
 // - push.rs: `Push`, the consumer end of a push pipeline;
 // - sink.rs: `Sink`, a consumer coroutine, and `SinkInput`, the items its
 //   body reads;
@@ -119,7 +120,7 @@ mod upstream;
 pub use error::{BoxError, PipelineItem, StageError};
 pub use ext::PipelineExt;
 pub use push::Push;
-pub use ready_made::{InvalidUtf8, Lines, Windowed, Words};
+pub use ready_made::{ByteLines, InvalidUtf8, Lines, LossyLines, Windowed, Words};
 pub use sink::{Sink, SinkInput};
 pub use source::{ReadChunks, Source, read_chunks, source};
 pub use stage::{Stage, StageReturn};
