@@ -4,7 +4,8 @@
 use std::borrow::Cow;
 
 use super::ready_made::{self, ByteLines, Lines, LossyLines, Windowed, Words};
-use super::{PipelineItem, Stage, StageReturn, Upstream};
+use super::result::ValueCell;
+use super::{BoxError, PipelineItem, Stage, StageResult, StageReturn, Upstream};
 use crate::coroutine::{Builder, Coroutine, Yielder};
 use crate::resumable::Resumable;
 
@@ -63,6 +64,111 @@ pub trait PipelineExt<T>: Iterator<Item = PipelineItem<T>> + Sized {
         let name = name.into();
         let builder = Builder::new().name(name.clone());
         self.stage_with(name, move |up| builder.build(move |co, ()| body(co, up)))
+    }
+
+    /// Adds a stackful stage like [`stage`](PipelineExt::stage) whose body
+    /// returns a value (a count, a summary), read from the [`StageResult`]
+    /// that comes back next to the stage once the stream has ended. The
+    /// body cannot fail by returning; for that, see
+    /// [`try_stage_returning`](PipelineExt::try_stage_returning).
+    ///
+    /// Counting the lines of a log that are not UTF-8, while handing the
+    /// others on:
+    ///
+    /// ```
+    /// use cogen::pipeline::{PipelineExt, read_chunks};
+    ///
+    /// let log: &[u8] = b"GET /a 200\nGET /\xff 404\nPOST /b 500\n";
+    /// let (requests, skipped) = read_chunks(log, 8)
+    ///     .byte_lines()
+    ///     .stage_returning("utf8", |co, up| {
+    ///         let mut skipped = 0u64;
+    ///         for line in up {
+    ///             match String::from_utf8(line) {
+    ///                 Ok(line) => co.suspend(line),
+    ///                 Err(_) => skipped += 1,
+    ///             }
+    ///         }
+    ///         skipped
+    ///     });
+    /// let mut statuses = Vec::new();
+    /// for request in requests {
+    ///     statuses.push(request.unwrap().rsplit(' ').next().unwrap().to_owned());
+    /// }
+    /// assert_eq!(statuses, ["200", "500"]);
+    /// assert_eq!(skipped.take(), Some(1));
+    /// ```
+    ///
+    /// # Panics
+    /// If no stack can be mapped, like [`Coroutine::new`].
+    #[track_caller]
+    #[must_use = "pipelines are lazy and do nothing unless pulled"]
+    fn stage_returning<Out, R, F>(
+        self,
+        name: impl Into<Cow<'static, str>>,
+        body: F,
+    ) -> (Stage<Coroutine<(), Out>>, StageResult<R>)
+    where
+        Self: 'static,
+        Out: 'static,
+        R: 'static,
+        F: FnOnce(&Yielder<(), Out>, Upstream<Self>) -> R + 'static,
+    {
+        let value = ValueCell::default();
+        let slot = value.clone();
+        let stage = self.stage(name, move |co, up| slot.set(Some(body(co, up))));
+        let result = StageResult::new(value, stage.failure().clone());
+        (stage, result)
+    }
+
+    /// Like [`stage_returning`](PipelineExt::stage_returning), for a body
+    /// that returns `Result<R, E>`: `Ok(value)` is the value, and `Err`
+    /// fails the stage like an `Err` from a [`stage`](PipelineExt::stage)
+    /// (the consumer gets a [`StageError`](super::StageError) naming it;
+    /// the result's state is [`Failed`](super::ResultState::Failed)).
+    ///
+    /// ```
+    /// use cogen::pipeline::{PipelineExt, ResultState, source};
+    ///
+    /// let (stage, total) = source(["1", "x"]).try_stage_returning("sum", |co, up| {
+    ///     let mut total = 0u32;
+    ///     for text in up {
+    ///         total += text.parse::<u32>()?;
+    ///         co.suspend(total);
+    ///     }
+    ///     Ok::<_, std::num::ParseIntError>(total)
+    /// });
+    /// let items: Vec<_> = stage.collect();
+    /// assert_eq!(items[0].as_ref().unwrap(), &1);
+    /// assert_eq!(items[1].as_ref().unwrap_err().stage(), "sum");
+    /// assert_eq!(total.state(), ResultState::Failed);
+    /// assert_eq!(total.take(), None);
+    /// ```
+    ///
+    /// # Panics
+    /// If no stack can be mapped, like [`Coroutine::new`].
+    #[track_caller]
+    #[must_use = "pipelines are lazy and do nothing unless pulled"]
+    #[allow(clippy::type_complexity)]
+    fn try_stage_returning<Out, R, E, F>(
+        self,
+        name: impl Into<Cow<'static, str>>,
+        body: F,
+    ) -> (Stage<Coroutine<(), Out, Result<(), E>>>, StageResult<R>)
+    where
+        Self: 'static,
+        Out: 'static,
+        R: 'static,
+        E: Into<BoxError> + 'static,
+        F: FnOnce(&Yielder<(), Out>, Upstream<Self>) -> Result<R, E> + 'static,
+    {
+        let value = ValueCell::default();
+        let slot = value.clone();
+        let stage = self.stage(name, move |co, up| {
+            body(co, up).map(|returned| slot.set(Some(returned)))
+        });
+        let result = StageResult::new(value, stage.failure().clone());
+        (stage, result)
     }
 
     /// Adds a stage named `name` run by any [`Resumable`] generator that

@@ -37,6 +37,11 @@
 //! assert_eq!(sums, [4, 5, 5]);
 //! ```
 //!
+//! [`PipelineExt::stage_returning`] adds a stage whose body returns a value
+//! (a count of skipped lines, a summary), readable from the
+//! [`StageResult`] it gives back once the stream has ended; its docs show
+//! a log reader that counts the lines it skips.
+//!
 //! A stage can also be any [`Resumable`](crate::Resumable) (see
 //! [`PipelineExt::stage_with`]): with the `nightly` feature, a stackless
 //! `#[coroutine]` closure through `PipelineExt::stackless_stage`, mixed
@@ -102,6 +107,8 @@
 // - ext.rs: `PipelineExt`, the methods that add stages;
 // - ready_made.rs: the ready-made stages (`lines`, `byte_lines`,
 //   `lossy_lines`, `words`, `windowed`);
+// - result.rs: `StageResult`, the value a stage returns, read after the
+//   stream has ended;
 // - push.rs: `Push`, the consumer end of a push pipeline;
 // - sink.rs: `Sink`, a consumer coroutine, and `SinkInput`, the items its
 //   body reads;
@@ -111,6 +118,7 @@ mod error;
 mod ext;
 mod push;
 mod ready_made;
+mod result;
 mod sink;
 mod source;
 mod stage;
@@ -121,6 +129,7 @@ pub use error::{BoxError, PipelineItem, StageError};
 pub use ext::PipelineExt;
 pub use push::Push;
 pub use ready_made::{ByteLines, InvalidUtf8, Lines, LossyLines, Windowed, Words};
+pub use result::{ResultState, StageResult};
 pub use sink::{Sink, SinkInput};
 pub use source::{ReadChunks, Source, read_chunks, source};
 pub use stage::{Stage, StageReturn};
