@@ -5,7 +5,9 @@ use std::borrow::Cow;
 
 use super::ready_made::{self, ByteLines, Lines, LossyLines, Windowed, Words};
 use super::result::ValueCell;
-use super::{BoxError, PipelineItem, Stage, StageResult, StageReturn, Upstream};
+use super::{
+    BoxError, PipelineItem, Scope, ScopedStage, Stage, StageResult, StageReturn, Upstream,
+};
 use crate::coroutine::{Builder, Coroutine, Yielder};
 use crate::resumable::Resumable;
 
@@ -169,6 +171,60 @@ pub trait PipelineExt<T>: Iterator<Item = PipelineItem<T>> + Sized {
         });
         let result = StageResult::new(value, stage.failure().clone());
         (stage, result)
+    }
+
+    /// Adds a stackful stage like [`stage`](PipelineExt::stage), inside a
+    /// [`scope`](super::scope): its body may borrow from the function that
+    /// called `scope` (push into a local `Vec`, bump a local counter), and
+    /// the scope closes the stage before it returns. The items and the
+    /// body's return value are owned (`'static`) types; the body and its
+    /// upstream need only outlive the scope, so scoped stages chain.
+    ///
+    /// ```
+    /// use cogen::pipeline::{self, PipelineExt, source};
+    ///
+    /// let stop_words = ["the", "a"];
+    /// let mut dropped = Vec::new();
+    /// let kept: Vec<String> = pipeline::scope(|s| {
+    ///     source(["the cat", "a hat"])
+    ///         .words()
+    ///         .stage_in(s, "filter", |co, up| {
+    ///             for word in up {
+    ///                 if stop_words.contains(&word.as_str()) {
+    ///                     dropped.push(word);
+    ///                 } else {
+    ///                     co.suspend(word);
+    ///                 }
+    ///             }
+    ///         })
+    ///         .collect::<Result<_, _>>()
+    ///         .unwrap()
+    /// });
+    /// assert_eq!(kept, ["cat", "hat"]);
+    /// assert_eq!(dropped, ["the", "a"]);
+    /// ```
+    ///
+    /// # Panics
+    /// If no stack can be mapped, like [`Coroutine::new`].
+    #[track_caller]
+    #[must_use = "pipelines are lazy and do nothing unless pulled"]
+    fn stage_in<'scope, Out, R, F>(
+        self,
+        scope: &'scope Scope<'scope, '_>,
+        name: impl Into<Cow<'static, str>>,
+        body: F,
+    ) -> ScopedStage<'scope, Out, R>
+    where
+        Self: 'scope,
+        Out: 'static,
+        R: StageReturn + 'static,
+        F: FnOnce(&Yielder<(), Out>, Upstream<Self>) -> R + 'scope,
+    {
+        let name = name.into();
+        let builder = Builder::new().name(name.clone());
+        self.stage_with(name, move |up| {
+            scope.start(builder, move |co, ()| body(co, up))
+        })
     }
 
     /// Adds a stage named `name` run by any [`Resumable`] generator that
