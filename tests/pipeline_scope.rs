@@ -478,3 +478,30 @@ fn a_scoped_stage_may_follow_a_stage_returning_a_value() {
     assert_eq!(result, Some(1));
     assert_eq!(kept, ["a", "b"]);
 }
+
+#[test]
+fn a_long_scope_of_many_short_stages_keeps_its_registry_small() {
+    // Each body borrows `total` for the whole scope: shared, so a `Cell`.
+    let total = Cell::new(0);
+    pipeline::scope(|s| {
+        for i in 0..10_000u64 {
+            let stage = source([i]).stage_in(s, "short", |co, up| {
+                for x in up {
+                    total.set(total.get() + x);
+                    co.suspend(());
+                }
+            });
+            stage.for_each(drop);
+        }
+        let live = format!("{s:?}");
+        assert!(live.contains("live: 0"), "{live}");
+        let stages: usize = live
+            .split("stages: ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        assert!(stages <= 16, "{live}");
+    });
+    assert_eq!(total.get(), (0..10_000).sum::<u64>());
+}

@@ -178,7 +178,9 @@ pub trait PipelineExt<T>: Iterator<Item = PipelineItem<T>> + Sized {
     /// called `scope` (push into a local `Vec`, bump a local counter), and
     /// the scope closes the stage before it returns. The items and the
     /// body's return value are owned (`'static`) types; the body and its
-    /// upstream need only outlive the scope, so scoped stages chain.
+    /// upstream need only outlive the scope, so scoped stages chain. As with
+    /// [`std::thread::scope`], a body borrows for the whole scope: two
+    /// stages that change one local share it through a `Cell` or `RefCell`.
     ///
     /// ```
     /// use cogen::pipeline::{self, PipelineExt, source};

@@ -195,7 +195,15 @@ impl<'scope> Scope<'scope, '_> {
         let body: Body<'static, Out, R> = unsafe { std::mem::transmute(body) };
         let co = Rc::new(RefCell::new(builder.build(body)));
         let weak: Weak<RefCell<Coroutine<(), Out, R>>> = Rc::downgrade(&co);
-        self.stages.borrow_mut().push(weak);
+        let mut stages = self.stages.borrow_mut();
+        if stages.len() == stages.capacity() {
+            // Before the registry grows, forget the stages already dropped
+            // (each dead entry keeps a small allocation): a long scope that
+            // starts many short stages stays within twice its live ones.
+            stages.retain(|stage| stage.strong_count() > 0);
+        }
+        stages.push(weak);
+        drop(stages);
         InScope {
             co,
             scope: PhantomData,
