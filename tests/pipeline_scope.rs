@@ -185,7 +185,8 @@ fn a_stage_in_an_rc_cycle_is_closed() {
 
 #[test]
 fn a_body_suspended_inside_thread_scope_is_closed_before_its_borrows_end() {
-    // The exploit of corosensei issue 27, in safe code: a body suspends
+    // The exploit of corosensei issue 27
+    // (https://github.com/Amanieu/corosensei/issues/27), in safe code: a body suspends
     // inside `std::thread::scope` while a thread it spawned uses a borrow
     // of the enclosing function. Forgetting the stage must not let that
     // thread outlive the borrow: closing the stage unwinds the thread

@@ -174,7 +174,7 @@ pub trait PipelineExt<T>: Iterator<Item = PipelineItem<T>> + Sized {
     }
 
     /// Adds a stackful stage like [`stage`](PipelineExt::stage), inside a
-    /// [`scope`](super::scope): its body may borrow from the function that
+    /// [`scope`](fn@super::scope): its body may borrow from the function that
     /// called `scope` (push into a local `Vec`, bump a local counter), and
     /// the scope closes the stage before it returns. The items and the
     /// body's return value are owned (`'static`) types; the body and its

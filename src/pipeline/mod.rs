@@ -74,7 +74,7 @@
 //! assert_eq!(skipped.take(), Some(1));
 //! ```
 //!
-//! Inside a [`scope`], stages added with [`stage_in`](PipelineExt::stage_in)
+//! Inside a [`scope()`], stages added with [`stage_in`](PipelineExt::stage_in)
 //! may instead borrow the enclosing function's locals (push into a `Vec`,
 //! bump a counter): the scope closes every such stage before it returns,
 //! whatever happened to it (dropped, forgotten, a panic), as
@@ -129,7 +129,7 @@
 //! on it once) and so drops the stage before it, and so on to the source.
 //! Dropping a [`Sink`] closes its consumer the same way. A scoped stage
 //! ([`stage_in`](PipelineExt::stage_in)) is closed when dropped too; one
-//! that was forgotten instead is closed when its [`scope`] ends, the last
+//! that was forgotten instead is closed when its [`scope()`] ends, the last
 //! started first.
 
 // One concept per file; the pull side first, then the push side:

@@ -11,9 +11,9 @@
 //! (`mem::forget`, an `Rc` cycle) while the body is suspended: the borrows on
 //! its stack would then outlive `'env`, and code still on that stack (a
 //! `thread::scope` the body suspended inside, a guard's destructor) could
-//! use them after they end. Corosensei issues 27, 59 and 60 show how. So
-//! the soundness of this module must not depend on any destructor of a value
-//! the user holds; it rests on four facts instead:
+//! use them after they end ([corosensei issue 27] and its neighbours 59 and
+//! 60 show how). So the soundness of this module must not depend on any
+//! destructor of a value the user holds; it rests on four facts instead:
 //!
 //! 1. Every scoped coroutine is created by [`Scope::start`], which records a
 //!    weak reference to it in the scope, and is owned by an `Rc` that only
@@ -34,9 +34,14 @@
 //!    the closure's own locals (which die before the guard runs).
 //! 4. No scoped coroutine is running when the guard closes them: a body
 //!    runs only inside a resume made through its handle, from within the
-//!    closure, and a panic in a body is caught at its coroutine's root. If a
+//!    closure, and a panic in a body is caught at its coroutine's root. (A
+//!    body that suspends a coroutine enclosing the scope leaves its resume
+//!    on that coroutine's stack; closing that coroutine unwinds through the
+//!    body, its resume and the closure before it reaches the guard.) If a
 //!    coroutine is found borrowed all the same, the process aborts rather
 //!    than return while a body may still hold its borrows.
+//!
+//! [corosensei issue 27]: https://github.com/Amanieu/corosensei/issues/27
 
 use std::cell::RefCell;
 use std::fmt;
