@@ -122,6 +122,62 @@ fn lines_handle_any_chunking() {
     assert!(ok(source(Vec::<Vec<u8>>::new()).lines()).is_empty());
 }
 
+/// Every way to cut `text` into chunks of one size, for each size.
+fn every_chunking(text: &[u8]) -> impl Iterator<Item = (usize, Vec<Vec<u8>>)> + '_ {
+    (1..=text.len().max(1)).map(move |size| (size, text.chunks(size).map(<[u8]>::to_vec).collect()))
+}
+
+#[test]
+fn byte_lines_keep_invalid_utf8_and_go_on() {
+    // Invalid bytes mid-stream, CRLF, an empty line, a last line without
+    // `\n`, and a multi-byte character that some chunkings cut in two.
+    let text = b"GET /\r\nbad \xff\xfe bytes\n\ncaf\xc3\xa9\r\nlast";
+    let expected: Vec<&[u8]> = vec![
+        b"GET /",
+        b"bad \xff\xfe bytes",
+        b"",
+        "café".as_bytes(),
+        b"last",
+    ];
+    for (size, chunks) in every_chunking(text) {
+        assert_eq!(
+            ok(source(chunks).byte_lines()),
+            expected,
+            "chunk size {size}"
+        );
+    }
+    assert!(ok(source(Vec::<Vec<u8>>::new()).byte_lines()).is_empty());
+    assert!(ok(source([b""]).byte_lines()).is_empty());
+    // A lone `\n` is one empty line; a `\r` not before `\n` stays.
+    assert_eq!(ok(source([b"\n"]).byte_lines()), [b""]);
+    assert_eq!(ok(source([&b"a\rb\r"[..]]).byte_lines()), [b"a\rb"]);
+}
+
+#[test]
+fn lossy_lines_replace_invalid_utf8_and_go_on() {
+    let text = b"GET /\r\nbad \xff\xfe bytes\n\ncaf\xc3\xa9\r\ntruncated \xe2\x82\nlast";
+    let expected = [
+        "GET /",
+        "bad \u{FFFD}\u{FFFD} bytes",
+        "",
+        "café",
+        "truncated \u{FFFD}",
+        "last",
+    ];
+    for (size, chunks) in every_chunking(text) {
+        assert_eq!(
+            ok(source(chunks).lossy_lines()),
+            expected,
+            "chunk size {size}"
+        );
+    }
+    assert!(ok(source(Vec::<Vec<u8>>::new()).lossy_lines()).is_empty());
+    // `lines` fails at the same input, `lossy_lines` reads to its end.
+    assert!(source([&text[..]]).lines().any(|line| line.is_err()));
+    let through_reader = ok(read_chunks(&text[..], 3).lossy_lines());
+    assert_eq!(through_reader, expected);
+}
+
 #[test]
 fn read_chunks_reads_a_reader_in_chunks() {
     let data: Vec<u8> = (0..=255).cycle().take(1000).collect();

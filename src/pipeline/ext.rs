@@ -3,8 +3,11 @@
 
 use std::borrow::Cow;
 
-use super::ready_made::{self, Lines, Windowed, Words};
-use super::{PipelineItem, Stage, StageReturn, Upstream};
+use super::ready_made::{self, ByteLines, Lines, LossyLines, Windowed, Words};
+use super::result::ValueCell;
+use super::{
+    BoxError, PipelineItem, Scope, ScopedStage, Stage, StageResult, StageReturn, Upstream,
+};
 use crate::coroutine::{Builder, Coroutine, Yielder};
 use crate::resumable::Resumable;
 
@@ -65,6 +68,167 @@ pub trait PipelineExt<T>: Iterator<Item = PipelineItem<T>> + Sized {
         self.stage_with(name, move |up| builder.build(move |co, ()| body(co, up)))
     }
 
+    /// Adds a stackful stage like [`stage`](PipelineExt::stage) whose body
+    /// returns a value (a count, a summary), read from the [`StageResult`]
+    /// that comes back next to the stage once the stream has ended. The
+    /// body cannot fail by returning; for that, see
+    /// [`try_stage_returning`](PipelineExt::try_stage_returning).
+    ///
+    /// Counting the lines of a log that are not UTF-8, while handing the
+    /// others on:
+    ///
+    /// ```
+    /// use cogen::pipeline::{PipelineExt, read_chunks};
+    ///
+    /// let log: &[u8] = b"GET /a 200\nGET /\xff 404\nPOST /b 500\n";
+    /// let (requests, skipped) = read_chunks(log, 8)
+    ///     .byte_lines()
+    ///     .stage_returning("utf8", |co, up| {
+    ///         let mut skipped = 0u64;
+    ///         for line in up {
+    ///             match String::from_utf8(line) {
+    ///                 Ok(line) => co.suspend(line),
+    ///                 Err(_) => skipped += 1,
+    ///             }
+    ///         }
+    ///         skipped
+    ///     });
+    /// let mut statuses = Vec::new();
+    /// for request in requests {
+    ///     statuses.push(request.unwrap().rsplit(' ').next().unwrap().to_owned());
+    /// }
+    /// assert_eq!(statuses, ["200", "500"]);
+    /// assert_eq!(skipped.take(), Some(1));
+    /// ```
+    ///
+    /// # Panics
+    /// If no stack can be mapped, like [`Coroutine::new`].
+    #[track_caller]
+    #[must_use = "pipelines are lazy and do nothing unless pulled"]
+    fn stage_returning<Out, R, F>(
+        self,
+        name: impl Into<Cow<'static, str>>,
+        body: F,
+    ) -> (Stage<Coroutine<(), Out>>, StageResult<R>)
+    where
+        Self: 'static,
+        Out: 'static,
+        R: 'static,
+        F: FnOnce(&Yielder<(), Out>, Upstream<Self>) -> R + 'static,
+    {
+        let value = ValueCell::default();
+        let slot = value.clone();
+        let stage = self.stage(name, move |co, up| slot.set(Some(body(co, up))));
+        let result = StageResult::new(value, stage.failure().clone());
+        (stage, result)
+    }
+
+    /// Like [`stage_returning`](PipelineExt::stage_returning), for a body
+    /// that returns `Result<R, E>`: `Ok(value)` is the value, and `Err`
+    /// fails the stage like an `Err` from a [`stage`](PipelineExt::stage)
+    /// (the consumer gets a [`StageError`](super::StageError) naming it;
+    /// the result's state is [`Failed`](super::ResultState::Failed)).
+    ///
+    /// ```
+    /// use cogen::pipeline::{PipelineExt, ResultState, source};
+    ///
+    /// let (stage, total) = source(["1", "x"]).try_stage_returning("sum", |co, up| {
+    ///     let mut total = 0u32;
+    ///     for text in up {
+    ///         total += text.parse::<u32>()?;
+    ///         co.suspend(total);
+    ///     }
+    ///     Ok::<_, std::num::ParseIntError>(total)
+    /// });
+    /// let items: Vec<_> = stage.collect();
+    /// assert_eq!(items[0].as_ref().unwrap(), &1);
+    /// assert_eq!(items[1].as_ref().unwrap_err().stage(), "sum");
+    /// assert_eq!(total.state(), ResultState::Failed);
+    /// assert_eq!(total.take(), None);
+    /// ```
+    ///
+    /// # Panics
+    /// If no stack can be mapped, like [`Coroutine::new`].
+    #[track_caller]
+    #[must_use = "pipelines are lazy and do nothing unless pulled"]
+    #[allow(clippy::type_complexity)]
+    fn try_stage_returning<Out, R, E, F>(
+        self,
+        name: impl Into<Cow<'static, str>>,
+        body: F,
+    ) -> (Stage<Coroutine<(), Out, Result<(), E>>>, StageResult<R>)
+    where
+        Self: 'static,
+        Out: 'static,
+        R: 'static,
+        E: Into<BoxError> + 'static,
+        F: FnOnce(&Yielder<(), Out>, Upstream<Self>) -> Result<R, E> + 'static,
+    {
+        let value = ValueCell::default();
+        let slot = value.clone();
+        let stage = self.stage(name, move |co, up| {
+            body(co, up).map(|returned| slot.set(Some(returned)))
+        });
+        let result = StageResult::new(value, stage.failure().clone());
+        (stage, result)
+    }
+
+    /// Adds a stackful stage like [`stage`](PipelineExt::stage), inside a
+    /// [`scope`](fn@super::scope): its body may borrow from the function that
+    /// called `scope` (push into a local `Vec`, bump a local counter), and
+    /// the scope closes the stage before it returns. The items and the
+    /// body's return value are owned (`'static`) types; the body and its
+    /// upstream need only outlive the scope, so scoped stages chain. As with
+    /// [`std::thread::scope`], a body borrows for the whole scope: two
+    /// stages that change one local share it through a `Cell` or `RefCell`.
+    ///
+    /// ```
+    /// use cogen::pipeline::{self, PipelineExt, source};
+    ///
+    /// let stop_words = ["the", "a"];
+    /// let mut dropped = Vec::new();
+    /// let kept: Vec<String> = pipeline::scope(|s| {
+    ///     source(["the cat", "a hat"])
+    ///         .words()
+    ///         .stage_in(s, "filter", |co, up| {
+    ///             for word in up {
+    ///                 if stop_words.contains(&word.as_str()) {
+    ///                     dropped.push(word);
+    ///                 } else {
+    ///                     co.suspend(word);
+    ///                 }
+    ///             }
+    ///         })
+    ///         .collect::<Result<_, _>>()
+    ///         .unwrap()
+    /// });
+    /// assert_eq!(kept, ["cat", "hat"]);
+    /// assert_eq!(dropped, ["the", "a"]);
+    /// ```
+    ///
+    /// # Panics
+    /// If no stack can be mapped, like [`Coroutine::new`].
+    #[track_caller]
+    #[must_use = "pipelines are lazy and do nothing unless pulled"]
+    fn stage_in<'scope, Out, R, F>(
+        self,
+        scope: &'scope Scope<'scope, '_>,
+        name: impl Into<Cow<'static, str>>,
+        body: F,
+    ) -> ScopedStage<'scope, Out, R>
+    where
+        Self: 'scope,
+        Out: 'static,
+        R: StageReturn + 'static,
+        F: FnOnce(&Yielder<(), Out>, Upstream<Self>) -> R + 'scope,
+    {
+        let name = name.into();
+        let builder = Builder::new().name(name.clone());
+        self.stage_with(name, move |up| {
+            scope.start(builder, move |co, ()| body(co, up))
+        })
+    }
+
     /// Adds a stage named `name` run by any [`Resumable`] generator that
     /// `make` builds around the stage's [`Upstream`]: a stackful coroutine
     /// with a custom [`Builder`], a boxed one, or a stackless one.
@@ -122,7 +286,10 @@ pub trait PipelineExt<T>: Iterator<Item = PipelineItem<T>> + Sized {
     /// `\n` or `\r\n`. A line may span any number of chunks, and a chunk may
     /// hold any number of lines; memory use is one chunk plus the longest
     /// line. A line that is not UTF-8 fails the stage (named `"lines"`) with
-    /// [`InvalidUtf8`](super::InvalidUtf8).
+    /// [`InvalidUtf8`](super::InvalidUtf8), which ends the pipeline: for
+    /// input that may hold raw bytes (logs), use
+    /// [`byte_lines`](PipelineExt::byte_lines) or
+    /// [`lossy_lines`](PipelineExt::lossy_lines).
     ///
     /// ```
     /// use cogen::pipeline::{PipelineExt, source};
@@ -139,6 +306,52 @@ pub trait PipelineExt<T>: Iterator<Item = PipelineItem<T>> + Sized {
         T: AsRef<[u8]>,
     {
         self.stage("lines", |co, up| ready_made::split_lines(co, up))
+    }
+
+    /// Splits a stream of byte chunks into lines of bytes, split like
+    /// [`lines`](PipelineExt::lines) (at `\n`, without the `\n` or `\r\n`)
+    /// but never checked for UTF-8: each line is a `Vec<u8>`, whatever it
+    /// holds.
+    ///
+    /// ```
+    /// use cogen::pipeline::{PipelineExt, source};
+    ///
+    /// let chunks = [&b"ok\r\nbad \xff"[..], b"\nlast"];
+    /// let lines: Vec<Vec<u8>> = source(chunks).byte_lines().collect::<Result<_, _>>().unwrap();
+    /// assert_eq!(lines, [&b"ok"[..], b"bad \xff", b"last"]);
+    /// ```
+    #[track_caller]
+    #[must_use = "pipelines are lazy and do nothing unless pulled"]
+    fn byte_lines(self) -> ByteLines
+    where
+        Self: 'static,
+        T: AsRef<[u8]>,
+    {
+        self.stage("byte_lines", |co, up| ready_made::split_byte_lines(co, up))
+    }
+
+    /// Splits a stream of byte chunks into lines like
+    /// [`lines`](PipelineExt::lines), but replaces each invalid UTF-8
+    /// sequence with U+FFFD (as [`String::from_utf8_lossy`] does) instead of
+    /// failing. A character split between two chunks is decoded whole.
+    ///
+    /// ```
+    /// use cogen::pipeline::{PipelineExt, source};
+    ///
+    /// let chunks = [&b"caf\xc3"[..], b"\xa9\nbad \xff\n"];
+    /// let lines: Vec<String> = source(chunks).lossy_lines().collect::<Result<_, _>>().unwrap();
+    /// assert_eq!(lines, ["café", "bad \u{FFFD}"]);
+    /// ```
+    #[track_caller]
+    #[must_use = "pipelines are lazy and do nothing unless pulled"]
+    fn lossy_lines(self) -> LossyLines
+    where
+        Self: 'static,
+        T: AsRef<[u8]>,
+    {
+        self.stage("lossy_lines", |co, up| {
+            ready_made::split_lossy_lines(co, up)
+        })
     }
 
     /// Splits a stream of text (lines, say) into its whitespace-separated

@@ -42,6 +42,44 @@
 //! `#[coroutine]` closure through `PipelineExt::stackless_stage`, mixed
 //! freely with stackful stages.
 //!
+//! # Raw bytes, results, borrows
+//!
+//! [`read_chunks`] reads any reader in chunks, and
+//! [`lines`](PipelineExt::lines) splits them into `String` lines, failing at
+//! the first line that is not UTF-8. For input that may hold raw bytes (a
+//! log), [`byte_lines`](PipelineExt::byte_lines) hands each line on as a
+//! `Vec<u8>` and [`lossy_lines`](PipelineExt::lossy_lines) replaces invalid
+//! sequences with U+FFFD.
+//!
+//! Stage bodies are `'static`. One that sums something up (a count of the
+//! lines it skipped) returns it through
+//! [`stage_returning`](PipelineExt::stage_returning), whose
+//! [`StageResult`] holds the value once the stream has ended:
+//!
+//! ```
+//! use cogen::pipeline::{PipelineExt, read_chunks};
+//!
+//! let log: &[u8] = b"GET / 200\n\xff\xfe\nGET /a 404\n";
+//! let (lines, skipped) = read_chunks(log, 4).byte_lines().stage_returning("utf8", |co, up| {
+//!     let mut skipped = 0;
+//!     for line in up {
+//!         match String::from_utf8(line) {
+//!             Ok(line) => co.suspend(line),
+//!             Err(_) => skipped += 1,
+//!         }
+//!     }
+//!     skipped
+//! });
+//! assert_eq!(lines.count(), 2);
+//! assert_eq!(skipped.take(), Some(1));
+//! ```
+//!
+//! Inside a [`scope()`], stages added with [`stage_in`](PipelineExt::stage_in)
+//! may instead borrow the enclosing function's locals (push into a `Vec`,
+//! bump a counter): the scope closes every such stage before it returns,
+//! whatever happened to it (dropped, forgotten, a panic), as
+//! [`std::thread::scope`] joins its threads.
+//!
 //! # Push pipelines
 //!
 //! A [`Sink`] is a consumer coroutine: its body reads items from its
@@ -89,7 +127,10 @@
 //! Each stage owns its upstream. Dropping a pipeline half way drops the last
 //! stage, which unwinds its suspended coroutine (running every destructor
 //! on it once) and so drops the stage before it, and so on to the source.
-//! Dropping a [`Sink`] closes its consumer the same way.
+//! Dropping a [`Sink`] closes its consumer the same way. A scoped stage
+//! ([`stage_in`](PipelineExt::stage_in)) is closed when dropped too; one
+//! that was forgotten instead is closed when its [`scope()`] ends, the last
+//! started first.
 
 // One concept per file; the pull side first, then the push side:
 // - error.rs: `StageError`, and `PipelineItem`, an item or the error that
@@ -100,7 +141,12 @@
 // - stage.rs: `Stage`, the driver of one stage's coroutine, and
 //   `StageReturn`, what a stage body may return;
 // - ext.rs: `PipelineExt`, the methods that add stages;
-// - ready_made.rs: the ready-made stages (`lines`, `words`, `windowed`);
+// - ready_made.rs: the ready-made stages (`lines`, `byte_lines`,
+//   `lossy_lines`, `words`, `windowed`);
+// - result.rs: `StageResult`, the value a stage returns, read after the
+//   stream has ended;
+// - scope.rs: `scope`, in which stages borrow from the enclosing function,
+//   and why that is sound;
 // - push.rs: `Push`, the consumer end of a push pipeline;
 // - sink.rs: `Sink`, a consumer coroutine, and `SinkInput`, the items its
 //   body reads;
@@ -110,6 +156,8 @@ mod error;
 mod ext;
 mod push;
 mod ready_made;
+mod result;
+mod scope;
 mod sink;
 mod source;
 mod stage;
@@ -119,7 +167,9 @@ mod upstream;
 pub use error::{BoxError, PipelineItem, StageError};
 pub use ext::PipelineExt;
 pub use push::Push;
-pub use ready_made::{InvalidUtf8, Lines, Windowed, Words};
+pub use ready_made::{ByteLines, InvalidUtf8, Lines, LossyLines, Windowed, Words};
+pub use result::{ResultState, StageResult};
+pub use scope::{InScope, Scope, ScopedStage, scope};
 pub use sink::{Sink, SinkInput};
 pub use source::{ReadChunks, Source, read_chunks, source};
 pub use stage::{Stage, StageReturn};

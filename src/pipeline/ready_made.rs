@@ -1,7 +1,8 @@
 //! The ready-made stages of [`PipelineExt`](super::PipelineExt): the types
-//! of [`Lines`], [`Words`] and [`Windowed`], and the bodies that split,
-//! gather and fail them.
+//! of [`Lines`], [`ByteLines`], [`LossyLines`], [`Words`] and [`Windowed`],
+//! and the bodies that split, gather and fail them.
 
+use std::convert::Infallible;
 use std::error::Error;
 use std::fmt;
 
@@ -11,6 +12,14 @@ use crate::coroutine::{Coroutine, Yielder};
 /// Splits byte chunks into lines: the stage made by
 /// [`PipelineExt::lines`](super::PipelineExt::lines).
 pub type Lines = Stage<Coroutine<(), String, Result<(), InvalidUtf8>>>;
+
+/// Splits byte chunks into lines of bytes: the stage made by
+/// [`PipelineExt::byte_lines`](super::PipelineExt::byte_lines).
+pub type ByteLines = Stage<Coroutine<(), Vec<u8>>>;
+
+/// Splits byte chunks into lines, replacing invalid UTF-8: the stage made by
+/// [`PipelineExt::lossy_lines`](super::PipelineExt::lossy_lines).
+pub type LossyLines = Stage<Coroutine<(), String>>;
 
 /// Splits lines into words: the stage made by
 /// [`PipelineExt::words`](super::PipelineExt::words).
@@ -47,33 +56,20 @@ impl Error for InvalidUtf8 {
     }
 }
 
-/// The body of [`PipelineExt::lines`](super::PipelineExt::lines): splits
-/// byte chunks at `\n` (and drops a `\r` before it), carrying a line's
-/// start over from chunk to chunk.
-pub(super) fn split_lines<T, U>(
-    co: &Yielder<(), String>,
+/// Splits byte chunks at `\n` and hands each line, without its `\n` or
+/// `\r\n`, to `emit`, carrying a line's start over from chunk to chunk:
+/// the splitting that [`split_lines`], [`split_byte_lines`] and
+/// [`split_lossy_lines`] share. Stops at `emit`'s first error.
+fn for_each_line<T, U, E>(
     up: Upstream<U>,
-) -> Result<(), InvalidUtf8>
+    mut emit: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E>
 where
     T: AsRef<[u8]>,
     U: Iterator<Item = PipelineItem<T>>,
 {
+    let mut emit = |line: &[u8]| emit(line.strip_suffix(b"\r").unwrap_or(line));
     let mut partial: Vec<u8> = Vec::new();
-    let mut number = 0;
-    let mut emit = |bytes: &[u8]| {
-        number += 1;
-        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        match std::str::from_utf8(bytes) {
-            Ok(line) => {
-                co.suspend(line.to_owned());
-                Ok(())
-            }
-            Err(source) => Err(InvalidUtf8 {
-                line: number,
-                source,
-            }),
-        }
-    };
     for chunk in up {
         let mut rest = chunk.as_ref();
         while let Some(end) = rest.iter().position(|&b| b == b'\n') {
@@ -92,6 +88,54 @@ where
         emit(&partial)?;
     }
     Ok(())
+}
+
+/// The body of [`PipelineExt::lines`](super::PipelineExt::lines): each line
+/// as a `String`, failing at the first that is not UTF-8.
+pub(super) fn split_lines<T, U>(
+    co: &Yielder<(), String>,
+    up: Upstream<U>,
+) -> Result<(), InvalidUtf8>
+where
+    T: AsRef<[u8]>,
+    U: Iterator<Item = PipelineItem<T>>,
+{
+    let mut number = 0;
+    for_each_line(up, |bytes| {
+        number += 1;
+        let line = std::str::from_utf8(bytes).map_err(|source| InvalidUtf8 {
+            line: number,
+            source,
+        })?;
+        co.suspend(line.to_owned());
+        Ok(())
+    })
+}
+
+/// The body of [`PipelineExt::byte_lines`](super::PipelineExt::byte_lines):
+/// each line as it is, bytes.
+pub(super) fn split_byte_lines<T, U>(co: &Yielder<(), Vec<u8>>, up: Upstream<U>)
+where
+    T: AsRef<[u8]>,
+    U: Iterator<Item = PipelineItem<T>>,
+{
+    let _ = for_each_line(up, |line| {
+        co.suspend(line.to_vec());
+        Ok::<(), Infallible>(())
+    });
+}
+
+/// The body of [`PipelineExt::lossy_lines`](super::PipelineExt::lossy_lines):
+/// each line as a `String`, with U+FFFD for each invalid sequence.
+pub(super) fn split_lossy_lines<T, U>(co: &Yielder<(), String>, up: Upstream<U>)
+where
+    T: AsRef<[u8]>,
+    U: Iterator<Item = PipelineItem<T>>,
+{
+    let _ = for_each_line(up, |line| {
+        co.suspend(String::from_utf8_lossy(line).into_owned());
+        Ok::<(), Infallible>(())
+    });
 }
 
 /// The body of [`PipelineExt::words`](super::PipelineExt::words): one owned

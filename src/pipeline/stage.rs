@@ -141,12 +141,30 @@ where
         Some(error)
     }
 
+    /// The slot the stage shares with its upstream.
+    pub(super) fn failure(&self) -> &FailureCell {
+        &self.failure
+    }
+
     /// Everything but a plain item: the upstream failed (whatever the stage
     /// did after that is discarded), or the stage returned, panicked or was
-    /// already dead. `None` is the end of the stream.
+    /// already dead. `None` is the end of the stream. An error is recorded in
+    /// the failure slot, for a [`StageResult`](super::StageResult).
     #[cold]
     #[inline(never)]
     fn not_an_item(
+        &mut self,
+        result: Result<CoroutineResult<G::Yield, G::Return>, ResumeError<()>>,
+    ) -> Option<StageError> {
+        let error = self.error_of(result);
+        if error.is_some() {
+            self.failure.errored.set(true);
+        }
+        error
+    }
+
+    /// The error that [`not_an_item`](Stage::not_an_item) hands on, if any.
+    fn error_of(
         &mut self,
         result: Result<CoroutineResult<G::Yield, G::Return>, ResumeError<()>>,
     ) -> Option<StageError> {

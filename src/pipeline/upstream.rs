@@ -15,6 +15,9 @@ use super::{PipelineItem, StageError};
 pub(super) struct Failure {
     pub(super) failed: Cell<bool>,
     pub(super) error: Cell<Option<StageError>>,
+    /// Set once the stage's driver has handed on an error (its own or its
+    /// upstream's): read by a [`StageResult`](super::StageResult).
+    pub(super) errored: Cell<bool>,
 }
 
 /// The failure slot a stage shares with its upstream.
