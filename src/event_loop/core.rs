@@ -306,7 +306,8 @@ impl Core {
                 }
             }
         }
-        self.drop_reporting((self.queue.take(), self.timers.take_all()));
+        self.timers.clear(); // weak entries: no user code
+        self.drop_reporting(self.queue.take());
     }
 
     pub(crate) fn poll_timers(&self) {

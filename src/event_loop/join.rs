@@ -12,10 +12,13 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll};
 
-use super::context::{current_task_id, is_current, park};
+use std::time::{Duration, Instant};
+
+use super::context::{current_task_addr, current_task_id, is_current, park};
 use super::error::JoinError;
 use super::remote::local_key;
-use super::task::{ResultCell, TaskRef, WaitReason, Waiter};
+use super::sleep::deadline_after;
+use super::task::{Header, ResultCell, TaskRef, WaitReason, Waiter};
 
 /// An owned permission to join a task: wait for it and take its value.
 ///
@@ -98,6 +101,78 @@ impl<T> JoinHandle<T> {
         }
     }
 
+    /// [`join`](JoinHandle::join) for at most `timeout`: the result if the
+    /// task finishes in time, or else the handle back, to wait again,
+    /// [`cancel`](JoinHandle::cancel) or drop (detach) it.
+    ///
+    /// A finished task's result is taken without reading the clock; a zero
+    /// `timeout` is a [`try_join`](JoinHandle::try_join).
+    ///
+    /// ```
+    /// use cogen::event_loop::{EventLoop, sleep, spawn};
+    /// use std::time::Duration;
+    ///
+    /// let ev = EventLoop::new();
+    /// ev.block_on(|| {
+    ///     let slow = spawn(|| sleep(Duration::from_secs(3600)));
+    ///     let slow = slow.join_timeout(Duration::from_millis(5)).unwrap_err();
+    ///     slow.cancel(); // gave up on it
+    ///     assert!(slow.join().unwrap_err().is_cancelled());
+    /// })
+    /// .unwrap();
+    /// ```
+    ///
+    /// # Panics
+    /// As [`join`](JoinHandle::join), when it would have to wait.
+    #[track_caller]
+    pub fn join_timeout(self, timeout: Duration) -> Result<Result<T, JoinError>, Self> {
+        if self.task.header.is_done() {
+            return Ok(self.take_result());
+        }
+        self.join_deadline(deadline_after(timeout))
+    }
+
+    /// [`join_timeout`](JoinHandle::join_timeout) with a deadline instead
+    /// of a duration (one that has passed makes it a `try_join`).
+    ///
+    /// # Panics
+    /// As [`join`](JoinHandle::join), when it would have to wait.
+    #[track_caller]
+    pub fn join_deadline(self, deadline: Instant) -> Result<Result<T, JoinError>, Self> {
+        loop {
+            if self.task.header.is_done() {
+                return Ok(self.take_result());
+            }
+            if is_current(&self.task) {
+                panic!("task {} tried to join itself", self.task.header.id);
+            }
+            if Instant::now() >= deadline {
+                return Err(self);
+            }
+            let target = &self.task;
+            let me = current_task_addr();
+            let guard = LeaveJoin {
+                target: &target.header,
+                me,
+            };
+            let mut replaced = None;
+            park(
+                "JoinHandle::join_timeout",
+                WaitReason::Join,
+                |core, task, seq| {
+                    core.timers.add(deadline, task.clone(), seq);
+                    replaced = target.header.add_waiter(Waiter::Task(task, seq));
+                },
+            );
+            std::mem::forget(guard);
+            drop(replaced);
+            if Instant::now() >= deadline {
+                // The timer woke us: our entry is still in the target's slot.
+                drop(target.header.remove_task_waiter(me));
+            }
+        }
+    }
+
     /// The result if the task is done, or the handle back.
     pub fn try_join(self) -> Result<Result<T, JoinError>, Self> {
         if self.task.header.is_done() {
@@ -133,6 +208,20 @@ impl<T> JoinHandle<T> {
     /// The task's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
         self.task.header.name()
+    }
+}
+
+/// On unwinding out of a `join_deadline` (cancelled, or a
+/// [`timeout`](super::timeout()) expired): takes the joiner's entry out of
+/// the target's slot, so the target does not keep the joiner alive.
+struct LeaveJoin<'a> {
+    target: &'a Header,
+    me: *const (),
+}
+
+impl Drop for LeaveJoin<'_> {
+    fn drop(&mut self) {
+        drop(self.target.remove_task_waiter(self.me));
     }
 }
 

@@ -181,8 +181,8 @@ pub use channel::{IntoIter, Iter, Receiver, Sender, TryIter, channel};
 pub use context::{current_task_id, yield_now};
 pub use core::PanicPolicy;
 pub use error::{
-    Elapsed, JoinError, RecvError, RunError, SendError, StuckTask, TryRecvError, TrySendError,
-    WaitingOn,
+    Elapsed, JoinError, RecvError, RecvTimeoutError, RunError, SendError, SendTimeoutError,
+    StuckTask, TryRecvError, TrySendError, WaitingOn,
 };
 pub use join::JoinHandle;
 #[cfg(cogen_nightly)]
