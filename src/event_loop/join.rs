@@ -1,4 +1,5 @@
-//! Joining a task: [`JoinHandle`], and its `Future` side.
+//! Joining a task: [`JoinHandle`], and its `Future` side; cancelling one
+//! from anywhere: [`CancelHandle`].
 //!
 //! A task's result lives in its own allocation, next to its body (a
 //! `ResultCell`, see `task.rs`); the handle holds the task and a typed
@@ -10,6 +11,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::ptr::NonNull;
+use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
 
 use std::time::{Duration, Instant};
@@ -18,7 +20,7 @@ use super::context::{current_task_addr, current_task_id, is_current, park};
 use super::error::JoinError;
 use super::remote::local_key;
 use super::sleep::deadline_after;
-use super::task::{Header, ResultCell, TaskRef, WaitReason, Waiter};
+use super::task::{Header, ResultCell, Task, TaskBody, TaskRef, WaitReason, Waiter};
 
 /// An owned permission to join a task: wait for it and take its value.
 ///
@@ -197,6 +199,42 @@ impl<T> JoinHandle<T> {
         }
     }
 
+    /// A handle that can only cancel the task, and be cloned: for a
+    /// watchdog task, a deadline, or the task itself, while this handle
+    /// stays with whoever joins.
+    ///
+    /// ```
+    /// use cogen::event_loop::{EventLoop, channel, sleep, spawn};
+    /// use std::time::Duration;
+    ///
+    /// let ev = EventLoop::new();
+    /// let got = ev
+    ///     .block_on(|| {
+    ///         let (tx, rx) = channel(1);
+    ///         let producer = spawn(move || {
+    ///             for i in 0.. {
+    ///                 tx.send(i).unwrap();
+    ///                 sleep(Duration::from_millis(1));
+    ///             }
+    ///         });
+    ///         let stop = producer.cancel_handle();
+    ///         spawn(move || {
+    ///             sleep(Duration::from_millis(20));
+    ///             stop.cancel(); // unwinds the producer, which drops `tx`
+    ///         });
+    ///         let received = rx.iter().count(); // ends when the channel closes
+    ///         (received > 0, producer.join().unwrap_err().is_cancelled())
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(got, (true, true));
+    /// ```
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle {
+            task: Rc::downgrade(&self.task),
+            id: self.task.header.id,
+        }
+    }
+
     /// Lets the task run on without a handle (the same as dropping it).
     pub fn detach(self) {}
 
@@ -208,6 +246,55 @@ impl<T> JoinHandle<T> {
     /// The task's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
         self.task.header.name()
+    }
+}
+
+/// A cloneable handle that cancels a task (from
+/// [`JoinHandle::cancel_handle`]): the same cancellation as
+/// [`JoinHandle::cancel`], without the right to join.
+///
+/// [`cancel`](CancelHandle::cancel) may be called any number of times, from
+/// anywhere on the loop's thread: from another task, from outside the loop
+/// between runs, from the task itself (which is then unwound at its next
+/// wait), and from a destructor that runs while some task, this one
+/// included, is being cancelled. On a finished task, or once its loop is
+/// gone, it does nothing. The handle holds the task weakly: it keeps
+/// neither the task nor its result alive.
+#[derive(Clone)]
+pub struct CancelHandle {
+    task: Weak<Task<dyn TaskBody>>,
+    id: u64,
+}
+
+impl CancelHandle {
+    /// Cancels the task, as [`JoinHandle::cancel`] does; no effect if it
+    /// is finished (or already cancelled).
+    pub fn cancel(&self) {
+        if let Some(task) = self.task.upgrade()
+            && let Some(core) = task.header.core.upgrade()
+        {
+            core.cancel(&task);
+        }
+    }
+
+    /// True once the task has returned, panicked or been cancelled (or its
+    /// loop is gone).
+    pub fn is_finished(&self) -> bool {
+        self.task.upgrade().is_none_or(|t| t.header.is_done())
+    }
+
+    /// The task's id, unique within its loop.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl fmt::Debug for CancelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelHandle")
+            .field("id", &self.id)
+            .field("finished", &self.is_finished())
+            .finish()
     }
 }
 

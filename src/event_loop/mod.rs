@@ -184,7 +184,7 @@ pub use error::{
     Elapsed, JoinError, RecvError, RecvTimeoutError, RunError, SendError, SendTimeoutError,
     StuckTask, TryRecvError, TrySendError, WaitingOn,
 };
-pub use join::JoinHandle;
+pub use join::{CancelHandle, JoinHandle};
 #[cfg(cogen_nightly)]
 pub use runtime::spawn_stackless;
 pub use runtime::{EventLoop, EventLoopBuilder, spawn, spawn_future};
