@@ -30,8 +30,8 @@ use super::core::wake;
 use super::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
-use super::sleep::deadline_after;
 use super::task::{TaskRef, ThinTask, WaitReason};
+use super::timer::deadline_after;
 
 /// A FIFO of parked tasks. Most channels have at most one waiter per side,
 /// so the oldest entry lives inline and only the others go to a deque.

@@ -216,9 +216,7 @@ impl Core {
         if let Some(waiter) = first {
             self.wake_waiter(waiter);
         }
-        if !rest.is_empty() {
-            rest.into_iter().for_each(|w| self.wake_waiter(w));
-        }
+        rest.into_iter().for_each(|w| self.wake_waiter(w)); // empty: no allocation
         // The last reference to a detached task drops its result: user code.
         self.drop_reporting((removed, task));
     }
@@ -503,6 +501,7 @@ impl Core {
                 waiting_on: match t.header.reason.get() {
                     Some(WaitReason::Send) => WaitingOn::Send,
                     Some(WaitReason::Recv) => WaitingOn::Recv,
+                    Some(WaitReason::Select) => WaitingOn::Select,
                     Some(r)
                         if r.is_external() && !joined.iter().any(|(j, _)| *j == t.header.id) =>
                     {

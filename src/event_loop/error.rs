@@ -134,6 +134,8 @@ pub enum WaitingOn {
     Send,
     /// A message on an empty channel.
     Recv,
+    /// One of several channel operations of a [`Select`](super::Select).
+    Select,
     /// A future (a future task, or `wait_for` in a stackful task) whose
     /// waker nobody outside the loop holds any more, so nothing can wake it.
     Future,
@@ -146,6 +148,7 @@ impl fmt::Display for WaitingOn {
             WaitingOn::Join(None) => f.write_str("waiting to join a task"),
             WaitingOn::Send => f.write_str("waiting to send on a full channel"),
             WaitingOn::Recv => f.write_str("waiting to receive on an empty channel"),
+            WaitingOn::Select => f.write_str("waiting in a select over channels"),
             WaitingOn::Future => {
                 f.write_str("waiting for a future that nothing outside the loop can wake")
             }

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use super::context::{current_task_addr, current_task_id, is_current, park};
 use super::error::JoinError;
 use super::remote::local_key;
-use super::sleep::deadline_after;
 use super::task::{Header, ResultCell, Task, TaskBody, TaskRef, WaitReason, Waiter};
+use super::timer::deadline_after;
 
 /// An owned permission to join a task: wait for it and take its value.
 ///

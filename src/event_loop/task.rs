@@ -166,6 +166,8 @@ pub(crate) enum WaitReason {
     Join,
     Send,
     Recv,
+    /// A [`Select`](super::Select) over several channel operations.
+    Select,
     Sleep,
     /// A future's waker (possibly from another thread).
     Future,

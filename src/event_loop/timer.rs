@@ -9,11 +9,19 @@
 use std::cell::{Cell, RefCell};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use std::rc::{Rc, Weak};
 
 use super::task::{Task, TaskBody, TaskRef};
+
+/// The deadline `duration` from now; one past what `Instant` can hold is,
+/// in practice, never.
+pub(crate) fn deadline_after(duration: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(duration)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
 
 struct TimerEntry {
     at: Instant,
