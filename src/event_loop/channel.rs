@@ -13,6 +13,12 @@
 //! passed on to the next waiter, so no message is left unseen while a
 //! receiver waits.
 //!
+//! The time-limited forms (`send_timeout`, `recv_timeout`) park with a
+//! timer entry next to the wait-list entry, under the same park number;
+//! when the timer wins (or the wait is unwound), the task takes its own
+//! entry out of the list again, so repeated timeouts on an idle channel do
+//! not pile up entries. [`Select`](super::Select) uses the same lists.
+//!
 //! Closing (explicitly, or by dropping every sender or every receiver)
 //! wakes everyone: senders fail and get their message back, receivers drain
 //! what is left and then see the channel closed.
