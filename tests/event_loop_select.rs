@@ -217,6 +217,42 @@ fn after_a_select_the_task_is_in_no_wait_list_a_later_message_reaches_another() 
 }
 
 #[test]
+fn a_finished_select_leaves_no_entry_that_keeps_the_task_alive() {
+    // A detached task's result is dropped with the task's last reference:
+    // an entry left in a wait list would keep it.
+    let drops = DropCounter::new();
+    let token = drops.token();
+    let ev = EventLoop::new();
+    let (tx_a, rx_a) = channel::<u32>(1);
+    let (tx_b, rx_b) = channel::<u32>(1);
+    let kept = (rx_a.clone(), rx_b.clone()); // open and idle
+    ev.spawn(move || {
+        let got = Select::new()
+            .recv(&rx_a, Got::A)
+            .recv(&rx_b, Got::B)
+            .timeout(LONG, || Got::TimedOut)
+            .wait();
+        assert_eq!(got, Got::B(Ok(1)));
+        let got = Select::new()
+            .recv(&rx_a, Got::A)
+            .recv(&rx_b, Got::B)
+            .timeout(Duration::from_millis(1), || Got::TimedOut)
+            .wait();
+        assert_eq!(got, Got::TimedOut);
+        token
+    })
+    .detach();
+    let _tx_b = ev.spawn(move || {
+        sleep(SHORT);
+        tx_b.send(1).unwrap();
+        tx_b
+    });
+    ev.run().unwrap();
+    assert_eq!((drops.count(), drops.live()), (1, 0));
+    drop((tx_a, kept));
+}
+
+#[test]
 fn a_wake_up_the_select_took_but_did_not_use_is_handed_on() {
     // The start of a select's rotation is pseudo-random: repeat, so that
     // both choices happen.

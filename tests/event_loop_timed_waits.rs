@@ -178,6 +178,8 @@ fn a_finished_task_that_waited_with_a_limit_is_not_kept_alive() {
     let ev = EventLoop::new();
     let (tx, rx) = channel::<u32>(1);
     let (tx2, rx2) = channel::<u32>(1);
+    // Kept open and idle: closing would empty their wait lists anyway.
+    let kept = (rx.clone(), rx2.clone());
     let token = drops.token();
     ev.spawn(move || {
         let _ = rx.recv_timeout(SHORT); // times out: its timer fired
@@ -188,10 +190,11 @@ fn a_finished_task_that_waited_with_a_limit_is_not_kept_alive() {
     ev.spawn(move || {
         sleep(SHORT * 2);
         tx2.send(1).unwrap();
+        tx2
     });
     ev.run().unwrap();
     assert_eq!((drops.count(), drops.live()), (1, 0));
-    drop(tx);
+    drop((tx, kept));
 }
 
 #[test]

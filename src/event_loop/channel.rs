@@ -291,12 +291,7 @@ impl<T> Chan<T> {
     /// takes it out, and the timer's wake-up (or unwinding) removes it here.
     #[inline(never)]
     fn park_until(&self, what: &str, side: Side, deadline: Instant) {
-        let me = current_task_addr();
-        let guard = Leave {
-            chan: self,
-            side,
-            me,
-        };
+        let guard = Leave { chan: self, side };
         let reason = match side {
             Side::Send => WaitReason::Send,
             Side::Recv => WaitReason::Recv,
@@ -307,7 +302,7 @@ impl<T> Chan<T> {
         });
         std::mem::forget(guard);
         if Instant::now() >= deadline {
-            drop(self.unregister(side, me));
+            drop(self.unregister(side, current_task_addr()));
         }
     }
 
@@ -354,31 +349,19 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     (Sender { chan: chan.clone() }, Receiver { chan })
 }
 
-/// On unwinding out of a park (the task was cancelled after a wake-up),
-/// hands the wake-up to the next waiter.
-struct PassOn<'a, T> {
-    chan: &'a Chan<T>,
-    side: Side,
-}
-
-impl<T> Drop for PassOn<'_, T> {
-    fn drop(&mut self) {
-        self.chan.pass_on(self.side);
-    }
-}
-
-/// On unwinding out of a park with a deadline (cancelled, or a
+/// On unwinding out of a park (the task was cancelled, or a
 /// [`timeout`](super::timeout()) expired): takes the task's entry out of
-/// the wait list, and hands on a wake-up it may have taken.
+/// the wait list, so that repeated unwound waits do not pile entries up,
+/// and hands on a wake-up it may have taken. The task is still the current
+/// one then (a cancellation makes it current while it unwinds).
 struct Leave<'a, T> {
     chan: &'a Chan<T>,
     side: Side,
-    me: *const (),
 }
 
 impl<T> Drop for Leave<'_, T> {
     fn drop(&mut self) {
-        drop(self.chan.unregister(self.side, self.me));
+        drop(self.chan.unregister(self.side, current_task_addr()));
         self.chan.pass_on(self.side);
     }
 }
@@ -406,7 +389,7 @@ impl<T> Sender<T> {
                 Err(TrySendError::Full(v)) => value = v,
             }
             let chan = &*self.chan;
-            let guard = PassOn {
+            let guard = Leave {
                 chan,
                 side: Side::Send,
             };
@@ -583,7 +566,7 @@ impl<T> Receiver<T> {
                 Err(TryRecvError::Empty) => {}
             }
             let chan = &*self.chan;
-            let guard = PassOn {
+            let guard = Leave {
                 chan,
                 side: Side::Recv,
             };
