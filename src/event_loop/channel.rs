@@ -78,23 +78,21 @@ impl WaitList {
         Some(first)
     }
 
-    /// Takes out the entry of the task at address `me` (the latest, if it
-    /// has several), handing it back to be dropped by the caller. Most
-    /// lists are one entry long, and a task's entry is usually the newest:
-    /// the scan looks at `first`, then from the back.
+    /// Takes out an entry of the task at address `me`, handing it back to
+    /// be dropped by the caller. Most lists are one entry long; a task that
+    /// gives up is usually the newest entry, and the loop cancels parked
+    /// tasks roughly in the order they parked: the scan looks at `first`,
+    /// then at the others from the back.
     fn remove(&self, me: *const ()) -> Option<(ThinTask, u32)> {
         let first = self.first.take()?;
         let mut rest = self.rest.borrow_mut();
-        if let Some(i) = rest.iter().rposition(|(t, _)| t.is(me)) {
-            self.first.set(Some(first));
-            return rest.remove(i);
-        }
         if first.0.is(me) {
             self.first.set(rest.pop_front());
             return Some(first);
         }
         self.first.set(Some(first));
-        None
+        let i = rest.iter().rposition(|(t, _)| t.is(me))?;
+        rest.remove(i)
     }
 
     fn take_all(&self) -> Vec<(ThinTask, u32)> {
