@@ -184,3 +184,24 @@ fn elapsed_is_an_error_and_converts_to_a_timed_out_io_error() {
     let io: std::io::Error = err.into();
     assert_eq!(io.kind(), std::io::ErrorKind::TimedOut);
 }
+
+#[test]
+fn a_wait_cut_short_leaves_no_entry_that_keeps_the_task_alive() {
+    // A detached task's result is dropped with the task's last reference:
+    // an entry left in the channel's wait list would keep it.
+    let drops = DropCounter::new();
+    let token = drops.token();
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(1);
+    let rx_kept = rx.clone(); // the channel stays open and idle
+    ev.spawn(move || {
+        for _ in 0..3 {
+            assert!(timeout(Duration::from_millis(1), || rx.recv()).is_err());
+        }
+        token
+    })
+    .detach();
+    ev.run().unwrap();
+    assert_eq!((drops.count(), drops.live()), (1, 0));
+    drop((tx, rx_kept));
+}

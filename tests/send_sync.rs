@@ -6,8 +6,9 @@
 use std::error::Error;
 
 use cogen::event_loop::{
-    Elapsed, EventLoop, JoinError, PanicPolicy, RecvError, RunError, SendError, StuckTask,
-    TryRecvError, TrySendError, WaitingOn,
+    CancelHandle, Elapsed, EventLoop, JoinError, PanicPolicy, RecvError, RecvTimeoutError,
+    RunError, Select, SendError, SendTimeoutError, StuckTask, TryRecvError, TrySendError,
+    WaitingOn,
 };
 use cogen::pipeline::{BoxError, InvalidUtf8, PipelineExt, StageError, source};
 use cogen::{
@@ -70,11 +71,19 @@ assert_impl_all!(TrySendError<u32>: Send, Sync, Error);
 assert_impl_all!(RecvError: Send, Sync, Error);
 assert_impl_all!(Elapsed: Send, Sync, Copy, Eq, std::hash::Hash, Error);
 assert_impl_all!(TryRecvError: Send, Sync, Error);
+assert_impl_all!(SendTimeoutError<u32>: Send, Sync, Error);
+assert_impl_all!(RecvTimeoutError: Send, Sync, Copy, Eq, Error);
 // An error that hands back a value is as thread-safe as that value.
 assert_impl_all!(ResumeError<std::cell::Cell<u32>>: Send, Error);
 assert_not_impl_any!(ResumeError<std::cell::Cell<u32>>: Sync);
 assert_not_impl_any!(ResumeError<std::rc::Rc<u32>>: Send, Sync);
 assert_not_impl_any!(SendError<std::rc::Rc<u32>>: Send, Sync);
+assert_not_impl_any!(SendTimeoutError<std::rc::Rc<u32>>: Send, Sync);
+
+// Handles into a loop stay on its thread.
+assert_impl_all!(CancelHandle: Clone, std::fmt::Debug);
+assert_not_impl_any!(CancelHandle: Send, Sync);
+assert_not_impl_any!(Select<'static, u32>: Send, Sync);
 
 type AnyError = Box<dyn Error + Send + Sync + 'static>;
 

@@ -13,6 +13,12 @@
 //! passed on to the next waiter, so no message is left unseen while a
 //! receiver waits.
 //!
+//! The time-limited forms (`send_timeout`, `recv_timeout`) park with a
+//! timer entry next to the wait-list entry, under the same park number;
+//! when the timer wins (or the wait is unwound), the task takes its own
+//! entry out of the list again, so repeated timeouts on an idle channel do
+//! not pile up entries. [`Select`](super::Select) uses the same lists.
+//!
 //! Closing (explicitly, or by dropping every sender or every receiver)
 //! wakes everyone: senders fail and get their message back, receivers drain
 //! what is left and then see the channel closed.
@@ -23,10 +29,15 @@ use std::fmt;
 use std::ptr::NonNull;
 use std::rc::Rc;
 
-use super::context::park;
+use std::time::{Duration, Instant};
+
+use super::context::{current_task_addr, park};
 use super::core::wake;
-use super::error::{RecvError, SendError, TryRecvError, TrySendError};
+use super::error::{
+    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
 use super::task::{TaskRef, ThinTask, WaitReason};
+use super::timer::deadline_after;
 
 /// A FIFO of parked tasks. Most channels have at most one waiter per side,
 /// so the oldest entry lives inline and only the others go to a deque.
@@ -65,6 +76,23 @@ impl WaitList {
             self.first.set(self.rest.borrow_mut().pop_front());
         }
         Some(first)
+    }
+
+    /// Takes out an entry of the task at address `me`, handing it back to
+    /// be dropped by the caller. Most lists are one entry long; a task that
+    /// gives up is usually the newest entry, and the loop cancels parked
+    /// tasks roughly in the order they parked: the scan looks at `first`,
+    /// then at the others from the back.
+    fn remove(&self, me: *const ()) -> Option<(ThinTask, u32)> {
+        let first = self.first.take()?;
+        let mut rest = self.rest.borrow_mut();
+        if first.0.is(me) {
+            self.first.set(rest.pop_front());
+            return Some(first);
+        }
+        self.first.set(Some(first));
+        let i = rest.iter().rposition(|(t, _)| t.is(me))?;
+        rest.remove(i)
     }
 
     fn take_all(&self) -> Vec<(ThinTask, u32)> {
@@ -142,6 +170,9 @@ pub(crate) enum Side {
 pub(crate) trait ChanWait {
     fn ready(&self, side: Side) -> bool;
     fn register(&self, side: Side, task: TaskRef, seq: u32);
+    /// Takes the entry of the task at address `me` out of `side`'s wait
+    /// list, if it is there (it is handed back: the caller drops it).
+    fn unregister(&self, side: Side, me: *const ()) -> Option<(ThinTask, u32)>;
     fn pass_on(&self, side: Side);
     /// The same channel as an 8-byte reference.
     #[cfg(cogen_nightly)]
@@ -235,6 +266,13 @@ impl<T> ChanWait for Chan<T> {
         }
     }
 
+    fn unregister(&self, side: Side, me: *const ()) -> Option<(ThinTask, u32)> {
+        match side {
+            Side::Send => self.send_waiters.remove(me),
+            Side::Recv => self.recv_waiters.remove(me),
+        }
+    }
+
     fn pass_on(&self, side: Side) {
         if self.ready(side) {
             match side {
@@ -246,6 +284,26 @@ impl<T> ChanWait for Chan<T> {
 }
 
 impl<T> Chan<T> {
+    /// Parks the running task on `side` until a wake-up or `deadline`. Its
+    /// wait-list entry does not outlive the wait: a wake-up from the channel
+    /// takes it out, and the timer's wake-up (or unwinding) removes it here.
+    #[inline(never)]
+    fn park_until(&self, what: &str, side: Side, deadline: Instant) {
+        let guard = Leave { chan: self, side };
+        let reason = match side {
+            Side::Send => WaitReason::Send,
+            Side::Recv => WaitReason::Recv,
+        };
+        park(what, reason, |core, task, seq| {
+            core.timers.add(deadline, task.clone(), seq);
+            self.register(side, task, seq);
+        });
+        std::mem::forget(guard);
+        if Instant::now() >= deadline {
+            drop(self.unregister(side, current_task_addr()));
+        }
+    }
+
     fn close(&self) {
         if !self.closed.replace(true) {
             wake_all(&self.recv_waiters);
@@ -289,15 +347,19 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     (Sender { chan: chan.clone() }, Receiver { chan })
 }
 
-/// On unwinding out of a park (the task was cancelled after a wake-up),
-/// hands the wake-up to the next waiter.
-struct PassOn<'a, T> {
+/// On unwinding out of a park (the task was cancelled, or a
+/// [`timeout`](super::timeout()) expired): takes the task's entry out of
+/// the wait list, so that repeated unwound waits do not pile entries up,
+/// and hands on a wake-up it may have taken. The task is still the current
+/// one then (a cancellation makes it current while it unwinds).
+struct Leave<'a, T> {
     chan: &'a Chan<T>,
     side: Side,
 }
 
-impl<T> Drop for PassOn<'_, T> {
+impl<T> Drop for Leave<'_, T> {
     fn drop(&mut self) {
+        drop(self.chan.unregister(self.side, current_task_addr()));
         self.chan.pass_on(self.side);
     }
 }
@@ -325,7 +387,7 @@ impl<T> Sender<T> {
                 Err(TrySendError::Full(v)) => value = v,
             }
             let chan = &*self.chan;
-            let guard = PassOn {
+            let guard = Leave {
                 chan,
                 side: Side::Send,
             };
@@ -333,6 +395,67 @@ impl<T> Sender<T> {
                 chan.register(Side::Send, task, seq);
             });
             std::mem::forget(guard);
+        }
+    }
+
+    /// Sends `value`, parking the running task while the channel is full,
+    /// for at most `timeout`.
+    ///
+    /// Fails, handing `value` back, once the channel is closed
+    /// ([`SendTimeoutError::Closed`]) or when there was no room in time
+    /// ([`SendTimeoutError::Timeout`]). With room there now it sends
+    /// without reading the clock; a zero `timeout` is a
+    /// [`try_send`](Sender::try_send) with this error type.
+    ///
+    /// ```
+    /// use cogen::event_loop::{EventLoop, SendTimeoutError, channel};
+    /// use std::time::Duration;
+    ///
+    /// let ev = EventLoop::new();
+    /// ev.block_on(|| {
+    ///     let (tx, _rx) = channel(1);
+    ///     tx.send(1).unwrap(); // now full, and nobody receives
+    ///     let e = tx.send_timeout(2, Duration::from_millis(5)).unwrap_err();
+    ///     assert!(e.is_timeout());
+    ///     assert_eq!(e.into_inner(), 2);
+    /// })
+    /// .unwrap();
+    /// ```
+    ///
+    /// # Panics
+    /// If it would have to wait outside a stackful task.
+    #[inline]
+    #[track_caller]
+    pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        match self.try_send(value) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Closed(v)) => Err(SendTimeoutError::Closed(v)),
+            Err(TrySendError::Full(v)) => self.send_deadline(v, deadline_after(timeout)),
+        }
+    }
+
+    /// [`send_timeout`](Sender::send_timeout) with a deadline instead of a
+    /// duration (one that has passed makes it a `try_send`).
+    ///
+    /// # Panics
+    /// If it would have to wait outside a stackful task.
+    #[track_caller]
+    pub fn send_deadline(
+        &self,
+        mut value: T,
+        deadline: Instant,
+    ) -> Result<(), SendTimeoutError<T>> {
+        loop {
+            match self.try_send(value) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Closed(v)) => return Err(SendTimeoutError::Closed(v)),
+                Err(TrySendError::Full(v)) => value = v,
+            }
+            if Instant::now() >= deadline {
+                return Err(SendTimeoutError::Timeout(value));
+            }
+            self.chan
+                .park_until("Sender::send_timeout", Side::Send, deadline);
         }
     }
 
@@ -441,7 +564,7 @@ impl<T> Receiver<T> {
                 Err(TryRecvError::Empty) => {}
             }
             let chan = &*self.chan;
-            let guard = PassOn {
+            let guard = Leave {
                 chan,
                 side: Side::Recv,
             };
@@ -449,6 +572,65 @@ impl<T> Receiver<T> {
                 chan.register(Side::Recv, task, seq);
             });
             std::mem::forget(guard);
+        }
+    }
+
+    /// Receives the next message, parking the running task while the
+    /// channel is empty, for at most `timeout`.
+    ///
+    /// Fails once the channel is closed and drained
+    /// ([`RecvTimeoutError::Closed`]), or when no message came in time
+    /// ([`RecvTimeoutError::Timeout`]). A message already there is taken
+    /// without reading the clock; a zero `timeout` is a
+    /// [`try_recv`](Receiver::try_recv) with this error type.
+    ///
+    /// ```
+    /// use cogen::event_loop::{EventLoop, RecvTimeoutError, channel};
+    /// use std::time::Duration;
+    ///
+    /// let ev = EventLoop::new();
+    /// ev.block_on(|| {
+    ///     let (tx, rx) = channel::<u32>(1);
+    ///     let slow = Duration::from_millis(5);
+    ///     assert_eq!(rx.recv_timeout(slow), Err(RecvTimeoutError::Timeout));
+    ///     tx.send(7).unwrap();
+    ///     assert_eq!(rx.recv_timeout(slow), Ok(7));
+    ///     drop(tx);
+    ///     assert_eq!(rx.recv_timeout(slow), Err(RecvTimeoutError::Closed));
+    /// })
+    /// .unwrap();
+    /// ```
+    ///
+    /// # Panics
+    /// If it would have to wait outside a stackful task.
+    #[inline]
+    #[track_caller]
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        match self.try_recv() {
+            Ok(v) => Ok(v),
+            Err(TryRecvError::Closed) => Err(RecvTimeoutError::Closed),
+            Err(TryRecvError::Empty) => self.recv_deadline(deadline_after(timeout)),
+        }
+    }
+
+    /// [`recv_timeout`](Receiver::recv_timeout) with a deadline instead of
+    /// a duration (one that has passed makes it a `try_recv`).
+    ///
+    /// # Panics
+    /// If it would have to wait outside a stackful task.
+    #[track_caller]
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        loop {
+            match self.try_recv() {
+                Ok(v) => return Ok(v),
+                Err(TryRecvError::Closed) => return Err(RecvTimeoutError::Closed),
+                Err(TryRecvError::Empty) => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(RecvTimeoutError::Timeout);
+            }
+            self.chan
+                .park_until("Receiver::recv_timeout", Side::Recv, deadline);
         }
     }
 

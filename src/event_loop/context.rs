@@ -229,6 +229,14 @@ pub fn current_task_id() -> Option<u64> {
         .map(|t| unsafe { t.as_ref() }.header.id)
 }
 
+/// The address of the running task's allocation (what a wait-list entry
+/// compares itself with), or null outside tasks.
+pub(crate) fn current_task_addr() -> *const () {
+    CURRENT_TASK
+        .with(Cell::get)
+        .map_or(std::ptr::null(), |t| t.as_ptr() as *const ())
+}
+
 /// True if the running task is the one `task` refers to.
 pub(crate) fn is_current(task: &TaskRef) -> bool {
     CURRENT_TASK

@@ -233,9 +233,7 @@ impl Core {
         if let Some(waiter) = first {
             self.wake_waiter(waiter);
         }
-        if !rest.is_empty() {
-            rest.into_iter().for_each(|w| self.wake_waiter(w));
-        }
+        rest.into_iter().for_each(|w| self.wake_waiter(w)); // empty: no allocation
         // The last reference to a detached task drops its result: user code.
         self.drop_reporting((removed, task));
     }
@@ -323,7 +321,8 @@ impl Core {
                 }
             }
         }
-        self.drop_reporting((self.queue.take(), self.timers.take_all()));
+        self.timers.clear(); // weak entries: no user code
+        self.drop_reporting(self.queue.take());
     }
 
     pub(crate) fn poll_timers(&self) {

@@ -1,6 +1,6 @@
 //! Every error of the event loop, one type per operation (crossbeam style):
-//! why a join failed, why a run stopped, why a channel operation failed,
-//! that a time limit passed.
+//! why a join failed, why a run stopped, why a channel operation failed
+//! (or timed out), that a time limit passed.
 //!
 //! Errors that carry an undelivered value hand it back (`into_inner`), and
 //! their `Debug` does not require `T: Debug`.
@@ -134,6 +134,8 @@ pub enum WaitingOn {
     Send,
     /// A message on an empty channel.
     Recv,
+    /// One of several channel operations of a [`Select`](super::Select).
+    Select,
     /// A future (a future task, or `wait_for` in a stackful task) to wake
     /// it. In a deadlock report: its waker is held by nobody outside the
     /// loop any more, so nothing can wake it.
@@ -154,6 +156,7 @@ impl fmt::Display for WaitingOn {
             WaitingOn::Join(None) => f.write_str("waiting to join a task"),
             WaitingOn::Send => f.write_str("waiting to send on a full channel"),
             WaitingOn::Recv => f.write_str("waiting to receive on an empty channel"),
+            WaitingOn::Select => f.write_str("waiting in a select over channels"),
             WaitingOn::Future => f.write_str("waiting for a future"),
             WaitingOn::Sleep => f.write_str("sleeping"),
             WaitingOn::Blocking => f.write_str("waiting for the blocking thread pool"),
@@ -368,6 +371,100 @@ impl fmt::Display for TryRecvError {
 }
 
 impl std::error::Error for TryRecvError {}
+
+/// [`Sender::send_timeout`](super::Sender::send_timeout) (or
+/// `send_deadline`) failed. The message is handed back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SendTimeoutError<T> {
+    /// The channel stayed full until the deadline.
+    Timeout(T),
+    /// The channel is closed.
+    Closed(T),
+}
+
+impl<T> SendTimeoutError<T> {
+    /// The message that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            SendTimeoutError::Timeout(v) | SendTimeoutError::Closed(v) => v,
+        }
+    }
+
+    /// True if the deadline passed.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, SendTimeoutError::Timeout(_))
+    }
+
+    /// True if the channel was closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, SendTimeoutError::Closed(_))
+    }
+}
+
+impl<T> fmt::Debug for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendTimeoutError::Timeout(_) => f.write_str("Timeout(..)"),
+            SendTimeoutError::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendTimeoutError::Timeout(_) => f.write_str("timed out sending on a full channel"),
+            SendTimeoutError::Closed(_) => f.write_str("sending on a closed channel"),
+        }
+    }
+}
+
+impl<T> std::error::Error for SendTimeoutError<T> {}
+
+impl<T> From<SendError<T>> for SendTimeoutError<T> {
+    fn from(SendError(v): SendError<T>) -> Self {
+        SendTimeoutError::Closed(v)
+    }
+}
+
+/// [`Receiver::recv_timeout`](super::Receiver::recv_timeout) (or
+/// `recv_deadline`) failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecvTimeoutError {
+    /// No message came before the deadline.
+    Timeout,
+    /// The channel is closed and every message in it has been received.
+    Closed,
+}
+
+impl RecvTimeoutError {
+    /// True if the deadline passed.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, RecvTimeoutError::Timeout)
+    }
+
+    /// True if the channel is closed and drained.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, RecvTimeoutError::Closed)
+    }
+}
+
+impl fmt::Display for RecvTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvTimeoutError::Timeout => f.write_str("timed out receiving on an empty channel"),
+            RecvTimeoutError::Closed => f.write_str("receiving on a closed and empty channel"),
+        }
+    }
+}
+
+impl std::error::Error for RecvTimeoutError {}
+
+impl From<RecvError> for RecvTimeoutError {
+    fn from(_: RecvError) -> Self {
+        RecvTimeoutError::Closed
+    }
+}
 
 /// The deadline of a [`timeout`](super::timeout()) passed before its
 /// closure finished.

@@ -1,4 +1,5 @@
-//! Joining a task: [`JoinHandle`], and its `Future` side.
+//! Joining a task: [`JoinHandle`], and its `Future` side; cancelling one
+//! from anywhere: [`CancelHandle`].
 //!
 //! A task's result lives in its own allocation, next to its body (a
 //! `ResultCell`, see `task.rs`); the handle holds the task and a typed
@@ -10,12 +11,16 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::ptr::NonNull;
+use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
 
-use super::context::{current_task_id, is_current, park};
+use std::time::{Duration, Instant};
+
+use super::context::{current_task_addr, current_task_id, is_current, park};
 use super::error::JoinError;
 use super::remote::local_key;
-use super::task::{ResultCell, TaskRef, WaitReason, Waiter};
+use super::task::{Header, ResultCell, Task, TaskBody, TaskRef, WaitReason, Waiter};
+use super::timer::deadline_after;
 
 /// An owned permission to join a task: wait for it and take its value.
 ///
@@ -98,6 +103,78 @@ impl<T> JoinHandle<T> {
         }
     }
 
+    /// [`join`](JoinHandle::join) for at most `timeout`: the result if the
+    /// task finishes in time, or else the handle back, to wait again,
+    /// [`cancel`](JoinHandle::cancel) or drop (detach) it.
+    ///
+    /// A finished task's result is taken without reading the clock; a zero
+    /// `timeout` is a [`try_join`](JoinHandle::try_join).
+    ///
+    /// ```
+    /// use cogen::event_loop::{EventLoop, sleep, spawn};
+    /// use std::time::Duration;
+    ///
+    /// let ev = EventLoop::new();
+    /// ev.block_on(|| {
+    ///     let slow = spawn(|| sleep(Duration::from_secs(3600)));
+    ///     let slow = slow.join_timeout(Duration::from_millis(5)).unwrap_err();
+    ///     slow.cancel(); // gave up on it
+    ///     assert!(slow.join().unwrap_err().is_cancelled());
+    /// })
+    /// .unwrap();
+    /// ```
+    ///
+    /// # Panics
+    /// As [`join`](JoinHandle::join), when it would have to wait.
+    #[track_caller]
+    pub fn join_timeout(self, timeout: Duration) -> Result<Result<T, JoinError>, Self> {
+        if self.task.header.is_done() {
+            return Ok(self.take_result());
+        }
+        self.join_deadline(deadline_after(timeout))
+    }
+
+    /// [`join_timeout`](JoinHandle::join_timeout) with a deadline instead
+    /// of a duration (one that has passed makes it a `try_join`).
+    ///
+    /// # Panics
+    /// As [`join`](JoinHandle::join), when it would have to wait.
+    #[track_caller]
+    pub fn join_deadline(self, deadline: Instant) -> Result<Result<T, JoinError>, Self> {
+        loop {
+            if self.task.header.is_done() {
+                return Ok(self.take_result());
+            }
+            if is_current(&self.task) {
+                panic!("task {} tried to join itself", self.task.header.id);
+            }
+            if Instant::now() >= deadline {
+                return Err(self);
+            }
+            let target = &self.task;
+            let me = current_task_addr();
+            let guard = LeaveJoin {
+                target: &target.header,
+                me,
+            };
+            let mut replaced = None;
+            park(
+                "JoinHandle::join_timeout",
+                WaitReason::Join,
+                |core, task, seq| {
+                    core.timers.add(deadline, task.clone(), seq);
+                    replaced = target.header.add_waiter(Waiter::Task(task, seq));
+                },
+            );
+            std::mem::forget(guard);
+            drop(replaced);
+            if Instant::now() >= deadline {
+                // The timer woke us: our entry is still in the target's slot.
+                drop(target.header.remove_task_waiter(me));
+            }
+        }
+    }
+
     /// The result if the task is done, or the handle back.
     pub fn try_join(self) -> Result<Result<T, JoinError>, Self> {
         if self.task.header.is_done() {
@@ -122,6 +199,42 @@ impl<T> JoinHandle<T> {
         }
     }
 
+    /// A handle that can only cancel the task, and be cloned: for a
+    /// watchdog task, a deadline, or the task itself, while this handle
+    /// stays with whoever joins.
+    ///
+    /// ```
+    /// use cogen::event_loop::{EventLoop, channel, sleep, spawn};
+    /// use std::time::Duration;
+    ///
+    /// let ev = EventLoop::new();
+    /// let got = ev
+    ///     .block_on(|| {
+    ///         let (tx, rx) = channel(1);
+    ///         let producer = spawn(move || {
+    ///             for i in 0.. {
+    ///                 tx.send(i).unwrap();
+    ///                 sleep(Duration::from_millis(1));
+    ///             }
+    ///         });
+    ///         let stop = producer.cancel_handle();
+    ///         spawn(move || {
+    ///             sleep(Duration::from_millis(20));
+    ///             stop.cancel(); // unwinds the producer, which drops `tx`
+    ///         });
+    ///         let received = rx.iter().count(); // ends when the channel closes
+    ///         (received > 0, producer.join().unwrap_err().is_cancelled())
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(got, (true, true));
+    /// ```
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle {
+            task: Rc::downgrade(&self.task),
+            id: self.task.header.id,
+        }
+    }
+
     /// Lets the task run on without a handle (the same as dropping it).
     pub fn detach(self) {}
 
@@ -133,6 +246,69 @@ impl<T> JoinHandle<T> {
     /// The task's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
         self.task.header.name()
+    }
+}
+
+/// A cloneable handle that cancels a task (from
+/// [`JoinHandle::cancel_handle`]): the same cancellation as
+/// [`JoinHandle::cancel`], without the right to join.
+///
+/// [`cancel`](CancelHandle::cancel) may be called any number of times, from
+/// anywhere on the loop's thread: from another task, from outside the loop
+/// between runs, from the task itself (which is then unwound at its next
+/// wait), and from a destructor that runs while some task, this one
+/// included, is being cancelled. On a finished task, or once its loop is
+/// gone, it does nothing. The handle holds the task weakly: it keeps
+/// neither the task nor its result alive.
+#[derive(Clone)]
+pub struct CancelHandle {
+    task: Weak<Task<dyn TaskBody>>,
+    id: u64,
+}
+
+impl CancelHandle {
+    /// Cancels the task, as [`JoinHandle::cancel`] does; no effect if it
+    /// is finished (or already cancelled).
+    pub fn cancel(&self) {
+        if let Some(task) = self.task.upgrade()
+            && let Some(core) = task.header.core.upgrade()
+        {
+            core.cancel(&task);
+        }
+    }
+
+    /// True once the task has returned, panicked or been cancelled (or its
+    /// loop is gone).
+    pub fn is_finished(&self) -> bool {
+        self.task.upgrade().is_none_or(|t| t.header.is_done())
+    }
+
+    /// The task's id, unique within its loop.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl fmt::Debug for CancelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelHandle")
+            .field("id", &self.id)
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// On unwinding out of a `join_deadline` (cancelled, or a
+/// [`timeout`](super::timeout()) expired): takes the joiner's entry out of
+/// the target's slot, so the target does not keep the joiner alive.
+struct LeaveJoin<'a> {
+    target: &'a Header,
+    me: *const (),
+}
+
+impl Drop for LeaveJoin<'_> {
+    fn drop(&mut self) {
+        drop(self.target.remove_task_waiter(self.me));
     }
 }
 

@@ -45,8 +45,10 @@
 //! | sleep | [`sleep`], [`sleep_until`] | — | `yield Wait::sleep(d)` |
 //! | join | [`JoinHandle::join`] | `handle.await` | `yield Wait::join(&h)`, then [`JoinHandle::try_join`] |
 //! | channels | [`Sender::send`], [`Receiver::recv`] | `try_` forms | `yield Wait::recv(&rx)`, then `try_recv` |
+//! | the first of several channel operations | [`Select`] | — | — |
 //! | any `Future` | [`wait_for`] | `.await` | — |
-//! | a time limit on waiting | [`timeout`] | — | — |
+//! | a time limit on waiting | [`timeout`]; [`Receiver::recv_timeout`], [`Sender::send_timeout`], [`JoinHandle::join_timeout`], [`Select::timeout`] | — | — |
+//! | cancel a task | [`JoinHandle::cancel`], [`CancelHandle::cancel`] | the same | the same |
 //! | blocking calls, files | [`unblock`], [`fs`] (feature `blocking`) | — | — |
 //! | sockets | [`net`] (feature `net`) | — | — |
 //! | memory per parked task | one touched stack page plus the task | the future plus the task | the coroutine's state plus the task |
@@ -112,13 +114,19 @@
 //!   while a suspended stack is being unwound (a cancellation) aborts the
 //!   process, as it would on a thread.
 //! * Functions that wait ([`yield_now`], [`sleep`], [`JoinHandle::join`] on an
-//!   unfinished task, `send` on a full or `recv` on an empty channel,
+//!   unfinished task, `send` on a full or `recv` on an empty channel, their
+//!   `_timeout` and `_deadline` forms, [`Select::wait`],
 //!   [`wait_for`], [`unblock`], [`fs`], [`timeout`], a socket's accept, connect, read,
 //!   write, send and receive in [`net`]) panic with a message that says so
 //!   when called outside a stackful task — they could never return there.
 //!   Non-waiting forms
-//!   (`try_send`, `try_recv`, `try_join`, joining a finished task) work
-//!   anywhere.
+//!   (`try_send`, `try_recv`, `try_join`, joining a finished task, a time
+//!   limit of zero, a select that need not wait) work anywhere.
+//! * **Timed out.** The time-limited forms of single waits return an error
+//!   value, never unwind: [`RecvTimeoutError`] and [`SendTimeoutError`]
+//!   (which hands the message back) tell a timeout from a closed channel,
+//!   and [`JoinHandle::join_timeout`] hands the handle back, to wait again
+//!   or cancel.
 //!
 //! # Waiting from nested coroutines
 //!
@@ -162,16 +170,31 @@
 //!
 //! [`JoinHandle::cancel`] unwinds the task's stack at once (every destructor
 //! on it runs exactly once; a task cancelling itself is unwound at its next
-//! wait). Dropping a `JoinHandle` detaches the task. Dropping the
-//! [`EventLoop`] cancels every unfinished task the same way. Destructors
-//! that run during a cancellation must not wait.
+//! wait). [`JoinHandle::cancel_handle`] gives a [`CancelHandle`] that does
+//! the same and can be cloned and handed to other tasks (a deadline, a
+//! supervisor, the task itself); it holds the task weakly, cancelling a
+//! finished task does nothing, and it may be called from a destructor
+//! during a cancellation. Dropping a `JoinHandle` detaches the task.
+//! Dropping the [`EventLoop`] cancels every unfinished task the same way.
+//! Destructors that run during a cancellation must not wait.
+//!
+//! A wait that ends without its event — cancelled, timed out, or not
+//! chosen by a [`Select`] — leaves nothing behind: its task is taken out
+//! of the channel's (or joined task's) wait list, and a channel's wake-up
+//! it may have taken goes on to the next waiter, so no message is left
+//! unseen while another receiver waits.
 //!
 //! # Time limits
 //!
 //! [`timeout`] bounds how long any waiting code inside it may wait: past
 //! the deadline, the wait it is in (or its next one) unwinds back to the
 //! `timeout`, which returns [`Elapsed`]; destructors run as in a
-//! cancellation. Sockets also have per-operation limits ([`net`]).
+//! cancellation. Single waits also take a limit of their own, which costs
+//! one timer entry and no unwinding: [`Receiver::recv_timeout`],
+//! [`Sender::send_timeout`], [`JoinHandle::join_timeout`] (and their
+//! `_deadline` forms), [`Select::timeout`], and sockets' per-operation
+//! limits ([`net`]). A value already there is taken without reading the
+//! clock.
 //!
 //! # Async code
 //!
@@ -217,7 +240,7 @@
 // names `core::Core` as a type only, for its back-reference):
 // task; run_queue, timer, remote, watchdog, error; trace; reactor; current (names
 // Core as a type only); observe; core; context; join, channel, sleep, wait_for,
-// timeout; kind/*; stackless (docs), fs, net/* (source; stream; listener,
+// timeout, select; kind/*; stackless (docs), fs, net/* (source; stream; listener,
 // udp); runtime; task_builder; pipes.
 mod channel;
 mod context;
@@ -236,6 +259,7 @@ mod reactor;
 mod remote;
 mod run_queue;
 mod runtime;
+mod select;
 mod sleep;
 #[cfg(cogen_nightly)]
 pub mod stackless;
@@ -251,15 +275,16 @@ pub use channel::{IntoIter, Iter, Receiver, Sender, TryIter, channel};
 pub use context::{current_task_id, yield_now};
 pub use core::PanicPolicy;
 pub use error::{
-    Elapsed, JoinError, RecvError, RunError, SendError, StuckTask, TryRecvError, TrySendError,
-    WaitingOn,
+    Elapsed, JoinError, RecvError, RecvTimeoutError, RunError, SendError, SendTimeoutError,
+    StuckTask, TryRecvError, TrySendError, WaitingOn,
 };
-pub use join::JoinHandle;
+pub use join::{CancelHandle, JoinHandle};
 pub use observe::{LoopStats, TaskInfo, TaskStatus};
 pub use pipes::{SpawnStage, Spawned};
 #[cfg(cogen_nightly)]
 pub use runtime::spawn_stackless;
 pub use runtime::{EventLoop, EventLoopBuilder, spawn, spawn_future};
+pub use select::Select;
 pub use sleep::{sleep, sleep_until};
 #[cfg(cogen_nightly)]
 pub use stackless::Wait;

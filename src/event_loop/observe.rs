@@ -124,6 +124,7 @@ pub(crate) fn describe(tasks: &[TaskRef]) -> Vec<TaskInfo> {
                 TaskState::Parked => TaskStatus::Waiting(match h.reason.get() {
                     Some(WaitReason::Send) => WaitingOn::Send,
                     Some(WaitReason::Recv) => WaitingOn::Recv,
+                    Some(WaitReason::Select) => WaitingOn::Select,
                     Some(WaitReason::Sleep) => WaitingOn::Sleep,
                     Some(WaitReason::Io) => WaitingOn::Io,
                     Some(WaitReason::Blocking) => WaitingOn::Blocking,

@@ -4,15 +4,9 @@
 use std::time::{Duration, Instant};
 
 use super::context::{park, running_stackful};
+// Also the path `net/` imports it by.
 use super::task::WaitReason;
-
-/// The deadline `duration` from now; one past what `Instant` can hold is,
-/// in practice, never.
-pub(crate) fn deadline_after(duration: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(duration)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
-}
+pub(crate) use super::timer::deadline_after;
 
 /// Parks the running task for at least `duration` while the others run.
 ///

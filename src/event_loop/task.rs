@@ -115,6 +115,13 @@ impl ThinTask {
         unsafe { (self.header().fat)(self.0) }
     }
 
+    /// True if this is the task at address `addr` (see
+    /// `context::current_task_addr`).
+    #[inline]
+    pub(crate) fn is(&self, addr: *const ()) -> bool {
+        std::ptr::addr_eq(self.0.as_ptr(), addr)
+    }
+
     /// The full reference, taking over this one's count.
     pub(crate) fn into_ref(self) -> TaskRef {
         let ptr = self.fat();
@@ -159,6 +166,8 @@ pub(crate) enum WaitReason {
     Join,
     Send,
     Recv,
+    /// A [`Select`](super::Select) over several channel operations.
+    Select,
     Sleep,
     /// A future's waker (possibly from another thread).
     Future,
@@ -322,6 +331,20 @@ impl Header {
                 None
             }
         }
+    }
+
+    /// Takes out the joiner entry of the task at address `me` (a `join`
+    /// that gave up waiting), handing it back for the caller to drop.
+    pub(crate) fn remove_task_waiter(&self, me: *const ()) -> Option<Waiter> {
+        let is_me =
+            |w: &Waiter| matches!(w, Waiter::Task(t, _) if std::ptr::addr_eq(Rc::as_ptr(t), me));
+        let mut waiters = self.extras.get()?.waiters.borrow_mut();
+        if waiters.first.as_ref().is_some_and(is_me) {
+            let next = (!waiters.rest.is_empty()).then(|| waiters.rest.remove(0));
+            return std::mem::replace(&mut waiters.first, next);
+        }
+        let i = waiters.rest.iter().position(is_me)?;
+        Some(waiters.rest.remove(i))
     }
 
     /// Takes every joiner out, to wake them: the first, and the others

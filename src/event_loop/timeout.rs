@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::context::{ElapsedUnwind, running_stackful};
 use super::error::Elapsed;
-use super::sleep::deadline_after;
+use super::timer::deadline_after;
 
 /// Runs `f` in the running stackful task, giving up once it has waited
 /// past `duration` from now: then `f` is unwound (every destructor on

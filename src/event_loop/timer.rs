@@ -1,23 +1,43 @@
 //! Timers: [`Timers`], a min-heap of deadlines, each naming a task and its
 //! park number. Entries of tasks that were cancelled or woken otherwise are
 //! skipped when they come up, or swept out earlier when they pile up (a
-//! socket's time limit adds an entry per wait, and most such waits end
-//! long before their limit). (The waiting side, [`sleep`](super::sleep),
-//! is in `sleep.rs`.)
+//! socket's or a channel's time limit adds an entry per wait, and most such
+//! waits end long before their limit). An entry holds its task weakly, so
+//! a stale one never keeps a finished task (and its result) alive. (The
+//! waiting side, [`sleep`](super::sleep), is in `sleep.rs`.)
 
 use std::cell::{Cell, RefCell};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::task::TaskRef;
+use std::rc::{Rc, Weak};
+
+use super::task::{Task, TaskBody, TaskRef};
+
+/// The deadline `duration` from now; one past what `Instant` can hold is,
+/// in practice, never.
+pub(crate) fn deadline_after(duration: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(duration)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
 
 struct TimerEntry {
     at: Instant,
     /// Insertion order: equal deadlines fire first-in, first-out.
     order: u64,
-    task: TaskRef,
+    task: Weak<Task<dyn TaskBody>>,
     seq: u32,
+}
+
+impl TimerEntry {
+    /// The task, if this entry can still wake it.
+    fn live(&self) -> Option<TaskRef> {
+        self.task
+            .upgrade()
+            .filter(|t| t.header.is_parked_at(self.seq))
+    }
 }
 
 impl PartialEq for TimerEntry {
@@ -56,6 +76,8 @@ const MIN_SWEEP: usize = 64;
 
 impl Timers {
     /// Wakes `(task, seq)` at `at` or later.
+    /// (`task` is the caller's reference to a parked task, so dropping it
+    /// here is never the last one.)
     pub(crate) fn add(&self, at: Instant, task: TaskRef, seq: u32) {
         let order = self.next_order.get();
         self.next_order.set(order + 1);
@@ -63,16 +85,15 @@ impl Timers {
         heap.push(TimerEntry {
             at,
             order,
-            task,
+            task: Rc::downgrade(&task),
             seq,
         });
         if heap.len() >= self.sweep_at.get() {
-            // Drops the entries that can no longer wake their task, except
-            // those of finished tasks: an unfinished task is held by its
-            // loop's registry, so dropping its entry is never the last
-            // reference and runs no user code (`add` runs inside a park).
-            // The next sweep waits for the heap to double: O(1) per add.
-            heap.retain(|e| e.task.header.is_parked_at(e.seq) || e.task.header.is_done());
+            // Drops the entries that can no longer wake their task (weak
+            // references: dropping them runs no user code, and `add` runs
+            // inside a park). The next sweep waits for the heap to double:
+            // O(1) per add.
+            heap.retain(|e| e.live().is_some());
             self.sweep_at.set((heap.len() * 2).max(MIN_SWEEP));
         }
     }
@@ -87,36 +108,34 @@ impl Timers {
         self.heap.borrow().is_empty()
     }
 
-    /// Takes the earliest entry if it is due at `now`.
+    /// Takes the earliest entry due at `now` whose task is still there.
     pub(crate) fn pop_due(&self, now: Instant) -> Option<(TaskRef, u32)> {
         let mut heap = self.heap.borrow_mut();
-        match heap.peek() {
-            Some(e) if e.at <= now => heap.pop().map(|e| (e.task, e.seq)),
-            _ => None,
+        while heap.peek().is_some_and(|e| e.at <= now) {
+            let e = heap.pop()?;
+            // A task that is gone has nothing to wake.
+            if let Some(task) = e.task.upgrade() {
+                return Some((task, e.seq));
+            }
         }
+        None
     }
 
     /// The earliest deadline of a timer that can still wake its task,
     /// dropping the stale entries in front of it.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         loop {
-            let stale = {
-                let mut heap = self.heap.borrow_mut();
-                let e = heap.peek()?;
-                if e.task.header.is_parked_at(e.seq) {
-                    return Some(e.at);
-                }
-                heap.pop()
-            };
-            drop(stale);
+            let mut heap = self.heap.borrow_mut();
+            let e = heap.peek()?;
+            if e.live().is_some() {
+                return Some(e.at);
+            }
+            heap.pop();
         }
     }
 
-    /// Empties the heap, handing the entries' tasks to the caller to drop.
-    pub(crate) fn take_all(&self) -> Vec<TaskRef> {
-        std::mem::take(&mut *self.heap.borrow_mut())
-            .into_iter()
-            .map(|e| e.task)
-            .collect()
+    /// Empties the heap (its weak entries run no user code when dropped).
+    pub(crate) fn clear(&self) {
+        drop(std::mem::take(&mut *self.heap.borrow_mut()));
     }
 }

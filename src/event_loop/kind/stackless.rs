@@ -19,11 +19,11 @@ use super::super::channel::{ChanWait, Receiver, Sender, Side, ThinChan};
 use super::super::core::Core;
 use super::super::error::JoinError;
 use super::super::join::JoinHandle;
-use super::super::sleep::deadline_after;
 use super::super::task::{
     Header, RESULT_PENDING, ResultCell, Step, TaskBody, TaskOptions, TaskRef, TaskState,
     WaitReason, Waiter,
 };
+use super::super::timer::deadline_after;
 use super::future::drop_quietly;
 
 /// What a stackless task waits for: the value it `yield`s.

@@ -1,0 +1,233 @@
+//! `CancelHandle`: cancelling a task through a cloneable handle, from every
+//! place the loop's thread can be — another task, outside the loop between
+//! runs, the task itself, a destructor during a cancellation — and after
+//! the task finished; each destructor on a cancelled stack runs once.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use cogen::event_loop::{CancelHandle, EventLoop, channel, sleep, spawn, yield_now};
+
+mod support;
+use support::DropCounter;
+
+const SHORT: Duration = Duration::from_millis(20);
+const LONG: Duration = Duration::from_secs(3600);
+
+#[test]
+fn cancelling_a_slow_producer_after_a_deadline() {
+    let drops = DropCounter::new();
+    let token = drops.token();
+    let ev = EventLoop::new();
+    let (tx, rx) = channel(1);
+    let producer = ev.spawn(move || {
+        let _token = token;
+        for i in 0u32.. {
+            tx.send(i).unwrap();
+            sleep(Duration::from_millis(1));
+        }
+    });
+    let stop = producer.cancel_handle();
+    ev.spawn(move || {
+        sleep(SHORT);
+        stop.cancel();
+    });
+    let consumer = ev.spawn(move || rx.iter().count());
+    ev.run().unwrap();
+    assert!(consumer.join().unwrap() > 0);
+    assert!(producer.join().unwrap_err().is_cancelled());
+    assert_eq!((drops.count(), drops.live()), (1, 0));
+}
+
+#[test]
+fn cancel_is_idempotent_and_clones_cancel_the_same_task() {
+    let drops = DropCounter::new();
+    let token = drops.token();
+    let ev = EventLoop::new();
+    let h = ev.spawn(move || {
+        let _token = token;
+        sleep(LONG);
+    });
+    let c = h.cancel_handle();
+    let c2 = c.clone();
+    assert_eq!((c.id(), c2.id()), (h.id(), h.id()));
+    assert!(!c.is_finished());
+    c.cancel(); // never ran: its closure is dropped
+    c2.cancel();
+    c.cancel();
+    h.cancel();
+    assert!(c.is_finished() && c2.is_finished() && h.is_finished());
+    assert_eq!((drops.count(), drops.live()), (1, 0));
+    ev.run().unwrap();
+    assert!(h.join().unwrap_err().is_cancelled());
+    assert!(format!("{c:?}").contains("finished: true"), "{c:?}");
+}
+
+#[test]
+fn cancel_from_another_task() {
+    let drops = DropCounter::new();
+    let token = drops.token();
+    let ev = EventLoop::new();
+    let victim = ev.spawn(move || {
+        let _token = token;
+        sleep(LONG);
+    });
+    let c = victim.cancel_handle();
+    let d = drops.clone();
+    let killer = ev.spawn(move || {
+        yield_now(); // the victim parks first
+        c.cancel();
+        d.live() // unwound at once, before `cancel` returns
+    });
+    ev.run().unwrap();
+    assert_eq!(killer.join().unwrap(), 0);
+    assert!(victim.join().unwrap_err().is_cancelled());
+    assert_eq!((drops.count(), drops.live()), (1, 0));
+}
+
+#[test]
+fn cancel_from_outside_the_loop_between_runs() {
+    let drops = DropCounter::new();
+    let token = drops.token();
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(1);
+    let victim = ev.spawn(move || {
+        let _token = token;
+        rx.recv()
+    });
+    let c = victim.cancel_handle();
+    assert!(ev.try_tick()); // it runs and parks
+    assert!(!c.is_finished());
+    c.cancel();
+    assert_eq!((drops.count(), drops.live()), (1, 0));
+    ev.run().unwrap();
+    assert!(victim.join().unwrap_err().is_cancelled());
+    assert!(tx.is_closed(), "the receiver went with the task");
+}
+
+#[test]
+fn a_task_cancelling_itself_is_unwound_at_its_next_wait() {
+    let drops = DropCounter::new();
+    let token = drops.token();
+    let ev = EventLoop::new();
+    let me: Rc<RefCell<Option<CancelHandle>>> = Rc::default();
+    let m = me.clone();
+    let after = Rc::new(Cell::new(false));
+    let a = after.clone();
+    let h = ev.spawn(move || {
+        let _token = token;
+        let c = m.borrow_mut().take().unwrap();
+        c.cancel(); // takes effect at the next wait
+        c.cancel();
+        a.set(true); // still runs
+        yield_now();
+        unreachable!("cancelled at the yield");
+    });
+    *me.borrow_mut() = Some(h.cancel_handle());
+    ev.run().unwrap();
+    assert!(after.get());
+    assert!(h.join().unwrap_err().is_cancelled());
+    assert_eq!((drops.count(), drops.live()), (1, 0));
+}
+
+#[test]
+fn cancel_after_the_task_finished_does_nothing() {
+    let drops = DropCounter::new();
+    let ev = EventLoop::new();
+    let token = drops.token();
+    let h = ev.spawn(move || token);
+    let c = h.cancel_handle();
+    ev.run().unwrap();
+    assert!(c.is_finished());
+    c.cancel();
+    assert_eq!(drops.live(), 1, "the result is still there");
+    drop(h.join().unwrap());
+    c.cancel();
+    assert_eq!((drops.count(), drops.live()), (1, 0));
+}
+
+#[test]
+fn a_cancel_handle_does_not_keep_a_detached_result_alive() {
+    let drops = DropCounter::new();
+    let ev = EventLoop::new();
+    let token = drops.token();
+    let h = ev.spawn(move || token);
+    let c = h.cancel_handle();
+    drop(h); // detached
+    ev.run().unwrap();
+    assert_eq!((drops.count(), drops.live()), (1, 0));
+    assert!(c.is_finished());
+    c.cancel();
+}
+
+#[test]
+fn cancel_from_a_destructor_during_a_cancellation() {
+    /// Cancels the handles it holds when dropped: its own task (already
+    /// being cancelled: no effect) and another task.
+    struct CancelOnDrop(Vec<CancelHandle>);
+    impl Drop for CancelOnDrop {
+        fn drop(&mut self) {
+            for c in &self.0 {
+                c.cancel();
+            }
+        }
+    }
+    let drops = DropCounter::new();
+    let ev = EventLoop::new();
+    let other_token = drops.named("other");
+    let other = ev.spawn(move || {
+        let _token = other_token;
+        sleep(LONG);
+    });
+    let slot: Rc<RefCell<Option<CancelHandle>>> = Rc::default();
+    let s = slot.clone();
+    let other_c = other.cancel_handle();
+    let d = drops.clone();
+    let victim = ev.spawn(move || {
+        let own = s.borrow_mut().take().unwrap();
+        let _first = d.named("victim");
+        let _guard = CancelOnDrop(vec![own, other_c]);
+        sleep(LONG);
+    });
+    *slot.borrow_mut() = Some(victim.cancel_handle());
+    ev.block_on(yield_now).unwrap(); // both park
+    victim.cancel_handle().cancel();
+    assert_eq!(drops.log(), ["other", "victim"]);
+    assert_eq!((drops.count(), drops.live()), (2, 0));
+    ev.run().unwrap();
+    assert!(victim.join().unwrap_err().is_cancelled());
+    assert!(other.join().unwrap_err().is_cancelled());
+}
+
+#[test]
+fn cancel_handles_outlive_their_loop() {
+    let drops = DropCounter::new();
+    let token = drops.token();
+    let ev = EventLoop::new();
+    let h = ev.spawn(move || {
+        let _token = token;
+        sleep(LONG);
+    });
+    let c = h.cancel_handle();
+    ev.block_on(yield_now).unwrap();
+    drop(ev); // cancels the task
+    assert_eq!((drops.count(), drops.live()), (1, 0));
+    assert!(c.is_finished());
+    c.cancel();
+    assert!(h.join().unwrap_err().is_cancelled());
+}
+
+#[test]
+fn a_joiner_sees_a_cancellation_by_handle_during_join_timeout() {
+    let ev = EventLoop::new();
+    let e = ev
+        .block_on(|| {
+            let target = spawn(|| sleep(LONG));
+            let cancel = target.cancel_handle();
+            spawn(move || cancel.cancel());
+            target.join_timeout(LONG).ok().unwrap().unwrap_err()
+        })
+        .unwrap();
+    assert!(e.is_cancelled());
+}

@@ -1,0 +1,361 @@
+//! Time limits on single waits: `Receiver::recv_timeout` / `recv_deadline`,
+//! `Sender::send_timeout` / `send_deadline`, `JoinHandle::join_timeout` /
+//! `join_deadline`. Each path: done in time, timed out, closed (or
+//! finished) during the wait, a zero limit, cancelled while waiting, and
+//! what a wait that gave up leaves behind (nothing: no waiter, no task kept
+//! alive, no wake-up lost).
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use cogen::event_loop::{
+    EventLoop, RecvTimeoutError, SendTimeoutError, channel, sleep, spawn, timeout, yield_now,
+};
+
+mod support;
+use support::DropCounter;
+
+/// A deadline used as behaviour (never as a measurement).
+const SHORT: Duration = Duration::from_millis(20);
+const LONG: Duration = Duration::from_secs(3600);
+
+#[test]
+fn recv_timeout_gets_a_message_that_comes_in_time() {
+    let ev = EventLoop::new();
+    let got = ev
+        .block_on(|| {
+            let (tx, rx) = channel::<u32>(1);
+            spawn(move || {
+                sleep(SHORT);
+                tx.send(7).unwrap();
+            });
+            rx.recv_timeout(LONG)
+        })
+        .unwrap();
+    assert_eq!(got, Ok(7));
+}
+
+#[test]
+fn recv_timeout_times_out_and_the_loop_does_not_report_a_deadlock() {
+    let ev = EventLoop::new();
+    let got = ev
+        .block_on(|| {
+            let (_tx, rx) = channel::<u32>(1);
+            let start = Instant::now();
+            let got = rx.recv_timeout(SHORT);
+            assert!(start.elapsed() >= SHORT);
+            got
+        })
+        .unwrap();
+    assert_eq!(got, Err(RecvTimeoutError::Timeout));
+    assert!(got.unwrap_err().is_timeout());
+    assert_eq!(
+        got.unwrap_err().to_string(),
+        "timed out receiving on an empty channel"
+    );
+}
+
+#[test]
+fn recv_timeout_sees_the_channel_closed_during_the_wait() {
+    let ev = EventLoop::new();
+    let got = ev
+        .block_on(|| {
+            let (tx, rx) = channel::<u32>(1);
+            spawn(move || {
+                yield_now();
+                drop(tx);
+            });
+            rx.recv_timeout(LONG)
+        })
+        .unwrap();
+    assert_eq!(got, Err(RecvTimeoutError::Closed));
+}
+
+#[test]
+fn zero_limits_do_not_wait_and_work_outside_tasks() {
+    let (tx, rx) = channel::<u32>(1);
+    assert_eq!(
+        rx.recv_timeout(Duration::ZERO),
+        Err(RecvTimeoutError::Timeout)
+    );
+    tx.send_timeout(1, Duration::ZERO).unwrap();
+    let e = tx.send_timeout(2, Duration::ZERO).unwrap_err();
+    assert!(e.is_timeout() && !e.is_closed());
+    assert_eq!(e.into_inner(), 2);
+    assert_eq!(rx.recv_timeout(Duration::ZERO), Ok(1));
+    assert_eq!(
+        rx.recv_deadline(Instant::now()),
+        Err(RecvTimeoutError::Timeout)
+    );
+    drop(tx);
+    assert_eq!(
+        rx.recv_timeout(Duration::ZERO),
+        Err(RecvTimeoutError::Closed)
+    );
+    let (tx, rx) = channel::<u32>(1);
+    drop(rx);
+    let e = tx.send_deadline(3, Instant::now()).unwrap_err();
+    assert!(e.is_closed());
+    assert_eq!(e.to_string(), "sending on a closed channel");
+}
+
+#[test]
+fn a_limit_that_would_wait_outside_a_task_panics() {
+    let (_tx, rx) = channel::<u32>(1);
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rx.recv_timeout(SHORT)))
+        .unwrap_err();
+    let msg = err.downcast_ref::<String>().unwrap();
+    assert!(msg.contains("recv_timeout called outside a task"), "{msg}");
+}
+
+#[test]
+fn send_timeout_in_time_timed_out_and_closed_hand_the_value_back() {
+    let ev = EventLoop::new();
+    ev.block_on(|| {
+        let (tx, rx) = channel::<&str>(1);
+        tx.send("full").unwrap();
+        // Timed out: the value comes back.
+        let e = tx.send_timeout("late", SHORT).unwrap_err();
+        assert!(matches!(e, SendTimeoutError::Timeout("late")));
+        assert_eq!(format!("{e:?}"), "Timeout(..)");
+        // In time: a receiver makes room.
+        let rx2 = rx.clone();
+        let drain = spawn(move || {
+            sleep(SHORT);
+            rx2.recv().unwrap()
+        });
+        tx.send_timeout("in time", LONG).unwrap();
+        assert_eq!(drain.join().unwrap(), "full");
+        // Closed during the wait.
+        let closer = spawn(move || {
+            yield_now();
+            drop(rx);
+        });
+        let e = tx.send_timeout("closed", LONG).unwrap_err();
+        assert!(matches!(e, SendTimeoutError::Closed("closed")));
+        closer.join().unwrap();
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_message_that_comes_as_the_deadline_passes_is_received_not_lost() {
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(1);
+    let receiver = ev.spawn(move || rx.recv_timeout(SHORT));
+    ev.spawn(move || {
+        // Block the thread past the deadline, then send: the receiver is
+        // woken by both the message and its timer.
+        std::thread::sleep(SHORT * 2);
+        tx.send(5).unwrap();
+    });
+    ev.run().unwrap();
+    assert_eq!(receiver.join().unwrap(), Ok(5));
+}
+
+#[test]
+fn a_receiver_that_timed_out_leaves_no_waiter_the_next_message_reaches_another() {
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(1);
+    let rx2 = rx.clone();
+    let impatient = ev.spawn(move || rx.recv_timeout(SHORT));
+    let patient = ev.spawn(move || rx2.recv());
+    ev.spawn(move || {
+        sleep(SHORT * 2);
+        tx.send(9).unwrap();
+    });
+    ev.run().unwrap();
+    assert_eq!(impatient.join().unwrap(), Err(RecvTimeoutError::Timeout));
+    assert_eq!(patient.join().unwrap(), Ok(9));
+}
+
+#[test]
+fn a_finished_task_that_waited_with_a_limit_is_not_kept_alive() {
+    // The result of a detached task is dropped with the task's last
+    // reference: a wait-list entry or a timer left behind would keep it.
+    let drops = DropCounter::new();
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(1);
+    let (tx2, rx2) = channel::<u32>(1);
+    // Kept open and idle: closing would empty their wait lists anyway.
+    let kept = (rx.clone(), rx2.clone());
+    let token = drops.token();
+    ev.spawn(move || {
+        let _ = rx.recv_timeout(SHORT); // times out: its timer fired
+        let _ = rx2.recv_timeout(LONG); // gets a value: its timer is pending
+        token
+    })
+    .detach();
+    ev.spawn(move || {
+        sleep(SHORT * 2);
+        tx2.send(1).unwrap();
+        tx2
+    });
+    ev.run().unwrap();
+    assert_eq!((drops.count(), drops.live()), (1, 0));
+    drop((tx, kept));
+}
+
+#[test]
+fn cancelled_while_waiting_in_recv_timeout_unwinds_once_and_passes_the_wake_up_on() {
+    let drops = DropCounter::new();
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(1);
+    let rx2 = rx.clone();
+    let token = drops.token();
+    let victim = ev.spawn(move || {
+        let _token = token;
+        rx.recv_timeout(LONG)
+    });
+    let other = ev.spawn(move || rx2.recv());
+    let tx = ev
+        .block_on(move || {
+            yield_now(); // both park, the victim in front
+            tx.send(3).unwrap(); // wakes the victim
+            tx
+        })
+        .unwrap();
+    victim.cancel(); // before it ran: the wake-up must go on to `other`
+    assert_eq!(drops.live(), 0, "unwound at once");
+    ev.run().unwrap();
+    assert!(victim.join().unwrap_err().is_cancelled());
+    assert_eq!(other.join().unwrap(), Ok(3));
+    assert_eq!((drops.count(), drops.live()), (1, 0));
+    drop(tx);
+}
+
+#[test]
+fn cancelled_while_waiting_in_send_timeout() {
+    let drops = DropCounter::new();
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(1);
+    tx.try_send(0).unwrap();
+    let token = drops.token();
+    let victim = ev.spawn(move || {
+        let _token = token;
+        tx.send_timeout(1, LONG)
+    });
+    ev.block_on(yield_now).unwrap();
+    victim.cancel();
+    ev.run().unwrap();
+    assert!(victim.join().unwrap_err().is_cancelled());
+    assert_eq!((drops.count(), drops.live()), (1, 0));
+    assert_eq!(rx.try_recv(), Ok(0));
+    assert!(rx.is_closed(), "the sender went with the task");
+}
+
+#[test]
+fn a_shorter_enclosing_timeout_wins_and_a_shorter_own_limit_wins() {
+    let ev = EventLoop::new();
+    ev.block_on(|| {
+        let (_tx, rx) = channel::<u32>(1);
+        assert!(timeout(SHORT, || rx.recv_timeout(LONG)).is_err());
+        assert_eq!(
+            timeout(LONG, || rx.recv_timeout(SHORT)),
+            Ok(Err(RecvTimeoutError::Timeout))
+        );
+    })
+    .unwrap();
+}
+
+#[test]
+fn join_timeout_in_time() {
+    let ev = EventLoop::new();
+    let got = ev
+        .block_on(|| {
+            let h = spawn(|| {
+                sleep(SHORT);
+                4
+            });
+            h.join_timeout(LONG).ok().unwrap().unwrap()
+        })
+        .unwrap();
+    assert_eq!(got, 4);
+}
+
+#[test]
+fn join_timeout_hands_the_handle_back_to_wait_again_or_cancel() {
+    let ev = EventLoop::new();
+    ev.block_on(|| {
+        let h = spawn(|| {
+            sleep(SHORT * 2);
+            "done"
+        });
+        let h = h.join_timeout(Duration::from_millis(1)).unwrap_err();
+        assert!(!h.is_finished());
+        assert_eq!(h.join_timeout(LONG).ok().unwrap().unwrap(), "done");
+
+        let slow = spawn(|| sleep(LONG));
+        let slow = slow.join_timeout(SHORT).unwrap_err();
+        slow.cancel();
+        assert!(slow.join().unwrap_err().is_cancelled());
+    })
+    .unwrap();
+}
+
+#[test]
+fn join_timeout_sees_a_panic_during_the_wait() {
+    let ev = EventLoop::new();
+    ev.block_on(|| {
+        let h = spawn(|| {
+            yield_now();
+            panic!("boom")
+        });
+        let e = h.join_timeout(LONG).ok().unwrap().unwrap_err();
+        assert_eq!(e.panic().unwrap().message(), "boom");
+    })
+    .unwrap();
+}
+
+#[test]
+fn join_timeout_with_a_zero_limit_is_try_join() {
+    let ev = EventLoop::new();
+    let h = ev.spawn(|| 1);
+    let h = h.join_timeout(Duration::ZERO).unwrap_err(); // not run yet, outside a task
+    ev.run().unwrap();
+    assert_eq!(h.join_deadline(Instant::now()).ok().unwrap().unwrap(), 1);
+}
+
+#[test]
+fn a_joiner_cancelled_while_waiting_is_not_left_in_the_target() {
+    let drops = DropCounter::new();
+    let ev = EventLoop::new();
+    let target = ev.spawn(|| sleep(SHORT));
+    let token = drops.token();
+    let finished = Rc::new(Cell::new(false));
+    let f = finished.clone();
+    let joiner = ev.spawn(move || {
+        let _token = token;
+        let r = target.join_timeout(LONG);
+        f.set(true);
+        r.is_ok()
+    });
+    ev.block_on(yield_now).unwrap();
+    joiner.cancel();
+    assert_eq!((drops.count(), drops.live()), (1, 0));
+    ev.run().unwrap(); // the target finishes; nobody to wake
+    assert!(!finished.get());
+    assert!(joiner.join().unwrap_err().is_cancelled());
+}
+
+#[test]
+fn a_joiner_that_timed_out_is_not_woken_by_the_target_later() {
+    let ev = EventLoop::new();
+    let wakes = Rc::new(Cell::new(0));
+    let w = wakes.clone();
+    ev.block_on(move || {
+        let target = spawn(|| sleep(SHORT * 2));
+        let target = target.join_timeout(Duration::from_millis(1)).unwrap_err();
+        drop(target); // detached: it finishes on its own
+        // Parked on a channel nobody touches, with a longer limit: the
+        // target finishing must not wake this park.
+        let (_tx, rx) = channel::<u32>(1);
+        let start = Instant::now();
+        assert_eq!(rx.recv_timeout(SHORT * 4), Err(RecvTimeoutError::Timeout));
+        assert!(start.elapsed() >= SHORT * 4);
+        w.set(w.get() + 1);
+    })
+    .unwrap();
+    assert_eq!(wakes.get(), 1);
+}
