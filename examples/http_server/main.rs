@@ -38,10 +38,17 @@ fn serve(addr: String) -> io::Result<()> {
             Ok(stream) => {
                 spawn(move || {
                     match http::serve_connection(stream, IDLE) {
-                        // Closed by either side, or too slow: all in a
-                        // day's work.
+                        // Closed by either side, too slow, or reset by a
+                        // client that went away (load generators like
+                        // `wrk` end that way): all in a day's work.
                         Ok(()) => {}
-                        Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::TimedOut
+                                    | io::ErrorKind::ConnectionReset
+                                    | io::ErrorKind::BrokenPipe
+                            ) => {}
                         Err(e) => eprintln!("connection: {e}"),
                     }
                 });
