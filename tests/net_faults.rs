@@ -1,8 +1,9 @@
 //! Clients that misbehave, against servers on a loop of their own thread:
 //! a line server written here and `examples/http_server`'s connection task
 //! (its `http.rs`, included as it is). Clients that connect and say
-//! nothing, dribble a request a byte at a time, half-close, reset the
-//! connection mid-request or mid-answer, send garbage or too much: each
+//! nothing, dribble a request a byte at a time, never read their answers,
+//! half-close, reset the connection mid-request or mid-answer, send
+//! garbage or too much: each
 //! bad connection ends the way it should, and the server serves the
 //! others meanwhile.
 //!
@@ -520,6 +521,34 @@ fn a_reset_while_the_server_writes_ends_that_connection_only() {
         "{end:?}"
     );
     server.still_serves(Kind::Lines);
+}
+
+#[test]
+fn a_client_that_does_not_read_its_answers_is_closed_by_the_write_limit() {
+    let mut server = Kind::Http.start();
+    let (id, stream) = server.connect();
+    // Requests, pipelined, whose answers the client never reads: the
+    // answers fill the socket buffers and the server's write parks; it
+    // stops reading, and the client's writes stop going through.
+    let requests = GET.repeat(1000);
+    stream.set_nonblocking(true).unwrap();
+    let mut stalled = 0;
+    while stalled < 5 {
+        match (&stream).write(&requests) {
+            Ok(_) => stalled = 0,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                stalled += 1;
+                thread::sleep(Duration::from_millis(10));
+            }
+            // The server timed out and closed already.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // The server goes on serving others, and the write limit ends the
+    // connection that does not read.
+    server.still_serves(Kind::Http);
+    assert_eq!(server.ended(id), Err(io::ErrorKind::TimedOut));
 }
 
 #[test]

@@ -249,14 +249,17 @@ fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
 /// it, or is too slow: read what has come, answer every complete request
 /// in it, write all the answers at once, loop.
 ///
-/// `idle` limits both how long the connection may stay silent between
-/// requests and how long a request may take to arrive once its first byte
+/// `idle` limits how long the connection may stay silent between
+/// requests, how long a request may take to arrive once its first byte
 /// has (so that a client dribbling a byte at a time cannot hold the
-/// connection: a time limit per read alone would not stop it). A request
-/// cut short by its limit is answered with 408; either way, the result is
-/// an error of kind [`io::ErrorKind::TimedOut`]. `Ok` means the client
-/// closed its side, or a request ended the connection (a 400, say).
+/// connection: a time limit per read alone would not stop it), and how
+/// long a write may wait for a client that does not read its answers. A
+/// request cut short by its limit is answered with 408; any of the three
+/// ends the connection with an error of kind [`io::ErrorKind::TimedOut`].
+/// `Ok` means the client closed its side, or a request ended the
+/// connection (a 400, say).
 pub fn serve_connection(stream: TcpStream, idle: Duration) -> io::Result<()> {
+    stream.set_write_timeout(Some(idle))?;
     let mut input = vec![0u8; 2 * MAX_HEAD];
     let mut out = Vec::with_capacity(4096);
     let mut end = 0; // input[..end] is read and not yet answered

@@ -14,8 +14,9 @@
 //! buffer, answer every complete request in it (a client may pipeline
 //! several), write all the answers in one write, loop. A malformed request
 //! gets a 400 and a request head over 8 KiB a 431, and the connection is
-//! closed; so is a connection silent for `IDLE`, or one whose request takes
-//! longer than `IDLE` to arrive (it gets a 408).
+//! closed; so is a connection silent for `IDLE`, one whose request takes
+//! longer than `IDLE` to arrive (it gets a 408), and one that leaves its
+//! answers unread for `IDLE`.
 
 use std::io;
 use std::process::ExitCode;
@@ -27,7 +28,8 @@ use cogen::event_loop::{EventLoop, sleep, spawn};
 mod http;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:7880";
-/// A connection silent this long, or a request this slow, is closed.
+/// A connection silent this long, a request this slow, or a client that
+/// leaves its answers unread this long, is closed.
 const IDLE: Duration = Duration::from_secs(30);
 
 fn serve(addr: String) -> io::Result<()> {
