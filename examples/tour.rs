@@ -34,6 +34,7 @@ fn main() {
     #[cfg(cogen_nightly)]
     stackless::section();
     event_loop();
+    sockets();
     #[cfg(cogen_nightly)]
     stackless::tasks();
 }
@@ -366,4 +367,89 @@ fn event_loop() {
     println!("  fs::read_to_string while another task ran: {read:?}");
     let missing = ev.block_on(|| cogen::event_loop::fs::read("no/such/file").map_err(|e| e.kind()));
     println!("  a missing file is an io::Error value: {missing:?}");
+}
+
+/// Sockets: a server and its clients, all tasks of one loop on one thread.
+fn sockets() {
+    use cogen::event_loop::net::{TcpListener, TcpStream};
+    use cogen::event_loop::{EventLoop, spawn};
+    use std::io::{self, BufRead, BufReader, Read, Write};
+
+    /// One connection: every line back in upper case, until the client
+    /// closes (`Ok(lines answered)`) or stays silent for 100 ms (an error
+    /// of kind `TimedOut`).
+    fn shout(stream: TcpStream) -> io::Result<usize> {
+        stream.set_read_timeout(Some(Duration::from_millis(100)))?;
+        let mut lines = BufReader::new(&stream);
+        let (mut line, mut answered) = (String::new(), 0);
+        while lines.read_line(&mut line)? > 0 {
+            (&stream).write_all(line.to_uppercase().as_bytes())?;
+            line.clear();
+            answered += 1;
+        }
+        Ok(answered)
+    }
+
+    section("13. sockets: a server and its clients in one thread");
+    let ev = EventLoop::new();
+    let (replies, silent, served) = ev
+        .block_on(|| -> io::Result<_> {
+            let listener = TcpListener::bind("127.0.0.1:0")?; // port 0: any free port
+            let addr = listener.local_addr()?;
+            // The server: an accept loop, one task per connection. (This
+            // one stops after four connections; a real one loops forever.)
+            let server = spawn(move || -> io::Result<Vec<_>> {
+                let mut connections = Vec::new();
+                for _ in 0..4 {
+                    let (stream, _peer) = listener.accept()?; // parks until a client comes
+                    connections.push(spawn(move || shout(stream).map_err(|e| e.kind())));
+                }
+                Ok(connections
+                    .into_iter()
+                    .map(|c| c.join().expect("no panic"))
+                    .collect())
+            });
+            // Three clients, each a task: send lines, read the answers.
+            let clients: Vec<_> = [
+                &["hello", "world"][..],
+                &["coroutines"],
+                &["tcp", "on", "loopback"],
+            ]
+            .into_iter()
+            .map(|words| {
+                spawn(move || -> io::Result<Vec<String>> {
+                    let stream = TcpStream::connect(addr)?; // parks until connected
+                    let mut answers = BufReader::new(&stream);
+                    let mut replies = Vec::new();
+                    for word in words {
+                        writeln!(&stream, "{word}")?;
+                        let mut reply = String::new();
+                        answers.read_line(&mut reply)?; // parks until the answer comes
+                        replies.push(format!("{word} -> {}", reply.trim_end()));
+                    }
+                    Ok(replies) // dropping the stream closes the connection
+                })
+            })
+            .collect();
+            // A fourth client connects and says nothing.
+            let silent = spawn(move || -> io::Result<usize> {
+                let stream = TcpStream::connect(addr)?;
+                (&stream).read(&mut [0; 16]) // 0: the server closed the connection
+            });
+            let replies: Vec<String> = clients
+                .into_iter()
+                .map(|c| c.join().expect("no panic"))
+                .collect::<io::Result<Vec<_>>>()?
+                .concat();
+            let silent = silent.join().expect("no panic")?;
+            let served = server.join().expect("no panic")?;
+            Ok((replies, silent, served))
+        })
+        .expect("no deadlock")
+        .expect("loopback works");
+    println!("  {}", replies.join(", "));
+    println!("  the silent client read {silent} bytes: the server closed it");
+    let mut served: Vec<String> = served.iter().map(|s| format!("{s:?}")).collect();
+    served.sort(); // which client was accepted first is up to the loop
+    println!("  the server's connections ended: {}", served.join(", "));
 }

@@ -22,6 +22,9 @@
 //!
 //! # Lua 5.4 → cogen
 //!
+//! The `coroutine` library, then LuaSocket and copas (the README has the
+//! longer table):
+//!
 //! | Lua | cogen |
 //! |---|---|
 //! | `coroutine.create(f)` | [`Coroutine::new(\|co, first_input\| ...)`](Coroutine::new), [`Builder`] for stack size and name |
@@ -35,6 +38,12 @@
 //! | `error(e)` in the body | a panic: [`ResumeError::Panicked`] with the payload |
 //! | "cannot resume dead coroutine" | [`ResumeError::Dead`], which hands the input back |
 //! | "cannot resume non-suspended coroutine" | does not compile: `resume` takes `&mut self` |
+//! | LuaSocket `socket.bind` / `socket.connect` / `server:accept()` | `event_loop::net`'s `TcpListener::bind`, `TcpStream::connect`, `listener.accept()` (feature `net`): they park the task, not the thread |
+//! | LuaSocket `skt:settimeout(t)` | `set_read_timeout` / `set_write_timeout`: past the limit, an error of kind `TimedOut` |
+//! | copas `copas.addserver(server, handler)` / `copas.addthread(f)` | an accept loop in a task, one task per connection: [`event_loop::spawn`] |
+//! | copas `copas.loop()` | [`event_loop::EventLoop::block_on`] |
+//! | copas `copas.receive` / `copas.send` | `read_line` on a `BufReader<&TcpStream>`, `write_all`: they park the task |
+//! | copas `copas.sleep(t)` | [`event_loop::sleep`] |
 //!
 //! # The layers
 //!

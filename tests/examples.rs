@@ -426,7 +426,7 @@ examples! {
     ex09_error_handling => "09_error_handling",
     ex10_forgot_resume => "10_forgot_resume",
     ex11_infinite_loop => "11_infinite_loop",
-    #[cfg(all(cogen_nightly, feature = "blocking"))]
+    #[cfg(all(cogen_nightly, feature = "blocking", feature = "net"))]
     tour => "tour",
     word_count => "word_count" ["examples/data/sample.txt", "--top", "5"],
     #[cfg(feature = "net")]

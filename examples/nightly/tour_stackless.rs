@@ -31,7 +31,7 @@ pub fn section() {
 pub fn tasks() {
     use cogen::event_loop::{EventLoop, Wait};
 
-    println!("\n== 13. stackless tasks (nightly) on the event loop");
+    println!("\n== 14. stackless tasks (nightly) on the event loop");
     let ev = EventLoop::new();
     let handles: Vec<_> = (0..50_000u64)
         .map(|i| {
