@@ -239,3 +239,88 @@ fn debug_does_not_need_debug_messages() {
         .and_then(|_| tx.try_send(Opaque));
     assert_eq!(format!("{:?}", e.unwrap_err()), "Full(..)");
 }
+
+// ------------------------------------------------------------ async receivers
+
+#[test]
+fn a_future_task_receives_through_the_stream_until_the_channel_closes() {
+    use futures_lite::StreamExt;
+    let ev = EventLoop::new();
+    let (tx, mut rx) = channel::<u32>(1);
+    ev.spawn(move || (0..5).for_each(|n| tx.send(n).unwrap()));
+    let got = ev.spawn_future(async move {
+        let mut got = Vec::new();
+        while let Some(n) = rx.next().await {
+            got.push(n);
+        }
+        got
+    });
+    ev.run().unwrap();
+    assert_eq!(got.join().unwrap(), [0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn several_async_receivers_share_the_messages_without_loss() {
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(2);
+    let receivers: Vec<_> = (0..3)
+        .map(|_| {
+            let rx = rx.clone();
+            ev.spawn_future(async move {
+                let mut got = Vec::new();
+                while let Ok(n) = rx.recv_async().await {
+                    got.push(n);
+                }
+                got
+            })
+        })
+        .collect();
+    drop(rx);
+    ev.spawn(move || (0..100).for_each(|n| tx.send(n).unwrap()));
+    ev.run().unwrap();
+    let mut all: Vec<u32> = receivers
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    all.sort();
+    assert_eq!(all, (0..100).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_future_task_awaiting_a_channel_nobody_feeds_is_a_deadlock() {
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(1);
+    let h = ev.spawn_future(async move { rx.recv_async().await.ok() });
+    let err = ev.run().unwrap_err();
+    assert!(err.is_deadlock(), "{err}");
+    // Fed from outside the loop afterwards, it is woken and finishes.
+    tx.try_send(9).unwrap();
+    ev.run().unwrap();
+    assert_eq!(h.join().unwrap(), Some(9));
+}
+
+#[test]
+fn a_receiver_polled_by_a_foreign_waker_is_woken_by_a_send_and_by_the_close() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let count = Arc::new(Count(AtomicUsize::new(0)));
+    let waker = Waker::from(count.clone());
+    let mut cx = Context::from_waker(&waker);
+    let (tx, rx) = channel::<u32>(1);
+    assert!(rx.poll_recv(&mut cx).is_pending());
+    assert!(rx.poll_recv(&mut cx).is_pending()); // the same waker, kept once
+    tx.try_send(1).unwrap();
+    assert_eq!(count.0.load(Ordering::SeqCst), 1);
+    assert_eq!(rx.poll_recv(&mut cx), Poll::Ready(Ok(1)));
+    assert!(rx.poll_recv(&mut cx).is_pending());
+    drop(tx);
+    assert_eq!(count.0.load(Ordering::SeqCst), 2);
+    assert!(matches!(rx.poll_recv(&mut cx), Poll::Ready(Err(_))));
+}

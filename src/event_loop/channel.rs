@@ -39,6 +39,8 @@ use super::error::{
 use super::task::{TaskRef, ThinTask, WaitReason};
 use super::timer::deadline_after;
 
+mod stream;
+
 /// A FIFO of parked tasks. Most channels have at most one waiter per side,
 /// so the oldest entry lives inline and only the others go to a deque.
 /// Invariant: `first` is empty only if `rest` is. Entries are thin (16
@@ -138,6 +140,8 @@ pub(crate) struct Chan<T> {
     receivers: Cell<usize>,
     send_waiters: WaitList,
     recv_waiters: WaitList,
+    /// Futures polling the receiving side (`stream.rs`).
+    pollers: stream::Pollers,
 }
 
 /// Wakes the first waiter that is still parked with its number.
@@ -308,6 +312,7 @@ impl<T> Chan<T> {
         if !self.closed.replace(true) {
             wake_all(&self.recv_waiters);
             wake_all(&self.send_waiters);
+            self.pollers.wake();
         }
     }
 }
@@ -343,6 +348,7 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         receivers: Cell::new(1),
         send_waiters: WaitList::default(),
         recv_waiters: WaitList::default(),
+        pollers: stream::Pollers::default(),
     });
     (Sender { chan: chan.clone() }, Receiver { chan })
 }
@@ -471,6 +477,7 @@ impl<T> Sender<T> {
         }
         chan.buf.push_back(value);
         wake_one(&chan.recv_waiters);
+        chan.pollers.wake();
         Ok(())
     }
 }

@@ -107,6 +107,12 @@ impl Core {
         })
     }
 
+    /// A weak reference to this core, for a waiter kept in a value that
+    /// may outlive the loop.
+    pub(crate) fn weak(&self) -> Weak<Core> {
+        self.me.clone()
+    }
+
     fn next_id(&self) -> u64 {
         let id = self.next_id.get();
         self.next_id.set(id + 1);

@@ -220,8 +220,10 @@
 //!
 //! **From async code, calling cogen**: on the loop, a future task
 //! ([`EventLoop::spawn_future`]) awaits a stackful task's [`JoinHandle`]
-//! (a `Future`); a stackful task [`join`](JoinHandle::join)s a future task
-//! the same way. Async code on another runtime or thread reaches a loop
+//! (a `Future`), and receives from a channel with
+//! [`Receiver::recv_async`] or as a `futures_core::Stream` (a
+//! [`Receiver`] is one); a stackful task [`join`](JoinHandle::join)s a
+//! future task the same way. Async code on another runtime or thread reaches a loop
 //! through a `Send` handle that spawns onto it and whose join handle is a
 //! `Future`.
 //!
