@@ -334,3 +334,19 @@ fn handles_and_join_handles_are_send() {
     ev.run().unwrap();
     assert_eq!(remote.join().unwrap(), 5);
 }
+
+#[test]
+fn a_task_that_gets_no_stack_reports_why() {
+    // More address space than a process can map: the loop cannot start the
+    // task, and says so through the handle instead of panicking itself.
+    let rt = Runtime::builder()
+        .threads(1)
+        .stack_size(1 << 50)
+        .build()
+        .unwrap();
+    let err = rt.spawn(|| 1).join().unwrap_err();
+    assert!(err.is_panic(), "{err}");
+    // The loop itself goes on.
+    assert!(!rt.handles()[0].is_closed());
+    assert!(rt.handles()[0].spawn(|| 2).join().unwrap_err().is_panic());
+}

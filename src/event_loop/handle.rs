@@ -182,6 +182,9 @@ struct State<T> {
     waker: Option<Waker>,
     /// The handle was dropped: nobody will read the result.
     detached: bool,
+    /// A thread waits on the condition variable (so the task's end must
+    /// signal it: a system call, saved when nobody waits).
+    blocked: bool,
 }
 
 impl<T> Shared<T> {
@@ -192,6 +195,7 @@ impl<T> Shared<T> {
                 finished: false,
                 waker: None,
                 detached: false,
+                blocked: false,
             }),
             done: Condvar::new(),
         }
@@ -206,7 +210,7 @@ impl<T> Shared<T> {
     /// back a panic nobody will read (the handle is gone), for the loop to
     /// report.
     fn finish(&self, result: Result<T, JoinError>) -> Option<Panic> {
-        let (waker, unread) = {
+        let (waker, unread, blocked) = {
             let mut state = self.lock();
             if state.finished {
                 return None;
@@ -218,9 +222,11 @@ impl<T> Shared<T> {
                 state.result = Some(result);
                 None
             };
-            (state.waker.take(), unread)
+            (state.waker.take(), unread, state.blocked)
         };
-        self.done.notify_all();
+        if blocked {
+            self.done.notify_all();
+        }
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -361,6 +367,7 @@ impl<T> RemoteJoinHandle<T> {
             return wait_for(self);
         }
         let mut state = self.shared.lock();
+        state.blocked = true;
         while !state.finished {
             state = self
                 .shared

@@ -149,7 +149,13 @@ impl Remote {
     /// Makes the loop look at its inbox (and, idle, re-check whether it is
     /// deadlocked) even with no key in it.
     pub(crate) fn notify(&self) {
-        self.pending.store(true, Ordering::Release);
+        // Already pending: whoever set the flag wakes the loop (it does so
+        // after setting it, below), and the loop takes the whole inbox
+        // before it next sleeps. So a burst of wake-ups or spawns costs the
+        // loop's thread one wake-up (a system call), not one each.
+        if self.pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
         // Pairs with the fence in `is_pending_before_wait`: either the loop
         // sees `pending` before it waits in its poller, or this sees the
         // poller and notifies it. (Unparking a thread that waits in the
