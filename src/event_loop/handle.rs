@@ -296,7 +296,6 @@ where
                     drop(f);
                     let panic = Panic::new(Box::new(e.to_string()), None);
                     drop(slot.0.finish(Err(JoinError::panicked(0, panic))));
-                    slot.disarm();
                 }
             }
         }
