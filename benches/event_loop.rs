@@ -25,6 +25,15 @@
 //! * `nested_yield` (cogen only, ids `depth_0` to `depth_3`): 2 tasks yield
 //!   10,000 times each from inside 0 to 3 nested coroutines (20,000
 //!   yields): what a wait from a pipeline stage costs.
+//! * `remote_spawn`: the bench's thread spawns 100 trivial tasks onto one
+//!   loop running on another thread and blocks until it has joined them
+//!   all. Its ids differ from the table: `cogen` is a one-thread
+//!   `Runtime` (`Runtime::spawn`, `RemoteJoinHandle::join`); `tokio` a
+//!   `current_thread` runtime with `enable_all()` driven on its own
+//!   thread (`Handle::spawn`, the `JoinHandle` awaited with
+//!   `futures_lite::future::block_on`); `smol` an `async_executor::Executor`
+//!   run by its own thread (`Executor::spawn`, the `Task` awaited the same
+//!   way). Not in the instruction counter: it measures two threads.
 //!
 //! The workloads are in `benches/workloads/event_loop.rs`, shared with the
 //! instruction counter (`tools/src/bin/op_count.rs`).
@@ -32,6 +41,8 @@
 //! Run: `CARGO_TARGET_DIR=target-bench cargo bench --bench event_loop`.
 //! Divide the median time by the operation count above for a per-operation figure.
 
+use std::future::Future;
+use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -44,6 +55,7 @@ mod harness;
 mod workloads;
 
 use criterion_harness::Group;
+use harness::Harness;
 
 fn yield_round_robin(c: &mut Criterion) {
     let mut g = c.benchmark_group("yield_round_robin");
@@ -75,6 +87,112 @@ fn nested_yield(c: &mut Criterion) {
     g.finish();
 }
 
+fn remote_spawn(c: &mut Criterion) {
+    let mut g = c.benchmark_group("remote_spawn");
+    remote_spawn_ids(&mut Group(&mut g));
+    g.finish();
+}
+
+// ---------------------------------------------------------- remote_spawn
+
+/// Tasks per iteration of `remote_spawn`.
+const REMOTE_SPAWNS: u64 = 100;
+
+/// `remote_spawn`: the calling thread spawns `REMOTE_SPAWNS` trivial tasks
+/// onto one loop that runs on another thread, then blocks until it has
+/// joined them all. Each runtime's loop thread is started in the set-up and
+/// stopped when the sample is over. Here, not in `workloads/`: the
+/// instruction counter does not run it (the work is on two threads).
+fn remote_spawn_ids<H: Harness>(h: &mut H) {
+    h.iter("cogen", || {
+        let rt = cogen::event_loop::Runtime::builder()
+            .threads(1)
+            .build()
+            .expect("runtime");
+        move || {
+            let hs: Vec<_> = (0..REMOTE_SPAWNS)
+                .map(|i| rt.spawn(move || black_box(i)))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+        }
+    });
+
+    h.iter("tokio", || {
+        let remote = RemoteThread::start(|stop| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            let handle = rt.handle().clone();
+            let thread = std::thread::spawn(move || rt.block_on(stop));
+            (handle, thread)
+        });
+        move || {
+            let hs: Vec<_> = (0..REMOTE_SPAWNS)
+                .map(|i| remote.on.spawn(async move { black_box(i) }))
+                .collect();
+            hs.into_iter()
+                .map(|h| futures_lite::future::block_on(h).unwrap())
+                .sum::<u64>()
+        }
+    });
+
+    h.iter("smol", || {
+        let remote = RemoteThread::start(|stop| {
+            let ex = std::sync::Arc::new(async_executor::Executor::new());
+            let runner = ex.clone();
+            let thread = std::thread::spawn(move || async_io::block_on(runner.run(stop)));
+            (ex, thread)
+        });
+        move || {
+            let hs: Vec<_> = (0..REMOTE_SPAWNS)
+                .map(|i| remote.on.spawn(async move { black_box(i) }))
+                .collect();
+            hs.into_iter()
+                .map(futures_lite::future::block_on)
+                .sum::<u64>()
+        }
+    });
+}
+
+/// An executor running on its own thread until dropped, and what spawns
+/// onto it (`on`).
+struct RemoteThread<S> {
+    on: S,
+    stop: Option<async_channel::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl<S> RemoteThread<S> {
+    /// `start(stop)` starts the executor's thread, running until `stop`
+    /// completes, and returns what spawns onto it and the thread.
+    fn start(
+        start: impl FnOnce(
+            std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+        ) -> (S, std::thread::JoinHandle<()>),
+    ) -> Self {
+        let (tx, rx) = async_channel::bounded::<()>(1);
+        let stop = Box::pin(async move {
+            let _ = rx.recv().await;
+        });
+        let (on, thread) = start(stop);
+        RemoteThread {
+            on,
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl<S> Drop for RemoteThread<S> {
+    fn drop(&mut self) {
+        drop(self.stop.take()); // closes the channel: `stop` completes
+        if let Some(t) = self.thread.take() {
+            t.join().expect("executor thread");
+        }
+    }
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(20)
@@ -85,6 +203,7 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = yield_round_robin, channel_ping_pong, spawn_join, many_tasks, nested_yield
+    targets = yield_round_robin, channel_ping_pong, spawn_join, many_tasks, nested_yield,
+        remote_spawn
 }
 criterion_main!(benches);

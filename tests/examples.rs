@@ -435,6 +435,10 @@ examples! {
     chat_server => "chat_server" ["--addr", "127.0.0.1:0"] serve chat_clients,
     #[cfg(feature = "net")]
     http_server => "http_server" ["--addr", "127.0.0.1:0"] serve http_client,
+    #[cfg(feature = "net")]
+    echo_server_threads => "echo_server" ["--addr", "127.0.0.1:0", "--threads", "2"] serve echo_client,
+    #[cfg(feature = "net")]
+    http_server_threads => "http_server" ["--addr", "127.0.0.1:0", "--threads", "2"] serve http_client,
 }
 
 /// Every program in `examples/` (a `.rs` file or a directory with a

@@ -393,14 +393,16 @@ impl Core {
         idle.set(idle.get() + start.elapsed());
     }
 
-    /// Takes the wake-ups that wakers (maybe on other threads) left.
+    /// Takes the wake-ups that wakers (maybe on other threads) left, and
+    /// starts the jobs that handles sent.
     pub(crate) fn poll_remote(&self) {
-        let Some(keys) = self.remote.take() else {
+        let Some((keys, jobs)) = self.remote.take() else {
             return;
         };
         for (index, id) in keys {
             self.wake_key(index, id);
         }
+        jobs.into_iter().for_each(|job| job.start(self));
     }
 
     pub(crate) fn check_propagate(&self) {

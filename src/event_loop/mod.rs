@@ -230,7 +230,38 @@
 //! # Threads
 //!
 //! Tasks, handles and channels are `!Send`: the whole loop lives on one
-//! thread. Only wakers cross threads.
+//! thread. What crosses threads:
+//!
+//! * wakers: a task's waker wakes it from any thread;
+//! * [`LoopHandle`] ([`EventLoop::handle`]): other threads spawn `Send`
+//!   closures onto the loop; each becomes a stackful task there, and its
+//!   [`RemoteJoinHandle`] (`Send`, a `Future`, and a blocking
+//!   [`join`](RemoteJoinHandle::join) for plain threads) gives its value
+//!   back;
+//! * [`sync_channel`]: a bounded MPMC channel whose ends are `Send`; a
+//!   task waiting on it parks, a plain thread blocks;
+//! * [`Runtime`]: one loop per thread (by default one per CPU), spawning
+//!   round robin, with a shutdown that lets tasks finish until a deadline.
+//!   Tasks never move between threads (a suspended stack may hold
+//!   thread-locals and `!Send` values); `docs/SCALING.md` says what the
+//!   loops share and what would contend with many cores. With feature
+//!   `net`, [`bind_reuseport`] gives each loop its own listener on one
+//!   address.
+//!
+//! A loop that never had a handle pays nothing for them: spawns from other
+//! threads share the wake-ups' inbox, which the loop checks with one
+//! relaxed atomic load per round, as before.
+//!
+//! ```
+//! use cogen::event_loop::{EventLoop, Runtime, wait_for};
+//!
+//! let rt = Runtime::builder().threads(2).build().unwrap();
+//! let from_runtime = rt.spawn(|| 40);
+//! // A task of another loop awaits it; a plain thread could `join` it.
+//! let ev = EventLoop::new();
+//! let n = ev.block_on(move || wait_for(from_runtime).unwrap() + 2).unwrap();
+//! assert_eq!(n, 42);
+//! ```
 //!
 //! ```compile_fail
 //! fn assert_send<T: Send>(_: T) {}
@@ -240,10 +271,11 @@
 
 // Layers, bottom to top (each file uses only the ones above it; `task`
 // names `core::Core` as a type only, for its back-reference):
-// task; run_queue, timer, remote, watchdog, error; trace; reactor; current (names
-// Core as a type only); observe; core; context; join, channel, sleep, wait_for,
-// timeout, select; kind/*; stackless (docs), fs, net/* (source; stream; listener,
-// udp); runtime; task_builder; pipes.
+// task; run_queue, timer, remote (names Core as a type only), watchdog,
+// error; trace; reactor; current (names Core as a type only); observe; core;
+// context; join, channel, sleep, wait_for, timeout, select, sync_channel;
+// kind/*; stackless (docs), fs, net/* (source; stream; listener, udp),
+// reuseport; handle; runtime; threads; task_builder; pipes.
 mod channel;
 mod context;
 mod core;
@@ -251,6 +283,7 @@ mod current;
 mod error;
 #[cfg(feature = "blocking")]
 pub mod fs;
+mod handle;
 mod join;
 mod kind;
 #[cfg(feature = "net")]
@@ -259,14 +292,18 @@ mod observe;
 mod pipes;
 mod reactor;
 mod remote;
+#[cfg(feature = "net")]
+mod reuseport;
 mod run_queue;
 mod runtime;
 mod select;
 mod sleep;
 #[cfg(cogen_nightly)]
 pub mod stackless;
+mod sync_channel;
 mod task;
 mod task_builder;
+mod threads;
 mod timeout;
 mod timer;
 mod trace;
@@ -280,9 +317,12 @@ pub use error::{
     Elapsed, JoinError, RecvError, RecvTimeoutError, RunError, SendError, SendTimeoutError,
     StuckTask, TryRecvError, TrySendError, WaitingOn,
 };
+pub use handle::{LoopHandle, RemoteJoinHandle, SpawnError};
 pub use join::{CancelHandle, JoinHandle};
 pub use observe::{LoopStats, TaskInfo, TaskStatus};
 pub use pipes::{SpawnStage, Spawned};
+#[cfg(feature = "net")]
+pub use reuseport::bind_reuseport;
 #[cfg(cogen_nightly)]
 pub use runtime::spawn_stackless;
 pub use runtime::{EventLoop, EventLoopBuilder, spawn, spawn_future};
@@ -290,7 +330,9 @@ pub use select::Select;
 pub use sleep::{sleep, sleep_until};
 #[cfg(cogen_nightly)]
 pub use stackless::Wait;
+pub use sync_channel::{SyncReceiver, SyncSender, sync_channel};
 pub use task_builder::TaskBuilder;
+pub use threads::{Runtime, RuntimeBuilder};
 pub use timeout::{timeout, timeout_at};
 #[cfg(feature = "blocking")]
 pub use wait_for::unblock;

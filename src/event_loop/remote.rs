@@ -1,12 +1,22 @@
-//! Wake-ups from outside the loop: [`Remote`], the loop's only thread-safe
-//! part, and the [`Waker`]s that feed it.
+//! Wake-ups and spawns from outside the loop: [`Remote`], the loop's only
+//! thread-safe part, the [`Waker`]s that feed it, and the [`Job`]s that
+//! other threads' [`LoopHandle`](super::LoopHandle)s leave in it.
 //!
 //! A waker names its task by registry index and id. Waking pushes that key
-//! into the loop's `Remote` (a mutex-protected list and an atomic flag),
+//! into the loop's `Remote` (a mutex-protected inbox and an atomic flag),
 //! then wakes the loop's thread: it unparks it, or, once the loop has a
 //! readiness poller (feature `net`, see `reactor.rs`), notifies the poller
 //! the idle loop waits in. The loop looks at the flag (one relaxed load)
 //! once per round and when idle.
+//!
+//! A spawn from another thread is the same path with a boxed `Send` closure
+//! (a [`Job`]) in place of a key: the loop starts it as a stackful task when
+//! it takes its inbox. A loop that no handle ever spawned onto pays nothing
+//! more than before: the jobs share the wake-ups' flag and lock. When the
+//! loop is dropped (or its runtime shuts down) the inbox is closed: later
+//! spawns are refused, and jobs still in it are dropped unstarted.
+//!
+//! This file names `core::Core` as a type only (the loop a job starts on).
 //!
 //! A task parked on its waker is "externally wakeable" only while a clone of
 //! the waker exists outside the loop (another thread, the blocking pool, the
@@ -23,15 +33,36 @@ use std::task::{RawWaker, RawWakerVTable, Waker};
 use std::thread::Thread;
 use std::time::Duration;
 
+use super::core::Core;
 use super::task::Header;
 #[cfg(feature = "net")]
 use polling::Poller;
 
-/// The inbox of wake-ups that wakers (maybe on other threads) leave for a
-/// loop, and the loop's thread to unpark (or its poller to notify).
+/// A closure sent from another thread, to run as a task of the loop.
+pub(crate) trait Job: Send {
+    /// Spawns the job as a task of `core` (on the loop's thread).
+    fn start(self: Box<Self>, core: &Core);
+}
+
+/// Jobs taken from the inbox, to start or drop.
+pub(crate) type Jobs = Vec<Box<dyn Job>>;
+
+/// What other threads left for the loop since it last looked.
+#[derive(Default)]
+struct Inbox {
+    /// Keys of tasks woken by a waker.
+    woken: Vec<(u32, u64)>,
+    /// Closures to start as tasks.
+    jobs: Jobs,
+    /// No more jobs are accepted (the loop is going away).
+    closed: bool,
+}
+
+/// The inbox of wake-ups and jobs that other threads leave for a loop, and
+/// the loop's thread to unpark (or its poller to notify).
 pub(crate) struct Remote {
     pending: AtomicBool,
-    woken: Mutex<Vec<(u32, u64)>>,
+    inbox: Mutex<Inbox>,
     thread: Thread,
     /// The poller the idle loop waits in, once it has one: set once, by
     /// the loop's thread, when its first socket has to wait.
@@ -44,7 +75,7 @@ impl Remote {
     pub(crate) fn new() -> Self {
         Remote {
             pending: AtomicBool::new(false),
-            woken: Mutex::new(Vec::new()),
+            inbox: Mutex::new(Inbox::default()),
             thread: std::thread::current(),
             #[cfg(feature = "net")]
             poller: OnceLock::new(),
@@ -61,27 +92,70 @@ impl Remote {
         self.pending.load(Ordering::Relaxed)
     }
 
-    /// The keys woken since the last call, if any.
-    pub(crate) fn take(&self) -> Option<Vec<(u32, u64)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inbox> {
+        // Nothing panics while holding the lock; a poisoned one is fine.
+        self.inbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The keys woken and the jobs sent since the last call, if any.
+    pub(crate) fn take(&self) -> Option<(Vec<(u32, u64)>, Jobs)> {
         if !self.pending.swap(false, Ordering::Acquire) {
             return None;
         }
-        let mut woken = self.woken.lock().unwrap_or_else(|e| e.into_inner());
-        Some(std::mem::take(&mut *woken))
+        let mut inbox = self.lock();
+        Some((
+            std::mem::take(&mut inbox.woken),
+            std::mem::take(&mut inbox.jobs),
+        ))
     }
 
     fn wake(&self, key: (u32, u64)) {
-        self.woken
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(key);
+        self.lock().woken.push(key);
         self.notify();
+    }
+
+    /// Leaves `job` for the loop and wakes it, or hands the job back if
+    /// the inbox is closed.
+    pub(crate) fn send_job<J: Job + 'static>(&self, job: Box<J>) -> Result<(), Box<J>> {
+        {
+            let mut inbox = self.lock();
+            if inbox.closed {
+                return Err(job);
+            }
+            inbox.jobs.push(job);
+        }
+        self.notify();
+        Ok(())
+    }
+
+    /// Refuses jobs from now on; the ones already sent stay in the inbox.
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+    }
+
+    /// True once [`close`](Remote::close) was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Closes the inbox and takes the jobs still in it (the loop is being
+    /// dropped: the caller drops them unstarted).
+    pub(crate) fn close_and_take_jobs(&self) -> Jobs {
+        let mut inbox = self.lock();
+        inbox.closed = true;
+        std::mem::take(&mut inbox.jobs)
     }
 
     /// Makes the loop look at its inbox (and, idle, re-check whether it is
     /// deadlocked) even with no key in it.
     pub(crate) fn notify(&self) {
-        self.pending.store(true, Ordering::Release);
+        // Already pending: whoever set the flag wakes the loop (it does so
+        // after setting it, below), and the loop takes the whole inbox
+        // before it next sleeps. So a burst of wake-ups or spawns costs the
+        // loop's thread one wake-up (a system call), not one each.
+        if self.pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
         // Pairs with the fence in `is_pending_before_wait`: either the loop
         // sees `pending` before it waits in its poller, or this sees the
         // poller and notifies it. (Unparking a thread that waits in the

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::Panic;
 
@@ -15,9 +15,11 @@ use super::context::current_core;
 use super::core::{Core, PanicPolicy};
 use super::current::Enter;
 use super::error::RunError;
+use super::handle::LoopHandle;
 use super::join::JoinHandle;
 use super::kind;
 use super::observe::{LoopStats, TaskInfo};
+use super::sleep::sleep_until;
 use super::task::TaskOptions;
 use super::watchdog::{ReportFn, Watchdog, WatchdogReport};
 
@@ -46,7 +48,9 @@ use super::watchdog::{ReportFn, Watchdog, WatchdogReport};
 ///
 /// Dropping the loop cancels every unfinished task: each suspended stack is
 /// unwound, so every destructor on it runs exactly once; tasks never started
-/// just drop their closure. Their handles then report a cancellation.
+/// just drop their closure. Their handles then report a cancellation. Its
+/// [`LoopHandle`]s refuse spawns from then on, and closures they sent that
+/// the loop never started are dropped (their handles report a cancellation).
 pub struct EventLoop {
     core: Rc<Core>,
 }
@@ -197,6 +201,38 @@ impl EventLoop {
         self.core.tick()
     }
 
+    /// A `Send + Sync` handle that spawns `Send` closures onto this loop
+    /// from any thread. See [`LoopHandle`].
+    pub fn handle(&self) -> LoopHandle {
+        LoopHandle::new(self.core.remote.clone(), None)
+    }
+
+    /// Runs until no task is left, until `deadline`, or until the remaining
+    /// tasks are deadlocked, whichever comes first (a runtime's shutdown).
+    pub(crate) fn run_until_deadline(&self, deadline: Instant) {
+        let _enter = Enter::new(&self.core, "run_until_deadline");
+        // Start what handles sent before their inbox was closed.
+        self.core.poll_remote();
+        if Instant::now() >= deadline || self.core.len() == 0 {
+            return;
+        }
+        // A task that sleeps until the deadline, so that the loop wakes up
+        // then even if every other task waits on a socket.
+        let opts = TaskOptions {
+            name: Some(Cow::Borrowed("deadline")),
+            stack_size: None,
+        };
+        let Ok(timer) = kind::stackful::spawn(&self.core, opts, move || sleep_until(deadline))
+        else {
+            return;
+        };
+        let task = timer.task().clone();
+        let core = &self.core;
+        // A deadlock ends the wait early: the caller cancels what is left.
+        let _ = core.run_until(|| task.header.is_done() || core.len() == 1);
+        timer.cancel();
+    }
+
     /// True if no unfinished task is left.
     pub fn is_empty(&self) -> bool {
         self.core.len() == 0
@@ -243,7 +279,13 @@ impl EventLoop {
 impl Drop for EventLoop {
     fn drop(&mut self) {
         let _enter = Enter::for_drop(&self.core);
+        // Handles refuse spawns from now on; what they sent before and the
+        // loop never started is dropped unstarted (their join handles
+        // report a cancellation).
+        self.core.remote.close();
         self.core.cancel_all();
+        let unstarted = self.core.remote.close_and_take_jobs();
+        self.core.drop_reporting(unstarted);
     }
 }
 
@@ -251,7 +293,7 @@ impl Drop for EventLoop {
 ///
 /// ```
 /// use cogen::event_loop::{EventLoop, PanicPolicy};
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 ///
 /// let ev = EventLoop::builder()
 ///     .panic_policy(PanicPolicy::Propagate)

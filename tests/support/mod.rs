@@ -102,3 +102,55 @@ impl Drop for DropToken {
         }
     }
 }
+
+/// A [`DropCounter`] for values that cross threads: counts the drops of its
+/// tokens with atomics. Clones share the counts.
+#[derive(Clone, Debug, Default)]
+pub struct SendDropCounter(std::sync::Arc<SendCounts>);
+
+#[derive(Debug, Default)]
+struct SendCounts {
+    made: std::sync::atomic::AtomicUsize,
+    dropped: std::sync::atomic::AtomicUsize,
+}
+
+impl SendDropCounter {
+    /// A counter with no token handed out yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A `Send` token that counts one drop here when it is dropped.
+    pub fn token(&self) -> SendDropToken {
+        self.0
+            .made
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        SendDropToken(self.0.clone())
+    }
+
+    /// How many tokens have been dropped.
+    pub fn count(&self) -> usize {
+        self.0.dropped.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// How many tokens have been handed out and not dropped yet.
+    pub fn live(&self) -> usize {
+        self.0
+            .made
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .checked_sub(self.count())
+            .expect("more drops than tokens: a token was dropped twice")
+    }
+}
+
+/// Counts one drop in the [`SendDropCounter`] that made it, when dropped.
+#[derive(Debug)]
+pub struct SendDropToken(std::sync::Arc<SendCounts>);
+
+impl Drop for SendDropToken {
+    fn drop(&mut self) {
+        self.0
+            .dropped
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}

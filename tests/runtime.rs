@@ -1,0 +1,352 @@
+//! Other threads into a loop, and one loop per thread: `LoopHandle` spawns
+//! from many threads at once, `RemoteJoinHandle` awaited by a task of
+//! another loop and joined from a plain thread, spawning onto a dropped
+//! loop, and the `Runtime`: placement, panics, shutdown of tasks parked on
+//! sockets and channels (each destructor once), drop.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use cogen::event_loop::net::TcpListener;
+use cogen::event_loop::{
+    EventLoop, Runtime, bind_reuseport, channel, sleep, spawn, sync_channel, wait_for, yield_now,
+};
+
+mod support;
+use support::SendDropCounter;
+
+/// Long enough to count as "forever" in a test that must end before it.
+const FOREVER: Duration = Duration::from_secs(60);
+
+#[test]
+fn spawns_from_several_threads_at_once_each_run_once() {
+    const THREADS: usize = 4;
+    const EACH: usize = 500;
+    let (done_tx, done_rx) = sync_channel::<()>(1);
+    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+    // One loop on its own thread, kept alive by a main task parked on a
+    // `Send` channel; the test thread ends it by dropping the sender.
+    let lp = thread::spawn(move || {
+        let ev = EventLoop::new();
+        handle_tx.send(ev.handle()).unwrap();
+        ev.block_on(move || assert!(done_rx.recv().is_err()))
+            .unwrap();
+    });
+    let handle = handle_rx.recv().unwrap();
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let spawners: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let handle = handle.clone();
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                barrier.wait();
+                let joins: Vec<_> = (0..EACH)
+                    .map(|i| {
+                        handle.spawn(move || {
+                            if i % 7 == 0 {
+                                yield_now(); // a real task: it can wait
+                            }
+                            (t, i)
+                        })
+                    })
+                    .collect();
+                joins
+                    .into_iter()
+                    .map(|h| h.join().unwrap())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    for s in spawners {
+        for r in s.join().unwrap() {
+            assert!(seen.insert(r), "{r:?} received twice");
+        }
+    }
+    assert_eq!(seen.len(), THREADS * EACH);
+    drop(done_tx);
+    lp.join().unwrap();
+}
+
+#[test]
+fn remote_handle_awaited_by_a_future_task_of_another_loop_and_joined_from_a_thread() {
+    let rt = Runtime::builder().threads(2).build().unwrap();
+    let slow = rt.spawn(|| {
+        sleep(Duration::from_millis(20));
+        "slow"
+    });
+    let fast = rt.spawn(|| 7);
+    let ev = EventLoop::new();
+    let awaited = ev.spawn_future(async move { slow.await.unwrap() });
+    let joined = thread::spawn(move || fast.join().unwrap());
+    ev.run().unwrap();
+    assert_eq!(awaited.join().unwrap(), "slow");
+    assert_eq!(joined.join().unwrap(), 7);
+}
+
+#[test]
+fn remote_handle_joined_inside_a_stackful_task_parks_it() {
+    let rt = Runtime::builder().threads(1).build().unwrap();
+    let ev = EventLoop::new();
+    let ticks = ev.spawn(|| {
+        let mut n = 0;
+        for _ in 0..5 {
+            sleep(Duration::from_millis(2));
+            n += 1;
+        }
+        n
+    });
+    let remote = rt.spawn(|| {
+        sleep(Duration::from_millis(5));
+        1
+    });
+    let joiner = ev.spawn(move || remote.join().unwrap());
+    ev.run().unwrap();
+    assert_eq!((joiner.join().unwrap(), ticks.join().unwrap()), (1, 5));
+}
+
+#[test]
+fn spawning_onto_a_dropped_loop_is_refused() {
+    let ev = EventLoop::new();
+    let handle = ev.handle();
+    assert!(!handle.is_closed());
+    // Accepted, never started: dropped with the loop, reported cancelled.
+    let drops = SendDropCounter::new();
+    let token = drops.token();
+    let unstarted = handle.spawn(move || drop(token));
+    drop(ev);
+    assert!(handle.is_closed());
+    assert_eq!(drops.count(), 1);
+    assert!(unstarted.join().unwrap_err().is_cancelled());
+    // After the drop: `try_spawn` hands the closure back ...
+    let token = drops.token();
+    let refused = handle.try_spawn(move || drop(token)).unwrap_err();
+    assert_eq!(drops.live(), 1);
+    drop(refused.into_inner());
+    assert_eq!(drops.live(), 0);
+    // ... and `spawn` gives a handle that reports a cancellation.
+    let h = handle.spawn(|| 1);
+    assert!(h.is_finished());
+    assert!(h.join().unwrap_err().is_cancelled());
+}
+
+#[test]
+fn spawn_places_tasks_round_robin_and_they_stay_on_their_thread() {
+    let rt = Runtime::builder()
+        .threads(3)
+        .thread_name(|i| format!("rr-{i}"))
+        .build()
+        .unwrap();
+    let names: Vec<String> = (0..6)
+        .map(|_| {
+            rt.spawn(|| {
+                let before = thread::current().id();
+                for _ in 0..10 {
+                    sleep(Duration::from_millis(1));
+                    assert_eq!(thread::current().id(), before, "a task moved");
+                }
+                thread::current().name().unwrap().to_owned()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    assert_eq!(names, ["rr-0", "rr-1", "rr-2", "rr-0", "rr-1", "rr-2"]);
+}
+
+#[test]
+fn pinned_runtime_runs() {
+    let rt = Runtime::builder().threads(2).pin(true).build().unwrap();
+    let sum: u32 = (0..4)
+        .map(|i| rt.spawn(move || i))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .sum();
+    assert_eq!(sum, 6);
+}
+
+#[test]
+fn a_panicking_task_does_not_disturb_the_others() {
+    let rt = Runtime::builder().threads(2).build().unwrap();
+    let (tx, rx) = sync_channel::<u32>(1);
+    // A long-lived task on each loop, mid-work when the panics happen.
+    let workers: Vec<_> = rt
+        .handles()
+        .iter()
+        .map(|h| {
+            let rx = rx.clone();
+            h.spawn(move || std::iter::from_fn(|| rx.recv().ok()).sum::<u32>())
+        })
+        .collect();
+    let panics: Vec<_> = (0..4)
+        .map(|i| rt.spawn(move || -> u32 { panic!("task {i} failed") }))
+        .collect();
+    // A detached one too: its loop collects the panic.
+    rt.spawn(|| panic!("detached")).detach();
+    for (i, h) in panics.into_iter().enumerate() {
+        let err = h.join().unwrap_err();
+        assert!(err.is_panic());
+        assert_eq!(err.panic().unwrap().message(), format!("task {i} failed"));
+    }
+    for v in 1..=10 {
+        tx.send(v).unwrap();
+    }
+    drop(tx);
+    let total: u32 = workers.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(total, 55);
+    assert_eq!(rt.block_on(|| 42), 42);
+}
+
+#[test]
+#[should_panic(expected = "from the block_on task")]
+fn block_on_raises_the_task_panic() {
+    let rt = Runtime::builder().threads(1).build().unwrap();
+    rt.block_on(|| panic!("from the block_on task"));
+}
+
+#[test]
+fn shutdown_cancels_tasks_parked_on_sockets_and_channels_once() {
+    let rt = Runtime::builder().threads(2).build().unwrap();
+    let drops = SendDropCounter::new();
+    let addr = bind_reuseport("127.0.0.1:0".parse().unwrap())
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (_keep_tx, rx) = sync_channel::<u32>(1);
+    let mut parked = Vec::new();
+    let mut started = Vec::new();
+    for h in rt.handles() {
+        // A listener per loop on one address, parked in accept.
+        let (token, (ready_tx, ready_rx)) = (drops.token(), sync_channel(1));
+        parked.push(h.spawn(move || {
+            let _token = token;
+            let listener = TcpListener::try_from(bind_reuseport(addr).unwrap()).unwrap();
+            ready_tx.send(()).unwrap();
+            let _ = listener.accept();
+        }));
+        started.push(ready_rx);
+        // Parked on a `Send` channel whose sender the test keeps.
+        let (token, rx) = (drops.token(), rx.clone());
+        parked.push(h.spawn(move || {
+            let _token = token;
+            let _ = rx.recv();
+        }));
+        // Parked on a loop channel nobody will send on (a deadlock), with
+        // a token on the stack of a nested call.
+        let token = drops.token();
+        parked.push(h.spawn(move || {
+            let (_tx, rx) = channel::<u32>(1);
+            let stuck = spawn(move || {
+                let _token = token;
+                let _ = rx.recv();
+            });
+            let _ = stuck.join();
+        }));
+        // Sleeping past the deadline.
+        let token = drops.token();
+        parked.push(h.spawn(move || {
+            let _token = token;
+            sleep(FOREVER);
+        }));
+    }
+    // Finishes before the deadline: its value is kept.
+    let finishes = rt.spawn(|| {
+        sleep(Duration::from_millis(5));
+        "done"
+    });
+    for r in started {
+        r.recv().unwrap();
+    }
+    let t0 = Instant::now();
+    rt.shutdown_timeout(Duration::from_millis(100));
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_millis(100), "{took:?}");
+    assert!(took < FOREVER / 2, "{took:?}");
+    assert_eq!(finishes.join().unwrap(), "done");
+    for h in parked {
+        assert!(h.join().unwrap_err().is_cancelled());
+    }
+    assert_eq!((drops.count(), drops.live()), (8, 0));
+}
+
+#[test]
+fn shutdown_returns_once_every_task_is_done() {
+    let rt = Runtime::builder().threads(2).build().unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            rt.spawn(move || {
+                sleep(Duration::from_millis(10));
+                i
+            })
+        })
+        .collect();
+    let t0 = Instant::now();
+    rt.shutdown_timeout(FOREVER);
+    assert!(t0.elapsed() < FOREVER / 2);
+    let sum: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(sum, 6);
+}
+
+#[test]
+fn dropping_the_runtime_cancels_at_once_and_refuses_spawns() {
+    let rt = Runtime::builder().threads(2).build().unwrap();
+    let drops = SendDropCounter::new();
+    let parked: Vec<_> = (0..4)
+        .map(|_| {
+            let token = drops.token();
+            rt.spawn(move || {
+                let _token = token;
+                sleep(FOREVER);
+            })
+        })
+        .collect();
+    let handle = rt.handles()[0].clone();
+    // Let them start, so that they are parked, not unstarted.
+    assert_eq!(rt.block_on(|| 1), 1);
+    let t0 = Instant::now();
+    drop(rt);
+    assert!(t0.elapsed() < FOREVER / 2);
+    assert_eq!((drops.count(), drops.live()), (4, 0));
+    for h in parked {
+        assert!(h.join().unwrap_err().is_cancelled());
+    }
+    assert!(handle.is_closed());
+    assert!(handle.try_spawn(|| ()).is_err());
+}
+
+#[test]
+fn handles_and_join_handles_are_send() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<cogen::event_loop::LoopHandle>();
+    assert_send_sync::<cogen::event_loop::RemoteJoinHandle<u32>>();
+    assert_send_sync::<cogen::event_loop::SyncSender<u32>>();
+    assert_send_sync::<cogen::event_loop::SyncReceiver<u32>>();
+    assert_send_sync::<Runtime>();
+    let ev = EventLoop::new();
+    let h = ev.handle();
+    let remote = thread::spawn(move || h.spawn(|| wait_for(async { 5 })))
+        .join()
+        .unwrap();
+    ev.run().unwrap();
+    assert_eq!(remote.join().unwrap(), 5);
+}
+
+#[test]
+fn a_task_that_gets_no_stack_reports_why() {
+    // More address space than a process can map: the loop cannot start the
+    // task, and says so through the handle instead of panicking itself.
+    let rt = Runtime::builder()
+        .threads(1)
+        .stack_size(1 << 50)
+        .build()
+        .unwrap();
+    let err = rt.spawn(|| 1).join().unwrap_err();
+    assert!(err.is_panic(), "{err}");
+    // The loop itself goes on.
+    assert!(!rt.handles()[0].is_closed());
+    assert!(rt.handles()[0].spawn(|| 2).join().unwrap_err().is_panic());
+}
