@@ -37,6 +37,8 @@ fn main() {
     sockets();
     #[cfg(cogen_nightly)]
     stackless::tasks();
+    nested_waits();
+    one_loop_per_core();
 }
 
 /// Lua: `coroutine.create`, `resume`, `yield`, with values in and out.
@@ -452,4 +454,67 @@ fn sockets() {
     let mut served: Vec<String> = served.iter().map(|s| format!("{s:?}")).collect();
     served.sort(); // which client was accepted first is up to the loop
     println!("  the server's connections ended: {}", served.join(", "));
+}
+
+fn nested_waits() {
+    use cogen::event_loop::{EventLoop, SpawnStage, channel, sleep};
+
+    section("15. waits from nested coroutines: a pipeline inside a task reads a channel");
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(1);
+    ev.spawn(move || {
+        for n in 1..=6 {
+            tx.send(n).unwrap(); // parks while the pipeline is busy
+        }
+    });
+    let report = ev
+        .block_on(move || {
+            // Every stage is a coroutine nested in this task; a wait in any
+            // of them (the channel, the sleep) parks the whole task.
+            let (counted, count) = source(rx)
+                .stage("slow", |co, up| {
+                    for n in up {
+                        sleep(Duration::from_millis(1));
+                        co.suspend(n);
+                    }
+                })
+                .spawn_stage(2) // runs ahead in a task of its own
+                .stage_returning("count", |co, up| {
+                    let mut seen = 0;
+                    for n in up {
+                        seen += 1;
+                        co.suspend(n * n);
+                    }
+                    seen
+                });
+            let squares: Vec<u32> = counted.map(Result::unwrap).collect();
+            (squares, count.take())
+        })
+        .unwrap();
+    println!(
+        "  squares {:?}, the counting stage returned {:?}",
+        report.0, report.1
+    );
+}
+
+fn one_loop_per_core() {
+    use cogen::event_loop::{Runtime, sleep};
+
+    section("16. one loop per core: a Runtime takes Send closures from any thread");
+    let rt = Runtime::builder().threads(2).build().expect("threads");
+    let handles: Vec<_> = (1..=4u64)
+        .map(|i| {
+            rt.spawn(move || {
+                sleep(Duration::from_millis(1)); // parks the task, not its thread
+                i * i
+            })
+        })
+        .collect();
+    let squares: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    println!(
+        "  {} loops, squares {squares:?} (each task stays on its loop)",
+        rt.threads()
+    );
+    println!("  block_on from main: {}", rt.block_on(|| 6 * 7));
+    rt.shutdown_timeout(Duration::from_secs(1));
 }
