@@ -498,9 +498,12 @@ fn nested_waits() {
 }
 
 fn one_loop_per_core() {
-    use cogen::event_loop::{Runtime, sleep};
+    use std::io::{BufRead, BufReader, Write};
 
-    section("16. one loop per core: a Runtime takes Send closures from any thread");
+    use cogen::event_loop::net::TcpListener;
+    use cogen::event_loop::{Runtime, bind_reuseport, sleep, spawn};
+
+    section("16. one loop per core: a Runtime, and a server on every loop");
     let rt = Runtime::builder().threads(2).build().expect("threads");
     let handles: Vec<_> = (1..=4u64)
         .map(|i| {
@@ -515,6 +518,46 @@ fn one_loop_per_core() {
         "  {} loops, squares {squares:?} (each task stays on its loop)",
         rt.threads()
     );
+
+    // One listener per loop on the same port (SO_REUSEPORT): the kernel
+    // spreads the connections, and each loop serves the ones it accepted.
+    let first = bind_reuseport("127.0.0.1:0".parse().unwrap()).expect("bind");
+    let addr = first.local_addr().unwrap();
+    let mut listeners = vec![first];
+    listeners.push(bind_reuseport(addr).expect("bind the same port"));
+    for (loop_handle, listener) in rt.handles().iter().zip(listeners) {
+        loop_handle.spawn(move || {
+            let listener = TcpListener::try_from(listener)?;
+            loop {
+                let (stream, _) = listener.accept()?;
+                spawn(move || {
+                    let mut line = String::new();
+                    let mut reader = BufReader::new(&stream);
+                    while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                        let _ = (&stream).write_all(line.to_uppercase().as_bytes());
+                        line.clear();
+                    }
+                });
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), std::io::Error>(())
+        });
+    }
+    // Clients on plain threads, as other programs would be.
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+                writeln!(stream, "client {i}").unwrap();
+                let mut answer = String::new();
+                BufReader::new(&stream).read_line(&mut answer).unwrap();
+                answer.trim_end().to_owned()
+            })
+        })
+        .collect();
+    let answers: Vec<String> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    println!("  8 clients answered: {}, ..., {}", answers[0], answers[7]);
     println!("  block_on from main: {}", rt.block_on(|| 6 * 7));
-    rt.shutdown_timeout(Duration::from_secs(1));
+    // The accept loops never end: shutting down cancels them.
+    rt.shutdown_timeout(Duration::from_millis(10));
 }
