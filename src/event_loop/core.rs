@@ -18,9 +18,12 @@
 //! push back: no allocation and no system call. The clock is read only when
 //! timers exist, once per round (see the fairness guarantee in the module
 //! docs), and other threads' wake-ups are checked with one relaxed atomic
-//! load. The readiness poller (`reactor.rs`) is asked once per round, only
-//! while a task waits on a socket and others are runnable (idle, the loop
-//! waits in it instead).
+//! load. While a task waits on a socket and others stay runnable, the
+//! readiness poller (`reactor.rs`) is asked at the end of the round in
+//! which the [`POLL_INTERVAL`]th step since it was last asked ran (tokio
+//! asks its driver every 61 ticks the same way), so that a loop busy with
+//! short steps does not make a system call per round; idle, the loop
+//! waits in it instead.
 //!
 //! A stack switch leaves the CPU's return-address predictor with the other
 //! stack's return addresses, so every `ret` right after one mispredicts.
@@ -49,6 +52,14 @@ use super::task::{Header, Step, Task, TaskBody, TaskRef, TaskState, WaitReason, 
 use super::timer::Timers;
 use super::watchdog::Watchdog;
 
+/// Task steps between two looks at the readiness poller while tasks stay
+/// runnable (see the module docs): tokio's `event_interval`.
+pub(crate) const POLL_INTERVAL: u32 = 61;
+const _: () = assert!(
+    POLL_INTERVAL == 61,
+    "the docs of `event_loop` and `event_loop::net` say 61"
+);
+
 /// What happens to panics of tasks whose result nobody reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum PanicPolicy {
@@ -72,6 +83,8 @@ pub(crate) struct Core {
     external: Cell<usize>,
     /// Parked tasks that wait for a socket (`WaitReason::Io`).
     io: Cell<usize>,
+    /// Task steps since the poller was last asked.
+    since_poll: Cell<u32>,
     pub(crate) remote: Arc<Remote>,
     /// The readiness poller, once a socket had to wait (`reactor.rs`).
     pub(crate) reactor: ReactorSlot,
@@ -90,6 +103,7 @@ impl Core {
             timers: Timers::default(),
             external: Cell::new(0),
             io: Cell::new(0),
+            since_poll: Cell::new(0),
             remote: Arc::new(Remote::new()),
             reactor: ReactorSlot::default(),
             next_id: Cell::new(1),
@@ -352,18 +366,32 @@ impl Core {
         }
     }
 
-    /// Takes the readiness events already there, if a task waits on a
-    /// socket: no system call otherwise.
-    fn poll_reactor(&self) {
-        if self.io.get() > 0 {
-            self.reactor.poll_now(wake);
+    /// True if a task (or a waker) waits on a socket.
+    fn waits_on_io(&self) -> bool {
+        self.io.get() > 0 || self.reactor.has_wakers()
+    }
+
+    /// After `steps` more task steps: takes the readiness events already
+    /// there if a task waits on a socket and `POLL_INTERVAL` steps ran
+    /// since the last look (or `now`); no system call otherwise.
+    fn poll_reactor(&self, steps: u32, now: bool) {
+        let since = self.since_poll.get().saturating_add(steps);
+        if (now || since >= POLL_INTERVAL) && self.waits_on_io() {
+            self.since_poll.set(0);
+            self.reactor.poll_now(|w| self.wake_waiter(w));
+        } else {
+            self.since_poll.set(since);
         }
     }
 
     /// Sleeps until the next timer (`timeout`), an outside wake-up, or,
     /// once the loop has a poller, a socket's readiness.
     fn sleep(&self, timeout: Option<Duration>) {
-        if !self.reactor.wait(&self.remote, timeout, wake) {
+        self.since_poll.set(0);
+        if !self
+            .reactor
+            .wait(&self.remote, timeout, |w| self.wake_waiter(w))
+        {
             self.remote.park(timeout);
         }
     }
@@ -395,7 +423,7 @@ impl Core {
     pub(crate) fn tick(&self) -> bool {
         self.poll_remote();
         self.poll_timers();
-        self.poll_reactor();
+        self.poll_reactor(1, self.queue.is_empty());
         match self.queue.pop_front() {
             Some(task) => {
                 self.queue.maybe_shrink();
@@ -411,7 +439,8 @@ impl Core {
     /// tasks queued at its start, then checks timers and outside wake-ups.
     pub(crate) fn run_until(&self, stop: impl Fn() -> bool) -> Result<(), Vec<StuckTask>> {
         loop {
-            let mut n = self.queue.len();
+            let round = self.queue.len();
+            let mut n = round;
             while n > 0 {
                 let Some(task) = self.queue.pop_front() else {
                     break;
@@ -436,7 +465,7 @@ impl Core {
                 // ready sockets too.
                 self.idle()?;
             } else {
-                self.poll_reactor();
+                self.poll_reactor(u32::try_from(round).unwrap_or(u32::MAX), false);
             }
         }
     }
@@ -458,7 +487,7 @@ impl Core {
                     self.fire_timers(Instant::now());
                 }
                 // A task parked on a socket can always be woken by its peer.
-                None if self.io.get() > 0 => self.sleep(None),
+                None if self.waits_on_io() => self.sleep(None),
                 None if self.external.get() > 0 && self.woken_from_outside_maybe() => {
                     self.sleep(None)
                 }

@@ -69,13 +69,17 @@
 //! their tasks join the back of the queue; so a task whose timer has expired
 //! runs at most one round (plus the rest of the current one) late.
 //!
-//! Sockets that became ready ([`net`]) are taken at the end of each round
-//! too, the same way.
+//! Sockets that became ready ([`net`]) are taken at the end of a round
+//! once at least 61 task steps have run since they were last taken (as
+//! tokio's runtime checks its I/O driver every 61 ticks), and whenever no
+//! task is runnable; their tasks join the back of the queue. So a task
+//! whose socket became ready runs at most 61 steps or one round late,
+//! whichever is longer, plus the rest of the current round.
 //!
 //! **Current behaviour, not guaranteed.** The clock is read once per round
 //! and only while a timer exists; wake-ups from other threads are checked
 //! with one relaxed atomic load per round; the readiness poller is asked
-//! once per round, only while a task waits on a socket. Idle, the thread
+//! as above, only while a task waits on a socket. Idle, the thread
 //! sleeps in `thread::park_timeout`, or in the poller once a socket has
 //! had to wait, until the next timer, an outside wake-up or a ready
 //! socket: it never spins.

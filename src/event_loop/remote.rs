@@ -4,8 +4,8 @@
 //! A waker names its task by registry index and id. Waking pushes that key
 //! into the loop's `Remote` (a mutex-protected list and an atomic flag),
 //! then wakes the loop's thread: it unparks it, or, once the loop has a
-//! readiness poller (feature `net`, see `reactor.rs`), notifies the poller
-//! the idle loop waits in. The loop looks at the flag (one relaxed load)
+//! readiness poller (feature `net`, see `reactor.rs`), wakes the poller
+//! the idle loop waits in through its `mio::Waker`. The loop looks at the flag (one relaxed load)
 //! once per round and when idle.
 //!
 //! A task parked on its waker is "externally wakeable" only while a clone of
@@ -24,19 +24,17 @@ use std::thread::Thread;
 use std::time::Duration;
 
 use super::task::Header;
-#[cfg(feature = "net")]
-use polling::Poller;
 
 /// The inbox of wake-ups that wakers (maybe on other threads) leave for a
-/// loop, and the loop's thread to unpark (or its poller to notify).
+/// loop, and the loop's thread to unpark (or its poller to wake).
 pub(crate) struct Remote {
     pending: AtomicBool,
     woken: Mutex<Vec<(u32, u64)>>,
     thread: Thread,
-    /// The poller the idle loop waits in, once it has one: set once, by
-    /// the loop's thread, when its first socket has to wait.
+    /// The waker of the poller the idle loop waits in, once it has one:
+    /// set once, by the loop's thread, when its first socket has to wait.
     #[cfg(feature = "net")]
-    poller: OnceLock<Arc<Poller>>,
+    poller: OnceLock<mio::Waker>,
 }
 
 impl Remote {
@@ -70,7 +68,9 @@ impl Remote {
         Some(std::mem::take(&mut *woken))
     }
 
-    fn wake(&self, key: (u32, u64)) {
+    /// Leaves a wake-up for the task of registry key `key` and wakes the
+    /// loop.
+    pub(crate) fn wake(&self, key: (u32, u64)) {
         self.woken
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -88,20 +88,20 @@ impl Remote {
         // poller would be lost.)
         fence(Ordering::SeqCst);
         #[cfg(feature = "net")]
-        if let Some(poller) = self.poller.get() {
-            // An error here would mean the notification descriptor is
-            // gone; the loop's own wait reports errors of the poller.
-            let _ = poller.notify();
+        if let Some(waker) = self.poller.get() {
+            // An error here would mean the waker's descriptor is gone;
+            // the loop's own wait reports errors of the poller.
+            let _ = waker.wake();
             return;
         }
         self.thread.unpark();
     }
 
-    /// From now on, wake-ups notify `poller` instead of unparking the
-    /// thread (the loop then waits in the poller when idle).
+    /// From now on, wake-ups wake the poller through `waker` instead of
+    /// unparking the thread (the loop then waits in the poller when idle).
     #[cfg(feature = "net")]
-    pub(crate) fn use_poller(&self, poller: Arc<Poller>) {
-        let _ = self.poller.set(poller);
+    pub(crate) fn use_waker(&self, waker: mio::Waker) {
+        let _ = self.poller.set(waker);
         fence(Ordering::SeqCst);
     }
 

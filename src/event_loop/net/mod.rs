@@ -71,24 +71,24 @@
 //! Every socket is a std socket in non-blocking mode. An operation first
 //! makes its system call; only if that would block does the task park on
 //! the loop's reactor (one poller per loop, created when the first socket
-//! has to wait: the `polling` crate's), which wakes it when the socket is
-//! ready;
-//! then it tries again. A task parked on a socket costs nothing until the
-//! socket is ready. One task may read while another writes the same
-//! connection (share it in an `Rc` and use `&TcpStream`): each direction
-//! has its own waiters.
+//! has to wait: a `mio::Poll`, the poller tokio is built on), which wakes
+//! it when the socket is ready; then it tries again. A task parked on a
+//! socket costs nothing until the socket is ready. One task may read while
+//! another writes the same connection (share it in an `Rc` and use
+//! `&TcpStream`): each direction has its own waiters.
 //!
-//! **Current behaviour, not guaranteed.** On Linux and the BSDs a socket is
-//! registered with the poller once (edge-triggered), the first time it has
+//! **Current behaviour, not guaranteed.** A socket is registered with the
+//! poller once (edge-triggered, both directions), the first time it has
 //! to wait, and deregistered when it is dropped: a wait adds no system
-//! call of its own. Each round, the loop asks the poller for ready sockets
-//! (without waiting) only while some task waits on one and others are
-//! runnable; idle, it waits in the poller until the next timer. A request
-//! that has to wait costs the `recv` that finds nothing, the `recv` and
-//! `send` that do the work, and a share of one poller wait (`polling`'s
-//! epoll backend makes four system calls besides `epoll_wait` per wait:
-//! its timer and its notification descriptor). `docs/BENCHMARKS.md` has
-//! the counts measured.
+//! call of its own. On Linux and the BSDs a stream read that returns less
+//! than it asked for took all there was, so the next read parks at once
+//! instead of making a system call that would find nothing, until the
+//! poller reports the socket readable again (tokio does the same). While
+//! tasks stay runnable, the loop asks the poller for ready sockets
+//! (without waiting) every 61 task steps, only while some task waits on
+//! one; idle, it waits in the poller until the next timer. So an echo
+//! request costs its `recv` and its `send` and a share of one poller wait:
+//! `docs/BENCHMARKS.md` has the counts measured.
 //!
 //! # Time limits
 //!

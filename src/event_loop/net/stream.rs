@@ -360,20 +360,22 @@ pub(super) fn raw_addr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::sock
 impl Read for &TcpStream {
     #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.source.io(
+        let len = buf.len();
+        self.source.read(
             "net::TcpStream::read",
-            Direction::Read,
             self.read_timeout.get(),
+            len,
             |mut s| s.read(buf),
         )
     }
 
     #[track_caller]
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.source.io(
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.source.read(
             "net::TcpStream::read",
-            Direction::Read,
             self.read_timeout.get(),
+            len,
             |mut s| s.read_vectored(bufs),
         )
     }

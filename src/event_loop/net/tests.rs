@@ -1,7 +1,6 @@
 //! White-box tests of the sockets' waits: what a wait leaves among a
 //! socket's waiters in the reactor (nothing, however it ends), that a
-//! dropped socket is deregistered, and the oneshot mode that platforms
-//! without edge triggering use.
+//! dropped socket is deregistered, and the drained-read hint.
 
 use std::cell::Cell;
 use std::io::{Read, Write};
@@ -9,7 +8,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::super::context::current_core;
-use super::super::reactor::{FORCE_ONESHOT, Reactor};
+use super::super::core::POLL_INTERVAL;
+use super::super::reactor::Reactor;
 use super::super::{EventLoop, spawn, yield_now};
 use super::{TcpListener, TcpStream};
 
@@ -115,45 +115,6 @@ fn time_limits_of_waits_that_end_early_do_not_pile_up_in_the_timers() {
 }
 
 #[test]
-fn sockets_wait_in_oneshot_mode_too() {
-    FORCE_ONESHOT.with(|f| f.set(true));
-    let done = Rc::new(Cell::new(0));
-    let d = done.clone();
-    EventLoop::new()
-        .block_on(move || {
-            let (server, client) = pair();
-            let (server, client) = (Rc::new(server), Rc::new(client));
-            // Both directions wait on both sockets at once: big transfers
-            // each way, read and written by four tasks.
-            const N: usize = 16 << 20;
-            let mut tasks = Vec::new();
-            for (from, to) in [(server.clone(), client.clone()), (client, server)] {
-                let d = d.clone();
-                // The reader first: it parks at once.
-                tasks.push(spawn(move || {
-                    let mut buf = vec![0; 65536];
-                    let mut got = 0;
-                    while got < N {
-                        got += (&*to).read(&mut buf).unwrap();
-                    }
-                    d.set(d.get() + 1);
-                }));
-                tasks.push(spawn(move || (&*from).write_all(&vec![1; N]).unwrap()));
-            }
-            for t in tasks {
-                t.join().unwrap();
-            }
-            let reactor = reactor();
-            assert!(!reactor.is_edge());
-            let (reads, writes) = reactor.armed();
-            assert!(reads > 0 && writes > 0, "both directions waited");
-        })
-        .unwrap();
-    FORCE_ONESHOT.with(|f| f.set(false));
-    assert_eq!(done.get(), 2);
-}
-
-#[test]
 fn the_end_of_the_stream_that_came_with_the_last_data_is_read() {
     EventLoop::new()
         .block_on(|| {
@@ -169,9 +130,70 @@ fn the_end_of_the_stream_that_came_with_the_last_data_is_read() {
             });
             let mut buf = [0; 8];
             assert_eq!((&server).read(&mut buf).unwrap(), 3); // short
-            // The next read must see the end of the stream, not park
-            // waiting for an event that already came.
+            // Not drained: the next read must see the end of the stream,
+            // not park waiting for an event that already came.
+            assert!(!server.source.drained());
             assert_eq!((&server).read(&mut buf).unwrap(), 0);
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_ready_socket_is_taken_within_the_poll_interval_while_tasks_stay_runnable() {
+    EventLoop::new()
+        .block_on(|| {
+            let (server, client) = pair();
+            let steps = Rc::new(Cell::new(0u32));
+            let stop = Rc::new(Cell::new(false));
+            // A task that keeps the queue busy: the loop never goes idle.
+            let (st, sp) = (steps.clone(), stop.clone());
+            let busy = spawn(move || {
+                while !sp.get() {
+                    st.set(st.get() + 1);
+                    yield_now();
+                }
+            });
+            let reader = spawn(move || {
+                let mut buf = [0; 8];
+                (&server).read(&mut buf).unwrap()
+            });
+            yield_now(); // the reader parks
+            (&client).write_all(b"x").unwrap();
+            let from = steps.get();
+            while !reader.is_finished() {
+                yield_now();
+            }
+            // Each round is this task and `busy`: two steps.
+            let late = steps.get() - from;
+            assert!(
+                late <= POLL_INTERVAL / 2 + 2,
+                "the reader ran {late} rounds after its data came"
+            );
+            assert_eq!(reader.join().unwrap(), 1);
+            stop.set(true);
+            busy.join().unwrap();
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_busy_loop_asks_the_poller_once_per_poll_interval_not_once_per_round() {
+    EventLoop::new()
+        .block_on(|| {
+            let (server, _client) = pair();
+            // Parked on a socket that stays silent.
+            let reader = spawn(move || (&server).read(&mut [0; 8]).map(drop));
+            yield_now();
+            let reactor = reactor();
+            let before = reactor.polls();
+            // Rounds of one step each (this task alone is runnable).
+            for _ in 0..1000 {
+                yield_now();
+            }
+            let polls = reactor.polls() - before;
+            let most = 1000 / POLL_INTERVAL as usize + 2;
+            assert!(polls <= most, "{polls} polls for 1000 one-step rounds");
+            reader.cancel();
         })
         .unwrap();
 }
