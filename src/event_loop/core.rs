@@ -294,6 +294,7 @@ impl Core {
             match waiter {
                 Waiter::Task(task, seq) => wake(task, seq),
                 Waiter::Local(index, id) => self.wake_key(index, id),
+                Waiter::Parked(index, id, seq) => self.wake_key_at(index, id, seq),
                 // Kept, to be dropped with the task, not while unwinding.
                 waker @ Waiter::Waker(_) => drop(h.add_waiter(waker)),
             }
@@ -344,7 +345,22 @@ impl Core {
             Waiter::Task(task, seq) => wake(task, seq),
             Waiter::Local(index, id) => self.wake_key(index, id),
             Waiter::Waker(waker) => self.wake_user(waker),
+            Waiter::Parked(index, id, seq) => self.wake_key_at(index, id, seq),
         }
+    }
+
+    /// Wakes the task in registry slot `index` if it is task `id` and
+    /// still parked with number `seq`.
+    fn wake_key_at(&self, index: u32, id: u64, seq: u32) {
+        let task = self.registry.borrow().get(index, id);
+        if let Some(task) = task {
+            wake(task, seq);
+        }
+    }
+
+    /// A weak reference to this core (for the reactor).
+    pub(crate) fn weak(&self) -> Weak<Core> {
+        self.me.clone()
     }
 
     #[cold]

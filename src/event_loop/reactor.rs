@@ -58,7 +58,7 @@ use super::remote::Remote;
 use super::task::Waiter;
 
 #[cfg(feature = "net")]
-pub(crate) use imp::{Direction, Entry, Hint, Reactor, ReadHint};
+pub(crate) use imp::{Direction, Hint, Reactor, ReadHint};
 
 /// A loop's reactor, once it has one. Without the `net` feature it never
 /// has one, and its methods do nothing.
@@ -121,13 +121,13 @@ impl ReactorSlot {
     #[cfg(feature = "net")]
     pub(crate) fn get_or_create(
         &self,
-        remote: &std::sync::Arc<Remote>,
+        core: &super::core::Core,
     ) -> std::io::Result<&std::rc::Rc<Reactor>> {
         if let Some(reactor) = self.reactor.get() {
             return Ok(reactor);
         }
-        let (reactor, waker) = Reactor::new(remote.clone())?;
-        remote.use_waker(waker);
+        let (reactor, waker) = Reactor::new(core.weak())?;
+        core.remote.use_waker(waker);
         Ok(self.reactor.get_or_init(|| std::rc::Rc::new(reactor)))
     }
 }
@@ -137,16 +137,14 @@ mod imp {
     use std::cell::{Cell, RefCell};
     use std::io;
     use std::os::fd::RawFd;
-    use std::rc::Rc;
-    use std::sync::Arc;
-    use std::task::Waker;
+    use std::rc::{Rc, Weak};
     use std::time::Duration;
 
     use mio::unix::SourceFd;
     use mio::{Events, Interest, Poll, Token};
 
-    use super::super::remote::Remote;
-    use super::super::task::{Header, ThinTask, Waiter};
+    use super::super::core::Core;
+    use super::super::task::{Header, Waiter};
 
     /// Which way a task waits on a socket.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,44 +208,13 @@ mod imp {
         target_os = "watchos",
     ));
 
-    /// Who waits on a socket.
-    #[allow(dead_code)] // `Local` and `Waker`: for future tasks, next
-    pub(crate) enum Entry {
-        /// A parked stackful or stackless task, with its park number.
-        Task(ThinTask, u32),
-        /// A future task of this loop: its registry index and id (kept as
-        /// a key, not a clone of its waker, as a `JoinHandle` does, so
-        /// that waking it costs no system call).
-        Local(u32, u64),
-        /// Any other waker.
-        Waker(Waker),
+    /// True for the waiters that only a waker may be (not a stackful or
+    /// stackless task's own entry).
+    fn is_waker(w: &Waiter) -> bool {
+        matches!(w, Waiter::Local(..) | Waiter::Waker(_))
     }
 
-    impl Entry {
-        fn into_waiter(self) -> Waiter {
-            match self {
-                Entry::Task(task, seq) => Waiter::Task(task.into_ref(), seq),
-                Entry::Local(index, id) => Waiter::Local(index, id),
-                Entry::Waker(waker) => Waiter::Waker(waker),
-            }
-        }
-
-        /// True if `self` and `other` wake the same waker (so the newer
-        /// replaces the older instead of both being kept).
-        fn same_waker(&self, other: &Entry) -> bool {
-            match (self, other) {
-                (Entry::Local(a, b), Entry::Local(c, d)) => (a, b) == (c, d),
-                (Entry::Waker(a), Entry::Waker(b)) => a.will_wake(b),
-                _ => false,
-            }
-        }
-
-        fn is_waker(&self) -> bool {
-            !matches!(self, Entry::Task(..))
-        }
-    }
-
-    type Waiters = Vec<Entry>;
+    type Waiters = Vec<Waiter>;
 
     /// One registered socket.
     struct Slot {
@@ -255,6 +222,9 @@ mod imp {
         writers: Waiters,
         /// Set on every readable event.
         readable: Option<ReadHint>,
+        /// Its registration number: tells it from a later socket in the
+        /// same slot.
+        id: u64,
         /// Kept to delete it from the poller when the socket goes. The
         /// socket deregisters before it closes the descriptor, so it is
         /// open while it is here.
@@ -275,6 +245,8 @@ mod imp {
     struct Slots {
         slots: Vec<Option<Slot>>,
         free: Vec<usize>,
+        /// The registration number the next socket gets.
+        id: u64,
     }
 
     /// A loop's poller and its registered sockets. See the module docs.
@@ -284,10 +256,10 @@ mod imp {
         events: RefCell<Events>,
         /// The entries a poll takes out, kept to reuse the allocation.
         woken: Cell<Waiters>,
-        /// Waker entries (`Entry::Local`, `Entry::Waker`) in the slots.
+        /// Waker entries (`Waiter::Local`, `Waiter::Waker`) in the slots.
         wakers: Cell<usize>,
-        /// The loop's inbox, to wake future tasks of a dropped socket.
-        remote: Arc<Remote>,
+        /// The loop, for the waiters of a dropped socket.
+        core: Weak<Core>,
         /// Calls of `poll` so far.
         #[cfg(test)]
         polls: Cell<usize>,
@@ -296,7 +268,7 @@ mod imp {
     impl Reactor {
         /// A reactor and the waker that interrupts its waits from any
         /// thread.
-        pub(super) fn new(remote: Arc<Remote>) -> io::Result<(Reactor, mio::Waker)> {
+        pub(super) fn new(core: Weak<Core>) -> io::Result<(Reactor, mio::Waker)> {
             let poll = Poll::new()?;
             let waker = mio::Waker::new(poll.registry(), WAKE)?;
             let reactor = Reactor {
@@ -305,7 +277,7 @@ mod imp {
                 events: RefCell::new(Events::with_capacity(EVENTS)),
                 woken: Cell::new(Vec::new()),
                 wakers: Cell::new(0),
-                remote,
+                core,
                 #[cfg(test)]
                 polls: Cell::new(0),
             };
@@ -325,6 +297,7 @@ mod imp {
                     readers: Vec::new(),
                     writers: Vec::new(),
                     readable: hint.clone(),
+                    id: slots.id,
                     fd,
                 };
                 match slots.free.pop() {
@@ -352,67 +325,79 @@ mod imp {
             }
         }
 
-        /// Removes a socket's registration (before its descriptor closes).
-        pub(crate) fn deregister(&self, key: usize) {
-            if let Some(slot) = self.free(key) {
-                // Fails only if it was not registered; nothing to undo then.
-                let _ = self
-                    .poll
-                    .borrow()
-                    .registry()
-                    .deregister(&mut SourceFd(&slot.fd));
-                // The waiters of a socket being dropped (stackless tasks,
-                // wakers; never stackful tasks: they borrow it while they
-                // wait) are woken, to find it gone, outside the borrow.
-                let Slot {
-                    readers, writers, ..
-                } = slot;
-                self.wake_dropped(readers.into_iter().chain(writers));
-            }
+        /// Removes a socket's registration (before its descriptor closes),
+        /// and hands back its waiters (stackless tasks, wakers; never
+        /// stackful tasks: they borrow the socket while they wait) with the
+        /// loop's core, for the caller to wake outside every borrow: they
+        /// retry and find the socket gone.
+        pub(crate) fn deregister(&self, key: usize) -> (Weak<Core>, Waiters) {
+            let Some(slot) = self.free(key) else {
+                return (Weak::new(), Vec::new());
+            };
+            // Fails only if it was not registered; nothing to undo then.
+            let _ = self
+                .poll
+                .borrow()
+                .registry()
+                .deregister(&mut SourceFd(&slot.fd));
+            let Slot {
+                mut readers,
+                writers,
+                ..
+            } = slot;
+            readers.extend(writers);
+            (self.core.clone(), readers)
         }
 
         fn free(&self, key: usize) -> Option<Slot> {
             let mut slots = self.slots.borrow_mut();
             let slot = slots.slots.get_mut(key)?.take()?;
             slots.free.push(key);
+            slots.id = slots.id.wrapping_add(1);
             let wakers = slot
                 .readers
                 .iter()
                 .chain(&slot.writers)
-                .filter(|e| e.is_waker())
+                .filter(|e| is_waker(e))
                 .count();
             self.wakers.set(self.wakers.get() - wakers);
             Some(slot)
         }
 
-        /// Wakes the waiters of a socket being dropped (they find it
-        /// gone): tasks directly, the loop's future tasks through its
-        /// inbox (this may run outside the loop), other wakers directly.
-        fn wake_dropped(&self, entries: impl Iterator<Item = Entry>) {
-            for entry in entries {
-                match entry {
-                    Entry::Task(task, seq) => super::super::core::wake(task.into_ref(), seq),
-                    Entry::Local(index, id) => self.remote.wake((index, id)),
-                    Entry::Waker(waker) => waker.wake(),
-                }
-            }
+        /// The registration number of socket `key` (its slot may be
+        /// reused by another socket after it goes).
+        pub(crate) fn id(&self, key: usize) -> Option<u64> {
+            Some(self.slots.borrow().slots.get(key)?.as_ref()?.id)
         }
 
-        /// Files a waiter of socket `key` in direction `dir`. No system
-        /// call, no user code (a waker it replaces is handed back, to be
-        /// dropped by the caller).
-        pub(crate) fn add_waiter(&self, key: usize, dir: Direction, entry: Entry) -> Option<Entry> {
+        /// Files a waiter of socket `key` (registration number `id`) in
+        /// direction `dir`. No system call, no user code: a waker entry
+        /// that wakes the same as one already there replaces it, and the
+        /// old one is handed back, to be dropped by the caller; so is the
+        /// new one if the socket is gone (`Err`).
+        pub(crate) fn add_waiter(
+            &self,
+            key: usize,
+            id: u64,
+            dir: Direction,
+            entry: Waiter,
+        ) -> Result<Option<Waiter>, Waiter> {
             let mut slots = self.slots.borrow_mut();
-            let slot = slots.slots[key].as_mut().expect("a registered socket");
+            let Some(Some(slot)) = slots.slots.get_mut(key) else {
+                return Err(entry);
+            };
+            if slot.id != id {
+                return Err(entry);
+            }
             let list = slot.list(dir);
-            if entry.is_waker() {
-                if let Some(old) = list.iter_mut().find(|e| e.same_waker(&entry)) {
-                    return Some(std::mem::replace(old, entry));
+            if is_waker(&entry) {
+                if let Some(old) = list.iter_mut().find(|e| e.same_as(&entry)) {
+                    return Ok(Some(std::mem::replace(old, entry)));
                 }
                 self.wakers.set(self.wakers.get() + 1);
             }
             list.push(entry);
-            None
+            Ok(None)
         }
 
         /// Takes the entries of the task of `header` out of socket `key`'s
@@ -430,7 +415,7 @@ mod imp {
                 }
                 let mut i = 0;
                 while i < list.len() {
-                    if matches!(&list[i], Entry::Task(t, _) if std::ptr::eq(t.header(), header)) {
+                    if matches!(&list[i], Waiter::Task(t, _) if std::ptr::eq(&t.header, header)) {
                         removed.push(list.swap_remove(i));
                     } else {
                         i += 1;
@@ -490,18 +475,18 @@ mod imp {
                         if let Some(hint) = &slot.readable {
                             hint.set(hint.get().on_event(ev.is_read_closed() || failed));
                         }
-                        wakers += slot.readers.iter().filter(|e| e.is_waker()).count();
+                        wakers += slot.readers.iter().filter(|e| is_waker(e)).count();
                         woken.append(&mut slot.readers);
                     }
                     if ev.is_writable() || ev.is_write_closed() || failed {
-                        wakers += slot.writers.iter().filter(|e| e.is_waker()).count();
+                        wakers += slot.writers.iter().filter(|e| is_waker(e)).count();
                         woken.append(&mut slot.writers);
                     }
                 }
                 self.wakers.set(self.wakers.get() - wakers);
             }
             for entry in woken.drain(..) {
-                wake(entry.into_waiter());
+                wake(entry);
             }
             self.woken.set(woken);
         }

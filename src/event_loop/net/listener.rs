@@ -103,6 +103,15 @@ impl TcpListener {
         Ok((accepted(stream), addr))
     }
 
+    /// Accepts a connection that is already there, without waiting: an
+    /// error of kind [`WouldBlock`](io::ErrorKind::WouldBlock) if none is.
+    /// Works anywhere (a stackless task waits with
+    /// `Wait::readable` after it).
+    pub fn try_accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (stream, addr) = self.source.try_io(accept_nonblocking)?;
+        Ok((accepted(stream), addr))
+    }
+
     /// An endless iterator of accepted connections: each `next` is an
     /// [`accept`](TcpListener::accept) (and parks the same way).
     pub fn incoming(&self) -> Incoming<'_> {
@@ -256,6 +265,15 @@ impl TryFrom<TcpListener> for std::net::TcpListener {
         listener.into_std()
     }
 }
+
+impl super::source::Sealed for TcpListener {
+    fn target(&self, what: &'static str) -> io::Result<super::source::Target> {
+        self.source.target(what)
+    }
+}
+
+#[cfg(cogen_nightly)]
+impl super::Socket for TcpListener {}
 
 impl AsFd for TcpListener {
     fn as_fd(&self) -> BorrowedFd<'_> {

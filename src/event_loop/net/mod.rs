@@ -122,14 +122,30 @@
 //! addresses, options and conversions work anywhere. The sockets are
 //! `!Send`, like tasks.
 //!
+//! Their non-waiting forms work anywhere: [`TcpStream::try_read`],
+//! [`TcpStream::try_write`], [`TcpListener::try_accept`],
+//! [`UdpSocket::try_send_to`] and [`UdpSocket::try_recv_from`] return an
+//! error of kind [`WouldBlock`](std::io::ErrorKind::WouldBlock) where the
+//! waiting form would wait. A stackless task (feature `nightly`) then
+//! yields `Wait::readable(&socket)?` or `Wait::writable(&socket)?` and
+//! tries again when it is woken.
+//!
 //! Unix only (the rest of the crate needs it too).
 
 mod listener;
-mod source;
+pub(crate) mod source;
 mod stream;
 #[cfg(test)]
 mod tests;
 mod udp;
+
+/// A socket of this module, which a stackless task can wait on with
+/// [`Wait::readable`](super::Wait::readable) and
+/// [`Wait::writable`](super::Wait::writable) (feature `nightly`):
+/// [`TcpStream`], [`TcpListener`] and [`UdpSocket`]. Sealed: only this
+/// module's sockets implement it.
+#[cfg(cogen_nightly)]
+pub trait Socket: source::Sealed {}
 
 pub use listener::{Incoming, TcpListener};
 pub use stream::TcpStream;

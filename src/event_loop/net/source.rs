@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use super::super::context::{current_core, park, running_stackful};
 use super::super::core::Core;
-use super::super::reactor::{Direction, Entry, Hint, Reactor, ReadHint};
+use super::super::reactor::{Direction, Hint, Reactor, ReadHint};
 use super::super::sleep::deadline_after;
-use super::super::task::{Header, ThinTask, WaitReason};
+use super::super::task::{Header, WaitReason, Waiter};
 
 /// A socket and its registration with a loop's reactor.
 pub(crate) struct Source<T: AsFd> {
@@ -43,7 +43,18 @@ impl Drop for Reg {
         if let Some(reg) = self.0.get_mut().take()
             && let Some(reactor) = reg.reactor.upgrade()
         {
-            reactor.deregister(reg.key);
+            let (core, waiters) = reactor.deregister(reg.key);
+            drop(reactor);
+            if waiters.is_empty() {
+                return;
+            }
+            // Stackless tasks and futures waiting on the socket: they
+            // retry, and find it gone (they usually own it, so this is
+            // rare). Without their loop, nothing is left to wake.
+            match core.upgrade() {
+                Some(core) => waiters.into_iter().for_each(|w| core.wake_waiter(w)),
+                None => drop(waiters),
+            }
         }
     }
 }
@@ -161,6 +172,8 @@ impl<T: AsFd> Source<T> {
             .0
             .borrow()
             .as_ref()
+            // A hint of a loop that is gone says nothing any more.
+            .filter(|r| r.reactor.strong_count() > 0)
             .and_then(|r| r.readable.as_ref())
             .is_some_and(|hint| hint.get() == Hint::Drained)
     }
@@ -177,6 +190,49 @@ impl<T: AsFd> Source<T> {
         {
             hint.set(Hint::Drained);
         }
+    }
+
+    /// One try of `op`, without waiting (anywhere: no task needed).
+    pub(crate) fn try_io<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        loop {
+            match op(&self.io) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                done => return done,
+            }
+        }
+    }
+
+    /// One try of a stream read into `len` bytes, without waiting: like
+    /// [`read`](Source::read), a socket that a short read drained gives
+    /// `WouldBlock` without a system call until the poller reports it
+    /// readable again.
+    pub(crate) fn try_read(
+        &self,
+        len: usize,
+        op: impl FnMut(&T) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        if len > 0 && self.drained() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = self.try_io(op)?;
+        if n > 0 && n < len {
+            self.set_drained();
+        }
+        Ok(n)
+    }
+
+    /// Where a stackless task or a future waits on this socket: its
+    /// registration in the reactor of the loop running the current task
+    /// (made now if it has none).
+    ///
+    /// # Panics
+    /// Outside a task of a running loop.
+    #[track_caller]
+    pub(crate) fn target(&self, what: &'static str) -> io::Result<Target> {
+        let core = current_core(what);
+        let (reactor, key) = self.registration(core, what)?;
+        let id = reactor.id(key).expect("registered just now");
+        Ok(Target { reactor, key, id })
     }
 
     /// Parks the running stackful task until the socket may be ready in
@@ -202,8 +258,11 @@ impl<T: AsFd> Source<T> {
             if let Some(at) = deadline {
                 core.timers.add(at, task.clone(), seq);
             }
-            let replaced = reactor.add_waiter(key, dir, Entry::Task(ThinTask::new(task), seq));
-            debug_assert!(replaced.is_none(), "a task entry replaces nothing");
+            let id = reactor
+                .id(key)
+                .expect("registered: the task borrows the socket");
+            let added = reactor.add_waiter(key, id, dir, Waiter::Task(task, seq));
+            debug_assert!(matches!(added, Ok(None)), "a task entry replaces nothing");
         });
         Ok(())
     }
@@ -213,7 +272,7 @@ impl<T: AsFd> Source<T> {
     #[track_caller]
     fn registration(&self, core: &Core, what: &str) -> io::Result<(Rc<Reactor>, usize)> {
         let mut reg = self.reg.0.borrow_mut();
-        let here = core.reactor.get_or_create(&core.remote)?;
+        let here = core.reactor.get_or_create(core)?;
         if let Some(r) = reg.as_ref()
             && let Some(reactor) = r.reactor.upgrade()
         {
@@ -262,4 +321,34 @@ impl Drop for WaitEntry<'_> {
     fn drop(&mut self) {
         self.reactor.remove_waiter(self.key, self.dir, self.header);
     }
+}
+
+/// A socket's registration in the reactor of the loop running the current
+/// task, for a stackless task's `Wait` or a future to file itself there.
+/// (Public only as the return type of [`Sealed`]'s method: unnameable
+/// outside the crate.)
+#[derive(Clone)]
+pub struct Target {
+    pub(crate) reactor: Rc<Reactor>,
+    pub(crate) key: usize,
+    /// The registration number: tells the socket from a later one in the
+    /// same slot.
+    pub(crate) id: u64,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("key", &self.key)
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+/// What makes a type a [`Socket`](super::Socket): only this module's
+/// sockets implement it.
+pub trait Sealed {
+    /// See [`Source::target`].
+    #[doc(hidden)]
+    fn target(&self, what: &'static str) -> io::Result<Target>;
 }

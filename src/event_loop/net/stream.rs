@@ -187,6 +187,27 @@ impl TcpStream {
         self.std().take_error()
     }
 
+    /// Reads what is there without waiting: an error of kind
+    /// [`WouldBlock`](io::ErrorKind::WouldBlock) if nothing is. Works
+    /// anywhere (a stackless task waits with
+    /// `Wait::readable` after it; a
+    /// stackful task simply [`read`](Read::read)s).
+    ///
+    /// After a read that returned less than `buf` holds (it took all
+    /// there was), it may say `WouldBlock` without a system call until the
+    /// loop's poller has seen more data come.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let len = buf.len();
+        self.source.try_read(len, |mut s| s.read(buf))
+    }
+
+    /// Writes what fits in the socket's send buffer without waiting: an
+    /// error of kind [`WouldBlock`](io::ErrorKind::WouldBlock) if nothing
+    /// does. Works anywhere.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.source.try_io(|mut s| s.write(buf))
+    }
+
     /// The std stream, deregistered from the loop and back in blocking
     /// mode. (Its time limits are not carried over.)
     pub fn into_std(self) -> io::Result<std::net::TcpStream> {
@@ -459,6 +480,15 @@ impl TryFrom<TcpStream> for std::net::TcpStream {
 pub(super) fn accepted(stream: std::net::TcpStream) -> TcpStream {
     TcpStream::from_source(Source::new(stream))
 }
+
+impl super::source::Sealed for TcpStream {
+    fn target(&self, what: &'static str) -> io::Result<super::source::Target> {
+        self.source.target(what)
+    }
+}
+
+#[cfg(cogen_nightly)]
+impl super::Socket for TcpStream {}
 
 impl AsFd for TcpStream {
     fn as_fd(&self) -> BorrowedFd<'_> {

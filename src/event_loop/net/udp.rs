@@ -87,6 +87,22 @@ impl UdpSocket {
         )
     }
 
+    /// Sends `buf` to `addr` without waiting: an error of kind
+    /// [`WouldBlock`](io::ErrorKind::WouldBlock) if the send buffer is
+    /// full. Works anywhere (a stackless task waits with
+    /// `Wait::writable` after it).
+    pub fn try_send_to(&self, buf: &[u8], addr: SocketAddr) -> io::Result<usize> {
+        self.source.try_io(|s| s.send_to(buf, addr))
+    }
+
+    /// Receives a datagram that is already there, without waiting: an
+    /// error of kind [`WouldBlock`](io::ErrorKind::WouldBlock) if none is.
+    /// Works anywhere (a stackless task waits with
+    /// `Wait::readable` after it).
+    pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.source.try_io(|s| s.recv_from(buf))
+    }
+
     /// Sets the only address [`send`](UdpSocket::send) sends to and
     /// [`recv`](UdpSocket::recv) receives from. Does not wait.
     pub fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
@@ -188,6 +204,15 @@ impl UdpSocket {
         self.source.get_ref()
     }
 }
+
+impl super::source::Sealed for UdpSocket {
+    fn target(&self, what: &'static str) -> io::Result<super::source::Target> {
+        self.source.target(what)
+    }
+}
+
+#[cfg(cogen_nightly)]
+impl super::Socket for UdpSocket {}
 
 fn check_timeout(timeout: Option<Duration>) -> io::Result<()> {
     if timeout.is_some_and(|t| t.is_zero()) {
