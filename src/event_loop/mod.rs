@@ -48,7 +48,7 @@
 //! | any `Future` | [`wait_for`] | `.await` | — |
 //! | a time limit on waiting | [`timeout`] | — | — |
 //! | blocking calls, files | [`unblock`], [`fs`] (feature `blocking`) | — | — |
-//! | sockets | [`net`] (feature `net`) | — | `yield Wait::readable(&s)?` / `Wait::writable`, then `try_read`, `try_write`, `try_accept`, … |
+//! | sockets | [`net`] (feature `net`) | `AsyncRead` / `AsyncWrite`, `accept_async`, `poll_` forms | `yield Wait::readable(&s)?` / `Wait::writable`, then `try_read`, `try_write`, `try_accept`, … |
 //! | memory per parked task | one touched stack page plus the task | the future plus the task | the coroutine's state plus the task |
 //!
 //! "The task" is one allocation of a 48-byte header (checked at compile time)

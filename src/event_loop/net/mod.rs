@@ -1,6 +1,9 @@
-//! Sockets for stackful tasks (feature `net`): [`TcpListener`],
-//! [`TcpStream`] and [`UdpSocket`], whose operations park the running task,
-//! not the thread, while the socket is not ready.
+//! Sockets (feature `net`): [`TcpListener`], [`TcpStream`] and
+//! [`UdpSocket`], whose operations park the running task, not the thread,
+//! while the socket is not ready: stackful tasks through `Read`, `Write`
+//! and methods that wait, future tasks through `AsyncRead`, `AsyncWrite`
+//! and `poll_` methods, stackless tasks through `try_` methods and
+//! `Wait::readable` / `Wait::writable`.
 //!
 //! # Blocking code, one thread
 //!
@@ -113,10 +116,56 @@
 //! outside the loop (the peer) can always wake it, so the loop waits for
 //! it rather than reporting [`RunError`](super::RunError).
 //!
+//! # Future tasks
+//!
+//! [`TcpStream`] (and `&TcpStream`) implements
+//! [`futures_io::AsyncRead`] and [`futures_io::AsyncWrite`], so
+//! futures-lite's or futures' `AsyncReadExt` / `AsyncWriteExt` work in a
+//! task of [`spawn_future`](super::spawn_future);
+//! [`TcpListener::poll_accept`] / [`TcpListener::accept_async`] and
+//! [`UdpSocket::poll_send_to`] / [`UdpSocket::poll_recv_from`] are the
+//! others. An operation that would block files the task's waker with the
+//! loop's reactor (the task's key, for a task of this loop: waking it
+//! costs no system call) and returns `Pending`:
+//!
+//! ```
+//! use cogen::event_loop::EventLoop;
+//! use cogen::event_loop::net::TcpListener;
+//! use futures_lite::{AsyncReadExt, AsyncWriteExt};
+//!
+//! let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+//! let addr = listener.local_addr().unwrap();
+//! let ev = EventLoop::new();
+//! let server = ev.spawn_future(async move {
+//!     let (mut stream, _) = listener.accept_async().await?;
+//!     let mut buf = [0; 5];
+//!     stream.read_exact(&mut buf).await?;
+//!     stream.write_all(&buf).await?;
+//!     std::io::Result::Ok(())
+//! });
+//! let client = std::thread::spawn(move || {
+//!     use std::io::{Read, Write};
+//!     let mut s = std::net::TcpStream::connect(addr).unwrap();
+//!     s.write_all(b"hello").unwrap();
+//!     let mut back = [0; 5];
+//!     s.read_exact(&mut back).unwrap();
+//!     back
+//! });
+//! ev.run().unwrap();
+//! server.join().unwrap().unwrap();
+//! assert_eq!(&client.join().unwrap(), b"hello");
+//! ```
+//!
+//! The time limits set on a socket apply to its waiting (stackful) forms
+//! only. A type with both `Read` and `AsyncRead` makes `read_exact` and
+//! the like ambiguous where both extension traits are in scope: import
+//! the one the task's kind uses, or name the trait.
+//!
 //! # Where it works
 //!
-//! Connecting, accepting, reading, writing, sending and receiving wait,
-//! so they panic outside a stackful task (in a future task, a stackless
+//! Connecting, accepting, reading, writing, sending and receiving through
+//! `Read`, `Write` and the methods of those names wait, so they panic
+//! outside a stackful task (in a future task, a stackless
 //! task, a coroutine nested in a task, or outside any loop), like every
 //! waiting function of the loop; the message says why. Binding, the
 //! addresses, options and conversions work anywhere. The sockets are
@@ -128,7 +177,9 @@
 //! error of kind [`WouldBlock`](std::io::ErrorKind::WouldBlock) where the
 //! waiting form would wait. A stackless task (feature `nightly`) then
 //! yields `Wait::readable(&socket)?` or `Wait::writable(&socket)?` and
-//! tries again when it is woken.
+//! tries again when it is woken. The `poll_` forms and `AsyncRead` /
+//! `AsyncWrite` work in any task of the socket's loop, and panic only if
+//! they have to wait outside one.
 //!
 //! Unix only (the rest of the crate needs it too).
 

@@ -8,11 +8,13 @@ use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::rc::{Rc, Weak};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::super::context::{current_core, park, running_stackful};
 use super::super::core::Core;
 use super::super::reactor::{Direction, Hint, Reactor, ReadHint};
+use super::super::remote::local_key;
 use super::super::sleep::deadline_after;
 use super::super::task::{Header, WaitReason, Waiter};
 
@@ -219,6 +221,75 @@ impl<T: AsFd> Source<T> {
             self.set_drained();
         }
         Ok(n)
+    }
+
+    /// For a future: one try of `op`; if it would block, files the
+    /// context's waker among the socket's `dir` waiters in the reactor of
+    /// the loop running the current task, and returns `Pending`.
+    ///
+    /// # Panics
+    /// Outside a task of a running loop, if it has to wait.
+    #[track_caller]
+    pub(crate) fn poll_io<R>(
+        &self,
+        what: &'static str,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        match self.try_io(&mut op) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            done => return Poll::Ready(done),
+        }
+        self.park_waker(what, cx, dir)
+    }
+
+    /// [`poll_io`](Source::poll_io) for a stream read into `len` bytes,
+    /// with the drained-read hint.
+    #[track_caller]
+    pub(crate) fn poll_read(
+        &self,
+        what: &'static str,
+        cx: &mut Context<'_>,
+        len: usize,
+        op: impl FnMut(&T) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        match self.try_read(len, op) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            done => return Poll::Ready(done),
+        }
+        self.park_waker(what, cx, Direction::Read)
+    }
+
+    /// Files `cx`'s waker among the socket's `dir` waiters: the key of a
+    /// task of this loop (waking it then costs no system call), or a clone
+    /// of any other waker. No operation can run between the `WouldBlock`
+    /// the caller saw and this (same thread, no poll in between), so the
+    /// next edge wakes it.
+    #[track_caller]
+    fn park_waker<R>(
+        &self,
+        what: &'static str,
+        cx: &mut Context<'_>,
+        dir: Direction,
+    ) -> Poll<io::Result<R>> {
+        let target = match self.target(what) {
+            Ok(target) => target,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        let core = current_core(what);
+        let waiter = match local_key(cx.waker(), &core.remote) {
+            Some((index, id)) => Waiter::Local(index, id),
+            None => Waiter::Waker(cx.waker().clone()),
+        };
+        // The registration is the socket's own, so it is there; what an
+        // entry replaces (a waker: user code) is dropped here, outside the
+        // reactor's borrow.
+        let added = target
+            .reactor
+            .add_waiter(target.key, target.id, dir, waiter);
+        drop(added);
+        Poll::Pending
     }
 
     /// Where a stackless task or a future waits on this socket: its
