@@ -246,3 +246,28 @@ fn a_wait_outside_a_task_panics() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let _ = Wait::readable(&listener);
 }
+
+#[test]
+fn a_stackless_task_reads_a_unix_socket_pair() {
+    use cogen::event_loop::net::UnixStream;
+    let (a, b) = UnixStream::pair().unwrap();
+    let ev = EventLoop::new();
+    let reader = ev.spawn_stackless(
+        #[coroutine]
+        move || -> io::Result<Vec<u8>> {
+            let mut got = Vec::new();
+            let mut buf = [0; 4096];
+            loop {
+                match b.try_read(&mut buf) {
+                    Ok(0) => return Ok(got),
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) if would_block(&e) => yield Wait::readable(&b)?,
+                    Err(e) => return Err(e),
+                }
+            }
+        },
+    );
+    ev.spawn(move || (&a).write_all(&[5u8; 300_000]).unwrap());
+    ev.run().unwrap();
+    assert_eq!(reader.join().unwrap().unwrap(), vec![5u8; 300_000]);
+}

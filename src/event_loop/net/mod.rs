@@ -1,5 +1,5 @@
-//! Sockets (feature `net`): [`TcpListener`], [`TcpStream`] and
-//! [`UdpSocket`], whose operations park the running task, not the thread,
+//! Sockets (feature `net`): [`TcpListener`], [`TcpStream`],
+//! [`UdpSocket`], [`UnixListener`] and [`UnixStream`], whose operations park the running task, not the thread,
 //! while the socket is not ready: stackful tasks through `Read`, `Write`
 //! and methods that wait, future tasks through `AsyncRead`, `AsyncWrite`
 //! and `poll_` methods, stackless tasks through `try_` methods and
@@ -189,11 +189,13 @@ mod stream;
 #[cfg(test)]
 mod tests;
 mod udp;
+mod unix;
 
 /// A socket of this module, which a stackless task can wait on with
 /// [`Wait::readable`](super::Wait::readable) and
 /// [`Wait::writable`](super::Wait::writable) (feature `nightly`):
-/// [`TcpStream`], [`TcpListener`] and [`UdpSocket`]. Sealed: only this
+/// [`TcpStream`], [`TcpListener`], [`UdpSocket`], [`UnixStream`] and
+/// [`UnixListener`]. Sealed: only this
 /// module's sockets implement it.
 #[cfg(cogen_nightly)]
 pub trait Socket: source::Sealed {}
@@ -201,3 +203,4 @@ pub trait Socket: source::Sealed {}
 pub use listener::{Incoming, TcpListener};
 pub use stream::TcpStream;
 pub use udp::UdpSocket;
+pub use unix::{UnixListener, UnixStream};
