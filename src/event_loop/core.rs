@@ -499,6 +499,10 @@ impl Core {
                     let now = Instant::now();
                     if at > now {
                         self.sleep(Some(at - now));
+                    } else {
+                        // No wait, but ready sockets are taken whenever
+                        // nothing is runnable (the fairness guarantee).
+                        self.poll_reactor(0, true);
                     }
                     self.fire_timers(Instant::now());
                 }
