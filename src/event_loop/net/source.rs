@@ -418,6 +418,7 @@ impl std::fmt::Debug for Target {
 
 /// What makes a type a [`Socket`](super::Socket): only this module's
 /// sockets implement it.
+#[cfg_attr(not(cogen_nightly), allow(dead_code))]
 pub trait Sealed {
     /// See [`Source::target`].
     #[doc(hidden)]
