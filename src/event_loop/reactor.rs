@@ -22,16 +22,23 @@
 //! is an edge the poller reports.
 //!
 //! Each slot holds two lists of waiters: readers and writers, so one task
-//! may read while another writes. A waiter is a parked task with its park
-//! number (stackful and stackless tasks), or a waker (future tasks: the
-//! key of a task of this loop, or any other `Waker`). An event takes the
-//! lists of its directions and wakes each; the woken task retries its
-//! operation (an event may be spurious). A stackful task's waiting
-//! function removes its own entry when it returns or unwinds (woken by its
-//! timer instead, or cancelled), so no entry outlives its wait; the
-//! entries of stackless tasks and wakers stay until the next event or the
-//! socket's drop (a stale one is ignored: its park number is old, or its
-//! task is not parked).
+//! may read while another writes. A waiter (`task::Waiter`) is a parked
+//! stackful task with its park number; a stackless task by registry key
+//! and park number (`Waiter::Parked`: a reference would keep a cancelled
+//! task alive); or a waker (future tasks: the key of a task of this loop,
+//! or any other `Waker`, one entry per waker). An event takes the lists
+//! of its directions and wakes each; the woken task retries its operation
+//! (an event may be spurious). A stackful task's waiting function removes
+//! its own entry when it returns or unwinds (woken by its timer instead,
+//! or cancelled), so no entry outlives its wait; the entries of stackless
+//! tasks and wakers stay until the next event or the socket's drop (a
+//! stale one wakes nothing: its park number is old, its task gone, or
+//! its future polled again). While a waker entry is filed, the idle loop
+//! waits in the poller rather than reporting a deadlock, stale or not.
+//!
+//! Slots are reused: each registration has a number, so that a stackless
+//! task's `Wait` made for a socket that is then dropped does not file the
+//! task with the socket that took its slot.
 //!
 //! # The drained-read hint
 //!

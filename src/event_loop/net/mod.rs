@@ -108,13 +108,17 @@
 //! Cancelling a task parked on a socket (or dropping the loop, which
 //! cancels every task) unwinds it like any wait: its place among the
 //! socket's waiters is removed, so the socket can be used by another task
-//! at once. Dropping a socket closes it and deregisters it from the
-//! reactor. A socket belongs to the loop it first waited in for as long
-//! as that loop exists.
+//! at once. (A cancelled stackless or future task leaves an entry that
+//! names it without keeping it alive, and that the socket's next event or
+//! its drop clears.) Dropping a socket closes it and deregisters it from
+//! the reactor; stackless tasks and wakers still waiting on it are woken,
+//! to find it gone. A socket belongs to the loop it first waited in for
+//! as long as that loop exists; after that it registers with the next.
 //!
-//! A task parked on a socket is never part of a deadlock: something
-//! outside the loop (the peer) can always wake it, so the loop waits for
-//! it rather than reporting [`RunError`](super::RunError).
+//! A task parked on a socket, or a waker filed with one, is never part of
+//! a deadlock: something outside the loop (the peer) can always wake it,
+//! so the loop waits for it rather than reporting
+//! [`RunError`](super::RunError).
 //!
 //! # Future tasks
 //!
