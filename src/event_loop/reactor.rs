@@ -151,7 +151,7 @@ mod imp {
     use mio::{Events, Interest, Poll, Token};
 
     use super::super::core::Core;
-    use super::super::task::{Header, Waiter};
+    use super::super::task::{Header, TaskRef, Waiter};
 
     /// Which way a task waits on a socket.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -405,6 +405,15 @@ mod imp {
             }
             list.push(entry);
             Ok(None)
+        }
+
+        /// Files a parked stackful task as a reader or writer of socket
+        /// `key`, which it borrows while it waits (so the socket is
+        /// registered). No system call, no user code.
+        pub(crate) fn add_task(&self, key: usize, dir: Direction, task: TaskRef, seq: u32) {
+            let mut slots = self.slots.borrow_mut();
+            let slot = slots.slots[key].as_mut().expect("a registered socket");
+            slot.list(dir).push(Waiter::Task(task, seq));
         }
 
         /// Takes the entries of the task of `header` out of socket `key`'s

@@ -329,11 +329,7 @@ impl<T: AsFd> Source<T> {
             if let Some(at) = deadline {
                 core.timers.add(at, task.clone(), seq);
             }
-            let id = reactor
-                .id(key)
-                .expect("registered: the task borrows the socket");
-            let added = reactor.add_waiter(key, id, dir, Waiter::Task(task, seq));
-            debug_assert!(matches!(added, Ok(None)), "a task entry replaces nothing");
+            reactor.add_task(key, dir, task, seq);
         });
         Ok(())
     }
