@@ -5,8 +5,8 @@
 //! into the loop's `Remote` (a mutex-protected list and an atomic flag),
 //! then wakes the loop's thread: it unparks it, or, once the loop has a
 //! readiness poller (feature `net`, see `reactor.rs`), wakes the poller
-//! the idle loop waits in through its `mio::Waker`. The loop looks at the flag (one relaxed load)
-//! once per round and when idle.
+//! the idle loop waits in through its `mio::Waker`. The loop looks at the
+//! flag (one relaxed load) once per round and when idle.
 //!
 //! A task parked on its waker is "externally wakeable" only while a clone of
 //! the waker exists outside the loop (another thread, the blocking pool, the
@@ -34,7 +34,7 @@ pub(crate) struct Remote {
     /// The waker of the poller the idle loop waits in, once it has one:
     /// set once, by the loop's thread, when its first socket has to wait.
     #[cfg(feature = "net")]
-    poller: OnceLock<mio::Waker>,
+    poller_waker: OnceLock<mio::Waker>,
 }
 
 impl Remote {
@@ -45,7 +45,7 @@ impl Remote {
             woken: Mutex::new(Vec::new()),
             thread: std::thread::current(),
             #[cfg(feature = "net")]
-            poller: OnceLock::new(),
+            poller_waker: OnceLock::new(),
         }
     }
 
@@ -68,9 +68,7 @@ impl Remote {
         Some(std::mem::take(&mut *woken))
     }
 
-    /// Leaves a wake-up for the task of registry key `key` and wakes the
-    /// loop.
-    pub(crate) fn wake(&self, key: (u32, u64)) {
+    fn wake(&self, key: (u32, u64)) {
         self.woken
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -88,7 +86,7 @@ impl Remote {
         // poller would be lost.)
         fence(Ordering::SeqCst);
         #[cfg(feature = "net")]
-        if let Some(waker) = self.poller.get() {
+        if let Some(waker) = self.poller_waker.get() {
             // An error here would mean the waker's descriptor is gone;
             // the loop's own wait reports errors of the poller.
             let _ = waker.wake();
@@ -101,7 +99,7 @@ impl Remote {
     /// unparking the thread (the loop then waits in the poller when idle).
     #[cfg(feature = "net")]
     pub(crate) fn use_waker(&self, waker: mio::Waker) {
-        let _ = self.poller.set(waker);
+        let _ = self.poller_waker.set(waker);
         fence(Ordering::SeqCst);
     }
 
