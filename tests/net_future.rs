@@ -304,3 +304,39 @@ fn a_future_that_must_wait_outside_a_loop_panics() {
     let mut cx = std::task::Context::from_waker(waker);
     let _ = listener.poll_accept(&mut cx);
 }
+
+#[test]
+fn dropping_the_loop_drops_future_tasks_parked_on_sockets_once() {
+    use std::cell::Cell;
+    /// Counts its drops.
+    struct Guard(Rc<Cell<usize>>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+
+    let dropped = Rc::new(Cell::new(0));
+    let ev = EventLoop::new();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = thread::spawn(move || std::net::TcpStream::connect(addr).unwrap());
+    let (stream, _) = ev.block_on(move || listener.accept().unwrap()).unwrap();
+    let guard = Guard(dropped.clone());
+    ev.spawn_future(async move {
+        let _guard = guard;
+        let mut buf = [0; 8];
+        (&stream).read(&mut buf).await
+    });
+    let idle = TcpListener::bind("127.0.0.1:0").unwrap();
+    let guard = Guard(dropped.clone());
+    ev.spawn_future(async move {
+        let _guard = guard;
+        idle.accept_async().await.map(drop)
+    });
+    assert!(ev.try_tick() && ev.try_tick()); // both park
+    assert_eq!(dropped.get(), 0);
+    drop(ev);
+    assert_eq!(dropped.get(), 2);
+    drop(peer.join().unwrap());
+}

@@ -271,3 +271,82 @@ fn a_stackless_task_reads_a_unix_socket_pair() {
     ev.run().unwrap();
     assert_eq!(reader.join().unwrap().unwrap(), vec![5u8; 300_000]);
 }
+
+#[test]
+fn dropping_the_loop_drops_stackless_tasks_parked_on_sockets_once() {
+    let drops = DropCounter::new();
+    let ev = EventLoop::new();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = thread::spawn(move || std::net::TcpStream::connect(addr).unwrap());
+    let (stream, _) = ev.block_on(move || listener.accept().unwrap()).unwrap();
+    let (reader, acceptor) = (drops.token(), drops.token());
+    ev.spawn_stackless(
+        #[coroutine]
+        move || {
+            let _token = reader;
+            loop {
+                match stream.try_read(&mut [0; 8]) {
+                    Err(e) if would_block(&e) => yield Wait::readable(&stream).unwrap(),
+                    _ => return,
+                }
+            }
+        },
+    );
+    let idle = TcpListener::bind("127.0.0.1:0").unwrap();
+    ev.spawn_stackless(
+        #[coroutine]
+        move || {
+            let _token = acceptor;
+            loop {
+                match idle.try_accept() {
+                    Err(e) if would_block(&e) => yield Wait::readable(&idle).unwrap(),
+                    _ => return,
+                }
+            }
+        },
+    );
+    // Both park; the loop has nothing else to do but wait for the peers.
+    assert!(ev.try_tick() && ev.try_tick());
+    assert_eq!(drops.count(), 0);
+    // Dropping the loop cancels them: each coroutine (and the socket it
+    // owns, deregistering it) is dropped once.
+    drop(ev);
+    assert_eq!(drops.count(), 2);
+    drop(peer.join().unwrap());
+}
+
+#[test]
+fn a_drained_socket_reads_again_once_its_loop_is_gone() {
+    let (stream, peer) = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (s, _) = listener.accept().unwrap();
+        (TcpStream::try_from(s).unwrap(), peer)
+    };
+    let writer = thread::spawn(move || {
+        let mut peer = peer;
+        thread::sleep(Duration::from_millis(20));
+        peer.write_all(b"ab").unwrap();
+        peer
+    });
+    let ev = EventLoop::new();
+    let stream = ev
+        .block_on(move || {
+            let mut buf = [0; 8];
+            // Waits (registering the socket), then a short read: the
+            // socket is drained.
+            assert_eq!(Read::read(&mut &stream, &mut buf).unwrap(), 2);
+            stream
+        })
+        .unwrap();
+    drop(ev);
+    let mut peer = writer.join().unwrap();
+    peer.write_all(b"cd").unwrap();
+    thread::sleep(Duration::from_millis(20));
+    // No loop, no poller to report the new bytes: the hint of the loop
+    // that is gone must not make this say `WouldBlock`.
+    let mut buf = [0; 8];
+    assert_eq!(stream.try_read(&mut buf).unwrap(), 2);
+    assert_eq!(&buf[..2], b"cd");
+}
