@@ -19,11 +19,14 @@
 //! timers exist, once per round (see the fairness guarantee in the module
 //! docs), and other threads' wake-ups are checked with one relaxed atomic
 //! load. While a task waits on a socket and others stay runnable, the
-//! readiness poller (`reactor.rs`) is asked at the end of the round in
-//! which the [`POLL_INTERVAL`]th step since it was last asked ran (tokio
-//! asks its driver every 61 ticks the same way), so that a loop busy with
-//! short steps does not make a system call per round; idle, the loop
-//! waits in it instead.
+//! readiness poller (`reactor.rs`) is asked at the end of a round in which
+//! a task yielded, or else of the round in which the [`POLL_INTERVAL`]th
+//! step since it was last asked ran; idle, the loop waits in it instead.
+//! So tasks that only wake each other (channels, joins, timers) make no
+//! system call per round, while a task that yields lets the tasks parked
+//! on sockets go first, as it means to. tokio does both the same way: it
+//! asks its driver every 61 ticks, and a `yield_now` there waits for the
+//! driver to have been asked.
 //!
 //! A stack switch leaves the CPU's return-address predictor with the other
 //! stack's return addresses, so every `ret` right after one mispredicts.
@@ -85,6 +88,8 @@ pub(crate) struct Core {
     io: Cell<usize>,
     /// Task steps since the poller was last asked.
     since_poll: Cell<u32>,
+    /// A task yielded in this round (or, for `tick`, in the last step).
+    yielded: Cell<bool>,
     pub(crate) remote: Arc<Remote>,
     /// The readiness poller, once a socket had to wait (`reactor.rs`).
     pub(crate) reactor: ReactorSlot,
@@ -104,6 +109,7 @@ impl Core {
             external: Cell::new(0),
             io: Cell::new(0),
             since_poll: Cell::new(0),
+            yielded: Cell::new(false),
             remote: Arc::new(Remote::new()),
             reactor: ReactorSlot::default(),
             next_id: Cell::new(1),
@@ -206,6 +212,8 @@ impl Core {
             }
             Step::Suspended => {
                 if h.state.get() != TaskState::Parked {
+                    // It yielded: the round ends with a look at the poller.
+                    self.yielded.set(true);
                     h.state.set(TaskState::Queued);
                     self.queue.push_back(task);
                 }
@@ -388,15 +396,18 @@ impl Core {
     }
 
     /// After `steps` more task steps: takes the readiness events already
-    /// there if a task waits on a socket and `POLL_INTERVAL` steps ran
-    /// since the last look (or `now`); no system call otherwise.
+    /// there if a task waits on a socket and a task yielded or
+    /// `POLL_INTERVAL` steps ran since the last look (or `now`); no system
+    /// call otherwise.
     fn poll_reactor(&self, steps: u32, now: bool) {
         let since = self.since_poll.get().saturating_add(steps);
-        if (now || since >= POLL_INTERVAL) && self.waits_on_io() {
+        if (now || self.yielded.get() || since >= POLL_INTERVAL) && self.waits_on_io() {
             self.since_poll.set(0);
+            self.yielded.set(false);
             self.reactor.poll_now(|w| self.wake_waiter(w));
         } else {
             self.since_poll.set(since);
+            self.yielded.set(false);
         }
     }
 
@@ -404,6 +415,7 @@ impl Core {
     /// once the loop has a poller, a socket's readiness.
     fn sleep(&self, timeout: Option<Duration>) {
         self.since_poll.set(0);
+        self.yielded.set(false);
         if !self
             .reactor
             .wait(&self.remote, timeout, |w| self.wake_waiter(w))

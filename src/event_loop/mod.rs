@@ -70,11 +70,14 @@
 //! runs at most one round (plus the rest of the current one) late.
 //!
 //! Sockets that became ready ([`net`]) are taken at the end of a round
-//! once at least 61 task steps have run since they were last taken (as
-//! tokio's runtime checks its I/O driver every 61 ticks), and whenever no
-//! task is runnable; their tasks join the back of the queue. So a task
-//! whose socket became ready runs at most 61 steps or one round late,
-//! whichever is longer, plus the rest of the current round.
+//! in which a task yielded ([`yield_now`], `Wait::yield_now`), at the end
+//! of a round once at least 61 task steps have run since they were last
+//! taken (as tokio's runtime checks its I/O driver every 61 ticks), and
+//! whenever no task is runnable; their tasks join the back of the queue.
+//! So a task whose socket became ready runs at most 61 steps or one round
+//! late, whichever is longer, plus the rest of the current round; and a
+//! task that yields runs again only after the tasks whose sockets were
+//! ready when it yielded.
 //!
 //! **Current behaviour, not guaranteed.** The clock is read once per round
 //! and only while a timer exists; wake-ups from other threads are checked

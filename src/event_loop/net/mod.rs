@@ -88,8 +88,9 @@
 //! instead of making a system call that would find nothing, until the
 //! poller reports the socket readable again (tokio does the same). While
 //! tasks stay runnable, the loop asks the poller for ready sockets
-//! (without waiting) every 61 task steps, only while some task waits on
-//! one; idle, it waits in the poller until the next timer. So an echo
+//! (without waiting) after a round in which a task yielded, or every 61
+//! task steps, only while some task waits on one; idle, it waits in the
+//! poller until the next timer. So an echo
 //! request costs its `recv` and its `send` and a share of one poller wait:
 //! `docs/BENCHMARKS.md` has the counts measured.
 //!

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::super::context::current_core;
 use super::super::core::POLL_INTERVAL;
 use super::super::reactor::Reactor;
-use super::super::{EventLoop, spawn, yield_now};
+use super::super::{EventLoop, channel, spawn, yield_now};
 use super::{TcpListener, TcpStream};
 
 /// The reactor of the loop running the current task.
@@ -143,35 +143,65 @@ fn a_ready_socket_is_taken_within_the_poll_interval_while_tasks_stay_runnable() 
     EventLoop::new()
         .block_on(|| {
             let (server, client) = pair();
+            // Two tasks that keep waking each other through channels (no
+            // yields): the loop never goes idle.
+            let (to_b, from_a) = channel::<u32>(1);
+            let (to_a, from_b) = channel::<u32>(1);
             let steps = Rc::new(Cell::new(0u32));
-            let stop = Rc::new(Cell::new(false));
-            // A task that keeps the queue busy: the loop never goes idle.
-            let (st, sp) = (steps.clone(), stop.clone());
-            let busy = spawn(move || {
-                while !sp.get() {
+            let st = steps.clone();
+            let ping = spawn(move || {
+                while to_b.send(0).is_ok() && from_b.recv().is_ok() {
                     st.set(st.get() + 1);
-                    yield_now();
                 }
             });
+            let pong = spawn(move || {
+                while let Ok(v) = from_a.recv() {
+                    if to_a.send(v).is_err() {
+                        break;
+                    }
+                }
+            });
+            // No task yields from here on (a yield would make the loop
+            // look at the poller at the end of its round).
+            let (started, start) = channel::<()>(1);
+            let reader = spawn(move || {
+                started.send(()).unwrap();
+                let mut buf = [0; 8];
+                (&server).read(&mut buf).unwrap() // parks
+            });
+            start.recv().unwrap();
+            (&client).write_all(b"x").unwrap();
+            let from = steps.get();
+            // Joining parks this task: only the ping-pong runs.
+            assert_eq!(reader.join().unwrap(), 1);
+            let late = steps.get() - from;
+            // Each ping-pong round trip is about four steps.
+            assert!(
+                late <= POLL_INTERVAL / 2,
+                "the reader ran {late} round trips after its data came"
+            );
+            ping.cancel();
+            pong.cancel();
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_task_that_yields_runs_again_after_the_ready_sockets() {
+    EventLoop::new()
+        .block_on(|| {
+            let (server, client) = pair();
             let reader = spawn(move || {
                 let mut buf = [0; 8];
                 (&server).read(&mut buf).unwrap()
             });
             yield_now(); // the reader parks
             (&client).write_all(b"x").unwrap();
-            let from = steps.get();
-            while !reader.is_finished() {
-                yield_now();
-            }
-            // Each round is this task and `busy`: two steps.
-            let late = steps.get() - from;
-            assert!(
-                late <= POLL_INTERVAL / 2 + 2,
-                "the reader ran {late} rounds after its data came"
-            );
-            assert_eq!(reader.join().unwrap(), 1);
-            stop.set(true);
-            busy.join().unwrap();
+            // The round of this yield ends with a look at the poller: the
+            // reader is queued before this task runs again, and runs first.
+            yield_now();
+            yield_now();
+            assert!(reader.is_finished());
         })
         .unwrap();
 }
@@ -186,13 +216,26 @@ fn a_busy_loop_asks_the_poller_once_per_poll_interval_not_once_per_round() {
             yield_now();
             let reactor = reactor();
             let before = reactor.polls();
-            // Rounds of one step each (this task alone is runnable).
-            for _ in 0..1000 {
-                yield_now();
+            // Two tasks ping-pong over channels: rounds of a step or two,
+            // none of which yields.
+            let (to_b, from_a) = channel::<u32>(1);
+            let (to_a, from_b) = channel::<u32>(1);
+            let pong = spawn(move || {
+                while let Ok(v) = from_a.recv() {
+                    if to_a.send(v).is_err() {
+                        break;
+                    }
+                }
+            });
+            for i in 0..1000 {
+                to_b.send(i).unwrap();
+                assert_eq!(from_b.recv().unwrap(), i);
             }
             let polls = reactor.polls() - before;
-            let most = 1000 / POLL_INTERVAL as usize + 2;
-            assert!(polls <= most, "{polls} polls for 1000 one-step rounds");
+            let most = 4000 / POLL_INTERVAL as usize + 2;
+            assert!(polls <= most, "{polls} polls for 1000 round trips");
+            drop(to_b);
+            pong.join().unwrap();
             reader.cancel();
         })
         .unwrap();
