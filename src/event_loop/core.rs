@@ -18,9 +18,15 @@
 //! push back: no allocation and no system call. The clock is read only when
 //! timers exist, once per round (see the fairness guarantee in the module
 //! docs), and other threads' wake-ups are checked with one relaxed atomic
-//! load. The readiness poller (`reactor.rs`) is asked once per round, only
-//! while a task waits on a socket and others are runnable (idle, the loop
-//! waits in it instead).
+//! load. While a task waits on a socket and others stay runnable, the
+//! readiness poller (`reactor.rs`) is asked at the end of a round in which
+//! a task yielded, or else of the round in which the [`POLL_INTERVAL`]th
+//! step since it was last asked ran; idle, the loop waits in it instead.
+//! So tasks that only wake each other (channels, joins, timers) make no
+//! system call per round, while a task that yields lets the tasks parked
+//! on sockets go first, as it means to. tokio does both the same way: it
+//! asks its driver every 61 ticks, and a `yield_now` there waits for the
+//! driver to have been asked.
 //!
 //! A stack switch leaves the CPU's return-address predictor with the other
 //! stack's return addresses, so every `ret` right after one mispredicts.
@@ -51,6 +57,14 @@ use super::timer::Timers;
 use super::trace::{self, Spans};
 use super::watchdog::Watchdog;
 
+/// Task steps between two looks at the readiness poller while tasks stay
+/// runnable (see the module docs): tokio's `event_interval`.
+pub(crate) const POLL_INTERVAL: u32 = 61;
+const _: () = assert!(
+    POLL_INTERVAL == 61,
+    "the docs of `event_loop` and `event_loop::net` say 61"
+);
+
 /// What happens to panics of tasks whose result nobody reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum PanicPolicy {
@@ -74,6 +88,10 @@ pub(crate) struct Core {
     external: Cell<usize>,
     /// Parked tasks that wait for a socket (`WaitReason::Io`).
     io: Cell<usize>,
+    /// Task steps since the poller was last asked.
+    since_poll: Cell<u32>,
+    /// A task yielded in this round (or, for `tick`, in the last step).
+    yielded: Cell<bool>,
     pub(crate) remote: Arc<Remote>,
     /// The readiness poller, once a socket had to wait (`reactor.rs`).
     pub(crate) reactor: ReactorSlot,
@@ -95,6 +113,8 @@ impl Core {
             timers: Timers::default(),
             external: Cell::new(0),
             io: Cell::new(0),
+            since_poll: Cell::new(0),
+            yielded: Cell::new(false),
             remote: Arc::new(Remote::new()),
             reactor: ReactorSlot::default(),
             next_id: Cell::new(1),
@@ -213,6 +233,8 @@ impl Core {
             }
             Step::Suspended => {
                 if h.state.get() != TaskState::Parked {
+                    // It yielded: the round ends with a look at the poller.
+                    self.yielded.set(true);
                     h.state.set(TaskState::Queued);
                     self.queue.push_back(task);
                 }
@@ -301,6 +323,7 @@ impl Core {
             match waiter {
                 Waiter::Task(task, seq) => wake(task, seq),
                 Waiter::Local(index, id) => self.wake_key(index, id),
+                Waiter::Parked(index, id, seq) => self.wake_key_at(index, id, seq),
                 // Kept, to be dropped with the task, not while unwinding.
                 waker @ Waiter::Waker(_) => drop(h.add_waiter(waker)),
             }
@@ -352,6 +375,16 @@ impl Core {
             Waiter::Task(task, seq) => wake(task, seq),
             Waiter::Local(index, id) => self.wake_key(index, id),
             Waiter::Waker(waker) => self.wake_user(waker),
+            Waiter::Parked(index, id, seq) => self.wake_key_at(index, id, seq),
+        }
+    }
+
+    /// Wakes the task in registry slot `index` if it is task `id` and
+    /// still parked with number `seq`.
+    fn wake_key_at(&self, index: u32, id: u64, seq: u32) {
+        let task = self.registry.borrow().get(index, id);
+        if let Some(task) = task {
+            wake(task, seq);
         }
     }
 
@@ -374,11 +407,24 @@ impl Core {
         }
     }
 
-    /// Takes the readiness events already there, if a task waits on a
-    /// socket: no system call otherwise.
-    fn poll_reactor(&self) {
-        if self.io.get() > 0 {
-            self.reactor.poll_now(wake);
+    /// True if a task (or a waker) waits on a socket.
+    fn waits_on_io(&self) -> bool {
+        self.io.get() > 0 || self.reactor.has_wakers()
+    }
+
+    /// After `steps` more task steps: takes the readiness events already
+    /// there if a task waits on a socket and a task yielded or
+    /// `POLL_INTERVAL` steps ran since the last look (or `now`); no system
+    /// call otherwise.
+    fn poll_reactor(&self, steps: u32, now: bool) {
+        let since = self.since_poll.get().saturating_add(steps);
+        if (now || self.yielded.get() || since >= POLL_INTERVAL) && self.waits_on_io() {
+            self.since_poll.set(0);
+            self.yielded.set(false);
+            self.reactor.poll_now(|w| self.wake_waiter(w));
+        } else {
+            self.since_poll.set(since);
+            self.yielded.set(false);
         }
     }
 
@@ -386,7 +432,12 @@ impl Core {
     /// once the loop has a poller, a socket's readiness.
     fn sleep(&self, timeout: Option<Duration>) {
         let start = Instant::now();
-        if !self.reactor.wait(&self.remote, timeout, wake) {
+        self.since_poll.set(0);
+        self.yielded.set(false);
+        if !self
+            .reactor
+            .wait(&self.remote, timeout, |w| self.wake_waiter(w))
+        {
             self.remote.park(timeout);
         }
         let idle = &self.counters.idle;
@@ -422,7 +473,7 @@ impl Core {
     pub(crate) fn tick(&self) -> bool {
         self.poll_remote();
         self.poll_timers();
-        self.poll_reactor();
+        self.poll_reactor(1, self.queue.is_empty());
         match self.queue.pop_front() {
             Some(task) => {
                 self.queue.maybe_shrink();
@@ -438,7 +489,8 @@ impl Core {
     /// tasks queued at its start, then checks timers and outside wake-ups.
     pub(crate) fn run_until(&self, stop: impl Fn() -> bool) -> Result<(), Vec<StuckTask>> {
         loop {
-            let mut n = self.queue.len();
+            let round = self.queue.len();
+            let mut n = round;
             while n > 0 {
                 let Some(task) = self.queue.pop_front() else {
                     break;
@@ -463,7 +515,7 @@ impl Core {
                 // ready sockets too.
                 self.idle()?;
             } else {
-                self.poll_reactor();
+                self.poll_reactor(u32::try_from(round).unwrap_or(u32::MAX), false);
             }
         }
     }
@@ -481,11 +533,15 @@ impl Core {
                     let now = Instant::now();
                     if at > now {
                         self.sleep(Some(at - now));
+                    } else {
+                        // No wait, but ready sockets are taken whenever
+                        // nothing is runnable (the fairness guarantee).
+                        self.poll_reactor(0, true);
                     }
                     self.fire_timers(Instant::now());
                 }
                 // A task parked on a socket can always be woken by its peer.
-                None if self.io.get() > 0 => self.sleep(None),
+                None if self.waits_on_io() => self.sleep(None),
                 None if self.external.get() > 0 && self.woken_from_outside_maybe() => {
                     self.sleep(None)
                 }

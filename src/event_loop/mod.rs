@@ -50,7 +50,7 @@
 //! | a time limit on waiting | [`timeout`]; [`Receiver::recv_timeout`], [`Sender::send_timeout`], [`JoinHandle::join_timeout`], [`Select::timeout`] | — | — |
 //! | cancel a task | [`JoinHandle::cancel`], [`CancelHandle::cancel`] | the same | the same |
 //! | blocking calls, files | [`unblock`], [`fs`] (feature `blocking`) | — | — |
-//! | sockets | [`net`] (feature `net`) | — | — |
+//! | sockets | [`net`] (feature `net`) | `AsyncRead` / `AsyncWrite`, `accept_async`, `poll_` forms | `yield Wait::readable(&s)?` / `Wait::writable`, then `try_read`, `try_write`, `try_accept`, … |
 //! | memory per parked task | one touched stack page plus the task | the future plus the task | the coroutine's state plus the task |
 //!
 //! "The task" is one allocation of a 48-byte header (checked at compile time)
@@ -71,13 +71,20 @@
 //! their tasks join the back of the queue; so a task whose timer has expired
 //! runs at most one round (plus the rest of the current one) late.
 //!
-//! Sockets that became ready ([`net`]) are taken at the end of each round
-//! too, the same way.
+//! Sockets that became ready ([`net`]) are taken at the end of a round
+//! in which a task yielded ([`yield_now`], `Wait::yield_now`), at the end
+//! of a round once at least 61 task steps have run since they were last
+//! taken (as tokio's runtime checks its I/O driver every 61 ticks), and
+//! whenever no task is runnable; their tasks join the back of the queue.
+//! So a task whose socket became ready runs at most 61 steps or one round
+//! late, whichever is longer, plus the rest of the current round; and a
+//! task that yields runs again only after the tasks whose sockets were
+//! ready when it yielded.
 //!
 //! **Current behaviour, not guaranteed.** The clock is read once per round
 //! and only while a timer exists; wake-ups from other threads are checked
 //! with one relaxed atomic load per round; the readiness poller is asked
-//! once per round, only while a task waits on a socket. Idle, the thread
+//! as above, only while a task waits on a socket. Idle, the thread
 //! sleeps in `thread::park_timeout`, or in the poller once a socket has
 //! had to wait, until the next timer, an outside wake-up or a ready
 //! socket: it never spins.

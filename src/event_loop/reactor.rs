@@ -1,51 +1,71 @@
-//! Readiness: the loop's reactor, one poller per loop (feature `net`: the
-//! `polling` crate's, which smol uses), and the tasks waiting on each
-//! socket registered with it. The sockets themselves are in `net/`; the run loop (`core.rs`) calls
-//! [`ReactorSlot::poll_now`] once per round and [`ReactorSlot::wait`] when
-//! idle.
+//! Readiness: the loop's reactor, one poller per loop (feature `net`: a
+//! `mio::Poll`, the poller tokio is built on), and who waits on each socket
+//! registered with it. The sockets themselves are in `net/`; the run loop
+//! (`core.rs`) calls [`ReactorSlot::poll_now`] between rounds and
+//! [`ReactorSlot::wait`] when idle.
 //!
 //! # Design
 //!
 //! The poller is created the first time a socket has to wait, so a loop
 //! without sockets makes no system call for it. From then on the idle
 //! loop waits in the poller (with the next timer's deadline as timeout)
-//! instead of parking its thread, and wake-ups from other threads notify
-//! the poller (`remote.rs`).
+//! instead of parking its thread, and wake-ups from other threads go
+//! through the poller's `mio::Waker` (`remote.rs`): one eventfd write on
+//! Linux, and only for a wake-up that comes from outside the loop.
 //!
 //! A socket registers the first time one of its operations would block,
 //! gets a key (a slot here), and stays registered until it is dropped.
-//! Where the OS allows it (epoll, kqueue) it is registered once,
-//! edge-triggered, with interest in both directions, so a wait costs no
-//! system call: a task always tries its operation first and parks only on
-//! `WouldBlock`, and any readiness that comes after that `WouldBlock` is an
-//! edge the poller reports. Elsewhere (oneshot mode) each wait re-arms the
-//! socket's interest with one `modify`, and so does an event that leaves
-//! the other direction's waiters parked.
+//! mio registers it once, edge-triggered (epoll's `EPOLLET`, kqueue's
+//! `EV_CLEAR`), with interest in both directions, so a wait costs no
+//! system call: a task always tries its operation first and parks only
+//! on `WouldBlock`, and any readiness that comes after that `WouldBlock`
+//! is an edge the poller reports.
 //!
-//! Each slot holds two lists of waiters, `(task, park number)`: readers and
-//! writers, so one task may read while another writes. An event takes the
-//! lists of its directions and wakes each task still parked with that
-//! number; the woken task retries its operation (an event may be spurious).
-//! A waiting function removes its own entry when it returns or unwinds
-//! (woken by its timer instead, or cancelled), so no entry outlives its
-//! wait and a cancelled task leaves nothing behind.
+//! Each slot holds two lists of waiters: readers and writers, so one task
+//! may read while another writes. A waiter (`task::Waiter`) is a parked
+//! stackful task with its park number; a stackless task by registry key
+//! and park number (`Waiter::Parked`: a reference would keep a cancelled
+//! task alive); or a waker (future tasks: the key of a task of this loop,
+//! or any other `Waker`, one entry per waker). An event takes the lists
+//! of its directions and wakes each; the woken task retries its operation
+//! (an event may be spurious). A stackful task's waiting function removes
+//! its own entry when it returns or unwinds (woken by its timer instead,
+//! or cancelled), so no entry outlives its wait; the entries of stackless
+//! tasks and wakers stay until the next event or the socket's drop (a
+//! stale one wakes nothing: its park number is old, its task gone, or
+//! its future polled again). While a waker entry is filed, the idle loop
+//! waits in the poller rather than reporting a deadlock, stale or not.
+//!
+//! Slots are reused: each registration has a number, so that a stackless
+//! task's `Wait` made for a socket that is then dropped does not file the
+//! task with the socket that took its slot.
+//!
+//! # The drained-read hint
+//!
+//! On epoll and kqueue, a stream read that returns fewer bytes than it
+//! asked for (but some) took everything the socket had, so the next read
+//! parks at once instead of first making a system call that would find
+//! nothing; every readable event marks the socket readable again, waited
+//! on or not ([`ReadHint`]). An event that says the read side is closed
+//! (or the socket failed) turns the hint off for good: a FIN that came
+//! with the last data makes the read that takes the data short, yet the
+//! next read returns 0 at once. tokio does the same (it clears a socket's
+//! readiness after a short read).
 //!
 //! # Who may touch what
 //!
 //! Everything here is on the loop's thread. No `RefCell` borrow is held
-//! while a task is woken or a task reference is dropped: entries are moved
-//! out first (dropping one may, in principle, drop a socket, which
-//! deregisters here).
+//! while a waiter is woken or dropped: entries are moved out first (a
+//! user `Waker` is user code, and dropping a task may, in principle, drop
+//! a socket, which deregisters here).
 
 use std::time::Duration;
 
 use super::remote::Remote;
-use super::task::TaskRef;
+use super::task::Waiter;
 
-#[cfg(all(test, feature = "net"))]
-pub(crate) use imp::FORCE_ONESHOT;
 #[cfg(feature = "net")]
-pub(crate) use imp::{Direction, Reactor};
+pub(crate) use imp::{Direction, Hint, Reactor, ReadHint};
 
 /// A loop's reactor, once it has one. Without the `net` feature it never
 /// has one, and its methods do nothing.
@@ -57,8 +77,8 @@ pub(crate) struct ReactorSlot {
 
 impl ReactorSlot {
     /// Takes the readiness events that are already there, without waiting,
-    /// and hands each task they wake to `wake`.
-    pub(crate) fn poll_now(&self, wake: impl FnMut(TaskRef, u32)) {
+    /// and hands each waiter they wake to `wake`.
+    pub(crate) fn poll_now(&self, wake: impl FnMut(Waiter)) {
         #[cfg(feature = "net")]
         if let Some(reactor) = self.reactor.get() {
             reactor.poll(Some(Duration::ZERO), wake);
@@ -69,13 +89,13 @@ impl ReactorSlot {
 
     /// The loop is idle: waits in the poller until a socket is ready, a
     /// wake-up comes from another thread, or `timeout` passes, and hands
-    /// each task a readiness event wakes to `wake`. False if the loop has
+    /// each waiter a readiness event wakes to `wake`. False if the loop has
     /// no poller: the caller parks the thread instead.
     pub(crate) fn wait(
         &self,
         remote: &Remote,
         timeout: Option<Duration>,
-        wake: impl FnMut(TaskRef, u32),
+        wake: impl FnMut(Waiter),
     ) -> bool {
         #[cfg(feature = "net")]
         if let Some(reactor) = self.reactor.get() {
@@ -88,6 +108,16 @@ impl ReactorSlot {
         false
     }
 
+    /// True if a waker (of a future task, or any other) waits on a socket:
+    /// the loop then counts it like a task parked on a socket.
+    pub(crate) fn has_wakers(&self) -> bool {
+        #[cfg(feature = "net")]
+        if let Some(reactor) = self.reactor.get() {
+            return reactor.has_wakers();
+        }
+        false
+    }
+
     /// The loop's reactor, if it has one.
     #[cfg(all(test, feature = "net"))]
     pub(crate) fn get(&self) -> Option<&std::rc::Rc<Reactor>> {
@@ -96,13 +126,16 @@ impl ReactorSlot {
 
     /// The loop's reactor, created (with its poller) on first use.
     #[cfg(feature = "net")]
-    pub(crate) fn get_or_create(&self, remote: &Remote) -> std::io::Result<&std::rc::Rc<Reactor>> {
+    pub(crate) fn get_or_create(
+        &self,
+        core: &super::core::Core,
+    ) -> std::io::Result<&std::rc::Rc<Reactor>> {
         if let Some(reactor) = self.reactor.get() {
             return Ok(reactor);
         }
-        let reactor = std::rc::Rc::new(Reactor::new()?);
-        remote.use_poller(reactor.poller.clone());
-        Ok(self.reactor.get_or_init(|| reactor))
+        let (reactor, waker) = Reactor::new(core.weak())?;
+        core.remote.use_waker(waker);
+        Ok(self.reactor.get_or_init(|| std::rc::Rc::new(reactor)))
     }
 }
 
@@ -110,14 +143,15 @@ impl ReactorSlot {
 mod imp {
     use std::cell::{Cell, RefCell};
     use std::io;
-    use std::num::NonZeroUsize;
-    use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
-    use std::sync::Arc;
+    use std::os::fd::RawFd;
+    use std::rc::{Rc, Weak};
     use std::time::Duration;
 
-    use polling::{Event, Events, PollMode, Poller};
+    use mio::unix::SourceFd;
+    use mio::{Events, Interest, Poll, Token};
 
-    use super::super::task::{Header, TaskRef, ThinTask};
+    use super::super::core::Core;
+    use super::super::task::{Header, TaskRef, Waiter};
 
     /// Which way a task waits on a socket.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,15 +165,76 @@ mod imp {
     /// Readiness events taken per system call.
     const EVENTS: usize = 1024;
 
-    type Waiters = Vec<(ThinTask, u32)>;
+    /// The token of the poller's own `mio::Waker`.
+    const WAKE: Token = Token(usize::MAX);
+
+    /// Whether a socket may have data to read, shared by the socket and
+    /// its slot: see the module docs. `None` where the poller's edges do
+    /// not allow it (mio's `poll(2)` fallback).
+    pub(crate) type ReadHint = Rc<Cell<Hint>>;
+
+    /// See [`ReadHint`].
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) enum Hint {
+        /// A read took all there was, and no event came since.
+        Drained,
+        /// An event came since (or nothing is known yet).
+        MaybeReadable,
+        /// The read side is closed or the socket failed: reads never park
+        /// without trying.
+        Closed,
+    }
+
+    impl Hint {
+        /// After a readable event, which says whether the read side is
+        /// closed.
+        fn on_event(self, closed: bool) -> Hint {
+            match (self, closed) {
+                (Hint::Closed, _) | (_, true) => Hint::Closed,
+                _ => Hint::MaybeReadable,
+            }
+        }
+    }
+
+    /// True where mio waits in epoll or kqueue, whose edges make a short
+    /// read mean "drained" (the platforms where tokio makes the same
+    /// inference).
+    const HINT: bool = cfg!(any(
+        target_os = "android",
+        target_os = "illumos",
+        target_os = "linux",
+        target_os = "redox",
+        target_os = "dragonfly",
+        target_os = "freebsd",
+        target_os = "ios",
+        target_os = "macos",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "tvos",
+        target_os = "visionos",
+        target_os = "watchos",
+    ));
+
+    /// True for the waiters that only a waker may be (not a stackful or
+    /// stackless task's own entry).
+    fn is_waker(w: &Waiter) -> bool {
+        matches!(w, Waiter::Local(..) | Waiter::Waker(_))
+    }
+
+    type Waiters = Vec<Waiter>;
 
     /// One registered socket.
     struct Slot {
         readers: Waiters,
         writers: Waiters,
-        /// Kept to re-arm it in oneshot mode, and to delete it from the
-        /// poller if the reactor goes first. The socket deregisters before
-        /// it closes the descriptor, so it is open while it is here.
+        /// Set on every readable event.
+        readable: Option<ReadHint>,
+        /// Its registration number: tells it from a later socket in the
+        /// same slot.
+        id: u64,
+        /// Kept to delete it from the poller when the socket goes. The
+        /// socket deregisters before it closes the descriptor, so it is
+        /// open while it is here.
         fd: RawFd,
     }
 
@@ -150,11 +245,6 @@ mod imp {
                 Direction::Write => &mut self.writers,
             }
         }
-
-        /// The interest its waiters need (oneshot mode).
-        fn interest(&self, key: usize) -> Event {
-            Event::new(key, !self.readers.is_empty(), !self.writers.is_empty())
-        }
     }
 
     /// The registered sockets, in slots reused once a socket is dropped.
@@ -162,60 +252,60 @@ mod imp {
     struct Slots {
         slots: Vec<Option<Slot>>,
         free: Vec<usize>,
+        /// The registration number the next socket gets.
+        id: u64,
     }
 
     /// A loop's poller and its registered sockets. See the module docs.
     pub(crate) struct Reactor {
-        pub(super) poller: Arc<Poller>,
-        /// Sockets stay armed in both directions (edge-triggered), or are
-        /// re-armed per wait (oneshot).
-        edge: bool,
+        poll: RefCell<Poll>,
         slots: RefCell<Slots>,
         events: RefCell<Events>,
         /// The entries a poll takes out, kept to reuse the allocation.
         woken: Cell<Waiters>,
-        /// Waits armed in oneshot mode, for reading and for writing.
+        /// Waker entries (`Waiter::Local`, `Waiter::Waker`) in the slots.
+        wakers: Cell<usize>,
+        /// The loop, for the waiters of a dropped socket.
+        core: Weak<Core>,
+        /// Calls of `poll` so far.
         #[cfg(test)]
-        armed: Cell<(usize, usize)>,
-    }
-
-    #[cfg(test)]
-    thread_local! {
-        /// Makes the reactors created on this thread use oneshot mode, to
-        /// test the path that platforms without edge triggering take.
-        pub(crate) static FORCE_ONESHOT: Cell<bool> = const { Cell::new(false) };
+        polls: Cell<usize>,
     }
 
     impl Reactor {
-        pub(super) fn new() -> io::Result<Reactor> {
-            let poller = Poller::new()?;
-            let edge = poller.supports_edge();
-            #[cfg(test)]
-            let edge = edge && !FORCE_ONESHOT.with(Cell::get);
-            Ok(Reactor {
-                poller: Arc::new(poller),
-                edge,
+        /// A reactor and the waker that interrupts its waits from any
+        /// thread.
+        pub(super) fn new(core: Weak<Core>) -> io::Result<(Reactor, mio::Waker)> {
+            let poll = Poll::new()?;
+            let waker = mio::Waker::new(poll.registry(), WAKE)?;
+            let reactor = Reactor {
+                poll: RefCell::new(poll),
                 slots: RefCell::default(),
-                events: RefCell::new(Events::with_capacity(
-                    NonZeroUsize::new(EVENTS).expect("not zero"),
-                )),
+                events: RefCell::new(Events::with_capacity(EVENTS)),
                 woken: Cell::new(Vec::new()),
+                wakers: Cell::new(0),
+                core,
                 #[cfg(test)]
-                armed: Cell::new((0, 0)),
-            })
+                polls: Cell::new(0),
+            };
+            Ok((reactor, waker))
         }
 
-        /// Registers a socket; its key is for the other methods. The socket must call
+        /// Registers a socket, edge-triggered in both directions; its key
+        /// is for the other methods, and its [`ReadHint`] comes with it
+        /// where there is one. The socket must call
         /// [`deregister`](Reactor::deregister) before it closes `fd` (if
         /// this reactor still exists then).
-        pub(crate) fn register(&self, fd: BorrowedFd<'_>) -> io::Result<usize> {
-            let raw = fd.as_raw_fd();
+        pub(crate) fn register(&self, fd: RawFd) -> io::Result<(usize, Option<ReadHint>)> {
+            let hint = HINT.then(|| ReadHint::new(Cell::new(Hint::MaybeReadable)));
             let key = {
                 let mut slots = self.slots.borrow_mut();
                 let slot = Slot {
                     readers: Vec::new(),
                     writers: Vec::new(),
-                    fd: raw,
+                    readable: hint.clone(),
+                    id: slots.id,
+                    fd,
                 };
                 match slots.free.pop() {
                     Some(key) => {
@@ -228,19 +318,13 @@ mod imp {
                     }
                 }
             };
-            // SAFETY: the socket deletes `fd` from the poller before it
-            // closes it (`deregister`), and if this reactor goes first its
-            // `Drop` deletes every registered descriptor, all still open.
-            let added = unsafe {
-                if self.edge {
-                    self.poller
-                        .add_with_mode(raw, Event::all(key), PollMode::Edge)
-                } else {
-                    self.poller.add(raw, Event::none(key))
-                }
-            };
+            let added = self.poll.borrow().registry().register(
+                &mut SourceFd(&fd),
+                Token(key),
+                Interest::READABLE | Interest::WRITABLE,
+            );
             match added {
-                Ok(()) => Ok(key),
+                Ok(()) => Ok((key, hint)),
                 Err(e) => {
                     drop(self.free(key));
                     Err(e)
@@ -248,60 +332,88 @@ mod imp {
             }
         }
 
-        /// Removes a socket's registration (before its descriptor closes).
-        pub(crate) fn deregister(&self, key: usize) {
-            if let Some(slot) = self.free(key) {
-                // SAFETY: as in `arm`: the socket has not closed it yet.
-                let fd = unsafe { BorrowedFd::borrow_raw(slot.fd) };
-                // Fails only if it was not registered; nothing to undo then.
-                let _ = self.poller.delete(fd);
-                // Waiters of a socket being dropped (none, for stackful
-                // tasks: they borrow it while they wait) go outside the
-                // borrow.
-                drop(slot);
-            }
+        /// Removes a socket's registration (before its descriptor closes),
+        /// and hands back its waiters (stackless tasks, wakers; never
+        /// stackful tasks: they borrow the socket while they wait) with the
+        /// loop's core, for the caller to wake outside every borrow: they
+        /// retry and find the socket gone.
+        pub(crate) fn deregister(&self, key: usize) -> (Weak<Core>, Waiters) {
+            let Some(slot) = self.free(key) else {
+                return (Weak::new(), Vec::new());
+            };
+            // Fails only if it was not registered; nothing to undo then.
+            let _ = self
+                .poll
+                .borrow()
+                .registry()
+                .deregister(&mut SourceFd(&slot.fd));
+            let Slot {
+                mut readers,
+                writers,
+                ..
+            } = slot;
+            readers.extend(writers);
+            (self.core.clone(), readers)
         }
 
         fn free(&self, key: usize) -> Option<Slot> {
             let mut slots = self.slots.borrow_mut();
             let slot = slots.slots.get_mut(key)?.take()?;
             slots.free.push(key);
+            slots.id = slots.id.wrapping_add(1);
+            let wakers = slot
+                .readers
+                .iter()
+                .chain(&slot.writers)
+                .filter(|e| is_waker(e))
+                .count();
+            self.wakers.set(self.wakers.get() - wakers);
             Some(slot)
         }
 
-        /// Before a wait in direction `dir` (oneshot mode): arms the
-        /// socket's interest for it. Nothing to do in edge mode.
-        pub(crate) fn arm(&self, key: usize, dir: Direction) -> io::Result<()> {
-            if self.edge {
-                return Ok(());
-            }
-            let slots = self.slots.borrow();
-            let slot = slots.slots[key].as_ref().expect("a registered socket");
-            let mut interest = slot.interest(key);
-            match dir {
-                Direction::Read => interest.readable = true,
-                Direction::Write => interest.writable = true,
-            }
-            #[cfg(test)]
-            {
-                let (r, w) = self.armed.get();
-                self.armed.set(match dir {
-                    Direction::Read => (r + 1, w),
-                    Direction::Write => (r, w + 1),
-                });
-            }
-            // SAFETY: `fd` is open while it is registered (see `Slot::fd`).
-            let fd = unsafe { BorrowedFd::borrow_raw(slot.fd) };
-            self.poller.modify(fd, interest)
+        /// The registration number of socket `key` (its slot may be
+        /// reused by another socket after it goes).
+        pub(crate) fn id(&self, key: usize) -> Option<u64> {
+            Some(self.slots.borrow().slots.get(key)?.as_ref()?.id)
         }
 
-        /// Files a parked task as a waiter of socket `key`. No system call,
-        /// no user code.
-        pub(crate) fn add_waiter(&self, key: usize, dir: Direction, task: TaskRef, seq: u32) {
-            let entry = (ThinTask::new(task), seq);
+        /// Files a waiter of socket `key` (registration number `id`) in
+        /// direction `dir`. No system call, no user code: a waker entry
+        /// that wakes the same as one already there replaces it, and the
+        /// old one is handed back, to be dropped by the caller; so is the
+        /// new one if the socket is gone (`Err`).
+        pub(crate) fn add_waiter(
+            &self,
+            key: usize,
+            id: u64,
+            dir: Direction,
+            entry: Waiter,
+        ) -> Result<Option<Waiter>, Waiter> {
+            let mut slots = self.slots.borrow_mut();
+            let Some(Some(slot)) = slots.slots.get_mut(key) else {
+                return Err(entry);
+            };
+            if slot.id != id {
+                return Err(entry);
+            }
+            let list = slot.list(dir);
+            if is_waker(&entry) {
+                if let Some(old) = list.iter_mut().find(|e| e.same_as(&entry)) {
+                    return Ok(Some(std::mem::replace(old, entry)));
+                }
+                self.wakers.set(self.wakers.get() + 1);
+            }
+            list.push(entry);
+            Ok(None)
+        }
+
+        /// Files a parked stackful task as a reader or writer of socket
+        /// `key`, which it borrows while it waits (so the socket is
+        /// registered). No system call, no user code.
+        pub(crate) fn add_task(&self, key: usize, dir: Direction, task: TaskRef, seq: u32) {
             let mut slots = self.slots.borrow_mut();
             let slot = slots.slots[key].as_mut().expect("a registered socket");
-            slot.list(dir).push(entry);
+            slot.list(dir).push(Waiter::Task(task, seq));
         }
 
         /// Takes the entries of the task of `header` out of socket `key`'s
@@ -319,7 +431,7 @@ mod imp {
                 }
                 let mut i = 0;
                 while i < list.len() {
-                    if std::ptr::eq(list[i].0.header(), header) {
+                    if matches!(&list[i], Waiter::Task(t, _) if std::ptr::eq(&t.header, header)) {
                         removed.push(list.swap_remove(i));
                     } else {
                         i += 1;
@@ -329,10 +441,21 @@ mod imp {
             drop(removed);
         }
 
+        /// True if a waker entry waits on some socket.
+        pub(crate) fn has_wakers(&self) -> bool {
+            self.wakers.get() > 0
+        }
+
         /// How many sockets are registered.
         #[cfg(test)]
         pub(crate) fn registered(&self) -> usize {
             self.slots.borrow().slots.iter().flatten().count()
+        }
+
+        /// How many times the poller was asked (waiting or not).
+        #[cfg(test)]
+        pub(crate) fn polls(&self) -> usize {
+            self.polls.get()
         }
 
         /// How many entries socket `key` has among its readers and writers.
@@ -343,70 +466,45 @@ mod imp {
             (slot.readers.len(), slot.writers.len())
         }
 
-        /// True in edge-triggered mode.
-        #[cfg(test)]
-        pub(crate) fn is_edge(&self) -> bool {
-            self.edge
-        }
-
-        /// Waits armed in oneshot mode so far: (reads, writes).
-        #[cfg(test)]
-        pub(crate) fn armed(&self) -> (usize, usize) {
-            self.armed.get()
-        }
-
         /// Waits for readiness events (at most `timeout`; `None`: until one
-        /// comes or the poller is notified) and hands each waiter of a
-        /// ready direction to `wake`.
-        pub(super) fn poll(&self, timeout: Option<Duration>, mut wake: impl FnMut(TaskRef, u32)) {
+        /// comes or the waker wakes it) and hands each waiter of a ready
+        /// direction to `wake`.
+        pub(super) fn poll(&self, timeout: Option<Duration>, mut wake: impl FnMut(Waiter)) {
+            #[cfg(test)]
+            self.polls.set(self.polls.get() + 1);
             let mut woken = self.woken.take();
             {
                 let mut events = self.events.borrow_mut();
-                events.clear();
-                if let Err(e) = self.poller.wait(&mut events, timeout) {
-                    panic!("cogen event loop: waiting for socket readiness failed: {e}");
+                match self.poll.borrow_mut().poll(&mut events, timeout) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => events.clear(),
+                    Err(e) => panic!("cogen event loop: waiting for socket readiness failed: {e}"),
                 }
                 let mut slots = self.slots.borrow_mut();
+                let mut wakers = 0;
                 for ev in events.iter() {
-                    let Some(Some(slot)) = slots.slots.get_mut(ev.key) else {
-                        continue; // not ours (the poller's own) or gone
+                    let Some(Some(slot)) = slots.slots.get_mut(ev.token().0) else {
+                        continue; // the waker's, or a socket gone
                     };
-                    if ev.readable {
+                    let failed = ev.is_error();
+                    if ev.is_readable() || ev.is_read_closed() || failed {
+                        if let Some(hint) = &slot.readable {
+                            hint.set(hint.get().on_event(ev.is_read_closed() || failed));
+                        }
+                        wakers += slot.readers.iter().filter(|e| is_waker(e)).count();
                         woken.append(&mut slot.readers);
                     }
-                    if ev.writable {
+                    if ev.is_writable() || ev.is_write_closed() || failed {
+                        wakers += slot.writers.iter().filter(|e| is_waker(e)).count();
                         woken.append(&mut slot.writers);
                     }
-                    if !self.edge && !(slot.readers.is_empty() && slot.writers.is_empty()) {
-                        // Oneshot: the event disarmed the socket; re-arm it
-                        // for the waiters of the other direction, or let
-                        // them retry (and meet the error) if that fails.
-                        // SAFETY: as in `arm`.
-                        let fd = unsafe { BorrowedFd::borrow_raw(slot.fd) };
-                        if self.poller.modify(fd, slot.interest(ev.key)).is_err() {
-                            woken.append(&mut slot.readers);
-                            woken.append(&mut slot.writers);
-                        }
-                    }
                 }
+                self.wakers.set(self.wakers.get() - wakers);
             }
-            for (task, seq) in woken.drain(..) {
-                wake(task.into_ref(), seq);
+            for entry in woken.drain(..) {
+                wake(entry);
             }
             self.woken.set(woken);
-        }
-    }
-
-    impl Drop for Reactor {
-        fn drop(&mut self) {
-            // Sockets that outlive their loop: take them out of the poller,
-            // which wakers on other threads may keep alive a while.
-            for slot in self.slots.get_mut().slots.iter().flatten() {
-                // SAFETY: as in `arm`: a registered descriptor is open.
-                let _ = self
-                    .poller
-                    .delete(unsafe { BorrowedFd::borrow_raw(slot.fd) });
-            }
         }
     }
 }

@@ -5,9 +5,9 @@
 //! A waker names its task by registry index and id. Waking pushes that key
 //! into the loop's `Remote` (a mutex-protected inbox and an atomic flag),
 //! then wakes the loop's thread: it unparks it, or, once the loop has a
-//! readiness poller (feature `net`, see `reactor.rs`), notifies the poller
-//! the idle loop waits in. The loop looks at the flag (one relaxed load)
-//! once per round and when idle.
+//! readiness poller (feature `net`, see `reactor.rs`), wakes the poller
+//! the idle loop waits in through its `mio::Waker`. The loop looks at the
+//! flag (one relaxed load) once per round and when idle.
 //!
 //! A spawn from another thread is the same path with a boxed `Send` closure
 //! (a [`Job`]) in place of a key: the loop starts it as a stackful task when
@@ -35,8 +35,6 @@ use std::time::Duration;
 
 use super::core::Core;
 use super::task::Header;
-#[cfg(feature = "net")]
-use polling::Poller;
 
 /// A closure sent from another thread, to run as a task of the loop.
 pub(crate) trait Job: Send {
@@ -59,15 +57,15 @@ struct Inbox {
 }
 
 /// The inbox of wake-ups and jobs that other threads leave for a loop, and
-/// the loop's thread to unpark (or its poller to notify).
+/// the loop's thread to unpark (or its poller to wake).
 pub(crate) struct Remote {
     pending: AtomicBool,
     inbox: Mutex<Inbox>,
     thread: Thread,
-    /// The poller the idle loop waits in, once it has one: set once, by
-    /// the loop's thread, when its first socket has to wait.
+    /// The waker of the poller the idle loop waits in, once it has one:
+    /// set once, by the loop's thread, when its first socket has to wait.
     #[cfg(feature = "net")]
-    poller: OnceLock<Arc<Poller>>,
+    poller_waker: OnceLock<mio::Waker>,
 }
 
 impl Remote {
@@ -78,7 +76,7 @@ impl Remote {
             inbox: Mutex::new(Inbox::default()),
             thread: std::thread::current(),
             #[cfg(feature = "net")]
-            poller: OnceLock::new(),
+            poller_waker: OnceLock::new(),
         }
     }
 
@@ -162,20 +160,20 @@ impl Remote {
         // poller would be lost.)
         fence(Ordering::SeqCst);
         #[cfg(feature = "net")]
-        if let Some(poller) = self.poller.get() {
-            // An error here would mean the notification descriptor is
-            // gone; the loop's own wait reports errors of the poller.
-            let _ = poller.notify();
+        if let Some(waker) = self.poller_waker.get() {
+            // An error here would mean the waker's descriptor is gone;
+            // the loop's own wait reports errors of the poller.
+            let _ = waker.wake();
             return;
         }
         self.thread.unpark();
     }
 
-    /// From now on, wake-ups notify `poller` instead of unparking the
-    /// thread (the loop then waits in the poller when idle).
+    /// From now on, wake-ups wake the poller through `waker` instead of
+    /// unparking the thread (the loop then waits in the poller when idle).
     #[cfg(feature = "net")]
-    pub(crate) fn use_poller(&self, poller: Arc<Poller>) {
-        let _ = self.poller.set(poller);
+    pub(crate) fn use_waker(&self, waker: mio::Waker) {
+        let _ = self.poller_waker.set(waker);
         fence(Ordering::SeqCst);
     }
 

@@ -197,18 +197,26 @@ pub(crate) enum Waiter {
     /// not a `Waker`, so that the loop knows nobody outside holds the waker
     /// (see `remote.rs`).
     Local(u32, u64),
-    /// Any other future awaiting the [`JoinHandle`](super::JoinHandle).
+    /// Any other future awaiting the [`JoinHandle`](super::JoinHandle)
+    /// (or a socket's readiness).
     Waker(std::task::Waker),
+    /// A task of the same loop by registry index and id, woken only if it
+    /// is still parked with the park number: for a stackless task waiting
+    /// on a socket, whose entry stays in the reactor after a cancellation
+    /// and must not keep the task alive (`reactor.rs`).
+    #[cfg_attr(not(all(cogen_nightly, feature = "net")), allow(dead_code))]
+    Parked(u32, u64, u32),
 }
 
 impl Waiter {
     /// True if `self` and `other` wake the same waiter (so the newer
     /// replaces the older instead of both being kept).
-    fn same_as(&self, other: &Waiter) -> bool {
+    pub(crate) fn same_as(&self, other: &Waiter) -> bool {
         match (self, other) {
             (Waiter::Task(a, _), Waiter::Task(b, _)) => Rc::ptr_eq(a, b),
             (Waiter::Local(a, b), Waiter::Local(c, d)) => (a, b) == (c, d),
             (Waiter::Waker(a), Waiter::Waker(b)) => a.will_wake(b),
+            (Waiter::Parked(a, b, _), Waiter::Parked(c, d, _)) => (a, b) == (c, d),
             _ => false,
         }
     }

@@ -5,6 +5,8 @@
 
 use std::cell::UnsafeCell;
 use std::fmt;
+#[cfg(feature = "net")]
+use std::io;
 use std::mem::ManuallyDrop;
 use std::ops::{Coroutine as StdCoroutine, CoroutineState};
 use std::panic::AssertUnwindSafe;
@@ -19,6 +21,12 @@ use super::super::channel::{ChanWait, Receiver, Sender, Side, ThinChan};
 use super::super::core::Core;
 use super::super::error::JoinError;
 use super::super::join::JoinHandle;
+#[cfg(feature = "net")]
+use super::super::net::Socket;
+#[cfg(feature = "net")]
+use super::super::net::source::Target;
+#[cfg(feature = "net")]
+use super::super::reactor::Direction;
 use super::super::task::{
     Header, RESULT_PENDING, ResultCell, Step, TaskBody, TaskOptions, TaskRef, TaskState,
     WaitReason, Waiter,
@@ -35,6 +43,8 @@ enum WaitKind {
     Until(Instant),
     Join(TaskRef),
     Channel(Rc<dyn ChanWait>, Side),
+    #[cfg(feature = "net")]
+    Io(Target, Direction),
 }
 
 impl Wait {
@@ -68,6 +78,83 @@ impl Wait {
     pub fn send<T: 'static>(tx: &Sender<T>) -> Wait {
         Wait(WaitKind::Channel(tx.chan.clone(), Side::Send))
     }
+
+    /// Wait until `socket` may be readable (or accept a connection, or
+    /// has a datagram, or failed); then try again with its non-waiting
+    /// form (`try_read`, `try_accept`, `try_recv_from`). Feature `net`.
+    ///
+    /// Yield it only after that form returned
+    /// [`WouldBlock`](io::ErrorKind::WouldBlock): the socket's readiness
+    /// is reported as it changes (edge-triggered), so a socket that was
+    /// already readable may never wake the task. A wake-up may be
+    /// spurious: the retry may say `WouldBlock` again, and the task waits
+    /// again.
+    ///
+    /// ```
+    /// #![feature(coroutines, coroutine_trait, stmt_expr_attributes)]
+    /// use cogen::event_loop::net::TcpListener;
+    /// use cogen::event_loop::{EventLoop, Wait};
+    /// use std::io::{self, Write};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let addr = listener.local_addr().unwrap();
+    /// let ev = EventLoop::new();
+    /// let server = ev.spawn_stackless(#[coroutine] move || -> io::Result<Vec<u8>> {
+    ///     let (stream, _) = loop {
+    ///         match listener.try_accept() {
+    ///             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+    ///             accepted => break accepted?,
+    ///         }
+    ///         yield Wait::readable(&listener)?;
+    ///     };
+    ///     let mut buf = [0; 16];
+    ///     loop {
+    ///         match stream.try_read(&mut buf) {
+    ///             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+    ///             read => return Ok(buf[..read?].to_vec()),
+    ///         }
+    ///         yield Wait::readable(&stream)?;
+    ///     }
+    /// });
+    /// let client = std::thread::spawn(move || {
+    ///     std::net::TcpStream::connect(addr).unwrap().write_all(b"hi").unwrap()
+    /// });
+    /// ev.run().unwrap();
+    /// client.join().unwrap();
+    /// assert_eq!(server.join().unwrap().unwrap(), b"hi");
+    /// ```
+    ///
+    /// # Errors
+    /// The first wait on a socket registers it with the loop's poller,
+    /// which can fail (out of memory, out of descriptors for the poller).
+    ///
+    /// # Panics
+    /// Outside a task of a running loop, and when the socket waits in
+    /// another loop (see the [`net`](super::super::net) module).
+    #[cfg(feature = "net")]
+    #[track_caller]
+    pub fn readable(socket: &impl Socket) -> io::Result<Wait> {
+        let target = socket.target("Wait::readable")?;
+        Ok(Wait(WaitKind::Io(target, Direction::Read)))
+    }
+
+    /// Wait until `socket` may be writable (or its connection is set up,
+    /// or it failed); then try again with its non-waiting form
+    /// (`try_write`, `try_send_to`). Feature `net`. As with
+    /// [`readable`](Wait::readable), yield it only after that form
+    /// returned [`WouldBlock`](io::ErrorKind::WouldBlock).
+    ///
+    /// # Errors
+    /// As [`readable`](Wait::readable).
+    ///
+    /// # Panics
+    /// As [`readable`](Wait::readable).
+    #[cfg(feature = "net")]
+    #[track_caller]
+    pub fn writable(socket: &impl Socket) -> io::Result<Wait> {
+        let target = socket.target("Wait::writable")?;
+        Ok(Wait(WaitKind::Io(target, Direction::Write)))
+    }
 }
 
 impl fmt::Debug for Wait {
@@ -77,6 +164,10 @@ impl fmt::Debug for Wait {
             WaitKind::Until(t) => f.debug_tuple("Wait::sleep_until").field(t).finish(),
             WaitKind::Join(t) => f.debug_tuple("Wait::join").field(&t.header.id).finish(),
             WaitKind::Channel(_, side) => f.debug_tuple("Wait::channel").field(side).finish(),
+            #[cfg(feature = "net")]
+            WaitKind::Io(target, dir) => {
+                f.debug_tuple("Wait::io").field(dir).field(target).finish()
+            }
         }
     }
 }
@@ -266,6 +357,22 @@ impl<C: StdCoroutine<Yield = Wait>> StacklessBody<C> {
                     let replaced = target.header.add_waiter(Waiter::Task(task.clone(), seq));
                     drop(replaced);
                 }
+            }
+            #[cfg(feature = "net")]
+            WaitKind::Io(target, dir) => {
+                let h = &task.header;
+                // The socket is there unless the task dropped it between
+                // making the `Wait` and yielding it: then it retries.
+                if target.reactor.id(target.key) != Some(target.id) {
+                    requeue();
+                    return;
+                }
+                let seq = core.begin_park(h, WaitReason::Io);
+                // By key, not a reference: the entry stays in the reactor
+                // if the task is cancelled, and must not keep it alive.
+                let entry = Waiter::Parked(h.index.get(), h.id, seq);
+                let added = target.reactor.add_waiter(target.key, target.id, dir, entry);
+                debug_assert!(matches!(added, Ok(None)), "filed, replacing nothing");
             }
             WaitKind::Channel(chan, side) => {
                 // SAFETY: loop-thread only, no other reference is alive. The

@@ -7,6 +7,7 @@ use std::io;
 use std::iter::FusedIterator;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::super::reactor::Direction;
@@ -101,6 +102,41 @@ impl TcpListener {
             accept_nonblocking,
         )?;
         Ok((accepted(stream), addr))
+    }
+
+    /// Accepts a connection that is already there, without waiting: an
+    /// error of kind [`WouldBlock`](io::ErrorKind::WouldBlock) if none is.
+    /// Works anywhere (a stackless task waits with
+    /// `Wait::readable` after it).
+    pub fn try_accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (stream, addr) = self.source.try_io(accept_nonblocking)?;
+        Ok((accepted(stream), addr))
+    }
+
+    /// For future tasks: accepts a connection that is there, or files the
+    /// task's waker with the loop's reactor and returns `Pending` (see the
+    /// [module docs](super#future-tasks)).
+    ///
+    /// # Panics
+    /// If it has to wait outside a task of a running loop.
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        self.source
+            .poll_io(
+                "net::TcpListener::poll_accept",
+                cx,
+                Direction::Read,
+                accept_nonblocking,
+            )
+            .map_ok(|(stream, addr)| (accepted(stream), addr))
+    }
+
+    /// For future tasks: a future of the next connection
+    /// ([`poll_accept`](TcpListener::poll_accept) until it is ready).
+    ///
+    /// # Panics
+    /// If it has to wait outside a task of a running loop.
+    pub fn accept_async(&self) -> impl Future<Output = io::Result<(TcpStream, SocketAddr)>> + '_ {
+        std::future::poll_fn(|cx| self.poll_accept(cx))
     }
 
     /// An endless iterator of accepted connections: each `next` is an
@@ -256,6 +292,15 @@ impl TryFrom<TcpListener> for std::net::TcpListener {
         listener.into_std()
     }
 }
+
+impl super::source::Sealed for TcpListener {
+    fn target(&self, what: &'static str) -> io::Result<super::source::Target> {
+        self.source.target(what)
+    }
+}
+
+#[cfg(cogen_nightly)]
+impl super::Socket for TcpListener {}
 
 impl AsFd for TcpListener {
     fn as_fd(&self) -> BorrowedFd<'_> {

@@ -1,6 +1,9 @@
-//! Sockets for stackful tasks (feature `net`): [`TcpListener`],
-//! [`TcpStream`] and [`UdpSocket`], whose operations park the running task,
-//! not the thread, while the socket is not ready.
+//! Sockets (feature `net`): [`TcpListener`], [`TcpStream`],
+//! [`UdpSocket`], [`UnixListener`] and [`UnixStream`], whose operations park the running task, not the thread,
+//! while the socket is not ready: stackful tasks through `Read`, `Write`
+//! and methods that wait, future tasks through `AsyncRead`, `AsyncWrite`
+//! and `poll_` methods, stackless tasks through `try_` methods and
+//! `Wait::readable` / `Wait::writable`.
 //!
 //! # Blocking code, one thread
 //!
@@ -71,24 +74,25 @@
 //! Every socket is a std socket in non-blocking mode. An operation first
 //! makes its system call; only if that would block does the task park on
 //! the loop's reactor (one poller per loop, created when the first socket
-//! has to wait: the `polling` crate's), which wakes it when the socket is
-//! ready;
-//! then it tries again. A task parked on a socket costs nothing until the
-//! socket is ready. One task may read while another writes the same
-//! connection (share it in an `Rc` and use `&TcpStream`): each direction
-//! has its own waiters.
+//! has to wait: a `mio::Poll`, the poller tokio is built on), which wakes
+//! it when the socket is ready; then it tries again. A task parked on a
+//! socket costs nothing until the socket is ready. One task may read while
+//! another writes the same connection (share it in an `Rc` and use
+//! `&TcpStream`): each direction has its own waiters.
 //!
-//! **Current behaviour, not guaranteed.** On Linux and the BSDs a socket is
-//! registered with the poller once (edge-triggered), the first time it has
+//! **Current behaviour, not guaranteed.** A socket is registered with the
+//! poller once (edge-triggered, both directions), the first time it has
 //! to wait, and deregistered when it is dropped: a wait adds no system
-//! call of its own. Each round, the loop asks the poller for ready sockets
-//! (without waiting) only while some task waits on one and others are
-//! runnable; idle, it waits in the poller until the next timer. A request
-//! that has to wait costs the `recv` that finds nothing, the `recv` and
-//! `send` that do the work, and a share of one poller wait (`polling`'s
-//! epoll backend makes four system calls besides `epoll_wait` per wait:
-//! its timer and its notification descriptor). `docs/BENCHMARKS.md` has
-//! the counts measured.
+//! call of its own. On Linux and the BSDs a stream read that returns less
+//! than it asked for took all there was, so the next read parks at once
+//! instead of making a system call that would find nothing, until the
+//! poller reports the socket readable again (tokio does the same). While
+//! tasks stay runnable, the loop asks the poller for ready sockets
+//! (without waiting) after a round in which a task yielded, or every 61
+//! task steps, only while some task waits on one; idle, it waits in the
+//! poller until the next timer. So an echo
+//! request costs its `recv` and its `send` and a share of one poller wait:
+//! `docs/BENCHMARKS.md` has the counts measured.
 //!
 //! # Time limits
 //!
@@ -105,32 +109,103 @@
 //! Cancelling a task parked on a socket (or dropping the loop, which
 //! cancels every task) unwinds it like any wait: its place among the
 //! socket's waiters is removed, so the socket can be used by another task
-//! at once. Dropping a socket closes it and deregisters it from the
-//! reactor. A socket belongs to the loop it first waited in for as long
-//! as that loop exists.
+//! at once. (A cancelled stackless or future task leaves an entry that
+//! names it without keeping it alive, and that the socket's next event or
+//! its drop clears.) Dropping a socket closes it and deregisters it from
+//! the reactor; stackless tasks and wakers still waiting on it are woken,
+//! to find it gone. A socket belongs to the loop it first waited in for
+//! as long as that loop exists; after that it registers with the next.
 //!
-//! A task parked on a socket is never part of a deadlock: something
-//! outside the loop (the peer) can always wake it, so the loop waits for
-//! it rather than reporting [`RunError`](super::RunError).
+//! A task parked on a socket, or a waker filed with one, is never part of
+//! a deadlock: something outside the loop (the peer) can always wake it,
+//! so the loop waits for it rather than reporting
+//! [`RunError`](super::RunError).
+//!
+//! # Future tasks
+//!
+//! [`TcpStream`] (and `&TcpStream`) implements
+//! [`futures_io::AsyncRead`] and [`futures_io::AsyncWrite`], so
+//! futures-lite's or futures' `AsyncReadExt` / `AsyncWriteExt` work in a
+//! task of [`spawn_future`](super::spawn_future);
+//! [`TcpListener::poll_accept`] / [`TcpListener::accept_async`] and
+//! [`UdpSocket::poll_send_to`] / [`UdpSocket::poll_recv_from`] are the
+//! others. An operation that would block files the task's waker with the
+//! loop's reactor (the task's key, for a task of this loop: waking it
+//! costs no system call) and returns `Pending`:
+//!
+//! ```
+//! use cogen::event_loop::EventLoop;
+//! use cogen::event_loop::net::TcpListener;
+//! use futures_lite::{AsyncReadExt, AsyncWriteExt};
+//!
+//! let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+//! let addr = listener.local_addr().unwrap();
+//! let ev = EventLoop::new();
+//! let server = ev.spawn_future(async move {
+//!     let (mut stream, _) = listener.accept_async().await?;
+//!     let mut buf = [0; 5];
+//!     stream.read_exact(&mut buf).await?;
+//!     stream.write_all(&buf).await?;
+//!     std::io::Result::Ok(())
+//! });
+//! let client = std::thread::spawn(move || {
+//!     use std::io::{Read, Write};
+//!     let mut s = std::net::TcpStream::connect(addr).unwrap();
+//!     s.write_all(b"hello").unwrap();
+//!     let mut back = [0; 5];
+//!     s.read_exact(&mut back).unwrap();
+//!     back
+//! });
+//! ev.run().unwrap();
+//! server.join().unwrap().unwrap();
+//! assert_eq!(&client.join().unwrap(), b"hello");
+//! ```
+//!
+//! The time limits set on a socket apply to its waiting (stackful) forms
+//! only. A type with both `Read` and `AsyncRead` makes `read_exact` and
+//! the like ambiguous where both extension traits are in scope: import
+//! the one the task's kind uses, or name the trait.
 //!
 //! # Where it works
 //!
-//! Connecting, accepting, reading, writing, sending and receiving wait,
-//! so they panic outside a stackful task (in a future task, a stackless
+//! Connecting, accepting, reading, writing, sending and receiving through
+//! `Read`, `Write` and the methods of those names wait, so they panic
+//! outside a stackful task (in a future task, a stackless
 //! task, a coroutine nested in a task, or outside any loop), like every
 //! waiting function of the loop; the message says why. Binding, the
 //! addresses, options and conversions work anywhere. The sockets are
 //! `!Send`, like tasks.
 //!
+//! Their non-waiting forms work anywhere: [`TcpStream::try_read`],
+//! [`TcpStream::try_write`], [`TcpListener::try_accept`],
+//! [`UdpSocket::try_send_to`] and [`UdpSocket::try_recv_from`] return an
+//! error of kind [`WouldBlock`](std::io::ErrorKind::WouldBlock) where the
+//! waiting form would wait. A stackless task (feature `nightly`) then
+//! yields `Wait::readable(&socket)?` or `Wait::writable(&socket)?` and
+//! tries again when it is woken. The `poll_` forms and `AsyncRead` /
+//! `AsyncWrite` work in any task of the socket's loop, and panic only if
+//! they have to wait outside one.
+//!
 //! Unix only (the rest of the crate needs it too).
 
 mod listener;
-mod source;
+pub(crate) mod source;
 mod stream;
 #[cfg(test)]
 mod tests;
 mod udp;
+mod unix;
+
+/// A socket of this module, which a stackless task can wait on with
+/// [`Wait::readable`](super::Wait::readable) and
+/// [`Wait::writable`](super::Wait::writable) (feature `nightly`):
+/// [`TcpStream`], [`TcpListener`], [`UdpSocket`], [`UnixStream`] and
+/// [`UnixListener`]. Sealed: only this
+/// module's sockets implement it.
+#[cfg(cogen_nightly)]
+pub trait Socket: source::Sealed {}
 
 pub use listener::{Incoming, TcpListener};
 pub use stream::TcpStream;
 pub use udp::UdpSocket;
+pub use unix::{UnixListener, UnixStream};

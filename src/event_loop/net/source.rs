@@ -8,13 +8,15 @@ use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::rc::{Rc, Weak};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::super::context::{current_core, park, running_stackful};
 use super::super::core::Core;
-use super::super::reactor::{Direction, Reactor};
+use super::super::reactor::{Direction, Hint, Reactor, ReadHint};
+use super::super::remote::local_key;
 use super::super::sleep::deadline_after;
-use super::super::task::{Header, WaitReason};
+use super::super::task::{Header, WaitReason, Waiter};
 
 /// A socket and its registration with a loop's reactor.
 pub(crate) struct Source<T: AsFd> {
@@ -33,6 +35,9 @@ struct Registration {
     /// once that loop is gone (the socket then registers again).
     reactor: Weak<Reactor>,
     key: usize,
+    /// Drained while a stream read took all there was and no readable
+    /// event came since (see `reactor.rs`; `None` where there is no hint).
+    readable: Option<ReadHint>,
 }
 
 impl Drop for Reg {
@@ -40,7 +45,18 @@ impl Drop for Reg {
         if let Some(reg) = self.0.get_mut().take()
             && let Some(reactor) = reg.reactor.upgrade()
         {
-            reactor.deregister(reg.key);
+            let (core, waiters) = reactor.deregister(reg.key);
+            drop(reactor);
+            if waiters.is_empty() {
+                return;
+            }
+            // Stackless tasks and futures waiting on the socket: they
+            // retry, and find it gone (they usually own it, so this is
+            // rare). Without their loop, nothing is left to wake.
+            match core.upgrade() {
+                Some(core) => waiters.into_iter().for_each(|w| core.wake_waiter(w)),
+                None => drop(waiters),
+            }
         }
     }
 }
@@ -106,6 +122,190 @@ impl<T: AsFd> Source<T> {
         }
     }
 
+    /// A stream read into `len` bytes, like [`io`](Source::io) in
+    /// direction `Read`, with one system call saved per wait: a read that
+    /// returns fewer than `len` bytes (but some) took all there was, so
+    /// the next read parks at once until the poller reports new data,
+    /// rather than first making a system call that would find nothing
+    /// (see the drained-read hint in `reactor.rs`). Only for byte streams:
+    /// a short datagram says nothing about the queue, and a peek leaves it
+    /// full.
+    #[track_caller]
+    pub(crate) fn read(
+        &self,
+        what: &'static str,
+        timeout: Option<Duration>,
+        len: usize,
+        mut op: impl FnMut(&T) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        running_stackful(what);
+        let mut deadline = None;
+        // An empty buffer says nothing about the queue: the system call
+        // decides, as it does for a socket that never waited.
+        let mut try_first = len == 0 || !self.drained();
+        loop {
+            if try_first {
+                match op(&self.io) {
+                    Ok(n) => {
+                        if n > 0 && n < len {
+                            self.set_drained();
+                        }
+                        return Ok(n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            try_first = true;
+            if let Some(timeout) = timeout {
+                let at = *deadline.get_or_insert_with(|| deadline_after(timeout));
+                if Instant::now() >= at {
+                    return Err(timed_out(what));
+                }
+            }
+            self.wait(what, Direction::Read, deadline)?;
+        }
+    }
+
+    /// True if a read drained the socket and no readable event came since.
+    pub(crate) fn drained(&self) -> bool {
+        self.reg
+            .0
+            .borrow()
+            .as_ref()
+            // A hint of a loop that is gone says nothing any more.
+            .filter(|r| r.reactor.strong_count() > 0)
+            .and_then(|r| r.readable.as_ref())
+            .is_some_and(|hint| hint.get() == Hint::Drained)
+    }
+
+    /// After a read that took all there was (a closed read side stays so).
+    fn set_drained(&self) {
+        if let Some(hint) = self
+            .reg
+            .0
+            .borrow()
+            .as_ref()
+            .and_then(|r| r.readable.as_ref())
+            && hint.get() == Hint::MaybeReadable
+        {
+            hint.set(Hint::Drained);
+        }
+    }
+
+    /// One try of `op`, without waiting (anywhere: no task needed).
+    pub(crate) fn try_io<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        loop {
+            match op(&self.io) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                done => return done,
+            }
+        }
+    }
+
+    /// One try of a stream read into `len` bytes, without waiting: like
+    /// [`read`](Source::read), a socket that a short read drained gives
+    /// `WouldBlock` without a system call until the poller reports it
+    /// readable again.
+    pub(crate) fn try_read(
+        &self,
+        len: usize,
+        op: impl FnMut(&T) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        if len > 0 && self.drained() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = self.try_io(op)?;
+        if n > 0 && n < len {
+            self.set_drained();
+        }
+        Ok(n)
+    }
+
+    /// For a future: one try of `op`; if it would block, files the
+    /// context's waker among the socket's `dir` waiters in the reactor of
+    /// the loop running the current task, and returns `Pending`.
+    ///
+    /// # Panics
+    /// Outside a task of a running loop, if it has to wait.
+    #[track_caller]
+    pub(crate) fn poll_io<R>(
+        &self,
+        what: &'static str,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        match self.try_io(&mut op) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            done => return Poll::Ready(done),
+        }
+        self.park_waker(what, cx, dir)
+    }
+
+    /// [`poll_io`](Source::poll_io) for a stream read into `len` bytes,
+    /// with the drained-read hint.
+    #[track_caller]
+    pub(crate) fn poll_read(
+        &self,
+        what: &'static str,
+        cx: &mut Context<'_>,
+        len: usize,
+        op: impl FnMut(&T) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        match self.try_read(len, op) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            done => return Poll::Ready(done),
+        }
+        self.park_waker(what, cx, Direction::Read)
+    }
+
+    /// Files `cx`'s waker among the socket's `dir` waiters: the key of a
+    /// task of this loop (waking it then costs no system call), or a clone
+    /// of any other waker. No operation can run between the `WouldBlock`
+    /// the caller saw and this (same thread, no poll in between), so the
+    /// next edge wakes it.
+    #[track_caller]
+    fn park_waker<R>(
+        &self,
+        what: &'static str,
+        cx: &mut Context<'_>,
+        dir: Direction,
+    ) -> Poll<io::Result<R>> {
+        let target = match self.target(what) {
+            Ok(target) => target,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        let core = current_core(what);
+        let waiter = match local_key(cx.waker(), &core.remote) {
+            Some((index, id)) => Waiter::Local(index, id),
+            None => Waiter::Waker(cx.waker().clone()),
+        };
+        // The registration is the socket's own, so it is there; what an
+        // entry replaces (a waker: user code) is dropped here, outside the
+        // reactor's borrow.
+        let added = target
+            .reactor
+            .add_waiter(target.key, target.id, dir, waiter);
+        drop(added);
+        Poll::Pending
+    }
+
+    /// Where a stackless task or a future waits on this socket: its
+    /// registration in the reactor of the loop running the current task
+    /// (made now if it has none).
+    ///
+    /// # Panics
+    /// Outside a task of a running loop.
+    #[track_caller]
+    pub(crate) fn target(&self, what: &'static str) -> io::Result<Target> {
+        let core = current_core(what);
+        let (reactor, key) = self.registration(core, what)?;
+        let id = reactor.id(key).expect("registered just now");
+        Ok(Target { reactor, key, id })
+    }
+
     /// Parks the running stackful task until the socket may be ready in
     /// `dir`, or `deadline` passes. May return early (a spurious event):
     /// the caller retries its operation.
@@ -119,7 +319,6 @@ impl<T: AsFd> Source<T> {
         let (task, _) = running_stackful(what);
         let core = current_core(what);
         let (reactor, key) = self.registration(core, what)?;
-        reactor.arm(key, dir)?;
         let _entry = WaitEntry {
             reactor: &reactor,
             key,
@@ -130,7 +329,7 @@ impl<T: AsFd> Source<T> {
             if let Some(at) = deadline {
                 core.timers.add(at, task.clone(), seq);
             }
-            reactor.add_waiter(key, dir, task, seq);
+            reactor.add_task(key, dir, task, seq);
         });
         Ok(())
     }
@@ -140,7 +339,7 @@ impl<T: AsFd> Source<T> {
     #[track_caller]
     fn registration(&self, core: &Core, what: &str) -> io::Result<(Rc<Reactor>, usize)> {
         let mut reg = self.reg.0.borrow_mut();
-        let here = core.reactor.get_or_create(&core.remote)?;
+        let here = core.reactor.get_or_create(core)?;
         if let Some(r) = reg.as_ref()
             && let Some(reactor) = r.reactor.upgrade()
         {
@@ -152,10 +351,11 @@ impl<T: AsFd> Source<T> {
             }
             return Ok((reactor, r.key));
         }
-        let key = here.register(self.io.as_fd())?;
+        let (key, readable) = here.register(self.io.as_fd().as_raw_fd())?;
         let old = reg.replace(Registration {
             reactor: Rc::downgrade(here),
             key,
+            readable,
         });
         drop(reg);
         drop(old); // its loop is gone: nothing to deregister from
@@ -188,4 +388,35 @@ impl Drop for WaitEntry<'_> {
     fn drop(&mut self) {
         self.reactor.remove_waiter(self.key, self.dir, self.header);
     }
+}
+
+/// A socket's registration in the reactor of the loop running the current
+/// task, for a stackless task's `Wait` or a future to file itself there.
+/// (Public only as the return type of [`Sealed`]'s method: unnameable
+/// outside the crate.)
+#[derive(Clone)]
+pub struct Target {
+    pub(crate) reactor: Rc<Reactor>,
+    pub(crate) key: usize,
+    /// The registration number: tells the socket from a later one in the
+    /// same slot.
+    pub(crate) id: u64,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("key", &self.key)
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+/// What makes a type a [`Socket`](super::Socket): only this module's
+/// sockets implement it.
+#[cfg_attr(not(cogen_nightly), allow(dead_code))]
+pub trait Sealed {
+    /// See [`Source::target`].
+    #[doc(hidden)]
+    fn target(&self, what: &'static str) -> io::Result<Target>;
 }

@@ -7,6 +7,8 @@ use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::super::reactor::Direction;
@@ -187,6 +189,27 @@ impl TcpStream {
         self.std().take_error()
     }
 
+    /// Reads what is there without waiting: an error of kind
+    /// [`WouldBlock`](io::ErrorKind::WouldBlock) if nothing is. Works
+    /// anywhere (a stackless task waits with
+    /// `Wait::readable` after it; a
+    /// stackful task simply [`read`](Read::read)s).
+    ///
+    /// After a read that returned less than `buf` holds (it took all
+    /// there was), it may say `WouldBlock` without a system call until the
+    /// loop's poller has seen more data come.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let len = buf.len();
+        self.source.try_read(len, |mut s| s.read(buf))
+    }
+
+    /// Writes what fits in the socket's send buffer without waiting: an
+    /// error of kind [`WouldBlock`](io::ErrorKind::WouldBlock) if nothing
+    /// does. Works anywhere.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.source.try_io(|mut s| s.write(buf))
+    }
+
     /// The std stream, deregistered from the loop and back in blocking
     /// mode. (Its time limits are not carried over.)
     pub fn into_std(self) -> io::Result<std::net::TcpStream> {
@@ -360,20 +383,22 @@ pub(super) fn raw_addr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::sock
 impl Read for &TcpStream {
     #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.source.io(
+        let len = buf.len();
+        self.source.read(
             "net::TcpStream::read",
-            Direction::Read,
             self.read_timeout.get(),
+            len,
             |mut s| s.read(buf),
         )
     }
 
     #[track_caller]
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.source.io(
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.source.read(
             "net::TcpStream::read",
-            Direction::Read,
             self.read_timeout.get(),
+            len,
             |mut s| s.read_vectored(bufs),
         )
     }
@@ -434,6 +459,129 @@ impl Write for TcpStream {
     }
 }
 
+/// For future tasks: a read that would block files the task's waker with
+/// the loop's reactor and returns `Pending` (see the [module
+/// docs](super#future-tasks)). The time limits of
+/// [`set_read_timeout`](TcpStream::set_read_timeout) do not apply: use
+/// the future's own (for instance [`timeout`](super::super::timeout) in
+/// a stackful task).
+///
+/// # Panics
+/// If it has to wait outside a task of a running loop.
+impl futures_io::AsyncRead for &TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let len = buf.len();
+        self.source
+            .poll_read("net::TcpStream::poll_read", cx, len, |mut s| s.read(buf))
+    }
+
+    fn poll_read_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.source
+            .poll_read("net::TcpStream::poll_read", cx, len, |mut s| {
+                s.read_vectored(bufs)
+            })
+    }
+}
+
+/// For future tasks: a write that would block files the task's waker with
+/// the loop's reactor and returns `Pending`. `poll_close` shuts the write
+/// half down (the peer reads the end of the stream); `poll_flush` does
+/// nothing. The time limits of
+/// [`set_write_timeout`](TcpStream::set_write_timeout) do not apply.
+///
+/// # Panics
+/// If it has to wait outside a task of a running loop.
+impl futures_io::AsyncWrite for &TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.source.poll_io(
+            "net::TcpStream::poll_write",
+            cx,
+            Direction::Write,
+            |mut s| s.write(buf),
+        )
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.source.poll_io(
+            "net::TcpStream::poll_write",
+            cx,
+            Direction::Write,
+            |mut s| s.write_vectored(bufs),
+        )
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.shutdown(Shutdown::Write))
+    }
+}
+
+/// As for `&TcpStream`.
+impl futures_io::AsyncRead for TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self).poll_read(cx, buf)
+    }
+
+    fn poll_read_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self).poll_read_vectored(cx, bufs)
+    }
+}
+
+/// As for `&TcpStream`.
+impl futures_io::AsyncWrite for TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self).poll_close(cx)
+    }
+}
+
 /// Puts the std stream in non-blocking mode.
 impl TryFrom<std::net::TcpStream> for TcpStream {
     type Error = io::Error;
@@ -457,6 +605,15 @@ impl TryFrom<TcpStream> for std::net::TcpStream {
 pub(super) fn accepted(stream: std::net::TcpStream) -> TcpStream {
     TcpStream::from_source(Source::new(stream))
 }
+
+impl super::source::Sealed for TcpStream {
+    fn target(&self, what: &'static str) -> io::Result<super::source::Target> {
+        self.source.target(what)
+    }
+}
+
+#[cfg(cogen_nightly)]
+impl super::Socket for TcpStream {}
 
 impl AsFd for TcpStream {
     fn as_fd(&self) -> BorrowedFd<'_> {

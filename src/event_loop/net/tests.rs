@@ -1,7 +1,6 @@
 //! White-box tests of the sockets' waits: what a wait leaves among a
 //! socket's waiters in the reactor (nothing, however it ends), that a
-//! dropped socket is deregistered, and the oneshot mode that platforms
-//! without edge triggering use.
+//! dropped socket is deregistered, and the drained-read hint.
 
 use std::cell::Cell;
 use std::io::{Read, Write};
@@ -9,8 +8,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::super::context::current_core;
-use super::super::reactor::{FORCE_ONESHOT, Reactor};
-use super::super::{EventLoop, spawn, yield_now};
+use super::super::core::POLL_INTERVAL;
+use super::super::reactor::Reactor;
+use super::super::{EventLoop, channel, spawn, yield_now};
 use super::{TcpListener, TcpStream};
 
 /// The reactor of the loop running the current task.
@@ -115,45 +115,6 @@ fn time_limits_of_waits_that_end_early_do_not_pile_up_in_the_timers() {
 }
 
 #[test]
-fn sockets_wait_in_oneshot_mode_too() {
-    FORCE_ONESHOT.with(|f| f.set(true));
-    let done = Rc::new(Cell::new(0));
-    let d = done.clone();
-    EventLoop::new()
-        .block_on(move || {
-            let (server, client) = pair();
-            let (server, client) = (Rc::new(server), Rc::new(client));
-            // Both directions wait on both sockets at once: big transfers
-            // each way, read and written by four tasks.
-            const N: usize = 16 << 20;
-            let mut tasks = Vec::new();
-            for (from, to) in [(server.clone(), client.clone()), (client, server)] {
-                let d = d.clone();
-                // The reader first: it parks at once.
-                tasks.push(spawn(move || {
-                    let mut buf = vec![0; 65536];
-                    let mut got = 0;
-                    while got < N {
-                        got += (&*to).read(&mut buf).unwrap();
-                    }
-                    d.set(d.get() + 1);
-                }));
-                tasks.push(spawn(move || (&*from).write_all(&vec![1; N]).unwrap()));
-            }
-            for t in tasks {
-                t.join().unwrap();
-            }
-            let reactor = reactor();
-            assert!(!reactor.is_edge());
-            let (reads, writes) = reactor.armed();
-            assert!(reads > 0 && writes > 0, "both directions waited");
-        })
-        .unwrap();
-    FORCE_ONESHOT.with(|f| f.set(false));
-    assert_eq!(done.get(), 2);
-}
-
-#[test]
 fn the_end_of_the_stream_that_came_with_the_last_data_is_read() {
     EventLoop::new()
         .block_on(|| {
@@ -169,9 +130,113 @@ fn the_end_of_the_stream_that_came_with_the_last_data_is_read() {
             });
             let mut buf = [0; 8];
             assert_eq!((&server).read(&mut buf).unwrap(), 3); // short
-            // The next read must see the end of the stream, not park
-            // waiting for an event that already came.
+            // Not drained: the next read must see the end of the stream,
+            // not park waiting for an event that already came.
+            assert!(!server.source.drained());
             assert_eq!((&server).read(&mut buf).unwrap(), 0);
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_ready_socket_is_taken_within_the_poll_interval_while_tasks_stay_runnable() {
+    EventLoop::new()
+        .block_on(|| {
+            let (server, client) = pair();
+            // Two tasks that keep waking each other through channels (no
+            // yields): the loop never goes idle.
+            let (to_b, from_a) = channel::<u32>(1);
+            let (to_a, from_b) = channel::<u32>(1);
+            let steps = Rc::new(Cell::new(0u32));
+            let st = steps.clone();
+            let ping = spawn(move || {
+                while to_b.send(0).is_ok() && from_b.recv().is_ok() {
+                    st.set(st.get() + 1);
+                }
+            });
+            let pong = spawn(move || {
+                while let Ok(v) = from_a.recv() {
+                    if to_a.send(v).is_err() {
+                        break;
+                    }
+                }
+            });
+            // No task yields from here on (a yield would make the loop
+            // look at the poller at the end of its round).
+            let (started, start) = channel::<()>(1);
+            let reader = spawn(move || {
+                started.send(()).unwrap();
+                let mut buf = [0; 8];
+                (&server).read(&mut buf).unwrap() // parks
+            });
+            start.recv().unwrap();
+            (&client).write_all(b"x").unwrap();
+            let from = steps.get();
+            // Joining parks this task: only the ping-pong runs.
+            assert_eq!(reader.join().unwrap(), 1);
+            let late = steps.get() - from;
+            // Each ping-pong round trip is about four steps.
+            assert!(
+                late <= POLL_INTERVAL / 2,
+                "the reader ran {late} round trips after its data came"
+            );
+            ping.cancel();
+            pong.cancel();
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_task_that_yields_runs_again_after_the_ready_sockets() {
+    EventLoop::new()
+        .block_on(|| {
+            let (server, client) = pair();
+            let reader = spawn(move || {
+                let mut buf = [0; 8];
+                (&server).read(&mut buf).unwrap()
+            });
+            yield_now(); // the reader parks
+            (&client).write_all(b"x").unwrap();
+            // The round of this yield ends with a look at the poller: the
+            // reader is queued before this task runs again, and runs first.
+            yield_now();
+            yield_now();
+            assert!(reader.is_finished());
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_busy_loop_asks_the_poller_once_per_poll_interval_not_once_per_round() {
+    EventLoop::new()
+        .block_on(|| {
+            let (server, _client) = pair();
+            // Parked on a socket that stays silent.
+            let reader = spawn(move || (&server).read(&mut [0; 8]).map(drop));
+            yield_now();
+            let reactor = reactor();
+            let before = reactor.polls();
+            // Two tasks ping-pong over channels: rounds of a step or two,
+            // none of which yields.
+            let (to_b, from_a) = channel::<u32>(1);
+            let (to_a, from_b) = channel::<u32>(1);
+            let pong = spawn(move || {
+                while let Ok(v) = from_a.recv() {
+                    if to_a.send(v).is_err() {
+                        break;
+                    }
+                }
+            });
+            for i in 0..1000 {
+                to_b.send(i).unwrap();
+                assert_eq!(from_b.recv().unwrap(), i);
+            }
+            let polls = reactor.polls() - before;
+            let most = 4000 / POLL_INTERVAL as usize + 2;
+            assert!(polls <= most, "{polls} polls for 1000 round trips");
+            drop(to_b);
+            pong.join().unwrap();
+            reader.cancel();
         })
         .unwrap();
 }

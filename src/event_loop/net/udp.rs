@@ -6,6 +6,7 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::super::reactor::Direction;
@@ -85,6 +86,56 @@ impl UdpSocket {
             self.read_timeout.get(),
             |s| s.recv_from(buf),
         )
+    }
+
+    /// Sends `buf` to `addr` without waiting: an error of kind
+    /// [`WouldBlock`](io::ErrorKind::WouldBlock) if the send buffer is
+    /// full. Works anywhere (a stackless task waits with
+    /// `Wait::writable` after it).
+    pub fn try_send_to(&self, buf: &[u8], addr: SocketAddr) -> io::Result<usize> {
+        self.source.try_io(|s| s.send_to(buf, addr))
+    }
+
+    /// Receives a datagram that is already there, without waiting: an
+    /// error of kind [`WouldBlock`](io::ErrorKind::WouldBlock) if none is.
+    /// Works anywhere (a stackless task waits with
+    /// `Wait::readable` after it).
+    pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.source.try_io(|s| s.recv_from(buf))
+    }
+
+    /// For future tasks: sends `buf` to `addr`, or files the task's waker
+    /// with the loop's reactor and returns `Pending` while the send buffer
+    /// is full.
+    ///
+    /// # Panics
+    /// If it has to wait outside a task of a running loop.
+    pub fn poll_send_to(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        addr: SocketAddr,
+    ) -> Poll<io::Result<usize>> {
+        self.source
+            .poll_io("net::UdpSocket::poll_send_to", cx, Direction::Write, |s| {
+                s.send_to(buf, addr)
+            })
+    }
+
+    /// For future tasks: receives a datagram that is there, or files the
+    /// task's waker with the loop's reactor and returns `Pending`.
+    ///
+    /// # Panics
+    /// If it has to wait outside a task of a running loop.
+    pub fn poll_recv_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<(usize, SocketAddr)>> {
+        self.source
+            .poll_io("net::UdpSocket::poll_recv_from", cx, Direction::Read, |s| {
+                s.recv_from(buf)
+            })
     }
 
     /// Sets the only address [`send`](UdpSocket::send) sends to and
@@ -188,6 +239,15 @@ impl UdpSocket {
         self.source.get_ref()
     }
 }
+
+impl super::source::Sealed for UdpSocket {
+    fn target(&self, what: &'static str) -> io::Result<super::source::Target> {
+        self.source.target(what)
+    }
+}
+
+#[cfg(cogen_nightly)]
+impl super::Socket for UdpSocket {}
 
 fn check_timeout(timeout: Option<Duration>) -> io::Result<()> {
     if timeout.is_some_and(|t| t.is_zero()) {
