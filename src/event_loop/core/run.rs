@@ -1,0 +1,205 @@
+//! The run loop of a [`Core`]: rounds of task steps, the looks at timers,
+//! other threads' wake-ups and the readiness poller between them, idling,
+//! and deadlock detection (with the task snapshot it reports).
+//!
+//! # Cost per step
+//!
+//! Popping a task, one indirect call into its body, a stack switch, and a
+//! push back: no allocation and no system call. The clock is read only when
+//! timers exist, once per round (see the fairness guarantee in the module
+//! docs), and other threads' wake-ups are checked with one relaxed atomic
+//! load. While a task waits on a socket and others stay runnable, the
+//! readiness poller (`reactor.rs`) is asked at the end of a round in which
+//! a task yielded, or else of the round in which the [`POLL_INTERVAL`]th
+//! step since it was last asked ran; idle, the loop waits in it instead.
+//! So tasks that only wake each other (channels, joins, timers) make no
+//! system call per round, while a task that yields lets the tasks parked
+//! on sockets go first, as it means to. tokio does both the same way: it
+//! asks its driver every 61 ticks, and a `yield_now` there waits for the
+//! driver to have been asked.
+//!
+//! A stack switch leaves the CPU's return-address predictor with the other
+//! stack's return addresses, so every `ret` right after one mispredicts.
+//! The waiting fast paths (`yield_now`, `park`, the channel operations) are
+//! therefore `#[inline]` into the task's code, and `run_task` into the run
+//! loop, to keep the frames between the loop and the switch few; the
+//! running task's context is found through one thread-local (`CURRENT_CX`,
+//! set by the stackful body around its resume) rather than a virtual call.
+
+use std::time::{Duration, Instant};
+
+use super::super::error::StuckTask;
+use super::super::observe::{self, TaskInfo};
+use super::super::task::WaitReason;
+use super::super::trace;
+use super::{Core, POLL_INTERVAL, PanicPolicy};
+
+impl Core {
+    /// True if a task (or a waker) waits on a socket.
+    fn waits_on_io(&self) -> bool {
+        self.io.get() > 0 || self.reactor.has_wakers()
+    }
+
+    /// After `steps` more task steps: takes the readiness events already
+    /// there if a task waits on a socket and a task yielded or
+    /// `POLL_INTERVAL` steps ran since the last look (or `now`); no system
+    /// call otherwise.
+    fn poll_reactor(&self, steps: u32, now: bool) {
+        let since = self.since_poll.get().saturating_add(steps);
+        if (now || self.yielded.get() || since >= POLL_INTERVAL) && self.waits_on_io() {
+            self.since_poll.set(0);
+            self.yielded.set(false);
+            self.reactor.poll_now(|w| self.wake_waiter(w));
+        } else {
+            self.since_poll.set(since);
+            self.yielded.set(false);
+        }
+    }
+
+    /// Sleeps until the next timer (`timeout`), an outside wake-up, or,
+    /// once the loop has a poller, a socket's readiness.
+    fn sleep(&self, timeout: Option<Duration>) {
+        let start = Instant::now();
+        self.since_poll.set(0);
+        self.yielded.set(false);
+        if !self
+            .reactor
+            .wait(&self.remote, timeout, |w| self.wake_waiter(w))
+        {
+            self.remote.park(timeout);
+        }
+        let idle = &self.counters.idle;
+        idle.set(idle.get() + start.elapsed());
+    }
+
+    /// Takes the wake-ups that wakers (maybe on other threads) left, and
+    /// starts the jobs that handles sent.
+    pub(crate) fn poll_remote(&self) {
+        let Some((keys, jobs)) = self.remote.take() else {
+            return;
+        };
+        for (index, id) in keys {
+            self.wake_key(index, id);
+        }
+        jobs.into_iter().for_each(|job| job.start(self));
+    }
+
+    pub(crate) fn check_propagate(&self) {
+        if self.policy == PanicPolicy::Propagate {
+            let first = {
+                let mut unhandled = self.unhandled.borrow_mut();
+                (!unhandled.is_empty()).then(|| unhandled.remove(0))
+            }; // the borrow ends before the panic is raised
+            if let Some(p) = first {
+                p.resume_unwind();
+            }
+        }
+    }
+
+    /// Runs one task step if one is queued, without waiting; first takes due
+    /// timers and outside wake-ups. True if a task ran.
+    pub(crate) fn tick(&self) -> bool {
+        self.poll_remote();
+        self.poll_timers();
+        self.poll_reactor(1, self.queue.is_empty());
+        match self.queue.pop_front() {
+            Some(task) => {
+                self.queue.maybe_shrink();
+                self.run_task(task);
+                self.check_propagate();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Runs rounds until `stop()` or until no task is left. A round runs the
+    /// tasks queued at its start, then checks timers and outside wake-ups.
+    pub(crate) fn run_until(&self, stop: impl Fn() -> bool) -> Result<(), Vec<StuckTask>> {
+        loop {
+            let round = self.queue.len();
+            let mut n = round;
+            while n > 0 {
+                let Some(task) = self.queue.pop_front() else {
+                    break;
+                };
+                self.run_task(task);
+                self.check_propagate();
+                if stop() {
+                    return Ok(());
+                }
+                n -= 1;
+            }
+            self.queue.maybe_shrink();
+            if self.remote.has_pending() {
+                self.poll_remote();
+            }
+            self.poll_timers();
+            if self.queue.is_empty() {
+                if stop() || self.len() == 0 {
+                    return Ok(());
+                }
+                // Waits in the poller, if there is one: that takes the
+                // ready sockets too.
+                self.idle()?;
+            } else {
+                self.poll_reactor(u32::try_from(round).unwrap_or(u32::MAX), false);
+            }
+        }
+    }
+
+    /// Nothing is runnable: sleep until the next timer, an outside wake-up
+    /// or a socket's readiness, or report a deadlock if none can come.
+    fn idle(&self) -> Result<(), Vec<StuckTask>> {
+        loop {
+            self.poll_remote();
+            if !self.queue.is_empty() {
+                return Ok(());
+            }
+            match self.timers.next_deadline() {
+                Some(at) => {
+                    let now = Instant::now();
+                    if at > now {
+                        self.sleep(Some(at - now));
+                    } else {
+                        // No wait, but ready sockets are taken whenever
+                        // nothing is runnable (the fairness guarantee).
+                        self.poll_reactor(0, true);
+                    }
+                    self.fire_timers(Instant::now());
+                }
+                // A task parked on a socket can always be woken by its peer.
+                None if self.waits_on_io() => self.sleep(None),
+                None if self.external.get() > 0 && self.woken_from_outside_maybe() => {
+                    self.sleep(None)
+                }
+                // The last outside waker may have woken its task and gone
+                // since the inbox was read: its wake-up is in the inbox now
+                // (a waker wakes before it counts itself gone).
+                None if self.remote.has_pending() => {}
+                None => return Err(self.stuck_tasks()),
+            }
+        }
+    }
+
+    /// True if some task parked on its waker may still be woken: a clone of
+    /// its waker is held outside the loop. O(tasks), only when idle with no
+    /// timer left.
+    fn woken_from_outside_maybe(&self) -> bool {
+        let tasks = self.registry.borrow().tasks();
+        tasks.iter().any(|t| {
+            t.header.reason.get().is_some_and(WaitReason::is_external) && t.body.is_held_outside()
+        })
+    }
+
+    fn stuck_tasks(&self) -> Vec<StuckTask> {
+        let stuck = observe::stuck(&self.registry.borrow().tasks());
+        trace::deadlock(&stuck);
+        stuck
+    }
+
+    /// A snapshot of every unfinished task.
+    pub(crate) fn tasks(&self) -> Vec<TaskInfo> {
+        observe::describe(&self.registry.borrow().tasks())
+    }
+}
