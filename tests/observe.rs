@@ -88,7 +88,9 @@ fn the_counters_count_spawns_steps_parks_and_idle_time() {
         }
     });
     ev.spawn(move || rx.iter().count());
-    ev.spawn(|| sleep(Duration::from_millis(20)));
+    // Long enough that the loop is still early when it runs out of work,
+    // even under valgrind: it then sleeps until the timer.
+    ev.spawn(|| sleep(Duration::from_millis(200)));
     ev.run().unwrap();
     let stats = ev.stats();
     assert_eq!((stats.spawned, stats.finished), (3, 3));
