@@ -1098,12 +1098,40 @@ mod linux {
                 if shared {
                     // SAFETY: a plain system call on the calling thread.
                     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+                    if fifo() {
+                        for tid in tids.iter().copied().chain([gettid()]) {
+                            set_fifo(tid);
+                        }
+                    }
                 }
                 drive(addr, work, pace, secs, &tids, shared)
             })
             .unwrap()
             .join()
             .expect("the client thread")
+    }
+
+    /// `NET_BENCH_FIFO=1`: the `_mt` groups run the server's threads and
+    /// the client under `SCHED_FIFO` (priority 1), so that other processes
+    /// on a shared machine do not delay them when they are woken (which
+    /// would make a server batch its requests and look cheaper per request
+    /// than it is). Needs the privilege to (`CAP_SYS_NICE`); the kernel's
+    /// real-time throttling still leaves other processes a share.
+    fn fifo() -> bool {
+        std::env::var("NET_BENCH_FIFO").is_ok_and(|v| v == "1")
+    }
+
+    /// Moves thread `tid` to `SCHED_FIFO`, priority 1.
+    fn set_fifo(tid: i32) {
+        let param = libc::sched_param { sched_priority: 1 };
+        // SAFETY: `param` is valid for reading; a thread that is gone or a
+        // refusal is an error, reported.
+        if unsafe { libc::sched_setscheduler(tid, libc::SCHED_FIFO, &param) } != 0 {
+            eprintln!(
+                "net bench: cannot make thread {tid} SCHED_FIFO: {}",
+                io::Error::last_os_error()
+            );
+        }
     }
 
     // -------------------------------------------------------------- reports
