@@ -2,10 +2,11 @@
 //! (the same client code for every server) drives each server over
 //! loopback, and this file owns both sides. Groups `net_echo` (64-byte
 //! echo over 100 connections) and `net_http` (`GET /` over 64 connections,
-//! pipelining depth 16 and depth 1).
+//! pipelining depth 16 and depth 1), each server on one thread; and their
+//! two-thread twins `net_echo_mt` and `net_http_mt`.
 //!
 //! ```text
-//! cargo bench --bench net                          # every group and id, ~70 s
+//! cargo bench --bench net                          # every group and id, ~2 min
 //! NET_BENCH_SECS=10 cargo bench --bench net        # longer runs per id and mode
 //! cargo bench --bench net -- net_echo/tokio        # only the ids whose name contains this
 //! cargo bench --bench net -- serve net_echo/tokio  # serve one id until killed
@@ -27,6 +28,22 @@
 //! `NET_BENCH_ROUNDS` slices (default 4), each after a short warm-up on new
 //! connections, and the ids take turns, so that other load on the machine
 //! falls on every id alike; the table adds up each id's slices.
+//!
+//! The `_mt` groups run servers of two threads, thread `i` pinned to core
+//! `i`: `cogen` (a `Runtime` of two loops, each accepting on its own
+//! `SO_REUSEPORT` listener), `cogen_1t` (the same with one loop, on core
+//! 0), `tokio` (its `multi_thread` runtime, two workers), `may` and
+//! `may_minihttp` (two workers). With two cores, the client shares core 1
+//! with a server thread, so these groups have no saturating mode: only a
+//! fixed rate (`MT_RATE_*`, or `NET_BENCH_RATE`), at which the client
+//! sleeps until each batch is due rather than polling for it. They report
+//! the server's CPU per request from its threads' CPU-time clocks (to the
+//! nanosecond), and its system calls, `futex` calls and context switches
+//! per request, counted by perf events on its threads.
+//! `NET_BENCH_FIFO=1` runs their server threads and client under
+//! `SCHED_FIFO` (see `fn fifo`). may's scheduler is one per
+//! process, with one number of workers: the `_mt` groups run in a second
+//! process, this program again.
 //!
 //! `serve` and `client` split the two sides into two processes, so that
 //! `strace -c -f -p PID` can attach to a server alone; the client prints
