@@ -7,8 +7,11 @@
 #
 #   tools/scripts/net_syscalls.sh net_echo/cogen [CLIENT_GROUP]
 #
-# CLIENT_GROUP is net_echo, net_http (depth 16) or net_http1 (depth 1);
-# by default the group of ID. Run from the repository's root; builds the
+# CLIENT_GROUP is net_echo, net_http (depth 16) or net_http1 (depth 1),
+# each also with `_mt` (the same client); by default the group of ID, so
+# the two-thread ids work as they are (`net_echo_mt/cogen`: a `Runtime` of
+# two loops; `-f` counts every thread of the server). Run from the
+# repository's root; builds the
 # bench first. strace slows the server down a lot: the rate it prints is
 # not the server's, but the calls per request are.
 set -euo pipefail
