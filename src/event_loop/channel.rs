@@ -71,6 +71,16 @@ impl WaitList {
         }
     }
 
+    /// True if no task waits: what every send and receive checks first.
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        // SAFETY: reads the cell in place, on its own thread (`Cell` is not
+        // `Sync`); no reference into it is live, as every other access
+        // moves the value out and back within one call that runs no user
+        // code.
+        unsafe { (*self.first.as_ptr()).is_none() }
+    }
+
     #[inline]
     fn pop(&self) -> Option<(ThinTask, u32)> {
         let first = self.first.take()?;
@@ -144,9 +154,17 @@ pub(crate) struct Chan<T> {
     pollers: stream::Pollers,
 }
 
-/// Wakes the first waiter that is still parked with its number.
-#[inline]
+/// Wakes the first waiter that is still parked with its number. Inlined
+/// for the common case of a list with nobody in it.
+#[inline(always)]
 fn wake_one(list: &WaitList) {
+    if !list.is_empty() {
+        wake_first(list);
+    }
+}
+
+#[inline]
+fn wake_first(list: &WaitList) {
     while let Some((task, seq)) = list.pop() {
         if task.header().is_parked_at(seq) {
             wake(task.into_ref(), seq);
