@@ -1,29 +1,114 @@
-//! The run queue (tasks ready to run, first in, first out) and the registry
-//! (every unfinished task of a loop, by index).
+//! The run queue (tasks ready to run, first in, first out, in a ring
+//! buffer) and the registry (every unfinished task of a loop, by index).
 
 use std::cell::UnsafeCell;
-use std::collections::VecDeque;
+use std::mem::MaybeUninit;
 
 use super::task::{TaskRef, ThinTask};
 
-/// The FIFO run queue. Each method finishes its operation on the deque
+/// The FIFO run queue. Each method finishes its operation on the ring
 /// before returning and runs no user code inside (tasks are moved in and
 /// out by value and dropped by the caller), so no two accesses can overlap:
 /// a `RefCell`'s borrow flag would only cost time on every step.
-pub(crate) struct RunQueue(UnsafeCell<VecDeque<TaskRef>>);
+pub(crate) struct RunQueue(UnsafeCell<Ring>);
+
+/// The capacity a queue starts with, and never shrinks below.
+const MIN_CAPACITY: usize = 64;
+
+/// A ring buffer of tasks whose capacity is a power of two, so that an
+/// index wraps with a mask: a push and a pop are a few instructions each,
+/// inlined into the run loop (a `VecDeque`'s push stays a call there).
+///
+/// Invariant: the `len` slots from `head` on (wrapping) are initialized,
+/// the others are not; `slots.len()` is a power of two, at least
+/// `MIN_CAPACITY`, and at least `len`.
+struct Ring {
+    slots: Box<[MaybeUninit<TaskRef>]>,
+    head: usize,
+    len: usize,
+}
+
+impl Ring {
+    fn with_capacity(capacity: usize) -> Self {
+        debug_assert!(capacity.is_power_of_two() && capacity >= MIN_CAPACITY);
+        Ring {
+            slots: Box::new_uninit_slice(capacity),
+            head: 0,
+            len: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    #[inline(always)]
+    fn push_back(&mut self, task: TaskRef) {
+        if self.len == self.slots.len() {
+            self.resize(self.slots.len() * 2);
+        }
+        let i = (self.head + self.len) & self.mask();
+        // SAFETY: `i` is masked to below the capacity (a power of two), and
+        // that slot is outside the initialized run (the ring is not full),
+        // so it holds no value to leak.
+        unsafe { self.slots.get_unchecked_mut(i).write(task) };
+        self.len += 1;
+    }
+
+    #[inline(always)]
+    fn pop_front(&mut self) -> Option<TaskRef> {
+        if self.len == 0 {
+            return None;
+        }
+        // SAFETY: `head` is below the capacity, and its slot is the first
+        // of the initialized run (the ring is not empty); the slot counts
+        // as uninitialized from here on, so the value is read out once.
+        let task = unsafe { self.slots.get_unchecked(self.head).assume_init_read() };
+        self.head = (self.head + 1) & self.mask();
+        self.len -= 1;
+        Some(task)
+    }
+
+    /// Moves the tasks, in order, into a new buffer of `capacity` slots (a
+    /// power of two, at least `len`).
+    #[cold]
+    #[inline(never)]
+    fn resize(&mut self, capacity: usize) {
+        debug_assert!(capacity.is_power_of_two() && capacity >= self.len);
+        let mut slots = Box::new_uninit_slice(capacity);
+        let mask = self.mask();
+        for (k, slot) in slots.iter_mut().enumerate().take(self.len) {
+            // SAFETY: slot `(head + k) & mask` for `k < len` is in the
+            // initialized run; the old buffer is freed below without
+            // dropping its values (it holds `MaybeUninit`s), so each value
+            // is moved exactly once.
+            let task = unsafe { self.slots[(self.head + k) & mask].assume_init_read() };
+            slot.write(task);
+        }
+        self.slots = slots;
+        self.head = 0;
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        while self.pop_front().is_some() {}
+    }
+}
 
 impl RunQueue {
     pub(crate) fn new() -> Self {
-        RunQueue(UnsafeCell::new(VecDeque::with_capacity(64)))
+        RunQueue(UnsafeCell::new(Ring::with_capacity(MIN_CAPACITY)))
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_back(&self, task: TaskRef) {
         // SAFETY: see the type's docs.
         unsafe { (*self.0.get()).push_back(task) }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pop_front(&self) -> Option<TaskRef> {
         // SAFETY: see the type's docs.
         unsafe { (*self.0.get()).pop_front() }
@@ -32,7 +117,7 @@ impl RunQueue {
     #[inline]
     pub(crate) fn len(&self) -> usize {
         // SAFETY: see the type's docs.
-        unsafe { (*self.0.get()).len() }
+        unsafe { (*self.0.get()).len }
     }
 
     #[inline]
@@ -40,9 +125,13 @@ impl RunQueue {
         self.len() == 0
     }
 
-    pub(crate) fn take(&self) -> VecDeque<TaskRef> {
+    /// Takes every queued task out, in order, and gives the memory back.
+    pub(crate) fn take(&self) -> Vec<TaskRef> {
         // SAFETY: see the type's docs.
-        unsafe { std::mem::take(&mut *self.0.get()) }
+        let old =
+            unsafe { std::mem::replace(&mut *self.0.get(), Ring::with_capacity(MIN_CAPACITY)) };
+        let mut old = old;
+        std::iter::from_fn(|| old.pop_front()).collect()
     }
 
     /// Gives memory back after a burst: once the queue is under a quarter
@@ -54,7 +143,7 @@ impl RunQueue {
     pub(crate) fn maybe_shrink(&self) {
         // SAFETY: see the type's docs.
         let q = unsafe { &*self.0.get() };
-        if q.capacity() > 4096 && q.len() < q.capacity() / 4 {
+        if q.slots.len() > 4096 && q.len < q.slots.len() / 4 {
             self.shrink();
         }
     }
@@ -64,8 +153,8 @@ impl RunQueue {
     fn shrink(&self) {
         // SAFETY: see the type's docs.
         let q = unsafe { &mut *self.0.get() };
-        let target = (q.capacity() / 2).max(q.len() * 2);
-        q.shrink_to(target);
+        let target = (q.slots.len() / 2).max((q.len * 2).next_power_of_two());
+        q.resize(target);
     }
 }
 
@@ -124,5 +213,38 @@ impl Registry {
 
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use crate::event_loop::{EventLoop, yield_now};
+
+    /// The ring grows past 4096 slots, wraps, shrinks while tasks finish,
+    /// and keeps first-in, first-out order throughout.
+    #[test]
+    fn ring_keeps_fifo_order_through_growth_and_shrinking() {
+        let ev = EventLoop::new();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        const TASKS: usize = 10_000;
+        for i in 0..TASKS {
+            let log = log.clone();
+            ev.spawn(move || {
+                for round in 0..(i % 3) {
+                    log.borrow_mut().push((round, i));
+                    yield_now();
+                }
+            });
+        }
+        ev.run().unwrap();
+        let log = log.borrow();
+        let mut expected = Vec::new();
+        for round in 0..2 {
+            expected.extend((0..TASKS).filter(|i| i % 3 > round).map(|i| (round, i)));
+        }
+        assert_eq!(*log, expected);
     }
 }
