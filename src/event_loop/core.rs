@@ -237,13 +237,27 @@ impl Core {
         {
             self.report_panic(p);
         }
+        if h.may_have_waiters() {
+            self.wake_joiners(h);
+        }
+        if Rc::strong_count(&task) > 1 + usize::from(removed.is_some()) {
+            // Neither is the last reference (a handle or a waiter holds
+            // one): dropping them drops nothing of the task.
+            drop((removed, task));
+        } else {
+            // The last reference to a detached task drops its result: user code.
+            self.drop_reporting((removed, task));
+        }
+    }
+
+    /// Wakes whoever waits for the task of `h` to finish.
+    #[inline(never)]
+    fn wake_joiners(&self, h: &Header) {
         let (first, rest) = h.take_waiters();
         if let Some(waiter) = first {
             self.wake_waiter(waiter);
         }
         rest.into_iter().for_each(|w| self.wake_waiter(w)); // empty: no allocation
-        // The last reference to a detached task drops its result: user code.
-        self.drop_reporting((removed, task));
     }
 
     /// Drops `value`, which may run user code (a destructor of a task's

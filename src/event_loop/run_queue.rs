@@ -168,6 +168,7 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
+    #[inline(always)]
     pub(crate) fn insert(&mut self, task: TaskRef) {
         match self.free.pop() {
             Some(i) => {
@@ -200,6 +201,7 @@ impl Registry {
 
     /// Takes task `id` out of slot `index`; `None` if the slot holds
     /// another task (or none).
+    #[inline]
     pub(crate) fn remove(&mut self, index: u32, id: u64) -> Option<ThinTask> {
         let slot = self.slots.get_mut(index as usize)?;
         if slot.as_ref()?.header().id != id {

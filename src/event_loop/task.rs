@@ -276,6 +276,7 @@ const _: () = {
 };
 
 impl Header {
+    #[inline]
     pub(crate) fn new(
         id: u64,
         name: Option<Cow<'static, str>>,
@@ -353,6 +354,13 @@ impl Header {
         }
         let i = waiters.rest.iter().position(is_me)?;
         Some(waiters.rest.remove(i))
+    }
+
+    /// False if the task never had a joiner (nor a name): then
+    /// [`take_waiters`](Header::take_waiters) has nothing to hand out.
+    #[inline]
+    pub(crate) fn may_have_waiters(&self) -> bool {
+        self.extras.get().is_some()
     }
 
     /// Takes every joiner out, to wake them: the first, and the others
@@ -462,6 +470,7 @@ impl<T> ResultCell<T> {
         unsafe { (*self.0.get()).take() }
     }
 
+    #[inline]
     pub(crate) fn take_panic(&self) -> Option<Panic> {
         // SAFETY: see above.
         let slot = unsafe { &mut *self.0.get() };
