@@ -163,7 +163,7 @@ fn wake_one(list: &WaitList) {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn wake_first(list: &WaitList) {
     while let Some((task, seq)) = list.pop() {
         if task.header().is_parked_at(seq) {

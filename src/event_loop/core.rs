@@ -243,7 +243,9 @@ impl Core {
         if Rc::strong_count(&task) > 1 + usize::from(removed.is_some()) {
             // Neither is the last reference (a handle or a waiter holds
             // one): dropping them drops nothing of the task.
-            drop((removed, task));
+            if let Some(removed) = removed {
+                removed.release_via(&task);
+            }
         } else {
             // The last reference to a detached task drops its result: user code.
             self.drop_reporting((removed, task));
