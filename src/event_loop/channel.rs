@@ -32,7 +32,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::context::{current_task_addr, park};
-use super::core::wake;
+use super::core::{make_runnable, wake};
 use super::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
@@ -167,7 +167,7 @@ fn wake_one(list: &WaitList) {
 fn wake_first(list: &WaitList) {
     while let Some((task, seq)) = list.pop() {
         if task.header().is_parked_at(seq) {
-            wake(task.into_ref(), seq);
+            make_runnable(task.into_ref());
             return;
         }
     }

@@ -466,9 +466,10 @@ pub(crate) fn wake(task: TaskRef, seq: u32) {
     }
 }
 
-/// Queues a parked task on its own loop.
+/// Queues a parked task on its own loop: [`wake`] once the caller has
+/// checked the park number.
 #[inline]
-fn make_runnable(task: TaskRef) {
+pub(crate) fn make_runnable(task: TaskRef) {
     let current = CURRENT_CORE.with(Cell::get);
     if ptr::eq(current, task.header.core.as_ptr()) {
         // SAFETY: CURRENT_CORE points at a live core while it is set (see
