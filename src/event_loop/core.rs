@@ -468,7 +468,7 @@ pub(crate) fn wake(task: TaskRef, seq: u32) {
 
 /// Queues a parked task on its own loop: [`wake`] once the caller has
 /// checked the park number.
-#[inline]
+#[inline(always)]
 pub(crate) fn make_runnable(task: TaskRef) {
     let current = CURRENT_CORE.with(Cell::get);
     if ptr::eq(current, task.header.core.as_ptr()) {
@@ -476,7 +476,15 @@ pub(crate) fn make_runnable(task: TaskRef) {
         // `Enter`); this is the common case of a wake-up from a task of the
         // same loop, and it saves upgrading the `Weak`.
         unsafe { &*current }.make_runnable(task);
-    } else if let Some(core) = task.header.core.upgrade() {
+    } else {
+        make_runnable_elsewhere(task);
+    }
+}
+
+/// [`make_runnable`] from outside the task's loop (or outside `run`).
+#[inline(never)]
+fn make_runnable_elsewhere(task: TaskRef) {
+    if let Some(core) = task.header.core.upgrade() {
         core.make_runnable(task);
     }
 }
