@@ -36,6 +36,7 @@ use super::core::{make_runnable, wake};
 use super::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
+use super::ring::Ring;
 use super::task::{TaskRef, ThinTask, WaitReason};
 use super::timer::deadline_after;
 
@@ -114,10 +115,10 @@ impl WaitList {
     }
 }
 
-/// The message buffer. Each method finishes with the deque before it
+/// The message buffer. Each method finishes with the ring before it
 /// returns and runs no user code inside (messages move in and out by value;
 /// the ones left are dropped with the channel), so accesses never overlap.
-struct Buf<T>(UnsafeCell<VecDeque<T>>);
+struct Buf<T>(UnsafeCell<Ring<T>>);
 
 impl<T> Buf<T> {
     #[inline]
@@ -359,7 +360,7 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     assert!(capacity > 0, "channel capacity must be at least 1");
     let chan = Rc::new(Chan {
         ops: Chan::<T>::OPS,
-        buf: Buf(UnsafeCell::new(VecDeque::with_capacity(capacity.min(1024)))),
+        buf: Buf(UnsafeCell::new(Ring::with_capacity(capacity.min(1024)))),
         capacity,
         closed: Cell::new(false),
         senders: Cell::new(1),

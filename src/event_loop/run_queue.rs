@@ -1,105 +1,23 @@
-//! The run queue (tasks ready to run, first in, first out, in a ring
-//! buffer) and the registry (every unfinished task of a loop, by index).
+//! The run queue (tasks ready to run, first in, first out) and the registry
+//! (every unfinished task of a loop, by index).
 
 use std::cell::UnsafeCell;
-use std::mem::MaybeUninit;
 
+use super::ring::Ring;
 use super::task::{TaskRef, ThinTask};
 
 /// The FIFO run queue. Each method finishes its operation on the ring
 /// before returning and runs no user code inside (tasks are moved in and
 /// out by value and dropped by the caller), so no two accesses can overlap:
 /// a `RefCell`'s borrow flag would only cost time on every step.
-pub(crate) struct RunQueue(UnsafeCell<Ring>);
+pub(crate) struct RunQueue(UnsafeCell<Ring<TaskRef>>);
 
-/// The capacity a queue starts with, and never shrinks below.
-const MIN_CAPACITY: usize = 64;
-
-/// A ring buffer of tasks whose capacity is a power of two, so that an
-/// index wraps with a mask: a push and a pop are a few instructions each,
-/// inlined into the run loop (a `VecDeque`'s push stays a call there).
-///
-/// Invariant: the `len` slots from `head` on (wrapping) are initialized,
-/// the others are not; `slots.len()` is a power of two, at least
-/// `MIN_CAPACITY`, and at least `len`.
-struct Ring {
-    slots: Box<[MaybeUninit<TaskRef>]>,
-    head: usize,
-    len: usize,
-}
-
-impl Ring {
-    fn with_capacity(capacity: usize) -> Self {
-        debug_assert!(capacity.is_power_of_two() && capacity >= MIN_CAPACITY);
-        Ring {
-            slots: Box::new_uninit_slice(capacity),
-            head: 0,
-            len: 0,
-        }
-    }
-
-    #[inline(always)]
-    fn mask(&self) -> usize {
-        self.slots.len() - 1
-    }
-
-    #[inline(always)]
-    fn push_back(&mut self, task: TaskRef) {
-        if self.len == self.slots.len() {
-            self.resize(self.slots.len() * 2);
-        }
-        let i = (self.head + self.len) & self.mask();
-        // SAFETY: `i` is masked to below the capacity (a power of two), and
-        // that slot is outside the initialized run (the ring is not full),
-        // so it holds no value to leak.
-        unsafe { self.slots.get_unchecked_mut(i).write(task) };
-        self.len += 1;
-    }
-
-    #[inline(always)]
-    fn pop_front(&mut self) -> Option<TaskRef> {
-        if self.len == 0 {
-            return None;
-        }
-        // SAFETY: `head` is below the capacity, and its slot is the first
-        // of the initialized run (the ring is not empty); the slot counts
-        // as uninitialized from here on, so the value is read out once.
-        let task = unsafe { self.slots.get_unchecked(self.head).assume_init_read() };
-        self.head = (self.head + 1) & self.mask();
-        self.len -= 1;
-        Some(task)
-    }
-
-    /// Moves the tasks, in order, into a new buffer of `capacity` slots (a
-    /// power of two, at least `len`).
-    #[cold]
-    #[inline(never)]
-    fn resize(&mut self, capacity: usize) {
-        debug_assert!(capacity.is_power_of_two() && capacity >= self.len);
-        let mut slots = Box::new_uninit_slice(capacity);
-        let mask = self.mask();
-        for (k, slot) in slots.iter_mut().enumerate().take(self.len) {
-            // SAFETY: slot `(head + k) & mask` for `k < len` is in the
-            // initialized run; the old buffer is freed below without
-            // dropping its values (it holds `MaybeUninit`s), so each value
-            // is moved exactly once.
-            let task = unsafe { self.slots[(self.head + k) & mask].assume_init_read() };
-            slot.write(task);
-        }
-        self.slots = slots;
-        self.head = 0;
-    }
-}
-
-impl Drop for Ring {
-    fn drop(&mut self) {
-        while self.pop_front().is_some() {}
-    }
-}
+/// The capacity a queue starts with.
+const INITIAL_CAPACITY: usize = 64;
 
 impl RunQueue {
     pub(crate) fn new() -> Self {
-        RunQueue(UnsafeCell::new(Ring::with_capacity(MIN_CAPACITY)))
+        RunQueue(UnsafeCell::new(Ring::with_capacity(INITIAL_CAPACITY)))
     }
 
     #[inline(always)]
@@ -117,7 +35,7 @@ impl RunQueue {
     #[inline]
     pub(crate) fn len(&self) -> usize {
         // SAFETY: see the type's docs.
-        unsafe { (*self.0.get()).len }
+        unsafe { (*self.0.get()).len() }
     }
 
     #[inline]
@@ -129,7 +47,7 @@ impl RunQueue {
     pub(crate) fn take(&self) -> Vec<TaskRef> {
         // SAFETY: see the type's docs.
         let old =
-            unsafe { std::mem::replace(&mut *self.0.get(), Ring::with_capacity(MIN_CAPACITY)) };
+            unsafe { std::mem::replace(&mut *self.0.get(), Ring::with_capacity(INITIAL_CAPACITY)) };
         let mut old = old;
         std::iter::from_fn(|| old.pop_front()).collect()
     }
@@ -143,7 +61,7 @@ impl RunQueue {
     pub(crate) fn maybe_shrink(&self) {
         // SAFETY: see the type's docs.
         let q = unsafe { &*self.0.get() };
-        if q.slots.len() > 4096 && q.len < q.slots.len() / 4 {
+        if q.capacity() > 4096 && q.len() < q.capacity() / 4 {
             self.shrink();
         }
     }
@@ -153,7 +71,7 @@ impl RunQueue {
     fn shrink(&self) {
         // SAFETY: see the type's docs.
         let q = unsafe { &mut *self.0.get() };
-        let target = (q.slots.len() / 2).max((q.len * 2).next_power_of_two());
+        let target = (q.capacity() / 2).max((q.len() * 2).next_power_of_two());
         q.resize(target);
     }
 }
