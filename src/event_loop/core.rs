@@ -126,13 +126,14 @@ impl Core {
         name: Option<Cow<'static, str>>,
         body: B,
     ) -> Rc<Task<B>> {
+        let id = self.next_id();
+        if let (Some(wd), Some(name)) = (&self.watchdog, &name) {
+            wd.name_task(id, name);
+        }
         let task = Rc::new(Task {
-            header: Header::new(self.next_id(), name, self.me.clone(), fat_ptr::<B>),
+            header: Header::new(id, name, self.me.clone(), fat_ptr::<B>),
             body,
         });
-        if let (Some(wd), Some(name)) = (&self.watchdog, task.header.name()) {
-            wd.name_task(task.header.id, name);
-        }
         Counters::bump(&self.counters.spawned);
         self.spans.spawned(&task.header);
         let erased: TaskRef = task.clone();
