@@ -402,7 +402,9 @@ impl<T> Sender<T> {
     ///
     /// # Panics
     /// If it would have to wait outside a stackful task.
-    #[inline]
+    // Always inlined into the task's code, like the waiting fast paths of
+    // `core/run.rs`: a call here cost 17 instructions per send.
+    #[inline(always)]
     #[track_caller]
     pub fn send(&self, mut value: T) -> Result<(), SendError<T>> {
         loop {
