@@ -27,6 +27,7 @@ use super::current::{CURRENT_CORE, CURRENT_CX, CURRENT_TASK, StackfulCx};
 use super::task::{Task, TaskBody, TaskRef, TaskState, WaitReason};
 
 /// The loop driving this thread, for code inside a task.
+#[inline]
 #[track_caller]
 pub(crate) fn current_core(what: &str) -> &'static Core {
     let core = CURRENT_CORE.with(Cell::get);
@@ -36,11 +37,18 @@ pub(crate) fn current_core(what: &str) -> &'static Core {
     // step.
     match unsafe { core.as_ref() } {
         Some(core) => core,
-        None => panic!(
-            "cogen::event_loop::{what} called outside a task: it only works inside a task of \
-             a running EventLoop (use EventLoop::spawn / block_on from outside)"
-        ),
+        None => panic_no_core(what),
     }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn panic_no_core(what: &str) -> ! {
+    panic!(
+        "cogen::event_loop::{what} called outside a task: it only works inside a task of a \
+         running EventLoop (use EventLoop::spawn / block_on from outside)"
+    )
 }
 
 /// Why a waiting function cannot wait here.

@@ -126,13 +126,14 @@ impl Core {
         name: Option<Cow<'static, str>>,
         body: B,
     ) -> Rc<Task<B>> {
+        let id = self.next_id();
+        if let (Some(wd), Some(name)) = (&self.watchdog, &name) {
+            wd.name_task(id, name);
+        }
         let task = Rc::new(Task {
-            header: Header::new(self.next_id(), name, self.me.clone(), fat_ptr::<B>),
+            header: Header::new(id, name, self.me.clone(), fat_ptr::<B>),
             body,
         });
-        if let (Some(wd), Some(name)) = (&self.watchdog, task.header.name()) {
-            wd.name_task(task.header.id, name);
-        }
         Counters::bump(&self.counters.spawned);
         self.spans.spawned(&task.header);
         let erased: TaskRef = task.clone();
@@ -237,13 +238,29 @@ impl Core {
         {
             self.report_panic(p);
         }
+        if h.may_have_waiters() {
+            self.wake_joiners(h);
+        }
+        if Rc::strong_count(&task) > 1 + usize::from(removed.is_some()) {
+            // Neither is the last reference (a handle or a waiter holds
+            // one): dropping them drops nothing of the task.
+            if let Some(removed) = removed {
+                removed.release_via(&task);
+            }
+        } else {
+            // The last reference to a detached task drops its result: user code.
+            self.drop_reporting((removed, task));
+        }
+    }
+
+    /// Wakes whoever waits for the task of `h` to finish.
+    #[inline(never)]
+    fn wake_joiners(&self, h: &Header) {
         let (first, rest) = h.take_waiters();
         if let Some(waiter) = first {
             self.wake_waiter(waiter);
         }
         rest.into_iter().for_each(|w| self.wake_waiter(w)); // empty: no allocation
-        // The last reference to a detached task drops its result: user code.
-        self.drop_reporting((removed, task));
     }
 
     /// Drops `value`, which may run user code (a destructor of a task's
@@ -450,16 +467,25 @@ pub(crate) fn wake(task: TaskRef, seq: u32) {
     }
 }
 
-/// Queues a parked task on its own loop.
-#[inline]
-fn make_runnable(task: TaskRef) {
+/// Queues a parked task on its own loop: [`wake`] once the caller has
+/// checked the park number.
+#[inline(always)]
+pub(crate) fn make_runnable(task: TaskRef) {
     let current = CURRENT_CORE.with(Cell::get);
     if ptr::eq(current, task.header.core.as_ptr()) {
         // SAFETY: CURRENT_CORE points at a live core while it is set (see
         // `Enter`); this is the common case of a wake-up from a task of the
         // same loop, and it saves upgrading the `Weak`.
         unsafe { &*current }.make_runnable(task);
-    } else if let Some(core) = task.header.core.upgrade() {
+    } else {
+        make_runnable_elsewhere(task);
+    }
+}
+
+/// [`make_runnable`] from outside the task's loop (or outside `run`).
+#[inline(never)]
+fn make_runnable_elsewhere(task: TaskRef) {
+    if let Some(core) = task.header.core.upgrade() {
         core.make_runnable(task);
     }
 }

@@ -278,7 +278,7 @@
 
 // Layers, bottom to top (each file uses only the ones above it; `task`
 // names `core::Core` as a type only, for its back-reference):
-// task; run_queue, timer, remote (names Core as a type only), watchdog,
+// ring; task; run_queue, timer, remote (names Core as a type only), watchdog,
 // error; trace; reactor; current (names Core as a type only); observe; core;
 // context; join, channel, sleep, wait_for, timeout, select, sync_channel;
 // kind/*; stackless (docs), fs, net/* (source; stream; listener, udp),
@@ -301,6 +301,7 @@ mod reactor;
 mod remote;
 #[cfg(feature = "net")]
 mod reuseport;
+mod ring;
 mod run_queue;
 mod runtime;
 mod select;

@@ -2,28 +2,31 @@
 //! (every unfinished task of a loop, by index).
 
 use std::cell::UnsafeCell;
-use std::collections::VecDeque;
 
+use super::ring::Ring;
 use super::task::{TaskRef, ThinTask};
 
-/// The FIFO run queue. Each method finishes its operation on the deque
+/// The FIFO run queue. Each method finishes its operation on the ring
 /// before returning and runs no user code inside (tasks are moved in and
 /// out by value and dropped by the caller), so no two accesses can overlap:
 /// a `RefCell`'s borrow flag would only cost time on every step.
-pub(crate) struct RunQueue(UnsafeCell<VecDeque<TaskRef>>);
+pub(crate) struct RunQueue(UnsafeCell<Ring<TaskRef>>);
+
+/// The capacity a queue starts with.
+const INITIAL_CAPACITY: usize = 64;
 
 impl RunQueue {
     pub(crate) fn new() -> Self {
-        RunQueue(UnsafeCell::new(VecDeque::with_capacity(64)))
+        RunQueue(UnsafeCell::new(Ring::with_capacity(INITIAL_CAPACITY)))
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_back(&self, task: TaskRef) {
         // SAFETY: see the type's docs.
         unsafe { (*self.0.get()).push_back(task) }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pop_front(&self) -> Option<TaskRef> {
         // SAFETY: see the type's docs.
         unsafe { (*self.0.get()).pop_front() }
@@ -40,9 +43,13 @@ impl RunQueue {
         self.len() == 0
     }
 
-    pub(crate) fn take(&self) -> VecDeque<TaskRef> {
+    /// Takes every queued task out, in order, and gives the memory back.
+    pub(crate) fn take(&self) -> Vec<TaskRef> {
         // SAFETY: see the type's docs.
-        unsafe { std::mem::take(&mut *self.0.get()) }
+        let old =
+            unsafe { std::mem::replace(&mut *self.0.get(), Ring::with_capacity(INITIAL_CAPACITY)) };
+        let mut old = old;
+        std::iter::from_fn(|| old.pop_front()).collect()
     }
 
     /// Gives memory back after a burst: once the queue is under a quarter
@@ -64,8 +71,8 @@ impl RunQueue {
     fn shrink(&self) {
         // SAFETY: see the type's docs.
         let q = unsafe { &mut *self.0.get() };
-        let target = (q.capacity() / 2).max(q.len() * 2);
-        q.shrink_to(target);
+        let target = (q.capacity() / 2).max((q.len() * 2).next_power_of_two());
+        q.resize(target);
     }
 }
 
@@ -79,6 +86,7 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
+    #[inline(always)]
     pub(crate) fn insert(&mut self, task: TaskRef) {
         match self.free.pop() {
             Some(i) => {
@@ -111,6 +119,7 @@ impl Registry {
 
     /// Takes task `id` out of slot `index`; `None` if the slot holds
     /// another task (or none).
+    #[inline]
     pub(crate) fn remove(&mut self, index: u32, id: u64) -> Option<ThinTask> {
         let slot = self.slots.get_mut(index as usize)?;
         if slot.as_ref()?.header().id != id {
@@ -124,5 +133,38 @@ impl Registry {
 
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use crate::event_loop::{EventLoop, yield_now};
+
+    /// The ring grows past 4096 slots, wraps, shrinks while tasks finish,
+    /// and keeps first-in, first-out order throughout.
+    #[test]
+    fn ring_keeps_fifo_order_through_growth_and_shrinking() {
+        let ev = EventLoop::new();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        const TASKS: usize = 10_000;
+        for i in 0..TASKS {
+            let log = log.clone();
+            ev.spawn(move || {
+                for round in 0..(i % 3) {
+                    log.borrow_mut().push((round, i));
+                    yield_now();
+                }
+            });
+        }
+        ev.run().unwrap();
+        let log = log.borrow();
+        let mut expected = Vec::new();
+        for round in 0..2 {
+            expected.extend((0..TASKS).filter(|i| i % 3 > round).map(|i| (round, i)));
+        }
+        assert_eq!(*log, expected);
     }
 }

@@ -109,6 +109,7 @@ impl ThinTask {
         unsafe { self.0.as_ref() }
     }
 
+    #[inline(always)]
     fn fat(&self) -> *const Task<dyn TaskBody> {
         // SAFETY: `fat` was made for this task's own type (`Header::new`'s
         // caller), the task is alive, and `self.0` came from `Rc::into_raw`.
@@ -123,12 +124,28 @@ impl ThinTask {
     }
 
     /// The full reference, taking over this one's count.
+    #[inline]
     pub(crate) fn into_ref(self) -> TaskRef {
         let ptr = self.fat();
         std::mem::forget(self);
         // SAFETY: `ptr` is the pointer `Rc::into_raw` gave in `new` (same
         // address and metadata), and we hand its count over.
         unsafe { Rc::from_raw(ptr) }
+    }
+
+    /// Gives this reference up through `same`, a full reference to the
+    /// same task that is not the last: without the indirect call that
+    /// makes the full pointer.
+    #[inline]
+    pub(crate) fn release_via(self, same: &TaskRef) {
+        let ptr = Rc::as_ptr(same);
+        assert!(self.is(ptr as *const ()), "release_via: another task");
+        std::mem::forget(self);
+        // SAFETY: `self` owned one strong count of the allocation `same`
+        // points to (the address is checked above, and `same` carries the
+        // task type's metadata); `same` holds another count, so this one
+        // is never the last and nothing is dropped.
+        unsafe { Rc::decrement_strong_count(ptr) }
     }
 
     /// A new full reference (one more count).
@@ -276,6 +293,7 @@ const _: () = {
 };
 
 impl Header {
+    #[inline]
     pub(crate) fn new(
         id: u64,
         name: Option<Cow<'static, str>>,
@@ -353,6 +371,13 @@ impl Header {
         }
         let i = waiters.rest.iter().position(is_me)?;
         Some(waiters.rest.remove(i))
+    }
+
+    /// False if the task never had a joiner (nor a name): then
+    /// [`take_waiters`](Header::take_waiters) has nothing to hand out.
+    #[inline]
+    pub(crate) fn may_have_waiters(&self) -> bool {
+        self.extras.get().is_some()
     }
 
     /// Takes every joiner out, to wake them: the first, and the others
@@ -462,6 +487,7 @@ impl<T> ResultCell<T> {
         unsafe { (*self.0.get()).take() }
     }
 
+    #[inline]
     pub(crate) fn take_panic(&self) -> Option<Panic> {
         // SAFETY: see above.
         let slot = unsafe { &mut *self.0.get() };

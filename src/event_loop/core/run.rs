@@ -84,15 +84,22 @@ impl Core {
         jobs.into_iter().for_each(|job| job.start(self));
     }
 
+    #[inline]
     pub(crate) fn check_propagate(&self) {
         if self.policy == PanicPolicy::Propagate {
-            let first = {
-                let mut unhandled = self.unhandled.borrow_mut();
-                (!unhandled.is_empty()).then(|| unhandled.remove(0))
-            }; // the borrow ends before the panic is raised
-            if let Some(p) = first {
-                p.resume_unwind();
-            }
+            self.propagate_first();
+        }
+    }
+
+    /// Re-raises the first unhandled panic, if there is one.
+    #[inline(never)]
+    fn propagate_first(&self) {
+        let first = {
+            let mut unhandled = self.unhandled.borrow_mut();
+            (!unhandled.is_empty()).then(|| unhandled.remove(0))
+        }; // the borrow ends before the panic is raised
+        if let Some(p) = first {
+            p.resume_unwind();
         }
     }
 

@@ -38,22 +38,24 @@ impl<T> TaskBody for StackfulBody<T> {
         CURRENT_CX.set(&self.cx);
         let resumed = co.resume(());
         CURRENT_CX.set(ptr::null());
-        if let Ok(CoroutineResult::Yield(())) = resumed {
-            return Step::Suspended;
-        }
-        // Dead: its closure is gone, so dropping it runs no user code.
-        *slot = None;
+        // Once dead, the coroutine is dropped first: its closure is gone,
+        // so dropping it runs no user code.
         match resumed {
-            Ok(CoroutineResult::Yield(())) => unreachable!("handled above"),
+            Ok(CoroutineResult::Yield(())) => Step::Suspended,
             Ok(CoroutineResult::Return(value)) => {
+                *slot = None;
                 self.result.set(Ok(value));
                 Step::Done
             }
             Err(ResumeError::Panicked(p)) => {
+                *slot = None;
                 self.result.set(Err(JoinError::panicked(task.header.id, p)));
                 Step::Done
             }
-            Err(ResumeError::Dead(())) => Step::Done,
+            Err(ResumeError::Dead(())) => {
+                *slot = None;
+                Step::Done
+            }
         }
     }
 
