@@ -156,7 +156,7 @@ where
     /// be built in memory, on the item's path too.
     #[cold]
     #[inline(never)]
-    fn not_an_item(&mut self, end: End<G::Return>) -> Option<StageError> {
+    fn not_an_item(&mut self, end: End<G::Yield, G::Return>) -> Option<StageError> {
         let error = self.error_of(end);
         if error.is_some() {
             self.failure.errored.set(true);
@@ -165,13 +165,13 @@ where
     }
 
     /// The error that [`not_an_item`](Stage::not_an_item) hands on, if any.
-    fn error_of(&mut self, end: End<G::Return>) -> Option<StageError> {
+    fn error_of(&mut self, end: End<G::Yield, G::Return>) -> Option<StageError> {
         if self.failure.failed.get() {
             return self.upstream_failed();
         }
         match end {
             // Only reached with a failed upstream, handled above.
-            End::Yielded => None,
+            End::Yielded(_) => None,
             End::Returned(outcome) => match outcome.into_result() {
                 Ok(()) => None,
                 Err(error) => Some(StageError::new(self.name.clone(), error)),
@@ -185,9 +185,9 @@ where
 }
 
 /// What a resume gave other than an item to hand on.
-enum End<R> {
-    /// An item, after the upstream failed (the item is dropped).
-    Yielded,
+enum End<Y, R> {
+    /// An item, after the upstream failed: dropped.
+    Yielded(Y),
     /// The stage's body returned.
     Returned(R),
     /// The stage panicked or was dead.
@@ -212,8 +212,7 @@ where
                 if !self.failure.failed.get() {
                     return Some(Ok(item));
                 }
-                drop(item);
-                End::Yielded
+                End::Yielded(item)
             }
             Ok(CoroutineResult::Return(outcome)) => End::Returned(outcome),
             Err(error) => End::Failed(error),
