@@ -150,13 +150,14 @@ where
     /// did after that is discarded), or the stage returned, panicked or was
     /// already dead. `None` is the end of the stream. An error is recorded in
     /// the failure slot, for a [`StageResult`](super::StageResult).
+    ///
+    /// `next` hands over the parts of the resume's result, each by itself,
+    /// rather than the whole `Result`: a whole one passed out of line has to
+    /// be built in memory, on the item's path too.
     #[cold]
     #[inline(never)]
-    fn not_an_item(
-        &mut self,
-        result: Result<CoroutineResult<G::Yield, G::Return>, ResumeError<()>>,
-    ) -> Option<StageError> {
-        let error = self.error_of(result);
+    fn not_an_item(&mut self, end: End<G::Yield, G::Return>) -> Option<StageError> {
+        let error = self.error_of(end);
         if error.is_some() {
             self.failure.errored.set(true);
         }
@@ -164,26 +165,33 @@ where
     }
 
     /// The error that [`not_an_item`](Stage::not_an_item) hands on, if any.
-    fn error_of(
-        &mut self,
-        result: Result<CoroutineResult<G::Yield, G::Return>, ResumeError<()>>,
-    ) -> Option<StageError> {
+    fn error_of(&mut self, end: End<G::Yield, G::Return>) -> Option<StageError> {
         if self.failure.failed.get() {
             return self.upstream_failed();
         }
-        match result {
+        match end {
             // Only reached with a failed upstream, handled above.
-            Ok(CoroutineResult::Yield(_)) => None,
-            Ok(CoroutineResult::Return(outcome)) => match outcome.into_result() {
+            End::Yielded(_) => None,
+            End::Returned(outcome) => match outcome.into_result() {
                 Ok(()) => None,
                 Err(error) => Some(StageError::new(self.name.clone(), error)),
             },
-            Err(ResumeError::Panicked(panic)) => {
+            End::Failed(ResumeError::Panicked(panic)) => {
                 Some(StageError::panicked(self.name.clone(), panic))
             }
-            Err(ResumeError::Dead(())) => None,
+            End::Failed(ResumeError::Dead(())) => None,
         }
     }
+}
+
+/// What a resume gave other than an item to hand on.
+enum End<Y, R> {
+    /// An item, after the upstream failed: dropped.
+    Yielded(Y),
+    /// The stage's body returned.
+    Returned(R),
+    /// The stage panicked or was dead.
+    Failed(ResumeError<()>),
 }
 
 impl<G> Iterator for Stage<G>
@@ -199,10 +207,17 @@ where
         // was closed answers `Dead`, which ends the stream. The hot path is
         // an item from a stage whose upstream has not failed; everything
         // else goes out of line, so that the stage's loop stays small.
-        match self.co.resume(()) {
-            Ok(CoroutineResult::Yield(item)) if !self.failure.failed.get() => Some(Ok(item)),
-            other => self.not_an_item(other).map(Err),
-        }
+        let end = match self.co.resume(()) {
+            Ok(CoroutineResult::Yield(item)) => {
+                if !self.failure.failed.get() {
+                    return Some(Ok(item));
+                }
+                End::Yielded(item)
+            }
+            Ok(CoroutineResult::Return(outcome)) => End::Returned(outcome),
+            Err(error) => End::Failed(error),
+        };
+        self.not_an_item(end).map(Err)
     }
 }
 
