@@ -185,6 +185,26 @@ impl Remote {
         self.pending.load(Ordering::Acquire)
     }
 
+    /// Gives the thread's time slice away a few times, looking at the flag
+    /// after each, before the idle loop sleeps: true as soon as a wake-up
+    /// or a job is pending. A thread that sends a burst of spawns often
+    /// shares the CPU with the loop (the kernel runs a woken thread where
+    /// its waker ran): yielding lets it send the next one while the loop is
+    /// still awake, where sleeping would cost it a system call to wake the
+    /// loop and a context switch per spawn. Busy-waiting instead (a spin
+    /// loop) would keep the sender off that CPU: measured ten times slower.
+    /// On an otherwise idle CPU each yield returns at once (a system call,
+    /// well under a microsecond).
+    pub(crate) fn yield_for_pending(&self) -> bool {
+        for _ in 0..IDLE_YIELDS {
+            if self.pending.load(Ordering::Relaxed) {
+                return true;
+            }
+            std::thread::yield_now();
+        }
+        false
+    }
+
     /// Sleeps the loop's thread until a wake-up or the timeout.
     pub(crate) fn park(&self, timeout: Option<Duration>) {
         if self.pending.load(Ordering::Acquire) {
@@ -196,6 +216,9 @@ impl Remote {
         }
     }
 }
+
+/// How many times [`Remote::yield_for_pending`] yields.
+const IDLE_YIELDS: u32 = 4;
 
 /// What a task's waker points to: the loop's inbox, the task's key, and
 /// how many `Waker` handles exist besides the loop's own.
