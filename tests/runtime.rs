@@ -436,7 +436,18 @@ fn spawning_races_the_loop_s_drop() {
             thread::spawn(move || {
                 start.wait();
                 let mut hs = Vec::new();
-                while !handle.is_closed() || hs.len() < 10 {
+                for _ in 0..2000 {
+                    if handle.is_closed() {
+                        break;
+                    }
+                    let token = drops.token();
+                    hs.push(handle.spawn(move || token));
+                }
+                while !handle.is_closed() {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                // Refused: their handles report a cancellation.
+                for _ in 0..5 {
                     let token = drops.token();
                     hs.push(handle.spawn(move || token));
                 }
