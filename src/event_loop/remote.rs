@@ -60,6 +60,9 @@ struct Inbox {
 /// the loop's thread to unpark (or its poller to wake).
 pub(crate) struct Remote {
     pending: AtomicBool,
+    /// The loop took something from its inbox since it last slept (see
+    /// [`Remote::yield_for_pending`]); only the loop's thread touches it.
+    took: AtomicBool,
     inbox: Mutex<Inbox>,
     thread: Thread,
     /// The waker of the poller the idle loop waits in, once it has one:
@@ -73,6 +76,7 @@ impl Remote {
     pub(crate) fn new() -> Self {
         Remote {
             pending: AtomicBool::new(false),
+            took: AtomicBool::new(false),
             inbox: Mutex::new(Inbox::default()),
             thread: std::thread::current(),
             #[cfg(feature = "net")]
@@ -100,6 +104,7 @@ impl Remote {
         if !self.pending.swap(false, Ordering::Acquire) {
             return None;
         }
+        self.took.store(true, Ordering::Relaxed);
         let mut inbox = self.lock();
         Some((
             std::mem::take(&mut inbox.woken),
@@ -195,7 +200,14 @@ impl Remote {
     /// loop) would keep the sender off that CPU: measured ten times slower.
     /// On an otherwise idle CPU each yield returns at once (a system call,
     /// well under a microsecond).
+    ///
+    /// Only after the loop took something from its inbox since it last
+    /// slept: a loop woken by its poller or its timers alone (a server
+    /// between requests) sleeps at once, with no system call more.
     pub(crate) fn yield_for_pending(&self) -> bool {
+        if !self.took.swap(false, Ordering::Relaxed) {
+            return false;
+        }
         for _ in 0..IDLE_YIELDS {
             if self.pending.load(Ordering::Relaxed) {
                 return true;
