@@ -2,7 +2,9 @@
 //! from many threads at once, `RemoteJoinHandle` awaited by a task of
 //! another loop and joined from a plain thread, spawning onto a dropped
 //! loop, and the `Runtime`: placement, panics, shutdown of tasks parked on
-//! sockets and channels (each destructor once), drop.
+//! sockets and channels (each destructor once), drop; and the races of a
+//! remote handle's join, await and drop with its task's end, and of spawns
+//! with the loop's drop.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Barrier};
@@ -349,4 +351,125 @@ fn a_task_that_gets_no_stack_reports_why() {
     // The loop itself goes on.
     assert!(!rt.handles()[0].is_closed());
     assert!(rt.handles()[0].spawn(|| 2).join().unwrap_err().is_panic());
+}
+
+#[test]
+fn join_races_the_task_s_end() {
+    // The test thread joins each handle as soon as it has it: the join finds
+    // the task done, or spins, or blocks, whichever the race gives; a task
+    // that sleeps first makes it block. Each value arrives once, and each
+    // is dropped once.
+    let rt = Runtime::builder().threads(1).build().unwrap();
+    let drops = SendDropCounter::new();
+    for i in 0..2000u32 {
+        let token = drops.token();
+        let h = rt.spawn(move || {
+            if i % 100 == 0 {
+                sleep(Duration::from_millis(1));
+            }
+            (i, token)
+        });
+        let (j, token) = h.join().unwrap();
+        assert_eq!(i, j);
+        drop(token);
+    }
+    // Joined from another thread than the one that spawned.
+    let hs: Vec<_> = (0..200u32).map(|i| rt.spawn(move || i)).collect();
+    let sum = thread::spawn(move || hs.into_iter().map(|h| h.join().unwrap()).sum::<u32>())
+        .join()
+        .unwrap();
+    assert_eq!(sum, (0..200).sum());
+    assert_eq!((drops.count(), drops.live()), (2000, 0));
+}
+
+#[test]
+fn remote_handles_awaited_by_another_loop_race_the_tasks_ends() {
+    // The awaiting task's poll stores its waker while the task may be
+    // ending: either the end sees the waker, or the poll sees the end.
+    let rt = Runtime::builder().threads(1).build().unwrap();
+    let handle = rt.handles()[0].clone();
+    let ev = EventLoop::new();
+    let sum = ev
+        .block_on(move || {
+            (0..1000u64)
+                .map(|i| wait_for(handle.spawn(move || i)).unwrap())
+                .sum::<u64>()
+        })
+        .unwrap();
+    assert_eq!(sum, (0..1000).sum());
+}
+
+#[test]
+fn dropping_handles_races_the_tasks_ends() {
+    // Another thread drops each handle while its task may be ending: the
+    // value is then dropped by whichever side comes second, once.
+    let rt = Runtime::builder().threads(1).build().unwrap();
+    let drops = SendDropCounter::new();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let dropper = thread::spawn(move || {
+        for h in rx {
+            drop(h);
+        }
+    });
+    for i in 0..2000u32 {
+        let token = drops.token();
+        tx.send(rt.spawn(move || (i, token))).unwrap();
+    }
+    drop(tx);
+    dropper.join().unwrap();
+    rt.shutdown_timeout(FOREVER);
+    assert_eq!((drops.count(), drops.live()), (2000, 0));
+}
+
+#[test]
+fn spawning_races_the_loop_s_drop() {
+    // Threads spawn while the runtime is dropped: each spawn either runs to
+    // its end, is cancelled unstarted, or is refused (a handle that reports
+    // a cancellation); every closure and value is dropped once.
+    let rt = Runtime::builder().threads(1).build().unwrap();
+    let handle = rt.handles()[0].clone();
+    let drops = SendDropCounter::new();
+    let start = Arc::new(Barrier::new(3));
+    let spawners: Vec<_> = (0..2)
+        .map(|_| {
+            let (handle, drops, start) = (handle.clone(), drops.clone(), start.clone());
+            thread::spawn(move || {
+                start.wait();
+                let mut hs = Vec::new();
+                for _ in 0..2000 {
+                    if handle.is_closed() {
+                        break;
+                    }
+                    let token = drops.token();
+                    hs.push(handle.spawn(move || token));
+                }
+                while !handle.is_closed() {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                // Refused: their handles report a cancellation.
+                for _ in 0..5 {
+                    let token = drops.token();
+                    hs.push(handle.spawn(move || token));
+                }
+                hs.into_iter()
+                    .map(|h| match h.join() {
+                        Ok(token) => {
+                            drop(token);
+                            0
+                        }
+                        Err(e) => {
+                            assert!(e.is_cancelled(), "{e}");
+                            1
+                        }
+                    })
+                    .sum::<usize>()
+            })
+        })
+        .collect();
+    start.wait();
+    thread::sleep(Duration::from_millis(2));
+    drop(rt);
+    let cancelled: usize = spawners.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(cancelled >= 10, "{cancelled}");
+    assert_eq!(drops.live(), 0);
 }

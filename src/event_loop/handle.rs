@@ -4,8 +4,9 @@
 //!
 //! # How a remote spawn travels
 //!
-//! [`LoopHandle::spawn`] boxes the closure with a shared result slot (a
-//! mutex, a condition variable and a waker) and leaves it in the loop's
+//! [`LoopHandle::spawn`] boxes the closure with a shared result slot (an
+//! atomic state word and the result; a mutex, a condition variable and a
+//! waker only for a handle that has to wait) and leaves it in the loop's
 //! inbox (`remote.rs`), waking the loop like a waker would. The loop, when
 //! it next takes its inbox (once per round, or at once if idle), starts the
 //! closure as a stackful task. The task fills the slot when the closure
@@ -18,11 +19,11 @@
 //! it starts and the value after it returns cross threads, which is why
 //! both must be `Send`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -168,95 +169,191 @@ impl<F> fmt::Display for SpawnError<F> {
 
 impl<F> std::error::Error for SpawnError<F> {}
 
+/// `Shared::state` bit: the task's side filled the slot (or gave up on it);
+/// the result, if any, is in `Shared::result` for the handle to take.
+const FINISHED: u8 = 1;
+/// `Shared::state` bit: the handle was dropped; nobody will read the
+/// result.
+const DETACHED: u8 = 2;
+/// `Shared::state` bit: the handle left a waker in `Shared::wait`, or a
+/// thread blocks on `Shared::done`: the task's end must look there (a lock,
+/// saved when nobody waits).
+const WAITING: u8 = 4;
+
+/// How many times [`RemoteJoinHandle::join`] looks at the slot before it
+/// blocks its thread: a result that is a few microseconds away (a short
+/// task on a busy loop) is cheaper to spin for than to sleep for (the
+/// sleep and the wake-up are two system calls and a context switch).
+const JOIN_SPINS: u32 = 64;
+/// How many times, after spinning, [`RemoteJoinHandle::join`] gives its
+/// time slice away before it blocks.
+const JOIN_YIELDS: u32 = 8;
+
 /// The result slot a remote task and its handle share.
+///
+/// The result crosses without a lock: the task's side writes it, then sets
+/// [`FINISHED`]; the handle reads it only once it has seen `FINISHED`, and
+/// the task's side never touches it after setting the bit (unless the
+/// handle was dropped first: then the handle never touches it). The mutex
+/// and the condition variable serve only a handle that has to wait.
 struct Shared<T> {
-    state: Mutex<State<T>>,
+    state: AtomicU8,
+    result: UnsafeCell<Option<Result<T, JoinError>>>,
+    wait: Mutex<Waiting>,
     done: Condvar,
 }
 
-struct State<T> {
-    /// `Some` once the task is done, until the handle takes it.
-    result: Option<Result<T, JoinError>>,
-    finished: bool,
+// SAFETY: `result` is handed from one thread to another through `state`
+// (a release by the writer, an acquire by the reader, see `Shared`), never
+// accessed by two at once; `T: Send` lets it cross. Everything else is
+// `Sync`.
+unsafe impl<T: Send> Sync for Shared<T> {}
+
+/// What a waiting handle left, under `Shared::wait`.
+struct Waiting {
     /// The waker of the last poll of the handle.
     waker: Option<Waker>,
-    /// The handle was dropped: nobody will read the result.
-    detached: bool,
-    /// A thread waits on the condition variable (so the task's end must
-    /// signal it: a system call, saved when nobody waits).
-    blocked: bool,
 }
 
 impl<T> Shared<T> {
     fn new() -> Self {
         Shared {
-            state: Mutex::new(State {
-                result: None,
-                finished: false,
-                waker: None,
-                detached: false,
-                blocked: false,
-            }),
+            state: AtomicU8::new(0),
+            result: UnsafeCell::new(None),
+            wait: Mutex::new(Waiting { waker: None }),
             done: Condvar::new(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
+    fn lock(&self) -> MutexGuard<'_, Waiting> {
         // No code that can panic runs under the lock: a poisoned one is fine.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.wait.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Stores the result (unless one is there) and wakes the waiter. Hands
-    /// back a panic nobody will read (the handle is gone), for the loop to
-    /// report.
-    fn finish(&self, result: Result<T, JoinError>) -> Option<Panic> {
-        let (waker, unread, blocked) = {
-            let mut state = self.lock();
-            if state.finished {
-                return None;
-            }
-            state.finished = true;
-            let unread = if state.detached {
-                result.err().and_then(|e| e.try_into_panic().ok())
-            } else {
-                state.result = Some(result);
-                None
-            };
-            (state.waker.take(), unread, state.blocked)
-        };
-        if blocked {
+    fn is_finished(&self) -> bool {
+        self.state.load(Ordering::Acquire) & FINISHED != 0
+    }
+
+    /// Stores the result and wakes the waiter. Hands back a panic nobody
+    /// will read (the handle is gone), for the loop to report.
+    ///
+    /// # Safety
+    /// Called at most once per slot (by its [`Slot`]), and not after
+    /// [`Slot::disarm`].
+    unsafe fn finish(&self, result: Result<T, JoinError>) -> Option<Panic> {
+        let unread =
+            |result: Result<T, JoinError>| result.err().and_then(|e| e.try_into_panic().ok());
+        if self.state.load(Ordering::Acquire) & DETACHED != 0 {
+            self.state.fetch_or(FINISHED, Ordering::Release);
+            return unread(result);
+        }
+        // SAFETY: `FINISHED` is not set yet (only this call sets it), so the
+        // handle does not touch `result` (see `Shared`).
+        unsafe { *self.result.get() = Some(result) };
+        let prev = self.state.fetch_or(FINISHED, Ordering::AcqRel);
+        if prev & DETACHED != 0 {
+            // The handle went between the check above and the store: it
+            // saw no `FINISHED`, so it left the result alone; it is ours.
+            // SAFETY: the handle is gone and never reads `result`.
+            let result = unsafe { (*self.result.get()).take() };
+            return result.and_then(unread);
+        }
+        if prev & WAITING != 0 {
+            // The handle set `WAITING` under the lock before it looked at
+            // `FINISHED` and waited: taking the lock here orders this after
+            // its look, so its wait is woken.
+            let waker = self.lock().waker.take();
             self.done.notify_all();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
         }
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-        unread
+        None
     }
 }
 
 /// The remote task's side of the slot: fills it with a cancellation if it
 /// is dropped before the task filled it (the task was cancelled, or never
 /// started).
-struct Slot<T>(Arc<Shared<T>>);
+struct Slot<T: 'static>(Arc<Shared<T>>);
 
-impl<T> Slot<T> {
+impl<T: 'static> Slot<T> {
+    /// Fills the slot; see [`Shared::finish`].
+    fn finish(self, result: Result<T, JoinError>) -> Option<Panic> {
+        // SAFETY: `self` is consumed, and its `Drop` sees `FINISHED` (set
+        // by this thread) and does not finish again.
+        unsafe { self.0.finish(result) }
+    }
+
+    /// The slot will never be filled: no handle was made (the spawn was
+    /// refused).
     fn disarm(self) {
-        self.0.lock().finished = true;
+        self.0.state.fetch_or(FINISHED, Ordering::Relaxed);
     }
 }
 
-impl<T> Drop for Slot<T> {
+impl<T: 'static> Drop for Slot<T> {
     fn drop(&mut self) {
+        // Only this slot sets `FINISHED`, so a relaxed look suffices.
+        if self.0.state.load(Ordering::Relaxed) & FINISHED != 0 {
+            return;
+        }
+        let error = JoinError::cancelled(current_task_id().unwrap_or(0), None);
+        if STARTING.with(Cell::get) {
+            // The loop could not map a stack for this job's task: the job
+            // reports why (see `RemoteJob::start`) instead of a cancellation.
+            let stranded: Box<dyn Stranded> = Box::new(self.0.clone());
+            STRANDED.with(|s| s.set(Some(stranded)));
+            drop(error);
+            return;
+        }
+        // SAFETY: `FINISHED` is not set, so neither `finish` nor `disarm`
+        // ran, and the slot is going away.
         // A panic nobody reads cannot come from a cancellation.
-        drop(self.0.finish(Err(JoinError::cancelled(
-            current_task_id().unwrap_or(0),
-            None,
-        ))));
+        drop(unsafe { self.0.finish(Err(error)) });
+    }
+}
+
+thread_local! {
+    /// Set while `RemoteJob::start` spawns a task: a slot dropped meanwhile
+    /// belongs to a job whose task could not get a stack.
+    static STARTING: Cell<bool> = const { Cell::new(false) };
+    /// The slot of such a job, to fill with the stack error.
+    static STRANDED: Cell<Option<Box<dyn Stranded>>> = const { Cell::new(None) };
+}
+
+/// Sets [`STARTING`] while it lives (a panic in between clears it too).
+struct Starting;
+
+impl Starting {
+    fn new() -> Self {
+        STARTING.with(|s| s.set(true));
+        Starting
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        STARTING.with(|s| s.set(false));
+    }
+}
+
+/// A slot whose task could not start, with its result type erased.
+trait Stranded {
+    /// Fills the slot with `panic` (why the task could not start).
+    fn report(&self, panic: Panic);
+}
+
+impl<T> Stranded for Arc<Shared<T>> {
+    fn report(&self, panic: Panic) {
+        // SAFETY: the slot's `Slot` was dropped without finishing (see
+        // `Slot::drop`), and this is the one report for it.
+        drop(unsafe { self.finish(Err(JoinError::panicked(0, panic))) });
     }
 }
 
 /// A closure in a loop's inbox, with its result slot.
-struct RemoteJob<F, T> {
+struct RemoteJob<F, T: 'static> {
     f: F,
     slot: Slot<T>,
     stack_size: Option<usize>,
@@ -277,25 +374,18 @@ where
             name: None,
             stack_size,
         };
-        // The job is shared with the task's closure so that, if no stack
-        // can be mapped (the closure is dropped unstarted), this function
-        // still has it and reports why.
-        let cell = Rc::new(RefCell::new(Some((f, slot))));
-        let mine = cell.clone();
-        let spawned = kind::stackful::spawn(core, opts, move || {
-            let Some((f, slot)) = cell.borrow_mut().take() else {
-                return;
-            };
-            drop(cell);
-            run_remote(f, slot);
-        });
+        // If no stack can be mapped, the closure is dropped unstarted; the
+        // flag makes its slot leave itself in `STRANDED` (rather than report
+        // a cancellation), for the error to be reported below.
+        let spawned = {
+            let _starting = Starting::new();
+            kind::stackful::spawn(core, opts, move || run_remote(f, slot))
+        };
         match spawned {
             Ok(handle) => handle.detach(),
             Err(e) => {
-                if let Some((f, slot)) = mine.borrow_mut().take() {
-                    drop(f);
-                    let panic = Panic::new(Box::new(e.to_string()), None);
-                    drop(slot.0.finish(Err(JoinError::panicked(0, panic))));
+                if let Some(stranded) = STRANDED.with(Cell::take) {
+                    stranded.report(Panic::new(Box::new(e.to_string()), None));
                 }
             }
         }
@@ -309,8 +399,7 @@ fn run_remote<F: FnOnce() -> T, T>(f: F, slot: Slot<T>) {
     let id = current_task_id().unwrap_or(0);
     let result = crate::coroutine::catch_unwind(std::panic::AssertUnwindSafe(f))
         .map_err(|payload| JoinError::panicked(id, Panic::new(payload, None)));
-    let unread = slot.0.finish(result);
-    if let Some(panic) = unread {
+    if let Some(panic) = slot.finish(result) {
         panic.resume_unwind();
     }
 }
@@ -336,61 +425,80 @@ pub struct RemoteJoinHandle<T> {
     shared: Arc<Shared<T>>,
 }
 
-impl<T> RemoteJoinHandle<T> {
+impl<T: 'static> RemoteJoinHandle<T> {
     fn finished(result: Result<T, JoinError>) -> Self {
-        let shared = Arc::new(Shared::new());
-        drop(shared.finish(result));
+        let slot = Slot(Arc::new(Shared::new()));
+        let shared = slot.0.clone();
+        drop(slot.finish(result));
         RemoteJoinHandle { shared }
     }
+}
 
-    fn take(&self, mut state: MutexGuard<'_, State<T>>) -> Result<T, JoinError> {
-        state
-            .result
-            .take()
+impl<T> RemoteJoinHandle<T> {
+    /// Takes the result; the caller saw [`FINISHED`].
+    fn take(&self) -> Result<T, JoinError> {
+        // SAFETY: the caller saw `FINISHED` (with an acquire), after which
+        // the task's side never touches `result`; the handle is not shared
+        // (methods that take it need `self` or `Pin<&mut Self>`), so this
+        // is the only access.
+        unsafe { (*self.shared.result.get()).take() }
             .expect("RemoteJoinHandle: the result was already taken")
     }
 
     /// Waits until the task finishes and returns its value, or a
     /// [`JoinError`] if it panicked or was cancelled.
     ///
-    /// On a thread that is not running a task, this blocks the thread (no
-    /// spinning: a condition variable). Inside a stackful task it parks the
-    /// task, like [`wait_for`]`(handle)`.
+    /// On a thread that is not running a task, this blocks the thread (after
+    /// a short spin: a condition variable, no busy waiting). Inside a
+    /// stackful task it parks the task, like [`wait_for`]`(handle)`.
     ///
     /// # Panics
     /// Inside a future or stackless task, where blocking would stop the
     /// whole loop (`.await` the handle there instead).
     #[track_caller]
     pub fn join(self) -> Result<T, JoinError> {
+        if self.shared.is_finished() {
+            return self.take();
+        }
         if CURRENT_TASK.with(|t| t.get().is_some()) {
             return wait_for(self);
         }
-        let mut state = self.shared.lock();
-        state.blocked = true;
-        while !state.finished {
-            state = self
+        for i in 0..JOIN_SPINS + JOIN_YIELDS {
+            if i < JOIN_SPINS {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+            if self.shared.is_finished() {
+                return self.take();
+            }
+        }
+        let mut wait = self.shared.lock();
+        // Under the lock (see `Shared::finish`).
+        self.shared.state.fetch_or(WAITING, Ordering::AcqRel);
+        while !self.shared.is_finished() {
+            wait = self
                 .shared
                 .done
-                .wait(state)
+                .wait(wait)
                 .unwrap_or_else(|e| e.into_inner());
         }
-        self.take(state)
+        drop(wait);
+        self.take()
     }
 
     /// The result if the task is done, or the handle back.
     pub fn try_join(self) -> Result<Result<T, JoinError>, Self> {
-        let state = self.shared.lock();
-        if state.finished {
-            Ok(self.take(state))
+        if self.shared.is_finished() {
+            Ok(self.take())
         } else {
-            drop(state);
             Err(self)
         }
     }
 
     /// True once the task has returned, panicked or been cancelled.
     pub fn is_finished(&self) -> bool {
-        self.shared.lock().finished
+        self.shared.is_finished()
     }
 
     /// Lets the task run on without a handle (the same as dropping it).
@@ -401,26 +509,49 @@ impl<T> Future for RemoteJoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.shared.lock();
-        if state.finished {
-            return Poll::Ready(self.take(state));
+        if self.shared.is_finished() {
+            return Poll::Ready(self.take());
         }
-        match &mut state.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
+        let old = {
+            let mut wait = self.shared.lock();
+            let old = match &wait.waker {
+                Some(w) if w.will_wake(cx.waker()) => None,
+                _ => wait.waker.replace(cx.waker().clone()),
+            };
+            // Under the lock, after the waker is stored (see
+            // `Shared::finish`): the task's end either sees `WAITING` and
+            // takes the waker, or finished before, which is seen here.
+            let prev = self.shared.state.fetch_or(WAITING, Ordering::AcqRel);
+            if prev & FINISHED != 0 {
+                drop(wait);
+                drop(old);
+                return Poll::Ready(self.take());
+            }
+            old
+        };
+        // A replaced waker is user code: dropped unlocked.
+        drop(old);
         Poll::Pending
     }
 }
 
 impl<T> Drop for RemoteJoinHandle<T> {
     fn drop(&mut self) {
-        let (waker, result) = {
-            let mut state = self.shared.lock();
-            state.detached = true;
-            (state.waker.take(), state.result.take())
-        };
+        let prev = self.shared.state.fetch_or(DETACHED, Ordering::AcqRel);
         // The waker and an unread value are user code: dropped unlocked.
+        let waker = if prev & WAITING != 0 {
+            self.shared.lock().waker.take()
+        } else {
+            None
+        };
+        let result = if prev & FINISHED != 0 {
+            // SAFETY: `FINISHED` was seen (acquire): the task's side is done
+            // with `result`, and this handle is its only other user.
+            unsafe { (*self.shared.result.get()).take() }
+        } else {
+            // The task's side will see `DETACHED` and keep the result.
+            None
+        };
         drop((waker, result));
     }
 }

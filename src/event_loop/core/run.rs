@@ -62,7 +62,9 @@ impl Core {
         let start = Instant::now();
         self.since_poll.set(0);
         self.yielded.set(false);
-        if !self
+        if timeout != Some(Duration::ZERO) && self.remote.yield_for_pending() {
+            // Like a wake-up that came at once: the caller takes the inbox.
+        } else if !self
             .reactor
             .wait(&self.remote, timeout, |w| self.wake_waiter(w))
         {
