@@ -19,6 +19,11 @@
 //! entry out of the list again, so repeated timeouts on an idle channel do
 //! not pile up entries. [`Select`](super::Select) uses the same lists.
 //!
+//! Files: this one holds the channel, its wait lists and the waiting
+//! `send` / `recv`; `channel/timed.rs` the time-limited forms,
+//! `channel/iter.rs` the iterators, `channel/stream.rs` receiving from
+//! async code.
+//!
 //! Closing (explicitly, or by dropping every sender or every receiver)
 //! wakes everyone: senders fail and get their message back, receivers drain
 //! what is left and then see the channel closed.
@@ -29,18 +34,17 @@ use std::fmt;
 use std::ptr::NonNull;
 use std::rc::Rc;
 
-use std::time::{Duration, Instant};
-
 use super::context::{current_task_addr, park};
 use super::core::{make_runnable, wake};
-use super::error::{
-    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
-};
+use super::error::{RecvError, SendError, TryRecvError, TrySendError};
 use super::ring::Ring;
 use super::task::{TaskRef, ThinTask, WaitReason};
-use super::timer::deadline_after;
 
+mod iter;
 mod stream;
+mod timed;
+
+pub use iter::{IntoIter, Iter, TryIter};
 
 /// A FIFO of parked tasks. Most channels have at most one waiter per side,
 /// so the oldest entry lives inline and only the others go to a deque.
@@ -307,26 +311,6 @@ impl<T> ChanWait for Chan<T> {
 }
 
 impl<T> Chan<T> {
-    /// Parks the running task on `side` until a wake-up or `deadline`. Its
-    /// wait-list entry does not outlive the wait: a wake-up from the channel
-    /// takes it out, and the timer's wake-up (or unwinding) removes it here.
-    #[inline(never)]
-    fn park_until(&self, what: &str, side: Side, deadline: Instant) {
-        let guard = Leave { chan: self, side };
-        let reason = match side {
-            Side::Send => WaitReason::Send,
-            Side::Recv => WaitReason::Recv,
-        };
-        park(what, reason, |core, task, seq| {
-            core.timers.add(deadline, task.clone(), seq);
-            self.register(side, task, seq);
-        });
-        std::mem::forget(guard);
-        if Instant::now() >= deadline {
-            drop(self.unregister(side, current_task_addr()));
-        }
-    }
-
     fn close(&self) {
         if !self.closed.replace(true) {
             wake_all(&self.recv_waiters);
@@ -422,67 +406,6 @@ impl<T> Sender<T> {
                 chan.register(Side::Send, task, seq);
             });
             std::mem::forget(guard);
-        }
-    }
-
-    /// Sends `value`, parking the running task while the channel is full,
-    /// for at most `timeout`.
-    ///
-    /// Fails, handing `value` back, once the channel is closed
-    /// ([`SendTimeoutError::Closed`]) or when there was no room in time
-    /// ([`SendTimeoutError::Timeout`]). With room there now it sends
-    /// without reading the clock; a zero `timeout` is a
-    /// [`try_send`](Sender::try_send) with this error type.
-    ///
-    /// ```
-    /// use cogen::event_loop::{EventLoop, SendTimeoutError, channel};
-    /// use std::time::Duration;
-    ///
-    /// let ev = EventLoop::new();
-    /// ev.block_on(|| {
-    ///     let (tx, _rx) = channel(1);
-    ///     tx.send(1).unwrap(); // now full, and nobody receives
-    ///     let e = tx.send_timeout(2, Duration::from_millis(5)).unwrap_err();
-    ///     assert!(e.is_timeout());
-    ///     assert_eq!(e.into_inner(), 2);
-    /// })
-    /// .unwrap();
-    /// ```
-    ///
-    /// # Panics
-    /// If it would have to wait outside a stackful task.
-    #[inline]
-    #[track_caller]
-    pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        match self.try_send(value) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Closed(v)) => Err(SendTimeoutError::Closed(v)),
-            Err(TrySendError::Full(v)) => self.send_deadline(v, deadline_after(timeout)),
-        }
-    }
-
-    /// [`send_timeout`](Sender::send_timeout) with a deadline instead of a
-    /// duration (one that has passed makes it a `try_send`).
-    ///
-    /// # Panics
-    /// If it would have to wait outside a stackful task.
-    #[track_caller]
-    pub fn send_deadline(
-        &self,
-        mut value: T,
-        deadline: Instant,
-    ) -> Result<(), SendTimeoutError<T>> {
-        loop {
-            match self.try_send(value) {
-                Ok(()) => return Ok(()),
-                Err(TrySendError::Closed(v)) => return Err(SendTimeoutError::Closed(v)),
-                Err(TrySendError::Full(v)) => value = v,
-            }
-            if Instant::now() >= deadline {
-                return Err(SendTimeoutError::Timeout(value));
-            }
-            self.chan
-                .park_until("Sender::send_timeout", Side::Send, deadline);
         }
     }
 
@@ -603,65 +526,6 @@ impl<T> Receiver<T> {
         }
     }
 
-    /// Receives the next message, parking the running task while the
-    /// channel is empty, for at most `timeout`.
-    ///
-    /// Fails once the channel is closed and drained
-    /// ([`RecvTimeoutError::Closed`]), or when no message came in time
-    /// ([`RecvTimeoutError::Timeout`]). A message already there is taken
-    /// without reading the clock; a zero `timeout` is a
-    /// [`try_recv`](Receiver::try_recv) with this error type.
-    ///
-    /// ```
-    /// use cogen::event_loop::{EventLoop, RecvTimeoutError, channel};
-    /// use std::time::Duration;
-    ///
-    /// let ev = EventLoop::new();
-    /// ev.block_on(|| {
-    ///     let (tx, rx) = channel::<u32>(1);
-    ///     let slow = Duration::from_millis(5);
-    ///     assert_eq!(rx.recv_timeout(slow), Err(RecvTimeoutError::Timeout));
-    ///     tx.send(7).unwrap();
-    ///     assert_eq!(rx.recv_timeout(slow), Ok(7));
-    ///     drop(tx);
-    ///     assert_eq!(rx.recv_timeout(slow), Err(RecvTimeoutError::Closed));
-    /// })
-    /// .unwrap();
-    /// ```
-    ///
-    /// # Panics
-    /// If it would have to wait outside a stackful task.
-    #[inline]
-    #[track_caller]
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        match self.try_recv() {
-            Ok(v) => Ok(v),
-            Err(TryRecvError::Closed) => Err(RecvTimeoutError::Closed),
-            Err(TryRecvError::Empty) => self.recv_deadline(deadline_after(timeout)),
-        }
-    }
-
-    /// [`recv_timeout`](Receiver::recv_timeout) with a deadline instead of
-    /// a duration (one that has passed makes it a `try_recv`).
-    ///
-    /// # Panics
-    /// If it would have to wait outside a stackful task.
-    #[track_caller]
-    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
-        loop {
-            match self.try_recv() {
-                Ok(v) => return Ok(v),
-                Err(TryRecvError::Closed) => return Err(RecvTimeoutError::Closed),
-                Err(TryRecvError::Empty) => {}
-            }
-            if Instant::now() >= deadline {
-                return Err(RecvTimeoutError::Timeout);
-            }
-            self.chan
-                .park_until("Receiver::recv_timeout", Side::Recv, deadline);
-        }
-    }
-
     /// Receives a message if one is there now.
     #[inline(always)]
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
@@ -676,80 +540,6 @@ impl<T> Receiver<T> {
             None => Err(TryRecvError::Empty),
         }
     }
-
-    /// A blocking iterator: [`recv`](Receiver::recv) until the channel is
-    /// closed and drained.
-    pub fn iter(&self) -> Iter<'_, T> {
-        Iter { rx: self }
-    }
-
-    /// An iterator over the messages there now, without waiting.
-    pub fn try_iter(&self) -> TryIter<'_, T> {
-        TryIter { rx: self }
-    }
 }
 
 channel_end!(Receiver, receivers);
-
-/// The iterator of [`Receiver::iter`].
-#[derive(Debug)]
-#[must_use = "iterators do nothing unless consumed"]
-pub struct Iter<'a, T> {
-    rx: &'a Receiver<T>,
-}
-
-impl<T> Iterator for Iter<'_, T> {
-    type Item = T;
-
-    fn next(&mut self) -> Option<T> {
-        self.rx.recv().ok()
-    }
-}
-
-/// The iterator of [`Receiver::try_iter`].
-#[derive(Debug)]
-#[must_use = "iterators do nothing unless consumed"]
-pub struct TryIter<'a, T> {
-    rx: &'a Receiver<T>,
-}
-
-impl<T> Iterator for TryIter<'_, T> {
-    type Item = T;
-
-    fn next(&mut self) -> Option<T> {
-        self.rx.try_recv().ok()
-    }
-}
-
-/// The owning iterator of a [`Receiver`].
-#[derive(Debug)]
-#[must_use = "iterators do nothing unless consumed"]
-pub struct IntoIter<T> {
-    rx: Receiver<T>,
-}
-
-impl<T> Iterator for IntoIter<T> {
-    type Item = T;
-
-    fn next(&mut self) -> Option<T> {
-        self.rx.recv().ok()
-    }
-}
-
-impl<T> IntoIterator for Receiver<T> {
-    type Item = T;
-    type IntoIter = IntoIter<T>;
-
-    fn into_iter(self) -> IntoIter<T> {
-        IntoIter { rx: self }
-    }
-}
-
-impl<'a, T> IntoIterator for &'a Receiver<T> {
-    type Item = T;
-    type IntoIter = Iter<'a, T>;
-
-    fn into_iter(self) -> Iter<'a, T> {
-        self.iter()
-    }
-}
