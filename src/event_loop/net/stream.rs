@@ -431,34 +431,6 @@ impl Write for &TcpStream {
     }
 }
 
-impl Read for TcpStream {
-    #[track_caller]
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-
-    #[track_caller]
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Write for TcpStream {
-    #[track_caller]
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    #[track_caller]
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Puts the std stream in non-blocking mode.
 impl TryFrom<std::net::TcpStream> for TcpStream {
     type Error = io::Error;
@@ -516,3 +488,5 @@ impl fmt::Debug for TcpStream {
         d.field("fd", &self.as_raw_fd()).finish()
     }
 }
+
+forward_owned_io!(TcpStream);
