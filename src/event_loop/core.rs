@@ -227,7 +227,6 @@ impl Core {
     fn finish(&self, task: TaskRef) {
         let h = &task.header;
         h.state.set(TaskState::Done);
-        Counters::bump(&self.counters.finished);
         self.spans.finished(h);
         let removed = self.registry.borrow_mut().remove(h.index.get(), h.id);
         if let Some(wd) = &self.watchdog {

@@ -77,7 +77,6 @@ pub struct LoopStats {
 #[derive(Default)]
 pub(crate) struct Counters {
     pub(crate) spawned: Cell<u64>,
-    pub(crate) finished: Cell<u64>,
     pub(crate) steps: Cell<u64>,
     pub(crate) parks: Cell<u64>,
     pub(crate) idle: Cell<Duration>,
@@ -89,10 +88,12 @@ impl Counters {
         counter.set(counter.get().wrapping_add(1));
     }
 
-    pub(crate) fn get(&self) -> LoopStats {
+    /// The counts, with `unfinished` tasks still in the loop (every task
+    /// spawned and no longer there has finished: no count of its own).
+    pub(crate) fn get(&self, unfinished: usize) -> LoopStats {
         LoopStats {
             spawned: self.spawned.get(),
-            finished: self.finished.get(),
+            finished: self.spawned.get() - unfinished as u64,
             steps: self.steps.get(),
             parks: self.parks.get(),
             idle: self.idle.get(),

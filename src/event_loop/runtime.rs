@@ -266,7 +266,7 @@ impl EventLoop {
     /// What the loop has done so far: tasks spawned and finished, steps,
     /// parks, and time spent idle.
     pub fn stats(&self) -> LoopStats {
-        self.core.counters.get()
+        self.core.counters.get(self.core.len())
     }
 
     /// Takes the panics that no handle observed so far (what [`run`](EventLoop::run)
