@@ -456,6 +456,14 @@ const GOALS: &[Goal] = &[
         limit: 3.0,
     },
     Goal {
+        group: "channel_ping_pong",
+        a: "cogen",
+        b: TOKIO,
+        measure: Measure::Time,
+        faster: true,
+        limit: 3.0,
+    },
+    Goal {
         group: "spawn_join",
         a: "cogen",
         b: &["smol"],
