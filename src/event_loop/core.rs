@@ -25,6 +25,7 @@ use std::time::Instant;
 
 use crate::error::Panic;
 
+use super::blocks::Blocks;
 use super::current::{CURRENT_CORE, CURRENT_CX, CURRENT_TASK, Current};
 use super::observe::{self, Counters};
 use super::reactor::ReactorSlot;
@@ -62,6 +63,8 @@ pub enum PanicPolicy {
 /// wake-ups from outside `run` find their queue.
 pub(crate) struct Core {
     queue: RunQueue,
+    /// The memory of finished tasks, for the next spawns.
+    pub(crate) blocks: Blocks,
     registry: RefCell<Registry>,
     pub(crate) timers: Timers,
     /// Parked tasks that only a waker (maybe from another thread) can wake.
@@ -89,6 +92,7 @@ impl Core {
         observe::name_tasks_in_panics();
         Rc::new_cyclic(|me| Core {
             queue: RunQueue::new(),
+            blocks: Blocks::default(),
             registry: RefCell::new(Registry::default()),
             timers: Timers::default(),
             external: Cell::new(0),
@@ -130,10 +134,18 @@ impl Core {
         if let (Some(wd), Some(name)) = (&self.watchdog, &name) {
             wd.name_task(id, name);
         }
-        let task = Rc::new(Task {
-            header: Header::new(id, name, self.me.clone(), fat_ptr::<B>),
-            body,
-        });
+        let mut block = self.blocks.alloc::<B>();
+        let slot = Rc::get_mut(&mut block).expect("a new task's block is unshared");
+        let p = slot.as_mut_ptr();
+        // SAFETY: `p` points at the block's value, ours alone; each field
+        // is written once, separately, so that the body is copied straight
+        // into the block.
+        unsafe {
+            (&raw mut (*p).header).write(Header::new(id, name, self.me.clone(), fat_ptr::<B>));
+            (&raw mut (*p).body).write(body);
+        }
+        // SAFETY: both fields were written just above.
+        let task = unsafe { block.assume_init() };
         Counters::bump(&self.counters.spawned);
         self.spans.spawned(&task.header);
         let erased: TaskRef = task.clone();
@@ -247,8 +259,12 @@ impl Core {
                 removed.release_via(&task);
             }
         } else {
-            // The last reference to a detached task drops its result: user code.
-            self.drop_reporting((removed, task));
+            // The last reference to a detached task drops its result: user
+            // code. Its memory is kept for the next spawn.
+            if let Some(removed) = removed {
+                removed.release_via(&task); // `task` holds another count
+            }
+            self.drop_reporting_with(|| self.blocks.recycle(task));
         }
     }
 
@@ -266,7 +282,13 @@ impl Core {
     /// result, of a channel's messages); a panic there is reported like a
     /// detached task's panic instead of unwinding through the loop.
     pub(crate) fn drop_reporting<T>(&self, value: T) {
-        if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| drop(value))) {
+        self.drop_reporting_with(|| drop(value));
+    }
+
+    /// Runs `drop`, which drops something that may run user code, as
+    /// [`drop_reporting`](Core::drop_reporting) does.
+    fn drop_reporting_with(&self, drop: impl FnOnce()) {
+        if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(drop)) {
             self.report_panic(Panic::new(payload, None));
         }
     }

@@ -7,9 +7,12 @@
 //! joining task in the target's single waiter slot; the target's end wakes
 //! it. The handle is not `Clone`, so there is at most one joiner.
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
+use std::ptr;
 use std::ptr::NonNull;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
@@ -17,6 +20,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::context::{current_task_addr, current_task_id, is_current, park};
+use super::current::CURRENT_CORE;
 use super::error::JoinError;
 use super::remote::local_key;
 use super::task::{Header, ResultCell, Task, TaskBody, TaskRef, WaitReason, Waiter};
@@ -32,14 +36,19 @@ use super::timer::deadline_after;
 ///   run on unobserved; a panic of a detached task is reported by
 ///   [`EventLoop::run`](super::EventLoop::run).
 pub struct JoinHandle<T> {
-    task: TaskRef,
+    /// Dropped by the handle's `Drop`, which may keep its memory for the
+    /// loop's next spawn.
+    task: ManuallyDrop<TaskRef>,
     /// Points into `task`'s allocation, which `task` keeps alive.
     result: NonNull<ResultCell<T>>,
 }
 
 impl<T> JoinHandle<T> {
     pub(crate) fn new(task: TaskRef, result: NonNull<ResultCell<T>>) -> Self {
-        JoinHandle { task, result }
+        JoinHandle {
+            task: ManuallyDrop::new(task),
+            result,
+        }
     }
 
     pub(crate) fn task(&self) -> &TaskRef {
@@ -321,6 +330,15 @@ impl<T> Drop for JoinHandle<T> {
             && let Some(core) = h.core.upgrade()
         {
             core.report_panic(p);
+        }
+        // SAFETY: `task` is not used after this.
+        let task = unsafe { ManuallyDrop::take(&mut self.task) };
+        let current = CURRENT_CORE.with(Cell::get);
+        if ptr::eq(current, task.header.core.as_ptr()) {
+            // SAFETY: CURRENT_CORE points at a live core while it is set
+            // (see `Enter`). The common case: a handle joined, or dropped,
+            // by a task of the same loop.
+            unsafe { &*current }.blocks.recycle(task);
         }
     }
 }
