@@ -29,7 +29,7 @@
 //! kept blocks are freed with the loop.
 
 use std::cell::UnsafeCell;
-use std::mem::{MaybeUninit, align_of, align_of_val, size_of, size_of_val};
+use std::mem::{MaybeUninit, align_of, size_of};
 use std::ptr::NonNull;
 use std::rc::Rc;
 
@@ -76,32 +76,41 @@ unsafe fn free_block<B: TaskBody + 'static>(block: NonNull<()>) {
     drop(unsafe { Rc::from_raw(block.as_ptr().cast_const().cast::<MaybeUninit<Task<B>>>()) });
 }
 
+/// The class index a task gets when its memory cannot be recycled (more
+/// than 255 classes: a loop running tasks of that many different sizes).
+pub(crate) const NO_CLASS: u8 = u8::MAX;
+
 impl Blocks {
-    /// Memory for a task with body `B`: a recycled block, or a new one.
+    /// Memory for a task with body `B`, a recycled block or a new one, and
+    /// the class it goes back to (for [`Header::block_class`](super::task::Header::block_class)).
     #[inline(always)]
-    pub(crate) fn alloc<B: TaskBody + 'static>(&self) -> Rc<MaybeUninit<Task<B>>> {
+    pub(crate) fn alloc<B: TaskBody + 'static>(&self) -> (Rc<MaybeUninit<Task<B>>>, u8) {
         let (size, align) = (size_of::<Task<B>>(), align_of::<Task<B>>());
         // SAFETY: see the type's docs.
         let lists = unsafe { &mut *self.0.get() };
-        match lists
+        let found = lists
             .classes
             .iter_mut()
-            .find(|c| c.size == size && c.align == align)
-        {
-            Some(class) => {
+            .enumerate()
+            .find(|(_, c)| c.size == size && c.align == align);
+        let class = match found {
+            Some((i, class)) => {
                 if let Some(block) = class.blocks.pop() {
                     lists.kept_bytes -= size;
                     // SAFETY: a block of this class (see `Class::blocks`),
                     // taken out of it: ours alone. `MaybeUninit<Task<B>>`
                     // has the size and alignment of the class.
-                    return unsafe {
+                    let rc = unsafe {
                         Rc::from_raw(block.as_ptr().cast_const().cast::<MaybeUninit<Task<B>>>())
                     };
+                    // `i` < `NO_CLASS`: only so many classes are made.
+                    return (rc, i as u8);
                 }
+                i as u8
             }
             None => lists.new_class::<B>(),
-        }
-        Rc::new_uninit()
+        };
+        (Rc::new_uninit(), class)
     }
 
     /// Drops the task's value and keeps its memory for a later spawn, if
@@ -114,9 +123,9 @@ impl Blocks {
         if Rc::get_mut(&mut task).is_none() {
             return; // not the last reference (or a `Weak` exists)
         }
-        let (size, align) = (size_of_val(&*task), align_of_val(&*task));
-        let Some(free) = self.room_for(size, align) else {
-            return;
+        let index = usize::from(task.header.block_class);
+        let Some(free) = self.free_fn(index) else {
+            return; // `NO_CLASS`
         };
         let value = Rc::into_raw(task).cast_mut();
         // SAFETY: `into_raw` never gives null.
@@ -138,35 +147,25 @@ impl Blocks {
         std::mem::forget(guard);
         // SAFETY: see the type's docs: the drop above ran before this borrow.
         let lists = unsafe { &mut *self.0.get() };
-        let class = lists
-            .classes
-            .iter_mut()
-            .find(|c| c.size == size && c.align == align);
-        match class {
-            // The drop may have filled the lists meanwhile.
-            Some(class) if lists.kept_bytes + size <= MAX_KEPT_BYTES => {
-                class.blocks.push(block);
-                lists.kept_bytes += size;
-            }
+        // Classes are never removed, so `index` is still this block's
+        // class. Whether there is room is only known now: the drop may have
+        // filled the lists.
+        let class = &mut lists.classes[index];
+        if lists.kept_bytes + class.size <= MAX_KEPT_BYTES {
+            class.blocks.push(block);
+            lists.kept_bytes += class.size;
+        } else {
             // SAFETY: the block is in no class, its value dropped.
-            _ => unsafe { free(block) },
+            unsafe { free(block) }
         }
     }
 
-    /// How to free a block of this size and alignment, if one more may be
-    /// kept.
+    /// How to free a block of class `index`, if there is such a class.
     #[inline(always)]
-    fn room_for(&self, size: usize, align: usize) -> Option<unsafe fn(NonNull<()>)> {
+    fn free_fn(&self, index: usize) -> Option<unsafe fn(NonNull<()>)> {
         // SAFETY: see the type's docs.
         let lists = unsafe { &*self.0.get() };
-        if lists.kept_bytes + size > MAX_KEPT_BYTES {
-            return None;
-        }
-        let class = lists
-            .classes
-            .iter()
-            .find(|c| c.size == size && c.align == align)?;
-        Some(class.free)
+        Some(lists.classes.get(index)?.free)
     }
 
     /// Frees every kept block.
@@ -192,15 +191,24 @@ impl Blocks {
 }
 
 impl Lists {
+    /// Adds the class of `Task<B>`'s size and alignment, if there is room
+    /// for one more, and returns its index (or [`NO_CLASS`]).
     #[cold]
     #[inline(never)]
-    fn new_class<B: TaskBody + 'static>(&mut self) {
+    fn new_class<B: TaskBody + 'static>(&mut self) -> u8 {
+        let Ok(index) = u8::try_from(self.classes.len()) else {
+            return NO_CLASS;
+        };
+        if index == NO_CLASS {
+            return NO_CLASS;
+        }
         self.classes.push(Class {
             size: size_of::<Task<B>>(),
             align: align_of::<Task<B>>(),
             free: free_block::<B>,
             blocks: Vec::new(),
         });
+        index
     }
 }
 
@@ -212,7 +220,31 @@ impl Drop for Blocks {
 
 #[cfg(test)]
 mod tests {
+    use super::{Class, NO_CLASS};
     use crate::event_loop::{EventLoop, spawn};
+
+    /// A loop that has seen 255 task sizes gives the next sizes' memory
+    /// back to the allocator, and keeps working.
+    #[test]
+    fn tasks_of_a_256th_size_are_not_recycled() {
+        let ev = EventLoop::new();
+        let blocks = &ev.core().blocks;
+        // SAFETY: no other access to the lists is live (a test).
+        let lists = unsafe { &mut *blocks.0.get() };
+        for size in 0..usize::from(NO_CLASS) {
+            lists.classes.push(Class {
+                size: 1 << 20 | size, // no task has these sizes
+                align: 1,
+                free: |_| unreachable!("no block of this class exists"),
+                blocks: Vec::new(),
+            });
+        }
+        let hs: Vec<_> = (0..3u64).map(|i| ev.spawn(move || i)).collect();
+        ev.run().unwrap();
+        ev.block_on(move || hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>())
+            .unwrap();
+        assert_eq!(blocks.kept(), 0);
+    }
 
     /// Joined and detached tasks leave their memory to the loop, and the
     /// next spawns take it back.

@@ -134,14 +134,20 @@ impl Core {
         if let (Some(wd), Some(name)) = (&self.watchdog, &name) {
             wd.name_task(id, name);
         }
-        let mut block = self.blocks.alloc::<B>();
+        let (mut block, class) = self.blocks.alloc::<B>();
         let slot = Rc::get_mut(&mut block).expect("a new task's block is unshared");
         let p = slot.as_mut_ptr();
         // SAFETY: `p` points at the block's value, ours alone; each field
         // is written once, separately, so that the body is copied straight
         // into the block.
         unsafe {
-            (&raw mut (*p).header).write(Header::new(id, name, self.me.clone(), fat_ptr::<B>));
+            (&raw mut (*p).header).write(Header::new(
+                id,
+                name,
+                self.me.clone(),
+                fat_ptr::<B>,
+                class,
+            ));
             (&raw mut (*p).body).write(body);
         }
         // SAFETY: both fields were written just above.

@@ -88,7 +88,9 @@ impl<T> JoinHandle<T> {
     pub fn join(self) -> Result<T, JoinError> {
         loop {
             if self.task.header.is_done() {
-                return self.take_result();
+                let result = self.take_result();
+                self.release();
+                return result;
             }
             if is_current(&self.task) {
                 panic!("task {} tried to join itself", self.task.header.id);
@@ -321,6 +323,32 @@ impl Drop for LeaveJoin<'_> {
     }
 }
 
+impl<T> JoinHandle<T> {
+    /// Gives up the handle's reference once its result was taken: what
+    /// its drop does, without the detaching and the look for a panic to
+    /// report, which a taken result makes moot.
+    #[inline]
+    fn release(self) {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so `task` is taken once.
+        let task = unsafe { ManuallyDrop::take(&mut this.task) };
+        release(task);
+    }
+}
+
+/// Drops a handle's reference to `task`; if it is the last one and the
+/// task's loop is running on this thread, the loop keeps its memory.
+#[inline]
+fn release(task: TaskRef) {
+    let current = CURRENT_CORE.with(Cell::get);
+    if ptr::eq(current, task.header.core.as_ptr()) {
+        // SAFETY: CURRENT_CORE points at a live core while it is set (see
+        // `Enter`). The common case: a handle joined, or dropped, by a task
+        // of the same loop.
+        unsafe { &*current }.blocks.recycle(task);
+    }
+}
+
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         let h = &self.task.header;
@@ -332,14 +360,7 @@ impl<T> Drop for JoinHandle<T> {
             core.report_panic(p);
         }
         // SAFETY: `task` is not used after this.
-        let task = unsafe { ManuallyDrop::take(&mut self.task) };
-        let current = CURRENT_CORE.with(Cell::get);
-        if ptr::eq(current, task.header.core.as_ptr()) {
-            // SAFETY: CURRENT_CORE points at a live core while it is set
-            // (see `Enter`). The common case: a handle joined, or dropped,
-            // by a task of the same loop.
-            unsafe { &*current }.blocks.recycle(task);
-        }
+        release(unsafe { ManuallyDrop::take(&mut self.task) });
     }
 }
 

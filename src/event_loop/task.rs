@@ -19,7 +19,9 @@
 //! is 48 bytes, a [`ThinTask`] 8. What makes it fit: the rare name and
 //! joiner share one lazily allocated box ([`Header::name`]); a body can keep
 //! two bytes of its own state in the header's padding
-//! ([`Header::body_byte`], [`Header::body_byte2`]); collections with an
+//! ([`Header::body_byte`], [`Header::body_byte2`]), and the padding's
+//! last byte says where the task's memory goes back to
+//! ([`Header::block_class`]); collections with an
 //! entry per task hold a [`ThinTask`] (8 bytes) rather than a [`TaskRef`]
 //! (16: its vtable pointer), the header knowing how to make the full
 //! pointer again.
@@ -275,6 +277,9 @@ pub(crate) struct Header {
     pub(crate) body_byte: Cell<u8>,
     #[cfg_attr(not(cogen_nightly), allow(dead_code))]
     pub(crate) body_byte2: Cell<u8>,
+    /// Which of its loop's lists of free task memory fits this task's
+    /// allocation (`blocks.rs`), for when it is recycled.
+    pub(crate) block_class: u8,
     /// Never replaced once set, so `name` can lend out its string.
     extras: OnceCell<Box<Extras>>,
 }
@@ -299,6 +304,7 @@ impl Header {
         name: Option<Cow<'static, str>>,
         core: Weak<Core>,
         fat: FatFn,
+        block_class: u8,
     ) -> Self {
         let extras = OnceCell::new();
         if name.is_some() {
@@ -319,6 +325,7 @@ impl Header {
             detached: Cell::new(false),
             body_byte: Cell::new(0),
             body_byte2: Cell::new(0),
+            block_class,
             extras,
         }
     }
