@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use super::core::Core;
 use super::current::{CURRENT_CORE, CURRENT_CX, CURRENT_TASK, StackfulCx};
-use super::task::{Task, TaskBody, TaskRef, TaskState, WaitReason};
+use super::task::{Task, TaskBody, TaskRef, TaskState, ThinTask, WaitReason};
 
 /// The loop driving this thread, for code inside a task.
 #[inline]
@@ -223,6 +223,33 @@ pub(crate) fn park(what: &str, reason: WaitReason, register: impl FnOnce(&Core, 
         core.timers.add(at, task_ref.clone(), seq);
     }
     register(core, task_ref, seq);
+    suspend(cx);
+    if let Some(deadline) = deadline {
+        check_deadline(cx, deadline);
+    }
+}
+
+/// [`park`] for a wait list of [`ThinTask`]s (a channel's): `register`
+/// gets the running task as a thin reference, made straight from the
+/// pointer the loop keeps (a full reference would be made and taken apart
+/// again, each step finding the header through the vtable).
+#[inline]
+pub(crate) fn park_thin(what: &str, reason: WaitReason, register: impl FnOnce(ThinTask, u32)) {
+    let (ptr, cx) = running_stackful_ptr(what);
+    let core = current_core(what);
+    let deadline = deadline(cx);
+    // SAFETY: see `running_stackful`.
+    let seq = core.begin_park(unsafe { &(*ptr).header }, reason);
+    // SAFETY: as in `park`: `ptr` is `Rc::as_ptr` of the loop's `TaskRef`,
+    // so this adds a strong count, which the thin reference owns.
+    let task = unsafe {
+        Rc::increment_strong_count(ptr);
+        ThinTask::from_raw(ptr)
+    };
+    if let Some((at, _)) = deadline {
+        core.timers.add(at, task.to_ref(), seq);
+    }
+    register(task, seq);
     suspend(cx);
     if let Some(deadline) = deadline {
         check_deadline(cx, deadline);

@@ -99,10 +99,20 @@ pub(crate) struct ThinTask(NonNull<Header>);
 
 impl ThinTask {
     pub(crate) fn new(task: TaskRef) -> Self {
-        let ptr = Rc::into_raw(task);
-        // SAFETY: `Rc::into_raw` is never null; `Task` is `repr(C)`, so the
-        // address of the task is that of its header.
-        ThinTask(unsafe { NonNull::new_unchecked(ptr as *const Header as *mut Header) })
+        // SAFETY: from `into_raw`, with its count.
+        unsafe { ThinTask::from_raw(Rc::into_raw(task)) }
+    }
+
+    /// Takes over the strong count behind `task`.
+    ///
+    /// # Safety
+    /// `task` is `Rc::into_raw` (or `Rc::as_ptr`) of a [`TaskRef`], and the
+    /// caller hands one strong count of it over.
+    #[inline(always)]
+    pub(crate) unsafe fn from_raw(task: *const Task<dyn TaskBody>) -> Self {
+        // SAFETY: not null (it comes from an `Rc`); `Task` is `repr(C)`, so
+        // the task's address is its header's.
+        ThinTask(unsafe { NonNull::new_unchecked(task as *const Header as *mut Header) })
     }
 
     #[inline]
