@@ -35,7 +35,7 @@ use std::ptr::NonNull;
 use std::rc::Rc;
 
 use super::context::{current_task_addr, park_thin};
-use super::core::{make_runnable, wake};
+use super::core::{make_runnable_thin, wake};
 use super::error::{RecvError, SendError, TryRecvError, TrySendError};
 use super::ring::Ring;
 use super::task::{TaskRef, ThinTask, WaitReason};
@@ -172,7 +172,7 @@ fn wake_one(list: &WaitList) {
 fn wake_first(list: &WaitList) {
     while let Some((task, seq)) = list.pop() {
         if task.header().is_parked_at(seq) {
-            make_runnable(task.into_ref());
+            make_runnable_thin(task);
             return;
         }
     }

@@ -31,7 +31,10 @@ use super::observe::{self, Counters};
 use super::reactor::ReactorSlot;
 use super::remote::Remote;
 use super::run_queue::{Registry, RunQueue};
-use super::task::{Header, Step, Task, TaskBody, TaskRef, TaskState, WaitReason, Waiter, fat_ptr};
+use super::task::{
+    Header, Step, Task, TaskBody, TaskRef, TaskState, TaskVtable, ThinTask, WaitReason, Waiter,
+    fat_ptr,
+};
 use super::timer::Timers;
 use super::trace::{self, Spans};
 use super::watchdog::Watchdog;
@@ -145,7 +148,12 @@ impl Core {
                 id,
                 name,
                 self.me.clone(),
-                fat_ptr::<B>,
+                const {
+                    &TaskVtable {
+                        fat: fat_ptr::<B>,
+                        run: run_typed::<B>,
+                    }
+                },
                 class,
             ));
             (&raw mut (*p).body).write(body);
@@ -154,9 +162,10 @@ impl Core {
         let task = unsafe { block.assume_init() };
         Counters::bump(&self.counters.spawned);
         self.spans.spawned(&task.header);
-        let erased: TaskRef = task.clone();
-        self.registry.borrow_mut().insert(erased.clone());
-        self.queue.push_back(erased);
+        self.registry
+            .borrow_mut()
+            .insert(ThinTask::from_typed(task.clone()));
+        self.queue.push_back(ThinTask::from_typed(task.clone()));
         task
     }
 
@@ -202,10 +211,39 @@ impl Core {
         self.leave_park(&task.header);
         trace::woken(&task.header);
         task.header.state.set(TaskState::Queued);
+        self.queue.push_back(ThinTask::new(task));
+    }
+
+    /// [`make_runnable`](Core::make_runnable) for a thin reference (from a
+    /// channel's wait list), without making the full one.
+    #[inline]
+    pub(crate) fn make_runnable_thin(&self, task: ThinTask) {
+        let h = task.header();
+        debug_assert_eq!(
+            h.state.get(),
+            TaskState::Parked,
+            "only a parked task is woken"
+        );
+        self.leave_park(h);
+        trace::woken(h);
+        h.state.set(TaskState::Queued);
         self.queue.push_back(task);
     }
 
+    /// Runs one step of the queued task `task`: one indirect call, into
+    /// [`run_typed`] for the task's type.
+    #[inline(always)]
+    fn run_thin(&self, task: ThinTask) {
+        let h = task.into_raw();
+        // SAFETY: the header of a live task (the count `h` stands for keeps
+        // it), whose vtable was made for its type; `run` takes the count.
+        unsafe { (h.as_ref().vtable.run)(h, self) }
+    }
+
     /// Runs one step of `task`, then files it where its state says.
+    /// Inlined into [`run_typed`], where the task's type is known: each
+    /// look into the header and the call of the body's step go without
+    /// the vtable.
     #[inline(always)]
     fn run_task(&self, task: TaskRef) {
         let h = &task.header;
@@ -235,7 +273,7 @@ impl Core {
                     // It yielded: the round ends with a look at the poller.
                     self.yielded.set(true);
                     h.state.set(TaskState::Queued);
-                    self.queue.push_back(task);
+                    self.queue.push_back(ThinTask::new(task));
                 }
             }
         }
@@ -486,6 +524,20 @@ impl Drop for StepGuard<'_> {
     }
 }
 
+/// The [`TaskVtable::run`] of a task with body `B`.
+///
+/// # Safety
+/// `header` is the header of a live `Task<B>`, from `Rc::into_raw` of a
+/// [`TaskRef`] whose strong count the caller hands over.
+unsafe fn run_typed<B: TaskBody + 'static>(header: NonNull<Header>, core: &Core) {
+    // SAFETY: the pointer `Rc::into_raw` gave for an `Rc<Task<dyn _>>`
+    // coerced from an `Rc<Task<B>>` (see `Core::spawn_body`), with its
+    // count. Coerced back to `dyn` at once, with a vtable the compiler
+    // knows: the header and the body are found without it.
+    let task: TaskRef = unsafe { Rc::<Task<B>>::from_raw(header.as_ptr().cast::<Task<B>>()) };
+    core.run_task(task);
+}
+
 /// Wakes `task` if it is still parked with number `seq`.
 #[inline]
 pub(crate) fn wake(task: TaskRef, seq: u32) {
@@ -506,6 +558,18 @@ pub(crate) fn make_runnable(task: TaskRef) {
         unsafe { &*current }.make_runnable(task);
     } else {
         make_runnable_elsewhere(task);
+    }
+}
+
+/// [`make_runnable`] for a thin reference.
+#[inline(always)]
+pub(crate) fn make_runnable_thin(task: ThinTask) {
+    let current = CURRENT_CORE.with(Cell::get);
+    if ptr::eq(current, task.header().core.as_ptr()) {
+        // SAFETY: as in `make_runnable`.
+        unsafe { &*current }.make_runnable_thin(task);
+    } else {
+        make_runnable_elsewhere(task.into_ref());
     }
 }
 

@@ -8,8 +8,10 @@
 //! followed by a body `B: TaskBody` that owns what runs (a stackful
 //! coroutine, a future, or a stackless coroutine: see `kind/`) and the
 //! [`ResultCell`] a [`JoinHandle`](super::JoinHandle) reads. The scheduler
-//! only sees [`TaskRef`] (`Rc<Task<dyn TaskBody>>`) and calls
-//! [`TaskBody::step`]; it never switches stacks itself.
+//! only sees [`TaskRef`] (`Rc<Task<dyn TaskBody>>`) and its thin form
+//! [`ThinTask`], and calls [`TaskBody::step`] (through the header's
+//! [`TaskVtable`], where the body's type is known again); it never
+//! switches stacks itself.
 //!
 //! ## Memory
 //!
@@ -80,6 +82,20 @@ pub(crate) const RESULT_PENDING: u8 = 2;
 /// Makes the full pointer of a `Task<B>` from its header's address.
 pub(crate) type FatFn = unsafe fn(NonNull<Header>) -> *const Task<dyn TaskBody>;
 
+/// Runs one step of a task, given its header's address, and takes over
+/// the strong count that pointer stands for (see `Core::run_task`).
+pub(crate) type RunFn = unsafe fn(NonNull<Header>, &Core);
+
+/// What a thin task reference needs to know of its task's type: one
+/// static table per body type, which the header points to.
+pub(crate) struct TaskVtable {
+    /// Makes the full pointer from the header's address.
+    pub(crate) fat: FatFn,
+    /// Runs a step, with the task's type known: the run queue holds thin
+    /// references, and this is the one indirect call per step.
+    pub(crate) run: RunFn,
+}
+
 /// # Safety
 /// `header` is the header of a live `Task<B>`, with the provenance of the
 /// whole allocation (a pointer that came from `Rc::into_raw` / `Rc::as_ptr`).
@@ -92,9 +108,9 @@ pub(crate) unsafe fn fat_ptr<B: TaskBody + 'static>(
 
 /// An owning reference to a task in 8 bytes, where a [`TaskRef`] takes 16
 /// (its vtable pointer): for the collections that hold an entry per task
-/// (the registry, channel wait lists), which for a million parked
+/// (the run queue, the registry, channel wait lists), which for a million parked
 /// stackless tasks is 16 MB less. The header knows how to make the full
-/// reference again ([`Header::fat`]), which costs one indirect call.
+/// reference again (its vtable's `fat`), which costs one indirect call.
 pub(crate) struct ThinTask(NonNull<Header>);
 
 impl ThinTask {
@@ -125,7 +141,23 @@ impl ThinTask {
     fn fat(&self) -> *const Task<dyn TaskBody> {
         // SAFETY: `fat` was made for this task's own type (`Header::new`'s
         // caller), the task is alive, and `self.0` came from `Rc::into_raw`.
-        unsafe { (self.header().fat)(self.0) }
+        unsafe { (self.header().vtable.fat)(self.0) }
+    }
+
+    /// A thin reference made from a typed one, taking over its count.
+    #[inline(always)]
+    pub(crate) fn from_typed<B: TaskBody + 'static>(task: Rc<Task<B>>) -> Self {
+        // SAFETY: from `into_raw`, with its count; coercing the pointer to
+        // `dyn` keeps the address.
+        unsafe { ThinTask::from_raw(Rc::into_raw(task) as *const Task<dyn TaskBody>) }
+    }
+
+    /// The header's address, which now stands for this reference's count.
+    #[inline(always)]
+    pub(crate) fn into_raw(self) -> NonNull<Header> {
+        let ptr = self.0;
+        std::mem::forget(self);
+        ptr
     }
 
     /// True if this is the task at address `addr` (see
@@ -269,8 +301,9 @@ struct Extras {
 /// What the scheduler knows of a task, at the start of its allocation.
 pub(crate) struct Header {
     pub(crate) id: u64,
-    /// Makes this task's full pointer from the header's (see [`ThinTask`]).
-    fat: FatFn,
+    /// Makes this task's full pointer from the header's (see [`ThinTask`])
+    /// and runs its steps.
+    pub(crate) vtable: &'static TaskVtable,
     pub(crate) core: Weak<Core>,
     /// The task's slot in its loop's registry.
     pub(crate) index: Cell<u32>,
@@ -313,7 +346,7 @@ impl Header {
         id: u64,
         name: Option<Cow<'static, str>>,
         core: Weak<Core>,
-        fat: FatFn,
+        vtable: &'static TaskVtable,
         block_class: u8,
     ) -> Self {
         let extras = OnceCell::new();
@@ -325,7 +358,7 @@ impl Header {
         }
         Header {
             id,
-            fat,
+            vtable,
             core,
             index: Cell::new(u32::MAX),
             seq: Cell::new(0),

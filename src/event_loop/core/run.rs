@@ -121,7 +121,7 @@ impl Core {
         match self.queue.pop_front() {
             Some(task) => {
                 self.queue.maybe_shrink();
-                self.run_task(task);
+                self.run_thin(task);
                 self.check_propagate();
                 true
             }
@@ -139,7 +139,7 @@ impl Core {
                 let Some(task) = self.queue.pop_front() else {
                     break;
                 };
-                self.run_task(task);
+                self.run_thin(task);
                 self.check_propagate();
                 if stop() {
                     return Ok(());
