@@ -17,6 +17,7 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
+use std::mem::ManuallyDrop;
 use std::panic::AssertUnwindSafe;
 use std::ptr::{self, NonNull};
 use std::rc::{Rc, Weak};
@@ -245,7 +246,7 @@ impl Core {
     /// look into the header and the call of the body's step go without
     /// the vtable.
     #[inline(always)]
-    fn run_task(&self, task: TaskRef) {
+    fn run_task<B: TaskBody + 'static>(&self, task: Rc<Task<B>>) {
         let h = &task.header;
         if h.state.get() != TaskState::Queued {
             return; // cancelled while queued
@@ -257,8 +258,15 @@ impl Core {
         if let Some(wd) = &self.watchdog {
             wd.enter(h.id);
         }
-        let guard = StepGuard::new(self, &task);
-        let step = task.body.step(&task, self);
+        // The step and the guard want the erased reference: this one
+        // borrows `task`'s count (it is never dropped).
+        // SAFETY: `Rc::as_ptr` of a live `Rc`, coerced to `dyn`: the
+        // pointer `Rc::into_raw` would give for the erased `Rc`.
+        let erased = ManuallyDrop::new(unsafe {
+            Rc::from_raw(Rc::as_ptr(&task) as *const Task<dyn TaskBody>)
+        });
+        let guard = StepGuard::new(self, &erased);
+        let step = task.body.step(&erased, self);
         guard.stepped();
         match step {
             Step::Done => self.finish(task),
@@ -266,14 +274,14 @@ impl Core {
                 if h.state.get() == TaskState::Running {
                     h.state.set(TaskState::Queued);
                 }
-                self.cancel(&task);
+                self.cancel(&(task as TaskRef));
             }
             Step::Suspended => {
                 if h.state.get() != TaskState::Parked {
                     // It yielded: the round ends with a look at the poller.
                     self.yielded.set(true);
                     h.state.set(TaskState::Queued);
-                    self.queue.push_back(ThinTask::new(task));
+                    self.queue.push_back(ThinTask::from_typed(task));
                 }
             }
         }
@@ -532,9 +540,8 @@ impl Drop for StepGuard<'_> {
 unsafe fn run_typed<B: TaskBody + 'static>(header: NonNull<Header>, core: &Core) {
     // SAFETY: the pointer `Rc::into_raw` gave for an `Rc<Task<dyn _>>`
     // coerced from an `Rc<Task<B>>` (see `Core::spawn_body`), with its
-    // count. Coerced back to `dyn` at once, with a vtable the compiler
-    // knows: the header and the body are found without it.
-    let task: TaskRef = unsafe { Rc::<Task<B>>::from_raw(header.as_ptr().cast::<Task<B>>()) };
+    // count: std allows making the `Rc<Task<B>>` again from it.
+    let task = unsafe { Rc::<Task<B>>::from_raw(header.as_ptr().cast::<Task<B>>()) };
     core.run_task(task);
 }
 

@@ -4,8 +4,10 @@
 //!
 //! # Cost per step
 //!
-//! Popping a task, one indirect call into its body, a stack switch, and a
-//! push back: no allocation and no system call. The clock is read only when
+//! Popping a task (a thin reference), one indirect call through its
+//! header into the runner for its type (`core::run_typed`, with the body's
+//! step inlined), a stack switch, and a push back: no allocation and no
+//! system call. The clock is read only when
 //! timers exist, once per round (see the fairness guarantee in the module
 //! docs), and other threads' wake-ups are checked with one relaxed atomic
 //! load. While a task waits on a socket and others stay runnable, the
@@ -21,8 +23,9 @@
 //! A stack switch leaves the CPU's return-address predictor with the other
 //! stack's return addresses, so every `ret` right after one mispredicts.
 //! The waiting fast paths (`yield_now`, `park`, the channel operations) are
-//! therefore `#[inline]` into the task's code, and `run_task` into the run
-//! loop, to keep the frames between the loop and the switch few; the
+//! therefore `#[inline]` into the task's code, and `run_task` and a
+//! stackful body's step into the runner, to keep the frames between the
+//! loop and the switch few; the
 //! running task's context is found through one thread-local (`CURRENT_CX`,
 //! set by the stackful body around its resume) rather than a virtual call.
 

@@ -26,7 +26,9 @@ struct StackfulBody<T> {
 }
 
 impl<T> TaskBody for StackfulBody<T> {
-    #[inline]
+    // Inlined into the loop's runner for this type (`core::run_typed`):
+    // one frame fewer between the loop and the switch.
+    #[inline(always)]
     fn step(&self, task: &TaskRef, _: &Core) -> Step {
         // SAFETY: only the loop steps a task (from the run queue) and only
         // `close` touches it otherwise, never while it runs, so this is the
