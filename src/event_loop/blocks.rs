@@ -33,7 +33,7 @@ use std::mem::{MaybeUninit, align_of, size_of};
 use std::ptr::NonNull;
 use std::rc::Rc;
 
-use super::task::{Task, TaskBody, TaskRef};
+use super::task::{Task, TaskBody};
 
 /// The most task memory (values, not counting the `Rc` counts) a loop keeps
 /// for reuse: 4 MiB, some 20,000 trivial stackful tasks.
@@ -119,7 +119,7 @@ impl Blocks {
     /// read), which may panic: then the memory is freed and the panic goes
     /// on.
     #[inline]
-    pub(crate) fn recycle(&self, mut task: TaskRef) {
+    pub(crate) fn recycle<B: TaskBody + ?Sized>(&self, mut task: Rc<Task<B>>) {
         if Rc::get_mut(&mut task).is_none() {
             return; // not the last reference (or a `Weak` exists)
         }

@@ -288,7 +288,11 @@ impl Core {
     }
 
     /// Bookkeeping once a task is done (returned, panicked or cancelled).
-    fn finish(&self, task: TaskRef) {
+    ///
+    /// Generic, so that the runner of a task's type (`run_typed`) finishes
+    /// it with the header and the body at known offsets; `cancel` calls it
+    /// with the erased type.
+    fn finish<B: TaskBody + ?Sized>(&self, task: Rc<Task<B>>) {
         let h = &task.header;
         h.state.set(TaskState::Done);
         self.spans.finished(h);

@@ -181,7 +181,7 @@ impl ThinTask {
     /// same task that is not the last: without the indirect call that
     /// makes the full pointer.
     #[inline]
-    pub(crate) fn release_via(self, same: &TaskRef) {
+    pub(crate) fn release_via<B: TaskBody + ?Sized>(self, same: &Rc<Task<B>>) {
         let ptr = Rc::as_ptr(same);
         assert!(self.is(ptr as *const ()), "release_via: another task");
         std::mem::forget(self);
