@@ -153,6 +153,7 @@ impl Core {
                     &TaskVtable {
                         fat: fat_ptr::<B>,
                         run: run_typed::<B>,
+                        recycle: recycle_typed::<B>,
                     }
                 },
                 class,
@@ -547,6 +548,16 @@ unsafe fn run_typed<B: TaskBody + 'static>(header: NonNull<Header>, core: &Core)
     // count: std allows making the `Rc<Task<B>>` again from it.
     let task = unsafe { Rc::<Task<B>>::from_raw(header.as_ptr().cast::<Task<B>>()) };
     core.run_task(task);
+}
+
+/// The [`TaskVtable::recycle`] of a task with body `B`.
+///
+/// # Safety
+/// As [`run_typed`].
+unsafe fn recycle_typed<B: TaskBody + 'static>(header: NonNull<Header>, core: &Core) {
+    // SAFETY: as in `run_typed`.
+    let task = unsafe { Rc::<Task<B>>::from_raw(header.as_ptr().cast::<Task<B>>()) };
+    core.blocks.recycle(task);
 }
 
 /// Wakes `task` if it is still parked with number `seq`.

@@ -23,7 +23,7 @@ use super::context::{current_task_addr, current_task_id, is_current, park};
 use super::current::CURRENT_CORE;
 use super::error::JoinError;
 use super::remote::local_key;
-use super::task::{Header, ResultCell, Task, TaskBody, TaskRef, WaitReason, Waiter};
+use super::task::{Header, ResultCell, Task, TaskBody, TaskRef, ThinTask, WaitReason, Waiter};
 use super::timer::deadline_after;
 
 /// An owned permission to join a task: wait for it and take its value.
@@ -85,7 +85,21 @@ impl<T> JoinHandle<T> {
     /// Outside a task while the target is unfinished (that could never
     /// return: run the loop first), and when a task joins itself.
     #[track_caller]
+    #[inline]
     pub fn join(self) -> Result<T, JoinError> {
+        if self.task.header.is_done() {
+            let result = self.take_result();
+            self.release();
+            return result;
+        }
+        self.join_waiting()
+    }
+
+    /// [`join`](JoinHandle::join) of a task that was not done yet: out of
+    /// line, so that joining a finished one is short.
+    #[track_caller]
+    #[inline(never)]
+    fn join_waiting(self) -> Result<T, JoinError> {
         loop {
             if self.task.header.is_done() {
                 let result = self.take_result();
@@ -341,11 +355,13 @@ impl<T> JoinHandle<T> {
 #[inline]
 fn release(task: TaskRef) {
     let current = CURRENT_CORE.with(Cell::get);
-    if ptr::eq(current, task.header.core.as_ptr()) {
+    if Rc::strong_count(&task) == 1 && ptr::eq(current, task.header.core.as_ptr()) {
+        let h = ThinTask::new(task).into_raw();
         // SAFETY: CURRENT_CORE points at a live core while it is set (see
-        // `Enter`). The common case: a handle joined, or dropped, by a task
-        // of the same loop.
-        unsafe { &*current }.blocks.recycle(task);
+        // `Enter`): the common case, a handle joined or dropped by a task
+        // of the same loop. `h` is a live task's header, whose vtable was
+        // made for its type, and `recycle` takes the count it stands for.
+        unsafe { (h.as_ref().vtable.recycle)(h, &*current) };
     }
 }
 

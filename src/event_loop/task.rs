@@ -82,8 +82,8 @@ pub(crate) const RESULT_PENDING: u8 = 2;
 /// Makes the full pointer of a `Task<B>` from its header's address.
 pub(crate) type FatFn = unsafe fn(NonNull<Header>) -> *const Task<dyn TaskBody>;
 
-/// Runs one step of a task, given its header's address, and takes over
-/// the strong count that pointer stands for (see `Core::run_task`).
+/// Does something with a task given its header's address (runs a step,
+/// recycles it), taking over the strong count that pointer stands for.
 pub(crate) type RunFn = unsafe fn(NonNull<Header>, &Core);
 
 /// What a thin task reference needs to know of its task's type: one
@@ -94,6 +94,9 @@ pub(crate) struct TaskVtable {
     /// Runs a step, with the task's type known: the run queue holds thin
     /// references, and this is the one indirect call per step.
     pub(crate) run: RunFn,
+    /// Gives up a reference, keeping the task's memory for its loop's next
+    /// spawn if it was the last (`blocks.rs`), with the task's type known.
+    pub(crate) recycle: RunFn,
 }
 
 /// # Safety
