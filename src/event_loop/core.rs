@@ -7,10 +7,11 @@
 //! Everything here lives on the loop's thread (`Rc`, `Cell`, `RefCell`);
 //! only [`Remote`] is `Sync`, for wakers called from other threads. No
 //! `RefCell` borrow is held across user code (a task step, a destructor, a
-//! waker): values are moved out first, then used. The two structures
-//! touched on every step, the run queue and a channel's buffer, are
+//! waker): values are moved out first, then used. The structures touched
+//! on every step or every spawn (the run queue, a channel's buffer, the
+//! registry, the lists of free task memory in `blocks.rs`) are
 //! `UnsafeCell` wrappers instead, sound for the same reason: each of their
-//! methods finishes with the deque before returning and runs no user code.
+//! methods finishes with its data before returning and runs no user code.
 //!
 //! The run loop (rounds, the looks at timers, other threads and the
 //! poller, idling and deadlock detection) is in `core/run.rs`.
@@ -69,7 +70,7 @@ pub(crate) struct Core {
     queue: RunQueue,
     /// The memory of finished tasks, for the next spawns.
     pub(crate) blocks: Blocks,
-    registry: RefCell<Registry>,
+    registry: Registry,
     pub(crate) timers: Timers,
     /// Parked tasks that only a waker (maybe from another thread) can wake.
     external: Cell<usize>,
@@ -97,7 +98,7 @@ impl Core {
         Rc::new_cyclic(|me| Core {
             queue: RunQueue::new(),
             blocks: Blocks::default(),
-            registry: RefCell::new(Registry::default()),
+            registry: Registry::default(),
             timers: Timers::default(),
             external: Cell::new(0),
             io: Cell::new(0),
@@ -164,9 +165,7 @@ impl Core {
         let task = unsafe { block.assume_init() };
         Counters::bump(&self.counters.spawned);
         self.spans.spawned(&task.header);
-        self.registry
-            .borrow_mut()
-            .insert(ThinTask::from_typed(task.clone()));
+        self.registry.insert(ThinTask::from_typed(task.clone()));
         self.queue.push_back(ThinTask::from_typed(task.clone()));
         task
     }
@@ -297,7 +296,7 @@ impl Core {
         let h = &task.header;
         h.state.set(TaskState::Done);
         self.spans.finished(h);
-        let removed = self.registry.borrow_mut().remove(h.index.get(), h.id);
+        let removed = self.registry.remove(h.index.get(), h.id);
         if let Some(wd) = &self.watchdog {
             wd.forget_task(h.id);
         }
@@ -392,7 +391,7 @@ impl Core {
         self.leave_park(h);
         h.state.set(TaskState::Done);
         // Not the last reference: the caller holds `task`.
-        drop(self.registry.borrow_mut().remove(h.index.get(), h.id));
+        drop(self.registry.remove(h.index.get(), h.id));
         let (first, rest) = h.take_waiters();
         for waiter in first.into_iter().chain(rest) {
             match waiter {
@@ -408,7 +407,7 @@ impl Core {
     /// Cancels every task, until none is left (a destructor may spawn).
     pub(crate) fn cancel_all(&self) {
         loop {
-            let tasks = self.registry.borrow().tasks();
+            let tasks = self.registry.tasks();
             if tasks.is_empty() {
                 break;
             }
@@ -457,7 +456,7 @@ impl Core {
     /// Wakes the task in registry slot `index` if it is task `id` and
     /// still parked with number `seq`.
     fn wake_key_at(&self, index: u32, id: u64, seq: u32) {
-        let task = self.registry.borrow().get(index, id);
+        let task = self.registry.get(index, id);
         if let Some(task) = task {
             wake(task, seq);
         }
@@ -474,7 +473,7 @@ impl Core {
     /// Wakes the task in registry slot `index` if it is task `id` and parked
     /// (whatever it waits for: waker wake-ups carry no park number).
     fn wake_key(&self, index: u32, id: u64) {
-        let task = self.registry.borrow().get(index, id);
+        let task = self.registry.get(index, id);
         if let Some(task) = task
             && task.header.state.get() == TaskState::Parked
         {
@@ -488,7 +487,7 @@ impl Core {
 
     /// The number of unfinished tasks.
     pub(crate) fn len(&self) -> usize {
-        self.registry.borrow().len()
+        self.registry.len()
     }
 
     /// The number of queued tasks.

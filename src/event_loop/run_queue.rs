@@ -81,8 +81,17 @@ impl RunQueue {
 
 /// Every unfinished task of a loop, in slots reused after a task is done;
 /// a task's header knows its slot's index.
+///
+/// Like the run queue, each method finishes with the slots before it
+/// returns and runs no user code inside (a removed task is handed back for
+/// the caller to drop; references handed out are new counts), so no two
+/// accesses overlap: spawn and finish touch it once each, and a
+/// `RefCell`'s flag would cost time on both.
 #[derive(Default)]
-pub(crate) struct Registry {
+pub(crate) struct Registry(UnsafeCell<Slots>);
+
+#[derive(Default)]
+struct Slots {
     slots: Vec<Option<ThinTask>>,
     free: Vec<u32>,
     len: usize,
@@ -90,31 +99,37 @@ pub(crate) struct Registry {
 
 impl Registry {
     #[inline(always)]
-    pub(crate) fn insert(&mut self, task: ThinTask) {
-        match self.free.pop() {
+    pub(crate) fn insert(&self, task: ThinTask) {
+        // SAFETY: see the type's docs.
+        let s = unsafe { &mut *self.0.get() };
+        match s.free.pop() {
             Some(i) => {
-                debug_assert!(self.slots[i as usize].is_none(), "a free slot is empty");
+                debug_assert!(s.slots[i as usize].is_none(), "a free slot is empty");
                 task.header().index.set(i);
-                self.slots[i as usize] = Some(task);
+                s.slots[i as usize] = Some(task);
             }
             None => {
-                let i = u32::try_from(self.slots.len()).expect("fewer than 2^32 tasks");
+                let i = u32::try_from(s.slots.len()).expect("fewer than 2^32 tasks");
                 task.header().index.set(i);
-                self.slots.push(Some(task));
+                s.slots.push(Some(task));
             }
         }
-        self.len += 1;
+        s.len += 1;
     }
 
     /// Every task in it.
     pub(crate) fn tasks(&self) -> Vec<TaskRef> {
-        self.slots.iter().flatten().map(ThinTask::to_ref).collect()
+        // SAFETY: see the type's docs.
+        let s = unsafe { &*self.0.get() };
+        s.slots.iter().flatten().map(ThinTask::to_ref).collect()
     }
 
     /// The task in slot `index` if it is task `id` (a later task may have
     /// reused the slot).
     pub(crate) fn get(&self, index: u32, id: u64) -> Option<TaskRef> {
-        match self.slots.get(index as usize) {
+        // SAFETY: see the type's docs.
+        let s = unsafe { &*self.0.get() };
+        match s.slots.get(index as usize) {
             Some(Some(t)) if t.header().id == id => Some(t.to_ref()),
             _ => None,
         }
@@ -123,19 +138,22 @@ impl Registry {
     /// Takes task `id` out of slot `index`; `None` if the slot holds
     /// another task (or none).
     #[inline]
-    pub(crate) fn remove(&mut self, index: u32, id: u64) -> Option<ThinTask> {
-        let slot = self.slots.get_mut(index as usize)?;
+    pub(crate) fn remove(&self, index: u32, id: u64) -> Option<ThinTask> {
+        // SAFETY: see the type's docs.
+        let s = unsafe { &mut *self.0.get() };
+        let slot = s.slots.get_mut(index as usize)?;
         if slot.as_ref()?.header().id != id {
             return None;
         }
         let task = slot.take()?;
-        self.free.push(index);
-        self.len -= 1;
+        s.free.push(index);
+        s.len -= 1;
         Some(task)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.len
+        // SAFETY: see the type's docs.
+        unsafe { (*self.0.get()).len }
     }
 }
 

@@ -205,20 +205,20 @@ impl Core {
     /// its waker is held outside the loop. O(tasks), only when idle with no
     /// timer left.
     fn woken_from_outside_maybe(&self) -> bool {
-        let tasks = self.registry.borrow().tasks();
+        let tasks = self.registry.tasks();
         tasks.iter().any(|t| {
             t.header.reason.get().is_some_and(WaitReason::is_external) && t.body.is_held_outside()
         })
     }
 
     fn stuck_tasks(&self) -> Vec<StuckTask> {
-        let stuck = observe::stuck(&self.registry.borrow().tasks());
+        let stuck = observe::stuck(&self.registry.tasks());
         trace::deadlock(&stuck);
         stuck
     }
 
     /// A snapshot of every unfinished task.
     pub(crate) fn tasks(&self) -> Vec<TaskInfo> {
-        observe::describe(&self.registry.borrow().tasks())
+        observe::describe(&self.registry.tasks())
     }
 }

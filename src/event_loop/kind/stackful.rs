@@ -75,6 +75,7 @@ impl<T> TaskBody for StackfulBody<T> {
         closed
     }
 
+    #[inline]
     fn take_panic(&self, _: &Header) -> Option<Panic> {
         self.result.take_panic()
     }
