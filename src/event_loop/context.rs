@@ -106,6 +106,19 @@ pub(crate) fn running_stackful(what: &str) -> (&'static Task<dyn TaskBody>, &'st
     (unsafe { &*task }, cx)
 }
 
+/// The suspension context of the running stackful task, or a panic that
+/// says why `what` cannot wait here.
+#[inline]
+#[track_caller]
+fn running_cx(what: &str) -> &'static StackfulCx {
+    let cx = CURRENT_CX.with(Cell::get);
+    if cx.is_null() {
+        explain_cannot_wait(what);
+    }
+    // SAFETY: as in `running_stackful_ptr`.
+    unsafe { &*cx }
+}
+
 /// [`running_stackful`], with the task as the pointer CURRENT_TASK holds
 /// (`Rc::as_ptr` of the loop's reference: the provenance of the whole
 /// allocation, for making a new `Rc` from it).
@@ -166,9 +179,9 @@ fn suspend(cx: &StackfulCx) {
 /// Outside a stackful task (see the [module docs](super#errors)).
 #[inline]
 pub fn yield_now() {
-    let (task, cx) = running_stackful("yield_now");
-    task.header.state.set(TaskState::Queued);
-    suspend(cx);
+    // Only the context: a task that suspends while still `Running` has
+    // yielded, and the loop queues it again (see `Core::run_task`).
+    suspend(running_cx("yield_now"));
 }
 
 /// The payload a park unwinds with once the deadline of scope `scope` (a

@@ -278,7 +278,9 @@ impl Core {
             }
             Step::Suspended => {
                 if h.state.get() != TaskState::Parked {
-                    // It yielded: the round ends with a look at the poller.
+                    // It yielded (suspended while `Running`, or `Queued` by
+                    // a stackless body): the round ends with a look at the
+                    // poller.
                     self.yielded.set(true);
                     h.state.set(TaskState::Queued);
                     self.queue.push_back(ThinTask::from_typed(task));
