@@ -34,8 +34,8 @@ use std::fmt;
 use std::ptr::NonNull;
 use std::rc::Rc;
 
-use super::context::{current_task_addr, park};
-use super::core::{make_runnable, wake};
+use super::context::{current_task_addr, park_thin};
+use super::core::{make_runnable_thin, wake};
 use super::error::{RecvError, SendError, TryRecvError, TrySendError};
 use super::ring::Ring;
 use super::task::{TaskRef, ThinTask, WaitReason};
@@ -65,8 +65,8 @@ const _: () = assert!(
 
 impl WaitList {
     #[inline]
-    fn push(&self, task: TaskRef, seq: u32) {
-        let entry = (ThinTask::new(task), seq);
+    fn push(&self, task: ThinTask, seq: u32) {
+        let entry = (task, seq);
         match self.first.take() {
             None => self.first.set(Some(entry)),
             first => {
@@ -172,7 +172,7 @@ fn wake_one(list: &WaitList) {
 fn wake_first(list: &WaitList) {
     while let Some((task, seq)) = list.pop() {
         if task.header().is_parked_at(seq) {
-            make_runnable(task.into_ref());
+            make_runnable_thin(task);
             return;
         }
     }
@@ -287,10 +287,7 @@ impl<T> ChanWait for Chan<T> {
 
     #[inline]
     fn register(&self, side: Side, task: TaskRef, seq: u32) {
-        match side {
-            Side::Send => self.send_waiters.push(task, seq),
-            Side::Recv => self.recv_waiters.push(task, seq),
-        }
+        self.register_thin(side, ThinTask::new(task), seq);
     }
 
     fn unregister(&self, side: Side, me: *const ()) -> Option<(ThinTask, u32)> {
@@ -311,6 +308,15 @@ impl<T> ChanWait for Chan<T> {
 }
 
 impl<T> Chan<T> {
+    /// [`ChanWait::register`] for a thin reference.
+    #[inline(always)]
+    fn register_thin(&self, side: Side, task: ThinTask, seq: u32) {
+        match side {
+            Side::Send => self.send_waiters.push(task, seq),
+            Side::Recv => self.recv_waiters.push(task, seq),
+        }
+    }
+
     fn close(&self) {
         if !self.closed.replace(true) {
             wake_all(&self.recv_waiters);
@@ -402,8 +408,8 @@ impl<T> Sender<T> {
                 chan,
                 side: Side::Send,
             };
-            park("Sender::send", WaitReason::Send, |_, task, seq| {
-                chan.register(Side::Send, task, seq);
+            park_thin("Sender::send", WaitReason::Send, |task, seq| {
+                chan.register_thin(Side::Send, task, seq);
             });
             std::mem::forget(guard);
         }
@@ -519,8 +525,8 @@ impl<T> Receiver<T> {
                 chan,
                 side: Side::Recv,
             };
-            park("Receiver::recv", WaitReason::Recv, |_, task, seq| {
-                chan.register(Side::Recv, task, seq);
+            park_thin("Receiver::recv", WaitReason::Recv, |task, seq| {
+                chan.register_thin(Side::Recv, task, seq);
             });
             std::mem::forget(guard);
         }

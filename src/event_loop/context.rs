@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use super::core::Core;
 use super::current::{CURRENT_CORE, CURRENT_CX, CURRENT_TASK, StackfulCx};
-use super::task::{Task, TaskBody, TaskRef, TaskState, WaitReason};
+use super::task::{Task, TaskBody, TaskRef, TaskState, ThinTask, WaitReason};
 
 /// The loop driving this thread, for code inside a task.
 #[inline]
@@ -106,6 +106,19 @@ pub(crate) fn running_stackful(what: &str) -> (&'static Task<dyn TaskBody>, &'st
     (unsafe { &*task }, cx)
 }
 
+/// The suspension context of the running stackful task, or a panic that
+/// says why `what` cannot wait here.
+#[inline]
+#[track_caller]
+fn running_cx(what: &str) -> &'static StackfulCx {
+    let cx = CURRENT_CX.with(Cell::get);
+    if cx.is_null() {
+        explain_cannot_wait(what);
+    }
+    // SAFETY: as in `running_stackful_ptr`.
+    unsafe { &*cx }
+}
+
 /// [`running_stackful`], with the task as the pointer CURRENT_TASK holds
 /// (`Rc::as_ptr` of the loop's reference: the provenance of the whole
 /// allocation, for making a new `Rc` from it).
@@ -166,9 +179,9 @@ fn suspend(cx: &StackfulCx) {
 /// Outside a stackful task (see the [module docs](super#errors)).
 #[inline]
 pub fn yield_now() {
-    let (task, cx) = running_stackful("yield_now");
-    task.header.state.set(TaskState::Queued);
-    suspend(cx);
+    // Only the context: a task that suspends while still `Running` has
+    // yielded, and the loop queues it again (see `Core::run_task`).
+    suspend(running_cx("yield_now"));
 }
 
 /// The payload a park unwinds with once the deadline of scope `scope` (a
@@ -223,6 +236,33 @@ pub(crate) fn park(what: &str, reason: WaitReason, register: impl FnOnce(&Core, 
         core.timers.add(at, task_ref.clone(), seq);
     }
     register(core, task_ref, seq);
+    suspend(cx);
+    if let Some(deadline) = deadline {
+        check_deadline(cx, deadline);
+    }
+}
+
+/// [`park`] for a wait list of [`ThinTask`]s (a channel's): `register`
+/// gets the running task as a thin reference, made straight from the
+/// pointer the loop keeps (a full reference would be made and taken apart
+/// again, each step finding the header through the vtable).
+#[inline]
+pub(crate) fn park_thin(what: &str, reason: WaitReason, register: impl FnOnce(ThinTask, u32)) {
+    let (ptr, cx) = running_stackful_ptr(what);
+    let core = current_core(what);
+    let deadline = deadline(cx);
+    // SAFETY: see `running_stackful`.
+    let seq = core.begin_park(unsafe { &(*ptr).header }, reason);
+    // SAFETY: as in `park`: `ptr` is `Rc::as_ptr` of the loop's `TaskRef`,
+    // so this adds a strong count, which the thin reference owns.
+    let task = unsafe {
+        Rc::increment_strong_count(ptr);
+        ThinTask::from_raw(ptr)
+    };
+    if let Some((at, _)) = deadline {
+        core.timers.add(at, task.to_ref(), seq);
+    }
+    register(task, seq);
     suspend(cx);
     if let Some(deadline) = deadline {
         check_deadline(cx, deadline);

@@ -7,16 +7,18 @@
 //! Everything here lives on the loop's thread (`Rc`, `Cell`, `RefCell`);
 //! only [`Remote`] is `Sync`, for wakers called from other threads. No
 //! `RefCell` borrow is held across user code (a task step, a destructor, a
-//! waker): values are moved out first, then used. The two structures
-//! touched on every step, the run queue and a channel's buffer, are
+//! waker): values are moved out first, then used. The structures touched
+//! on every step or every spawn (the run queue, a channel's buffer, the
+//! registry, the lists of free task memory in `blocks.rs`) are
 //! `UnsafeCell` wrappers instead, sound for the same reason: each of their
-//! methods finishes with the deque before returning and runs no user code.
+//! methods finishes with its data before returning and runs no user code.
 //!
 //! The run loop (rounds, the looks at timers, other threads and the
 //! poller, idling and deadlock detection) is in `core/run.rs`.
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
+use std::mem::ManuallyDrop;
 use std::panic::AssertUnwindSafe;
 use std::ptr::{self, NonNull};
 use std::rc::{Rc, Weak};
@@ -25,12 +27,16 @@ use std::time::Instant;
 
 use crate::error::Panic;
 
+use super::blocks::Blocks;
 use super::current::{CURRENT_CORE, CURRENT_CX, CURRENT_TASK, Current};
 use super::observe::{self, Counters};
 use super::reactor::ReactorSlot;
 use super::remote::Remote;
 use super::run_queue::{Registry, RunQueue};
-use super::task::{Header, Step, Task, TaskBody, TaskRef, TaskState, WaitReason, Waiter, fat_ptr};
+use super::task::{
+    Header, Step, Task, TaskBody, TaskRef, TaskState, TaskVtable, ThinTask, WaitReason, Waiter,
+    fat_ptr,
+};
 use super::timer::Timers;
 use super::trace::{self, Spans};
 use super::watchdog::Watchdog;
@@ -62,7 +68,9 @@ pub enum PanicPolicy {
 /// wake-ups from outside `run` find their queue.
 pub(crate) struct Core {
     queue: RunQueue,
-    registry: RefCell<Registry>,
+    /// The memory of finished tasks, for the next spawns.
+    pub(crate) blocks: Blocks,
+    registry: Registry,
     pub(crate) timers: Timers,
     /// Parked tasks that only a waker (maybe from another thread) can wake.
     external: Cell<usize>,
@@ -89,7 +97,8 @@ impl Core {
         observe::name_tasks_in_panics();
         Rc::new_cyclic(|me| Core {
             queue: RunQueue::new(),
-            registry: RefCell::new(Registry::default()),
+            blocks: Blocks::default(),
+            registry: Registry::default(),
             timers: Timers::default(),
             external: Cell::new(0),
             io: Cell::new(0),
@@ -130,15 +139,34 @@ impl Core {
         if let (Some(wd), Some(name)) = (&self.watchdog, &name) {
             wd.name_task(id, name);
         }
-        let task = Rc::new(Task {
-            header: Header::new(id, name, self.me.clone(), fat_ptr::<B>),
-            body,
-        });
+        let (mut block, class) = self.blocks.alloc::<B>();
+        let slot = Rc::get_mut(&mut block).expect("a new task's block is unshared");
+        let p = slot.as_mut_ptr();
+        // SAFETY: `p` points at the block's value, ours alone; each field
+        // is written once, separately, so that the body is copied straight
+        // into the block.
+        unsafe {
+            (&raw mut (*p).header).write(Header::new(
+                id,
+                name,
+                self.me.clone(),
+                const {
+                    &TaskVtable {
+                        fat: fat_ptr::<B>,
+                        run: run_typed::<B>,
+                        recycle: recycle_typed::<B>,
+                    }
+                },
+                class,
+            ));
+            (&raw mut (*p).body).write(body);
+        }
+        // SAFETY: both fields were written just above.
+        let task = unsafe { block.assume_init() };
         Counters::bump(&self.counters.spawned);
         self.spans.spawned(&task.header);
-        let erased: TaskRef = task.clone();
-        self.registry.borrow_mut().insert(erased.clone());
-        self.queue.push_back(erased);
+        self.registry.insert(ThinTask::from_typed(task.clone()));
+        self.queue.push_back(ThinTask::from_typed(task.clone()));
         task
     }
 
@@ -184,12 +212,41 @@ impl Core {
         self.leave_park(&task.header);
         trace::woken(&task.header);
         task.header.state.set(TaskState::Queued);
+        self.queue.push_back(ThinTask::new(task));
+    }
+
+    /// [`make_runnable`](Core::make_runnable) for a thin reference (from a
+    /// channel's wait list), without making the full one.
+    #[inline]
+    pub(crate) fn make_runnable_thin(&self, task: ThinTask) {
+        let h = task.header();
+        debug_assert_eq!(
+            h.state.get(),
+            TaskState::Parked,
+            "only a parked task is woken"
+        );
+        self.leave_park(h);
+        trace::woken(h);
+        h.state.set(TaskState::Queued);
         self.queue.push_back(task);
     }
 
-    /// Runs one step of `task`, then files it where its state says.
+    /// Runs one step of the queued task `task`: one indirect call, into
+    /// [`run_typed`] for the task's type.
     #[inline(always)]
-    fn run_task(&self, task: TaskRef) {
+    fn run_thin(&self, task: ThinTask) {
+        let h = task.into_raw();
+        // SAFETY: the header of a live task (the count `h` stands for keeps
+        // it), whose vtable was made for its type; `run` takes the count.
+        unsafe { (h.as_ref().vtable.run)(h, self) }
+    }
+
+    /// Runs one step of `task`, then files it where its state says.
+    /// Inlined into [`run_typed`], where the task's type is known: each
+    /// look into the header and the call of the body's step go without
+    /// the vtable.
+    #[inline(always)]
+    fn run_task<B: TaskBody + 'static>(&self, task: Rc<Task<B>>) {
         let h = &task.header;
         if h.state.get() != TaskState::Queued {
             return; // cancelled while queued
@@ -201,8 +258,15 @@ impl Core {
         if let Some(wd) = &self.watchdog {
             wd.enter(h.id);
         }
-        let guard = StepGuard::new(self, &task);
-        let step = task.body.step(&task, self);
+        // The step and the guard want the erased reference: this one
+        // borrows `task`'s count (it is never dropped).
+        // SAFETY: `Rc::as_ptr` of a live `Rc`, coerced to `dyn`: the
+        // pointer `Rc::into_raw` would give for the erased `Rc`.
+        let erased = ManuallyDrop::new(unsafe {
+            Rc::from_raw(Rc::as_ptr(&task) as *const Task<dyn TaskBody>)
+        });
+        let guard = StepGuard::new(self, &erased);
+        let step = task.body.step(&erased, self);
         guard.stepped();
         match step {
             Step::Done => self.finish(task),
@@ -210,25 +274,31 @@ impl Core {
                 if h.state.get() == TaskState::Running {
                     h.state.set(TaskState::Queued);
                 }
-                self.cancel(&task);
+                self.cancel(&(task as TaskRef));
             }
             Step::Suspended => {
                 if h.state.get() != TaskState::Parked {
-                    // It yielded: the round ends with a look at the poller.
+                    // It yielded (suspended while `Running`, or `Queued` by
+                    // a stackless body): the round ends with a look at the
+                    // poller.
                     self.yielded.set(true);
                     h.state.set(TaskState::Queued);
-                    self.queue.push_back(task);
+                    self.queue.push_back(ThinTask::from_typed(task));
                 }
             }
         }
     }
 
     /// Bookkeeping once a task is done (returned, panicked or cancelled).
-    fn finish(&self, task: TaskRef) {
+    ///
+    /// Generic, so that the runner of a task's type (`run_typed`) finishes
+    /// it with the header and the body at known offsets; `cancel` calls it
+    /// with the erased type.
+    fn finish<B: TaskBody + ?Sized>(&self, task: Rc<Task<B>>) {
         let h = &task.header;
         h.state.set(TaskState::Done);
         self.spans.finished(h);
-        let removed = self.registry.borrow_mut().remove(h.index.get(), h.id);
+        let removed = self.registry.remove(h.index.get(), h.id);
         if let Some(wd) = &self.watchdog {
             wd.forget_task(h.id);
         }
@@ -247,8 +317,12 @@ impl Core {
                 removed.release_via(&task);
             }
         } else {
-            // The last reference to a detached task drops its result: user code.
-            self.drop_reporting((removed, task));
+            // The last reference to a detached task drops its result: user
+            // code. Its memory is kept for the next spawn.
+            if let Some(removed) = removed {
+                removed.release_via(&task); // `task` holds another count
+            }
+            self.drop_reporting_with(|| self.blocks.recycle(task));
         }
     }
 
@@ -266,7 +340,13 @@ impl Core {
     /// result, of a channel's messages); a panic there is reported like a
     /// detached task's panic instead of unwinding through the loop.
     pub(crate) fn drop_reporting<T>(&self, value: T) {
-        if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| drop(value))) {
+        self.drop_reporting_with(|| drop(value));
+    }
+
+    /// Runs `drop`, which drops something that may run user code, as
+    /// [`drop_reporting`](Core::drop_reporting) does.
+    fn drop_reporting_with(&self, drop: impl FnOnce()) {
+        if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(drop)) {
             self.report_panic(Panic::new(payload, None));
         }
     }
@@ -313,7 +393,7 @@ impl Core {
         self.leave_park(h);
         h.state.set(TaskState::Done);
         // Not the last reference: the caller holds `task`.
-        drop(self.registry.borrow_mut().remove(h.index.get(), h.id));
+        drop(self.registry.remove(h.index.get(), h.id));
         let (first, rest) = h.take_waiters();
         for waiter in first.into_iter().chain(rest) {
             match waiter {
@@ -329,7 +409,7 @@ impl Core {
     /// Cancels every task, until none is left (a destructor may spawn).
     pub(crate) fn cancel_all(&self) {
         loop {
-            let tasks = self.registry.borrow().tasks();
+            let tasks = self.registry.tasks();
             if tasks.is_empty() {
                 break;
             }
@@ -378,7 +458,7 @@ impl Core {
     /// Wakes the task in registry slot `index` if it is task `id` and
     /// still parked with number `seq`.
     fn wake_key_at(&self, index: u32, id: u64, seq: u32) {
-        let task = self.registry.borrow().get(index, id);
+        let task = self.registry.get(index, id);
         if let Some(task) = task {
             wake(task, seq);
         }
@@ -395,7 +475,7 @@ impl Core {
     /// Wakes the task in registry slot `index` if it is task `id` and parked
     /// (whatever it waits for: waker wake-ups carry no park number).
     fn wake_key(&self, index: u32, id: u64) {
-        let task = self.registry.borrow().get(index, id);
+        let task = self.registry.get(index, id);
         if let Some(task) = task
             && task.header.state.get() == TaskState::Parked
         {
@@ -409,7 +489,7 @@ impl Core {
 
     /// The number of unfinished tasks.
     pub(crate) fn len(&self) -> usize {
-        self.registry.borrow().len()
+        self.registry.len()
     }
 
     /// The number of queued tasks.
@@ -458,6 +538,29 @@ impl Drop for StepGuard<'_> {
     }
 }
 
+/// The [`TaskVtable::run`] of a task with body `B`.
+///
+/// # Safety
+/// `header` is the header of a live `Task<B>`, from `Rc::into_raw` of a
+/// [`TaskRef`] whose strong count the caller hands over.
+unsafe fn run_typed<B: TaskBody + 'static>(header: NonNull<Header>, core: &Core) {
+    // SAFETY: the pointer `Rc::into_raw` gave for an `Rc<Task<dyn _>>`
+    // coerced from an `Rc<Task<B>>` (see `Core::spawn_body`), with its
+    // count: std allows making the `Rc<Task<B>>` again from it.
+    let task = unsafe { Rc::<Task<B>>::from_raw(header.as_ptr().cast::<Task<B>>()) };
+    core.run_task(task);
+}
+
+/// The [`TaskVtable::recycle`] of a task with body `B`.
+///
+/// # Safety
+/// As [`run_typed`].
+unsafe fn recycle_typed<B: TaskBody + 'static>(header: NonNull<Header>, core: &Core) {
+    // SAFETY: as in `run_typed`.
+    let task = unsafe { Rc::<Task<B>>::from_raw(header.as_ptr().cast::<Task<B>>()) };
+    core.blocks.recycle(task);
+}
+
 /// Wakes `task` if it is still parked with number `seq`.
 #[inline]
 pub(crate) fn wake(task: TaskRef, seq: u32) {
@@ -478,6 +581,18 @@ pub(crate) fn make_runnable(task: TaskRef) {
         unsafe { &*current }.make_runnable(task);
     } else {
         make_runnable_elsewhere(task);
+    }
+}
+
+/// [`make_runnable`] for a thin reference.
+#[inline(always)]
+pub(crate) fn make_runnable_thin(task: ThinTask) {
+    let current = CURRENT_CORE.with(Cell::get);
+    if ptr::eq(current, task.header().core.as_ptr()) {
+        // SAFETY: as in `make_runnable`.
+        unsafe { &*current }.make_runnable_thin(task);
+    } else {
+        make_runnable_elsewhere(task.into_ref());
     }
 }
 

@@ -7,9 +7,12 @@
 //! joining task in the target's single waiter slot; the target's end wakes
 //! it. The handle is not `Clone`, so there is at most one joiner.
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
+use std::ptr;
 use std::ptr::NonNull;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
@@ -17,9 +20,10 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::context::{current_task_addr, current_task_id, is_current, park};
+use super::current::CURRENT_CORE;
 use super::error::JoinError;
 use super::remote::local_key;
-use super::task::{Header, ResultCell, Task, TaskBody, TaskRef, WaitReason, Waiter};
+use super::task::{Header, ResultCell, Task, TaskBody, TaskRef, ThinTask, WaitReason, Waiter};
 use super::timer::deadline_after;
 
 /// An owned permission to join a task: wait for it and take its value.
@@ -32,14 +36,19 @@ use super::timer::deadline_after;
 ///   run on unobserved; a panic of a detached task is reported by
 ///   [`EventLoop::run`](super::EventLoop::run).
 pub struct JoinHandle<T> {
-    task: TaskRef,
+    /// Dropped by the handle's `Drop`, which may keep its memory for the
+    /// loop's next spawn.
+    task: ManuallyDrop<TaskRef>,
     /// Points into `task`'s allocation, which `task` keeps alive.
     result: NonNull<ResultCell<T>>,
 }
 
 impl<T> JoinHandle<T> {
     pub(crate) fn new(task: TaskRef, result: NonNull<ResultCell<T>>) -> Self {
-        JoinHandle { task, result }
+        JoinHandle {
+            task: ManuallyDrop::new(task),
+            result,
+        }
     }
 
     pub(crate) fn task(&self) -> &TaskRef {
@@ -76,10 +85,26 @@ impl<T> JoinHandle<T> {
     /// Outside a task while the target is unfinished (that could never
     /// return: run the loop first), and when a task joins itself.
     #[track_caller]
+    #[inline]
     pub fn join(self) -> Result<T, JoinError> {
+        if self.task.header.is_done() {
+            let result = self.take_result();
+            self.release();
+            return result;
+        }
+        self.join_waiting()
+    }
+
+    /// [`join`](JoinHandle::join) of a task that was not done yet: out of
+    /// line, so that joining a finished one is short.
+    #[track_caller]
+    #[inline(never)]
+    fn join_waiting(self) -> Result<T, JoinError> {
         loop {
             if self.task.header.is_done() {
-                return self.take_result();
+                let result = self.take_result();
+                self.release();
+                return result;
             }
             if is_current(&self.task) {
                 panic!("task {} tried to join itself", self.task.header.id);
@@ -312,6 +337,34 @@ impl Drop for LeaveJoin<'_> {
     }
 }
 
+impl<T> JoinHandle<T> {
+    /// Gives up the handle's reference once its result was taken: what
+    /// its drop does, without the detaching and the look for a panic to
+    /// report, which a taken result makes moot.
+    #[inline]
+    fn release(self) {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so `task` is taken once.
+        let task = unsafe { ManuallyDrop::take(&mut this.task) };
+        release(task);
+    }
+}
+
+/// Drops a handle's reference to `task`; if it is the last one and the
+/// task's loop is running on this thread, the loop keeps its memory.
+#[inline]
+fn release(task: TaskRef) {
+    let current = CURRENT_CORE.with(Cell::get);
+    if Rc::strong_count(&task) == 1 && ptr::eq(current, task.header.core.as_ptr()) {
+        let h = ThinTask::new(task).into_raw();
+        // SAFETY: CURRENT_CORE points at a live core while it is set (see
+        // `Enter`): the common case, a handle joined or dropped by a task
+        // of the same loop. `h` is a live task's header, whose vtable was
+        // made for its type, and `recycle` takes the count it stands for.
+        unsafe { (h.as_ref().vtable.recycle)(h, &*current) };
+    }
+}
+
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         let h = &self.task.header;
@@ -322,6 +375,8 @@ impl<T> Drop for JoinHandle<T> {
         {
             core.report_panic(p);
         }
+        // SAFETY: `task` is not used after this.
+        release(unsafe { ManuallyDrop::take(&mut self.task) });
     }
 }
 

@@ -283,6 +283,7 @@
 // context; join, channel, sleep, wait_for, timeout, select, sync_channel;
 // kind/*; stackless (docs), fs, net/* (source; stream; listener, udp),
 // reuseport; handle; runtime; threads; task_builder; pipes.
+mod blocks;
 mod channel;
 mod context;
 mod core;

@@ -10,7 +10,10 @@ use super::task::{TaskRef, ThinTask};
 /// before returning and runs no user code inside (tasks are moved in and
 /// out by value and dropped by the caller), so no two accesses can overlap:
 /// a `RefCell`'s borrow flag would only cost time on every step.
-pub(crate) struct RunQueue(UnsafeCell<Ring<TaskRef>>);
+///
+/// It holds thin references (8 bytes): a step starts with the one indirect
+/// call through the header's vtable, inside which the task's type is known.
+pub(crate) struct RunQueue(UnsafeCell<Ring<ThinTask>>);
 
 /// The capacity a queue starts with.
 const INITIAL_CAPACITY: usize = 64;
@@ -21,13 +24,13 @@ impl RunQueue {
     }
 
     #[inline(always)]
-    pub(crate) fn push_back(&self, task: TaskRef) {
+    pub(crate) fn push_back(&self, task: ThinTask) {
         // SAFETY: see the type's docs.
         unsafe { (*self.0.get()).push_back(task) }
     }
 
     #[inline(always)]
-    pub(crate) fn pop_front(&self) -> Option<TaskRef> {
+    pub(crate) fn pop_front(&self) -> Option<ThinTask> {
         // SAFETY: see the type's docs.
         unsafe { (*self.0.get()).pop_front() }
     }
@@ -44,7 +47,7 @@ impl RunQueue {
     }
 
     /// Takes every queued task out, in order, and gives the memory back.
-    pub(crate) fn take(&self) -> Vec<TaskRef> {
+    pub(crate) fn take(&self) -> Vec<ThinTask> {
         // SAFETY: see the type's docs.
         let old =
             unsafe { std::mem::replace(&mut *self.0.get(), Ring::with_capacity(INITIAL_CAPACITY)) };
@@ -54,7 +57,7 @@ impl RunQueue {
 
     /// Gives memory back after a burst: once the queue is under a quarter
     /// full and large, halves its capacity. A million tasks spawned at once
-    /// would otherwise leave 16 bytes each behind for as long as they live.
+    /// would otherwise leave 8 bytes each behind for as long as they live.
     /// Amortized O(1): each shrink copies at most a quarter of the capacity,
     /// and at least as many pops happened since the queue was that full.
     #[inline]
@@ -78,8 +81,17 @@ impl RunQueue {
 
 /// Every unfinished task of a loop, in slots reused after a task is done;
 /// a task's header knows its slot's index.
+///
+/// Like the run queue, each method finishes with the slots before it
+/// returns and runs no user code inside (a removed task is handed back for
+/// the caller to drop; references handed out are new counts), so no two
+/// accesses overlap: spawn and finish touch it once each, and a
+/// `RefCell`'s flag would cost time on both.
 #[derive(Default)]
-pub(crate) struct Registry {
+pub(crate) struct Registry(UnsafeCell<Slots>);
+
+#[derive(Default)]
+struct Slots {
     slots: Vec<Option<ThinTask>>,
     free: Vec<u32>,
     len: usize,
@@ -87,31 +99,37 @@ pub(crate) struct Registry {
 
 impl Registry {
     #[inline(always)]
-    pub(crate) fn insert(&mut self, task: TaskRef) {
-        match self.free.pop() {
+    pub(crate) fn insert(&self, task: ThinTask) {
+        // SAFETY: see the type's docs.
+        let s = unsafe { &mut *self.0.get() };
+        match s.free.pop() {
             Some(i) => {
-                debug_assert!(self.slots[i as usize].is_none(), "a free slot is empty");
-                task.header.index.set(i);
-                self.slots[i as usize] = Some(ThinTask::new(task));
+                debug_assert!(s.slots[i as usize].is_none(), "a free slot is empty");
+                task.header().index.set(i);
+                s.slots[i as usize] = Some(task);
             }
             None => {
-                let i = u32::try_from(self.slots.len()).expect("fewer than 2^32 tasks");
-                task.header.index.set(i);
-                self.slots.push(Some(ThinTask::new(task)));
+                let i = u32::try_from(s.slots.len()).expect("fewer than 2^32 tasks");
+                task.header().index.set(i);
+                s.slots.push(Some(task));
             }
         }
-        self.len += 1;
+        s.len += 1;
     }
 
     /// Every task in it.
     pub(crate) fn tasks(&self) -> Vec<TaskRef> {
-        self.slots.iter().flatten().map(ThinTask::to_ref).collect()
+        // SAFETY: see the type's docs.
+        let s = unsafe { &*self.0.get() };
+        s.slots.iter().flatten().map(ThinTask::to_ref).collect()
     }
 
     /// The task in slot `index` if it is task `id` (a later task may have
     /// reused the slot).
     pub(crate) fn get(&self, index: u32, id: u64) -> Option<TaskRef> {
-        match self.slots.get(index as usize) {
+        // SAFETY: see the type's docs.
+        let s = unsafe { &*self.0.get() };
+        match s.slots.get(index as usize) {
             Some(Some(t)) if t.header().id == id => Some(t.to_ref()),
             _ => None,
         }
@@ -120,19 +138,22 @@ impl Registry {
     /// Takes task `id` out of slot `index`; `None` if the slot holds
     /// another task (or none).
     #[inline]
-    pub(crate) fn remove(&mut self, index: u32, id: u64) -> Option<ThinTask> {
-        let slot = self.slots.get_mut(index as usize)?;
+    pub(crate) fn remove(&self, index: u32, id: u64) -> Option<ThinTask> {
+        // SAFETY: see the type's docs.
+        let s = unsafe { &mut *self.0.get() };
+        let slot = s.slots.get_mut(index as usize)?;
         if slot.as_ref()?.header().id != id {
             return None;
         }
         let task = slot.take()?;
-        self.free.push(index);
-        self.len -= 1;
+        s.free.push(index);
+        s.len -= 1;
         Some(task)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.len
+        // SAFETY: see the type's docs.
+        unsafe { (*self.0.get()).len }
     }
 }
 

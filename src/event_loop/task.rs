@@ -8,8 +8,10 @@
 //! followed by a body `B: TaskBody` that owns what runs (a stackful
 //! coroutine, a future, or a stackless coroutine: see `kind/`) and the
 //! [`ResultCell`] a [`JoinHandle`](super::JoinHandle) reads. The scheduler
-//! only sees [`TaskRef`] (`Rc<Task<dyn TaskBody>>`) and calls
-//! [`TaskBody::step`]; it never switches stacks itself.
+//! only sees [`TaskRef`] (`Rc<Task<dyn TaskBody>>`) and its thin form
+//! [`ThinTask`], and calls [`TaskBody::step`] (through the header's
+//! [`TaskVtable`], where the body's type is known again); it never
+//! switches stacks itself.
 //!
 //! ## Memory
 //!
@@ -19,7 +21,9 @@
 //! is 48 bytes, a [`ThinTask`] 8. What makes it fit: the rare name and
 //! joiner share one lazily allocated box ([`Header::name`]); a body can keep
 //! two bytes of its own state in the header's padding
-//! ([`Header::body_byte`], [`Header::body_byte2`]); collections with an
+//! ([`Header::body_byte`], [`Header::body_byte2`]), and the padding's
+//! last byte says where the task's memory goes back to
+//! ([`Header::block_class`]); collections with an
 //! entry per task hold a [`ThinTask`] (8 bytes) rather than a [`TaskRef`]
 //! (16: its vtable pointer), the header knowing how to make the full
 //! pointer again.
@@ -78,6 +82,23 @@ pub(crate) const RESULT_PENDING: u8 = 2;
 /// Makes the full pointer of a `Task<B>` from its header's address.
 pub(crate) type FatFn = unsafe fn(NonNull<Header>) -> *const Task<dyn TaskBody>;
 
+/// Does something with a task given its header's address (runs a step,
+/// recycles it), taking over the strong count that pointer stands for.
+pub(crate) type RunFn = unsafe fn(NonNull<Header>, &Core);
+
+/// What a thin task reference needs to know of its task's type: one
+/// static table per body type, which the header points to.
+pub(crate) struct TaskVtable {
+    /// Makes the full pointer from the header's address.
+    pub(crate) fat: FatFn,
+    /// Runs a step, with the task's type known: the run queue holds thin
+    /// references, and this is the one indirect call per step.
+    pub(crate) run: RunFn,
+    /// Gives up a reference, keeping the task's memory for its loop's next
+    /// spawn if it was the last (`blocks.rs`), with the task's type known.
+    pub(crate) recycle: RunFn,
+}
+
 /// # Safety
 /// `header` is the header of a live `Task<B>`, with the provenance of the
 /// whole allocation (a pointer that came from `Rc::into_raw` / `Rc::as_ptr`).
@@ -90,17 +111,27 @@ pub(crate) unsafe fn fat_ptr<B: TaskBody + 'static>(
 
 /// An owning reference to a task in 8 bytes, where a [`TaskRef`] takes 16
 /// (its vtable pointer): for the collections that hold an entry per task
-/// (the registry, channel wait lists), which for a million parked
+/// (the run queue, the registry, channel wait lists), which for a million parked
 /// stackless tasks is 16 MB less. The header knows how to make the full
-/// reference again ([`Header::fat`]), which costs one indirect call.
+/// reference again (its vtable's `fat`), which costs one indirect call.
 pub(crate) struct ThinTask(NonNull<Header>);
 
 impl ThinTask {
     pub(crate) fn new(task: TaskRef) -> Self {
-        let ptr = Rc::into_raw(task);
-        // SAFETY: `Rc::into_raw` is never null; `Task` is `repr(C)`, so the
-        // address of the task is that of its header.
-        ThinTask(unsafe { NonNull::new_unchecked(ptr as *const Header as *mut Header) })
+        // SAFETY: from `into_raw`, with its count.
+        unsafe { ThinTask::from_raw(Rc::into_raw(task)) }
+    }
+
+    /// Takes over the strong count behind `task`.
+    ///
+    /// # Safety
+    /// `task` is `Rc::into_raw` (or `Rc::as_ptr`) of a [`TaskRef`], and the
+    /// caller hands one strong count of it over.
+    #[inline(always)]
+    pub(crate) unsafe fn from_raw(task: *const Task<dyn TaskBody>) -> Self {
+        // SAFETY: not null (it comes from an `Rc`); `Task` is `repr(C)`, so
+        // the task's address is its header's.
+        ThinTask(unsafe { NonNull::new_unchecked(task as *const Header as *mut Header) })
     }
 
     #[inline]
@@ -113,7 +144,23 @@ impl ThinTask {
     fn fat(&self) -> *const Task<dyn TaskBody> {
         // SAFETY: `fat` was made for this task's own type (`Header::new`'s
         // caller), the task is alive, and `self.0` came from `Rc::into_raw`.
-        unsafe { (self.header().fat)(self.0) }
+        unsafe { (self.header().vtable.fat)(self.0) }
+    }
+
+    /// A thin reference made from a typed one, taking over its count.
+    #[inline(always)]
+    pub(crate) fn from_typed<B: TaskBody + 'static>(task: Rc<Task<B>>) -> Self {
+        // SAFETY: from `into_raw`, with its count; coercing the pointer to
+        // `dyn` keeps the address.
+        unsafe { ThinTask::from_raw(Rc::into_raw(task) as *const Task<dyn TaskBody>) }
+    }
+
+    /// The header's address, which now stands for this reference's count.
+    #[inline(always)]
+    pub(crate) fn into_raw(self) -> NonNull<Header> {
+        let ptr = self.0;
+        std::mem::forget(self);
+        ptr
     }
 
     /// True if this is the task at address `addr` (see
@@ -137,7 +184,7 @@ impl ThinTask {
     /// same task that is not the last: without the indirect call that
     /// makes the full pointer.
     #[inline]
-    pub(crate) fn release_via(self, same: &TaskRef) {
+    pub(crate) fn release_via<B: TaskBody + ?Sized>(self, same: &Rc<Task<B>>) {
         let ptr = Rc::as_ptr(same);
         assert!(self.is(ptr as *const ()), "release_via: another task");
         std::mem::forget(self);
@@ -257,8 +304,9 @@ struct Extras {
 /// What the scheduler knows of a task, at the start of its allocation.
 pub(crate) struct Header {
     pub(crate) id: u64,
-    /// Makes this task's full pointer from the header's (see [`ThinTask`]).
-    fat: FatFn,
+    /// Makes this task's full pointer from the header's (see [`ThinTask`])
+    /// and runs its steps.
+    pub(crate) vtable: &'static TaskVtable,
     pub(crate) core: Weak<Core>,
     /// The task's slot in its loop's registry.
     pub(crate) index: Cell<u32>,
@@ -275,6 +323,9 @@ pub(crate) struct Header {
     pub(crate) body_byte: Cell<u8>,
     #[cfg_attr(not(cogen_nightly), allow(dead_code))]
     pub(crate) body_byte2: Cell<u8>,
+    /// Which of its loop's lists of free task memory fits this task's
+    /// allocation (`blocks.rs`), for when it is recycled.
+    pub(crate) block_class: u8,
     /// Never replaced once set, so `name` can lend out its string.
     extras: OnceCell<Box<Extras>>,
 }
@@ -298,7 +349,8 @@ impl Header {
         id: u64,
         name: Option<Cow<'static, str>>,
         core: Weak<Core>,
-        fat: FatFn,
+        vtable: &'static TaskVtable,
+        block_class: u8,
     ) -> Self {
         let extras = OnceCell::new();
         if name.is_some() {
@@ -309,7 +361,7 @@ impl Header {
         }
         Header {
             id,
-            fat,
+            vtable,
             core,
             index: Cell::new(u32::MAX),
             seq: Cell::new(0),
@@ -319,6 +371,7 @@ impl Header {
             detached: Cell::new(false),
             body_byte: Cell::new(0),
             body_byte2: Cell::new(0),
+            block_class,
             extras,
         }
     }

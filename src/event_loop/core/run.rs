@@ -4,8 +4,10 @@
 //!
 //! # Cost per step
 //!
-//! Popping a task, one indirect call into its body, a stack switch, and a
-//! push back: no allocation and no system call. The clock is read only when
+//! Popping a task (a thin reference), one indirect call through its
+//! header into the runner for its type (`core::run_typed`, with the body's
+//! step inlined), a stack switch, and a push back: no allocation and no
+//! system call. The clock is read only when
 //! timers exist, once per round (see the fairness guarantee in the module
 //! docs), and other threads' wake-ups are checked with one relaxed atomic
 //! load. While a task waits on a socket and others stay runnable, the
@@ -21,8 +23,9 @@
 //! A stack switch leaves the CPU's return-address predictor with the other
 //! stack's return addresses, so every `ret` right after one mispredicts.
 //! The waiting fast paths (`yield_now`, `park`, the channel operations) are
-//! therefore `#[inline]` into the task's code, and `run_task` into the run
-//! loop, to keep the frames between the loop and the switch few; the
+//! therefore `#[inline]` into the task's code, and `run_task` and a
+//! stackful body's step into the runner, to keep the frames between the
+//! loop and the switch few; the
 //! running task's context is found through one thread-local (`CURRENT_CX`,
 //! set by the stackful body around its resume) rather than a virtual call.
 
@@ -36,6 +39,7 @@ use super::{Core, POLL_INTERVAL, PanicPolicy};
 
 impl Core {
     /// True if a task (or a waker) waits on a socket.
+    #[inline(always)]
     fn waits_on_io(&self) -> bool {
         self.io.get() > 0 || self.reactor.has_wakers()
     }
@@ -43,16 +47,22 @@ impl Core {
     /// After `steps` more task steps: takes the readiness events already
     /// there if a task waits on a socket and a task yielded or
     /// `POLL_INTERVAL` steps ran since the last look (or `now`); no system
-    /// call otherwise.
-    fn poll_reactor(&self, steps: u32, now: bool) {
+    /// call otherwise. Steps are counted only while a task waits on a
+    /// socket (a waiter is never later than the count allows): with no
+    /// socket waiting, this is two loads and a store per round.
+    #[inline(always)]
+    fn poll_reactor(&self, steps: usize, now: bool) {
+        let yielded = self.yielded.replace(false);
+        if !self.waits_on_io() {
+            return;
+        }
+        let steps = u32::try_from(steps).unwrap_or(u32::MAX);
         let since = self.since_poll.get().saturating_add(steps);
-        if (now || self.yielded.get() || since >= POLL_INTERVAL) && self.waits_on_io() {
+        if now || yielded || since >= POLL_INTERVAL {
             self.since_poll.set(0);
-            self.yielded.set(false);
             self.reactor.poll_now(|w| self.wake_waiter(w));
         } else {
             self.since_poll.set(since);
-            self.yielded.set(false);
         }
     }
 
@@ -114,7 +124,7 @@ impl Core {
         match self.queue.pop_front() {
             Some(task) => {
                 self.queue.maybe_shrink();
-                self.run_task(task);
+                self.run_thin(task);
                 self.check_propagate();
                 true
             }
@@ -132,7 +142,7 @@ impl Core {
                 let Some(task) = self.queue.pop_front() else {
                     break;
                 };
-                self.run_task(task);
+                self.run_thin(task);
                 self.check_propagate();
                 if stop() {
                     return Ok(());
@@ -152,7 +162,7 @@ impl Core {
                 // ready sockets too.
                 self.idle()?;
             } else {
-                self.poll_reactor(u32::try_from(round).unwrap_or(u32::MAX), false);
+                self.poll_reactor(round, false);
             }
         }
     }
@@ -195,20 +205,20 @@ impl Core {
     /// its waker is held outside the loop. O(tasks), only when idle with no
     /// timer left.
     fn woken_from_outside_maybe(&self) -> bool {
-        let tasks = self.registry.borrow().tasks();
+        let tasks = self.registry.tasks();
         tasks.iter().any(|t| {
             t.header.reason.get().is_some_and(WaitReason::is_external) && t.body.is_held_outside()
         })
     }
 
     fn stuck_tasks(&self) -> Vec<StuckTask> {
-        let stuck = observe::stuck(&self.registry.borrow().tasks());
+        let stuck = observe::stuck(&self.registry.tasks());
         trace::deadlock(&stuck);
         stuck
     }
 
     /// A snapshot of every unfinished task.
     pub(crate) fn tasks(&self) -> Vec<TaskInfo> {
-        observe::describe(&self.registry.borrow().tasks())
+        observe::describe(&self.registry.tasks())
     }
 }
