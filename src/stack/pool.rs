@@ -4,9 +4,10 @@
 use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
 
-use corosensei::stack::{DefaultStack, Stack, StackPointer};
+use corosensei::stack::{Stack, StackPointer};
 
 use super::overflow::{self, DescribeOverflow};
+use super::registry::MappedStack;
 use super::{DEFAULT_POOL_CAPACITY, DEFAULT_STACK_SIZE, StackError};
 
 /// This thread's free stacks. The default size, which nearly every
@@ -16,13 +17,13 @@ use super::{DEFAULT_POOL_CAPACITY, DEFAULT_STACK_SIZE, StackError};
 /// Stacks are boxed on purpose: a coroutine that owns its `DefaultStack` by
 /// value measured 19 ns per create/run/drop against 7 ns for one that holds a
 /// pointer to it (the same gap shows in raw corosensei: owned stack 11 ns,
-/// borrowed 2 ns), so the pool hands out `Box<DefaultStack>`.
+/// borrowed 2 ns), so the pool hands out boxed stacks.
 #[allow(clippy::vec_box)]
 struct Pool {
     capacity: Cell<usize>,
-    default: RefCell<Vec<Box<DefaultStack>>>,
+    default: RefCell<Vec<Box<MappedStack>>>,
     /// Other sizes; few distinct sizes are in use, so a `Vec` beats a map.
-    other: RefCell<Vec<(usize, Vec<Box<DefaultStack>>)>>,
+    other: RefCell<Vec<(usize, Vec<Box<MappedStack>>)>>,
 }
 
 thread_local! {
@@ -37,7 +38,7 @@ thread_local! {
 
 impl Pool {
     #[inline]
-    fn take(&self, size: usize) -> Option<Box<DefaultStack>> {
+    fn take(&self, size: usize) -> Option<Box<MappedStack>> {
         if size == DEFAULT_STACK_SIZE {
             self.default.try_borrow_mut().ok()?.pop()
         } else {
@@ -48,7 +49,7 @@ impl Pool {
 
     /// Keeps `stack` for reuse, or hands it back when the pool is full.
     #[inline]
-    fn put(&self, size: usize, stack: Box<DefaultStack>) -> Option<Box<DefaultStack>> {
+    fn put(&self, size: usize, stack: Box<MappedStack>) -> Option<Box<MappedStack>> {
         let capacity = self.capacity.get();
         if size == DEFAULT_STACK_SIZE {
             let Ok(mut free) = self.default.try_borrow_mut() else {
@@ -160,7 +161,7 @@ pub(crate) struct PooledStack {
     /// mapping's top by what `reserve_top` set aside.
     base: StackPointer,
     limit: StackPointer,
-    stack: std::mem::ManuallyDrop<Box<DefaultStack>>,
+    stack: std::mem::ManuallyDrop<Box<MappedStack>>,
     size: usize,
 }
 
@@ -178,18 +179,25 @@ impl PooledStack {
             Some(stack) => stack,
             None => Self::map(size, describe)?,
         };
+        // SAFETY: a mapping's top and limit are not zero.
+        let (base, limit) = unsafe {
+            (
+                StackPointer::new_unchecked(stack.top()),
+                StackPointer::new_unchecked(stack.limit()),
+            )
+        };
         Ok(PooledStack {
-            base: stack.base(),
-            limit: stack.limit(),
+            base,
+            limit,
             stack: std::mem::ManuallyDrop::new(stack),
             size,
         })
     }
 
     #[cold]
-    fn map(size: usize, describe: DescribeOverflow) -> Result<Box<DefaultStack>, StackError> {
+    fn map(size: usize, describe: DescribeOverflow) -> Result<Box<MappedStack>, StackError> {
         overflow::install(describe);
-        DefaultStack::new(size)
+        MappedStack::new(size)
             .map(Box::new)
             .map_err(|source| StackError::mapping_failed(size, source))
     }
