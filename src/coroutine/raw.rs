@@ -226,9 +226,10 @@ impl<Input, Yield, Return> Drop for Raw<Input, Yield, Return> {
             // Like Lua's garbage collector, dropping does not report errors.
             let _ = self.close();
         }
-        // SAFETY: written by `new`; the coroutine is finished, so no chain
-        // of running coroutines points at it any more, and it is dropped
-        // before `inner` (with the stack that holds it) is.
+        // SAFETY: written by `new`; the coroutine is finished, so no code
+        // runs on its stack and no chain of running coroutines reaches it
+        // any more, and it is dropped before `inner` (with the stack that
+        // holds it) is.
         unsafe { self.meta.drop_in_place() };
     }
 }
