@@ -30,6 +30,8 @@ struct Node {
     stack: MappedStack,
     /// `stack.limit()`, computed once.
     limit: StackPointer,
+    /// The size it was mapped for (see [`PooledStack::take`]).
+    size: usize,
     /// The next free stack of the list, or null; meaningless when taken.
     next: *mut Node,
 }
@@ -145,7 +147,8 @@ fn take(size: usize) -> Option<Box<Node>> {
 
 /// Keeps `node` for reuse, or hands it back when the pool is full.
 #[inline(always)]
-fn put(size: usize, node: Box<Node>) -> Option<Box<Node>> {
+fn put(node: Box<Node>) -> Option<Box<Node>> {
+    let size = node.size;
     if size == DEFAULT_STACK_SIZE {
         return default_list(|free| {
             if free.len.get() < CAPACITY.get() {
@@ -237,7 +240,7 @@ pub(crate) fn prewarm(
     while held(size) < count {
         let node = PooledStack::map(size, describe)?;
         // Mapping does not touch the pool, so the pool takes it (it has room).
-        let refused = put(size, node);
+        let refused = put(node);
         debug_assert!(refused.is_none());
         drop(refused);
         mapped += 1;
@@ -258,15 +261,21 @@ pub fn pooled_stacks() -> usize {
         })
 }
 
+/// Unmaps a stack the pool has no room for (or, during thread teardown,
+/// no longer takes): out of line, so that giving a stack back inlines.
+#[cold]
+#[inline(never)]
+fn unmap(node: Box<Node>) {
+    drop(node);
+}
+
 /// A stack taken from this thread's pool, returned to it on drop.
 pub(crate) struct PooledStack {
     /// Copied out of the node: corosensei reads the base on every switch,
     /// and a coroutine's own fields are already in cache then. Below the
     /// mapping's top by what `reserve_top` set aside.
     base: StackPointer,
-    limit: StackPointer,
     node: std::mem::ManuallyDrop<Box<Node>>,
-    size: usize,
 }
 
 impl PooledStack {
@@ -284,12 +293,10 @@ impl PooledStack {
             None => Self::map(size, describe)?,
         };
         // SAFETY: a mapping's top is not zero.
-        let (base, limit) = unsafe { (StackPointer::new_unchecked(node.stack.top()), node.limit) };
+        let base = unsafe { StackPointer::new_unchecked(node.stack.top()) };
         Ok(PooledStack {
             base,
-            limit,
             node: std::mem::ManuallyDrop::new(node),
-            size,
         })
     }
 
@@ -306,6 +313,7 @@ impl PooledStack {
                 Box::new(Node {
                     stack,
                     limit,
+                    size,
                     next: ptr::null_mut(),
                 })
             })
@@ -342,8 +350,9 @@ impl Drop for PooledStack {
     fn drop(&mut self) {
         // SAFETY: `self.node` is never used again after this.
         let node = unsafe { std::mem::ManuallyDrop::take(&mut self.node) };
-        // Unmapped if the pool is full or, during thread teardown, gone.
-        drop(put(self.size, node));
+        if let Some(node) = put(node) {
+            unmap(node);
+        }
     }
 }
 
@@ -357,6 +366,6 @@ unsafe impl Stack for PooledStack {
 
     #[inline]
     fn limit(&self) -> StackPointer {
-        self.limit
+        self.node.limit
     }
 }
