@@ -9,12 +9,13 @@
 //!   `repr(transparent)` wrapper of. `chain.rs` follows those links to tell
 //!   who resumed whom, so that a switch records nothing of its own.
 //!
-//! The probe runs when the first coroutine is created, on the stack that
-//! coroutine is about to get. Learning the facts later, on the first close,
-//! would need a stack of its own just for the probe: a close or drop must
-//! never map a stack, because it may come when no more stacks can be mapped.
-//! Until then no coroutine of cogen's has run or is closing, and nothing
-//! needs the facts.
+//! The probe runs when the first stack of the process is mapped, on that
+//! stack, before anything else runs on it (the stack layer calls [`learn`]
+//! with every stack it maps, on that slow path only). Learning the facts
+//! later, on the first close, would need a stack of its own just for the
+//! probe: a close or drop must never map a stack, because it may come when
+//! no more stacks can be mapped. Until then no coroutine of cogen's has run
+//! or is closing, and nothing needs the facts.
 
 use std::any::{Any, TypeId};
 use std::cell::Cell;
@@ -41,8 +42,8 @@ pub(super) fn learnt() -> Option<&'static Corosensei> {
 }
 
 /// Learns the facts, if this process has not yet, by running and closing a
-/// throwaway coroutine on `stack`, which must be free: the caller is about
-/// to start a coroutine on it.
+/// throwaway coroutine on `stack`, which must be free: it has just been
+/// mapped.
 ///
 /// # Panics
 /// If corosensei does not keep its link to the resumer where this version of

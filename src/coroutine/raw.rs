@@ -18,11 +18,10 @@ use std::ptr::NonNull;
 use corosensei::CoroutineResult;
 
 use super::chain::Meta;
-use super::overflow::describe_overflow;
 use super::unwind::{is_close_unwind, passes_through};
 use super::{Builder, Status, Yielder, probe};
 use crate::error::{Panic, ResumeError, payload_message};
-use crate::stack::{self, PooledStack, StackError};
+use crate::stack::{self, PooledStack, StackError, StackUser};
 
 type Payload = Box<dyn Any + Send + 'static>;
 /// The body's result is caught at its root: `Err` holds a panic payload.
@@ -49,6 +48,15 @@ fn caught_at_root(meta: &Meta, payload: Payload) -> Payload {
         payload
     }
 }
+
+/// What the coroutine layer hands the stack layer with every stack: the
+/// overflow describer, and the probe of corosensei's internals, which must
+/// run before the first coroutine does (and before any close, which must not
+/// map a stack), on the first stack mapped.
+pub(super) const STACK_USER: StackUser = StackUser {
+    describe_overflow: super::overflow::describe_overflow,
+    prepare: probe::learn::<PooledStack>,
+};
 
 /// A body that has not started yet.
 ///
@@ -107,9 +115,8 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
         F: FnOnce(&Yielder<Input, Yield>, Input) -> Return,
     {
         let Builder { stack_size, name } = builder;
-        let mut stack = PooledStack::take(stack::effective_size(stack_size)?, describe_overflow)?;
+        let mut stack = PooledStack::take(stack::effective_size(stack_size)?, STACK_USER)?;
         let meta = Meta::new(name).place_on(&mut stack);
-        probe::learn(&mut stack); // before any close, which must not map a stack
         let body = Unstarted(ManuallyDrop::new(body));
         let root = move |yielder: &corosensei::Yielder<MaybeUninit<Input>, Yield>,
                          input: MaybeUninit<Input>| {

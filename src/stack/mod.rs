@@ -55,13 +55,15 @@
 //! # Layering
 //!
 //! This module is the bottom layer: it uses nothing else from cogen. The
-//! overflow handler learns which coroutine overflowed from a describer that
-//! the coroutine layer hands over with every stack it takes
-//! (`PooledStack::take`); the describer and the coroutine layer ask which
-//! stack an address is on (`stack_holding`, `stack_starting_at`). `mod.rs` holds sizes, `error.rs` [`StackError`] and what
-//! ran out, `pool.rs` the pool, `registry.rs` the stacks each thread has
-//! mapped (which stack holds an address) and `overflow.rs` the signal
-//! handler.
+//! coroutine layer hands a `StackUser` over with every stack it takes
+//! (`PooledStack::take`): the describer the overflow handler asks which
+//! coroutine overflowed, and a hook that prepares each newly mapped stack.
+//! The describer and the coroutine layer ask which stack an address is on
+//! (`stack_holding`, `stack_starting_at`).
+//!
+//! `mod.rs` holds sizes, `error.rs` [`StackError`] and what ran out,
+//! `pool.rs` the pool, `registry.rs` the stacks each thread has mapped
+//! (which stack holds an address) and `overflow.rs` the signal handler.
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -73,7 +75,7 @@ mod registry;
 
 pub use error::StackError;
 
-pub(crate) use pool::{PooledStack, prewarm};
+pub(crate) use pool::{PooledStack, StackUser, prewarm};
 pub use pool::{pooled_stacks, set_pool_capacity};
 pub(crate) use registry::{StackBounds, stack_holding, stack_starting_at};
 

@@ -226,19 +226,15 @@ pub fn set_pool_capacity(capacity: usize) {
 /// Maps stacks of `size` bytes (already rounded by
 /// [`effective_size`](super::effective_size)) into this thread's pool until
 /// it holds `count` of that size, raising the pool's capacity to `count` if
-/// it is lower; returns how many were mapped. `describe` is as in
+/// it is lower; returns how many were mapped. `user` is as in
 /// [`PooledStack::take`].
-pub(crate) fn prewarm(
-    size: usize,
-    count: usize,
-    describe: DescribeOverflow,
-) -> Result<usize, StackError> {
+pub(crate) fn prewarm(size: usize, count: usize, user: StackUser) -> Result<usize, StackError> {
     if CAPACITY.get() < count {
         CAPACITY.set(count);
     }
     let mut mapped = 0;
     while held(size) < count {
-        let node = PooledStack::map(size, describe)?;
+        let node = PooledStack::map(size, user)?;
         // Mapping does not touch the pool, so the pool takes it (it has room).
         let refused = put(node);
         debug_assert!(refused.is_none());
@@ -269,6 +265,19 @@ fn unmap(node: Box<Node>) {
     drop(node);
 }
 
+/// What the layer that runs code on the stacks hands this one with every
+/// stack it takes (the stack layer knows nothing of coroutines).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StackUser {
+    /// Tells the stack-overflow handler, installed when the first stack is
+    /// mapped, whether a fault hit the guard page of a coroutine's stack
+    /// and what to print about it (see [`overflow`]).
+    pub(crate) describe_overflow: DescribeOverflow,
+    /// Called with each newly mapped stack before anything runs on it (and
+    /// before it is handed out or pooled), on the slow path of mapping.
+    pub(crate) prepare: fn(&mut PooledStack),
+}
+
 /// A stack taken from this thread's pool, returned to it on drop.
 pub(crate) struct PooledStack {
     /// Copied out of the node: corosensei reads the base on every switch,
@@ -281,27 +290,39 @@ pub(crate) struct PooledStack {
 impl PooledStack {
     /// Takes a stack of `size` bytes (already rounded by
     /// [`effective_size`](super::effective_size)) from the pool, or maps a
-    /// new one.
-    ///
-    /// `describe` tells the stack-overflow handler, installed when the first
-    /// stack is mapped, whether a fault hit the guard page of a coroutine's
-    /// stack and what to print about it (see [`overflow`]).
+    /// new one, which `user` prepares first.
     #[inline]
-    pub(crate) fn take(size: usize, describe: DescribeOverflow) -> Result<Self, StackError> {
+    pub(crate) fn take(size: usize, user: StackUser) -> Result<Self, StackError> {
         let node = match take(size) {
             Some(node) => node,
-            None => Self::map(size, describe)?,
+            None => Self::map(size, user)?,
         };
-        // SAFETY: a mapping's top is not zero.
-        let base = unsafe { StackPointer::new_unchecked(node.stack.top()) };
-        Ok(PooledStack {
-            base,
-            node: std::mem::ManuallyDrop::new(node),
-        })
+        Ok(Self::from_node(node))
     }
 
+    #[inline(always)]
+    fn from_node(node: Box<Node>) -> Self {
+        // SAFETY: a mapping's top is not zero.
+        let base = unsafe { StackPointer::new_unchecked(node.stack.top()) };
+        PooledStack {
+            base,
+            node: std::mem::ManuallyDrop::new(node),
+        }
+    }
+
+    /// Maps a stack and has `user` prepare it.
     #[cold]
-    fn map(size: usize, describe: DescribeOverflow) -> Result<Box<Node>, StackError> {
+    fn map(size: usize, user: StackUser) -> Result<Box<Node>, StackError> {
+        let node = Self::map_unprepared(size, user.describe_overflow)?;
+        let mut stack = std::mem::ManuallyDrop::new(Self::from_node(node));
+        // Should `prepare` panic, the stack is leaked, not pooled
+        // half-prepared.
+        (user.prepare)(&mut stack);
+        // SAFETY: `stack` is never used again (nor dropped).
+        Ok(unsafe { std::mem::ManuallyDrop::take(&mut stack.node) })
+    }
+
+    fn map_unprepared(size: usize, describe: DescribeOverflow) -> Result<Box<Node>, StackError> {
         overflow::install(describe);
         // Registers the pool's destructor, which unmaps the free stacks
         // when the thread ends (see `Others`).
