@@ -132,10 +132,13 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
             let body = body.start();
             // SAFETY: only a closing coroutine is started without an input.
             let input = unsafe { input.assume_init() };
-            std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 body(Yielder::from_inner(yielder), input)
-            }))
-            .map_err(|payload| caught_at_root(meta, payload))
+            }));
+            // The body is over: its handles read dead from now on (the
+            // resumer would do it one switch later, on its hot path).
+            meta.set_dead();
+            result.map_err(|payload| caught_at_root(meta, payload))
         };
         // SAFETY: forwarded to our caller.
         let inner = unsafe { corosensei::Coroutine::with_stack_unchecked(stack, root) };
@@ -168,15 +171,16 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
         input: Input,
     ) -> Result<CoroutineResult<Yield, Return>, ResumeError<Input>> {
         if self.inner.done() {
+            std::hint::cold_path();
             return Err(ResumeError::Dead(input));
         }
         match self.inner.resume(MaybeUninit::new(input)) {
             CoroutineResult::Yield(value) => Ok(CoroutineResult::Yield(value)),
-            CoroutineResult::Return(Ok(value)) => {
-                self.meta().set_dead();
-                Ok(CoroutineResult::Return(value))
+            CoroutineResult::Return(Ok(value)) => Ok(CoroutineResult::Return(value)),
+            CoroutineResult::Return(Err(payload)) => {
+                std::hint::cold_path();
+                Err(ResumeError::Panicked(self.died(payload)))
             }
-            CoroutineResult::Return(Err(payload)) => Err(ResumeError::Panicked(self.died(payload))),
         }
     }
 
