@@ -24,6 +24,13 @@
 //!   holding that stack pointer is the resumer's, and so on down to the
 //!   thread's stack.
 //!
+//! Code on a stack that is not a cogen coroutine's therefore counts as
+//! outside any coroutine: the thread's own stack, and also a stack that
+//! another library switched to (a raw corosensei coroutine, say) inside a
+//! cogen body. There `running()` is `None`, and the chain seen from there
+//! stops at that stack (a cogen coroutine that resumed it reads as
+//! suspended, not normal).
+//!
 //! That reads right for a suspend from inside a nested coroutine too. A
 //! body may hand its `Yielder` to a nested
 //! [`ScopedCoroutine`](super::ScopedCoroutine) and suspend through it from
@@ -46,7 +53,9 @@
 //! never changes while the coroutine lives, however the owner moves the
 //! [`Coroutine`](super::Coroutine) value. `Raw` places it before the
 //! coroutine can first run and drops it after the coroutine has finished,
-//! just before the stack goes back to the pool. The chain is followed only
+//! just before the stack goes back to the pool. Nothing runs on a stack
+//! without a live `Meta` but the probe of `probe.rs`, on a newly mapped
+//! stack, which asks nothing of the chain. The chain is followed only
 //! from the current stack pointer: each stack on it runs code or waits in a
 //! `resume` (or `close`) that is still on this thread's call stack, so its
 //! coroutine has run, has not finished and cannot be dropped meanwhile, and
