@@ -208,7 +208,8 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
                 None => Ok(()),
             };
         }
-        // SAFETY: as in `resume`.
+        // SAFETY: as in `meta()`. The reference does not borrow `self`, so
+        // `inner` can be borrowed mutably meanwhile; the `Meta` is outside it.
         let meta = unsafe { self.meta.as_ref() };
         meta.set_closing(true);
         let inner = &mut self.inner;
