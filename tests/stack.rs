@@ -937,3 +937,41 @@ fn prewarm_fills_this_threads_pool_so_creates_take_from_it() {
     .join()
     .unwrap();
 }
+
+/// In a process whose first stack is mapped by `prewarm` (so no coroutine
+/// was created before the first one that runs), closing a suspended
+/// coroutine, and the chain of running coroutines (which follows what
+/// cogen learns about corosensei when the first stack is mapped), work
+/// from the first coroutine on.
+#[test]
+fn a_process_that_prewarms_before_its_first_coroutine_closes_and_reads_the_chain() {
+    const NAME: &str =
+        "a_process_that_prewarms_before_its_first_coroutine_closes_and_reads_the_chain";
+    if is_child(NAME) {
+        assert_eq!(cogen::Builder::new().prewarm(2).unwrap(), 2);
+        let outer_seen = std::rc::Rc::new(std::cell::Cell::new(None));
+        let seen = outer_seen.clone();
+        let mut outer: cogen::Coroutine<(), (), ()> = cogen::Coroutine::new(move |co, ()| {
+            let me = cogen::running().expect("inside");
+            let mut inner: cogen::Coroutine<(), (), ()> = cogen::Coroutine::new(move |_, ()| {
+                seen.set(Some(me.status()));
+            });
+            inner.resume(()).unwrap();
+            co.suspend(());
+            unreachable!("closed while suspended");
+        });
+        outer.resume(()).unwrap();
+        assert_eq!(outer_seen.get(), Some(cogen::Status::Normal));
+        assert!(outer.close().is_ok(), "the close's unwinding is recognised");
+        assert!(outer.is_dead());
+        println!("child ok");
+        return;
+    }
+    let output = run_child(NAME);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("child ok"),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+}

@@ -281,8 +281,8 @@ fn status_displays_luas_names() {
 }
 
 /// Destructors run by a close see the closed coroutine running, whether it
-/// was suspended (they run on its stack) or never started (its captures are
-/// dropped on the closer's stack), and its closer normal.
+/// was suspended or never started (its captures are dropped on its own
+/// stack too), and its closer normal.
 #[test]
 fn destructors_run_by_close_see_the_closed_coroutine_running() {
     type Seen = Rc<RefCell<Vec<(Option<String>, Status)>>>;

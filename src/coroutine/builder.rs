@@ -79,7 +79,7 @@ impl Builder {
     /// before stay in the pool.
     pub fn prewarm(&self, count: usize) -> Result<usize, StackError> {
         let size = stack::effective_size(self.stack_size)?;
-        stack::prewarm(size, count, super::overflow::describe_overflow)
+        stack::prewarm(size, count, super::raw::STACK_USER)
     }
 
     /// Creates the coroutine; nothing runs until its first `resume`.

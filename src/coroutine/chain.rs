@@ -1,125 +1,119 @@
 //! The chain of coroutines running on this thread, and the handles that read it.
 //!
 //! This file owns `Meta`, the record each coroutine keeps for everything that
-//! asks about it from outside its body; `CURRENT`, the thread-local top of the
-//! chain of running coroutines, and `enter`, which pushes onto it for one
-//! switch; the queries Lua offers on it ([`running`], [`is_yieldable`]); and
-//! [`CoroutineHandle`], which derives a coroutine's status from it.
+//! asks about it from outside its body; how the chain of running coroutines
+//! is read (the running one, and who resumed whom); the queries Lua offers
+//! on it ([`running`], [`is_yieldable`]); and [`CoroutineHandle`], which
+//! derives a coroutine's status from it.
 //!
-//! # Why every pointer in the chain is valid
+//! # Nothing is recorded on a switch
+//!
+//! The chain is read off the machine's own state, when asked, so that a
+//! resume and a suspend cost what corosensei's do:
+//!
+//! * **Who runs.** Code runs on the stack of the coroutine that is running.
+//!   The [`stack`](crate::stack) layer knows every stack this thread has
+//!   mapped (`stack_holding`), so the stack that holds the current stack
+//!   pointer is the running coroutine's, and its `Meta` sits at a fixed
+//!   place at its top. An address on no such stack (the thread's own stack)
+//!   means no coroutine runs.
+//! * **Who resumed it.** corosensei's resume writes the resumer's stack
+//!   pointer into a word near the base of the resumed coroutine's stack,
+//!   its link to the resumer (its `Yielder` is that word; `probe.rs` learns
+//!   where it lies and checks that it holds what is expected). The stack
+//!   holding that stack pointer is the resumer's, and so on down to the
+//!   thread's stack.
+//!
+//! Code on a stack that is not a cogen coroutine's therefore counts as
+//! outside any coroutine: the thread's own stack, and also a stack that
+//! another library switched to (a raw corosensei coroutine, say) inside a
+//! cogen body. There `running()` is `None`, and the chain seen from there
+//! stops at that stack (a cogen coroutine that resumed it reads as
+//! suspended, not normal).
+//!
+//! That reads right for a suspend from inside a nested coroutine too. A
+//! body may hand its `Yielder` to a nested
+//! [`ScopedCoroutine`](super::ScopedCoroutine) and suspend through it from
+//! there: the whole chain from the nested coroutine up to the outer one
+//! stops at once, and resuming the outer one continues the nested one. The
+//! code then runs on the nested coroutine's stack, so the nested coroutine
+//! is running; its link still holds the stack pointer of the outer body's
+//! `resume` of it, so the outer one is normal; and the outer one's link
+//! holds its new resumer's. The chain reads as Lua would have it.
+//!
+//! A coroutine closed before it ever ran is started for the close (its root
+//! drops the body without calling it), so that the body's captures are
+//! dropped on its own stack, with the coroutine running, like every other
+//! destructor of the coroutine's.
+//!
+//! # Why every pointer read is valid
 //!
 //! A `Meta` lives in bytes set aside at the top of its coroutine's stack
 //! (`Meta::place_on`), a memory mapping that does not move, so its address
 //! never changes while the coroutine lives, however the owner moves the
-//! [`Coroutine`](super::Coroutine) value. (Inside that value it would be
-//! left behind by a move, while the stacks of nested coroutines still point
-//! at it.) It costs no allocation of its own, and the resumer finds it
-//! through one pointer; `Raw` drops it before the stack goes back to the
-//! pool. `CURRENT` and every `parent` reachable from it name coroutines
-//! whose `resume` (or `close`) is still on this thread's call stack, so none
-//! of them can be dropped meanwhile.
-//!
-//! # Who sets `CURRENT`
-//!
-//! The resumer records itself as the resumed coroutine's `parent` and
-//! switches; the coroutine side then makes itself current: the root does
-//! when the body starts, and [`Yielder::suspend`](super::Yielder::suspend)
-//! does when it returns (or unwinds, when the coroutine is closed), making
-//! current again whichever coroutine called it (`stay`). When the switch
-//! comes back, `enter` restores the resumer.
-//!
-//! That split is what makes a suspend from inside a nested coroutine read
-//! right. A body may hand its `Yielder` to a nested
-//! [`ScopedCoroutine`](super::ScopedCoroutine) and suspend through it from
-//! there: the whole chain from the nested coroutine up to the outer one
-//! stops at once, and resuming the outer one continues the nested one. The
-//! `suspend` call that returns then is on the nested coroutine's stack, so
-//! the nested coroutine becomes current, and its `parent` still names the
-//! outer one (whose `Meta` has not moved): the chain reads as Lua would have
-//! it, the nested coroutine running and the outer one normal.
+//! [`Coroutine`](super::Coroutine) value. `Raw` places it before the
+//! coroutine can first run and drops it after the coroutine has finished,
+//! just before the stack goes back to the pool. Nothing runs on a stack
+//! without a live `Meta` but the probe of `probe.rs`, on a newly mapped
+//! stack, which asks nothing of the chain. The chain is followed only
+//! from the current stack pointer: each stack on it runs code or waits in a
+//! `resume` (or `close`) that is still on this thread's call stack, so its
+//! coroutine has run, has not finished and cannot be dropped meanwhile, and
+//! its link holds the stack pointer of that `resume`'s caller.
 
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};
 use std::fmt;
-use std::ptr::{self, NonNull};
+use std::ptr::NonNull;
 use std::rc::Rc;
 
-use super::Status;
-use crate::stack::{self, PooledStack};
+use super::{Status, probe};
+use crate::stack::{self, PooledStack, StackBounds};
 
 /// The bytes set aside at the top of each stack for its `Meta`.
 ///
-/// The stack's top is page-aligned, and corosensei keeps its link to the
-/// resumer 16 bytes below the base it is given (32 in `sanitizer` builds).
-/// 80 bytes put `parent`, the lowest field and the one written on every
-/// resume, in the same cache line as that link (the line from 128 to 64
-/// bytes below the top), and the fields that only queries read in the line
-/// above it: a cold coroutine costs no extra cache miss. (Of the sizes that
-/// keep `parent` in the link's line, 80 also measured fewest cache misses
-/// per resume in the round robin over 10,000 coroutines of
-/// `docs/count_instructions.sh`: the size decides where the body's first
-/// frames fall across cache lines.)
+/// More than the `Meta` needs: the size decides where corosensei's link to
+/// the resumer (16 bytes below the base it is given, 32 in `sanitizer`
+/// builds), which every resume writes, and the body's first frames fall
+/// across cache lines, and 80 measured fewest cache misses per resume in the
+/// round robin over 10,000 coroutines of `tools/scripts/count_instructions.sh`.
 const META_SPACE: usize = 80;
 
 const _: () = assert!(
-    size_of::<Meta>() <= META_SPACE
-        && align_of::<Meta>() <= 16
-        && META_SPACE.is_multiple_of(16)
-        && META_SPACE > 64
-        && META_SPACE + 32 <= 128
+    size_of::<Meta>() <= META_SPACE && align_of::<Meta>() <= 16 && META_SPACE.is_multiple_of(16)
 );
 
 /// What the stack-overflow handler, `running()` and `close` need to know
 /// about a coroutine. Lives at the top of the coroutine's stack; see the
 /// file's docs.
-#[repr(C)] // `parent` lowest, in corosensei's link's cache line (see `META_SPACE`)
 pub(super) struct Meta {
-    /// While this coroutine runs: the `Meta` of the one that resumed it, or null.
-    pub(super) parent: Cell<*const Meta>,
     pub(super) handle: OnceCell<Rc<HandleInner>>,
     pub(super) name: Option<Cow<'static, str>>,
-    /// `stack_limit` (page-aligned, so bit 0 is free), with bit 0 set while
-    /// `close` unwinds the coroutine.
-    limit_and_closing: Cell<usize>,
+    /// Set while `close` unwinds the coroutine (or starts it only to drop
+    /// its body).
+    closing: Cell<bool>,
 }
 
 impl Meta {
-    /// A coroutine that is not running, with no handle yet, on a stack whose
-    /// mapping starts at `stack_limit`.
+    /// A coroutine that has not run, with no handle yet.
     #[inline]
-    pub(super) fn new(name: Option<Cow<'static, str>>, stack_limit: usize) -> Self {
-        debug_assert_eq!(stack_limit & 1, 0);
+    pub(super) fn new(name: Option<Cow<'static, str>>) -> Self {
         Meta {
-            parent: Cell::new(ptr::null()),
             handle: OnceCell::new(),
             name,
-            limit_and_closing: Cell::new(stack_limit),
+            closing: Cell::new(false),
         }
-    }
-
-    /// The lowest address of the coroutine's stack mapping, where its guard
-    /// page starts (corosensei's `DefaultStack::limit`).
-    pub(super) fn stack_limit(&self) -> usize {
-        self.limit_and_closing.get() & !1
-    }
-
-    /// The usable size of the coroutine's stack, as its `Builder` asked
-    /// (rounded): the mapping, which ends where the `Meta` does, without its
-    /// guard page.
-    pub(super) fn stack_size(&self) -> usize {
-        (self as *const Meta as usize) + META_SPACE - self.stack_limit() - stack::page_size()
     }
 
     /// True while `close` unwinds this coroutine.
     #[inline]
     pub(super) fn closing(&self) -> bool {
-        self.limit_and_closing.get() & 1 != 0
+        self.closing.get()
     }
 
     #[inline]
     pub(super) fn set_closing(&self, closing: bool) {
-        self.limit_and_closing
-            .set(self.stack_limit() | usize::from(closing));
+        self.closing.set(closing);
     }
 
     /// Moves the `Meta` to the top of its coroutine's `stack`, where it
@@ -133,6 +127,14 @@ impl Meta {
         // was dropped), and they are 16-aligned, enough for `Meta`.
         unsafe { home.as_ptr().write(self) };
         home
+    }
+
+    /// The `Meta` of the coroutine on the stack `bounds`, if one runs there
+    /// or waits in a `resume` there (see the file's docs).
+    #[inline]
+    pub(super) fn of_stack(bounds: StackBounds) -> NonNull<Meta> {
+        // SAFETY: the top of a mapping is not zero, nor `META_SPACE` above it.
+        unsafe { NonNull::new_unchecked((bounds.top - META_SPACE) as *mut Meta) }
     }
 
     /// Tells the handle, if any, that the coroutine has finished.
@@ -155,47 +157,54 @@ impl Meta {
                 .clone(),
         )
     }
-}
 
-thread_local! {
-    pub(super) static CURRENT: Cell<*const Meta> = const { Cell::new(ptr::null()) };
-}
-
-/// Runs `f`, which switches into `meta`'s coroutine, with the running
-/// coroutine (or none) recorded as its `parent`, and makes that one the
-/// running one again after. The coroutine side sets `CURRENT` meanwhile:
-/// see the file's docs.
-#[inline(always)]
-pub(super) fn enter<T>(meta: &Meta, f: impl FnOnce() -> T) -> T {
-    let resumer = CURRENT.get();
-    meta.parent.set(resumer);
-    let result = f();
-    CURRENT.set(resumer);
-    result
-}
-
-/// Makes `meta`'s coroutine the running one: the first thing its root does
-/// (and `close`, which may drop an unstarted body's captures).
-#[inline(always)]
-pub(super) fn start(meta: *const Meta) {
-    CURRENT.set(meta);
-}
-
-/// Runs `f`, which suspends a coroutine, and makes the coroutine that was
-/// running when `f` was called the running one again when `f` returns,
-/// because the coroutine was resumed, or unwinds, because it is closed.
-#[inline(always)]
-pub(super) fn stay<T>(f: impl FnOnce() -> T) -> T {
-    /// Restores `CURRENT` on drop.
-    struct Stay(*const Meta);
-    impl Drop for Stay {
-        #[inline(always)]
-        fn drop(&mut self) {
-            CURRENT.set(self.0);
-        }
+    /// The coroutine that resumed this one, or `None` if the thread's own
+    /// stack did. Only for a coroutine on the chain (see the file's docs).
+    fn resumer(&self) -> Option<&Meta> {
+        let below = probe::learnt()?.link_below_base;
+        let link = (self as *const Meta as usize) - below;
+        // SAFETY: this coroutine is on the chain, so it has run and not
+        // finished: its link, a word on its stack (which `probe.rs`
+        // located), holds the stack pointer of its resumer.
+        let resumer_sp = unsafe { (link as *const usize).read() };
+        // SAFETY: as in `running_meta`: that resumer waits in its `resume`.
+        stack::stack_holding(resumer_sp).map(|b| unsafe { Meta::of_stack(b).as_ref() })
     }
-    let _stay = Stay(CURRENT.get());
-    f()
+}
+
+/// The `Meta` of the coroutine running on this thread, if any.
+#[inline]
+fn running_meta<'a>() -> Option<&'a Meta> {
+    // SAFETY: code runs on this stack, so it is a coroutine's that has
+    // started and not finished: its `Meta` is alive, and stays so while
+    // the caller, which runs on it, looks (see the file's docs).
+    stack::stack_holding(stack_pointer()).map(|b| unsafe { Meta::of_stack(b).as_ref() })
+}
+
+/// An address on the stack this code runs on: the stack pointer.
+#[inline(always)]
+pub(super) fn stack_pointer() -> usize {
+    let sp: usize;
+    // SAFETY: reads a register; touches no memory, no flags, no stack.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags));
+    }
+    // SAFETY: as above.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        std::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags));
+    }
+    // Elsewhere, the address of a local (not of a constant, which would be
+    // promoted to a static). Under AddressSanitizer's detection of stack
+    // use after return, a local may live on a fake stack instead: these
+    // targets are not supported there.
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let marker = 0u8;
+        sp = std::hint::black_box(&marker) as *const u8 as usize;
+    }
+    sp
 }
 
 /// A handle to the coroutine running on this thread, or `None` on a plain
@@ -210,15 +219,13 @@ pub(super) fn stay<T>(f: impl FnOnce() -> T) -> T {
 /// assert_eq!(co.resume(()).unwrap().as_yield(), Some(cogen::Status::Running));
 /// ```
 pub fn running() -> Option<CoroutineHandle> {
-    let meta = CURRENT.with(Cell::get);
-    // SAFETY: `CURRENT` is null or valid (see the file's docs).
-    unsafe { meta.as_ref() }.map(|m| m.handle(false))
+    running_meta().map(|m| m.handle(false))
 }
 
 /// True inside a coroutine body, where [`Yielder::suspend`](super::Yielder::suspend)
 /// can be called. Lua's `coroutine.isyieldable()`.
 pub fn is_yieldable() -> bool {
-    !CURRENT.with(Cell::get).is_null()
+    running_meta().is_some()
 }
 
 pub(super) struct HandleInner {
@@ -243,17 +250,14 @@ impl CoroutineHandle {
         }
         // Running if it is on top of this thread's chain of running
         // coroutines, normal if it is further down, suspended otherwise.
-        let mut meta = CURRENT.with(Cell::get);
+        let mut meta = running_meta();
         let mut status = Status::Running;
-        // SAFETY: every `Meta` in the chain belongs to a coroutine whose
-        // `resume` (or `close`) is still on this thread's call stack, and
-        // lives at the top of that coroutine's stack (see the file's docs).
-        while let Some(m) = unsafe { meta.as_ref() } {
+        while let Some(m) = meta {
             if m.handle.get().is_some_and(|h| Rc::ptr_eq(h, &self.0)) {
                 return status;
             }
             status = Status::Normal;
-            meta = m.parent.get();
+            meta = m.resumer();
         }
         Status::Suspended
     }

@@ -7,22 +7,23 @@
 //! can ask about a coroutine is derived from those two, so the hot path
 //! stays almost the raw switch:
 //!
-//! * **Running.** A thread-local pointer, `CURRENT`, names the `Meta` of the
-//!   coroutine running on this thread, and each running `Meta` points at the
-//!   one that resumed it (`parent`). `resume` pushes onto that chain before
-//!   switching and pops after. A `Meta` lives at the top of its coroutine's
-//!   own stack, not in the movable `Coroutine` value, so its address holds
-//!   for the coroutine's whole life: the chain stays valid even when the
-//!   owner moves a coroutine that is suspended inside a nested one (whose
-//!   stack still points at it). [`running`], [`is_yieldable`], handles and
-//!   the stack-overflow handler read the chain. That is all `resume` does
-//!   besides the switch itself.
+//! * **Running.** Nothing is recorded on a switch. The coroutine running
+//!   on this thread is the one whose stack holds the stack pointer (the
+//!   [`stack`](crate::stack) layer knows every stack the thread has
+//!   mapped), and the one that resumed it is the one whose stack holds the
+//!   resumer's stack pointer, which corosensei keeps near the base of the
+//!   resumed stack anyway. A `Meta` lives at the top of its coroutine's own
+//!   stack, not in the movable `Coroutine` value, so it is found from the
+//!   stack alone, and the chain reads right even when the owner moves a
+//!   coroutine that is suspended inside a nested one. [`running`],
+//!   [`is_yieldable`] and handles read the chain when asked; `resume` is
+//!   corosensei's switch and nothing else.
 //! * **Status.** The owner of a `Coroutine` can only see it suspended or
 //!   dead (while it runs, `resume` holds `&mut self`), so [`Coroutine::status`]
 //!   is read off corosensei's `done()`. A [`CoroutineHandle`], allocated on
-//!   first request, records only *dead*; it derives *running* (its coroutine
-//!   is `CURRENT`) and *normal* (it is further up the chain) when asked, so
-//!   handles cost the switch nothing.
+//!   first request, records only *dead*; it derives *running* (its
+//!   coroutine's stack runs) and *normal* (it is further down the chain)
+//!   when asked, so handles cost the switch nothing.
 //! * **Panics.** The body runs inside `catch_unwind` at the root of its own
 //!   stack, once per coroutine rather than once per switch; a panic becomes
 //!   the body's result `Err(payload)`, which `resume` turns into
@@ -44,7 +45,8 @@
 //!
 //! | file | what it owns |
 //! |---|---|
-//! | `chain.rs` | `Meta`, the chain of running coroutines (`CURRENT`), [`running`], [`is_yieldable`], [`CoroutineHandle`] |
+//! | `chain.rs` | `Meta`, reading the chain of running coroutines, [`running`], [`is_yieldable`], [`CoroutineHandle`] |
+//! | `probe.rs` | what cogen learns once about corosensei's private layout: the close's payload type, where the link to the resumer lies |
 //! | `raw.rs` | `Raw`, the corosensei coroutine both kinds share: its root, resume, close and drop |
 //! | `unwind.rs` | telling a close's (or a scope's) unwinding from a panic: [`is_close_unwind`], [`catch_unwind`] |
 //! | `yielder.rs` | [`Yielder`], the body's side |
@@ -59,6 +61,7 @@ pub use corosensei::CoroutineResult;
 mod builder;
 mod chain;
 mod overflow;
+mod probe;
 mod raw;
 mod scoped;
 mod unwind;

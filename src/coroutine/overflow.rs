@@ -3,42 +3,43 @@
 //! The [`stack`] layer owns the signal handler but knows
 //! nothing of coroutines. The coroutine layer hands it [`describe_overflow`]
 //! with every stack it takes; the handler calls it to learn whether a fault
-//! hit the guard page of the running coroutine and, if so, which coroutine
+//! hit the guard page of a coroutine's stack and, if so, which coroutine
 //! that was and how to give it a bigger stack.
 
-use std::cell::Cell;
 use std::fmt;
 
-use super::chain::CURRENT;
+use super::chain::Meta;
 use crate::stack;
 
 /// Called by the stack-overflow signal handler: if `addr` is in the guard
-/// page of the coroutine running on this thread, describes the overflow.
+/// page of a coroutine's stack on this thread, describes the overflow.
 pub(super) fn describe_overflow(addr: usize, out: &mut dyn fmt::Write) -> bool {
-    let Ok(meta) = CURRENT.try_with(Cell::get) else {
-        return false;
-    };
-    // SAFETY: `CURRENT` is null or valid (see `chain.rs`); the faulting
-    // coroutine is the running one.
-    let Some(meta) = (unsafe { meta.as_ref() }) else {
-        return false;
-    };
     let page = stack::page_size();
     // The guard page is the lowest page of the mapping; allow one more page
-    // below for a frame that skipped over it.
-    let limit = meta.stack_limit();
-    if addr < limit.saturating_sub(page) || addr >= limit + page {
+    // below for a frame that skipped over it. So the mapping starts at the
+    // page of `addr` or at the next one.
+    let page_of_addr = addr & !(page - 1);
+    let Some(bounds) = stack::stack_starting_at(page_of_addr)
+        .or_else(|| stack::stack_starting_at(page_of_addr.wrapping_add(page)))
+    else {
         return false;
-    }
+    };
+    // SAFETY: only code running on a coroutine's stack reaches its guard
+    // page (no safe code can make a pointer there), so the stack is a
+    // running coroutine's, whose `Meta` is alive (see `chain.rs`).
+    let meta = unsafe { Meta::of_stack(bounds).as_ref() };
     // No `thread::current()` here: it may allocate, and this runs in a
     // signal handler.
     let name = meta.name.as_deref().unwrap_or("<unnamed>");
+    // The usable size, as its `Builder` asked (rounded): the mapping
+    // without its guard page.
+    let size = bounds.top - bounds.limit - page;
     let _ = write!(
         out,
         "\ncoroutine '{name}' has overflowed its stack (stack size {} KiB)\n\
          help: give it a bigger stack: cogen::Builder::new().stack_size({})\n",
-        meta.stack_size() / 1024,
-        meta.stack_size() * 2,
+        size / 1024,
+        size * 2,
     );
     true
 }

@@ -11,24 +11,24 @@
 
 use std::any::Any;
 use std::cell::Cell;
-use std::mem::ManuallyDrop;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::panic::AssertUnwindSafe;
 use std::ptr::NonNull;
 
 use corosensei::CoroutineResult;
-use corosensei::stack::Stack as _;
 
-use super::chain::{self, Meta, enter};
-use super::overflow::describe_overflow;
-use super::unwind::{is_close_unwind, learn_close_unwind_type, passes_through};
-use super::{Builder, Status, Yielder};
+use super::chain::Meta;
+use super::unwind::{is_close_unwind, passes_through};
+use super::{Builder, Status, Yielder, probe};
 use crate::error::{Panic, ResumeError, payload_message};
-use crate::stack::{self, PooledStack, StackError};
+use crate::stack::{self, PooledStack, StackError, StackUser};
 
 type Payload = Box<dyn Any + Send + 'static>;
 /// The body's result is caught at its root: `Err` holds a panic payload.
+/// The input is uninitialised only in the resume that starts a coroutine
+/// for `close`, whose root then drops the body without calling it.
 type Inner<Input, Yield, Return> =
-    corosensei::Coroutine<Input, Yield, Result<Return, Payload>, PooledStack>;
+    corosensei::Coroutine<MaybeUninit<Input>, Yield, Result<Return, Payload>, PooledStack>;
 
 thread_local! {
     /// A panic raised while a coroutine is being closed (by the drop of a
@@ -49,13 +49,24 @@ fn caught_at_root(meta: &Meta, payload: Payload) -> Payload {
     }
 }
 
+/// What the coroutine layer hands the stack layer with every stack: the
+/// overflow describer, and the probe of corosensei's internals, which must
+/// run before the first coroutine does (and before any close, which must not
+/// map a stack), on the first stack mapped.
+pub(super) const STACK_USER: StackUser = StackUser {
+    describe_overflow: super::overflow::describe_overflow,
+    prepare: probe::learn::<PooledStack>,
+};
+
 /// A body that has not started yet.
 ///
-/// Closing a never-resumed coroutine drops its body closure, and with it
-/// whatever the closure captured. If such a drop panicked inside corosensei,
-/// the coroutine would still look unstarted and its captures would be
-/// dropped again later. This guard catches that panic instead and leaves it
-/// for `close` to report.
+/// Closing a never-resumed coroutine starts it only for its root to drop the
+/// body closure, and with it whatever the closure captured, on the
+/// coroutine's own stack. This guard catches a panic of that drop, which
+/// would otherwise be taken for the body's, and leaves it for `close` to
+/// report. (corosensei drops the closure itself, on the dropper's stack, if
+/// the coroutine is dropped unstarted; `Raw` never lets that happen, and the
+/// guard would cover it too.)
 struct Unstarted<F>(ManuallyDrop<F>);
 
 impl<F> Unstarted<F> {
@@ -104,19 +115,30 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
         F: FnOnce(&Yielder<Input, Yield>, Input) -> Return,
     {
         let Builder { stack_size, name } = builder;
-        let mut stack = PooledStack::take(stack::effective_size(stack_size)?, describe_overflow)?;
-        learn_close_unwind_type(&mut stack); // before any close, which must not map a stack
-        let meta = Meta::new(name, stack.limit().get());
-        let meta = meta.place_on(&mut stack);
+        let mut stack = PooledStack::take(stack::effective_size(stack_size)?, STACK_USER)?;
+        let meta = Meta::new(name).place_on(&mut stack);
         let body = Unstarted(ManuallyDrop::new(body));
-        let root = move |yielder: &corosensei::Yielder<Input, Yield>, input: Input| {
-            chain::start(meta.as_ptr());
-            let body = body.start();
-            std::panic::catch_unwind(AssertUnwindSafe(|| {
-                body(Yielder::from_inner(yielder), input)
-            }))
+        let root = move |yielder: &corosensei::Yielder<MaybeUninit<Input>, Yield>,
+                         input: MaybeUninit<Input>| {
             // SAFETY: the root runs on the stack that holds the `Meta`.
-            .map_err(|payload| caught_at_root(unsafe { meta.as_ref() }, payload))
+            let meta = unsafe { meta.as_ref() };
+            if meta.closing() {
+                // Started by `close` only to drop the body here, on its
+                // own stack (see `chain.rs`); a panic of that drop goes
+                // to `CLOSE_PANIC`.
+                drop(body);
+                return Err(Box::new(()) as Payload);
+            }
+            let body = body.start();
+            // SAFETY: only a closing coroutine is started without an input.
+            let input = unsafe { input.assume_init() };
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                body(Yielder::from_inner(yielder), input)
+            }));
+            // The body is over: its handles read dead from now on (the
+            // resumer would do it one switch later, on its hot path).
+            meta.set_dead();
+            result.map_err(|payload| caught_at_root(meta, payload))
         };
         // SAFETY: forwarded to our caller.
         let inner = unsafe { corosensei::Coroutine::with_stack_unchecked(stack, root) };
@@ -134,16 +156,6 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
         unsafe { self.meta.as_ref() }
     }
 
-    /// [`meta`](Raw::meta), read from memory again. After a switch, the
-    /// compiler would otherwise keep the pointer from before it, spilled to
-    /// the stack on every round trip, for the rare paths that need it.
-    #[inline(always)]
-    fn meta_reloaded(&self) -> &Meta {
-        // SAFETY: a plain read of a field of `self`; the pointer is valid as
-        // in `meta()`.
-        unsafe { std::ptr::read_volatile(&self.meta).as_ref() }
-    }
-
     #[inline]
     pub(super) fn status(&self) -> Status {
         if self.inner.done() {
@@ -159,18 +171,16 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
         input: Input,
     ) -> Result<CoroutineResult<Yield, Return>, ResumeError<Input>> {
         if self.inner.done() {
+            std::hint::cold_path();
             return Err(ResumeError::Dead(input));
         }
-        // SAFETY: as in `meta()`. The reference does not borrow `self`, so
-        // `inner` can be borrowed mutably meanwhile; the `Meta` is outside it.
-        let meta = unsafe { self.meta.as_ref() };
-        match enter(meta, || self.inner.resume(input)) {
+        match self.inner.resume(MaybeUninit::new(input)) {
             CoroutineResult::Yield(value) => Ok(CoroutineResult::Yield(value)),
-            CoroutineResult::Return(Ok(value)) => {
-                self.meta_reloaded().set_dead();
-                Ok(CoroutineResult::Return(value))
+            CoroutineResult::Return(Ok(value)) => Ok(CoroutineResult::Return(value)),
+            CoroutineResult::Return(Err(payload)) => {
+                std::hint::cold_path();
+                Err(ResumeError::Panicked(self.died(payload)))
             }
-            CoroutineResult::Return(Err(payload)) => Err(ResumeError::Panicked(self.died(payload))),
         }
     }
 
@@ -198,17 +208,20 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
                 None => Ok(()),
             };
         }
-        // SAFETY: as in `resume`.
+        // SAFETY: as in `meta()`. The reference does not borrow `self`, so
+        // `inner` can be borrowed mutably meanwhile; the `Meta` is outside it.
         let meta = unsafe { self.meta.as_ref() };
         meta.set_closing(true);
         let inner = &mut self.inner;
-        let result = enter(meta, || {
-            // A suspended body makes itself current as it unwinds (see
-            // `chain::stay`); an unstarted one has its captures dropped
-            // here, on this stack, as if inside the coroutine.
-            chain::start(meta);
-            std::panic::catch_unwind(AssertUnwindSafe(|| inner.force_unwind()))
-        });
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            if inner.started() {
+                inner.force_unwind();
+            } else {
+                // Its root sees `closing` and drops the body on the
+                // coroutine's own stack (see `chain.rs`).
+                drop(inner.resume(MaybeUninit::uninit()));
+            }
+        }));
         meta.set_closing(false);
         meta.set_dead();
         let result = result.and_then(|()| CLOSE_PANIC.take().map_or(Ok(()), Err));
@@ -225,9 +238,10 @@ impl<Input, Yield, Return> Drop for Raw<Input, Yield, Return> {
             // Like Lua's garbage collector, dropping does not report errors.
             let _ = self.close();
         }
-        // SAFETY: written by `new`; the coroutine is finished, so no chain
-        // of running coroutines points at it any more, and it is dropped
-        // before `inner` (with the stack that holds it) is.
+        // SAFETY: written by `new`; the coroutine is finished, so no code
+        // runs on its stack and no chain of running coroutines reaches it
+        // any more, and it is dropped before `inner` (with the stack that
+        // holds it) is.
         unsafe { self.meta.drop_in_place() };
     }
 }

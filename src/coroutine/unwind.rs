@@ -2,10 +2,10 @@
 //! ordinary panic.
 //!
 //! corosensei closes a suspended coroutine by panicking out of `suspend` with
-//! a payload of a private type. This file owns learning that type (once, as
-//! the first coroutine is created, on its stack), the detection of that
-//! payload ([`is_close_unwind`]) and [`catch_unwind`], which bodies use to
-//! catch their own panics without swallowing a close (corosensei issue 57).
+//! a payload of a private type, which `probe.rs` learns once per process.
+//! This file owns the detection of that payload ([`is_close_unwind`]) and
+//! [`catch_unwind`], which bodies use to catch their own panics without
+//! swallowing a close (corosensei issue 57).
 //!
 //! It also owns [`ScopeExit`], the unwinding an enclosing scope starts
 //! and catches itself (the event loop's `timeout` when its deadline passes
@@ -13,59 +13,8 @@
 //! unwinding crosses the nested coroutine's root on its way to the scope,
 //! instead of being reported as that coroutine's panic.
 
-use std::any::{Any, TypeId};
-use std::cell::Cell;
-use std::panic::{AssertUnwindSafe, UnwindSafe};
-use std::sync::OnceLock;
-
-use corosensei::stack::Stack;
-
-/// The type of the payload corosensei unwinds a closing coroutine with, once
-/// learnt.
-///
-/// corosensei keeps that type private, so cogen learns its `TypeId` from a
-/// throwaway coroutine that it closes while catching: once per process, when
-/// the first coroutine is created, on the stack that coroutine is about to
-/// get (see [`learn_close_unwind_type`]). Until then no coroutine of cogen's
-/// can be closing, and nothing is a close's unwinding.
-///
-/// Learning it later, on the first close, would need a stack of its own just
-/// for the probe: a close or drop must never map a stack, because it may
-/// come when no more stacks can be mapped.
-static CLOSE_UNWIND_TYPE: OnceLock<TypeId> = OnceLock::new();
-
-/// Learns the close's payload type, if this process has not yet, by running
-/// and closing a throwaway coroutine on `stack`, which must be free: the
-/// caller is about to start a coroutine on it.
-#[inline]
-pub(super) fn learn_close_unwind_type<S: Stack>(stack: &mut S) {
-    if CLOSE_UNWIND_TYPE.get().is_none() {
-        probe_close_unwind_type(stack);
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn probe_close_unwind_type<S: Stack>(stack: &mut S) {
-    CLOSE_UNWIND_TYPE.get_or_init(|| {
-        let seen = Cell::new(None);
-        let body = |yielder: &corosensei::Yielder<(), ()>, ()| {
-            let caught = std::panic::catch_unwind(AssertUnwindSafe(|| yielder.suspend(())));
-            if let Err(payload) = caught {
-                seen.set(Some(<dyn Any>::type_id(&*payload)));
-                std::panic::resume_unwind(payload);
-            }
-        };
-        // SAFETY: the probe borrows `seen` and `stack`, and is closed and
-        // dropped below, before either goes away; it is never leaked.
-        let mut probe = unsafe { corosensei::Coroutine::with_stack_unchecked(&mut *stack, body) };
-        probe.resume(());
-        probe.force_unwind();
-        drop(probe);
-        seen.get()
-            .expect("corosensei unwinds a closed coroutine with a panic")
-    });
-}
+use std::any::Any;
+use std::panic::UnwindSafe;
 
 /// True if `payload` is the unwinding of a coroutine being closed or dropped,
 /// which must be let through to the coroutine's root.
@@ -74,9 +23,8 @@ fn probe_close_unwind_type<S: Stack>(stack: &mut S) {
 /// the process is created; before that, no coroutine can be closing and this
 /// is false.
 pub fn is_close_unwind(payload: &(dyn Any + Send)) -> bool {
-    CLOSE_UNWIND_TYPE
-        .get()
-        .is_some_and(|close| <dyn Any>::type_id(payload) == *close)
+    super::probe::learnt()
+        .is_some_and(|facts| <dyn Any>::type_id(payload) == facts.close_unwind_type)
 }
 
 /// The payload of an unwinding that a scope started to leave itself and

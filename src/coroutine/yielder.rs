@@ -2,6 +2,7 @@
 //! corosensei's yielder that suspends the coroutine from any depth.
 
 use std::fmt;
+use std::mem::MaybeUninit;
 
 /// The body's side of a coroutine: suspends it, passing values out and in.
 ///
@@ -10,13 +11,15 @@ use std::fmt;
 /// from any depth of its call stack.
 #[repr(transparent)]
 pub struct Yielder<Input, Yield> {
-    inner: corosensei::Yielder<Input, Yield>,
+    /// The input is uninitialised only in the resume that starts a
+    /// coroutine for `close`, which never reaches a `suspend` (see `Raw`).
+    inner: corosensei::Yielder<MaybeUninit<Input>, Yield>,
 }
 
 impl<Input, Yield> Yielder<Input, Yield> {
-    pub(super) fn from_inner(inner: &corosensei::Yielder<Input, Yield>) -> &Self {
+    pub(super) fn from_inner(inner: &corosensei::Yielder<MaybeUninit<Input>, Yield>) -> &Self {
         // SAFETY: `Yielder` is a `repr(transparent)` wrapper of the corosensei type.
-        unsafe { &*(inner as *const corosensei::Yielder<Input, Yield>).cast::<Self>() }
+        unsafe { &*(inner as *const corosensei::Yielder<MaybeUninit<Input>, Yield>).cast::<Self>() }
     }
 
     /// Suspends the coroutine: `value` becomes the result of the `resume`
@@ -59,9 +62,10 @@ impl<Input, Yield> Yielder<Input, Yield> {
     /// ```
     #[inline]
     pub fn suspend(&self, value: Yield) -> Input {
-        // Whoever resumes this coroutine, the code that runs on is this
-        // caller's, on this stack: it is the running coroutine again.
-        super::chain::stay(|| self.inner.suspend(value))
+        // SAFETY: every resume that reaches a `suspend` passes an input:
+        // only the one that starts a coroutine for `close` does not, and
+        // that one drops the body without calling it.
+        unsafe { self.inner.suspend(value).assume_init() }
     }
 }
 

@@ -29,7 +29,7 @@
 //! Overflowing a coroutine's stack hits its guard page. When the first stack
 //! of the process is mapped (by the first coroutine or stackful task
 //! created), cogen installs a `SIGSEGV`/`SIGBUS` handler, on an alternate
-//! signal stack, that recognises a fault in the running coroutine's guard
+//! signal stack, that recognises a fault in a coroutine stack's guard
 //! page, prints which coroutine overflowed, its stack size and how to raise
 //! it, and aborts, as the standard library does for threads. Every other
 //! fault goes to the action that was installed before.
@@ -55,10 +55,15 @@
 //! # Layering
 //!
 //! This module is the bottom layer: it uses nothing else from cogen. The
-//! overflow handler learns which coroutine is running from a describer that
-//! the coroutine layer hands over with every stack it takes
-//! (`PooledStack::take`). `mod.rs` holds sizes, `error.rs` [`StackError`]
-//! and what ran out, `pool.rs` the pool and `overflow.rs` the signal handler.
+//! coroutine layer hands a `StackUser` over with every stack it takes
+//! (`PooledStack::take`): the describer the overflow handler asks which
+//! coroutine overflowed, and a hook that prepares each newly mapped stack.
+//! The describer and the coroutine layer ask which stack an address is on
+//! (`stack_holding`, `stack_starting_at`).
+//!
+//! `mod.rs` holds sizes, `error.rs` [`StackError`] and what ran out,
+//! `pool.rs` the pool, `registry.rs` the stacks each thread has mapped
+//! (which stack holds an address) and `overflow.rs` the signal handler.
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -66,11 +71,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 mod error;
 pub(crate) mod overflow;
 mod pool;
+mod registry;
 
 pub use error::StackError;
 
-pub(crate) use pool::{PooledStack, prewarm};
+pub(crate) use pool::{PooledStack, StackUser, prewarm};
 pub use pool::{pooled_stacks, set_pool_capacity};
+pub(crate) use registry::{StackBounds, stack_holding, stack_starting_at};
 
 /// The stack size a coroutine gets unless its [`Builder`](crate::Builder) says
 /// otherwise: 1 MiB of address space, as corosensei's own default. Only the

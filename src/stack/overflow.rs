@@ -5,8 +5,8 @@
 //! process with no word of which coroutine it was. Like the standard library
 //! does for thread stacks, cogen installs a handler, run on an alternate
 //! signal stack (the faulting stack is full), that asks a [`DescribeOverflow`]
-//! function whether the faulting address is in the guard page of the
-//! coroutine running on this thread. On a match it prints the description
+//! function whether the faulting address is in the guard page of a
+//! coroutine's stack on this thread. On a match it prints the description
 //! (which coroutine overflowed, its stack size and how to raise it), then
 //! aborts.
 //!
@@ -19,7 +19,7 @@
 //! The handler is installed once per process, when the first stack is
 //! mapped, and keeps the action it replaced (usually the standard library's
 //! thread-overflow handler, or one the program installed). Every fault that
-//! is not a hit on the running coroutine's guard page goes to that previous
+//! is not a hit on a coroutine's guard page goes to that previous
 //! action, as the kernel would have delivered it:
 //!
 //! * a previous handler is called with the same arguments, with the signal
@@ -41,8 +41,9 @@
 //!
 //! # Signal safety
 //!
-//! The handler only loads atomics, reads a thread-local pointer, formats
-//! into a buffer on its own stack and makes async-signal-safe calls
+//! The handler only loads atomics, looks the faulting page up in this
+//! thread's registry of stacks (`registry.rs`: no allocation, no lock, a
+//! few bytes of stack), formats into a buffer on its own stack and makes async-signal-safe calls
 //! (`sigaction`, `pthread_sigmask`, `sig*set`, `raise`, `write`, `abort`).
 //! Everything it reads is written before it is installed: the page size is
 //! cached, the describer set, and the previous action published (see
@@ -56,7 +57,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Once, OnceLock};
 
 /// Tells the handler about a fault at `addr`: if it is in the guard page of
-/// the coroutine running on this thread, writes what to print to `out` and
+/// a coroutine's stack on this thread, writes what to print to `out` and
 /// returns true. It runs inside the signal handler, so it must not allocate
 /// or take locks.
 pub(crate) type DescribeOverflow = fn(addr: usize, out: &mut dyn fmt::Write) -> bool;
