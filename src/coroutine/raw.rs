@@ -35,14 +35,37 @@ thread_local! {
     /// never-started body, or by a body that caught the close's unwinding
     /// and then panicked), for `close` to report: corosensei's close drops
     /// whatever the body returns.
-    static CLOSE_PANIC: Cell<Option<Payload>> = const { Cell::new(None) };
+    ///
+    /// `ManuallyDrop` so that the thread-local has no destructor: a
+    /// coroutine may be closed by another thread-local's destructor, after
+    /// a slot with a destructor would have been destroyed (then reading it
+    /// panics, and a panic in a thread-local destructor aborts). Use only
+    /// through [`stash_close_panic`] and [`take_close_panic`]; the slot is
+    /// empty again when each `close` returns, so nothing is left in it to
+    /// leak when the thread ends.
+    static CLOSE_PANIC: Cell<ManuallyDrop<Option<Payload>>> =
+        const { Cell::new(ManuallyDrop::new(None)) };
+}
+
+/// Keeps `payload` for the `close` under way to report.
+fn stash_close_panic(payload: Payload) {
+    // The slot holds at most one panic per close; a second one replaces
+    // the first, which is dropped as the plain `Cell` would.
+    drop(ManuallyDrop::into_inner(
+        CLOSE_PANIC.replace(ManuallyDrop::new(Some(payload))),
+    ));
+}
+
+/// The panic stashed during the `close` under way, if any, emptying the slot.
+fn take_close_panic() -> Option<Payload> {
+    ManuallyDrop::into_inner(CLOSE_PANIC.replace(ManuallyDrop::new(None)))
 }
 
 /// What the root of the coroutine `meta` does with a panic it caught.
 #[cold]
 fn caught_at_root(meta: &Meta, payload: Payload) -> Payload {
     if meta.closing() && !is_close_unwind(&*payload) {
-        CLOSE_PANIC.set(Some(payload));
+        stash_close_panic(payload);
         Box::new(())
     } else {
         payload
@@ -83,7 +106,7 @@ impl<F> Drop for Unstarted<F> {
         // SAFETY: `start` did not run (it forgets `self`), so the body is still here.
         let body = unsafe { ManuallyDrop::take(&mut self.0) };
         if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| drop(body))) {
-            CLOSE_PANIC.set(Some(payload));
+            stash_close_panic(payload);
         }
     }
 }
@@ -224,7 +247,7 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
         }));
         meta.set_closing(false);
         meta.set_dead();
-        let result = result.and_then(|()| CLOSE_PANIC.take().map_or(Ok(()), Err));
+        let result = result.and_then(|()| take_close_panic().map_or(Ok(()), Err));
         result.map_err(|payload| Panic::new(payload, meta.name.clone()))
     }
 }
