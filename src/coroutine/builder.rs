@@ -68,6 +68,10 @@ impl Builder {
     /// wants no `mmap` while it runs: the memory is reserved now, and each
     /// stack's pages become resident only as they are touched.
     ///
+    /// Once the thread is ending and its pool is closed (in a thread-local's
+    /// destructor that runs after cogen's), it maps nothing and returns
+    /// `Ok(0)`.
+    ///
     /// ```
     /// let mapped = cogen::Builder::new().stack_size(64 * 1024).prewarm(100).unwrap();
     /// assert!(mapped <= 100);

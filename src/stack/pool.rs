@@ -190,19 +190,31 @@ fn put_other(size: usize, node: Box<Node>) -> Option<Box<Node>> {
         .unwrap_or(None)
 }
 
+/// True once this thread's pool is closed: `Others` has been (or is being)
+/// dropped, the thread is ending, and the pool keeps no stack any more.
+///
+/// Public functions that thread-locals' destructors may call check it
+/// rather than `OTHERS.with`, which panics then (and a panic in a
+/// thread-local destructor aborts the process).
+fn closed() -> bool {
+    OTHERS.try_with(|_| ()).is_err()
+}
+
 /// How many free stacks of `size` this thread holds.
 fn held(size: usize) -> usize {
     if size == DEFAULT_STACK_SIZE {
         return DEFAULT.with(|free| free.len.get());
     }
-    OTHERS.with(|others| {
-        others
-            .0
-            .borrow()
-            .iter()
-            .find(|(s, _)| *s == size)
-            .map_or(0, |(_, free)| free.len.get())
-    })
+    OTHERS
+        .try_with(|others| {
+            others
+                .0
+                .borrow()
+                .iter()
+                .find(|(s, _)| *s == size)
+                .map_or(0, |(_, free)| free.len.get())
+        })
+        .unwrap_or(0)
 }
 
 /// Sets how many finished stacks of each size this thread keeps for reuse.
@@ -210,7 +222,7 @@ fn held(size: usize) -> usize {
 /// Stacks over the new capacity are unmapped at once. A capacity of 0 turns
 /// pooling off: every coroutine then maps and unmaps its own stack.
 pub fn set_pool_capacity(capacity: usize) {
-    if OTHERS.try_with(|_| ()).is_err() {
+    if closed() {
         return; // the thread is ending and its pool is closed
     }
     CAPACITY.set(capacity);
@@ -228,7 +240,14 @@ pub fn set_pool_capacity(capacity: usize) {
 /// it holds `count` of that size, raising the pool's capacity to `count` if
 /// it is lower; returns how many were mapped. `user` is as in
 /// [`PooledStack::take`].
+///
+/// Maps nothing once the pool is closed (the thread is ending): the stacks
+/// could only be unmapped again, and raising the capacity then would let
+/// the default list keep stacks that nothing unmaps.
 pub(crate) fn prewarm(size: usize, count: usize, user: StackUser) -> Result<usize, StackError> {
+    if closed() {
+        return Ok(0);
+    }
     if CAPACITY.get() < count {
         CAPACITY.set(count);
     }
@@ -244,17 +263,20 @@ pub(crate) fn prewarm(size: usize, count: usize, user: StackUser) -> Result<usiz
     Ok(mapped)
 }
 
-/// How many finished stacks this thread holds for reuse, over all sizes.
+/// How many finished stacks this thread holds for reuse, over all sizes
+/// (none once the thread is ending and its pool is closed).
 pub fn pooled_stacks() -> usize {
     DEFAULT.with(|free| free.len.get())
-        + OTHERS.with(|others| {
-            others
-                .0
-                .borrow()
-                .iter()
-                .map(|(_, free)| free.len.get())
-                .sum::<usize>()
-        })
+        + OTHERS
+            .try_with(|others| {
+                others
+                    .0
+                    .borrow()
+                    .iter()
+                    .map(|(_, free)| free.len.get())
+                    .sum::<usize>()
+            })
+            .unwrap_or(0) // closed: it holds none
 }
 
 /// Unmaps a stack the pool has no room for (or, during thread teardown,
