@@ -54,8 +54,9 @@
 //! [`Coroutine`](super::Coroutine) value. `Raw` places it before the
 //! coroutine can first run and drops it after the coroutine has finished,
 //! just before the stack goes back to the pool. Nothing runs on a stack
-//! without a live `Meta` but the probe of `probe.rs`, on a newly mapped
-//! stack, which asks nothing of the chain. The chain is followed only
+//! without a live `Meta`: the probe of `probe.rs`, on the first stack
+//! mapped, runs with a nameless one placed for it (it asks nothing of the
+//! chain itself, but a global allocator it calls may). The chain is followed only
 //! from the current stack pointer: each stack on it runs code or waits in a
 //! `resume` (or `close`) that is still on this thread's call stack, so its
 //! coroutine has run, has not finished and cannot be dropped meanwhile, and

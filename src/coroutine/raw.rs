@@ -78,8 +78,29 @@ fn caught_at_root(meta: &Meta, payload: Payload) -> Payload {
 /// map a stack), on the first stack mapped.
 pub(super) const STACK_USER: StackUser = StackUser {
     describe_overflow: super::overflow::describe_overflow,
-    prepare: probe::learn::<PooledStack>,
+    prepare,
 };
+
+/// Runs the probe on a newly mapped `stack` if this process has not yet,
+/// with a nameless `Meta` in its place at the top for the while.
+///
+/// The probe runs no code of cogen's users, but it allocates (the payload
+/// it unwinds with), and a global allocator may ask about the chain
+/// (`running()`) from there: it would find this stack registered and read
+/// its `Meta`, which must then be a valid one.
+#[cold]
+fn prepare(stack: &mut PooledStack) {
+    if probe::learnt().is_some() {
+        return;
+    }
+    // `stack` is the stack layer's view of the new mapping, dropped unused
+    // after this: the bytes it sets aside here go back with it.
+    let meta = Meta::new(None).place_on(stack);
+    probe::learn(stack);
+    // SAFETY: placed above; the probe coroutine has been dropped, so no
+    // code runs on the stack any more and no chain reaches it.
+    unsafe { meta.drop_in_place() };
+}
 
 /// A body that has not started yet.
 ///

@@ -338,7 +338,8 @@ impl PooledStack {
         let node = Self::map_unprepared(size, user.describe_overflow)?;
         let mut stack = std::mem::ManuallyDrop::new(Self::from_node(node));
         // Should `prepare` panic, the stack is leaked, not pooled
-        // half-prepared.
+        // half-prepared. What `prepare` sets aside with `reserve_top` is
+        // given back with this view of the stack: the node keeps no base.
         (user.prepare)(&mut stack);
         // SAFETY: `stack` is never used again (nor dropped).
         Ok(unsafe { std::mem::ManuallyDrop::take(&mut stack.node) })
