@@ -655,3 +655,64 @@ fn a_global_allocator_that_asks_about_the_chain_from_the_first_stack() {
     }
     assert_child_ok(NAME);
 }
+
+thread_local! {
+    static KEPT_LOOP: RefCell<Option<(cogen::event_loop::EventLoop, Box<dyn std::any::Any>)>> =
+        const { RefCell::new(None) };
+}
+
+/// An event loop kept in a thread-local, with tasks parked in waits (in
+/// nested coroutines too), dropped when the thread ends: the tasks are
+/// cancelled from the thread-local's destructor.
+fn thread_ending_with_a_kept_loop(touch_user_tls_first: bool) {
+    use cogen::event_loop::{EventLoop, channel};
+    std::thread::spawn(move || {
+        if touch_user_tls_first {
+            KEPT_LOOP.with(|_| ());
+        }
+        close_one();
+        let ev = EventLoop::new();
+        let (tx, rx) = channel::<u32>(1);
+        for depth in 0..3 {
+            let rx = rx.clone();
+            let asker = Asker {
+                handle: Rc::new(RefCell::new(None)),
+                seen: Rc::new(Cell::new(None)),
+            };
+            ev.spawn(move || {
+                *asker.handle.borrow_mut() = cogen::running();
+                let _keep = asker;
+                if depth == 0 {
+                    let _ = rx.recv();
+                } else {
+                    ScopedCoroutine::<(), (), ()>::new(|_, ()| {
+                        let _ = rx.recv();
+                    })
+                    .scope(|r| {
+                        let _ = r.resume(());
+                    });
+                }
+            });
+        }
+        // Every task runs to its wait; then the loop is kept, not run out.
+        for _ in 0..10 {
+            ev.try_tick();
+        }
+        // The sender too, so that the waits stay parked.
+        KEPT_LOOP.with(|k| *k.borrow_mut() = Some((ev, Box::new(tx))));
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn an_event_loop_in_a_thread_local_is_dropped_at_thread_exit() {
+    const NAME: &str = "an_event_loop_in_a_thread_local_is_dropped_at_thread_exit";
+    if is_child(NAME) {
+        thread_ending_with_a_kept_loop(true);
+        thread_ending_with_a_kept_loop(false);
+        println!("CHILD DONE");
+        return;
+    }
+    assert_child_ok(NAME);
+}
