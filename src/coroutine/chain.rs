@@ -56,11 +56,26 @@
 //! just before the stack goes back to the pool. Nothing runs on a stack
 //! without a live `Meta`: the probe of `probe.rs`, on the first stack
 //! mapped, runs with a nameless one placed for it (it asks nothing of the
-//! chain itself, but a global allocator it calls may). The chain is followed only
-//! from the current stack pointer: each stack on it runs code or waits in a
-//! `resume` (or `close`) that is still on this thread's call stack, so its
-//! coroutine has run, has not finished and cannot be dropped meanwhile, and
-//! its link holds the stack pointer of that `resume`'s caller.
+//! chain itself, but a global allocator it calls may: there `running()` is
+//! a nameless coroutine, which reads dead once the probe is over). The
+//! chain is followed only from the current stack pointer: each stack on it
+//! runs code or waits in a `resume` (or `close`) that is still on this
+//! thread's call stack, so its coroutine has run, has not finished and
+//! cannot be dropped meanwhile, and its link holds the stack pointer of
+//! that `resume`'s caller.
+//!
+//! # Where destructors run
+//!
+//! What a destructor sees of the chain follows from the stack it runs on.
+//! The body's values dropped by `close`, by dropping the coroutine, or by
+//! a panic unwinding out of the body, and a never-started body's captures,
+//! are dropped on the coroutine's stack: there it is running, and its
+//! closer or resumer is normal. A return value, or a panic's payload, is
+//! dropped by whoever holds it, on that code's stack: the coroutine reads
+//! dead there. Coroutines may be created, resumed and dropped from
+//! thread-locals' destructors as the thread ends, before or after cogen's
+//! own (which hold no state that a late one needs; once the pool is closed,
+//! each stack is mapped for its coroutine and unmapped after it).
 
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};

@@ -99,7 +99,12 @@ fn prepare(stack: &mut PooledStack) {
     probe::learn(stack);
     // SAFETY: placed above; the probe coroutine has been dropped, so no
     // code runs on the stack any more and no chain reaches it.
-    unsafe { meta.drop_in_place() };
+    unsafe {
+        // A handle that such an allocator got from `running()` reads the
+        // probe dead from now on, like that of any finished coroutine.
+        meta.as_ref().set_dead();
+        meta.drop_in_place();
+    }
 }
 
 /// A body that has not started yet.
