@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use cogen::event_loop::{EventLoop, JoinHandle, spawn, yield_now};
+use cogen::event_loop::{EventLoop, JoinHandle, TaskBuilder, spawn, yield_now};
 
 mod support;
 use support::{DropCounter, DropToken};
@@ -232,4 +232,82 @@ fn a_handle_dropped_outside_the_loop_and_after_it() {
     assert_eq!(drops.live(), 1);
     drop(h2); // after the loop: freed
     assert_eq!((drops.count(), drops.live()), (2, 0));
+}
+
+/// Named tasks and tasks with joiners (the header's boxed extras) end in
+/// every way a task can — joined from a task, cancelled before or after a
+/// step, detached, panicking — and their memory goes to plain
+/// tasks after them: each name, token and joiner list is dropped exactly
+/// once, and no plain task sees a name of the task whose memory it took.
+#[test]
+fn named_and_joined_tasks_end_every_way_and_give_their_memory_on() {
+    let drops = DropCounter::new();
+    let ev = EventLoop::new();
+    for round in 0..4usize {
+        let tokens: Vec<DropToken> = (0..40).map(|_| drops.token()).collect();
+        ev.block_on(move || {
+            let mut tokens = tokens.into_iter();
+            let mut named = Vec::new();
+            for i in 0..10usize {
+                let t = tokens.next().unwrap();
+                let name = format!("named-{round}-{i}"); // owned: a leak shows
+                named.push(TaskBuilder::new().name(name).spawn(move || {
+                    if i % 2 == 0 {
+                        yield_now();
+                    }
+                    if i == 7 {
+                        panic!("named task panics");
+                    }
+                    (t, i)
+                }));
+            }
+            // A task joined by another task (a joiner in the extras).
+            let shared = Rc::new(RefCell::new(Some(named.remove(0))));
+            let joiners: Vec<_> = (0..2)
+                .map(|_| {
+                    let shared = shared.clone();
+                    spawn(move || {
+                        let h = shared.borrow_mut().take();
+                        h.map(|h| h.join().is_ok())
+                    })
+                })
+                .collect();
+            // Cancelled before its first step, and after one.
+            named[0].cancel();
+            let parked = named.remove(1);
+            yield_now();
+            parked.cancel();
+            // Plain tasks that take the freed memory: no name.
+            let plain: Vec<_> = tokens
+                .map(|t| spawn(move || (t, cogen::event_loop::current_task_id().is_some())))
+                .collect();
+            for (i, h) in named.into_iter().enumerate() {
+                let name = h.name().map(str::to_owned);
+                assert!(name.is_some_and(|n| n.starts_with("named-")));
+                match h.join() {
+                    Ok((_, n)) => assert_ne!(n, 7),
+                    Err(e) => assert!(e.is_panic() || e.is_cancelled(), "{i}: {e}"),
+                }
+            }
+            assert!(parked.join().unwrap_err().is_cancelled());
+            for j in joiners {
+                j.join().unwrap();
+            }
+            for h in plain {
+                assert_eq!(h.name(), None);
+                assert!(h.join().unwrap().1);
+            }
+            // Detached named tasks, recycled at their end.
+            for i in 0..5 {
+                TaskBuilder::new()
+                    .name(format!("detached-{i}"))
+                    .spawn(move || i)
+                    .detach();
+            }
+        })
+        .unwrap();
+        ev.run().unwrap();
+        assert_eq!(drops.live(), 0);
+    }
+    assert_eq!(drops.count(), 160);
 }

@@ -131,16 +131,18 @@ where
         stackful_entry(yielder);
         f()
     })?;
-    let body = StackfulBody {
-        co: UnsafeCell::new(ManuallyDrop::new(Some(co))),
-        cx: StackfulCx {
-            yielder: Cell::new(ptr::null()),
-            waker: Cell::new(ptr::null()),
-            deadline: Cell::new(None),
-        },
-        result: ResultCell::new(),
+    // SAFETY: each field of the body is written once.
+    let task = unsafe {
+        core.spawn_init(opts.name, |p: *mut StackfulBody<T>| {
+            (&raw mut (*p).co).write(UnsafeCell::new(ManuallyDrop::new(Some(co))));
+            (&raw mut (*p).cx).write(StackfulCx {
+                yielder: Cell::new(ptr::null()),
+                waker: Cell::new(ptr::null()),
+                deadline: Cell::new(None),
+            });
+            (&raw mut (*p).result).write(ResultCell::new());
+        })
     };
-    let task = core.spawn_body(opts.name, body);
     let result = NonNull::from(&task.body.result);
     Ok(JoinHandle::new(task, result))
 }
