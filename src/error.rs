@@ -3,6 +3,7 @@
 use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
+use std::mem::ManuallyDrop;
 
 /// A panic caught at the root of a coroutine body (or a task, or a stage).
 ///
@@ -36,7 +37,27 @@ pub struct Panic {
 /// A panic payload behind a wall that makes it `Sync`: no `&self` method of
 /// this type lends out the `dyn Any + Send` value (which may be `!Sync`),
 /// only values of a type that is itself `Sync`.
-struct Payload(Box<dyn Any + Send + 'static>);
+///
+/// Its destructor is out of line and cold: a `Result` that holds a `Panic`
+/// in its error then drops in a few inlined instructions on the path that
+/// holds none, where the whole drop glue of a boxed `dyn Any` and a name was
+/// an out-of-line call on every resume that LLVM did not inline.
+struct Payload(ManuallyDrop<Box<dyn Any + Send + 'static>>);
+
+impl Drop for Payload {
+    #[inline]
+    fn drop(&mut self) {
+        drop_payload(&mut self.0);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn drop_payload(payload: &mut ManuallyDrop<Box<dyn Any + Send + 'static>>) {
+    // SAFETY: called once, from `Payload`'s destructor; the box is not used
+    // after it.
+    unsafe { ManuallyDrop::drop(payload) }
+}
 
 // SAFETY: sharing `&Payload` between threads shares access to nothing that is
 // not `Sync`. Its `&self` methods only downcast the payload: that calls
@@ -53,7 +74,15 @@ impl Payload {
     }
 
     fn message(&self) -> &str {
-        payload_message(&*self.0)
+        payload_message(&**self.0)
+    }
+
+    /// The box, without running `Payload`'s destructor on it.
+    #[inline]
+    fn into_box(self) -> Box<dyn Any + Send + 'static> {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so the box is taken once.
+        unsafe { ManuallyDrop::take(&mut this.0) }
     }
 }
 
@@ -63,7 +92,7 @@ impl Panic {
         name: Option<Cow<'static, str>>,
     ) -> Self {
         Panic {
-            payload: Payload(payload),
+            payload: Payload(ManuallyDrop::new(payload)),
             name,
         }
     }
@@ -116,17 +145,17 @@ impl Panic {
     /// assert_eq!(cell.get(), 1);
     /// ```
     pub fn payload_mut(&mut self) -> &mut (dyn Any + Send + 'static) {
-        &mut *self.payload.0
+        &mut **self.payload.0
     }
 
     /// The payload, as [`std::panic::resume_unwind`] takes it.
     pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
-        self.payload.0
+        self.payload.into_box()
     }
 
     /// Continues the panic in the caller, with the original payload.
     pub fn resume_unwind(self) -> ! {
-        std::panic::resume_unwind(self.payload.0)
+        std::panic::resume_unwind(self.payload.into_box())
     }
 }
 
