@@ -14,7 +14,8 @@
 //! methods finishes with its data before returning and runs no user code.
 //!
 //! The run loop (rounds, the looks at timers, other threads and the
-//! poller, idling and deadlock detection) is in `core/run.rs`.
+//! poller, idling and deadlock detection) is in `core/run.rs`; cancelling
+//! a task, and every task when the loop is dropped, in `core/cancel.rs`.
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -41,6 +42,7 @@ use super::timer::Timers;
 use super::trace::{self, Spans};
 use super::watchdog::Watchdog;
 
+mod cancel;
 mod run;
 
 /// Task steps between two looks at the readiness poller while tasks stay
@@ -373,81 +375,6 @@ impl Core {
 
     pub(crate) fn report_panic(&self, p: Panic) {
         self.unhandled.borrow_mut().push(p);
-    }
-
-    /// Cancels a task: unwinds it now, or at its next suspension if it is
-    /// the running task.
-    pub(crate) fn cancel(&self, task: &TaskRef) {
-        let h = &task.header;
-        match h.state.get() {
-            TaskState::Done => return,
-            TaskState::Running => {
-                h.cancel_requested.set(true);
-                return;
-            }
-            TaskState::Parked => self.leave_park(h),
-            TaskState::Queued => {}
-        }
-        let was_woken = h.state.get() == TaskState::Queued;
-        h.state.set(TaskState::Done);
-        let closed = {
-            let _current = Current::set(self, task);
-            task.body.close(h)
-        };
-        if was_woken {
-            task.body.pass_on(h);
-        }
-        if let Err(p) = closed {
-            self.report_panic(p);
-        }
-        self.finish(task.clone());
-    }
-
-    /// Takes a task whose step unwound (a body failed to catch a panic)
-    /// out of the loop, so that the loop stays usable: it is done, and
-    /// nothing will run it again. Runs no user code (its joiners are woken
-    /// only if they are tasks; it is not a place to drop wakers).
-    #[cold]
-    fn abandon(&self, task: &TaskRef) {
-        let h = &task.header;
-        self.leave_park(h);
-        h.state.set(TaskState::Done);
-        // Not the last reference: the caller holds `task`.
-        drop(self.registry.remove(h.index.get(), h.id));
-        let (first, rest) = h.take_waiters();
-        for waiter in first.into_iter().chain(rest) {
-            match waiter {
-                Waiter::Task(task, seq) => wake(task, seq),
-                Waiter::Local(index, id) => self.wake_key(index, id),
-                Waiter::Parked(index, id, seq) => self.wake_key_at(index, id, seq),
-                // Kept, to be dropped with the task, not while unwinding.
-                waker @ Waiter::Waker(_) => drop(h.add_waiter(waker)),
-            }
-        }
-    }
-
-    /// Cancels every task, until none is left (a destructor may spawn).
-    pub(crate) fn cancel_all(&self) {
-        loop {
-            let tasks = self.registry.tasks();
-            if tasks.is_empty() {
-                break;
-            }
-            for task in &tasks {
-                // Everything `cancel` runs of user code is caught already;
-                // this keeps the other tasks' cancellation going even so.
-                if let Err(payload) =
-                    std::panic::catch_unwind(AssertUnwindSafe(|| self.cancel(task)))
-                {
-                    if !task.header.is_done() {
-                        self.abandon(task);
-                    }
-                    self.report_panic(Panic::new(payload, None));
-                }
-            }
-        }
-        self.timers.clear(); // weak entries: no user code
-        self.drop_reporting(self.queue.take());
     }
 
     pub(crate) fn poll_timers(&self) {
