@@ -34,7 +34,8 @@ DEFAULT=(lib coroutine close_drop status generator pipeline streaming sieve stac
     lua_suite model send_sync stack event_loop event_loop_channel event_loop_stackless
     event_loop_io event_loop_proptest fuzz_event_loop fuzz_coroutine moves event_loop_faults
     event_loop_timeout nested_waits loop_pipelines observe pipeline_scope pipeline_result
-    event_loop_select event_loop_timed_waits event_loop_cancel runtime sync_channel)
+    event_loop_select event_loop_timed_waits event_loop_cancel runtime sync_channel
+    chain_adversarial event_loop_recycle)
 BINARIES=("$@")
 if [ ${#BINARIES[@]} -eq 0 ]; then
     BINARIES=("${DEFAULT[@]}")
