@@ -114,31 +114,6 @@ impl<T> SyncSender<T> {
         let send = self.0.send(value);
         async move { send.await.map_err(|e| SendError(e.into_inner())) }
     }
-
-    /// Closes the channel for every end; true if this call closed it.
-    pub fn close(&self) -> bool {
-        self.0.close()
-    }
-
-    /// True once the channel is closed.
-    pub fn is_closed(&self) -> bool {
-        self.0.is_closed()
-    }
-
-    /// The number of values in the channel.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// True if the channel holds no value.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The channel's capacity.
-    pub fn capacity(&self) -> usize {
-        self.0.capacity().unwrap_or(usize::MAX)
-    }
 }
 
 impl<T> SyncReceiver<T> {
@@ -176,32 +151,43 @@ impl<T> SyncReceiver<T> {
         let recv = self.0.recv();
         async move { recv.await.map_err(|_| RecvError) }
     }
-
-    /// Closes the channel for every end; true if this call closed it.
-    pub fn close(&self) -> bool {
-        self.0.close()
-    }
-
-    /// True once the channel is closed.
-    pub fn is_closed(&self) -> bool {
-        self.0.is_closed()
-    }
-
-    /// The number of values in the channel.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// True if the channel holds no value.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The channel's capacity.
-    pub fn capacity(&self) -> usize {
-        self.0.capacity().unwrap_or(usize::MAX)
-    }
 }
+
+/// The queries and the close that both ends of a [`sync_channel`] answer
+/// the same way, from the shared `async_channel` end in field 0.
+macro_rules! channel_state {
+    ($end:ident) => {
+        impl<T> $end<T> {
+            /// Closes the channel for every end; true if this call closed it.
+            pub fn close(&self) -> bool {
+                self.0.close()
+            }
+
+            /// True once the channel is closed.
+            pub fn is_closed(&self) -> bool {
+                self.0.is_closed()
+            }
+
+            /// The number of values in the channel.
+            pub fn len(&self) -> usize {
+                self.0.len()
+            }
+
+            /// True if the channel holds no value.
+            pub fn is_empty(&self) -> bool {
+                self.0.is_empty()
+            }
+
+            /// The channel's capacity.
+            pub fn capacity(&self) -> usize {
+                self.0.capacity().unwrap_or(usize::MAX)
+            }
+        }
+    };
+}
+
+channel_state!(SyncSender);
+channel_state!(SyncReceiver);
 
 impl<T> Clone for SyncSender<T> {
     fn clone(&self) -> Self {
