@@ -305,260 +305,111 @@ struct Goal {
 /// tokio's four variants in the event-loop groups.
 const TOKIO: &[&str] = &["tokio", "tokio_noio", "tokio_local", "tokio_local_noio"];
 
-const GOALS: &[Goal] = &[
-    // Peers (`benches/peers.rs`).
+/// `a` at least `limit` times faster than the fastest of `b`.
+const fn faster(
+    group: &'static str,
+    a: &'static str,
+    b: &'static [&'static str],
+    limit: f64,
+) -> Goal {
     Goal {
-        group: "peer_switch",
-        a: "cogen",
-        b: &["generator_rs"],
+        group,
+        a,
+        b,
         measure: Measure::Time,
         faster: true,
-        limit: 4.0,
-    },
+        limit,
+    }
+}
+
+/// `a`'s time within `limit` times the fastest of `b`'s.
+const fn within(
+    group: &'static str,
+    a: &'static str,
+    b: &'static [&'static str],
+    limit: f64,
+) -> Goal {
     Goal {
-        group: "peer_switch",
-        a: "cogen",
-        b: &["lua54"],
-        measure: Measure::Time,
-        faster: true,
-        limit: 20.0,
-    },
-    Goal {
-        group: "peer_switch",
-        a: "cogen_stackless",
-        b: &["nightly_raw"],
+        group,
+        a,
+        b,
         measure: Measure::Time,
         faster: false,
-        limit: 1.2,
-    },
+        limit,
+    }
+}
+
+/// `a`'s instructions within `limit` times the fewest of `b`'s.
+const fn fewer(
+    group: &'static str,
+    a: &'static str,
+    b: &'static [&'static str],
+    limit: f64,
+) -> Goal {
     Goal {
-        group: "peer_create",
-        a: "cogen",
-        b: &["lua54"],
-        measure: Measure::Time,
-        faster: true,
-        limit: 10.0,
-    },
-    Goal {
-        group: "peer_create",
-        a: "cogen",
-        b: &["generator_rs"],
-        measure: Measure::Time,
-        faster: true,
-        limit: 100.0,
-    },
-    Goal {
-        group: "peer_round_robin",
-        a: "cogen",
-        b: &["corosensei"],
-        measure: Measure::Time,
+        group,
+        a,
+        b,
+        measure: Measure::Instructions,
         faster: false,
-        limit: 1.2,
-    },
+        limit,
+    }
+}
+
+/// `a`'s instructions at most `limit`.
+const fn at_most(group: &'static str, a: &'static str, limit: f64) -> Goal {
     Goal {
-        group: "peer_round_robin",
-        a: "cogen",
-        b: &["lua54"],
-        measure: Measure::Time,
-        faster: true,
-        limit: 10.0,
-    },
-    // The coroutine (`benches/coroutine.rs`).
-    Goal {
-        group: "switch",
-        a: "cogen",
-        b: &["corosensei"],
-        measure: Measure::Time,
-        faster: false,
-        limit: 1.10,
-    },
-    Goal {
-        group: "switch",
-        a: "cogen",
+        group,
+        a,
         b: &[],
         measure: Measure::Instructions,
         faster: false,
-        limit: 40.0,
-    },
-    Goal {
-        group: "create",
-        a: "cogen",
-        b: &["corosensei_reused_stack"],
-        measure: Measure::Time,
-        faster: false,
-        limit: 2.0,
-    },
-    Goal {
-        group: "create",
-        a: "cogen",
-        b: &["corosensei_reused_stack"],
-        measure: Measure::Instructions,
-        faster: false,
-        limit: 2.0,
-    },
-    Goal {
-        group: "create",
-        a: "cogen",
-        b: &["corosensei_fresh_stack"],
-        measure: Measure::Time,
-        faster: true,
-        limit: 200.0,
-    },
-    Goal {
-        group: "drop_suspended",
-        a: "cogen",
-        b: &["corosensei"],
-        measure: Measure::Time,
-        faster: false,
-        limit: 1.0,
-    },
+        limit,
+    }
+}
+
+const GOALS: &[Goal] = &[
+    // Peers (`benches/peers.rs`).
+    faster("peer_switch", "cogen", &["generator_rs"], 4.0),
+    faster("peer_switch", "cogen", &["lua54"], 20.0),
+    within("peer_switch", "cogen_stackless", &["nightly_raw"], 1.2),
+    faster("peer_create", "cogen", &["lua54"], 10.0),
+    faster("peer_create", "cogen", &["generator_rs"], 100.0),
+    within("peer_round_robin", "cogen", &["corosensei"], 1.2),
+    faster("peer_round_robin", "cogen", &["lua54"], 10.0),
+    // The coroutine (`benches/coroutine.rs`).
+    within("switch", "cogen", &["corosensei"], 1.10),
+    at_most("switch", "cogen", 40.0),
+    within("create", "cogen", &["corosensei_reused_stack"], 2.0),
+    fewer("create", "cogen", &["corosensei_reused_stack"], 2.0),
+    faster("create", "cogen", &["corosensei_fresh_stack"], 200.0),
+    within("drop_suspended", "cogen", &["corosensei"], 1.0),
     // Pipelines (`benches/pipeline.rs`).
-    Goal {
-        group: "pipeline_3_stages",
-        a: "cogen_stackless",
-        b: &["gen_blocks"],
-        measure: Measure::Time,
-        faster: false,
-        limit: 1.2,
-    },
-    Goal {
-        group: "pipeline_3_stages",
-        a: "cogen_stackful",
-        b: &["mpsc_threads"],
-        measure: Measure::Time,
-        faster: true,
-        limit: 10.0,
-    },
-    Goal {
-        group: "stackless_switch",
-        a: "cogen",
-        b: &["raw_nightly"],
-        measure: Measure::Time,
-        faster: false,
-        limit: 1.10,
-    },
-    Goal {
-        group: "pipeline_3_stages",
-        a: "cogen_stackless",
-        b: &["gen_blocks"],
-        measure: Measure::Instructions,
-        faster: false,
-        limit: 1.2,
-    },
+    within("pipeline_3_stages", "cogen_stackless", &["gen_blocks"], 1.2),
+    faster(
+        "pipeline_3_stages",
+        "cogen_stackful",
+        &["mpsc_threads"],
+        10.0,
+    ),
+    within("stackless_switch", "cogen", &["raw_nightly"], 1.10),
+    fewer("pipeline_3_stages", "cogen_stackless", &["gen_blocks"], 1.2),
     // The event loop (`benches/event_loop.rs`): times against tokio and smol,
     // instructions against tokio's best variant and smol, and no slower than `may`.
-    Goal {
-        group: "channel_ping_pong",
-        a: "cogen",
-        b: &["tokio"],
-        measure: Measure::Time,
-        faster: true,
-        limit: 3.0,
-    },
-    Goal {
-        group: "channel_ping_pong",
-        a: "cogen",
-        b: TOKIO,
-        measure: Measure::Time,
-        faster: true,
-        limit: 3.0,
-    },
-    Goal {
-        group: "spawn_join",
-        a: "cogen",
-        b: &["smol"],
-        measure: Measure::Time,
-        faster: true,
-        limit: 1.5,
-    },
-    Goal {
-        group: "many_tasks",
-        a: "cogen",
-        b: &["smol"],
-        measure: Measure::Time,
-        faster: true,
-        limit: 1.5,
-    },
-    Goal {
-        group: "channel_ping_pong",
-        a: "cogen",
-        b: TOKIO,
-        measure: Measure::Instructions,
-        faster: false,
-        limit: 0.334,
-    },
-    Goal {
-        group: "channel_ping_pong",
-        a: "cogen",
-        b: &["smol"],
-        measure: Measure::Instructions,
-        faster: false,
-        limit: 0.5,
-    },
-    Goal {
-        group: "spawn_join",
-        a: "cogen",
-        b: TOKIO,
-        measure: Measure::Instructions,
-        faster: false,
-        limit: 0.334,
-    },
-    Goal {
-        group: "spawn_join",
-        a: "cogen",
-        b: &["smol"],
-        measure: Measure::Instructions,
-        faster: false,
-        limit: 0.5,
-    },
-    Goal {
-        group: "many_tasks",
-        a: "cogen",
-        b: TOKIO,
-        measure: Measure::Instructions,
-        faster: false,
-        limit: 0.334,
-    },
-    Goal {
-        group: "many_tasks",
-        a: "cogen",
-        b: &["smol"],
-        measure: Measure::Instructions,
-        faster: false,
-        limit: 0.5,
-    },
-    Goal {
-        group: "yield_round_robin",
-        a: "cogen",
-        b: &["may"],
-        measure: Measure::Time,
-        faster: true,
-        limit: 1.0,
-    },
-    Goal {
-        group: "channel_ping_pong",
-        a: "cogen",
-        b: &["may"],
-        measure: Measure::Time,
-        faster: true,
-        limit: 1.0,
-    },
-    Goal {
-        group: "spawn_join",
-        a: "cogen",
-        b: &["may"],
-        measure: Measure::Time,
-        faster: true,
-        limit: 1.0,
-    },
-    Goal {
-        group: "many_tasks",
-        a: "cogen",
-        b: &["may"],
-        measure: Measure::Time,
-        faster: true,
-        limit: 1.0,
-    },
+    faster("channel_ping_pong", "cogen", &["tokio"], 3.0),
+    faster("channel_ping_pong", "cogen", TOKIO, 3.0),
+    faster("spawn_join", "cogen", &["smol"], 1.5),
+    faster("many_tasks", "cogen", &["smol"], 1.5),
+    fewer("channel_ping_pong", "cogen", TOKIO, 0.334),
+    fewer("channel_ping_pong", "cogen", &["smol"], 0.5),
+    fewer("spawn_join", "cogen", TOKIO, 0.334),
+    fewer("spawn_join", "cogen", &["smol"], 0.5),
+    fewer("many_tasks", "cogen", TOKIO, 0.334),
+    fewer("many_tasks", "cogen", &["smol"], 0.5),
+    faster("yield_round_robin", "cogen", &["may"], 1.0),
+    faster("channel_ping_pong", "cogen", &["may"], 1.0),
+    faster("spawn_join", "cogen", &["may"], 1.0),
+    faster("many_tasks", "cogen", &["may"], 1.0),
 ];
 
 /// The goals section: each goal with its measured ratio, met or not met.
