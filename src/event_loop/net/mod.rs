@@ -279,6 +279,98 @@ macro_rules! forward_owned_io {
     };
 }
 
+/// `AsyncRead` and `AsyncWrite` for `&$Stream`, through the stream's
+/// `source` (its readiness with the loop's reactor) and `shutdown`: one
+/// definition for `TcpStream` and `UnixStream`. `$name` prefixes the
+/// messages of the panics.
+macro_rules! shared_async_io {
+    ($Stream:ty, $name:literal) => {
+        /// For future tasks: a read that would block files the task's waker
+        /// with the loop's reactor and returns `Pending` (see the [module
+        /// docs](super#future-tasks)). A time limit set on the stream does
+        /// not apply: use the future's own (for instance
+        /// [`timeout`](super::super::timeout) in a stackful task).
+        ///
+        /// # Panics
+        /// If it has to wait outside a task of a running loop.
+        impl futures_io::AsyncRead for &$Stream {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let len = buf.len();
+                self.source
+                    .poll_read(concat!($name, "::poll_read"), cx, len, |mut s| {
+                        std::io::Read::read(&mut s, buf)
+                    })
+            }
+
+            fn poll_read_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let len = bufs.iter().map(|b| b.len()).sum();
+                self.source
+                    .poll_read(concat!($name, "::poll_read"), cx, len, |mut s| {
+                        std::io::Read::read_vectored(&mut s, bufs)
+                    })
+            }
+        }
+
+        /// For future tasks: a write that would block files the task's waker
+        /// with the loop's reactor and returns `Pending`. `poll_close` shuts
+        /// the write half down (the peer reads the end of the stream);
+        /// `poll_flush` does nothing. A time limit set on the stream does
+        /// not apply.
+        ///
+        /// # Panics
+        /// If it has to wait outside a task of a running loop.
+        impl futures_io::AsyncWrite for &$Stream {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.source.poll_io(
+                    concat!($name, "::poll_write"),
+                    cx,
+                    $crate::event_loop::reactor::Direction::Write,
+                    |mut s| std::io::Write::write(&mut s, buf),
+                )
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.source.poll_io(
+                    concat!($name, "::poll_write"),
+                    cx,
+                    $crate::event_loop::reactor::Direction::Write,
+                    |mut s| std::io::Write::write_vectored(&mut s, bufs),
+                )
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(self.shutdown(std::net::Shutdown::Write))
+            }
+        }
+    };
+}
+
 mod listener;
 pub(crate) mod source;
 mod stream;

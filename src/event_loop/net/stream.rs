@@ -12,8 +12,6 @@ use std::time::Duration;
 use super::super::reactor::Direction;
 use super::source::Source;
 
-mod async_io;
-
 /// A TCP connection between a local and a remote socket, for tasks of an
 /// [`EventLoop`](super::super::EventLoop).
 ///
@@ -489,4 +487,5 @@ impl fmt::Debug for TcpStream {
     }
 }
 
+shared_async_io!(TcpStream, "net::TcpStream");
 forward_owned_io!(TcpStream);

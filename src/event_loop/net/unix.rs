@@ -8,7 +8,6 @@ use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::super::reactor::Direction;
@@ -292,49 +291,7 @@ impl Write for &UnixStream {
     }
 }
 
-/// For future tasks, as for [`TcpStream`](super::TcpStream).
-///
-/// # Panics
-/// If it has to wait outside a task of a running loop.
-impl futures_io::AsyncRead for &UnixStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let len = buf.len();
-        self.source
-            .poll_read("net::UnixStream::poll_read", cx, len, |mut s| s.read(buf))
-    }
-}
-
-/// For future tasks, as for [`TcpStream`](super::TcpStream): `poll_close`
-/// shuts the write half down.
-///
-/// # Panics
-/// If it has to wait outside a task of a running loop.
-impl futures_io::AsyncWrite for &UnixStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.source.poll_io(
-            "net::UnixStream::poll_write",
-            cx,
-            Direction::Write,
-            |mut s| s.write(buf),
-        )
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.shutdown(Shutdown::Write))
-    }
-}
+shared_async_io!(UnixStream, "net::UnixStream");
 
 /// Puts the std stream in non-blocking mode.
 impl TryFrom<std::os::unix::net::UnixStream> for UnixStream {
