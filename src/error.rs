@@ -29,83 +29,101 @@ use std::mem::ManuallyDrop;
 /// }
 /// assert_eq!(run().unwrap_err().to_string(), "coroutine panicked: boom");
 /// ```
-pub struct Panic {
-    payload: Payload,
+pub struct Panic(Payload);
+
+// One pointer, whose null is `ResumeError<()>::Dead`: see `Payload`.
+const _: () = assert!(
+    std::mem::size_of::<Panic>() == std::mem::size_of::<usize>()
+        && std::mem::size_of::<ResumeError<()>>() == std::mem::size_of::<usize>()
+);
+
+/// What a [`Panic`] holds, behind one pointer.
+struct Caught {
+    payload: Box<dyn Any + Send + 'static>,
     name: Option<Cow<'static, str>>,
 }
 
-/// A panic payload behind a wall that makes it `Sync`: no `&self` method of
-/// this type lends out the `dyn Any + Send` value (which may be `!Sync`),
+/// A caught panic behind a wall that makes it `Sync`: no `&self` method of
+/// this type lends out the `dyn Any + Send` payload (which may be `!Sync`),
 /// only values of a type that is itself `Sync`.
 ///
-/// Its destructor is out of line and cold: a `Result` that holds a `Panic`
-/// in its error then drops in a few inlined instructions on the path that
-/// holds none, where the whole drop glue of a boxed `dyn Any` and a name was
-/// an out-of-line call on every resume that LLVM did not inline.
-struct Payload(ManuallyDrop<Box<dyn Any + Send + 'static>>);
+/// It is one pointer wide, so every `Result` with a `Panic` in its error is
+/// no wider than its `Ok` side needs: a resume's result of a word or two
+/// comes back in registers, where a payload and a name inline made it five
+/// words in memory, on the path that holds no panic too. Its destructor is
+/// out of line and cold: such a `Result` drops in a few inlined
+/// instructions on that path.
+struct Payload(ManuallyDrop<Box<Caught>>);
 
 impl Drop for Payload {
     #[inline]
     fn drop(&mut self) {
-        drop_payload(&mut self.0);
+        // SAFETY: `self.0` is not used after this. By value, not by
+        // reference: a reference would pin the enclosing `Result` to memory.
+        drop_caught(unsafe { ManuallyDrop::take(&mut self.0) });
     }
 }
 
 #[cold]
 #[inline(never)]
-fn drop_payload(payload: &mut ManuallyDrop<Box<dyn Any + Send + 'static>>) {
-    // SAFETY: called once, from `Payload`'s destructor; the box is not used
-    // after it.
-    unsafe { ManuallyDrop::drop(payload) }
+fn drop_caught(caught: Box<Caught>) {
+    drop(caught);
 }
 
 // SAFETY: sharing `&Payload` between threads shares access to nothing that is
-// not `Sync`. Its `&self` methods only downcast the payload: that calls
-// `type_id` on it (the blanket `impl Any for T` returns a constant and reads
-// nothing of the value) and returns a reference only when the payload's type
+// not `Sync`. Its `&self` methods only downcast the payload (that calls
+// `type_id` on it: the blanket `impl Any for T` returns a constant and reads
+// nothing of the value) and return a reference only when the payload's type
 // is `Sync` (`downcast_ref`'s bound; `&'static str` and `String` for
-// `message`). The value itself is reached only through `&mut self` or by value.
+// `message`), or read the name, which is `Sync`. The payload itself is
+// reached only through `&mut self` or by value.
 unsafe impl Sync for Payload {}
 
 impl Payload {
     #[inline]
     fn downcast_ref<T: Any + Sync>(&self) -> Option<&T> {
-        self.0.downcast_ref::<T>()
+        self.0.payload.downcast_ref::<T>()
     }
 
     fn message(&self) -> &str {
-        payload_message(&**self.0)
+        payload_message(&*self.0.payload)
     }
 
-    /// The box, without running `Payload`'s destructor on it.
+    fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+
+    /// The payload, without running `Payload`'s destructor on it.
     #[inline]
     fn into_box(self) -> Box<dyn Any + Send + 'static> {
         let mut this = ManuallyDrop::new(self);
         // SAFETY: `this` is never dropped, so the box is taken once.
-        unsafe { ManuallyDrop::take(&mut this.0) }
+        let caught = unsafe { ManuallyDrop::take(&mut this.0) };
+        caught.payload
     }
 }
 
 impl Panic {
+    #[cold]
     pub(crate) fn new(
         payload: Box<dyn Any + Send + 'static>,
         name: Option<Cow<'static, str>>,
     ) -> Self {
-        Panic {
-            payload: Payload(ManuallyDrop::new(payload)),
+        Panic(Payload(ManuallyDrop::new(Box::new(Caught {
+            payload,
             name,
-        }
+        }))))
     }
 
     /// The panic message when the payload is a string, or `"Box<dyn Any>"`
     /// (what the standard library prints) when it is some other type.
     pub fn message(&self) -> &str {
-        self.payload.message()
+        self.0.message()
     }
 
     /// The name of the coroutine that panicked, if it was given one.
     pub fn coroutine_name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.0.name()
     }
 
     /// The payload, if it is a `T`: reads a non-string panic value, such as
@@ -130,7 +148,7 @@ impl Panic {
     /// }
     /// ```
     pub fn downcast_ref<T: Any + Sync>(&self) -> Option<&T> {
-        self.payload.downcast_ref::<T>()
+        self.0.downcast_ref::<T>()
     }
 
     /// The payload, by exclusive reference, whatever its type.
@@ -145,17 +163,17 @@ impl Panic {
     /// assert_eq!(cell.get(), 1);
     /// ```
     pub fn payload_mut(&mut self) -> &mut (dyn Any + Send + 'static) {
-        &mut **self.payload.0
+        &mut *(self.0).0.payload
     }
 
     /// The payload, as [`std::panic::resume_unwind`] takes it.
     pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
-        self.payload.into_box()
+        self.0.into_box()
     }
 
     /// Continues the panic in the caller, with the original payload.
     pub fn resume_unwind(self) -> ! {
-        std::panic::resume_unwind(self.payload.into_box())
+        std::panic::resume_unwind(self.0.into_box())
     }
 }
 
@@ -176,14 +194,14 @@ impl fmt::Debug for Panic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Panic")
             .field("message", &self.message())
-            .field("coroutine", &self.name)
+            .field("coroutine", &self.coroutine_name())
             .finish()
     }
 }
 
 impl fmt::Display for Panic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.name {
+        match self.coroutine_name() {
             Some(name) => write!(f, "coroutine '{name}' panicked: {}", self.message()),
             None => write!(f, "coroutine panicked: {}", self.message()),
         }
