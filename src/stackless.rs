@@ -195,9 +195,7 @@ impl<C> Stackless<C> {
     /// is this resume's error: `resume` never panics itself.
     #[inline]
     fn drop_finished(&mut self) -> Result<(), Panic> {
-        let co = self.co.take();
-        std::panic::catch_unwind(AssertUnwindSafe(move || drop(co)))
-            .map_err(|payload| self.died(payload))
+        drop_caught(self.co.take()).map_err(|payload| self.died(payload))
     }
 
     #[cold]
@@ -213,6 +211,16 @@ impl<C> Stackless<C> {
         self.death = Some(crate::error::payload_message(&*payload).into());
         Panic::new(payload, self.name.clone())
     }
+}
+
+/// Drops a finished coroutine, catching a panic of its destructor. Out of
+/// line, and by value: it runs once per coroutine, and an inlined
+/// `catch_unwind` (or a reference into the caller) would keep the state of
+/// every coroutine it is inlined into in memory on the hot path too.
+#[cold]
+#[inline(never)]
+fn drop_caught<C>(co: Option<C>) -> Result<(), Box<dyn std::any::Any + Send>> {
+    std::panic::catch_unwind(AssertUnwindSafe(move || drop(co)))
 }
 
 /// Drops the return value of a coroutine whose destructor panicked, which
