@@ -71,9 +71,27 @@ use crate::resumable::Resumable;
 pub struct Stackless<C> {
     /// `None` once the coroutine has finished, panicked or been closed.
     co: Option<C>,
+    /// The name and the death message, out of line: `None` until either is
+    /// set, so that `new` does not allocate. Only the cold paths read it,
+    /// and they take it by value (see [`died`]): a reference into `self`
+    /// handed to an out-of-line function would keep whatever holds this
+    /// coroutine (a caller's loop counter beside it, the other stages of a
+    /// pipeline) in memory on the hot path too.
+    cold: Option<Box<Cold>>,
+}
+
+/// What a [`Stackless`] keeps out of line.
+#[derive(Default)]
+struct Cold {
     name: Option<Cow<'static, str>>,
     /// The message of the panic that killed it, until `close` reports it.
     death: Option<Box<str>>,
+}
+
+impl Cold {
+    fn name(cold: &Option<Box<Cold>>) -> Option<Cow<'static, str>> {
+        cold.as_ref().and_then(|cold| cold.name.clone())
+    }
 }
 
 impl<C: Unpin> Stackless<C> {
@@ -83,8 +101,7 @@ impl<C: Unpin> Stackless<C> {
     pub fn new(co: C) -> Self {
         Stackless {
             co: Some(co),
-            name: None,
-            death: None,
+            cold: None,
         }
     }
 }
@@ -107,8 +124,7 @@ impl<C> Stackless<Pin<Box<C>>> {
     pub fn pinned(co: C) -> Self {
         Stackless {
             co: Some(Box::pin(co)),
-            name: None,
-            death: None,
+            cold: None,
         }
     }
 }
@@ -117,13 +133,13 @@ impl<C> Stackless<C> {
     /// Gives the coroutine a name, reported by its panics and by the
     /// pipeline stages it runs in.
     pub fn with_name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
-        self.name = Some(name.into());
+        self.cold.get_or_insert_default().name = Some(name.into());
         self
     }
 
     /// The name given by [`with_name`](Stackless::with_name), if any.
     pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.cold.as_ref().and_then(|cold| cold.name.as_deref())
     }
 
     /// [`Status::Suspended`] or [`Status::Dead`].
@@ -150,11 +166,11 @@ impl<C> Stackless<C> {
     pub fn close(&mut self) -> Result<(), Panic> {
         match self.co.take() {
             Some(co) => crate::catch_unwind(AssertUnwindSafe(move || drop(co)))
-                .map_err(|payload| Panic::new(payload, self.name.clone())),
-            None => match self.death.take() {
+                .map_err(|payload| Panic::new(payload, Cold::name(&self.cold))),
+            None => match self.cold.as_mut().and_then(|cold| cold.death.take()) {
                 Some(message) => Err(Panic::new(
                     Box::new(String::from(message)),
-                    self.name.clone(),
+                    Cold::name(&self.cold),
                 )),
                 None => Ok(()),
             },
@@ -163,7 +179,7 @@ impl<C> Stackless<C> {
 
     /// Runs the coroutine until it yields or returns; see
     /// [`Coroutine::resume`](crate::Coroutine::resume) for the results.
-    #[inline]
+    #[inline(always)]
     pub fn resume<Input>(
         &mut self,
         input: Input,
@@ -198,20 +214,46 @@ impl<C> Stackless<C> {
         drop_caught(self.co.take()).map_err(|payload| self.died(payload))
     }
 
-    #[cold]
-    fn died(&mut self, payload: Box<dyn std::any::Any + Send>) -> Panic {
-        // The unwinding already dropped the body's locals; what is left of
-        // the state machine is "poisoned" and must never be resumed again.
+    /// Records the panic that killed the coroutine (the unwinding already
+    /// dropped the body's locals; what is left of the state machine is
+    /// "poisoned" and must never be resumed again).
+    #[inline(always)]
+    fn died(&mut self, payload: Payload) -> Panic {
         self.co = None;
-        // The forced unwind of a stackful coroutine being closed around us
-        // (this stackless one was resumed from its body) must go on.
-        if crate::is_close_unwind(&*payload) {
-            std::panic::resume_unwind(payload);
+        let (cold, death) = died(payload, self.cold.take());
+        self.cold = cold;
+        match death {
+            Ok(panic) => panic,
+            Err(payload) => resume_unwind(payload),
         }
-        self.death = Some(crate::error::payload_message(&*payload).into());
-        Panic::new(payload, self.name.clone())
     }
 }
+
+/// The message and the [`Panic`] of a coroutine's death: out of line, and
+/// with the coroutine's cold part by value rather than a reference into it.
+/// `Err` hands back a payload that is not this coroutine's panic: the forced
+/// unwind of a stackful coroutine being closed around this one (which was
+/// resumed from its body), which must go on.
+#[cold]
+#[inline(never)]
+fn died(payload: Payload, cold: Option<Box<Cold>>) -> (Option<Box<Cold>>, Result<Panic, Payload>) {
+    if crate::is_close_unwind(&*payload) {
+        return (cold, Err(payload));
+    }
+    let mut cold = cold.unwrap_or_default();
+    cold.death = Some(crate::error::payload_message(&*payload).into());
+    let panic = Panic::new(payload, cold.name.clone());
+    (Some(cold), Ok(panic))
+}
+
+#[cold]
+#[inline(never)]
+fn resume_unwind(payload: Payload) -> ! {
+    std::panic::resume_unwind(payload)
+}
+
+/// A panic's payload, as `catch_unwind` gives it.
+type Payload = Box<dyn std::any::Any + Send>;
 
 /// Drops a finished coroutine, catching a panic of its destructor. Out of
 /// line, and by value: it runs once per coroutine, and an inlined
@@ -219,7 +261,7 @@ impl<C> Stackless<C> {
 /// every coroutine it is inlined into in memory on the hot path too.
 #[cold]
 #[inline(never)]
-fn drop_caught<C>(co: Option<C>) -> Result<(), Box<dyn std::any::Any + Send>> {
+fn drop_caught<C>(co: Option<C>) -> Result<(), Payload> {
     std::panic::catch_unwind(AssertUnwindSafe(move || drop(co)))
 }
 
@@ -265,7 +307,7 @@ impl<Input, C: StdCoroutine<Input> + Unpin> Resumable<Input> for Stackless<C> {
 impl<C> fmt::Debug for Stackless<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stackless")
-            .field("name", &self.name)
+            .field("name", &self.name())
             .field("status", &self.status())
             .finish_non_exhaustive()
     }
