@@ -136,6 +136,14 @@ fn take(size: usize) -> Option<Box<Node>> {
     if size == DEFAULT_STACK_SIZE {
         return default_list(FreeList::pop);
     }
+    take_other(size)
+}
+
+/// [`take`] for a size other than the default: out of line, so that taking
+/// a default-size stack inlines.
+#[cold]
+#[inline(never)]
+fn take_other(size: usize) -> Option<Box<Node>> {
     OTHERS
         .try_with(|others| {
             let others = others.0.try_borrow().ok()?;
