@@ -546,3 +546,27 @@ fn a_stackless_coroutine_moves_to_another_thread_between_resumes() {
         .unwrap();
     assert_eq!(r, CoroutineResult::Return(11));
 }
+
+/// An unnamed coroutine that panics has no name before or after, and its
+/// first close still reports the death (the message is kept out of line,
+/// in a record made only when there is something to keep).
+#[test]
+fn an_unnamed_panicking_coroutine_keeps_its_death_for_close() {
+    let mut co = Stackless::new(
+        #[coroutine]
+        |x: u32| {
+            if x == 0 {
+                panic!("zero");
+            }
+            yield x;
+        },
+    );
+    assert_eq!(co.name(), None);
+    let panic = co.resume(0).unwrap_err().try_into_panic().unwrap();
+    assert_eq!(panic.coroutine_name(), None);
+    assert_eq!(panic.to_string(), "coroutine panicked: zero");
+    assert_eq!(co.name(), None);
+    assert_eq!(co.status(), Status::Dead);
+    assert_eq!(co.close().unwrap_err().message(), "zero");
+    assert!(co.close().is_ok());
+}
