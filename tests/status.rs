@@ -330,3 +330,45 @@ fn destructors_run_by_close_see_the_closed_coroutine_running() {
         ]
     );
 }
+
+/// A chain of 40 coroutines, each resumed from inside the one before, on
+/// stacks whose frames begin at different offsets below their tops (the
+/// stack layer spreads them over the cache): from the innermost, every
+/// coroutine on the chain reads Normal and the innermost Running, each is
+/// found by its name, and all read Dead once they return.
+#[test]
+fn a_deep_chain_over_many_stacks_reads_right_from_the_inside() {
+    type Seen = Rc<RefCell<Vec<(Option<String>, Vec<Status>)>>>;
+
+    fn link(depth: usize, handles: Rc<RefCell<Vec<CoroutineHandle>>>, seen: Seen) {
+        if depth == 40 {
+            let running = cogen::running().expect("inside the chain");
+            let statuses = handles
+                .borrow()
+                .iter()
+                .map(CoroutineHandle::status)
+                .collect();
+            seen.borrow_mut()
+                .push((running.name().map(str::to_owned), statuses));
+            return;
+        }
+        let (h, s) = (Rc::clone(&handles), Rc::clone(&seen));
+        let mut co: Coroutine<(), (), ()> = Builder::new()
+            .name(format!("link {depth}"))
+            .build(move |_, ()| link(depth + 1, h, s));
+        handles.borrow_mut().push(co.handle());
+        co.resume(()).unwrap();
+        assert_eq!(co.status(), Status::Dead);
+    }
+
+    let handles = Rc::new(RefCell::new(Vec::new()));
+    let seen: Seen = Rc::new(RefCell::new(Vec::new()));
+    link(0, Rc::clone(&handles), Rc::clone(&seen));
+    let seen = seen.borrow();
+    let (name, statuses) = &seen[0];
+    assert_eq!(name.as_deref(), Some("link 39"));
+    assert_eq!(statuses.len(), 40);
+    assert!(statuses[..39].iter().all(|s| *s == Status::Normal));
+    assert_eq!(statuses[39], Status::Running);
+    assert!(handles.borrow().iter().all(|h| h.status() == Status::Dead));
+}

@@ -149,8 +149,9 @@ impl Meta {
     /// or waits in a `resume` there (see the file's docs).
     #[inline]
     pub(super) fn of_stack(bounds: StackBounds) -> NonNull<Meta> {
-        // SAFETY: the top of a mapping is not zero, nor `META_SPACE` above it.
-        unsafe { NonNull::new_unchecked((bounds.top - META_SPACE) as *mut Meta) }
+        // SAFETY: the colored top of a mapping is not zero, nor `META_SPACE`
+        // above it.
+        unsafe { NonNull::new_unchecked((bounds.colored_top() - META_SPACE) as *mut Meta) }
     }
 
     /// Tells the handle, if any, that the coroutine has finished.

@@ -77,7 +77,7 @@ pub use error::StackError;
 
 pub(crate) use pool::{PooledStack, StackUser, prewarm};
 pub use pool::{pooled_stacks, set_pool_capacity};
-pub(crate) use registry::{StackBounds, stack_holding, stack_starting_at};
+pub(crate) use registry::{StackBounds, colored_top, stack_holding, stack_starting_at};
 
 /// The stack size a coroutine gets unless its [`Builder`](crate::Builder) says
 /// otherwise: 1 MiB of address space, as corosensei's own default. Only the

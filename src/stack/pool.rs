@@ -312,7 +312,8 @@ pub(crate) struct StackUser {
 pub(crate) struct PooledStack {
     /// Copied out of the node: corosensei reads the base on every switch,
     /// and a coroutine's own fields are already in cache then. Below the
-    /// mapping's top by what `reserve_top` set aside.
+    /// mapping's colored top (see `colored_top`) by what `reserve_top` set
+    /// aside.
     base: StackPointer,
     node: std::mem::ManuallyDrop<Box<Node>>,
 }
@@ -332,8 +333,9 @@ impl PooledStack {
 
     #[inline(always)]
     fn from_node(node: Box<Node>) -> Self {
-        // SAFETY: a mapping's top is not zero.
-        let base = unsafe { StackPointer::new_unchecked(node.stack.top()) };
+        // SAFETY: a mapping's top is not zero, and its colored top is at
+        // most 31 cache lines below it, far above its limit.
+        let base = unsafe { StackPointer::new_unchecked(super::colored_top(node.stack.top())) };
         PooledStack {
             base,
             node: std::mem::ManuallyDrop::new(node),

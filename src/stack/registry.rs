@@ -53,6 +53,38 @@ pub(crate) struct StackBounds {
     pub(crate) top: usize,
 }
 
+impl StackBounds {
+    /// Where the stack's own use begins: [`colored_top`] of the mapping's
+    /// top.
+    #[inline]
+    pub(crate) fn colored_top(&self) -> usize {
+        colored_top(self.top)
+    }
+}
+
+/// How many cache lines apart the stacks' tops are spread (see
+/// [`colored_top`]).
+const COLORS: usize = 16;
+
+/// Where a stack whose mapping ends at `top` begins to be used: up to
+/// `COLORS - 1` cache lines (960 bytes) below the top, by the top's page
+/// number.
+///
+/// Every mapping ends on a page boundary, and a parked coroutine's hot data
+/// (its `Meta`, corosensei's link, the frame it suspended in) lies at the
+/// same distance below its stack's top in every coroutine. Without this
+/// offset all of them would share the same few cache sets, which the
+/// lowest bits of an address (the offset in the page) pick: a few dozen
+/// parked coroutines would fill those sets of the L1 and L2 caches, and a
+/// round robin over a thousand would miss where it need not. Consecutive
+/// mappings of the same size are a whole number of pages apart, so their
+/// page numbers, and their offsets, differ. A pure function of the
+/// address, so that whoever finds a stack by its bounds finds its `Meta`.
+#[inline]
+pub(crate) fn colored_top(top: usize) -> usize {
+    top - ((top / 4096) % COLORS) * 64
+}
+
 /// This thread's registry, unless it has none or is changing it.
 #[inline]
 fn registry<'a>() -> Option<&'a Registry> {
@@ -269,7 +301,24 @@ impl Drop for MappedStack {
 
 #[cfg(test)]
 mod tests {
-    use super::Guards;
+    use super::{COLORS, Guards, colored_top};
+
+    #[test]
+    fn colored_tops_spread_over_every_color_and_stay_aligned_and_close() {
+        // Tops 1 MiB and a guard page apart, as the default stacks are
+        // mapped, and 32 KiB and a guard page apart, as the smallest.
+        for stride in [(1 << 20) + 4096, (32 << 10) + 4096] {
+            let mut seen = std::collections::BTreeSet::new();
+            for i in 0..COLORS {
+                let top = 0x7f00_0000_0000 + i * stride;
+                let colored = colored_top(top);
+                assert!(colored <= top && top - colored < COLORS * 64);
+                assert_eq!(colored % 64, 0);
+                seen.insert(colored % 4096);
+            }
+            assert_eq!(seen.len(), COLORS, "stride {stride}");
+        }
+    }
 
     #[test]
     fn guards_find_what_was_inserted_and_not_what_was_removed() {
