@@ -165,8 +165,9 @@ impl<C> Stackless<C> {
     /// reported it yet. Closing twice is fine.
     pub fn close(&mut self) -> Result<(), Panic> {
         match self.co.take() {
-            Some(co) => crate::catch_unwind(AssertUnwindSafe(move || drop(co)))
-                .map_err(|payload| Panic::new(payload, Cold::name(&self.cold))),
+            Some(co) => {
+                drop_caught(Some(co)).map_err(|payload| Panic::new(payload, Cold::name(&self.cold)))
+            }
             None => match self.cold.as_mut().and_then(|cold| cold.death.take()) {
                 Some(message) => Err(Panic::new(
                     Box::new(String::from(message)),

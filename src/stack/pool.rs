@@ -27,8 +27,12 @@ use super::{DEFAULT_POOL_CAPACITY, DEFAULT_STACK_SIZE, StackError};
 
 /// A mapped stack, and its link in a free list while it is in the pool.
 struct Node {
-    stack: MappedStack,
-    /// `stack.limit()`, computed once.
+    /// Owned for its destructor, which unmaps the stack.
+    _stack: MappedStack,
+    /// Where its frames begin, `colored_top(stack.top())`, and
+    /// `stack.limit()`: computed once, when the stack is mapped, rather than
+    /// each time it is taken from the pool.
+    base: StackPointer,
     limit: StackPointer,
     /// The size it was mapped for (see [`PooledStack::take`]).
     size: usize,
@@ -333,11 +337,8 @@ impl PooledStack {
 
     #[inline(always)]
     fn from_node(node: Box<Node>) -> Self {
-        // SAFETY: a mapping's top is not zero, and its colored top is at
-        // most 31 cache lines below it, far above its limit.
-        let base = unsafe { StackPointer::new_unchecked(super::colored_top(node.stack.top())) };
         PooledStack {
-            base,
+            base: node.base,
             node: std::mem::ManuallyDrop::new(node),
         }
     }
@@ -362,10 +363,17 @@ impl PooledStack {
         let _ = OTHERS.try_with(|_| ());
         MappedStack::new(size)
             .map(|stack| {
-                // SAFETY: a mapping's limit is not zero.
-                let limit = unsafe { StackPointer::new_unchecked(stack.limit()) };
+                // SAFETY: a mapping's limit is not zero, and its colored top
+                // is at most 3 cache lines below its top, far above its limit.
+                let (base, limit) = unsafe {
+                    (
+                        StackPointer::new_unchecked(super::colored_top(stack.top())),
+                        StackPointer::new_unchecked(stack.limit()),
+                    )
+                };
                 Box::new(Node {
-                    stack,
+                    _stack: stack,
+                    base,
                     limit,
                     size,
                     next: ptr::null_mut(),
