@@ -50,6 +50,7 @@
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell, RefCell, UnsafeCell};
 use std::mem::{ManuallyDrop, size_of};
+use std::panic::AssertUnwindSafe;
 use std::ptr::NonNull;
 use std::rc::{Rc, Weak};
 
@@ -72,9 +73,19 @@ pub(crate) struct Task<B: ?Sized + TaskBody> {
 impl<B: ?Sized + TaskBody> Drop for Task<B> {
     #[inline]
     fn drop(&mut self) {
-        self.body.drop_body(&self.header);
-        // SAFETY: the task's `Drop`, once; the header goes right after.
-        unsafe { self.header.drop_extras() };
+        let Task { header, body } = self;
+        // Dropping the body may panic (a stackless task's unread result
+        // may): the extras go all the same, as they are `ManuallyDrop`,
+        // which the unwinding would skip. (For a body that cannot unwind,
+        // the catch compiles to nothing; a guard's drop glue would be a
+        // call on every task's end.)
+        let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| body.drop_body(header)));
+        // SAFETY: the task's `Drop`, once; the header goes right after, and
+        // the body no longer uses it.
+        unsafe { header.drop_extras() };
+        if let Err(payload) = dropped {
+            std::panic::resume_unwind(payload);
+        }
     }
 }
 

@@ -417,3 +417,42 @@ fn a_stackless_task_whose_state_panics_on_drop_after_returning_is_a_panicked_tas
     // The thread can drive a loop again.
     assert_eq!(EventLoop::new().block_on(|| 2).unwrap(), 2);
 }
+
+/// A stackless task keeps its result in its own allocation, and dropping
+/// the last handle drops it there: a result nobody read, whose destructor
+/// panics, panics in the dropper, and the rest of the task goes all the
+/// same. That includes its name and joiner list, kept in a box of their own,
+/// which the unwinding skipped once. CI runs this under LeakSanitizer, which
+/// reported the box lost.
+#[test]
+fn an_unread_stackless_result_that_panics_in_its_drop_still_frees_the_task() {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    #[derive(Debug)]
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("result dropped");
+        }
+    }
+    let ev = EventLoop::new();
+    let t = TaskBuilder::new().name("bomb maker").spawn_stackless_on(
+        &ev,
+        #[coroutine]
+        || {
+            yield Wait::sleep(Duration::from_millis(20));
+            Bomb
+        },
+    );
+    // A joiner that gives up: the task gets a joiner list besides its name.
+    let t = ev
+        .block_on(move || t.join_timeout(Duration::from_millis(1)).unwrap_err())
+        .unwrap();
+    assert_eq!(t.name(), Some("bomb maker"));
+    ev.run().unwrap();
+    assert!(t.is_finished());
+    let dropped = catch_unwind(AssertUnwindSafe(move || drop(t))).unwrap_err();
+    assert_eq!(dropped.downcast_ref::<&str>(), Some(&"result dropped"));
+    // The loop and the thread go on.
+    assert_eq!(ev.block_on(|| 3).unwrap(), 3);
+}
