@@ -418,15 +418,19 @@ fn a_stackless_task_whose_state_panics_on_drop_after_returning_is_a_panicked_tas
     assert_eq!(EventLoop::new().block_on(|| 2).unwrap(), 2);
 }
 
-/// A stackless task keeps its result in its own allocation, and dropping
-/// the last handle drops it there: a result nobody read, whose destructor
-/// panics, panics in the dropper, and the rest of the task goes all the
-/// same. That includes its name and joiner list, kept in a box of their own,
-/// which the unwinding skipped once. CI runs this under LeakSanitizer, which
-/// reported the box lost.
+/// A result whose destructor panics, of each kind of task (stackful,
+/// future, stackless), named or not, with a joiner that gave up (so the task
+/// has its box of extras), left unread in each way a task's last reference
+/// can go: the panic comes out where the result is dropped, or is reported
+/// by `run` for a detached task, and nothing of the task is lost, nor the
+/// thread's use of loops. A stackless task keeps its result in its own
+/// allocation, so its drop unwound through the task's and once skipped the
+/// extras: CI runs this under LeakSanitizer, which reported them lost.
 #[test]
-fn an_unread_stackless_result_that_panics_in_its_drop_still_frees_the_task() {
+fn unread_results_that_panic_in_their_drop_of_every_kind_of_task() {
     use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    use cogen::event_loop::{JoinHandle, sleep, spawn};
 
     #[derive(Debug)]
     struct Bomb;
@@ -435,24 +439,72 @@ fn an_unread_stackless_result_that_panics_in_its_drop_still_frees_the_task() {
             panic!("result dropped");
         }
     }
-    let ev = EventLoop::new();
-    let t = TaskBuilder::new().name("bomb maker").spawn_stackless_on(
-        &ev,
-        #[coroutine]
-        || {
-            yield Wait::sleep(Duration::from_millis(20));
-            Bomb
-        },
-    );
-    // A joiner that gives up: the task gets a joiner list besides its name.
-    let t = ev
-        .block_on(move || t.join_timeout(Duration::from_millis(1)).unwrap_err())
-        .unwrap();
-    assert_eq!(t.name(), Some("bomb maker"));
-    ev.run().unwrap();
-    assert!(t.is_finished());
-    let dropped = catch_unwind(AssertUnwindSafe(move || drop(t))).unwrap_err();
-    assert_eq!(dropped.downcast_ref::<&str>(), Some(&"result dropped"));
-    // The loop and the thread go on.
-    assert_eq!(ev.block_on(|| 3).unwrap(), 3);
+    fn is_bomb(payload: &(dyn std::any::Any + Send)) -> bool {
+        payload.downcast_ref::<&str>() == Some(&"result dropped")
+    }
+    fn make(ev: &EventLoop, kind: &str, name: Option<&'static str>) -> JoinHandle<Bomb> {
+        let builder = match name {
+            Some(name) => TaskBuilder::new().name(name),
+            None => TaskBuilder::new(),
+        };
+        let h = match kind {
+            "stackful" => builder.spawn_on(ev, || {
+                sleep(Duration::from_millis(5));
+                Bomb
+            }),
+            "future" => builder.spawn_future_on(ev, async {
+                let _ = spawn(|| sleep(Duration::from_millis(5))).await;
+                Bomb
+            }),
+            _ => builder.spawn_stackless_on(
+                ev,
+                #[coroutine]
+                || {
+                    yield Wait::sleep(Duration::from_millis(5));
+                    Bomb
+                },
+            ),
+        };
+        // A joiner that gives up: the task gets a joiner list.
+        ev.block_on(move || h.join_timeout(Duration::from_millis(1)).unwrap_err())
+            .unwrap()
+    }
+
+    for kind in ["stackful", "future", "stackless"] {
+        for name in [None, Some("bomb maker")] {
+            let case = format!("{kind} task named {name:?}");
+            // Dropped unread outside the loop, after it ran.
+            let ev = EventLoop::new();
+            let h = make(&ev, kind, name);
+            ev.run().unwrap();
+            let dropped = catch_unwind(AssertUnwindSafe(move || drop(h)));
+            assert!(is_bomb(&*dropped.unwrap_err()), "{case}");
+
+            // Dropped unread by another task of the same loop.
+            let ev = EventLoop::new();
+            let h = make(&ev, kind, name);
+            let caught = ev
+                .block_on(move || {
+                    sleep(Duration::from_millis(20));
+                    assert!(h.is_finished());
+                    catch_unwind(AssertUnwindSafe(move || drop(h))).map_err(|p| is_bomb(&*p))
+                })
+                .unwrap();
+            assert_eq!(caught, Err(true), "{case}");
+
+            // The loop dropped first: the task is cancelled, no result made.
+            let ev = EventLoop::new();
+            let h = make(&ev, kind, name);
+            drop(ev);
+            assert!(h.join().unwrap_err().is_cancelled(), "{case}");
+
+            // Detached: the loop drops the result and reports its panic.
+            let ev = EventLoop::new();
+            make(&ev, kind, name).detach();
+            let err = ev.run().unwrap_err();
+            assert_eq!(err.panics().len(), 1, "{case}");
+            assert_eq!(err.panics()[0].message(), "result dropped", "{case}");
+        }
+    }
+    assert_eq!(EventLoop::new().block_on(|| 3).unwrap(), 3);
 }
