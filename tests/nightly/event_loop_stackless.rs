@@ -430,7 +430,7 @@ fn a_stackless_task_whose_state_panics_on_drop_after_returning_is_a_panicked_tas
 fn unread_results_that_panic_in_their_drop_of_every_kind_of_task() {
     use std::panic::{AssertUnwindSafe, catch_unwind};
 
-    use cogen::event_loop::{JoinHandle, sleep, spawn};
+    use cogen::event_loop::{JoinHandle, Sender};
 
     #[derive(Debug)]
     struct Bomb;
@@ -442,32 +442,44 @@ fn unread_results_that_panic_in_their_drop_of_every_kind_of_task() {
     fn is_bomb(payload: &(dyn std::any::Any + Send)) -> bool {
         payload.downcast_ref::<&str>() == Some(&"result dropped")
     }
-    fn make(ev: &EventLoop, kind: &str, name: Option<&'static str>) -> JoinHandle<Bomb> {
+    /// A task of `kind` that returns a `Bomb` once the gate (the sender
+    /// handed back) is dropped, and that a joiner has given up on.
+    fn make(
+        ev: &EventLoop,
+        kind: &str,
+        name: Option<&'static str>,
+    ) -> (JoinHandle<Bomb>, Sender<()>) {
+        let (gate, rx) = channel::<()>(1);
         let builder = match name {
             Some(name) => TaskBuilder::new().name(name),
             None => TaskBuilder::new(),
         };
         let h = match kind {
-            "stackful" => builder.spawn_on(ev, || {
-                sleep(Duration::from_millis(5));
+            "stackful" => builder.spawn_on(ev, move || {
+                let _ = rx.recv();
                 Bomb
             }),
-            "future" => builder.spawn_future_on(ev, async {
-                let _ = spawn(|| sleep(Duration::from_millis(5))).await;
+            "future" => builder.spawn_future_on(ev, async move {
+                let _ = rx.recv_async().await;
                 Bomb
             }),
             _ => builder.spawn_stackless_on(
                 ev,
                 #[coroutine]
-                || {
-                    yield Wait::sleep(Duration::from_millis(5));
+                move || {
+                    while let Err(TryRecvError::Empty) = rx.try_recv() {
+                        yield Wait::recv(&rx);
+                    }
                     Bomb
                 },
             ),
         };
-        // A joiner that gives up: the task gets a joiner list.
-        ev.block_on(move || h.join_timeout(Duration::from_millis(1)).unwrap_err())
-            .unwrap()
+        // A joiner that gives up (the gate is shut): the task gets a joiner
+        // list.
+        let h = ev
+            .block_on(move || h.join_timeout(Duration::from_millis(1)).unwrap_err())
+            .unwrap();
+        (h, gate)
     }
 
     for kind in ["stackful", "future", "stackless"] {
@@ -475,18 +487,21 @@ fn unread_results_that_panic_in_their_drop_of_every_kind_of_task() {
             let case = format!("{kind} task named {name:?}");
             // Dropped unread outside the loop, after it ran.
             let ev = EventLoop::new();
-            let h = make(&ev, kind, name);
+            let (h, gate) = make(&ev, kind, name);
+            drop(gate);
             ev.run().unwrap();
             let dropped = catch_unwind(AssertUnwindSafe(move || drop(h)));
             assert!(is_bomb(&*dropped.unwrap_err()), "{case}");
 
             // Dropped unread by another task of the same loop.
             let ev = EventLoop::new();
-            let h = make(&ev, kind, name);
+            let (h, gate) = make(&ev, kind, name);
+            drop(gate);
             let caught = ev
                 .block_on(move || {
-                    sleep(Duration::from_millis(20));
-                    assert!(h.is_finished());
+                    while !h.is_finished() {
+                        yield_now();
+                    }
                     catch_unwind(AssertUnwindSafe(move || drop(h))).map_err(|p| is_bomb(&*p))
                 })
                 .unwrap();
@@ -494,13 +509,16 @@ fn unread_results_that_panic_in_their_drop_of_every_kind_of_task() {
 
             // The loop dropped first: the task is cancelled, no result made.
             let ev = EventLoop::new();
-            let h = make(&ev, kind, name);
+            let (h, gate) = make(&ev, kind, name);
             drop(ev);
+            drop(gate);
             assert!(h.join().unwrap_err().is_cancelled(), "{case}");
 
             // Detached: the loop drops the result and reports its panic.
             let ev = EventLoop::new();
-            make(&ev, kind, name).detach();
+            let (h, gate) = make(&ev, kind, name);
+            h.detach();
+            drop(gate);
             let err = ev.run().unwrap_err();
             assert_eq!(err.panics().len(), 1, "{case}");
             assert_eq!(err.panics()[0].message(), "result dropped", "{case}");
