@@ -73,10 +73,10 @@ pub struct Stackless<C> {
     co: Option<C>,
     /// The name and the death message, out of line: `None` until either is
     /// set, so that `new` does not allocate. Only the cold paths read it,
-    /// and they take it by value (see [`died`]): a reference into `self`
-    /// handed to an out-of-line function would keep whatever holds this
-    /// coroutine (a caller's loop counter beside it, the other stages of a
-    /// pipeline) in memory on the hot path too.
+    /// and they take it by value (see [`record_death`]): a reference into
+    /// `self` handed to an out-of-line function would keep whatever holds
+    /// this coroutine (a caller's loop counter beside it, the other stages
+    /// of a pipeline) in memory on the hot path too.
     cold: Option<Box<Cold>>,
 }
 
@@ -198,7 +198,9 @@ impl<C> Stackless<C> {
             Ok(CoroutineState::Complete(value)) => match self.drop_finished() {
                 Ok(()) => Ok(CoroutineResult::Return(value)),
                 Err(panic) => {
-                    discard(value);
+                    // Nobody will see the return value: a second panic, from
+                    // its own destructor, is lost; the first is reported.
+                    let _ = drop_caught(Some(value));
                     Err(ResumeError::Panicked(panic))
                 }
             },
@@ -221,7 +223,7 @@ impl<C> Stackless<C> {
     #[inline(always)]
     fn died(&mut self, payload: Payload) -> Panic {
         self.co = None;
-        let (cold, death) = died(payload, self.cold.take());
+        let (cold, death) = record_death(payload, self.cold.take());
         self.cold = cold;
         match death {
             Ok(panic) => panic,
@@ -237,7 +239,10 @@ impl<C> Stackless<C> {
 /// resumed from its body), which must go on.
 #[cold]
 #[inline(never)]
-fn died(payload: Payload, cold: Option<Box<Cold>>) -> (Option<Box<Cold>>, Result<Panic, Payload>) {
+fn record_death(
+    payload: Payload,
+    cold: Option<Box<Cold>>,
+) -> (Option<Box<Cold>>, Result<Panic, Payload>) {
     if crate::is_close_unwind(&*payload) {
         return (cold, Err(payload));
     }
@@ -256,22 +261,14 @@ fn resume_unwind(payload: Payload) -> ! {
 /// A panic's payload, as `catch_unwind` gives it.
 type Payload = Box<dyn std::any::Any + Send>;
 
-/// Drops a finished coroutine, catching a panic of its destructor. Out of
-/// line, and by value: it runs once per coroutine, and an inlined
+/// Drops a finished coroutine (or any value nobody will see), catching a
+/// panic of its destructor. Out of line, and by value: it runs once per coroutine, and an inlined
 /// `catch_unwind` (or a reference into the caller) would keep the state of
 /// every coroutine it is inlined into in memory on the hot path too.
 #[cold]
 #[inline(never)]
 fn drop_caught<C>(co: Option<C>) -> Result<(), Payload> {
     std::panic::catch_unwind(AssertUnwindSafe(move || drop(co)))
-}
-
-/// Drops the return value of a coroutine whose destructor panicked, which
-/// nobody will see. A second panic, from the value's own destructor, is lost:
-/// the first one is being reported.
-#[cold]
-fn discard<T>(value: T) {
-    let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(value)));
 }
 
 impl<Input, C: StdCoroutine<Input> + Unpin> Resumable<Input> for Stackless<C> {
