@@ -11,6 +11,9 @@
 //!     through `black_box` (not vectorised);
 //!   - `gen_blocks` (nightly): the same three stages as a chain of
 //!     hand-written nightly `gen` blocks;
+//!   - `gen_blocks_checked` (nightly): that chain with a cogen stage's
+//!     bookkeeping written by hand (each stage holds its name and checks a
+//!     shared failure flag before every item);
 //!   - `mpsc_threads`: the same three stages as threads joined by
 //!     `std::sync::mpsc` channels, what many people write today.
 //! * `stackless_switch` (nightly): one resume round trip of a stackless

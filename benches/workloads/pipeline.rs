@@ -110,6 +110,7 @@ pub fn check() {
     {
         assert_eq!(nightly::cogen_stackless(ITEMS), want);
         assert_eq!(nightly::gen_blocks(ITEMS), want);
+        assert_eq!(nightly::gen_blocks_checked(ITEMS), want);
     }
     assert_eq!(mpsc_threads(ITEMS), want);
 }
@@ -126,6 +127,9 @@ pub fn pipeline_3_stages<H: Harness>(h: &mut H) {
             || black_box(nightly::cogen_stackless(ITEMS))
         });
         h.iter("gen_blocks", || || black_box(nightly::gen_blocks(ITEMS)));
+        h.iter("gen_blocks_checked", || {
+            || black_box(nightly::gen_blocks_checked(ITEMS))
+        });
     }
     h.long_samples(10, Duration::from_secs(8));
     h.iter("mpsc_threads", || || black_box(mpsc_threads(ITEMS)));

@@ -71,6 +71,58 @@ pub fn gen_blocks(n: u64) -> u64 {
     filtered.sum()
 }
 
+/// `pipeline_3_stages/gen_blocks_checked`: the `gen_blocks` chain with the
+/// bookkeeping a cogen stage does, written by hand: each stage holds its
+/// name (a `String`) and, before every item it hands on, checks a failure
+/// flag shared through an `Rc<Cell<bool>>` (a cogen stage checks the flag
+/// its upstream sets when the stage before fails). It does not catch
+/// panics, which cogen's stages turn into errors. What the compiler makes
+/// of stages that own something and look at shared state, against
+/// `gen_blocks`, whose state has no destructor and no shared part.
+pub fn gen_blocks_checked(n: u64) -> u64 {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    let n = black_box(n);
+    let flags = [(); 3].map(|()| Rc::new(Cell::new(false)));
+    let [source_failed, map_failed, filter_failed] = flags.clone();
+    let names = ["source", "map", "filter"].map(String::from);
+    let [source_name, map_name, filter_name] = names;
+    let source = gen move {
+        let _name = source_name;
+        for i in 0..n {
+            if source_failed.get() {
+                return;
+            }
+            yield i;
+        }
+    };
+    let mapped = gen move {
+        let _name = map_name;
+        for x in source {
+            if map_failed.get() {
+                return;
+            }
+            yield map(x);
+        }
+    };
+    let filtered = gen move {
+        let _name = filter_name;
+        for x in mapped {
+            if filter_failed.get() {
+                return;
+            }
+            if keep(x) {
+                yield x;
+            }
+        }
+    };
+    let sum = filtered.sum();
+    // The flags stay shared until the end, as a stage's slot is.
+    drop(black_box(flags));
+    sum
+}
+
 /// `stackless_switch`: one resume round trip of a stackless coroutine
 /// through cogen's `Stackless` (`cogen`) against `Coroutine::resume` on the
 /// same pinned nightly coroutine (`raw_nightly`).
