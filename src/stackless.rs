@@ -11,6 +11,12 @@
 //!   coroutine is dead afterwards; so does a panic of the destructor of a
 //!   coroutine that has just returned (a hand-written `std::ops::Coroutine`
 //!   may keep values until it is dropped), and its return value is lost;
+//!   an unwinding that is not a panic but on its way to an enclosing root
+//!   or scope (a stackful coroutine being closed around this one, an event
+//!   loop's [`timeout`](crate::event_loop::timeout()) whose deadline passes
+//!   during a wait in the body or in a destructor that `close` runs) goes
+//!   on through `resume` and `close`, as it does through a stackful
+//!   coroutine, and leaves the coroutine dead;
 //! * resuming it after it returned or panicked gives [`ResumeError::Dead`]
 //!   with the input handed back, never std's "coroutine resumed after
 //!   completion" panic;
@@ -234,16 +240,18 @@ impl<C> Stackless<C> {
 
 /// The message and the [`Panic`] of a coroutine's death: out of line, and
 /// with the coroutine's cold part by value rather than a reference into it.
-/// `Err` hands back a payload that is not this coroutine's panic: the forced
-/// unwind of a stackful coroutine being closed around this one (which was
-/// resumed from its body), which must go on.
+/// `Err` hands back a payload that is not this coroutine's panic but an
+/// unwinding on its way to an enclosing root or scope, which must go on:
+/// the forced unwind of a stackful coroutine being closed around this one
+/// (which was resumed from its body), or an event loop's `timeout` whose
+/// deadline passed during a wait in the body.
 #[cold]
 #[inline(never)]
 fn record_death(
     payload: Payload,
     cold: Option<Box<Cold>>,
 ) -> (Option<Box<Cold>>, Result<Panic, Payload>) {
-    if crate::is_close_unwind(&*payload) {
+    if crate::coroutine::passes_through(&*payload) {
         return (cold, Err(payload));
     }
     let mut cold = cold.unwrap_or_default();
@@ -261,14 +269,17 @@ fn resume_unwind(payload: Payload) -> ! {
 /// A panic's payload, as `catch_unwind` gives it.
 type Payload = Box<dyn std::any::Any + Send>;
 
-/// Drops a finished coroutine (or any value nobody will see), catching a
-/// panic of its destructor. Out of line, and by value: it runs once per coroutine, and an inlined
-/// `catch_unwind` (or a reference into the caller) would keep the state of
-/// every coroutine it is inlined into in memory on the hot path too.
+/// Drops a finished or closed coroutine (or any value nobody will see),
+/// catching a panic of its destructor; an unwinding on its way to an
+/// enclosing root or scope (a destructor's wait that a `timeout` ends) goes
+/// on, as [`crate::catch_unwind`] lets it. Out of line, and by value: it
+/// runs once per coroutine, and an inlined `catch_unwind` (or a reference
+/// into the caller) would keep the state of every coroutine it is inlined
+/// into in memory on the hot path too.
 #[cold]
 #[inline(never)]
 fn drop_caught<C>(co: Option<C>) -> Result<(), Payload> {
-    std::panic::catch_unwind(AssertUnwindSafe(move || drop(co)))
+    crate::catch_unwind(AssertUnwindSafe(move || drop(co)))
 }
 
 impl<Input, C: StdCoroutine<Input> + Unpin> Resumable<Input> for Stackless<C> {

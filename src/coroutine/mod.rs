@@ -70,7 +70,7 @@ mod yielder;
 pub use builder::Builder;
 pub use chain::{CoroutineHandle, is_yieldable, running};
 pub use scoped::{ScopedCoroutine, ScopedRef};
-pub(crate) use unwind::ScopeExit;
+pub(crate) use unwind::{ScopeExit, passes_through};
 pub use unwind::{catch_unwind, is_close_unwind};
 pub use yielder::Yielder;
 

@@ -526,3 +526,83 @@ fn unread_results_that_panic_in_their_drop_of_every_kind_of_task() {
     }
     assert_eq!(EventLoop::new().block_on(|| 3).unwrap(), 3);
 }
+
+/// A value that waits on a channel nobody sends on when it is dropped, and
+/// then drops its token.
+struct WaitsOnDrop {
+    rx: Option<cogen::event_loop::Receiver<u32>>,
+    _token: super::support::DropToken,
+}
+
+impl Drop for WaitsOnDrop {
+    fn drop(&mut self) {
+        let _ = self.rx.take().unwrap().recv();
+    }
+}
+
+#[test]
+fn a_time_limit_around_a_stackless_coroutine_ends_a_wait_in_its_body() {
+    use cogen::Stackless;
+    use cogen::event_loop::{sleep, timeout};
+    let ev = EventLoop::new();
+    let drops = DropCounter::new();
+    let d = drops.clone();
+    let h = ev.spawn(move || {
+        let (_tx, rx) = channel::<u32>(1);
+        let mut co = Stackless::new(
+            #[coroutine]
+            move || {
+                let _held = d.token();
+                let _ = rx.recv();
+                yield 1u32;
+            },
+        );
+        // The deadline's unwinding crosses the coroutine on its way to the
+        // scope: the scope reports it, not the coroutine as a panic.
+        let limited = timeout(Duration::from_millis(2), || co.resume(()).is_ok());
+        assert!(limited.is_err());
+        // What the body held is gone, and nothing is left to report.
+        assert!(co.is_dead());
+        assert!(co.close().is_ok());
+        assert!(matches!(co.resume(()), Err(cogen::ResumeError::Dead(()))));
+        // The task goes on waiting normally.
+        sleep(Duration::from_millis(1));
+        "done"
+    });
+    ev.run().unwrap();
+    assert_eq!(h.join().unwrap(), "done");
+    assert_eq!((drops.count(), drops.live()), (1, 0));
+}
+
+#[test]
+fn a_time_limit_around_a_stackless_close_ends_a_wait_in_a_destructor() {
+    use cogen::Stackless;
+    use cogen::event_loop::timeout;
+    let ev = EventLoop::new();
+    let drops = DropCounter::new();
+    let d = drops.clone();
+    let h = ev.spawn(move || {
+        let (_tx, rx) = channel::<u32>(1);
+        let mut co = Stackless::new(
+            #[coroutine]
+            move || {
+                let _w = WaitsOnDrop {
+                    rx: Some(rx),
+                    _token: d.token(),
+                };
+                yield 1u32;
+            },
+        );
+        assert_eq!(co.resume(()).unwrap().as_yield(), Some(1));
+        // `close` lets the deadline's unwinding through rather than
+        // reporting it as the destructor's panic.
+        let limited = timeout(Duration::from_millis(2), || co.close().is_ok());
+        assert!(limited.is_err());
+        assert!(co.is_dead());
+        assert!(co.close().is_ok());
+        "done"
+    });
+    ev.run().unwrap();
+    assert_eq!(h.join().unwrap(), "done");
+    assert_eq!((drops.count(), drops.live()), (1, 0));
+}
