@@ -158,6 +158,17 @@ fn the_pool_reuses_stacks() {
         let live: Vec<Coroutine<(), (), ()>> = (0..4).map(|_| Coroutine::new(|_, ()| ())).collect();
         drop(live);
         assert_eq!(stack::pooled_stacks(), 2);
+
+        // Lowering it keeps the stack given back last, which the next
+        // coroutine takes.
+        let last = stack_address(stack::DEFAULT_STACK_SIZE);
+        stack::set_pool_capacity(1);
+        assert_eq!(stack::pooled_stacks(), 1);
+        assert_eq!(stack_address(stack::DEFAULT_STACK_SIZE), last);
+        let live: Vec<Coroutine<(), (), ()>> = (0..3).map(|_| Coroutine::new(|_, ()| ())).collect();
+        assert_eq!(stack::pooled_stacks(), 0);
+        drop(live);
+        assert_eq!(stack::pooled_stacks(), 1);
     })
     .join()
     .unwrap();
