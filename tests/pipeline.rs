@@ -331,7 +331,10 @@ fn a_destructor_that_pulls_from_a_failing_upstream_while_unwinding_gets_none() {
             let first = up.next().unwrap();
             co.suspend(first);
             let _guard = PullOnDrop { up, pulled: seen };
-            panic!("the stage's own panic");
+            // (Conditional: a body of type `!` is a stage only on nightly.)
+            if first == 1 {
+                panic!("the stage's own panic");
+            }
         })
         .collect();
     assert_eq!(pulled.get(), Some(None));
