@@ -221,10 +221,8 @@ impl std::error::Error for TooBig {}
 
 #[test]
 fn an_err_reaches_the_consumer_naming_the_stage() {
-    let downstream_reached_end = Rc::new(Cell::new(false));
-    let reached = downstream_reached_end.clone();
-    let drops = DropCounter::new();
-    let token = drops.token();
+    let downstream_saw_end = Rc::new(Cell::new(false));
+    let seen = downstream_saw_end.clone();
     let items: Vec<PipelineItem<u32>> = source(1..=10u32)
         .stage("check", |co, up| {
             for x in up {
@@ -236,11 +234,10 @@ fn an_err_reaches_the_consumer_naming_the_stage() {
             Ok(())
         })
         .stage("pass", move |co, up| {
-            let _token = token;
             for x in up {
                 co.suspend(x);
             }
-            reached.set(true);
+            seen.set(true);
         })
         .collect();
     assert_eq!(items.len(), 4, "three items, one error, then the end");
@@ -260,11 +257,9 @@ fn an_err_reaches_the_consumer_naming_the_stage() {
     // `Display` says only what failed; the stage's error is the source.
     assert_eq!(error.to_string(), "stage 'check' failed");
     assert_eq!(chain(error), "stage 'check' failed: 4 is too big");
-    // The stage after the failed one was unwound from its pull: what it
-    // held was dropped, and its end-of-input code did not run on input
-    // that was cut short.
-    assert!(!downstream_reached_end.get());
-    assert_eq!(drops.count(), 1);
+    // The stage after the failed one saw the end of its input, and ran to
+    // its end (its output, if any, was discarded).
+    assert!(downstream_saw_end.get());
 }
 
 /// A source that hands on `good` items, then fails.
@@ -278,32 +273,6 @@ fn failing_after(good: u32) -> impl Iterator<Item = PipelineItem<u32>> {
         }
         Ok(())
     })
-}
-
-#[test]
-fn a_stage_that_catches_its_upstreams_failure_hands_on_what_it_yields_then_the_error() {
-    // The unwinding from the pull is caught in the body (as a
-    // `catch_unwind` around a call that pulls would): what the body yields
-    // afterwards goes on, and its end still reports the upstream's error,
-    // not its own return.
-    let items: Vec<PipelineItem<u32>> = failing_after(2)
-        .stage("flush", |co, mut up| {
-            let mut seen = 0;
-            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                for x in up.by_ref() {
-                    seen += x;
-                }
-            }));
-            assert!(caught.is_err(), "the pull unwinds");
-            co.suspend(seen);
-            // Pulling again ends the input, and does not unwind twice.
-            assert_eq!(up.next(), None);
-            Ok::<(), TooBig>(())
-        })
-        .collect();
-    assert_eq!(items.len(), 2);
-    assert_eq!(*items[0].as_ref().unwrap(), 3);
-    assert_eq!(items[1].as_ref().unwrap_err().stage(), "read");
 }
 
 /// Holds a stage's upstream and pulls from it when dropped.
@@ -321,9 +290,10 @@ impl<U: Iterator<Item = u32>> Drop for PullOnDrop<U> {
 #[test]
 fn a_destructor_that_pulls_from_a_failing_upstream_while_unwinding_gets_none() {
     // The stage panics; a destructor on its way out pulls, and the upstream
-    // fails just then. A second unwinding there would abort the process:
-    // the pull ends the input instead. The consumer gets the upstream's
-    // error, which the stage's end found recorded.
+    // fails just then: the pull ends the input (a second unwinding there
+    // would abort the process). The consumer gets the upstream's error,
+    // which the stage's end finds recorded, as for any failure before the
+    // stage's own.
     let pulled = Rc::new(Cell::new(None));
     let seen = pulled.clone();
     let items: Vec<PipelineItem<u32>> = failing_after(1)
@@ -345,9 +315,9 @@ fn a_destructor_that_pulls_from_a_failing_upstream_while_unwinding_gets_none() {
 
 #[test]
 fn an_upstream_pulled_from_a_nested_coroutine_fails_the_stage_with_its_error() {
-    // The body hands its upstream to a coroutine of its own: the failure
-    // unwinds that one, which the body sees as its panic; whatever the body
-    // makes of that, the consumer gets the upstream's error.
+    // The body hands its upstream to a coroutine of its own, which sees the
+    // end of its input when the upstream fails; whatever the body does
+    // then, the consumer gets the upstream's error.
     let items: Vec<PipelineItem<u32>> = failing_after(2)
         .stage("nested", |co, up| {
             let mut inner = Coroutine::<(), u32, ()>::new(move |inner, ()| {
@@ -941,9 +911,8 @@ fn model(
     let mut failed = None;
     for (i, &(kind, _)) in stages.iter().enumerate() {
         match fault {
-            // A failed stage's output so far goes on; later stages are
-            // unwound at the failed pull, so they make no end-of-input
-            // output.
+            // A failed stage's output so far goes on; later stages see the
+            // end of their input, and their end-of-input output is dropped.
             _ if failed.is_some() => items = model_stage(kind, &items, false),
             Some((f, fault)) if f == i && fault.at <= items.len() => {
                 items = model_stage(kind, &items[..fault.at - 1], false);

@@ -2,9 +2,7 @@
 //! `try_stage_returning`): read after a normal end, and what the handle says
 //! when the stage fails, panics, or the consumer stops early.
 
-use std::cell::Cell;
 use std::io;
-use std::rc::Rc;
 
 use cogen::pipeline::{
     PipelineExt, ResultState, StageError, StageResult, Upstream, read_chunks, source,
@@ -104,9 +102,9 @@ fn an_ok_of_a_fallible_stage_is_the_value() {
     assert_eq!(result.take(), Some(3));
 }
 
-/// A stage that hands on two items, then fails.
-fn failing_read() -> impl Iterator<Item = cogen::pipeline::PipelineItem<i32>> {
-    source([Ok(1), Ok(2), Err(io::Error::other("disk"))]).stage(
+#[test]
+fn a_failed_upstream_discards_the_value_the_stage_returns_afterwards() {
+    let failing = source([Ok(1), Ok(2), Err(io::Error::other("disk"))]).stage(
         "read",
         |co, up| -> io::Result<()> {
             for item in up {
@@ -114,42 +112,14 @@ fn failing_read() -> impl Iterator<Item = cogen::pipeline::PipelineItem<i32>> {
             }
             Ok(())
         },
-    )
-}
-
-#[test]
-fn a_failed_upstream_fails_the_result_before_a_partial_value_is_made() {
-    let returned = Rc::new(Cell::new(false));
-    let reached = returned.clone();
-    let (stage, count) = failing_read().stage_returning("count", move |co, up| {
+    );
+    let (stage, count) = failing.stage_returning("count", |co, up| {
         let mut n = 0;
         for x in up {
             n += 1;
             co.suspend(x);
         }
-        // Never reached: the failed pull unwinds the body.
-        reached.set(true);
-        n
-    });
-    let items: Vec<_> = stage.collect();
-    assert_eq!(items.len(), 3);
-    assert_eq!(items[2].as_ref().unwrap_err().stage(), "read");
-    assert!(!returned.get());
-    assert_eq!(count.state(), ResultState::Failed);
-    assert_eq!(count.take(), None);
-}
-
-#[test]
-fn a_failed_upstream_discards_the_value_of_a_stage_that_caught_the_unwinding() {
-    let (stage, count) = failing_read().stage_returning("count", |co, mut up| {
-        let mut n = 0;
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            for x in up.by_ref() {
-                n += 1;
-                co.suspend(x);
-            }
-        }));
-        n
+        n // reached with a partial count once the upstream failed
     });
     let items: Vec<_> = stage.collect();
     assert_eq!(items.len(), 3);

@@ -106,17 +106,10 @@
 //! A stage fails when its body panics, or when it returns `Err` (a body
 //! returns `()` or `Result<(), E>`, see [`StageReturn`]). The pipeline
 //! then hands the consumer `Err(`[`StageError`]`)` naming that stage, and
-//! ends. Each stage after the failed one is unwound from the pull at which
-//! its `Upstream` meets the error: the pull does not return, the values the
-//! body holds are dropped as if the stage were closed, and the code after
-//! its loop over the input (a summary, a flush, a commit) does not run on
-//! input that was cut short. The unwinding is not a panic: no panic hook
-//! sees it, and the stage hands on the upstream's error, not one of its
-//! own. (A body that catches it, say with a `catch_unwind` around a call
-//! that pulls, goes on: what it yields is handed on, its `Upstream` answers
-//! `None` from then on, and its end hands on the upstream's error in place
-//! of its own return.) A failed producer ([`Push::feed`]) closes the
-//! consumers and returns the error; a failed consumer's error comes back
+//! ends. The stages after the failed one see the end of their input (their
+//! `Upstream` returns `None`); whatever they yield or return after that is
+//! discarded, and they are closed. A failed producer ([`Push::feed`]) closes
+//! the consumers and returns the error; a failed consumer's error comes back
 //! from [`Push::finish`].
 //!
 //! # Stackful or stackless
@@ -144,7 +137,7 @@
 //   ended the stream;
 // - source.rs: the starts of pipelines (`source`, `read_chunks`);
 // - upstream.rs: `Upstream`, a stage's input, and the slot through which it
-//   reports the failure of the stage before (unwinding the stage's body);
+//   reports the failure of the stage before;
 // - stage.rs: `Stage`, the driver of one stage's coroutine, and
 //   `StageReturn`, what a stage body may return;
 // - ext.rs: `PipelineExt`, the methods that add stages;

@@ -24,9 +24,8 @@ pub enum ResultState {
     Returned,
     /// The pipeline failed at this stage or before it (a panic, an `Err`):
     /// the consumer received the [`StageError`](super::StageError), and
-    /// there is no value. (A failed upstream unwinds the stage from its
-    /// pull, so it does not return; a stage that caught that unwinding and
-    /// returned anyway has its value discarded.)
+    /// there is no value. A value the stage returned after its upstream
+    /// failed is discarded, like anything else it produced after that.
     Failed,
     /// The value was returned and then taken.
     Taken,

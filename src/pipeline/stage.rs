@@ -83,9 +83,8 @@ impl<E: Into<BoxError>> StageReturn for Result<(), E> {
 pub struct Stage<G> {
     co: G,
     name: Cow<'static, str>,
-    /// Shared with the stage's `Upstream`, which records its failure there,
-    /// and with a [`StageResult`](super::StageResult), which reads whether
-    /// the stage handed an error on.
+    /// Shared with the stage's `Upstream` (unused by a stage made by `new`;
+    /// one allocation per stage saves a branch per item).
     failure: FailureCell,
 }
 
@@ -147,9 +146,8 @@ where
         &self.failure
     }
 
-    /// Everything but an item: the upstream failed (the unwinding of the
-    /// stage's body from its pull, or whatever a body that caught it did
-    /// afterwards, is discarded), or the stage returned, panicked or was
+    /// Everything but a plain item: the upstream failed (whatever the stage
+    /// did after that is discarded), or the stage returned, panicked or was
     /// already dead. `None` is the end of the stream. An error is recorded in
     /// the failure slot, for a [`StageResult`](super::StageResult).
     ///
@@ -158,7 +156,7 @@ where
     /// be built in memory, on the item's path too.
     #[cold]
     #[inline(never)]
-    fn not_an_item(&mut self, end: End<G::Return>) -> Option<StageError> {
+    fn not_an_item(&mut self, end: End<G::Yield, G::Return>) -> Option<StageError> {
         let error = self.error_of(end);
         if error.is_some() {
             self.failure.errored.set(true);
@@ -167,11 +165,13 @@ where
     }
 
     /// The error that [`not_an_item`](Stage::not_an_item) hands on, if any.
-    fn error_of(&mut self, end: End<G::Return>) -> Option<StageError> {
+    fn error_of(&mut self, end: End<G::Yield, G::Return>) -> Option<StageError> {
         if self.failure.failed.get() {
             return self.upstream_failed();
         }
         match end {
+            // Only reached with a failed upstream, handled above.
+            End::Yielded(_) => None,
             End::Returned(outcome) => match outcome.into_result() {
                 Ok(()) => None,
                 Err(error) => Some(StageError::new(self.name.clone(), error)),
@@ -185,11 +185,12 @@ where
 }
 
 /// What a resume gave other than an item to hand on.
-enum End<R> {
+enum End<Y, R> {
+    /// An item, after the upstream failed: dropped.
+    Yielded(Y),
     /// The stage's body returned.
     Returned(R),
-    /// The stage panicked (or was unwound by its upstream's failure) or was
-    /// dead.
+    /// The stage panicked or was dead.
     Failed(ResumeError<()>),
 }
 
@@ -203,13 +204,16 @@ where
     #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         // No "ended" flag of our own: a coroutine that returned, panicked or
-        // was closed answers `Dead`, which ends the stream. No look at the
-        // upstream either: its failure unwinds the body (see
-        // `Upstream::failed`), so an item is always the body's own. Anything
-        // but an item goes out of line, so that the stage's loop stays
-        // small.
+        // was closed answers `Dead`, which ends the stream. The hot path is
+        // an item from a stage whose upstream has not failed; everything
+        // else goes out of line, so that the stage's loop stays small.
         let end = match self.co.resume(()) {
-            Ok(CoroutineResult::Yield(item)) => return Some(Ok(item)),
+            Ok(CoroutineResult::Yield(item)) => {
+                if !self.failure.failed.get() {
+                    return Some(Ok(item));
+                }
+                End::Yielded(item)
+            }
             Ok(CoroutineResult::Return(outcome)) => End::Returned(outcome),
             Err(error) => End::Failed(error),
         };

@@ -1,7 +1,6 @@
 //! A stage's input: [`Upstream`] hands the stage the items of the stage
-//! before it; when that stage fails, it records the error in a [`Failure`]
-//! slot for the stage's driver ([`Stage`](super::Stage)) and unwinds the
-//! stage's body from its pull.
+//! before it, and records that stage's failure in a [`Failure`] slot that
+//! the stage's driver ([`Stage`](super::Stage)) checks after every resume.
 
 use std::cell::Cell;
 use std::fmt;
@@ -10,9 +9,8 @@ use std::rc::Rc;
 
 use super::{PipelineItem, StageError};
 
-/// Where a stage's upstream puts its error, for the stage's driver to find
-/// once the stage's body has stopped (unwound, or returned if it caught the
-/// unwinding).
+/// Where a stage's upstream puts its error, for the stage's driver to find.
+/// The flag makes the check after every resume a single load.
 #[derive(Default)]
 pub(super) struct Failure {
     pub(super) failed: Cell<bool>,
@@ -28,12 +26,10 @@ pub(super) type FailureCell = Rc<Failure>;
 /// A stage's input: the items of the stage before it, as a plain
 /// [`Iterator`].
 ///
-/// It ends (`None`) at the end of the stream. When the stage before fails,
-/// the pull does not return: it unwinds the stage's body (running the
-/// destructors of what the body holds, as closing it would), the stage
-/// hands the failure on to the consumer, and none of the body's
-/// end-of-input code runs on input that was cut short (see the [module
-/// docs](super#errors)).
+/// It ends (`None`) at the end of the stream, and also when the stage before
+/// failed: the failure goes straight to the consumer (see the [module
+/// docs](super#errors)), and whatever this stage produces after it is
+/// discarded.
 pub struct Upstream<U> {
     inner: U,
     failure: FailureCell,
@@ -46,7 +42,10 @@ impl<T, U: Iterator<Item = PipelineItem<T>>> Iterator for Upstream<U> {
     fn next(&mut self) -> Option<T> {
         match self.inner.next() {
             Some(Ok(item)) => Some(item),
-            Some(Err(error)) => self.failed(error),
+            Some(Err(error)) => {
+                self.failed(error);
+                None
+            }
             None => None,
         }
     }
@@ -63,33 +62,14 @@ impl<U> Upstream<U> {
         Upstream { inner, failure }
     }
 
-    /// Records the upstream's failure and unwinds the stage's body. The
-    /// unwinding is caught where every stage's coroutine catches a panic (a
-    /// [`Resumable`](crate::Resumable) never lets one out), and the stage's
-    /// driver, finding the error here, reports it instead. So the driver
-    /// needs no check of its own on the path of an item.
     #[cold]
-    #[inline(never)]
-    fn failed<T>(&mut self, error: StageError) -> Option<T> {
-        // Keep the first error if a non-fused upstream goes on failing (a
-        // body that caught the unwinding and pulled again).
-        if self.failure.failed.replace(true) {
-            return None;
+    fn failed(&mut self, error: StageError) {
+        // Keep the first error if a non-fused upstream goes on failing.
+        if !self.failure.failed.replace(true) {
+            self.failure.error.set(Some(error));
         }
-        self.failure.error.set(Some(error));
-        // A destructor that pulls while the thread unwinds already must not
-        // start a second unwinding (that aborts): its input just ends.
-        if std::thread::panicking() {
-            return None;
-        }
-        std::panic::resume_unwind(Box::new(UpstreamFailed))
     }
 }
-
-/// The payload of the unwinding that a failed upstream starts in the stage
-/// after it. Not a panic: it reaches no panic hook, and the stage reports
-/// the upstream's error rather than this.
-struct UpstreamFailed;
 
 /// Every stage is fused, so is the upstream made of one.
 impl<T, U: FusedIterator<Item = PipelineItem<T>>> FusedIterator for Upstream<U> {}

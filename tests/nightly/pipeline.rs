@@ -127,57 +127,6 @@ fn stackful_and_stackless_stages_mix() {
 }
 
 #[test]
-fn a_failed_upstream_unwinds_a_stackless_stage_from_its_pull() {
-    let drops = DropCounter::new();
-    let token = drops.token();
-    let reached_end = Rc::new(Cell::new(false));
-    let reached = reached_end.clone();
-    let items: Vec<PipelineItem<u32>> = failing_after(3)
-        .stackless_stage("pass", move |up| {
-            #[coroutine]
-            move || {
-                let _token = token;
-                for x in up {
-                    yield x;
-                }
-                reached.set(true);
-            }
-        })
-        .collect();
-    assert_eq!(items.len(), 4);
-    assert_eq!(*items[2].as_ref().unwrap(), 3);
-    let error = items[3].as_ref().unwrap_err();
-    assert_eq!(error.stage(), "read");
-    assert!(!error.is_panic());
-    // Unwound: what it held was dropped, its end-of-input code never ran.
-    assert!(!reached_end.get());
-    assert_eq!(drops.count(), 1);
-}
-
-#[test]
-fn a_stackless_stage_that_catches_its_upstreams_failure_hands_on_what_it_yields_then_the_error() {
-    let items: Vec<PipelineItem<u32>> = failing_after(2)
-        .stackless_stage("flush", |mut up| {
-            #[coroutine]
-            move || {
-                let mut seen = 0;
-                let caught = catch_unwind(AssertUnwindSafe(|| {
-                    for x in up.by_ref() {
-                        seen += x;
-                    }
-                }));
-                assert!(caught.is_err(), "the pull unwinds");
-                yield seen;
-                assert_eq!(up.next(), None);
-            }
-        })
-        .collect();
-    assert_eq!(items.len(), 2);
-    assert_eq!(*items[0].as_ref().unwrap(), 3);
-    assert_eq!(items[1].as_ref().unwrap_err().stage(), "read");
-}
-
-#[test]
 fn dropping_a_mixed_pipeline_half_way_runs_every_destructor_once() {
     let guards = DropCounter::new();
     let (g1, g2, g3) = (guards.clone(), guards.clone(), guards.clone());
