@@ -48,7 +48,12 @@ use super::timer::deadline_after;
 /// `catch_unwind`) should re-raise what it did not expect: a caught
 /// expiry lets that code run on until its next wait, which unwinds again.
 /// A destructor that waits while `f` unwinds waits normally, without the
-/// deadline (as does any wait while the thread is panicking).
+/// deadline (as does any wait while the thread is panicking). std counts
+/// panics per thread, not per task: while any task of the loop is parked
+/// in a destructor that waits during an unwinding (a panic, a
+/// cancellation, a `timeout` of its own), the thread is panicking for
+/// every task, and their waits ignore their deadlines until that task has
+/// finished unwinding.
 ///
 /// # Panics
 /// Outside a stackful task; re-raises a panic of `f`.
