@@ -342,6 +342,27 @@ fn an_upstream_pulled_from_a_nested_coroutine_fails_the_stage_with_its_error() {
 }
 
 #[test]
+fn a_stage_that_ended_stays_ended_when_an_upstream_it_gave_away_fails_later() {
+    // The body hands its upstream out and returns: the stage ends. The
+    // upstream, pulled afterwards, fails; the stage is fused and says
+    // nothing more (its error went to whoever pulled).
+    type Escaped = Rc<RefCell<Option<Box<dyn Iterator<Item = u32>>>>>;
+    let slot: Escaped = Rc::new(RefCell::new(None));
+    let keep = slot.clone();
+    let mut stage = failing_after(0).stage(
+        "gives its input away",
+        move |_co: &cogen::Yielder<(), u32>, up| {
+            *keep.borrow_mut() = Some(Box::new(up));
+        },
+    );
+    assert!(stage.next().is_none());
+    let pulled = slot.borrow_mut().as_mut().unwrap().next();
+    assert_eq!(pulled, None, "the failure ends the escaped upstream");
+    assert!(stage.next().is_none());
+    assert!(stage.next().is_none());
+}
+
+#[test]
 fn a_panic_reaches_the_consumer_as_a_value_and_every_stage_is_cleaned_up() {
     let drops = DropCounter::new();
     let (d1, d2, d3) = (drops.clone(), drops.clone(), drops.clone());

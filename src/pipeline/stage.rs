@@ -166,6 +166,11 @@ where
 
     /// The error that [`not_an_item`](Stage::not_an_item) hands on, if any.
     fn error_of(&mut self, end: End<G::Yield, G::Return>) -> Option<StageError> {
+        // A stage that has ended stays ended, whatever its upstream does
+        // afterwards (an `Upstream` the body moved out and pulled later).
+        if let End::Failed(ResumeError::Dead(())) = end {
+            return None;
+        }
         if self.failure.failed.get() {
             return self.upstream_failed();
         }
@@ -179,7 +184,7 @@ where
             End::Failed(ResumeError::Panicked(panic)) => {
                 Some(StageError::panicked(self.name.clone(), panic))
             }
-            End::Failed(ResumeError::Dead(())) => None,
+            End::Failed(ResumeError::Dead(())) => unreachable!("handled above"),
         }
     }
 }
