@@ -46,7 +46,7 @@ struct Node {
 /// The stack given back last waits in `hot`, outside the list: a
 /// coroutine made right after another ended (the common case) takes it with
 /// one load and one store, and giving it back touches neither `head` nor
-/// `len`. Through the list, each create and drop would read what the one
+/// `linked`. Through the list, each create and drop would read what the one
 /// before had just written (the head, the node's link, the count), and the
 /// processor waits on each of those stores to be forwarded to the next
 /// load; that chain, not the instructions, was most of a create's time.
@@ -68,6 +68,7 @@ impl FreeList {
     }
 
     /// How many free stacks it holds.
+    #[inline(always)]
     fn len(&self) -> usize {
         self.linked.get() + usize::from(!self.hot.get().is_null())
     }
@@ -77,8 +78,9 @@ impl FreeList {
         let hot = self.hot.get();
         if !hot.is_null() {
             self.hot.set(ptr::null_mut());
-            // SAFETY: a non-null `hot` came from `Box::into_raw` in `keep`,
-            // and the list owns it until here; nothing else points at it.
+            // SAFETY: a non-null `hot` came from `Box::into_raw` in `keep` or
+            // `split_off`, and the list owns it until here; nothing else
+            // points at it.
             return Some(unsafe { Box::from_raw(hot) });
         }
         self.pop_linked()
@@ -91,7 +93,7 @@ impl FreeList {
         if head.is_null() {
             return None;
         }
-        // SAFETY: a non-null head came from `Box::into_raw` in `keep`, and
+        // SAFETY: a non-null head came from `Box::into_raw` in `link`, and
         // the list owns it until here; nothing else points at it.
         let node = unsafe { Box::from_raw(head) };
         self.head.set(node.next);
@@ -101,6 +103,10 @@ impl FreeList {
 
     /// Keeps `node` if the list holds fewer than `capacity` stacks, or
     /// hands it back.
+    ///
+    /// The capacity is compared on each branch, with `hot` known there,
+    /// rather than once through [`len`](FreeList::len): that way counted 3
+    /// instructions more per coroutine made and dropped.
     #[inline(always)]
     fn keep(&self, node: Box<Node>, capacity: usize) -> Option<Box<Node>> {
         let linked = self.linked.get();
