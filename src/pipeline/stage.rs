@@ -166,15 +166,11 @@ where
 
     /// The error that [`not_an_item`](Stage::not_an_item) hands on, if any.
     fn error_of(&mut self, end: End<G::Yield, G::Return>) -> Option<StageError> {
-        // A stage that has ended stays ended, whatever its upstream does
-        // afterwards (an `Upstream` the body moved out and pulled later).
-        if let End::Failed(ResumeError::Dead(())) = end {
-            return None;
-        }
-        if self.failure.failed.get() {
-            return self.upstream_failed();
-        }
         match end {
+            // A stage that has ended stays ended, whatever its upstream does
+            // afterwards (an `Upstream` the body moved out and pulled later).
+            End::Failed(ResumeError::Dead(())) => None,
+            _ if self.failure.failed.get() => self.upstream_failed(),
             // Only reached with a failed upstream, handled above.
             End::Yielded(_) => None,
             End::Returned(outcome) => match outcome.into_result() {
@@ -184,7 +180,6 @@ where
             End::Failed(ResumeError::Panicked(panic)) => {
                 Some(StageError::panicked(self.name.clone(), panic))
             }
-            End::Failed(ResumeError::Dead(())) => unreachable!("handled above"),
         }
     }
 }
