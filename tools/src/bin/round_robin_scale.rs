@@ -9,13 +9,15 @@
 //! Kinds: `stackful_default` (`cogen::Coroutine`, default stack size),
 //! `stackful_min` (the smallest safe stack, `stack::MIN_STACK_SIZE`),
 //! `corosensei` (raw corosensei, its default stack), `stackless` (a
-//! `#[coroutine]` closure in `Stackless::pinned`). Each kind builds a ring
-//! of N coroutines that loop on `suspend`, resumes each once, then times
-//! `ROUNDS` rounds over the ring and prints the median nanoseconds per
-//! resume of 5 repetitions (time ratios move with the host and its load;
-//! run the kinds in one go to compare them). Stackful kinds are capped by
-//! `vm.max_map_count` (two mappings per stack): the default Ns are 1,000,
-//! 10,000 and 30,000, and 1,000,000 for `stackless` too.
+//! `#[coroutine]` closure in `Stackless::pinned`), and, named on the
+//! command line only, `stackful_K`: a `cogen::Coroutine` on stacks of K KiB
+//! (`-- stackful_64 30000`). Each kind builds a ring of N coroutines that
+//! loop on `suspend`, resumes each once, then times `ROUNDS` rounds over
+//! the ring and prints the median nanoseconds per resume of 5 repetitions
+//! (time ratios move with the host and its load; run the kinds in one go
+//! to compare them). Stackful kinds are capped by `vm.max_map_count` (two
+//! mappings per stack): the default Ns are 1,000, 10,000 and 30,000, and
+//! 1,000,000 for `stackless` too.
 
 #![feature(coroutines)]
 
@@ -101,7 +103,15 @@ fn run(kind: &str, n: usize) -> f64 {
                 co.resume(x).ok().and_then(|r| r.as_yield()).unwrap_or(0)
             })
         }
-        other => panic!("unknown kind {other}"),
+        other => match other
+            .strip_prefix("stackful_")
+            .and_then(|kib| kib.parse::<usize>().ok())
+        {
+            Some(kib) => time(&mut stackful(n, kib * 1024), |co, x| {
+                co.resume(x).ok().and_then(|r| r.as_yield()).unwrap_or(0)
+            }),
+            None => panic!("unknown kind {other}"),
+        },
     }
 }
 
