@@ -106,7 +106,7 @@ fn lua_function(lua: &mlua::Lua, src: &str) -> mlua::Function {
 /// loop and kept it in a register in `nightly_raw`'s (why, from the same
 /// resume path, was not pinned down), and in a loop of nine instructions
 /// that one store was a quarter of the time (`cogen_stackless` measured
-/// 1.25× `nightly_raw` with the counter, 0.96× without). The benchmark
+/// 1.25× `nightly_raw` with the counter, 0.96–1.03× without). The benchmark
 /// times the round trip, not its own bookkeeping.
 pub fn peer_switch<H: Harness>(h: &mut H) {
     h.iter("cogen", || {
