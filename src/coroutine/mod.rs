@@ -70,7 +70,10 @@ mod yielder;
 pub use builder::Builder;
 pub use chain::{CoroutineHandle, is_yieldable, running};
 pub use scoped::{ScopedCoroutine, ScopedRef};
-pub(crate) use unwind::{ScopeExit, passes_through};
+pub(crate) use unwind::ScopeExit;
+/// For `Stackless`, which lets the same unwindings through as `Raw` does.
+#[cfg(cogen_nightly)]
+pub(crate) use unwind::passes_through;
 pub use unwind::{catch_unwind, is_close_unwind};
 pub use yielder::Yielder;
 
