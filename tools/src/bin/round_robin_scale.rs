@@ -30,10 +30,12 @@ use cogen::{Builder, Coroutine};
 /// Resumes per measurement: the rounds cover at least this many.
 const RESUMES: usize = 3_000_000;
 
-fn stackful(n: usize, stack_size: usize) -> Vec<Coroutine<usize, usize, ()>> {
+/// Median ns per resume over a ring of `n` `cogen::Coroutine`s on stacks
+/// of `stack_size` bytes.
+fn stackful(n: usize, stack_size: usize) -> f64 {
     let builder = Builder::new().stack_size(stack_size);
     builder.prewarm(n).expect("stacks");
-    (0..n)
+    let mut ring: Vec<Coroutine<usize, usize, ()>> = (0..n)
         .map(|_| {
             builder.clone().build(|co, mut x: usize| {
                 loop {
@@ -41,7 +43,20 @@ fn stackful(n: usize, stack_size: usize) -> Vec<Coroutine<usize, usize, ()>> {
                 }
             })
         })
-        .collect()
+        .collect();
+    time(&mut ring, |co, x| {
+        co.resume(x).ok().and_then(|r| r.as_yield()).unwrap_or(0)
+    })
+}
+
+/// The stack size a stackful kind names: `stackful_default`,
+/// `stackful_min`, or `stackful_K` for K KiB.
+fn stack_size_of(kind: &str) -> Option<usize> {
+    match kind.strip_prefix("stackful_")? {
+        "default" => Some(cogen::stack::DEFAULT_STACK_SIZE),
+        "min" => Some(cogen::stack::MIN_STACK_SIZE),
+        kib => kib.parse::<usize>().ok().map(|kib| kib * 1024),
+    }
 }
 
 /// Median ns per resume over `ring`, resumed in turn.
@@ -66,14 +81,10 @@ fn time<T>(ring: &mut [T], mut resume: impl FnMut(&mut T, usize) -> usize) -> f6
 }
 
 fn run(kind: &str, n: usize) -> f64 {
+    if let Some(stack_size) = stack_size_of(kind) {
+        return stackful(n, stack_size);
+    }
     match kind {
-        "stackful_default" => time(
-            &mut stackful(n, cogen::stack::DEFAULT_STACK_SIZE),
-            |co, x| co.resume(x).ok().and_then(|r| r.as_yield()).unwrap_or(0),
-        ),
-        "stackful_min" => time(&mut stackful(n, cogen::stack::MIN_STACK_SIZE), |co, x| {
-            co.resume(x).ok().and_then(|r| r.as_yield()).unwrap_or(0)
-        }),
         "corosensei" => {
             let mut ring: Vec<_> = (0..n)
                 .map(|_| {
@@ -103,15 +114,7 @@ fn run(kind: &str, n: usize) -> f64 {
                 co.resume(x).ok().and_then(|r| r.as_yield()).unwrap_or(0)
             })
         }
-        other => match other
-            .strip_prefix("stackful_")
-            .and_then(|kib| kib.parse::<usize>().ok())
-        {
-            Some(kib) => time(&mut stackful(n, kib * 1024), |co, x| {
-                co.resume(x).ok().and_then(|r| r.as_yield()).unwrap_or(0)
-            }),
-            None => panic!("unknown kind {other}"),
-        },
+        other => panic!("unknown kind {other}"),
     }
 }
 
