@@ -9,9 +9,12 @@
 //! Kinds: `stackful_default` (`cogen::Coroutine`, default stack size),
 //! `stackful_min` (the smallest safe stack, `stack::MIN_STACK_SIZE`),
 //! `corosensei` (raw corosensei, its default stack), `stackless` (a
-//! `#[coroutine]` closure in `Stackless::pinned`), and, named on the
-//! command line only, `stackful_K`: a `cogen::Coroutine` on stacks of K KiB
-//! (`-- stackful_64 30000`). Each kind builds a ring of N coroutines that
+//! `#[coroutine]` closure in `Stackless::pinned`), `touch_default` and
+//! `touch_min` (no switch: a round that only touches, on the stack of each
+//! parked coroutine of a `stackful_` ring, the two cache lines around the
+//! frame it is parked in: the floor the memory system sets for that ring),
+//! and, named on the command line only, `stackful_K` and `touch_K`: the
+//! same on stacks of K KiB (`-- stackful_64 30000`). Each kind builds a ring of N coroutines that
 //! loop on `suspend`, resumes each once, then times `ROUNDS` rounds over
 //! the ring and prints the median nanoseconds per resume of 5 repetitions
 //! (time ratios move with the host and its load; run the kinds in one go
@@ -49,6 +52,57 @@ fn stackful(n: usize, stack_size: usize) -> f64 {
     })
 }
 
+/// Median ns per element of a round over the stacks of `n` parked
+/// `cogen::Coroutine`s on stacks of `stack_size` bytes that touches on each
+/// stack the two cache lines a resume touches there (the line of the frame
+/// the coroutine is parked in, and the line above it, toward the link and
+/// the `Meta`), and switches to none of them: what the memory system (the
+/// TLB's reach, the caches) costs a ring of that size before any switch.
+fn touch(n: usize, stack_size: usize) -> f64 {
+    let builder = Builder::new().stack_size(stack_size);
+    builder.prewarm(n).expect("stacks");
+    let mut ring: Vec<Coroutine<(), usize, ()>> = (0..n)
+        .map(|_| {
+            builder.clone().build(|co, ()| {
+                let frame = 0u8;
+                loop {
+                    co.suspend(black_box(&frame) as *const u8 as usize);
+                }
+            })
+        })
+        .collect();
+    // The line of each parked coroutine's `frame`, found by resuming it
+    // once; the coroutines stay parked (and their stacks mapped) while
+    // `lines` is timed.
+    let mut lines: Vec<[usize; 2]> = ring
+        .iter_mut()
+        .map(|co| {
+            let frame = co
+                .resume(())
+                .ok()
+                .and_then(|r| r.as_yield())
+                .expect("parked");
+            [frame & !63, 0]
+        })
+        .collect();
+    let ns = time(&mut lines, |line, r| {
+        let words = [line[0], line[0] + 64].map(|at| {
+            // SAFETY: both addresses lie in the mapped, parked stack of a
+            // coroutine in `ring`, which is alive, in the page of `frame`
+            // (a parked frame sits below corosensei's link, at least a
+            // line below the stack's top); read as `MaybeUninit`, since
+            // frame padding may be uninitialised, and written by nobody
+            // while the coroutine stays parked.
+            unsafe { std::ptr::read_volatile(at as *const std::mem::MaybeUninit<usize>) }
+        });
+        black_box(words);
+        line[1] = r; // as a resume updates the `Coroutine` it resumes
+        r
+    });
+    drop(ring);
+    ns
+}
+
 /// The stack size a stackful kind names: `stackful_default`,
 /// `stackful_min`, or `stackful_K` for K KiB.
 fn stack_size_of(kind: &str) -> Option<usize> {
@@ -83,6 +137,12 @@ fn time<T>(ring: &mut [T], mut resume: impl FnMut(&mut T, usize) -> usize) -> f6
 fn run(kind: &str, n: usize) -> f64 {
     if let Some(stack_size) = stack_size_of(kind) {
         return stackful(n, stack_size);
+    }
+    if let Some(stack_size) = kind
+        .strip_prefix("touch_")
+        .and_then(|size| stack_size_of(&format!("stackful_{size}")))
+    {
+        return touch(n, stack_size);
     }
     match kind {
         "corosensei" => {
@@ -123,6 +183,8 @@ fn main() {
     let kinds = [
         "stackful_default",
         "stackful_min",
+        "touch_default",
+        "touch_min",
         "corosensei",
         "stackless",
     ];
