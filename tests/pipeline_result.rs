@@ -221,3 +221,37 @@ fn a_returning_stage_is_an_ordinary_stage() {
     assert_eq!(result.take(), Some(3));
     assert!(format!("{result:?}").contains("Taken"));
 }
+
+#[test]
+fn a_clone_that_panics_in_get_leaves_the_value_in_place() {
+    use std::cell::Cell;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::rc::Rc;
+
+    /// Panics on its first `clone` only.
+    struct Flaky(Rc<Cell<bool>>, u32);
+    impl Clone for Flaky {
+        fn clone(&self) -> Self {
+            if self.0.replace(false) {
+                panic!("clone failed once");
+            }
+            Flaky(self.0.clone(), self.1)
+        }
+    }
+    let first = Rc::new(Cell::new(true));
+    let flaky = first.clone();
+    let (stage, result) = source([1u32, 2])
+        .stage_returning("sum", move |_co: &Yielder<(), u32>, up| {
+            Flaky(flaky, up.sum())
+        });
+    assert_eq!(stage.count(), 0);
+    assert_eq!(result.state(), ResultState::Returned);
+    let panicked = catch_unwind(AssertUnwindSafe(|| result.get()));
+    assert!(panicked.is_err());
+    // The value survived the failed copy: a second copy and the value
+    // itself are still there.
+    assert_eq!(result.state(), ResultState::Returned);
+    assert_eq!(result.get().map(|v| v.1), Some(3));
+    assert_eq!(result.take().map(|v| v.1), Some(3));
+    assert_eq!(result.state(), ResultState::Taken);
+}

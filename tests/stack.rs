@@ -159,8 +159,9 @@ fn the_pool_reuses_stacks() {
         drop(live);
         assert_eq!(stack::pooled_stacks(), 2);
 
-        // Lowering it keeps the stack given back last, which the next
-        // coroutine takes.
+        // Lowering it keeps the stack in the pool's front slot, which the
+        // next coroutine takes: here the one given back last, since the
+        // create before it had emptied that slot.
         let last = stack_address(stack::DEFAULT_STACK_SIZE);
         stack::set_pool_capacity(1);
         assert_eq!(stack::pooled_stacks(), 1);

@@ -113,9 +113,24 @@ impl<R> StageResult<R> {
         if self.state() != ResultState::Returned {
             return None;
         }
-        let value = self.value.take();
-        self.value.set(value.clone());
-        value
+        // The value goes back into its cell even if its `clone` panics.
+        let back = PutBack {
+            cell: &self.value,
+            value: self.value.take(),
+        };
+        back.value.clone()
+    }
+}
+
+/// Puts a value taken out of a [`ValueCell`] back when dropped.
+struct PutBack<'a, R> {
+    cell: &'a ValueCell<R>,
+    value: Option<R>,
+}
+
+impl<R> Drop for PutBack<'_, R> {
+    fn drop(&mut self) {
+        self.cell.set(self.value.take());
     }
 }
 

@@ -43,10 +43,12 @@ struct Node {
 /// A list of free stacks of one size, linked through their nodes. Owns
 /// them: each pointer in it came from `Box::into_raw`.
 ///
-/// The stack given back last waits in `hot`, outside the list: a
-/// coroutine made right after another ended (the common case) takes it with
-/// one load and one store, and giving it back touches neither `head` nor
-/// `linked`. Through the list, each create and drop would read what the one
+/// A stack given back while `hot` is empty waits there, outside the list,
+/// and is the first taken: a coroutine made right after another ended (the
+/// common case: the take emptied `hot`, the give-back refilled it) takes it
+/// with one load and one store, and giving it back touches neither `head`
+/// nor `linked`. A stack given back while `hot` is full goes on the list
+/// (so after several give-backs in a row, `hot` holds the first of them). Through the list, each create and drop would read what the one
 /// before had just written (the head, the node's link, the count), and the
 /// processor waits on each of those stores to be forwarded to the next
 /// load; that chain, not the instructions, was most of a create's time.
