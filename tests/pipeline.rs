@@ -288,6 +288,50 @@ impl<U: Iterator<Item = u32>> Drop for PullOnDrop<U> {
 }
 
 #[test]
+fn an_upstream_is_fused_over_cogen_stages_and_fuse_makes_it_so_over_any_source() {
+    use cogen::pipeline::Upstream;
+    use std::iter::FusedIterator;
+
+    fn fused<I: FusedIterator>(_: &I) {}
+    // Over a stage of cogen's: `None` for good once the stage before failed,
+    // however often the body pulls.
+    let failing = source([1u32, 2, 3]).stage("fail", |co, up| -> Result<(), &'static str> {
+        for x in up {
+            if x == 2 {
+                return Err("bad input");
+            }
+            co.suspend(x);
+        }
+        Ok(())
+    });
+    let seen: Rc<RefCell<Vec<Option<u32>>>> = Rc::default();
+    let log = seen.clone();
+    let mut next = failing.stage("pull", move |_co: &cogen::Yielder<(), u32>, mut up| {
+        fused(&up);
+        *log.borrow_mut() = (0..4).map(|_| up.next()).collect();
+    });
+    assert_eq!(next.next().unwrap().unwrap_err().stage(), "fail");
+    assert!(next.next().is_none());
+    assert_eq!(*seen.borrow(), [Some(1), None, None, None]);
+
+    // Over a `Vec` of results, which goes on after its `Err`: not fused
+    // (std's `Fuse` then keeps a flag of its own), and `fuse` ends it.
+    type VecUpstream = Upstream<std::vec::IntoIter<PipelineItem<u32>>>;
+    static_assertions::assert_not_impl_any!(VecUpstream: FusedIterator);
+    let items: Vec<PipelineItem<u32>> = vec![Ok(1), Err(StageError::new("src", "bad")), Ok(2)];
+    let log = seen.clone();
+    let mut next = items
+        .into_iter()
+        .stage("pull", move |_co: &cogen::Yielder<(), u32>, up| {
+            let mut up = up.fuse();
+            *log.borrow_mut() = (0..4).map(|_| up.next()).collect();
+        });
+    assert_eq!(next.next().unwrap().unwrap_err().stage(), "src");
+    assert!(next.next().is_none());
+    assert_eq!(*seen.borrow(), [Some(1), None, None, None]);
+}
+
+#[test]
 fn a_destructor_that_pulls_from_a_failing_upstream_while_unwinding_gets_none() {
     // The stage panics; a destructor on its way out pulls, and the upstream
     // fails just then: the pull ends the input (a second unwinding there

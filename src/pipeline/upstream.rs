@@ -4,10 +4,12 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::io::Read;
 use std::iter::FusedIterator;
 use std::rc::Rc;
 
-use super::{PipelineItem, StageError};
+use super::{PipelineItem, ReadChunks, Source, Stage, StageError, StageReturn};
+use crate::resumable::Resumable;
 
 /// Where a stage's upstream puts its error, for the stage's driver to find.
 /// The flag makes the check after every resume a single load.
@@ -30,6 +32,13 @@ pub(super) type FailureCell = Rc<Failure>;
 /// failed: the failure goes straight to the consumer (see the [module
 /// docs](super#errors)), and whatever this stage produces after it is
 /// discarded.
+///
+/// Pulled again after that `None`, it asks the stage before again. cogen's
+/// stages and sources answer `None` for good, and over them `Upstream` is
+/// a [`FusedIterator`]. An iterator of your own that starts a pipeline may
+/// go on after an `Err` (a `Vec` of results does), and so would `Upstream`
+/// over it: a body that pulls after the end should use
+/// [`fuse`](Iterator::fuse) there.
 pub struct Upstream<U> {
     inner: U,
     failure: FailureCell,
@@ -71,8 +80,23 @@ impl<U> Upstream<U> {
     }
 }
 
-/// Every stage is fused, so is the upstream made of one.
-impl<T, U: FusedIterator<Item = PipelineItem<T>>> FusedIterator for Upstream<U> {}
+// Fused where the stage before answers only `None` after an error as well
+// as after its end: cogen's own stages and sources. Not for any fused
+// iterator of `PipelineItem`s: fusing promises `None` only after a `None`,
+// and one may go on after an `Err` (a `Vec` of results), which `Upstream`
+// would then pull and hand on. The check that would stop it costs every
+// item of every stage (5 instructions per item in the three-stage
+// stackless pipeline); `Iterator::fuse` adds it where a body wants it.
+impl<G> FusedIterator for Upstream<Stage<G>>
+where
+    G: Resumable<()>,
+    G::Return: StageReturn,
+{
+}
+
+impl<I: FusedIterator> FusedIterator for Upstream<Source<I>> {}
+
+impl<R: Read> FusedIterator for Upstream<ReadChunks<R>> {}
 
 impl<U> fmt::Debug for Upstream<U> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
