@@ -205,3 +205,59 @@ fn a_wait_cut_short_leaves_no_entry_that_keeps_the_task_alive() {
     assert_eq!((drops.count(), drops.live()), (1, 0));
     drop((tx, rx_kept));
 }
+
+#[test]
+fn a_caught_expiry_unwinds_again_at_the_next_wait() {
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(1);
+    // Keeps the channel open, and the loop from finding a deadlock, for 3 s.
+    ev.spawn(move || {
+        sleep(Duration::from_secs(3));
+        drop(tx);
+    });
+    let (second, result, took) = ev
+        .block_on(move || {
+            let start = Instant::now();
+            let second = Rc::new(Cell::new(false));
+            let reached = second.clone();
+            let result = timeout(Duration::from_millis(20), || {
+                let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rx.recv()));
+                assert!(first.is_err(), "the first wait was cut short");
+                reached.set(true);
+                rx.recv() // unwinds again, at once
+            });
+            (second.get(), result, start.elapsed())
+        })
+        .unwrap();
+    assert!(second, "the code after the caught expiry ran");
+    assert!(result.is_err(), "Elapsed, not {result:?}");
+    // The sender task ends after 3 s; the second wait must not last that long.
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+
+    // Nested: an outer expiry caught inside the inner `timeout` (around it)
+    // raises again at the next wait, out to the outer scope.
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(1);
+    ev.spawn(move || {
+        sleep(Duration::from_secs(3));
+        drop(tx);
+    });
+    let (inner_caught, outer) = ev
+        .block_on(move || {
+            let mut inner_caught = false;
+            let outer = timeout(Duration::from_millis(20), || {
+                let inner = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    timeout(Duration::from_secs(60), || rx.recv())
+                }));
+                inner_caught = inner.is_err();
+                rx.recv()
+            });
+            (inner_caught, outer)
+        })
+        .unwrap();
+    assert!(
+        inner_caught,
+        "the outer expiry went through the inner timeout"
+    );
+    assert!(outer.is_err(), "the outer timeout elapsed: {outer:?}");
+}

@@ -13,10 +13,11 @@
 //! Inside a [`timeout`](super::timeout()), every park also waits for the
 //! deadline (one more timer entry), and a park that returns (or would
 //! start) past it unwinds with the scope's [`ElapsedUnwind`] payload
-//! instead, which that `timeout` catches. The deadline is cleared before
-//! that unwinding starts, and ignored while the thread is panicking, so a
-//! destructor that waits during an unwinding waits normally (raising there
-//! would abort the process).
+//! instead, which that `timeout` catches. The deadline is ignored while the
+//! thread is panicking (as it is during that unwinding), so a destructor
+//! that waits during an unwinding waits normally (raising there would abort
+//! the process); it stays set otherwise, so code that catches the expiry
+//! unwinds again at its next wait.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -198,16 +199,17 @@ fn deadline(cx: &StackfulCx) -> Option<(Instant, u64)> {
     if std::thread::panicking() {
         return None;
     }
-    check_deadline(cx, deadline);
+    check_deadline(deadline);
     Some(deadline)
 }
 
 /// Unwinds to the scope of `deadline` if it has passed.
 #[inline]
-fn check_deadline(cx: &StackfulCx, (at, scope): (Instant, u64)) {
+fn check_deadline((at, scope): (Instant, u64)) {
     if Instant::now() >= at {
-        // Cleared until the scope catches it (see the module docs).
-        cx.deadline.set(None);
+        // The deadline stays set: `thread::panicking()` is true while this
+        // unwinds, which keeps the waits of destructors from raising again;
+        // if user code catches it, its next wait raises again.
         // Not a panic: no hook runs, no message is printed.
         std::panic::resume_unwind(Box::new(ElapsedUnwind { scope }));
     }
@@ -238,7 +240,7 @@ pub(crate) fn park(what: &str, reason: WaitReason, register: impl FnOnce(&Core, 
     register(core, task_ref, seq);
     suspend(cx);
     if let Some(deadline) = deadline {
-        check_deadline(cx, deadline);
+        check_deadline(deadline);
     }
 }
 
@@ -265,7 +267,7 @@ pub(crate) fn park_thin(what: &str, reason: WaitReason, register: impl FnOnce(Th
     register(task, seq);
     suspend(cx);
     if let Some(deadline) = deadline {
-        check_deadline(cx, deadline);
+        check_deadline(deadline);
     }
 }
 

@@ -76,22 +76,13 @@ pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elap
         _ => (deadline, scope),
     };
     cx.deadline.set(Some(effective));
-    // Every way out goes through this match (all unwinding is caught, and
-    // what is not ours re-raised), which sets the deadline for what comes
-    // next: the outer scope's again, or, while an outer scope's deadline
-    // unwinds to it, none.
+    // Every way out goes through here (all unwinding is caught, and what is
+    // not ours re-raised), which puts the outer scope's deadline back. If
+    // that deadline is what expired, it unwinds on to its scope; waits in
+    // destructors meanwhile ignore it (the thread is panicking), and code
+    // that catches the expiry on the way raises it again at its next wait.
     let caught = catch_unwind(AssertUnwindSafe(f));
-    let next = match &caught {
-        Err(payload)
-            if payload
-                .downcast_ref::<ElapsedUnwind>()
-                .is_some_and(|e| e.scope != scope) =>
-        {
-            None
-        }
-        _ => outer,
-    };
-    cx.deadline.set(next);
+    cx.deadline.set(outer);
     match caught {
         Ok(value) => Ok(value),
         Err(payload) => match payload.downcast::<ElapsedUnwind>() {
