@@ -493,3 +493,67 @@ fn a_long_scope_of_many_short_stages_keeps_its_registry_small() {
     });
     assert_eq!(total.get(), (0..10_000).sum::<u64>());
 }
+
+/// Panics when dropped: a panic payload whose own destructor panics.
+struct PanicsWhenDropped;
+
+impl Drop for PanicsWhenDropped {
+    fn drop(&mut self) {
+        panic!("the payload's destructor panicked");
+    }
+}
+
+/// Panics with a [`PanicsWhenDropped`] payload when dropped.
+struct PanicsWithABadPayload;
+
+impl Drop for PanicsWithABadPayload {
+    fn drop(&mut self) {
+        std::panic::panic_any(PanicsWhenDropped);
+    }
+}
+
+/// Adds one to its counter when dropped.
+struct Bumps<'a>(&'a Cell<u32>);
+
+impl Drop for Bumps<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+#[test]
+fn a_panic_while_closing_one_stage_still_closes_every_other_before_scope_ends() {
+    // Stage `b`, started last, is closed first: closing it drops its
+    // capture, whose panic carries a payload that panics again when the
+    // scope drops what the close reports. Stage `a`, suspended with a
+    // borrow of `closed`, must be closed all the same before `scope`
+    // unwinds, and the panic goes on to the caller afterwards.
+    let closed = Cell::new(0);
+    let unwound = catch_unwind(AssertUnwindSafe(|| {
+        pipeline::scope(|s| {
+            let guard = Bumps(&closed);
+            let mut a = source(0..2).stage_in(s, "a", move |co, up| {
+                let _guard = guard;
+                for x in up {
+                    co.suspend(x);
+                }
+            });
+            assert_eq!(a.next().unwrap().unwrap(), 0);
+            std::mem::forget(a);
+            let bad = PanicsWithABadPayload;
+            let b = source(0..1).stage_in(s, "b", move |co, up| {
+                let _bad = &bad;
+                for x in up {
+                    co.suspend(x);
+                }
+            });
+            std::mem::forget(b);
+        })
+    }));
+    let payload = unwound.expect_err("the panic of the close goes on");
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"the payload's destructor panicked")
+    );
+    assert_eq!(closed.get(), 1, "stage a was closed before scope ended");
+}

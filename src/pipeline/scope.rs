@@ -21,7 +21,9 @@
 //!    keeps the coroutine reachable through the weak reference.
 //! 2. [`scope`] closes every coroutine still alive before it returns, and
 //!    also when the closure unwinds (a guard's `Drop`, on the `scope`
-//!    frame, which the user cannot leak). Closing unwinds the suspended
+//!    frame, which the user cannot leak), and a panic during one close
+//!    (a destructor's, or one from dropping what the close reports) does
+//!    not stop it closing the rest: it goes on once all are closed. Closing unwinds the suspended
 //!    stack, or drops a never-started body, so that afterwards nothing of the
 //!    body, and none of its borrows, remains. Only the body is erased to
 //!    `'static` (see [`Scope::start`]); the items and the return value are
@@ -43,9 +45,11 @@
 //!
 //! [corosensei issue 27]: https://github.com/Amanieu/corosensei/issues/27
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::rc::{Rc, Weak};
 
 use super::Stage;
@@ -241,14 +245,46 @@ impl Drop for CloseAll<'_, '_, '_> {
         // Last started first: a later stage holds the earlier ones as its
         // upstream. The borrow ends before each close, whose destructors
         // may start (and so record) more stages: they are closed too.
+        //
+        // Every stage is closed before this returns, whatever panics on the
+        // way: user code runs here (the destructors a close runs, and those
+        // of the panic a close reports, whose payload may itself panic when
+        // dropped), and a panic that left the loop would leave the stages
+        // after it suspended with their borrows live. The first such panic
+        // (or an unwinding on its way out, such as the close of a coroutine
+        // around the scope: std's `catch_unwind` holds it too) goes on once
+        // all are closed, unless the scope is unwinding already.
+        let mut first = None;
         loop {
             let Some(stage) = self.0.stages.borrow_mut().pop() else {
                 break;
             };
             if let Some(stage) = stage.upgrade() {
-                stage.close_at_end();
+                let closed = catch_unwind(AssertUnwindSafe(|| stage.close_at_end()));
+                if let Err(payload) = closed {
+                    if first.is_none() {
+                        first = Some(payload);
+                    } else {
+                        drop_or_leak(payload);
+                    }
+                }
             }
         }
+        if let Some(payload) = first {
+            if std::thread::panicking() {
+                drop_or_leak(payload);
+            } else {
+                resume_unwind(payload);
+            }
+        }
+    }
+}
+
+/// Drops a caught panic's payload, and leaks the payload of a panic of its
+/// destructor rather than let that unwind too.
+fn drop_or_leak(payload: Box<dyn Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
     }
 }
 
