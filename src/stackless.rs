@@ -228,7 +228,9 @@ impl<C> Stackless<C> {
     /// "poisoned" and must never be resumed again).
     #[inline(always)]
     fn died(&mut self, payload: Payload) -> Panic {
-        self.co = None;
+        // What is left may still hold values (a hand-written coroutine's):
+        // a panic of their destructors is secondary to the body's, and lost.
+        let _ = drop_caught(self.co.take());
         let (cold, death) = record_death(payload, self.cold.take());
         self.cold = cold;
         match death {

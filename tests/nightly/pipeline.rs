@@ -72,6 +72,60 @@ fn a_stage_whose_finished_coroutine_panics_on_drop_fails_with_a_stage_error() {
 }
 
 #[test]
+fn a_stage_that_panics_and_whose_remains_panic_on_drop_reports_its_own_panic() {
+    // The body panics; dropping what is left of the coroutine panics too.
+    // The stage fails with the body's panic, the second one is lost, and
+    // neither comes out of the consumer's `next`.
+    let drops = DropCounter::new();
+    let kept = drops.token();
+    let pipeline = source(1..=3_u32).stage_with("keeper", move |up| {
+        Stackless::new(KeepsAfterReturn {
+            co: #[coroutine]
+            move || {
+                for x in up {
+                    if x == 2 {
+                        panic!("body panic");
+                    }
+                    yield x;
+                }
+            },
+            _kept: PanicsOnDrop(Some(kept)),
+        })
+    });
+    let items = catch_unwind(AssertUnwindSafe(|| pipeline.collect::<Vec<_>>()))
+        .expect("a pipeline hands on a stage's panic, it does not raise it");
+    assert_eq!(items.len(), 2);
+    assert_eq!(*items[0].as_ref().unwrap(), 1);
+    let error = items[1].as_ref().unwrap_err();
+    assert_eq!(error.stage(), "keeper");
+    assert_eq!(error.panic().unwrap().message(), "body panic");
+    assert_eq!(drops.count(), 1);
+
+    // The same through `Stackless` itself: `resume` reports the body's
+    // panic and does not panic; `close` reports it once.
+    let drops = DropCounter::new();
+    let mut co = Stackless::new(KeepsAfterReturn {
+        co: #[coroutine]
+        || {
+            yield 1;
+            panic!("body panic");
+        },
+        _kept: PanicsOnDrop(Some(drops.token())),
+    });
+    assert_eq!(co.resume(()).unwrap().as_yield(), Some(1));
+    let resumed =
+        catch_unwind(AssertUnwindSafe(|| co.resume(()))).expect("resume never panics itself");
+    match resumed {
+        Err(cogen::ResumeError::Panicked(panic)) => assert_eq!(panic.message(), "body panic"),
+        other => panic!("expected the body's panic, got {other:?}"),
+    }
+    assert!(co.is_dead());
+    assert_eq!(drops.count(), 1);
+    assert_eq!(co.close().unwrap_err().message(), "body panic");
+    assert!(co.close().is_ok());
+}
+
+#[test]
 fn a_sink_whose_finished_coroutine_panics_on_drop_fails_with_a_stage_error() {
     let drops = DropCounter::new();
     let sink = Sink::from_resumable(
