@@ -231,3 +231,61 @@ fn a_joiner_sees_a_cancellation_by_handle_during_join_timeout() {
         .unwrap();
     assert!(e.is_cancelled());
 }
+
+/// A task's own handle, asked from one of its destructors while the task is
+/// cancelled: the task is not finished yet (its result is stored after its
+/// destructors ran), so `try_join` and `join_timeout` hand the handle back
+/// rather than panic, which in a destructor during the cancellation's
+/// unwinding would abort the process. Stackful and future tasks alike.
+#[test]
+fn a_task_asking_its_own_handle_from_a_destructor_while_cancelled_gets_it_back() {
+    type Slot = Rc<RefCell<Option<cogen::event_loop::JoinHandle<()>>>>;
+    /// What the destructor saw: `is_finished`, and whether `try_join` and
+    /// `join_timeout` gave the handle back.
+    type Seen = Rc<RefCell<Option<(bool, bool, bool)>>>;
+    struct AsksItsOwnHandle(Slot, Seen);
+    impl Drop for AsksItsOwnHandle {
+        fn drop(&mut self) {
+            let handle = self.0.borrow_mut().take().expect("the task's own handle");
+            let finished = handle.is_finished();
+            let handle = match handle.try_join() {
+                Ok(_) => {
+                    *self.1.borrow_mut() = Some((finished, false, false));
+                    return;
+                }
+                Err(handle) => handle,
+            };
+            let back = handle.join_timeout(Duration::ZERO).is_err();
+            *self.1.borrow_mut() = Some((finished, true, back));
+        }
+    }
+
+    for future in [false, true] {
+        let ev = EventLoop::new();
+        let slot: Slot = Rc::default();
+        let seen: Seen = Rc::default();
+        let guard = AsksItsOwnHandle(slot.clone(), seen.clone());
+        let handle = if future {
+            ev.spawn_future(async move {
+                let _guard = guard;
+                std::future::pending::<()>().await;
+            })
+        } else {
+            ev.spawn(move || {
+                let _guard = guard;
+                sleep(Duration::from_secs(3600));
+            })
+        };
+        ev.try_tick();
+        let cancel = handle.cancel_handle();
+        *slot.borrow_mut() = Some(handle);
+        cancel.cancel();
+        assert_eq!(
+            *seen.borrow(),
+            Some((false, true, true)),
+            "future task: {future}"
+        );
+        assert!(cancel.is_finished());
+        ev.run().unwrap();
+    }
+}

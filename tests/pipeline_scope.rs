@@ -539,7 +539,7 @@ fn a_panic_while_closing_one_stage_still_closes_every_other_before_scope_ends() 
                 }
             });
             assert_eq!(a.next().unwrap().unwrap(), 0);
-            std::mem::forget(a);
+            leak(a);
             let bad = PanicsWithABadPayload;
             let b = source(0..1).stage_in(s, "b", move |co, up| {
                 let _bad = &bad;
@@ -547,7 +547,7 @@ fn a_panic_while_closing_one_stage_still_closes_every_other_before_scope_ends() 
                     co.suspend(x);
                 }
             });
-            std::mem::forget(b);
+            leak(b);
         })
     }));
     let payload = unwound.expect_err("the panic of the close goes on");

@@ -61,8 +61,8 @@ impl<T> JoinHandle<T> {
     }
 
     fn take_result(&self) -> Result<T, JoinError> {
-        // A done task's cell is readable except while a cancelled stackless
-        // task's body is being dropped: only its own destructors run then.
+        // A done task's cell is readable except while a cancelled task's
+        // body is being dropped: only its own destructors run then.
         assert!(
             self.task.header.result_ready(),
             "JoinHandle: task {} is being cancelled, its result is not there yet (joined from \
@@ -83,7 +83,10 @@ impl<T> JoinHandle<T> {
     ///
     /// # Panics
     /// Outside a task while the target is unfinished (that could never
-    /// return: run the loop first), and when a task joins itself.
+    /// return: run the loop first), and when a task joins itself, also from
+    /// one of its own destructors while it is being cancelled (its result
+    /// is not there yet: [`try_join`](JoinHandle::try_join) hands the
+    /// handle back then).
     #[track_caller]
     #[inline]
     pub fn join(self) -> Result<T, JoinError> {
@@ -153,7 +156,7 @@ impl<T> JoinHandle<T> {
     /// As [`join`](JoinHandle::join), when it would have to wait.
     #[track_caller]
     pub fn join_timeout(self, timeout: Duration) -> Result<Result<T, JoinError>, Self> {
-        if self.task.header.is_done() {
+        if self.task.header.result_ready() {
             return Ok(self.take_result());
         }
         self.join_deadline(deadline_after(timeout))
@@ -167,14 +170,14 @@ impl<T> JoinHandle<T> {
     #[track_caller]
     pub fn join_deadline(self, deadline: Instant) -> Result<Result<T, JoinError>, Self> {
         loop {
-            if self.task.header.is_done() {
+            if self.task.header.result_ready() {
                 return Ok(self.take_result());
-            }
-            if is_current(&self.task) {
-                panic!("task {} tried to join itself", self.task.header.id);
             }
             if Instant::now() >= deadline {
                 return Err(self);
+            }
+            if is_current(&self.task) {
+                panic!("task {} tried to join itself", self.task.header.id);
             }
             let target = &self.task;
             let me = current_task_addr();
@@ -202,16 +205,18 @@ impl<T> JoinHandle<T> {
 
     /// The result if the task is done, or the handle back.
     pub fn try_join(self) -> Result<Result<T, JoinError>, Self> {
-        if self.task.header.is_done() {
+        if self.task.header.result_ready() {
             Ok(self.take_result())
         } else {
             Err(self)
         }
     }
 
-    /// True once the task has returned, panicked or been cancelled.
+    /// True once the task has returned, panicked or been cancelled (and,
+    /// when cancelled, its destructors have run: from one of them, the
+    /// task is not finished yet).
     pub fn is_finished(&self) -> bool {
-        self.task.header.is_done()
+        self.task.header.result_ready()
     }
 
     /// Cancels the task: a suspended task is unwound now (every destructor
@@ -305,7 +310,7 @@ impl CancelHandle {
     /// True once the task has returned, panicked or been cancelled (or its
     /// loop is gone).
     pub fn is_finished(&self) -> bool {
-        self.task.upgrade().is_none_or(|t| t.header.is_done())
+        self.task.upgrade().is_none_or(|t| t.header.result_ready())
     }
 
     /// The task's id, unique within its loop.

@@ -14,7 +14,9 @@ use super::super::core::Core;
 use super::super::error::JoinError;
 use super::super::join::JoinHandle;
 use super::super::remote::OwnWaker;
-use super::super::task::{Header, ResultCell, Step, TaskBody, TaskOptions, TaskRef, WaitReason};
+use super::super::task::{
+    Header, RESULT_PENDING, ResultCell, Step, TaskBody, TaskOptions, TaskRef, WaitReason,
+};
 
 struct FutureBody<F: Future> {
     /// `None` once the future completed or was dropped.
@@ -71,11 +73,14 @@ impl<F: Future> TaskBody for FutureBody<F> {
     fn close(&self, header: &Header) -> Result<(), Panic> {
         // SAFETY: see `step`; the task is not running.
         let future = unsafe { &mut *self.future.get() };
+        // As a stackful task's: no result until the future's destructors ran.
+        header.body_byte.set(RESULT_PENDING);
         let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| *future = None));
         if !self.result.is_set() {
             self.result
                 .set(Err(JoinError::cancelled(header.id, header.name_cow())));
         }
+        header.body_byte.set(0);
         dropped.map_err(|payload| Panic::new(payload, header.name_cow()))
     }
 
