@@ -26,7 +26,9 @@
 //!
 //! Closing (explicitly, or by dropping every sender or every receiver)
 //! wakes everyone: senders fail and get their message back, receivers drain
-//! what is left and then see the channel closed.
+//! what is left and then see the channel closed. Dropping the last receiver
+//! also drops the messages left, so that one holding a sender of its own
+//! channel does not keep it alive.
 
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
@@ -434,7 +436,8 @@ impl<T> Sender<T> {
 
 /// What both ends of a channel share: the channel's state and the
 /// accessors over it, and closing the channel when the last handle of one
-/// side is dropped (`$count` counts the handles of that side).
+/// side is dropped (`$count` counts the handles of that side; the side's
+/// `last_dropped` runs then).
 macro_rules! channel_end {
     ($End:ident, $count:ident) => {
         impl<T> $End<T> {
@@ -480,6 +483,7 @@ macro_rules! channel_end {
                 self.chan.$count.set(n);
                 if n == 0 {
                     self.chan.close();
+                    self.last_dropped();
                 }
             }
         }
@@ -498,9 +502,15 @@ macro_rules! channel_end {
 
 channel_end!(Sender, senders);
 
+impl<T> Sender<T> {
+    /// The last sender is gone: the receivers still drain what is left.
+    #[inline]
+    fn last_dropped(&self) {}
+}
+
 /// The receiving side of a [`channel`]. Cloning it adds a receiver (each
 /// message goes to exactly one); when the last receiver is dropped the
-/// channel closes.
+/// channel closes and the messages still in it are dropped.
 pub struct Receiver<T> {
     pub(crate) chan: Rc<Chan<T>>,
 }
@@ -549,3 +559,28 @@ impl<T> Receiver<T> {
 }
 
 channel_end!(Receiver, receivers);
+
+impl<T> Receiver<T> {
+    /// The last receiver is gone: nobody can take the messages left, so they
+    /// are dropped now (as std's `mpsc` does), not with the channel. A
+    /// message holding a sender of its own channel would otherwise keep the
+    /// channel, and so itself, alive for ever.
+    fn last_dropped(&self) {
+        /// Drops the rest if one message's destructor panics.
+        struct DropRest<'a, T>(&'a Chan<T>);
+        impl<T> Drop for DropRest<'_, T> {
+            fn drop(&mut self) {
+                while let Some(message) = self.0.buf.pop_front() {
+                    drop(message);
+                }
+            }
+        }
+        // One at a time, each out of the buffer before its destructor runs:
+        // that may use the channel (its sends fail now, it is closed).
+        let rest = DropRest(&self.chan);
+        while let Some(message) = self.chan.buf.pop_front() {
+            drop(message);
+        }
+        std::mem::forget(rest);
+    }
+}
