@@ -115,7 +115,12 @@ impl<G: Resumable<()>> Generator<G> {
         &self.inner
     }
 
-    /// The coroutine being driven, mutably.
+    /// The coroutine being driven, mutably: to resume it with other means,
+    /// or to [`close`](Resumable::close) it early.
+    ///
+    /// The iterator is fused over the coroutine it drives: one put in its
+    /// place through this reference (`mem::replace`) after the end makes
+    /// `next` yield again, as a new iterator would.
     pub fn get_mut(&mut self) -> &mut G {
         &mut self.inner
     }
@@ -138,11 +143,20 @@ impl<G: Resumable<()>> Iterator for Generator<G> {
                 None
             }
             Err(ResumeError::Dead(())) => None,
-            Err(ResumeError::Panicked(panic)) => panic.resume_unwind(),
+            Err(ResumeError::Panicked(panic)) => {
+                // Re-raised here: as the coroutine's own iterator does, take
+                // the death out of the coroutine (closing a dead one only
+                // reports it), so that a later `close` does not report it a
+                // second time.
+                drop(self.inner.close());
+                panic.resume_unwind()
+            }
         }
     }
 }
 
+/// Fused as the coroutine it drives is: a dead coroutine answers
+/// [`ResumeError::Dead`] for good, which `next` turns into `None`.
 impl<G: Resumable<()>> FusedIterator for Generator<G> {}
 
 impl<G: Resumable<()> + fmt::Debug> fmt::Debug for Generator<G> {

@@ -93,6 +93,16 @@ fn generator_adapter_reraises_panics_and_is_fused() {
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"broken generator"));
     assert_eq!(g.next(), None);
     assert_eq!(g.next(), None);
+    // The panic was re-raised by `next`: closing does not report it again,
+    // as with the coroutine's own iterator.
+    assert!(g.get_mut().close().is_ok());
+    let mut own = generator(|co| {
+        co.suspend("a");
+        panic!("broken generator");
+    });
+    assert_eq!(own.next(), Some("a"));
+    catch_unwind(AssertUnwindSafe(|| own.next())).unwrap_err();
+    assert!(own.close().is_ok());
 }
 
 #[test]
