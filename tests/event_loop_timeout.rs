@@ -261,3 +261,91 @@ fn a_caught_expiry_unwinds_again_at_the_next_wait() {
     );
     assert!(outer.is_err(), "the outer timeout elapsed: {outer:?}");
 }
+
+/// A generator resumed inside a task enters a `timeout` and suspends from
+/// inside its closure. The limit belongs to the generator's frames: the
+/// task's own waits meanwhile do not obey it (nothing on the task's stack
+/// would catch its expiry), and it applies again when the generator, once
+/// resumed, waits inside the closure.
+#[test]
+fn a_time_limit_entered_inside_a_generator_binds_only_the_generator() {
+    let ev = EventLoop::new();
+    let result = ev
+        .block_on(|| {
+            let mut g = cogen::Coroutine::<(), u32, Result<(), cogen::event_loop::Elapsed>>::new(
+                |co, ()| {
+                    timeout(SHORT, || {
+                        co.suspend(1);
+                        sleep(Duration::from_secs(3600)); // past the limit
+                    })
+                },
+            );
+            assert_eq!(g.resume(()).unwrap().as_yield(), Some(1));
+            // The task waits past the generator's deadline, outside it.
+            sleep(SHORT * 2);
+            let (tx, rx) = channel(1);
+            spawn(move || tx.send(7).unwrap());
+            let got = rx.recv().unwrap();
+            // Back inside the closure, the expired limit cuts the wait short.
+            let returned = g.resume(()).unwrap();
+            (got, returned.as_return())
+        })
+        .unwrap();
+    assert_eq!(result.0, 7);
+    assert!(matches!(result.1, Some(Err(_))), "{:?}", result.1);
+}
+
+/// A task inside a time limit of its own closes a generator suspended
+/// inside another: the generator's unwinding takes out only its own limit,
+/// and the task's still cuts its wait short.
+#[test]
+fn closing_a_generator_inside_a_time_limit_keeps_the_task_s_own_limit() {
+    let ev = EventLoop::new();
+    let got = ev
+        .block_on(|| {
+            let mut g = cogen::Coroutine::<(), u32, ()>::new(|co, ()| {
+                let _ = timeout(Duration::from_secs(3600), || co.suspend(1));
+            });
+            assert_eq!(g.resume(()).unwrap().as_yield(), Some(1));
+            timeout(SHORT, move || {
+                drop(g);
+                let (_tx, rx) = channel::<u32>(1); // nobody sends
+                rx.recv()
+            })
+        })
+        .unwrap();
+    assert!(got.is_err(), "the task's own limit still holds");
+}
+
+/// A generator suspended inside a time limit moves to another task, which
+/// resumes it: the limit goes with the generator's frames, whichever task
+/// runs them, and the first task is not bound by it.
+#[test]
+fn a_time_limit_goes_with_the_generator_to_another_task() {
+    let ev = EventLoop::new();
+    let (tx, rx) = channel(1);
+    let first = ev.spawn(move || {
+        let mut g = cogen::Coroutine::<(), u32, bool>::new(|co, ()| {
+            timeout(SHORT, || {
+                co.suspend(1);
+                sleep(Duration::from_secs(3600));
+            })
+            .is_err()
+        });
+        assert_eq!(g.resume(()).unwrap().as_yield(), Some(1));
+        tx.send(g).unwrap();
+        sleep(SHORT * 2); // not bound by the generator's limit
+        "slept"
+    });
+    let second = ev.spawn(move || {
+        let mut g = rx.recv().unwrap();
+        g.resume(()).unwrap().as_return()
+    });
+    ev.run().unwrap();
+    assert_eq!(first.join().unwrap(), "slept");
+    assert_eq!(
+        second.join().unwrap(),
+        Some(true),
+        "cut short in the second task"
+    );
+}

@@ -224,6 +224,32 @@ pub(super) fn stack_pointer() -> usize {
     sp
 }
 
+/// The stack of a coroutine that has run on this thread, as an identity to
+/// compare: for state that belongs to the frames on one stack (the event
+/// loop's time limits), which applies to code whose chain holds that stack.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct StackId(NonNull<Meta>);
+
+/// The stack this code runs on, if it is a cogen coroutine's.
+pub(crate) fn running_stack() -> Option<StackId> {
+    stack::stack_holding(stack_pointer()).map(|b| StackId(Meta::of_stack(b)))
+}
+
+/// True if the coroutine of `stack` is on this thread's chain of running
+/// coroutines, as seen from here: running, or waiting in a `resume` that
+/// one on the chain is inside. Only reads addresses: a `stack` whose
+/// coroutine is gone is compared, never followed.
+pub(crate) fn is_on_chain(stack: StackId) -> bool {
+    let mut meta = running_meta();
+    while let Some(m) = meta {
+        if std::ptr::eq(m, stack.0.as_ptr()) {
+            return true;
+        }
+        meta = m.resumer();
+    }
+    false
+}
+
 /// A handle to the coroutine running on this thread, or `None` on a plain
 /// thread stack. Lua's `coroutine.running()`.
 ///

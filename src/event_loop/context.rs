@@ -11,7 +11,8 @@
 //! waiting function re-checks its condition in a loop.
 //!
 //! Inside a [`timeout`](super::timeout()), every park also waits for the
-//! deadline (one more timer entry), and a park that returns (or would
+//! deadline (one more timer entry; `timeout.rs` says which limits a park
+//! is inside), and a park that returns (or would
 //! start) past it unwinds with the scope's [`ElapsedUnwind`] payload
 //! instead, which that `timeout` catches. The deadline is ignored while the
 //! thread is panicking (as it is during that unwinding), so a destructor
@@ -26,6 +27,7 @@ use std::time::Instant;
 use super::core::Core;
 use super::current::{CURRENT_CORE, CURRENT_CX, CURRENT_TASK, StackfulCx};
 use super::task::{Task, TaskBody, TaskRef, TaskState, ThinTask, WaitReason};
+use super::timeout::current_limit;
 
 /// The loop driving this thread, for code inside a task.
 #[inline]
@@ -191,11 +193,12 @@ pub fn yield_now() {
 /// task unwinds through the nested coroutine's root on its way to the scope.
 pub(crate) type ElapsedUnwind = crate::coroutine::ScopeExit;
 
-/// The deadline a park must also wait for, if the task runs inside a
-/// `timeout` and the thread is not unwinding. Unwinds at once if it passed.
+/// The deadline a park must also wait for, if it is inside a `timeout`
+/// (see `timeout.rs`) and the thread is not unwinding. Unwinds at once if
+/// it passed.
 #[inline]
-fn deadline(cx: &StackfulCx) -> Option<(Instant, u64)> {
-    let deadline = cx.deadline.get()?;
+fn deadline() -> Option<(Instant, u64)> {
+    let deadline = current_limit()?;
     if std::thread::panicking() {
         return None;
     }
@@ -224,7 +227,7 @@ fn check_deadline((at, scope): (Instant, u64)) {
 pub(crate) fn park(what: &str, reason: WaitReason, register: impl FnOnce(&Core, TaskRef, u32)) {
     let (ptr, cx) = running_stackful_ptr(what);
     let core = current_core(what);
-    let deadline = deadline(cx);
+    let deadline = deadline();
     // SAFETY: see `running_stackful`.
     let seq = core.begin_park(unsafe { &(*ptr).header }, reason);
     // SAFETY: CURRENT_TASK holds `Rc::as_ptr` of the `TaskRef` the loop
@@ -252,7 +255,7 @@ pub(crate) fn park(what: &str, reason: WaitReason, register: impl FnOnce(&Core, 
 pub(crate) fn park_thin(what: &str, reason: WaitReason, register: impl FnOnce(ThinTask, u32)) {
     let (ptr, cx) = running_stackful_ptr(what);
     let core = current_core(what);
-    let deadline = deadline(cx);
+    let deadline = deadline();
     // SAFETY: see `running_stackful`.
     let seq = core.begin_park(unsafe { &(*ptr).header }, reason);
     // SAFETY: as in `park`: `ptr` is `Rc::as_ptr` of the loop's `TaskRef`,

@@ -9,7 +9,6 @@
 use std::cell::Cell;
 use std::ptr::{self, NonNull};
 use std::rc::Rc;
-use std::time::Instant;
 
 use crate::coroutine::Yielder;
 
@@ -27,9 +26,6 @@ pub(crate) struct StackfulCx {
     /// The waker of the `wait_for` the task is parked in, if any (it lives
     /// on the task's stack meanwhile).
     pub(crate) waker: Cell<*const OwnWaker>,
-    /// The deadline of the innermost [`timeout`](super::timeout()) the task
-    /// runs in, and the scope that set it: every park also waits for it.
-    pub(crate) deadline: Cell<Option<(Instant, u64)>>,
 }
 
 thread_local! {

@@ -1,15 +1,25 @@
 //! Time limits on any waiting code in a stackful task: [`timeout`] and
-//! [`timeout_at`]. The deadline lives in the task's context; every park
-//! inside the closure also waits for it, and a park past it unwinds back
-//! to the `timeout` that set it (see `context.rs`).
+//! [`timeout_at`]. Each live time limit is an entry in a per-thread list,
+//! with the stack its `timeout_at` frame is on; a park obeys the entries
+//! whose stack is on the chain it waits from (the limits whose closure it
+//! is inside), and a park past a deadline unwinds back to the `timeout`
+//! that set it (see `context.rs`).
+//!
+//! Why per stack, not per task: a coroutine resumed inside a task (a
+//! generator, a pipeline stage) may enter a `timeout` and suspend from
+//! inside its closure. Its time limit then belongs to its own suspended
+//! frames, not to the task, whose later waits must not obey it (nothing on
+//! the task's stack would catch the expiry); and it applies again, wherever
+//! the coroutine is resumed, when the coroutine waits inside the closure.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::{Duration, Instant};
 
 use super::context::{ElapsedUnwind, running_stackful};
 use super::error::Elapsed;
 use super::timer::deadline_after;
+use crate::coroutine::{StackId, is_on_chain, running_stack};
 
 /// Runs `f` in the running stackful task, giving up once it has waited
 /// past `duration` from now: then `f` is unwound (every destructor on
@@ -37,6 +47,13 @@ use super::timer::deadline_after;
 /// Time limits nest: an inner `timeout` cannot extend an outer one, and
 /// the outer one's deadline unwinds through the inner `timeout` to its
 /// own.
+///
+/// A limit binds the waits made inside `f`, and only those. A coroutine
+/// resumed in the task (a generator, a pipeline stage) that suspends from
+/// inside `f` takes the limit with it: the task's waits meanwhile do not
+/// obey it, and the coroutine's waits inside `f` do again once it is
+/// resumed, from whichever task. Waits inside such a coroutine also obey
+/// the limits of the code that resumed it.
 ///
 /// A wait cut short leaves what it waited on as a cancelled task's wait
 /// would: a channel's message stays in the channel (a wake-up meant for
@@ -68,21 +85,27 @@ pub fn timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapse
 /// Outside a stackful task; re-raises a panic of `f`.
 #[track_caller]
 pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
-    let (_, cx) = running_stackful("timeout");
+    running_stackful("timeout");
     let scope = next_scope();
-    let outer = cx.deadline.get();
-    let effective = match outer {
-        Some((at, outer_scope)) if at <= deadline => (at, outer_scope),
-        _ => (deadline, scope),
+    let limit = Limit {
+        at: deadline,
+        scope,
+        stack: running_stack(),
     };
-    cx.deadline.set(Some(effective));
+    LIMITS.with_borrow_mut(|limits| limits.push(limit));
+    LIVE.set(LIVE.get() + 1);
     // Every way out goes through here (all unwinding is caught, and what is
-    // not ours re-raised), which puts the outer scope's deadline back. If
-    // that deadline is what expired, it unwinds on to its scope; waits in
+    // not ours re-raised), which takes the limit out again. If an outer
+    // limit is what expired, it unwinds on to its scope; waits in
     // destructors meanwhile ignore it (the thread is panicking), and code
     // that catches the expiry on the way raises it again at its next wait.
     let caught = catch_unwind(AssertUnwindSafe(f));
-    cx.deadline.set(outer);
+    LIMITS.with_borrow_mut(|limits| {
+        if let Some(i) = limits.iter().rposition(|l| l.scope == scope) {
+            limits.remove(i);
+            LIVE.set(LIVE.get() - 1);
+        }
+    });
     match caught {
         Ok(value) => Ok(value),
         Err(payload) => match payload.downcast::<ElapsedUnwind>() {
@@ -91,6 +114,61 @@ pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elap
             Err(payload) => resume_unwind(payload),
         },
     }
+}
+
+/// A live time limit: its deadline, the number of its `timeout` scope, and
+/// the stack that scope's `timeout_at` frame is on (`None`: a stack that is
+/// not a cogen coroutine's, whose place on the chain cannot be read).
+#[derive(Clone, Copy)]
+struct Limit {
+    at: Instant,
+    scope: u64,
+    stack: Option<StackId>,
+}
+
+thread_local! {
+    /// Every live time limit of this thread, oldest first. Each is taken
+    /// out when its `timeout_at` returns or unwinds, so an entry's stack
+    /// is a live coroutine's (or a leaked one's, whose stack is never
+    /// reused), and the list is as long as the scopes alive.
+    static LIMITS: RefCell<Vec<Limit>> = const { RefCell::new(Vec::new()) };
+    /// The length of `LIMITS`: the waits' fast path reads only this.
+    static LIVE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The deadline a wait made here must also wait for, and its scope: the
+/// earliest of the limits whose `timeout_at` frame is on the chain of
+/// stacks this code runs on (the oldest of those, if several are
+/// earliest), so an inner limit never extends an outer one. A limit set on
+/// a stack that is not a cogen coroutine's, or a wait on such a stack,
+/// counts as on the chain: it cannot be read there.
+#[inline]
+pub(crate) fn current_limit() -> Option<(Instant, u64)> {
+    if LIVE.get() == 0 {
+        return None;
+    }
+    limit_on_chain()
+}
+
+#[inline(never)]
+fn limit_on_chain() -> Option<(Instant, u64)> {
+    let here = running_stack();
+    LIMITS.with_borrow(|limits| {
+        let mut best: Option<&Limit> = None;
+        for limit in limits {
+            if best.is_some_and(|b| b.at <= limit.at) {
+                continue;
+            }
+            let applies = match (here, limit.stack) {
+                (Some(_), Some(stack)) => is_on_chain(stack),
+                _ => true,
+            };
+            if applies {
+                best = Some(limit);
+            }
+        }
+        best.map(|l| (l.at, l.scope))
+    })
 }
 
 /// A new id for a `timeout` scope (unique on this thread, which is all a

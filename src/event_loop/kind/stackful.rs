@@ -144,7 +144,6 @@ where
             (&raw mut (*p).cx).write(StackfulCx {
                 yielder: Cell::new(ptr::null()),
                 waker: Cell::new(ptr::null()),
-                deadline: Cell::new(None),
             });
             (&raw mut (*p).result).write(ResultCell::new());
         })
