@@ -349,3 +349,53 @@ fn a_time_limit_goes_with_the_generator_to_another_task() {
         "cut short in the second task"
     );
 }
+
+/// A loop kept in a thread-local, with a task parked inside a time limit,
+/// is dropped as the thread ends, after the thread-locals the first
+/// `timeout` used may be gone: the task's unwinding still leaves its
+/// `timeout` cleanly (no panic on the way), and the thread ends normally.
+#[test]
+fn a_loop_in_a_thread_local_with_a_task_inside_a_time_limit_ends_with_the_thread() {
+    use std::cell::RefCell;
+    use std::sync::{Arc, Mutex};
+    thread_local! {
+        static LOOP: RefCell<Option<EventLoop>> = const { RefCell::new(None) };
+    }
+    const THREAD: &str = "a loop in a thread-local";
+    // Panics on that thread, whatever catches them (the hook is the
+    // process's, so the other tests' go on to the default one).
+    let panics = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = panics.clone();
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() == Some(THREAD) {
+            seen.lock().unwrap().push(info.to_string());
+        } else {
+            default_hook(info);
+        }
+    }));
+    let drops = support::SendDropCounter::new();
+    let token = drops.token();
+    let ended = std::thread::Builder::new()
+        .name(THREAD.into())
+        .spawn(move || {
+            // The loop's thread-local is set before any `timeout` runs, so
+            // it is dropped after the thread-locals `timeout` sets up.
+            LOOP.with(|l| *l.borrow_mut() = Some(EventLoop::new()));
+            LOOP.with_borrow(|ev| {
+                let ev = ev.as_ref().unwrap();
+                ev.spawn(move || {
+                    let _token = token;
+                    let _ = timeout(Duration::from_secs(3600), || {
+                        sleep(Duration::from_secs(3600))
+                    });
+                });
+                assert!(ev.try_tick());
+            });
+        })
+        .unwrap()
+        .join();
+    assert!(ended.is_ok());
+    assert_eq!(drops.count(), 1, "the task was unwound");
+    assert_eq!(*panics.lock().unwrap(), Vec::<String>::new());
+}

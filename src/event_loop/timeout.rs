@@ -13,6 +13,7 @@
 //! the coroutine is resumed, when the coroutine waits inside the closure.
 
 use std::cell::{Cell, RefCell};
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::{Duration, Instant};
 
@@ -92,7 +93,7 @@ pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elap
         scope,
         stack: running_stack(),
     };
-    LIMITS.with_borrow_mut(|limits| limits.push(limit));
+    LIMITS.with(|limits| limits.borrow_mut().push(limit));
     LIVE.set(LIVE.get() + 1);
     // Every way out goes through here (all unwinding is caught, and what is
     // not ours re-raised), which takes the limit out again. If an outer
@@ -100,10 +101,15 @@ pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elap
     // destructors meanwhile ignore it (the thread is panicking), and code
     // that catches the expiry on the way raises it again at its next wait.
     let caught = catch_unwind(AssertUnwindSafe(f));
-    LIMITS.with_borrow_mut(|limits| {
+    LIMITS.with(|limits| {
+        let mut limits = limits.borrow_mut();
         if let Some(i) = limits.iter().rposition(|l| l.scope == scope) {
             limits.remove(i);
             LIVE.set(LIVE.get() - 1);
+        }
+        if limits.is_empty() {
+            // Nothing is left for the thread's end to free.
+            *limits = Vec::new();
         }
     });
     match caught {
@@ -131,7 +137,13 @@ thread_local! {
     /// out when its `timeout_at` returns or unwinds, so an entry's stack
     /// is a live coroutine's (or a leaked one's, whose stack is never
     /// reused), and the list is as long as the scopes alive.
-    static LIMITS: RefCell<Vec<Limit>> = const { RefCell::new(Vec::new()) };
+    ///
+    /// Without a destructor, so that it is there for every thread-local's
+    /// destructor (a loop kept in one cancels its tasks, which leave their
+    /// `timeout`s); its buffer is freed whenever it empties, so only a
+    /// thread that ends inside a `timeout` (a leaked coroutine's) leaves it.
+    static LIMITS: ManuallyDrop<RefCell<Vec<Limit>>> =
+        const { ManuallyDrop::new(RefCell::new(Vec::new())) };
     /// The length of `LIMITS`: the waits' fast path reads only this.
     static LIVE: Cell<usize> = const { Cell::new(0) };
 }
@@ -153,9 +165,10 @@ pub(crate) fn current_limit() -> Option<(Instant, u64)> {
 #[inline(never)]
 fn limit_on_chain() -> Option<(Instant, u64)> {
     let here = running_stack();
-    LIMITS.with_borrow(|limits| {
+    LIMITS.with(|limits| {
+        let limits = limits.borrow();
         let mut best: Option<&Limit> = None;
-        for limit in limits {
+        for limit in limits.iter() {
             if best.is_some_and(|b| b.at <= limit.at) {
                 continue;
             }
