@@ -232,60 +232,76 @@ fn a_joiner_sees_a_cancellation_by_handle_during_join_timeout() {
     assert!(e.is_cancelled());
 }
 
+/// How a task's own handle is asked from one of its destructors.
+#[derive(Clone, Copy, Debug)]
+enum Ask {
+    TryJoin,
+    JoinTimeout,
+    Join,
+    Poll,
+}
+
 /// A task's own handle, asked from one of its destructors while the task is
-/// cancelled: the task is not finished yet (its result is stored after its
-/// destructors ran), so `try_join` and `join_timeout` hand the handle back
-/// rather than panic, which in a destructor during the cancellation's
-/// unwinding would abort the process. Stackful and future tasks alike.
+/// being cancelled: its result is stored only after its destructors ran,
+/// and will be that it was cancelled, so every form answers that now. A
+/// panic instead, on a stackful task's unwinding stack, would abort the
+/// process. Stackful and future tasks alike.
 #[test]
-fn a_task_asking_its_own_handle_from_a_destructor_while_cancelled_gets_it_back() {
+fn a_task_asking_its_own_handle_from_a_destructor_while_cancelled_is_told_it_was_cancelled() {
     type Slot = Rc<RefCell<Option<cogen::event_loop::JoinHandle<()>>>>;
-    /// What the destructor saw: `is_finished`, and whether `try_join` and
-    /// `join_timeout` gave the handle back.
-    type Seen = Rc<RefCell<Option<(bool, bool, bool)>>>;
-    struct AsksItsOwnHandle(Slot, Seen);
+    /// What the destructor saw: `is_finished`, and whether the answer was
+    /// "cancelled".
+    type Seen = Rc<RefCell<Option<(bool, bool)>>>;
+    struct AsksItsOwnHandle(Slot, Seen, Ask);
     impl Drop for AsksItsOwnHandle {
         fn drop(&mut self) {
-            let handle = self.0.borrow_mut().take().expect("the task's own handle");
+            let mut handle = self.0.borrow_mut().take().expect("the task's own handle");
             let finished = handle.is_finished();
-            let handle = match handle.try_join() {
-                Ok(_) => {
-                    *self.1.borrow_mut() = Some((finished, false, false));
-                    return;
+            let answer = match self.2 {
+                Ask::TryJoin => handle.try_join().ok(),
+                Ask::JoinTimeout => handle.join_timeout(Duration::from_secs(3600)).ok(),
+                Ask::Join => Some(handle.join()),
+                Ask::Poll => {
+                    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                    match std::pin::Pin::new(&mut handle).poll(&mut cx) {
+                        std::task::Poll::Ready(answer) => Some(answer),
+                        std::task::Poll::Pending => None,
+                    }
                 }
-                Err(handle) => handle,
             };
-            let back = handle.join_timeout(Duration::ZERO).is_err();
-            *self.1.borrow_mut() = Some((finished, true, back));
+            let cancelled = answer.is_some_and(|a| a.is_err_and(|e| e.is_cancelled()));
+            *self.1.borrow_mut() = Some((finished, cancelled));
         }
     }
 
     for future in [false, true] {
-        let ev = EventLoop::new();
-        let slot: Slot = Rc::default();
-        let seen: Seen = Rc::default();
-        let guard = AsksItsOwnHandle(slot.clone(), seen.clone());
-        let handle = if future {
-            ev.spawn_future(async move {
-                let _guard = guard;
-                std::future::pending::<()>().await;
-            })
-        } else {
-            ev.spawn(move || {
-                let _guard = guard;
-                sleep(Duration::from_secs(3600));
-            })
-        };
-        ev.try_tick();
-        let cancel = handle.cancel_handle();
-        *slot.borrow_mut() = Some(handle);
-        cancel.cancel();
-        assert_eq!(
-            *seen.borrow(),
-            Some((false, true, true)),
-            "future task: {future}"
-        );
-        assert!(cancel.is_finished());
-        ev.run().unwrap();
+        for ask in [Ask::TryJoin, Ask::JoinTimeout, Ask::Join, Ask::Poll] {
+            let ev = EventLoop::new();
+            let slot: Slot = Rc::default();
+            let seen: Seen = Rc::default();
+            let guard = AsksItsOwnHandle(slot.clone(), seen.clone(), ask);
+            let handle = if future {
+                ev.spawn_future(async move {
+                    let _guard = guard;
+                    std::future::pending::<()>().await;
+                })
+            } else {
+                ev.spawn(move || {
+                    let _guard = guard;
+                    sleep(Duration::from_secs(3600));
+                })
+            };
+            ev.try_tick();
+            let cancel = handle.cancel_handle();
+            *slot.borrow_mut() = Some(handle);
+            cancel.cancel();
+            assert_eq!(
+                *seen.borrow(),
+                Some((true, true)),
+                "future task: {future}, {ask:?}"
+            );
+            assert!(cancel.is_finished());
+            ev.run().unwrap();
+        }
     }
 }

@@ -61,17 +61,25 @@ impl<T> JoinHandle<T> {
     }
 
     fn take_result(&self) -> Result<T, JoinError> {
-        // A done task's cell is readable except while a cancelled task's
-        // body is being dropped: only its own destructors run then.
-        assert!(
-            self.task.header.result_ready(),
-            "JoinHandle: task {} is being cancelled, its result is not there yet (joined from \
-             one of its own destructors?)",
-            self.task.header.id
-        );
+        if !self.task.header.result_ready() {
+            return self.cancelling();
+        }
         self.cell()
             .take()
             .expect("JoinHandle: the task's result was already taken")
+    }
+
+    /// The result of a task that is done but whose result is not stored
+    /// yet: it is being cancelled, and only its own destructors run
+    /// meanwhile, one of which asks its handle. The result will be that it
+    /// was cancelled (the close stores nothing else), so that is the
+    /// answer now, rather than a panic, which on the task's unwinding
+    /// stack would abort the process.
+    #[cold]
+    #[inline(never)]
+    fn cancelling(&self) -> Result<T, JoinError> {
+        let header = &self.task.header;
+        Err(JoinError::cancelled(header.id, header.name_cow()))
     }
 
     /// Waits until the task finishes and returns its value, or a
@@ -83,10 +91,7 @@ impl<T> JoinHandle<T> {
     ///
     /// # Panics
     /// Outside a task while the target is unfinished (that could never
-    /// return: run the loop first), and when a task joins itself, also from
-    /// one of its own destructors while it is being cancelled (its result
-    /// is not there yet: [`try_join`](JoinHandle::try_join) hands the
-    /// handle back then).
+    /// return: run the loop first), and when a task joins itself.
     #[track_caller]
     #[inline]
     pub fn join(self) -> Result<T, JoinError> {
@@ -156,7 +161,7 @@ impl<T> JoinHandle<T> {
     /// As [`join`](JoinHandle::join), when it would have to wait.
     #[track_caller]
     pub fn join_timeout(self, timeout: Duration) -> Result<Result<T, JoinError>, Self> {
-        if self.task.header.result_ready() {
+        if self.task.header.is_done() {
             return Ok(self.take_result());
         }
         self.join_deadline(deadline_after(timeout))
@@ -170,14 +175,14 @@ impl<T> JoinHandle<T> {
     #[track_caller]
     pub fn join_deadline(self, deadline: Instant) -> Result<Result<T, JoinError>, Self> {
         loop {
-            if self.task.header.result_ready() {
+            if self.task.header.is_done() {
                 return Ok(self.take_result());
-            }
-            if Instant::now() >= deadline {
-                return Err(self);
             }
             if is_current(&self.task) {
                 panic!("task {} tried to join itself", self.task.header.id);
+            }
+            if Instant::now() >= deadline {
+                return Err(self);
             }
             let target = &self.task;
             let me = current_task_addr();
@@ -205,18 +210,18 @@ impl<T> JoinHandle<T> {
 
     /// The result if the task is done, or the handle back.
     pub fn try_join(self) -> Result<Result<T, JoinError>, Self> {
-        if self.task.header.result_ready() {
+        if self.task.header.is_done() {
             Ok(self.take_result())
         } else {
             Err(self)
         }
     }
 
-    /// True once the task has returned, panicked or been cancelled (and,
-    /// when cancelled, its destructors have run: from one of them, the
-    /// task is not finished yet).
+    /// True once the task has returned, panicked or been cancelled (from
+    /// one of its own destructors while it is being cancelled too: its
+    /// result is then that it was cancelled).
     pub fn is_finished(&self) -> bool {
-        self.task.header.result_ready()
+        self.task.header.is_done()
     }
 
     /// Cancels the task: a suspended task is unwound now (every destructor
@@ -310,7 +315,7 @@ impl CancelHandle {
     /// True once the task has returned, panicked or been cancelled (or its
     /// loop is gone).
     pub fn is_finished(&self) -> bool {
-        self.task.upgrade().is_none_or(|t| t.header.result_ready())
+        self.task.upgrade().is_none_or(|t| t.header.is_done())
     }
 
     /// The task's id, unique within its loop.
