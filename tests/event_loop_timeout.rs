@@ -399,3 +399,77 @@ fn a_loop_in_a_thread_local_with_a_task_inside_a_time_limit_ends_with_the_thread
     assert_eq!(drops.count(), 1, "the task was unwound");
     assert_eq!(*panics.lock().unwrap(), Vec::<String>::new());
 }
+
+/// A `timeout` entered on a stack of another library (a raw corosensei
+/// coroutine, resumed in a task) that suspends from inside it: the limit
+/// binds neither the task's own waits meanwhile nor another task's.
+#[test]
+fn a_time_limit_entered_on_a_foreign_stack_binds_no_wait_outside_it() {
+    let ev = EventLoop::new();
+    let holder = ev.spawn(|| {
+        let mut g = corosensei::Coroutine::<(), u32, ()>::new(|y, ()| {
+            let _ = timeout(SHORT, || {
+                y.suspend(1);
+            });
+        });
+        assert!(matches!(
+            g.resume(()),
+            corosensei::CoroutineResult::Yield(1)
+        ));
+        sleep(SHORT * 3); // past the limit, outside it
+        drop(g);
+        "slept"
+    });
+    let other = ev.spawn(|| {
+        sleep(SHORT * 2);
+        "slept too"
+    });
+    ev.run().unwrap();
+    assert_eq!(holder.join().unwrap(), "slept");
+    assert_eq!(other.join().unwrap(), "slept too");
+}
+
+/// A task's `timeout` around a raw corosensei coroutine that resumes a
+/// cogen one, which waits: the chain of stacks cannot be read across the
+/// foreign stack, and the task's limit still cuts the wait short.
+#[test]
+fn a_time_limit_reaches_a_wait_beyond_a_foreign_stack() {
+    let ev = EventLoop::new();
+    let got = ev
+        .block_on(|| {
+            let (_tx, rx) = channel::<u32>(1); // nobody sends
+            timeout(SHORT, move || {
+                let mut g = corosensei::Coroutine::<(), (), u32>::new(move |_, ()| {
+                    let mut inner =
+                        cogen::Coroutine::<(), (), u32>::new(move |_, ()| rx.recv().unwrap_or(0));
+                    inner.resume(()).unwrap().as_return().unwrap()
+                });
+                matches!(g.resume(()), corosensei::CoroutineResult::Return(_))
+            })
+        })
+        .unwrap();
+    assert!(got.is_err(), "cut short: {got:?}");
+}
+
+/// A destructor that a task's cancellation runs calls `timeout`: nothing
+/// can wait there, so its closure just runs (a panic instead, during the
+/// cancellation's unwinding, would abort the process).
+#[test]
+fn timeout_in_a_destructor_of_a_cancelled_task_just_runs_its_closure() {
+    struct RunsATimeout(Rc<Cell<Option<u32>>>);
+    impl Drop for RunsATimeout {
+        fn drop(&mut self) {
+            self.0.set(timeout(SHORT, || 7).ok());
+        }
+    }
+    let ev = EventLoop::new();
+    let seen = Rc::new(Cell::new(None));
+    let guard = RunsATimeout(seen.clone());
+    let task = ev.spawn(move || {
+        let _guard = guard;
+        sleep(Duration::from_secs(3600));
+    });
+    assert!(ev.try_tick());
+    task.cancel();
+    assert_eq!(seen.get(), Some(7));
+}

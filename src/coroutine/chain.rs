@@ -230,24 +230,22 @@ pub(super) fn stack_pointer() -> usize {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct StackId(NonNull<Meta>);
 
-/// The stack this code runs on, if it is a cogen coroutine's.
-pub(crate) fn running_stack() -> Option<StackId> {
-    stack::stack_holding(stack_pointer()).map(|b| StackId(Meta::of_stack(b)))
+/// The cogen coroutine stack that holds `addr`, if any.
+pub(crate) fn stack_of(addr: usize) -> Option<StackId> {
+    stack::stack_holding(addr).map(|b| StackId(Meta::of_stack(b)))
 }
 
-/// True if the coroutine of `stack` is on this thread's chain of running
-/// coroutines, as seen from here: running, or waiting in a `resume` that
-/// one on the chain is inside. Only reads addresses: a `stack` whose
-/// coroutine is gone is compared, never followed.
-pub(crate) fn is_on_chain(stack: StackId) -> bool {
+/// The stacks on this thread's chain of running coroutines, as seen from
+/// here: the running one first, then each one's resumer, as far as they
+/// are cogen coroutines' (the walk stops at the thread's own stack, and
+/// at a stack of another library, beyond which the chain cannot be read).
+pub(crate) fn chain() -> impl Iterator<Item = StackId> {
     let mut meta = running_meta();
-    while let Some(m) = meta {
-        if std::ptr::eq(m, stack.0.as_ptr()) {
-            return true;
-        }
+    std::iter::from_fn(move || {
+        let m = meta?;
         meta = m.resumer();
-    }
-    false
+        Some(StackId(NonNull::from(m)))
+    })
 }
 
 /// A handle to the coroutine running on this thread, or `None` on a plain

@@ -98,6 +98,16 @@ fn explain_cannot_wait(what: &str) -> ! {
     panic_cannot_wait(what, CannotWait::NotStackful, task.header.id);
 }
 
+/// True in a destructor that a task's cancellation runs: a task is
+/// current, but nothing of it runs as a coroutine, so nothing can wait.
+pub(crate) fn being_cancelled() -> bool {
+    CURRENT_CX.with(Cell::get).is_null()
+        && CURRENT_TASK
+            .with(Cell::get)
+            // SAFETY: see `running_stackful`.
+            .is_some_and(|t| unsafe { t.as_ref() }.header.state.get() != TaskState::Running)
+}
+
 /// The stackful task running on this thread, or a panic that says why
 /// `what` cannot wait here.
 #[inline]

@@ -17,10 +17,11 @@ use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::{Duration, Instant};
 
-use super::context::{ElapsedUnwind, running_stackful};
+use super::context::{ElapsedUnwind, being_cancelled, current_task_addr, running_stackful};
+use super::current::CURRENT_CX;
 use super::error::Elapsed;
 use super::timer::deadline_after;
-use crate::coroutine::{StackId, is_on_chain, running_stack};
+use crate::coroutine::{StackId, chain, stack_of};
 
 /// Runs `f` in the running stackful task, giving up once it has waited
 /// past `duration` from now: then `f` is unwound (every destructor on
@@ -69,9 +70,24 @@ use crate::coroutine::{StackId, is_on_chain, running_stack};
 /// deadline (as does any wait while the thread is panicking). std counts
 /// panics per thread, not per task: while any task of the loop is parked
 /// in a destructor that waits during an unwinding (a panic, a
-/// cancellation, a `timeout` of its own), the thread is panicking for
-/// every task, and their waits ignore their deadlines until that task has
-/// finished unwinding.
+/// cancellation, a `timeout` of its own), or any coroutine is suspended
+/// in one, the thread is panicking for every task, and their waits ignore
+/// their deadlines until that unwinding has finished (for good, if that
+/// coroutine is leaked). Such a task should not be cancelled meanwhile:
+/// its cancellation would unwind from inside a destructor that runs
+/// during an unwinding, which Rust turns into an abort of the process.
+///
+/// The stacks a limit applies across are read off the running coroutines
+/// (see [`running`](crate::running)), which works across cogen's
+/// coroutines only. A wait on a stack of another library (a raw
+/// `corosensei` coroutine resumed in a task), or behind one, obeys every
+/// live limit of its task instead: never fewer than it is inside, but
+/// also one of a cogen coroutine of the task suspended inside its own
+/// `timeout`, whose expiry then unwinds past the task, out of the loop's
+/// `run` or `block_on`.
+///
+/// In a destructor that a task's cancellation runs, where nothing can
+/// wait, `f` just runs.
 ///
 /// # Panics
 /// Outside a stackful task; re-raises a panic of `f`.
@@ -86,12 +102,19 @@ pub fn timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapse
 /// Outside a stackful task; re-raises a panic of `f`.
 #[track_caller]
 pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
+    if being_cancelled() {
+        // In a destructor of a task being cancelled: `f` cannot wait, so
+        // there is nothing to limit (and a panic here, during the
+        // cancellation's unwinding, would abort the process).
+        return Ok(f());
+    }
     running_stackful("timeout");
     let scope = next_scope();
     let limit = Limit {
         at: deadline,
         scope,
-        stack: running_stack(),
+        stack: chain().next(),
+        task: current_task_addr() as usize,
     };
     LIMITS.with(|limits| limits.borrow_mut().push(limit));
     LIVE.set(LIVE.get() + 1);
@@ -122,14 +145,16 @@ pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elap
     }
 }
 
-/// A live time limit: its deadline, the number of its `timeout` scope, and
-/// the stack that scope's `timeout_at` frame is on (`None`: a stack that is
-/// not a cogen coroutine's, whose place on the chain cannot be read).
+/// A live time limit: its deadline, the number of its `timeout` scope, the
+/// stack that scope's `timeout_at` frame is on (`None`: a stack that is not
+/// a cogen coroutine's, whose place on a chain cannot be read), and the
+/// task it was set in.
 #[derive(Clone, Copy)]
 struct Limit {
     at: Instant,
     scope: u64,
     stack: Option<StackId>,
+    task: usize,
 }
 
 thread_local! {
@@ -151,9 +176,14 @@ thread_local! {
 /// The deadline a wait made here must also wait for, and its scope: the
 /// earliest of the limits whose `timeout_at` frame is on the chain of
 /// stacks this code runs on (the oldest of those, if several are
-/// earliest), so an inner limit never extends an outer one. A limit set on
-/// a stack that is not a cogen coroutine's, or a wait on such a stack,
-/// counts as on the chain: it cannot be read there.
+/// earliest), so an inner limit never extends an outer one.
+///
+/// The chain can be read only across cogen coroutines' stacks. When a
+/// stack of another library lies on it (or the wait runs on one), the
+/// limits set in the running task apply instead, as if the task were one
+/// stack: a limit may then bind a wait it is not around (that of a cogen
+/// coroutine of the task suspended inside its `timeout`), never miss one
+/// it is around.
 #[inline]
 pub(crate) fn current_limit() -> Option<(Instant, u64)> {
     if LIVE.get() == 0 {
@@ -164,7 +194,15 @@ pub(crate) fn current_limit() -> Option<(Instant, u64)> {
 
 #[inline(never)]
 fn limit_on_chain() -> Option<(Instant, u64)> {
-    let here = running_stack();
+    let cx = CURRENT_CX.with(Cell::get);
+    // SAFETY: a park calls this with the running stackful task's context
+    // set, which stays valid while its coroutine runs.
+    let yielder = unsafe { cx.as_ref() }.map_or(0, |cx| cx.yielder.get() as usize);
+    // The task's own stack (its yielder is a word on it), where the chain
+    // ends if it can be read all the way.
+    let root = stack_of(yielder);
+    let readable = root.is_some() && chain().last() == root;
+    let task = current_task_addr() as usize;
     LIMITS.with(|limits| {
         let limits = limits.borrow();
         let mut best: Option<&Limit> = None;
@@ -172,9 +210,12 @@ fn limit_on_chain() -> Option<(Instant, u64)> {
             if best.is_some_and(|b| b.at <= limit.at) {
                 continue;
             }
-            let applies = match (here, limit.stack) {
-                (Some(_), Some(stack)) => is_on_chain(stack),
-                _ => true,
+            let applies = if readable {
+                limit
+                    .stack
+                    .is_some_and(|stack| chain().any(|on| on == stack))
+            } else {
+                limit.task == task
             };
             if applies {
                 best = Some(limit);
