@@ -4,6 +4,7 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::mem::ManuallyDrop;
+use std::panic::AssertUnwindSafe;
 
 /// A panic caught at the root of a coroutine body (or a task, or a stage).
 ///
@@ -18,6 +19,10 @@ use std::mem::ManuallyDrop;
 /// so, like tokio's `JoinError`, a `Panic` never lends it out through `&self`
 /// except as a type that is `Sync`: the whole payload is reachable through
 /// [`payload_mut`](Panic::payload_mut) or [`into_panic`](Panic::into_panic).
+///
+/// Dropping a `Panic` never panics: if the payload's own destructor does,
+/// that second panic is caught and its payload leaked (std's thread join
+/// aborts the process there instead).
 ///
 /// ```
 /// use cogen::Coroutine;
@@ -64,10 +69,18 @@ impl Drop for Payload {
     }
 }
 
+/// Drops a caught panic. A payload whose own destructor panics does not
+/// make this panic too (a `Panic` is dropped in many places that must not
+/// unwind, by the crate and by its users): that second panic is caught,
+/// and its payload leaked. (A coroutine's close, or a time limit's expiry,
+/// reaching into that destructor goes on, as [`crate::catch_unwind`] lets
+/// it.)
 #[cold]
 #[inline(never)]
 fn drop_caught(caught: Box<Caught>) {
-    drop(caught);
+    if let Err(again) = crate::catch_unwind(AssertUnwindSafe(move || drop(caught))) {
+        std::mem::forget(again);
+    }
 }
 
 // SAFETY: sharing `&Payload` between threads shares access to nothing that is

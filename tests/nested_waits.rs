@@ -276,3 +276,61 @@ fn nested_waits_still_need_a_stackful_task() {
     let msg = h.join().unwrap();
     assert!(msg.contains("inside a future or stackless task"), "{msg}");
 }
+
+/// A `timeout` around a pull whose deadline passes during a wait inside the
+/// stage: the expiry's unwinding crosses the stage and leaves it dead,
+/// unfinished. The next pull says so, once, rather than end the stream as
+/// if it were complete; the stage's result is failed.
+#[test]
+fn a_stage_cut_short_by_a_time_limit_reports_it_instead_of_ending_cleanly() {
+    let ev = EventLoop::new();
+    let h = ev.spawn(|| {
+        let (_tx, rx) = channel::<u32>(1); // nobody sends
+        let (mut p, result) = source(rx).stage_returning("pass", |co, up| {
+            for x in up {
+                co.suspend(x);
+            }
+            7
+        });
+        let cut = timeout(Duration::from_millis(1), || p.next());
+        let error = p.next().map(|item| item.unwrap_err());
+        (cut.is_err(), error, p.next().is_none(), result.state())
+    });
+    ev.run().unwrap();
+    let (cut, error, then_ends, state) = h.join().unwrap();
+    assert!(cut);
+    let error = error.expect("an error, not the end of the stream");
+    assert_eq!(error.stage(), "pass");
+    let cause = std::error::Error::source(&error).unwrap().to_string();
+    assert!(cause.starts_with("the stage died unfinished"), "{cause}");
+    assert!(then_ends, "reported once");
+    assert_eq!(state, cogen::pipeline::ResultState::Failed);
+}
+
+/// The same for a sink: a `timeout` around a send whose deadline passes
+/// during a wait in the consumer leaves it dead without a result. It is no
+/// longer open, and finishing it reports why.
+#[test]
+fn a_sink_cut_short_by_a_time_limit_is_closed_and_says_why() {
+    use cogen::pipeline::Push;
+    let ev = EventLoop::new();
+    let h = ev.spawn(|| {
+        let (_tx, rx) = channel::<u32>(1); // nobody sends
+        let mut sink = Sink::new("waits", move |items| {
+            for _ in items {
+                let _ = rx.recv();
+            }
+        });
+        let cut = timeout(Duration::from_millis(1), || sink.send(1u32));
+        let open = sink.is_open();
+        let sent = sink.send(2);
+        (cut.is_err(), open, sent, sink.finish().unwrap_err())
+    });
+    ev.run().unwrap();
+    let (cut, open, sent, error) = h.join().unwrap();
+    assert!(cut);
+    assert!(!open && !sent);
+    assert_eq!(error.stage(), "waits");
+    let cause = std::error::Error::source(&error).unwrap().to_string();
+    assert!(cause.starts_with("the consumer died unfinished"), "{cause}");
+}

@@ -1098,3 +1098,59 @@ proptest::proptest! {
         proptest::prop_assert_eq!(guards.live(), 0, "every stage body dropped its guard");
     }
 }
+
+/// A panic payload whose own destructor panics.
+struct PanicsAgainWhenDropped;
+
+impl Drop for PanicsAgainWhenDropped {
+    fn drop(&mut self) {
+        panic!("the payload's destructor");
+    }
+}
+
+/// Dropping a sink that never ran drops its body's captures on its stack;
+/// one of them panics with a payload that panics again when dropped. The
+/// drop discards both (dropping a coroutine reports nothing), and the
+/// coroutine's stack and record go back clean.
+#[test]
+fn dropping_an_unstarted_sink_whose_capture_panics_twice_discards_it() {
+    struct Capture;
+    impl Drop for Capture {
+        fn drop(&mut self) {
+            std::panic::panic_any(PanicsAgainWhenDropped);
+        }
+    }
+    let capture = Capture;
+    let sink = Sink::new(
+        String::from("owned name"),
+        move |items: cogen::pipeline::SinkInput<'_, u8>| {
+            let _keep = &capture;
+            items.count()
+        },
+    );
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(sink)));
+    assert!(dropped.is_ok());
+}
+
+/// A tee whose first branch failed and whose second failed with a payload
+/// that panics when dropped: `finish` reports the first error, and the
+/// second is dropped without a panic escaping.
+#[test]
+fn a_tee_finish_reports_the_first_error_when_the_second_panics_again_when_dropped() {
+    let a = Sink::new("a", |mut items: cogen::pipeline::SinkInput<'_, u8>| {
+        if items.next().is_some() {
+            panic!("a fails");
+        }
+    });
+    let b = Sink::new("b", |mut items: cogen::pipeline::SinkInput<'_, u8>| {
+        if items.next().is_some() {
+            std::panic::panic_any(PanicsAgainWhenDropped);
+        }
+    });
+    let mut both = tee(a, b);
+    assert!(!both.send(1));
+    let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        both.finish().map_err(|e| e.stage().to_owned())
+    }));
+    assert_eq!(finished.ok(), Some(Err("a".to_owned())));
+}

@@ -522,14 +522,15 @@ impl Drop for Bumps<'_> {
 }
 
 #[test]
-fn a_panic_while_closing_one_stage_still_closes_every_other_before_scope_ends() {
+fn a_close_whose_panic_panics_again_when_dropped_still_closes_every_other_stage() {
     // Stage `b`, started last, is closed first: closing it drops its
     // capture, whose panic carries a payload that panics again when the
-    // scope drops what the close reports. Stage `a`, suspended with a
-    // borrow of `closed`, must be closed all the same before `scope`
-    // unwinds, and the panic goes on to the caller afterwards.
+    // scope drops what the close reports. That second panic is caught where
+    // the report is dropped (dropping a `Panic` never panics), and stage
+    // `a`, suspended with a borrow of `closed`, is closed all the same
+    // before `scope` returns.
     let closed = Cell::new(0);
-    let unwound = catch_unwind(AssertUnwindSafe(|| {
+    let ended = catch_unwind(AssertUnwindSafe(|| {
         pipeline::scope(|s| {
             let guard = Bumps(&closed);
             let mut a = source(0..2).stage_in(s, "a", move |co, up| {
@@ -550,10 +551,6 @@ fn a_panic_while_closing_one_stage_still_closes_every_other_before_scope_ends() 
             leak(b);
         })
     }));
-    let payload = unwound.expect_err("the panic of the close goes on");
-    assert_eq!(
-        payload.downcast_ref::<&str>(),
-        Some(&"the payload's destructor panicked")
-    );
+    assert!(ended.is_ok(), "the scope ended normally");
     assert_eq!(closed.get(), 1, "stage a was closed before scope ended");
 }

@@ -104,10 +104,17 @@ impl<T, G: Resumable<Option<T>, Yield = ()>> Sink<T, G> {
     /// `Some(item)` for each item and `None` at the end of the stream, and
     /// yields `()` whenever it is ready for the next item.
     pub fn from_resumable(name: impl Into<Cow<'static, str>>, co: G) -> Self {
+        let name = name.into();
+        let result = co.is_dead().then(|| {
+            Err(StageError::new(
+                name.clone(),
+                "the consumer coroutine was already dead",
+            ))
+        });
         Sink {
             co,
-            name: name.into(),
-            result: None,
+            name,
+            result,
             item: PhantomData,
         }
     }
@@ -131,9 +138,14 @@ impl<T, G: Resumable<Option<T>, Yield = ()>> Sink<T, G> {
             Err(ResumeError::Panicked(panic)) => {
                 Err(StageError::panicked(self.name.clone(), panic))
             }
+            // Dead with no result here (one dead from the start has its
+            // result from `from_resumable`): an unwinding crossed it on its
+            // way to an enclosing scope, such as a `timeout` around a send
+            // whose deadline passed during a wait in the consumer.
             Err(ResumeError::Dead(_)) => Err(StageError::new(
                 self.name.clone(),
-                "the consumer coroutine was already dead",
+                "the consumer died unfinished: an unwinding crossed it (a time limit that \
+                 expired during a wait inside it, or the close of an enclosing coroutine)",
             )),
         });
     }
@@ -158,7 +170,8 @@ impl<T, G: Resumable<Option<T>, Yield = ()>> Push<T> for Sink<T, G> {
 
     #[inline]
     fn is_open(&self) -> bool {
-        self.result.is_none()
+        // A consumer that an unwinding crossed is dead with no result yet.
+        self.result.is_none() && !self.co.is_dead()
     }
 
     fn finish(mut self) -> Result<G::Return, StageError> {
@@ -177,7 +190,7 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sink")
             .field("name", &self.name)
-            .field("open", &self.result.is_none())
+            .field("open", &self.is_open())
             .finish_non_exhaustive()
     }
 }

@@ -96,10 +96,13 @@ where
     /// A stage named `name` running `co`, which has no upstream of its own
     /// (or manages it itself).
     pub fn new(name: impl Into<Cow<'static, str>>, co: G) -> Self {
+        let failure = FailureCell::default();
+        // A coroutine that is dead already makes an empty stage.
+        failure.ended.set(co.is_dead());
         Stage {
             co,
             name: name.into(),
-            failure: FailureCell::default(),
+            failure,
         }
     }
 
@@ -158,6 +161,7 @@ where
     #[inline(never)]
     fn not_an_item(&mut self, end: End<G::Yield, G::Return>) -> Option<StageError> {
         let error = self.error_of(end);
+        self.failure.ended.set(true);
         if error.is_some() {
             self.failure.errored.set(true);
         }
@@ -169,7 +173,16 @@ where
         match end {
             // A stage that has ended stays ended, whatever its upstream does
             // afterwards (an `Upstream` the body moved out and pulled later).
-            End::Failed(ResumeError::Dead(())) => None,
+            End::Failed(ResumeError::Dead(())) if self.failure.ended.get() => None,
+            // Dead, but this driver never saw it end: an unwinding crossed it
+            // on its way to an enclosing scope (a `timeout` around a pull
+            // whose deadline passed during a wait inside the stage) and left
+            // it unfinished. Said once, so the stream does not look complete.
+            End::Failed(ResumeError::Dead(())) => Some(StageError::new(
+                self.name.clone(),
+                "the stage died unfinished: an unwinding crossed it (a time limit that expired \
+                 during a wait inside it, or the close of an enclosing coroutine)",
+            )),
             _ if self.failure.failed.get() => self.upstream_failed(),
             // Only reached with a failed upstream, handled above.
             End::Yielded(_) => None,

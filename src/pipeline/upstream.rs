@@ -20,6 +20,9 @@ pub(super) struct Failure {
     /// Set once the stage's driver has handed on an error (its own or its
     /// upstream's): read by a [`StageResult`](super::StageResult).
     pub(super) errored: Cell<bool>,
+    /// Set once the stage's driver has seen its coroutine end (return,
+    /// panic, or be closed for an upstream's failure), or reported it dead.
+    pub(super) ended: Cell<bool>,
 }
 
 /// The failure slot a stage shares with its upstream.
