@@ -112,6 +112,14 @@
 //! the consumers and returns the error; a failed consumer's error comes back
 //! from [`Push::finish`].
 //!
+//! A stage or consumer that waits inside an event-loop task can be unwound
+//! mid-item by an unwinding on its way past it: a
+//! [`timeout`](crate::event_loop::timeout()) around a pull or a send whose
+//! deadline passes during that wait. The caller gets the timeout's
+//! `Elapsed`; the stage is dead but unfinished, and says so: the next pull
+//! gives one `StageError`, and the consumer is no longer open and fails
+//! with it at [`Push::finish`].
+//!
 //! # Stackful or stackless
 //!
 //! A stackful stage ([`PipelineExt::stage`]) may suspend from any function it
