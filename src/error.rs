@@ -21,8 +21,8 @@ use std::panic::AssertUnwindSafe;
 /// [`payload_mut`](Panic::payload_mut) or [`into_panic`](Panic::into_panic).
 ///
 /// Dropping a `Panic` never panics: if the payload's own destructor does,
-/// that second panic is caught and its payload leaked (std's thread join
-/// aborts the process there instead).
+/// that second panic is caught and its payload dropped in turn (std's
+/// thread join aborts the process there instead).
 ///
 /// ```
 /// use cogen::Coroutine;
@@ -71,16 +71,31 @@ impl Drop for Payload {
 
 /// Drops a caught panic. A payload whose own destructor panics does not
 /// make this panic too (a `Panic` is dropped in many places that must not
-/// unwind, by the crate and by its users): that second panic is caught,
-/// and its payload leaked. (A coroutine's close, or a time limit's expiry,
-/// reaching into that destructor goes on, as [`crate::catch_unwind`] lets
-/// it.)
+/// unwind, by the crate and by its users): see [`drop_payload`].
 #[cold]
 #[inline(never)]
 fn drop_caught(caught: Box<Caught>) {
     if let Err(again) = crate::catch_unwind(AssertUnwindSafe(move || drop(caught))) {
-        std::mem::forget(again);
+        drop_payload(again);
     }
+}
+
+/// Drops a panic's payload that nobody will see, without letting a panic
+/// of its destructor out: that panic's payload is dropped in turn, and so
+/// on a few times, until one drops cleanly (a payload whose destructor
+/// panics again each time is leaked in the end). A coroutine's close, or a
+/// time limit's expiry, reaching into such a destructor goes on, as
+/// [`crate::catch_unwind`] lets it.
+#[cold]
+#[inline(never)]
+pub(crate) fn drop_payload(mut payload: Box<dyn Any + Send>) {
+    for _ in 0..4 {
+        match crate::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            Ok(()) => return,
+            Err(again) => payload = again,
+        }
+    }
+    std::mem::forget(payload);
 }
 
 // SAFETY: sharing `&Payload` between threads shares access to nothing that is

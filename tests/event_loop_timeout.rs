@@ -473,3 +473,82 @@ fn timeout_in_a_destructor_of_a_cancelled_task_just_runs_its_closure() {
     task.cancel();
     assert_eq!(seen.get(), Some(7));
 }
+
+/// A generator suspended inside its own `timeout` in one task, resumed in
+/// another from inside a raw corosensei coroutine, waits: the chain cannot
+/// be read past the foreign stack, and the generator's limit, on the part
+/// that can be read, still cuts the wait short.
+#[test]
+fn a_generator_s_limit_holds_behind_a_foreign_stack_in_another_task() {
+    let ev = EventLoop::new();
+    let slot: Rc<std::cell::RefCell<Option<cogen::Coroutine<(), (), bool>>>> = Rc::default();
+    let (tx, rx) = channel::<u32>(1);
+    let kept = slot.clone();
+    let _first = ev.spawn(move || {
+        let mut g = cogen::Coroutine::<(), (), bool>::new(move |y, ()| {
+            timeout(SHORT, || {
+                y.suspend(());
+                rx.recv()
+            })
+            .is_err()
+        });
+        assert!(g.resume(()).unwrap().as_yield().is_some());
+        *kept.borrow_mut() = Some(g);
+    });
+    ev.run().unwrap();
+    let got = ev
+        .block_on(move || {
+            let mut g = slot.borrow_mut().take().unwrap();
+            let mut raw = corosensei::Coroutine::<(), (), bool>::new(move |_, ()| {
+                g.resume(()).unwrap().as_return().unwrap()
+            });
+            match raw.resume(()) {
+                corosensei::CoroutineResult::Return(cut) => cut,
+                corosensei::CoroutineResult::Yield(()) => unreachable!(),
+            }
+        })
+        .unwrap();
+    drop(tx);
+    assert!(got, "the generator's wait was cut short");
+}
+
+thread_local! {
+    /// Generators kept suspended inside their `timeout` past their task.
+    static KEPT: std::cell::RefCell<Vec<cogen::Coroutine<(), (), ()>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One body for two tasks, so that the second takes the first's memory.
+fn keeps_a_limited_generator_or_sleeps_behind_a_foreign_stack(keep: bool) -> &'static str {
+    if keep {
+        let mut g = cogen::Coroutine::<(), (), ()>::new(|y, ()| {
+            let _ = timeout(SHORT, || y.suspend(()));
+        });
+        g.resume(()).unwrap();
+        KEPT.with(|k| k.borrow_mut().push(g));
+        "kept"
+    } else {
+        let mut raw = corosensei::Coroutine::<(), (), ()>::new(|_, ()| sleep(SHORT * 3));
+        assert!(matches!(
+            raw.resume(()),
+            corosensei::CoroutineResult::Return(())
+        ));
+        "slept"
+    }
+}
+
+/// A generator kept suspended inside its `timeout` after its task ended
+/// binds no later task, not even one that reuses that task's memory and
+/// waits behind a foreign stack, past the generator's deadline.
+#[test]
+fn a_limit_kept_past_its_task_binds_no_task_that_reuses_its_memory() {
+    let ev = EventLoop::new();
+    ev.spawn(|| keeps_a_limited_generator_or_sleeps_behind_a_foreign_stack(true))
+        .detach();
+    ev.run().unwrap();
+    let second = ev.spawn(|| keeps_a_limited_generator_or_sleeps_behind_a_foreign_stack(false));
+    let run = ev.run();
+    KEPT.with(|k| k.borrow_mut().clear());
+    run.unwrap();
+    assert_eq!(second.join().unwrap(), "slept");
+}

@@ -334,3 +334,36 @@ fn a_sink_cut_short_by_a_time_limit_is_closed_and_says_why() {
     let cause = std::error::Error::source(&error).unwrap().to_string();
     assert!(cause.starts_with("the consumer died unfinished"), "{cause}");
 }
+
+/// The stage's upstream failed, and the stage, flushing after its input
+/// ended, is then cut short by a `timeout`: the upstream's error is what
+/// the consumer gets, not the stage's death.
+#[test]
+fn an_upstream_error_comes_first_when_the_stage_is_then_cut_short() {
+    let ev = EventLoop::new();
+    let h = ev.spawn(|| {
+        let (_tx, rx) = channel::<u32>(1); // nobody sends
+        let up = vec![
+            Ok(1u32),
+            Err(cogen::pipeline::StageError::new("source", "bad input")),
+        ]
+        .into_iter();
+        let mut stage = up.stage("flush", move |co, up| {
+            for x in up {
+                co.suspend(x);
+            }
+            let _ = rx.recv(); // flushing after the input ended: waits
+        });
+        assert_eq!(stage.next().unwrap().unwrap(), 1);
+        let cut = timeout(Duration::from_millis(1), || stage.next().is_some());
+        let after: Vec<_> = stage
+            .by_ref()
+            .map(|r| r.map_err(|e| e.stage().to_owned()))
+            .collect();
+        (cut.is_err(), after)
+    });
+    ev.run().unwrap();
+    let (cut, after) = h.join().unwrap();
+    assert!(cut);
+    assert_eq!(after, vec![Err("source".to_owned())]);
+}

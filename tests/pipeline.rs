@@ -1154,3 +1154,18 @@ fn a_tee_finish_reports_the_first_error_when_the_second_panics_again_when_droppe
     }));
     assert_eq!(finished.ok(), Some(Err("a".to_owned())));
 }
+
+/// A stage built (with `stage_with`) over a coroutine that is already dead
+/// is empty, as one made by `Stage::new` is: nothing was cut short.
+#[test]
+fn a_stage_with_over_a_dead_coroutine_is_empty() {
+    let items: Vec<_> = source([1u32, 2])
+        .stage_with("with", |up| {
+            drop(up);
+            let mut dead = Coroutine::<(), u32, ()>::new(|_, ()| {});
+            dead.resume(()).unwrap();
+            dead
+        })
+        .collect();
+    assert!(items.is_empty());
+}

@@ -62,22 +62,20 @@ impl<T> JoinHandle<T> {
 
     fn take_result(&self) -> Result<T, JoinError> {
         if !self.task.header.result_ready() {
-            return self.cancelling();
+            return self.no_result();
         }
-        self.cell()
-            .take()
-            .expect("JoinHandle: the task's result was already taken")
+        self.cell().take().unwrap_or_else(|| self.no_result())
     }
 
-    /// The result of a task that is done but whose result is not stored
-    /// yet: it is being cancelled, and only its own destructors run
-    /// meanwhile, one of which asks its handle. The result will be that it
-    /// was cancelled (the close stores nothing else), so that is the
-    /// answer now, rather than a panic, which on the task's unwinding
-    /// stack would abort the process.
+    /// The answer for a task that is done but has no result to give: it is
+    /// being cancelled, and one of its own destructors asks its handle (its
+    /// result, stored afterwards, will be that it was cancelled: a panic
+    /// instead, on the task's unwinding stack, would abort the process); or
+    /// an unwinding left the loop from its step and it was abandoned, never
+    /// to finish; or, polled as a future, its result was taken already.
     #[cold]
     #[inline(never)]
-    fn cancelling(&self) -> Result<T, JoinError> {
+    fn no_result(&self) -> Result<T, JoinError> {
         let header = &self.task.header;
         Err(JoinError::cancelled(header.id, header.name_cow()))
     }

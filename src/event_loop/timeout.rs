@@ -17,7 +17,8 @@ use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::{Duration, Instant};
 
-use super::context::{ElapsedUnwind, being_cancelled, current_task_addr, running_stackful};
+use super::context::{ElapsedUnwind, being_cancelled, current_task_id, running_stackful};
+use super::current::CURRENT_CORE;
 use super::current::CURRENT_CX;
 use super::error::Elapsed;
 use super::timer::deadline_after;
@@ -80,11 +81,12 @@ use crate::coroutine::{StackId, chain, stack_of};
 /// The stacks a limit applies across are read off the running coroutines
 /// (see [`running`](crate::running)), which works across cogen's
 /// coroutines only. A wait on a stack of another library (a raw
-/// `corosensei` coroutine resumed in a task), or behind one, obeys every
-/// live limit of its task instead: never fewer than it is inside, but
-/// also one of a cogen coroutine of the task suspended inside its own
-/// `timeout`, whose expiry then unwinds past the task, out of the loop's
-/// `run` or `block_on`.
+/// `corosensei` coroutine resumed in a task), or behind one, obeys the
+/// limits set on the cogen stacks from it down to that other stack, on
+/// the task's own stack, and on other libraries' stacks in the task (one
+/// of those suspended inside its own `timeout` included, whose expiry then
+/// unwinds past the task, out of the loop's `run`); not one set on a cogen
+/// coroutine between the task's stack and the other library's.
 ///
 /// In a destructor that a task's cancellation runs, where nothing can
 /// wait, `f` just runs.
@@ -114,7 +116,7 @@ pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elap
         at: deadline,
         scope,
         stack: chain().next(),
-        task: current_task_addr() as usize,
+        task: current_task(),
     };
     LIMITS.with(|limits| limits.borrow_mut().push(limit));
     LIVE.set(LIVE.get() + 1);
@@ -154,7 +156,15 @@ struct Limit {
     at: Instant,
     scope: u64,
     stack: Option<StackId>,
-    task: usize,
+    task: TaskKey,
+}
+
+/// The running task: its loop's address and its id in that loop (ids are
+/// not reused within a loop, unlike a task's memory).
+type TaskKey = (usize, Option<u64>);
+
+fn current_task() -> TaskKey {
+    (CURRENT_CORE.with(Cell::get) as usize, current_task_id())
 }
 
 thread_local! {
@@ -178,12 +188,14 @@ thread_local! {
 /// stacks this code runs on (the oldest of those, if several are
 /// earliest), so an inner limit never extends an outer one.
 ///
-/// The chain can be read only across cogen coroutines' stacks. When a
-/// stack of another library lies on it (or the wait runs on one), the
-/// limits set in the running task apply instead, as if the task were one
-/// stack: a limit may then bind a wait it is not around (that of a cogen
-/// coroutine of the task suspended inside its `timeout`), never miss one
-/// it is around.
+/// The chain can be read only across cogen coroutines' stacks, from the
+/// running one down to the first that is not one (the thread's own, or a
+/// stack of another library). When the walk stops before the task's own
+/// stack, a stack of another library lies on the chain, or the wait runs
+/// on one; then the limits that apply are those on the stacks walked, the
+/// task's own stack's, and those set on another library's stack in this
+/// task. Not seen from there: a limit set on a cogen coroutine's stack
+/// between the task's and the other library's.
 #[inline]
 pub(crate) fn current_limit() -> Option<(Instant, u64)> {
     if LIVE.get() == 0 {
@@ -201,8 +213,9 @@ fn limit_on_chain() -> Option<(Instant, u64)> {
     // The task's own stack (its yielder is a word on it), where the chain
     // ends if it can be read all the way.
     let root = stack_of(yielder);
-    let readable = root.is_some() && chain().last() == root;
-    let task = current_task_addr() as usize;
+    let whole = root.is_some() && chain().last() == root;
+    let task = current_task();
+    let on_chain = |stack: StackId| chain().any(|on| on == stack);
     LIMITS.with(|limits| {
         let limits = limits.borrow();
         let mut best: Option<&Limit> = None;
@@ -210,12 +223,9 @@ fn limit_on_chain() -> Option<(Instant, u64)> {
             if best.is_some_and(|b| b.at <= limit.at) {
                 continue;
             }
-            let applies = if readable {
-                limit
-                    .stack
-                    .is_some_and(|stack| chain().any(|on| on == stack))
-            } else {
-                limit.task == task
+            let applies = match limit.stack {
+                Some(stack) => on_chain(stack) || (!whole && Some(stack) == root),
+                None => !whole && limit.task == task,
             };
             if applies {
                 best = Some(limit);

@@ -45,7 +45,6 @@
 //!
 //! [corosensei issue 27]: https://github.com/Amanieu/corosensei/issues/27
 
-use std::any::Any;
 use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
@@ -54,7 +53,7 @@ use std::rc::{Rc, Weak};
 
 use super::Stage;
 use crate::coroutine::{Builder, Coroutine, CoroutineResult, Status, Yielder};
-use crate::error::{Panic, ResumeError};
+use crate::error::{Panic, ResumeError, drop_payload};
 use crate::resumable::Resumable;
 
 /// Runs `f` with a [`Scope`] in which pipeline stages may borrow from the
@@ -265,26 +264,18 @@ impl Drop for CloseAll<'_, '_, '_> {
                     if first.is_none() {
                         first = Some(payload);
                     } else {
-                        drop_or_leak(payload);
+                        drop_payload(payload);
                     }
                 }
             }
         }
         if let Some(payload) = first {
             if std::thread::panicking() {
-                drop_or_leak(payload);
+                drop_payload(payload);
             } else {
                 resume_unwind(payload);
             }
         }
-    }
-}
-
-/// Drops a caught panic's payload, and leaks the payload of a panic of its
-/// destructor rather than let that unwind too.
-fn drop_or_leak(payload: Box<dyn Any + Send>) {
-    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-        std::mem::forget(again);
     }
 }
 

@@ -125,8 +125,11 @@ where
     {
         let failure = FailureCell::default();
         let up = Upstream::new(upstream, failure.clone());
+        let co = make(up);
+        // As in `new`: a coroutine that is dead already makes an empty stage.
+        failure.ended.set(co.is_dead());
         Stage {
-            co: make(up),
+            co,
             name: name.into(),
             failure,
         }
@@ -174,6 +177,9 @@ where
             // A stage that has ended stays ended, whatever its upstream does
             // afterwards (an `Upstream` the body moved out and pulled later).
             End::Failed(ResumeError::Dead(())) if self.failure.ended.get() => None,
+            // The upstream's failure comes first, whatever became of the
+            // stage after it.
+            _ if self.failure.failed.get() => self.upstream_failed(),
             // Dead, but this driver never saw it end: an unwinding crossed it
             // on its way to an enclosing scope (a `timeout` around a pull
             // whose deadline passed during a wait inside the stage) and left
@@ -183,7 +189,6 @@ where
                 "the stage died unfinished: an unwinding crossed it (a time limit that expired \
                  during a wait inside it, or the close of an enclosing coroutine)",
             )),
-            _ if self.failure.failed.get() => self.upstream_failed(),
             // Only reached with a failed upstream, handled above.
             End::Yielded(_) => None,
             End::Returned(outcome) => match outcome.into_result() {

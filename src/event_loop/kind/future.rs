@@ -100,8 +100,8 @@ impl<F: Future> TaskBody for FutureBody<F> {
 /// failed for a reason that is reported instead).
 pub(crate) fn drop_quietly<T>(value: T) {
     if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| drop(value))) {
-        // A payload whose own destructor panics would escape here: leak it.
-        std::mem::forget(payload);
+        // A payload whose own destructor panics would escape a plain drop.
+        crate::error::drop_payload(payload);
     }
 }
 
