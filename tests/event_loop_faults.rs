@@ -409,3 +409,134 @@ fn destructors_of_cancelled_tasks_run_once_even_when_some_panic() {
     assert!(panics.len() <= 4);
     thread_is_usable();
 }
+
+/// A future's waker slot, filled by its poll and fired by another thread.
+#[derive(Default)]
+struct Shot {
+    done: bool,
+    waker: Option<Waker>,
+}
+
+/// Fires `shot` from another thread as soon as a poll has left its waker
+/// there (no timing involved: it waits for the waker).
+fn fire_when_polled(shot: Arc<Mutex<Shot>>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        loop {
+            let mut s = shot.lock().unwrap();
+            if let Some(w) = s.waker.take() {
+                s.done = true;
+                w.wake();
+                return;
+            }
+            drop(s);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    })
+}
+
+/// A future whose first poll suspends the generator it is awaited in
+/// (through the generator's own yielder), then waits for `shot`.
+struct SuspendsItsGenerator<'a> {
+    co: &'a cogen::Yielder<(), u32>,
+    polls: u32,
+    shot: Option<Arc<Mutex<Shot>>>,
+}
+
+impl Future for SuspendsItsGenerator<'_> {
+    type Output = u32;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+        self.polls += 1;
+        if self.polls == 1 {
+            self.co.suspend(1);
+        }
+        let Some(shot) = &self.shot else {
+            return Poll::Ready(7);
+        };
+        let mut s = shot.lock().unwrap();
+        if s.done {
+            return Poll::Ready(7);
+        }
+        s.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// A generator suspended by a future's poll in the middle of `wait_for`
+/// outlives the task (and the loop) it started in; resumed afterwards, the
+/// `wait_for` finishes without touching the gone task (a use after free of
+/// its context, under AddressSanitizer, before the fix).
+#[test]
+fn a_generator_suspended_inside_wait_for_may_outlive_its_task_and_loop() {
+    let ev = EventLoop::new();
+    let h = ev.spawn(|| {
+        let mut g: cogen::Coroutine<(), u32, u32> = cogen::generator(|co| {
+            el::wait_for(SuspendsItsGenerator {
+                co,
+                polls: 0,
+                shot: None,
+            })
+        });
+        assert_eq!(g.resume(()).unwrap().as_yield(), Some(1));
+        g
+    });
+    ev.run().unwrap();
+    let mut g = h.join().unwrap();
+    drop(ev);
+    assert_eq!(g.resume(()).unwrap().as_return(), Some(7));
+}
+
+/// The same generator resumed by another task, where its future is pending:
+/// that task parks with a waker of its own, and the other thread's wake-up
+/// reaches it (before the fix the waker still named the first task, and the
+/// loop reported a deadlock).
+#[test]
+fn a_generator_suspended_inside_wait_for_waits_on_in_the_task_that_resumes_it() {
+    within_deadline(|| {
+        let shot: Arc<Mutex<Shot>> = Arc::default();
+        let firing = fire_when_polled(shot.clone());
+        let ev = EventLoop::new();
+        let first = ev.spawn(move || {
+            let mut g: cogen::Coroutine<(), u32, u32> = cogen::generator(move |co| {
+                el::wait_for(SuspendsItsGenerator {
+                    co,
+                    polls: 0,
+                    shot: Some(shot),
+                })
+            });
+            assert_eq!(g.resume(()).unwrap().as_yield(), Some(1));
+            g
+        });
+        let got = ev.block_on(move || {
+            let mut g = first.join().unwrap();
+            g.resume(()).unwrap().as_return()
+        });
+        firing.join().unwrap();
+        assert_eq!(got.expect("woken from the other thread"), Some(7));
+    });
+}
+
+/// A `wait_for` called inside the poll of another one's future returns at
+/// once; the outer one then parks with its own waker shown to the loop,
+/// which another thread holds: not a deadlock (before the fix the inner
+/// wait hid it on its way out).
+#[test]
+fn a_wait_for_inside_a_poll_leaves_the_outer_waker_shown() {
+    within_deadline(|| {
+        let shot: Arc<Mutex<Shot>> = Arc::default();
+        let firing = fire_when_polled(shot.clone());
+        let ev = EventLoop::new();
+        let got = ev.block_on(move || {
+            el::wait_for(std::future::poll_fn(move |cx| {
+                el::wait_for(std::future::ready(()));
+                let mut s = shot.lock().unwrap();
+                if s.done {
+                    return Poll::Ready(5);
+                }
+                s.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }))
+        });
+        firing.join().unwrap();
+        assert_eq!(got.expect("not a deadlock"), 5);
+    });
+}

@@ -58,24 +58,50 @@ pub fn wait_for<F: Future>(future: F) -> F::Output {
 }
 
 /// [`wait_for`], parking for `reason` and naming `what` in its panics.
+///
+/// Nothing of the running task is held across a `poll`: the future's code
+/// may suspend a coroutine nested in the task (through that coroutine's
+/// own yielder) with this frame on its stack, and that coroutine may be
+/// resumed later by another task, or after its first task and loop are
+/// gone. So the task is looked up again after each poll, its waker made
+/// anew when the task is another one (and the future polled again with
+/// it), and the waker is shown to the loop only while the task is parked
+/// here, when the whole chain of stacks is suspended with it.
 #[track_caller]
 pub(crate) fn wait_for_as<F: Future>(future: F, reason: WaitReason, what: &str) -> F::Output {
-    let (task, stackful) = running_stackful(what);
-    let waker = OwnWaker::new(&current_core(what).remote, &task.header);
-    let _shown = ShowWaker::new(stackful, &waker);
-    let mut cx = Context::from_waker(waker.waker());
     let mut future = pin!(future);
+    // The task the waker was made for, by address and id (a later task may
+    // reuse the address), and the waker.
+    let mut waker: Option<((*const (), u64), OwnWaker)> = None;
     loop {
-        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+        let (task, _) = running_stackful(what);
+        let key = (std::ptr::from_ref(task).cast::<()>(), task.header.id);
+        let own = match &waker {
+            Some((made_for, own)) if *made_for == key => own,
+            _ => {
+                let own = OwnWaker::new(&current_core(what).remote, &task.header);
+                &waker.insert((key, own)).1
+            }
+        };
+        if let Poll::Ready(value) = future.as_mut().poll(&mut Context::from_waker(own.waker())) {
             return value;
         }
+        let (task, stackful) = running_stackful(what);
+        if (std::ptr::from_ref(task).cast::<()>(), task.header.id) != key {
+            // The poll suspended a coroutine that another task has resumed
+            // since: poll again, with a waker that wakes this one.
+            continue;
+        }
+        let _shown = ShowWaker::new(stackful, own);
         park(what, reason, |_, _, _| {});
     }
 }
 
 /// Lets the loop see the waker of a `wait_for` (through the task's
 /// context) while the task is parked in it, and hides it again on the way
-/// out, unwinding included.
+/// out, unwinding included. Only around a park: then the task's whole
+/// chain of stacks is suspended with it, and nothing can take this frame
+/// elsewhere; a poll may.
 struct ShowWaker<'a> {
     cx: &'a StackfulCx,
 }
