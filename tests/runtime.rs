@@ -473,3 +473,19 @@ fn spawning_races_the_loop_s_drop() {
     assert!(cancelled >= 10, "{cancelled}");
     assert_eq!(drops.live(), 0);
 }
+
+/// The last `Arc<Runtime>` dropped inside one of its own tasks: the drop
+/// does not try to join the thread it runs on (which panicked with "failed
+/// to join thread"), the task returns its value, and that thread ends.
+#[test]
+fn the_last_runtime_dropped_inside_its_own_task_does_not_join_its_own_thread() {
+    let rt = Arc::new(Runtime::builder().threads(2).build().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel::<Arc<Runtime>>();
+    let handle = rt.spawn(move || {
+        let last = rx.recv().unwrap();
+        drop(last);
+        "dropped"
+    });
+    tx.send(rt).unwrap(); // the only `Arc` left now goes into the task
+    assert_eq!(handle.join().unwrap(), "dropped");
+}

@@ -71,7 +71,9 @@ type NameFn = Box<dyn Fn(usize) -> String + Send + Sync>;
 /// task left is cancelled: its stack is unwound, every destructor on it runs
 /// once, and its handle reports a cancellation) and joins the threads.
 /// Dropping the runtime is `shutdown_timeout(Duration::ZERO)`: every task
-/// still there is cancelled at once.
+/// still there is cancelled at once. From inside one of its own tasks (the
+/// last `Arc<Runtime>` dropped there), the other threads are joined, and
+/// that task's own thread ends by itself once the task returns.
 pub struct Runtime {
     handles: Vec<LoopHandle>,
     signals: Vec<Arc<Signal>>,
@@ -151,7 +153,14 @@ impl Runtime {
         for signal in &self.signals {
             signal.raise(deadline);
         }
+        let here = std::thread::current().id();
         for thread in self.threads.drain(..) {
+            // Shut down from one of its own tasks (the last `Arc` of it
+            // dropped there): that worker cannot join itself, and ends on
+            // its own once the task returns to its loop.
+            if thread.thread().id() == here {
+                continue;
+            }
             // A worker's loop catches its tasks' panics; a worker thread
             // that panicked anyway has nothing more to clean up.
             let _ = thread.join();
