@@ -1169,3 +1169,20 @@ fn a_stage_with_over_a_dead_coroutine_is_empty() {
         .collect();
     assert!(items.is_empty());
 }
+
+/// `stage_with`'s `make` pulls an upstream that fails, and returns a dead
+/// coroutine: the stage hands on the upstream's error, then ends.
+#[test]
+fn an_upstream_error_seen_by_stage_with_s_make_is_handed_on() {
+    let items: Vec<_> = vec![Err::<u32, _>(StageError::new("source", "bad input"))]
+        .into_iter()
+        .stage_with("with", |mut up| {
+            assert!(up.next().is_none()); // the upstream failed
+            let mut dead = Coroutine::<(), u32, ()>::new(|_, ()| {});
+            dead.resume(()).unwrap();
+            dead
+        })
+        .map(|r| r.map_err(|e| e.stage().to_owned()))
+        .collect();
+    assert_eq!(items, vec![Err("source".to_owned())]);
+}

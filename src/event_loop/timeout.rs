@@ -17,8 +17,7 @@ use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::{Duration, Instant};
 
-use super::context::{ElapsedUnwind, being_cancelled, current_task_id, running_stackful};
-use super::current::CURRENT_CORE;
+use super::context::{ElapsedUnwind, being_cancelled, running_stackful};
 use super::current::CURRENT_CX;
 use super::error::Elapsed;
 use super::timer::deadline_after;
@@ -80,19 +79,18 @@ use crate::coroutine::{StackId, chain, stack_of};
 ///
 /// The stacks a limit applies across are read off the running coroutines
 /// (see [`running`](crate::running)), which works across cogen's
-/// coroutines only. A wait on a stack of another library (a raw
-/// `corosensei` coroutine resumed in a task), or behind one, obeys the
-/// limits set on the cogen stacks from it down to that other stack, on
-/// the task's own stack, and on other libraries' stacks in the task (one
-/// of those suspended inside its own `timeout` included, whose expiry then
-/// unwinds past the task, out of the loop's `run`); not one set on a cogen
+/// coroutines only. So `timeout` panics on a stack of another library (a
+/// raw `corosensei` coroutine resumed in a task); a wait on such a stack,
+/// or behind one, obeys the limits set on the cogen stacks from it down to
+/// that other stack and on the task's own stack, not one set on a cogen
 /// coroutine between the task's stack and the other library's.
 ///
 /// In a destructor that a task's cancellation runs, where nothing can
 /// wait, `f` just runs.
 ///
 /// # Panics
-/// Outside a stackful task; re-raises a panic of `f`.
+/// Outside a stackful task, and on a stack that is not a cogen
+/// coroutine's; re-raises a panic of `f`.
 #[track_caller]
 pub fn timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
     timeout_at(deadline_after(duration), f)
@@ -101,7 +99,7 @@ pub fn timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapse
 /// [`timeout`] with a deadline instead of a duration.
 ///
 /// # Panics
-/// Outside a stackful task; re-raises a panic of `f`.
+/// As [`timeout`].
 #[track_caller]
 pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
     if being_cancelled() {
@@ -111,12 +109,14 @@ pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elap
         return Ok(f());
     }
     running_stackful("timeout");
+    let Some(stack) = chain().next() else {
+        panic_on_foreign_stack();
+    };
     let scope = next_scope();
     let limit = Limit {
         at: deadline,
         scope,
-        stack: chain().next(),
-        task: current_task(),
+        stack,
     };
     LIMITS.with(|limits| limits.borrow_mut().push(limit));
     LIVE.set(LIVE.get() + 1);
@@ -147,24 +147,25 @@ pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elap
     }
 }
 
-/// A live time limit: its deadline, the number of its `timeout` scope, the
-/// stack that scope's `timeout_at` frame is on (`None`: a stack that is not
-/// a cogen coroutine's, whose place on a chain cannot be read), and the
-/// task it was set in.
+/// A live time limit: its deadline, the number of its `timeout` scope, and
+/// the stack that scope's `timeout_at` frame is on.
 #[derive(Clone, Copy)]
 struct Limit {
     at: Instant,
     scope: u64,
-    stack: Option<StackId>,
-    task: TaskKey,
+    stack: StackId,
 }
 
-/// The running task: its loop's address and its id in that loop (ids are
-/// not reused within a loop, unlike a task's memory).
-type TaskKey = (usize, Option<u64>);
-
-fn current_task() -> TaskKey {
-    (CURRENT_CORE.with(Cell::get) as usize, current_task_id())
+/// `timeout` called on a stack that is not a cogen coroutine's: where its
+/// frame is could not be told from a wait's chain of stacks.
+#[cold]
+#[track_caller]
+fn panic_on_foreign_stack() -> ! {
+    panic!(
+        "cogen::event_loop::timeout called on a stack that is not a cogen coroutine's (a \
+         coroutine of another library resumed in a task): call it outside that coroutine, or \
+         run the code in a cogen Coroutine"
+    )
 }
 
 thread_local! {
@@ -188,14 +189,12 @@ thread_local! {
 /// stacks this code runs on (the oldest of those, if several are
 /// earliest), so an inner limit never extends an outer one.
 ///
-/// The chain can be read only across cogen coroutines' stacks, from the
-/// running one down to the first that is not one (the thread's own, or a
-/// stack of another library). When the walk stops before the task's own
-/// stack, a stack of another library lies on the chain, or the wait runs
-/// on one; then the limits that apply are those on the stacks walked, the
-/// task's own stack's, and those set on another library's stack in this
-/// task. Not seen from there: a limit set on a cogen coroutine's stack
-/// between the task's and the other library's.
+/// The chain is walked from the running stack, across cogen coroutines'
+/// stacks only (a stack of another library ends the walk early); the
+/// task's own stack, at its bottom, is on it wherever the walk ends. So a
+/// limit applies if its stack was walked or is the task's own. Not seen
+/// from beyond another library's stack: a limit set on a cogen coroutine
+/// between the task's stack and that one.
 #[inline]
 pub(crate) fn current_limit() -> Option<(Instant, u64)> {
     if LIVE.get() == 0 {
@@ -210,12 +209,8 @@ fn limit_on_chain() -> Option<(Instant, u64)> {
     // SAFETY: a park calls this with the running stackful task's context
     // set, which stays valid while its coroutine runs.
     let yielder = unsafe { cx.as_ref() }.map_or(0, |cx| cx.yielder.get() as usize);
-    // The task's own stack (its yielder is a word on it), where the chain
-    // ends if it can be read all the way.
+    // The task's own stack: its yielder is a word on it.
     let root = stack_of(yielder);
-    let whole = root.is_some() && chain().last() == root;
-    let task = current_task();
-    let on_chain = |stack: StackId| chain().any(|on| on == stack);
     LIMITS.with(|limits| {
         let limits = limits.borrow();
         let mut best: Option<&Limit> = None;
@@ -223,11 +218,7 @@ fn limit_on_chain() -> Option<(Instant, u64)> {
             if best.is_some_and(|b| b.at <= limit.at) {
                 continue;
             }
-            let applies = match limit.stack {
-                Some(stack) => on_chain(stack) || (!whole && Some(stack) == root),
-                None => !whole && limit.task == task,
-            };
-            if applies {
+            if Some(limit.stack) == root || chain().any(|on| on == limit.stack) {
                 best = Some(limit);
             }
         }

@@ -126,8 +126,9 @@ where
         let failure = FailureCell::default();
         let up = Upstream::new(upstream, failure.clone());
         let co = make(up);
-        // As in `new`: a coroutine that is dead already makes an empty stage.
-        failure.ended.set(co.is_dead());
+        // As in `new`: a coroutine that is dead already makes an empty stage
+        // (unless `make` saw the upstream fail: that error is handed on).
+        failure.ended.set(co.is_dead() && !failure.failed.get());
         Stage {
             co,
             name: name.into(),
