@@ -540,3 +540,38 @@ fn a_wait_for_inside_a_poll_leaves_the_outer_waker_shown() {
         assert_eq!(got.expect("not a deadlock"), 5);
     });
 }
+
+/// The generator of the test above, its first loop gone, resumed by a task
+/// of a new loop that has the same id (and perhaps the same memory) as the
+/// first task: the waker it waits with is the new loop's, and the other
+/// thread's wake-up reaches it (before the fix the old waker was kept, and
+/// the new loop reported a deadlock).
+#[test]
+fn a_generator_suspended_inside_wait_for_waits_on_in_a_later_loop() {
+    within_deadline(|| {
+        let shot: Arc<Mutex<Shot>> = Arc::default();
+        let firing = fire_when_polled(shot.clone());
+        let g = {
+            let ev = EventLoop::new();
+            let first = ev.spawn(move || {
+                let mut g: cogen::Coroutine<(), u32, u32> = cogen::generator(move |co| {
+                    el::wait_for(SuspendsItsGenerator {
+                        co,
+                        polls: 0,
+                        shot: Some(shot),
+                    })
+                });
+                assert_eq!(g.resume(()).unwrap().as_yield(), Some(1));
+                Some(g)
+            });
+            ev.run().unwrap();
+            first.join().unwrap().unwrap()
+        };
+        let ev = EventLoop::new();
+        let mut g = Some(g);
+        let second = ev.spawn(move || g.take().unwrap().resume(()).unwrap().as_return());
+        ev.run().expect("not a deadlock");
+        firing.join().unwrap();
+        assert_eq!(second.join().unwrap(), Some(7));
+    });
+}

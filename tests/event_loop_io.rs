@@ -268,16 +268,33 @@ fn a_file_streams_writes_and_reads_in_many_calls_with_seek() {
 #[test]
 fn a_file_read_parks_only_its_task_and_feeds_a_pipeline() {
     use cogen::pipeline::{PipelineExt, read_chunks};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    // The file is a FIFO whose writer (another thread) opens it only once
+    // the other task has run twice: the task reading it must park
+    // meanwhile (its open waits for the writer), or that never happens. A
+    // plain file could be read ahead by the pool before the task asks.
     let dir = temp_dir("file-pipeline");
-    let path = dir.join("words.txt");
-    std::fs::write(&path, "a b\nc\n".repeat(50_000)).unwrap();
+    let path = dir.join("words");
+    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let ticks = Arc::new(AtomicU32::new(0));
+    let writer = {
+        let (path, ticks) = (path.clone(), ticks.clone());
+        std::thread::spawn(move || {
+            while ticks.load(Ordering::SeqCst) < 2 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::fs::write(&path, "a b\nc\n".repeat(50_000)).unwrap();
+        })
+    };
     let ev = EventLoop::new();
-    let ticks = Rc::new(Cell::new(0u32));
     let done = Rc::new(Cell::new(false));
     let (t, d) = (ticks.clone(), done.clone());
     ev.spawn(move || {
         while !d.get() {
-            t.set(t.get() + 1);
+            t.fetch_add(1, Ordering::SeqCst);
             yield_now();
         }
     });
@@ -291,8 +308,12 @@ fn a_file_read_parks_only_its_task_and_feeds_a_pipeline() {
         words
     });
     ev.run().unwrap();
+    writer.join().unwrap();
     assert_eq!(h.join().unwrap(), 150_000);
-    assert!(ticks.get() > 1, "the other task ran meanwhile");
+    assert!(
+        ticks.load(Ordering::SeqCst) > 1,
+        "the other task ran meanwhile"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

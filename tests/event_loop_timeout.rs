@@ -567,3 +567,69 @@ fn a_limit_kept_past_its_task_binds_no_task_that_reuses_its_memory() {
     run.unwrap();
     assert_eq!(second.join().unwrap(), "slept");
 }
+
+/// A loop driven from inside a `timeout`'s closure, on a generator resumed
+/// outside any task: the limit is below the tasks' own stacks, around the
+/// code that drives the loop, and binds none of their waits (its expiry
+/// would have to unwind a task and the loop's `block_on` to reach it).
+#[test]
+fn a_limit_around_code_that_drives_a_loop_binds_none_of_its_tasks() {
+    let inner = Rc::new(EventLoop::new());
+    let driver = inner.clone();
+    let mut g = {
+        let ev = EventLoop::new();
+        ev.block_on(move || {
+            let mut g = cogen::Coroutine::<(), (), Result<&str, String>>::new(move |y, ()| {
+                timeout(SHORT, || {
+                    y.suspend(());
+                    driver
+                        .block_on(|| {
+                            sleep(SHORT * 3); // past the limit
+                            "slept"
+                        })
+                        .map_err(|e| e.to_string())
+                })
+                .unwrap_or_else(|_| Err("elapsed".into()))
+            });
+            g.resume(()).unwrap();
+            g
+        })
+        .unwrap()
+    };
+    assert_eq!(g.resume(()).unwrap().as_return(), Some(Ok("slept")));
+}
+
+/// A task parks while a limit is live around the code that drives its loop;
+/// the limit's scope then returns while the task is still parked, and the
+/// loop is run again outside it: the task sleeps its full time, and no
+/// expiry unwinds out of `run`.
+#[test]
+fn a_wait_outliving_a_limit_around_its_loop_is_not_cut_short() {
+    let inner = Rc::new(EventLoop::new());
+    let driver = inner.clone();
+    let sleeper = Rc::new(std::cell::RefCell::new(None));
+    let kept = sleeper.clone();
+    let mut g = {
+        let ev = EventLoop::new();
+        ev.block_on(move || {
+            let mut g = cogen::Coroutine::<(), (), ()>::new(move |y, ()| {
+                let _ = timeout(SHORT, || {
+                    y.suspend(());
+                    let h = driver.spawn(|| {
+                        sleep(SHORT * 3);
+                        "slept"
+                    });
+                    assert!(driver.try_tick()); // now parked in its sleep
+                    *kept.borrow_mut() = Some(h);
+                });
+            });
+            g.resume(()).unwrap();
+            g
+        })
+        .unwrap()
+    };
+    assert!(g.resume(()).unwrap().as_return().is_some()); // the scope is gone
+    inner.run().unwrap();
+    let h = sleeper.borrow_mut().take().unwrap();
+    assert_eq!(h.join().unwrap(), "slept");
+}

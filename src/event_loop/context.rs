@@ -252,9 +252,7 @@ pub(crate) fn park(what: &str, reason: WaitReason, register: impl FnOnce(&Core, 
     }
     register(core, task_ref, seq);
     suspend(cx);
-    if let Some(deadline) = deadline {
-        check_deadline(deadline);
-    }
+    after_park(deadline);
 }
 
 /// [`park`] for a wait list of [`ThinTask`]s (a channel's): `register`
@@ -279,8 +277,17 @@ pub(crate) fn park_thin(what: &str, reason: WaitReason, register: impl FnOnce(Th
     }
     register(task, seq);
     suspend(cx);
-    if let Some(deadline) = deadline {
-        check_deadline(deadline);
+    after_park(deadline);
+}
+
+/// Back from a park that also waited for `deadline`: unwinds if a limit
+/// the wait is inside has passed. Looked up again, not taken from before
+/// the park: the limit may be gone meanwhile (its scope returned while the
+/// task was parked: a loop driven inside the scope's closure).
+#[inline]
+fn after_park(deadline: Option<(Instant, u64)>) {
+    if deadline.is_some() {
+        self::deadline();
     }
 }
 

@@ -323,6 +323,13 @@ impl OwnWaker {
         &self.waker
     }
 
+    /// True if this waker wakes the task of `header` in the loop of
+    /// `remote`. (It keeps its own loop's `remote` alive, so a later loop
+    /// cannot have the same one.)
+    pub(crate) fn wakes(&self, remote: &Arc<Remote>, header: &Header) -> bool {
+        Arc::ptr_eq(&self.inner.remote, remote) && self.inner.key == (header.index.get(), header.id)
+    }
+
     /// See [`TaskWaker::is_held_outside`].
     pub(crate) fn is_held_outside(&self) -> bool {
         self.inner.is_held_outside()

@@ -189,10 +189,12 @@ thread_local! {
 /// stacks this code runs on (the oldest of those, if several are
 /// earliest), so an inner limit never extends an outer one.
 ///
-/// The chain is walked from the running stack, across cogen coroutines'
-/// stacks only (a stack of another library ends the walk early); the
-/// task's own stack, at its bottom, is on it wherever the walk ends. So a
-/// limit applies if its stack was walked or is the task's own. Not seen
+/// The chain is walked from the running stack down to the task's own,
+/// across cogen coroutines' stacks only (a stack of another library ends
+/// the walk early); the task's own stack is on it wherever the walk ends.
+/// So a limit applies if its stack was walked or is the task's own. One
+/// set below the task's stack (around code that drives the loop) does not
+/// apply to the loop's tasks. Not seen
 /// from beyond another library's stack: a limit set on a cogen coroutine
 /// between the task's stack and that one.
 #[inline]
@@ -218,11 +220,24 @@ fn limit_on_chain() -> Option<(Instant, u64)> {
             if best.is_some_and(|b| b.at <= limit.at) {
                 continue;
             }
-            if Some(limit.stack) == root || chain().any(|on| on == limit.stack) {
+            if Some(limit.stack) == root || up_to(root).any(|on| on == limit.stack) {
                 best = Some(limit);
             }
         }
         best.map(|l| (l.at, l.scope))
+    })
+}
+
+/// The chain of stacks walked from the running one down to `root`, the
+/// task's own stack, and not below it: a stack below is outside the loop
+/// (a coroutine that drives it), and a limit there must not unwind a task
+/// and the loop's `run` to reach its scope.
+fn up_to(root: Option<StackId>) -> impl Iterator<Item = StackId> {
+    let mut done = false;
+    chain().take_while(move |&stack| {
+        let take = !done;
+        done = done || Some(stack) == root;
+        take
     })
 }
 

@@ -70,24 +70,19 @@ pub fn wait_for<F: Future>(future: F) -> F::Output {
 #[track_caller]
 pub(crate) fn wait_for_as<F: Future>(future: F, reason: WaitReason, what: &str) -> F::Output {
     let mut future = pin!(future);
-    // The task the waker was made for, by address and id (a later task may
-    // reuse the address), and the waker.
-    let mut waker: Option<((*const (), u64), OwnWaker)> = None;
+    let mut waker: Option<OwnWaker> = None;
     loop {
         let (task, _) = running_stackful(what);
-        let key = (std::ptr::from_ref(task).cast::<()>(), task.header.id);
+        let remote = &current_core(what).remote;
         let own = match &waker {
-            Some((made_for, own)) if *made_for == key => own,
-            _ => {
-                let own = OwnWaker::new(&current_core(what).remote, &task.header);
-                &waker.insert((key, own)).1
-            }
+            Some(own) if own.wakes(remote, &task.header) => own,
+            _ => waker.insert(OwnWaker::new(remote, &task.header)),
         };
         if let Poll::Ready(value) = future.as_mut().poll(&mut Context::from_waker(own.waker())) {
             return value;
         }
         let (task, stackful) = running_stackful(what);
-        if (std::ptr::from_ref(task).cast::<()>(), task.header.id) != key {
+        if !own.wakes(&current_core(what).remote, &task.header) {
             // The poll suspended a coroutine that another task has resumed
             // since: poll again, with a waker that wakes this one.
             continue;
