@@ -461,6 +461,15 @@ impl Future for SuspendsItsGenerator<'_> {
     }
 }
 
+/// A generator, started in the running task, suspended by the future's
+/// first poll in the middle of its `wait_for`.
+fn suspended_in_wait_for(shot: Option<Arc<Mutex<Shot>>>) -> cogen::Coroutine<(), u32, u32> {
+    let mut g =
+        cogen::generator(move |co| el::wait_for(SuspendsItsGenerator { co, polls: 0, shot }));
+    assert_eq!(g.resume(()).unwrap().as_yield(), Some(1));
+    g
+}
+
 /// A generator suspended by a future's poll in the middle of `wait_for`
 /// outlives the task (and the loop) it started in; resumed afterwards, the
 /// `wait_for` finishes without touching the gone task (a use after free of
@@ -468,17 +477,7 @@ impl Future for SuspendsItsGenerator<'_> {
 #[test]
 fn a_generator_suspended_inside_wait_for_may_outlive_its_task_and_loop() {
     let ev = EventLoop::new();
-    let h = ev.spawn(|| {
-        let mut g: cogen::Coroutine<(), u32, u32> = cogen::generator(|co| {
-            el::wait_for(SuspendsItsGenerator {
-                co,
-                polls: 0,
-                shot: None,
-            })
-        });
-        assert_eq!(g.resume(()).unwrap().as_yield(), Some(1));
-        g
-    });
+    let h = ev.spawn(|| suspended_in_wait_for(None));
     ev.run().unwrap();
     let mut g = h.join().unwrap();
     drop(ev);
@@ -495,17 +494,7 @@ fn a_generator_suspended_inside_wait_for_waits_on_in_the_task_that_resumes_it() 
         let shot: Arc<Mutex<Shot>> = Arc::default();
         let firing = fire_when_polled(shot.clone());
         let ev = EventLoop::new();
-        let first = ev.spawn(move || {
-            let mut g: cogen::Coroutine<(), u32, u32> = cogen::generator(move |co| {
-                el::wait_for(SuspendsItsGenerator {
-                    co,
-                    polls: 0,
-                    shot: Some(shot),
-                })
-            });
-            assert_eq!(g.resume(()).unwrap().as_yield(), Some(1));
-            g
-        });
+        let first = ev.spawn(move || suspended_in_wait_for(Some(shot)));
         let got = ev.block_on(move || {
             let mut g = first.join().unwrap();
             g.resume(()).unwrap().as_return()
@@ -553,17 +542,7 @@ fn a_generator_suspended_inside_wait_for_waits_on_in_a_later_loop() {
         let firing = fire_when_polled(shot.clone());
         let g = {
             let ev = EventLoop::new();
-            let first = ev.spawn(move || {
-                let mut g: cogen::Coroutine<(), u32, u32> = cogen::generator(move |co| {
-                    el::wait_for(SuspendsItsGenerator {
-                        co,
-                        polls: 0,
-                        shot: Some(shot),
-                    })
-                });
-                assert_eq!(g.resume(()).unwrap().as_yield(), Some(1));
-                Some(g)
-            });
+            let first = ev.spawn(move || Some(suspended_in_wait_for(Some(shot))));
             ev.run().unwrap();
             first.join().unwrap().unwrap()
         };
