@@ -65,30 +65,25 @@ impl Drop for Payload {
     fn drop(&mut self) {
         // SAFETY: `self.0` is not used after this. By value, not by
         // reference: a reference would pin the enclosing `Result` to memory.
-        drop_caught(unsafe { ManuallyDrop::take(&mut self.0) });
+        // Dropping a `Panic` must not unwind: it is dropped in many places
+        // that must not, by the crate and by its users.
+        drop_quietly(unsafe { ManuallyDrop::take(&mut self.0) });
     }
 }
 
-/// Drops a caught panic. A payload whose own destructor panics does not
-/// make this panic too (a `Panic` is dropped in many places that must not
-/// unwind, by the crate and by its users): see [`drop_payload`].
+/// Drops `value`, which nobody will see (a caught panic, the remains of a
+/// task that failed for a reason reported instead), without letting a
+/// panic of its destructor out: that panic's payload is dropped in turn,
+/// and so on a few times, until one drops cleanly (a payload whose
+/// destructor panics again each time is leaked in the end). A coroutine's
+/// close, or a time limit's expiry, reaching into such a destructor goes
+/// on, as [`crate::catch_unwind`] lets it.
 #[cold]
 #[inline(never)]
-fn drop_caught(caught: Box<Caught>) {
-    if let Err(again) = crate::catch_unwind(AssertUnwindSafe(move || drop(caught))) {
-        drop_payload(again);
-    }
-}
-
-/// Drops a panic's payload that nobody will see, without letting a panic
-/// of its destructor out: that panic's payload is dropped in turn, and so
-/// on a few times, until one drops cleanly (a payload whose destructor
-/// panics again each time is leaked in the end). A coroutine's close, or a
-/// time limit's expiry, reaching into such a destructor goes on, as
-/// [`crate::catch_unwind`] lets it.
-#[cold]
-#[inline(never)]
-pub(crate) fn drop_payload(mut payload: Box<dyn Any + Send>) {
+pub(crate) fn drop_quietly<T>(value: T) {
+    let Err(mut payload) = crate::catch_unwind(AssertUnwindSafe(move || drop(value))) else {
+        return;
+    };
     for _ in 0..4 {
         match crate::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
             Ok(()) => return,

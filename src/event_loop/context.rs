@@ -91,11 +91,11 @@ fn explain_cannot_wait(what: &str) -> ! {
         panic_cannot_wait(what, CannotWait::OutsideTask, 0);
     };
     // SAFETY: see `running_stackful`.
-    let task = unsafe { &*task.as_ptr() };
-    if task.header.state.get() != TaskState::Running {
-        panic_cannot_wait(what, CannotWait::Cancelling, task.header.id);
+    let id = unsafe { task.as_ref() }.header.id;
+    if being_cancelled() {
+        panic_cannot_wait(what, CannotWait::Cancelling, id);
     }
-    panic_cannot_wait(what, CannotWait::NotStackful, task.header.id);
+    panic_cannot_wait(what, CannotWait::NotStackful, id);
 }
 
 /// True in a destructor that a task's cancellation runs: a task is

@@ -89,10 +89,8 @@ impl<B: ?Sized + TaskBody> Drop for Task<B> {
     }
 }
 
-/// The `body_byte` of a body whose result is not stored yet although the
-/// task is done: a cancelled task's body being dropped (a stackless one's
-/// result cell does not exist yet; the others set it for the while, and
-/// leave the byte at 0 otherwise).
+/// The `body_byte` of a body whose result cell does not exist yet: a
+/// stackless task's coroutine being dropped (the other bodies never set it).
 pub(crate) const RESULT_PENDING: u8 = 2;
 
 /// Makes the full pointer of a `Task<B>` from its header's address.
@@ -500,8 +498,8 @@ impl Header {
     }
 
     /// True once the task is done and its result cell can be read: not
-    /// while the body of a cancelled task is being dropped (its result is
-    /// stored only afterwards; see [`RESULT_PENDING`]).
+    /// while the body of a cancelled stackless task is being dropped (its
+    /// bytes become the result's only afterwards; see [`RESULT_PENDING`]).
     pub(crate) fn result_ready(&self) -> bool {
         self.is_done() && self.body_byte.get() != RESULT_PENDING
     }

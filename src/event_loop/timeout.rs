@@ -118,8 +118,11 @@ pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elap
         scope,
         stack,
     };
-    LIMITS.with(|limits| limits.borrow_mut().push(limit));
-    LIVE.set(LIVE.get() + 1);
+    LIMITS.with(|limits| {
+        let mut limits = limits.borrow_mut();
+        limits.push(limit);
+        LIVE.set(limits.len());
+    });
     // Every way out goes through here (all unwinding is caught, and what is
     // not ours re-raised), which takes the limit out again. If an outer
     // limit is what expired, it unwinds on to its scope; waits in
@@ -128,10 +131,8 @@ pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elap
     let caught = catch_unwind(AssertUnwindSafe(f));
     LIMITS.with(|limits| {
         let mut limits = limits.borrow_mut();
-        if let Some(i) = limits.iter().rposition(|l| l.scope == scope) {
-            limits.remove(i);
-            LIVE.set(LIVE.get() - 1);
-        }
+        limits.retain(|l| l.scope != scope);
+        LIVE.set(limits.len());
         if limits.is_empty() {
             // Nothing is left for the thread's end to free.
             *limits = Vec::new();
@@ -180,7 +181,8 @@ thread_local! {
     /// thread that ends inside a `timeout` (a leaked coroutine's) leaves it.
     static LIMITS: ManuallyDrop<RefCell<Vec<Limit>>> =
         const { ManuallyDrop::new(RefCell::new(Vec::new())) };
-    /// The length of `LIMITS`: the waits' fast path reads only this.
+    /// The length of `LIMITS`, kept beside it: the waits' fast path reads
+    /// only this, with no borrow of the list.
     static LIVE: Cell<usize> = const { Cell::new(0) };
 }
 
@@ -215,16 +217,14 @@ fn limit_on_chain() -> Option<(Instant, u64)> {
     let root = stack_of(yielder);
     LIMITS.with(|limits| {
         let limits = limits.borrow();
-        let mut best: Option<&Limit> = None;
-        for limit in limits.iter() {
-            if best.is_some_and(|b| b.at <= limit.at) {
-                continue;
-            }
-            if Some(limit.stack) == root || up_to(root).any(|on| on == limit.stack) {
-                best = Some(limit);
-            }
-        }
-        best.map(|l| (l.at, l.scope))
+        // One walk of the chain; the task's own stack once more, for a walk
+        // that a stack of another library ended before it. Earliest first,
+        // then oldest (scope numbers grow).
+        up_to(root)
+            .chain(root)
+            .flat_map(|stack| limits.iter().filter(move |l| l.stack == stack))
+            .map(|l| (l.at, l.scope))
+            .min()
     })
 }
 

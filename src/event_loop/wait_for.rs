@@ -70,24 +70,25 @@ pub fn wait_for<F: Future>(future: F) -> F::Output {
 #[track_caller]
 pub(crate) fn wait_for_as<F: Future>(future: F, reason: WaitReason, what: &str) -> F::Output {
     let mut future = pin!(future);
-    let mut waker: Option<OwnWaker> = None;
+    let (task, _) = running_stackful(what);
+    let mut waker = OwnWaker::new(&current_core(what).remote, &task.header);
     loop {
-        let (task, _) = running_stackful(what);
-        let remote = &current_core(what).remote;
-        let own = match &waker {
-            Some(own) if own.wakes(remote, &task.header) => own,
-            _ => waker.insert(OwnWaker::new(remote, &task.header)),
-        };
-        if let Poll::Ready(value) = future.as_mut().poll(&mut Context::from_waker(own.waker())) {
+        if let Poll::Ready(value) = future
+            .as_mut()
+            .poll(&mut Context::from_waker(waker.waker()))
+        {
             return value;
         }
         let (task, stackful) = running_stackful(what);
-        if !own.wakes(&current_core(what).remote, &task.header) {
-            // The poll suspended a coroutine that another task has resumed
-            // since: poll again, with a waker that wakes this one.
+        let remote = &current_core(what).remote;
+        if !waker.wakes(remote, &task.header) {
+            // The poll suspended a coroutine that another task (of this
+            // loop or a later one) has resumed since: poll again, with a
+            // waker that wakes this one.
+            waker = OwnWaker::new(remote, &task.header);
             continue;
         }
-        let _shown = ShowWaker::new(stackful, own);
+        let _shown = ShowWaker::new(stackful, &waker);
         park(what, reason, |_, _, _| {});
     }
 }

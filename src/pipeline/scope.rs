@@ -53,7 +53,7 @@ use std::rc::{Rc, Weak};
 
 use super::Stage;
 use crate::coroutine::{Builder, Coroutine, CoroutineResult, Status, Yielder};
-use crate::error::{Panic, ResumeError, drop_payload};
+use crate::error::{Panic, ResumeError, drop_quietly};
 use crate::resumable::Resumable;
 
 /// Runs `f` with a [`Scope`] in which pipeline stages may borrow from the
@@ -264,14 +264,14 @@ impl Drop for CloseAll<'_, '_, '_> {
                     if first.is_none() {
                         first = Some(payload);
                     } else {
-                        drop_payload(payload);
+                        drop_quietly(payload);
                     }
                 }
             }
         }
         if let Some(payload) = first {
             if std::thread::panicking() {
-                drop_payload(payload);
+                drop_quietly(payload);
             } else {
                 resume_unwind(payload);
             }

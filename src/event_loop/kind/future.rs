@@ -8,15 +8,13 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll};
 
-use crate::error::Panic;
+use crate::error::{Panic, drop_quietly};
 
 use super::super::core::Core;
 use super::super::error::JoinError;
 use super::super::join::JoinHandle;
 use super::super::remote::OwnWaker;
-use super::super::task::{
-    Header, RESULT_PENDING, ResultCell, Step, TaskBody, TaskOptions, TaskRef, WaitReason,
-};
+use super::super::task::{Header, ResultCell, Step, TaskBody, TaskOptions, TaskRef, WaitReason};
 
 struct FutureBody<F: Future> {
     /// `None` once the future completed or was dropped.
@@ -73,14 +71,11 @@ impl<F: Future> TaskBody for FutureBody<F> {
     fn close(&self, header: &Header) -> Result<(), Panic> {
         // SAFETY: see `step`; the task is not running.
         let future = unsafe { &mut *self.future.get() };
-        // As a stackful task's: no result until the future's destructors ran.
-        header.body_byte.set(RESULT_PENDING);
         let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| *future = None));
         if !self.result.is_set() {
             self.result
                 .set(Err(JoinError::cancelled(header.id, header.name_cow())));
         }
-        header.body_byte.set(0);
         dropped.map_err(|payload| Panic::new(payload, header.name_cow()))
     }
 
@@ -93,15 +88,6 @@ impl<F: Future> TaskBody for FutureBody<F> {
         unsafe { &*self.waker.get() }
             .as_ref()
             .is_some_and(OwnWaker::is_held_outside)
-    }
-}
-
-/// Drops `value`, ignoring a panic of its destructor (the task already
-/// failed for a reason that is reported instead).
-pub(crate) fn drop_quietly<T>(value: T) {
-    if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| drop(value))) {
-        // A payload whose own destructor panics would escape a plain drop.
-        crate::error::drop_payload(payload);
     }
 }
 

@@ -15,9 +15,7 @@ use super::super::current::{CURRENT_CX, StackfulCx};
 use super::super::error::JoinError;
 use super::super::join::JoinHandle;
 use super::super::remote::OwnWaker;
-use super::super::task::{
-    Header, RESULT_PENDING, ResultCell, Step, TaskBody, TaskOptions, TaskRef,
-};
+use super::super::task::{Header, ResultCell, Step, TaskBody, TaskOptions, TaskRef};
 
 struct StackfulBody<T> {
     /// `None` once the coroutine is dead: it is dropped at once, so that
@@ -82,9 +80,6 @@ impl<T> TaskBody for StackfulBody<T> {
     fn close(&self, header: &Header) -> Result<(), Panic> {
         // SAFETY: the task is not running (see `step`).
         let slot: &mut Option<_> = unsafe { &mut **self.co.get() };
-        // The task is done, but its result is stored only after the close
-        // has run its destructors: one of them may ask its own handle.
-        header.body_byte.set(RESULT_PENDING);
         let closed = match slot.take() {
             Some(mut co) => co.close(),
             None => Ok(()),
@@ -93,7 +88,6 @@ impl<T> TaskBody for StackfulBody<T> {
             self.result
                 .set(Err(JoinError::cancelled(header.id, header.name_cow())));
         }
-        header.body_byte.set(0);
         closed
     }
 

@@ -32,7 +32,7 @@ use super::super::task::{
     WaitReason, Waiter,
 };
 use super::super::timer::deadline_after;
-use super::future::drop_quietly;
+use crate::error::drop_quietly;
 
 /// What a stackless task waits for: the value it `yield`s.
 #[must_use = "a Wait does nothing unless yielded from a stackless task"]
