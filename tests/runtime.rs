@@ -4,7 +4,9 @@
 //! loop, and the `Runtime`: placement, panics, shutdown of tasks parked on
 //! sockets and channels (each destructor once), drop; and the races of a
 //! remote handle's join, await and drop with its task's end, and of spawns
-//! with the loop's drop.
+//! with the loop's drop; user wakers that panic when a cancellation wakes
+//! them, a runtime's detached panics, and a remote handle waited on inside
+//! its own task's loop (a deadlock is reported, a blocking join refused).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Barrier};
@@ -488,4 +490,127 @@ fn the_last_runtime_dropped_inside_its_own_task_does_not_join_its_own_thread() {
     });
     tx.send(rt).unwrap(); // the only `Arc` left now goes into the task
     assert_eq!(handle.join().unwrap(), "dropped");
+}
+
+/// A waker that panics when woken.
+struct PanickingWaker;
+
+impl std::task::Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        panic!("this waker panics");
+    }
+}
+
+#[test]
+fn a_panicking_waker_on_a_remote_handle_whose_task_is_cancelled_is_caught() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+
+    let waker = Waker::from(Arc::new(PanickingWaker));
+    let ev = EventLoop::new();
+    let mut handle = ev.handle().spawn(|| sleep(FOREVER));
+    ev.try_tick(); // starts the task, which parks in its sleep
+    let mut cx = Context::from_waker(&waker);
+    assert!(std::pin::Pin::new(&mut handle).poll(&mut cx).is_pending());
+    // The cancellation wakes the waker from the task's unwinding: its
+    // panic is caught (a second panic there would abort the process).
+    drop(ev);
+    assert!(handle.join().unwrap_err().is_cancelled());
+}
+
+#[test]
+fn a_panicking_poller_woken_by_a_close_during_a_cancellation_is_caught() {
+    use std::task::{Context, Waker};
+
+    let waker = Waker::from(Arc::new(PanickingWaker));
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(1);
+    let task = ev.spawn(move || {
+        let _tx = tx; // its drop, as the task unwinds, closes the channel
+        sleep(FOREVER)
+    });
+    ev.try_tick();
+    assert!(rx.poll_recv(&mut Context::from_waker(&waker)).is_pending());
+    task.cancel();
+    // The waker's panic is the loop's to report, like any waker's.
+    assert_eq!(ev.take_panics().len(), 1);
+    assert!(rx.try_recv().is_err());
+}
+
+#[test]
+fn a_runtime_keeps_no_panic_of_a_detached_task() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static DROPPED: AtomicUsize = AtomicUsize::new(0);
+    struct Payload;
+    impl Drop for Payload {
+        fn drop(&mut self) {
+            DROPPED.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let rt = Runtime::builder().threads(1).build().unwrap();
+    for _ in 0..100 {
+        rt.spawn(|| std::panic::panic_any(Payload)).detach();
+    }
+    // One loop runs its tasks in order: this one runs after the hundred.
+    rt.block_on(|| ());
+    assert_eq!(DROPPED.load(Ordering::SeqCst), 100);
+    // A panic with a handle still reaches the handle.
+    let error = rt.spawn(|| panic!("seen")).join().unwrap_err();
+    assert_eq!(error.panic().unwrap().message(), "seen");
+}
+
+#[test]
+fn waiting_on_a_remote_handle_of_a_stuck_task_of_the_same_loop_is_a_deadlock() {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    // On a thread of its own, so that a hang fails the test instead of
+    // stopping it.
+    thread::spawn(move || {
+        let ev = EventLoop::new();
+        let handle = ev.handle();
+        let result = ev.block_on(move || {
+            let stuck = handle.spawn(|| {
+                let (tx, rx) = channel::<u32>(1);
+                let _keep = tx.clone();
+                let _ = rx.recv(); // nothing will ever come
+            });
+            wait_for(stuck)
+        });
+        let _ = done_tx.send(result.map(drop).map_err(|e| e.to_string()));
+    });
+    let result = done_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("block_on hung instead of reporting the deadlock");
+    let error = result.unwrap_err();
+    assert!(error.contains("deadlock"), "{error}");
+}
+
+#[test]
+fn a_remote_handle_of_the_same_loop_awaited_by_a_task_still_wakes_it() {
+    let ev = EventLoop::new();
+    let handle = ev.handle();
+    let got = ev
+        .block_on(move || {
+            let remote = handle.spawn(|| {
+                sleep(Duration::from_millis(5));
+                7
+            });
+            wait_for(remote).unwrap()
+        })
+        .unwrap();
+    assert_eq!(got, 7);
+}
+
+#[test]
+fn joining_a_remote_handle_on_its_loop_s_thread_outside_a_task_panics() {
+    let ev = EventLoop::new();
+    let handle = ev.handle().spawn(|| 1);
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle.join()))
+        .expect_err("a join that could never end must panic");
+    let message = payload.downcast_ref::<&str>().copied().unwrap_or("");
+    assert!(message.contains("own loop"), "{message}");
+    // Once the loop has run the task, its result is there to take.
+    let handle = ev.handle().spawn(|| 2);
+    ev.run().unwrap();
+    assert_eq!(handle.join().unwrap(), 2);
 }

@@ -63,6 +63,11 @@ pub enum PanicPolicy {
     /// Re-raise the first one from `run` / `block_on` / `try_tick` as soon
     /// as it is found (the loop stays usable; other tasks stay in it).
     Propagate,
+    /// Drop them as they are found: the panic hook has already reported
+    /// each (on standard error, by default). For a loop that runs for good,
+    /// where a list of them would only grow: each loop of a
+    /// [`Runtime`](super::Runtime) uses it, since nothing could read them.
+    Discard,
 }
 
 /// The loop's state. Lives in an `Rc` owned by the
@@ -374,6 +379,11 @@ impl Core {
     }
 
     pub(crate) fn report_panic(&self, p: Panic) {
+        if self.policy == PanicPolicy::Discard {
+            // A `Panic`'s drop never unwinds.
+            drop(p);
+            return;
+        }
         self.unhandled.borrow_mut().push(p);
     }
 
@@ -413,7 +423,7 @@ impl Core {
 
     #[cold]
     #[inline(never)]
-    fn wake_user(&self, waker: std::task::Waker) {
+    pub(crate) fn wake_user(&self, waker: std::task::Waker) {
         if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| waker.wake())) {
             self.report_panic(Panic::new(payload, None));
         }
@@ -513,6 +523,29 @@ unsafe fn recycle_typed<B: TaskBody + 'static>(header: NonNull<Header>, core: &C
 pub(crate) fn wake(task: TaskRef, seq: u32) {
     if task.header.is_parked_at(seq) {
         make_runnable(task);
+    }
+}
+
+/// Wakes a user's waker (a future's, or one of another executor) from the
+/// loop's own code, which may be a destructor run by an unwinding (a task
+/// being cancelled), where a second panic would abort the process: a panic
+/// of the waker is caught and reported by the loop running on this thread,
+/// like a panic of a waker that a finishing task wakes. With no loop
+/// running here it reaches the caller, unless the thread is unwinding
+/// already; then it is dropped (the panic hook has reported it).
+#[cold]
+#[inline(never)]
+pub(crate) fn wake_user_waker(waker: std::task::Waker) {
+    let current = CURRENT_CORE.with(Cell::get);
+    // SAFETY: CURRENT_CORE points at a live core while it is set (see `Enter`).
+    if let Some(core) = unsafe { current.as_ref() } {
+        return core.wake_user(waker);
+    }
+    if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| waker.wake())) {
+        let panic = Panic::new(payload, None);
+        if !std::thread::panicking() {
+            panic.resume_unwind();
+        }
     }
 }
 

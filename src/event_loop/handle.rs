@@ -30,11 +30,11 @@ use std::task::{Context, Poll, Waker};
 use crate::error::Panic;
 
 use super::context::current_task_id;
-use super::core::Core;
+use super::core::{Core, wake_user_waker};
 use super::current::CURRENT_TASK;
 use super::error::JoinError;
 use super::kind;
-use super::remote::{Job, Remote};
+use super::remote::{Job, Remote, local_key};
 use super::task::TaskOptions;
 use super::wait_for::wait_for;
 
@@ -109,7 +109,7 @@ impl LoopHandle {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let shared = Arc::new(Shared::new());
+        let shared = Arc::new(Shared::new(Some(self.remote.clone())));
         let job = Box::new(RemoteJob {
             f,
             slot: Slot(shared.clone()),
@@ -197,6 +197,8 @@ const JOIN_YIELDS: u32 = 8;
 /// handle was dropped first: then the handle never touches it). The mutex
 /// and the condition variable serve only a handle that has to wait.
 struct Shared<T> {
+    /// The inbox of the task's loop (`None` for a handle made finished).
+    remote: Option<Arc<Remote>>,
     state: AtomicU8,
     result: UnsafeCell<Option<Result<T, JoinError>>>,
     wait: Mutex<Waiting>,
@@ -209,18 +211,26 @@ struct Shared<T> {
 // `Sync`.
 unsafe impl<T: Send> Sync for Shared<T> {}
 
-/// What a waiting handle left, under `Shared::wait`.
+/// What a waiting handle left, under `Shared::wait`: the waker of its last
+/// poll, or, when that waker is the loop's own for a task of the remote
+/// task's loop, the waiting task's key instead. A clone of such a waker
+/// would count as held outside the loop, and the loop would never report a
+/// deadlock of the two tasks.
 struct Waiting {
-    /// The waker of the last poll of the handle.
     waker: Option<Waker>,
+    key: Option<(u32, u64)>,
 }
 
 impl<T> Shared<T> {
-    fn new() -> Self {
+    fn new(remote: Option<Arc<Remote>>) -> Self {
         Shared {
+            remote,
             state: AtomicU8::new(0),
             result: UnsafeCell::new(None),
-            wait: Mutex::new(Waiting { waker: None }),
+            wait: Mutex::new(Waiting {
+                waker: None,
+                key: None,
+            }),
             done: Condvar::new(),
         }
     }
@@ -262,10 +272,17 @@ impl<T> Shared<T> {
             // The handle set `WAITING` under the lock before it looked at
             // `FINISHED` and waited: taking the lock here orders this after
             // its look, so its wait is woken.
-            let waker = self.lock().waker.take();
+            let (waker, key) = {
+                let mut wait = self.lock();
+                (wait.waker.take(), wait.key.take())
+            };
             self.done.notify_all();
+            if let (Some(key), Some(remote)) = (key, &self.remote) {
+                remote.wake(key);
+            }
             if let Some(waker) = waker {
-                waker.wake();
+                // Maybe from the slot's drop, as the task is cancelled.
+                wake_user_waker(waker);
             }
         }
         None
@@ -427,7 +444,7 @@ pub struct RemoteJoinHandle<T> {
 
 impl<T: 'static> RemoteJoinHandle<T> {
     fn finished(result: Result<T, JoinError>) -> Self {
-        let slot = Slot(Arc::new(Shared::new()));
+        let slot = Slot(Arc::new(Shared::new(None)));
         let shared = slot.0.clone();
         drop(slot.finish(result));
         RemoteJoinHandle { shared }
@@ -454,7 +471,9 @@ impl<T> RemoteJoinHandle<T> {
     ///
     /// # Panics
     /// Inside a future or stackless task, where blocking would stop the
-    /// whole loop (`.await` the handle there instead).
+    /// whole loop (`.await` the handle there instead); and on the thread of
+    /// the task's own loop outside its tasks (unless the task is done),
+    /// where the task could never run while the thread waits.
     #[track_caller]
     pub fn join(self) -> Result<T, JoinError> {
         if self.shared.is_finished() {
@@ -462,6 +481,11 @@ impl<T> RemoteJoinHandle<T> {
         }
         if CURRENT_TASK.with(|t| t.get().is_some()) {
             return wait_for(self);
+        }
+        if let Some(remote) = &self.shared.remote
+            && remote.thread_id() == std::thread::current().id()
+        {
+            outside_own_loop();
         }
         for i in 0..JOIN_SPINS + JOIN_YIELDS {
             if i < JOIN_SPINS {
@@ -505,6 +529,17 @@ impl<T> RemoteJoinHandle<T> {
     pub fn detach(self) {}
 }
 
+/// [`RemoteJoinHandle::join`] on its task's loop thread, outside a task.
+#[cold]
+#[track_caller]
+fn outside_own_loop() -> ! {
+    panic!(
+        "RemoteJoinHandle::join called on the thread of the task's own loop, outside its \
+         tasks: the task can only run when that loop runs, so this would block for ever \
+         (run the loop, or join from one of its tasks or from another thread)"
+    )
+}
+
 impl<T> Future for RemoteJoinHandle<T> {
     type Output = Result<T, JoinError>;
 
@@ -512,9 +547,12 @@ impl<T> Future for RemoteJoinHandle<T> {
         if self.shared.is_finished() {
             return Poll::Ready(self.take());
         }
+        let key = (self.shared.remote.as_ref()).and_then(|remote| local_key(cx.waker(), remote));
         let old = {
             let mut wait = self.shared.lock();
+            wait.key = key;
             let old = match &wait.waker {
+                _ if key.is_some() => wait.waker.take(),
                 Some(w) if w.will_wake(cx.waker()) => None,
                 _ => wait.waker.replace(cx.waker().clone()),
             };

@@ -84,6 +84,11 @@ impl Remote {
         }
     }
 
+    /// The thread that drives the loop.
+    pub(crate) fn thread_id(&self) -> std::thread::ThreadId {
+        self.thread.id()
+    }
+
     /// True if a wake-up is waiting in the inbox. A relaxed load: the
     /// loop reads it every round, and a late `false` only delays the
     /// wake-up by a round. Where it must not be missed (before reporting a
@@ -112,7 +117,8 @@ impl Remote {
         ))
     }
 
-    fn wake(&self, key: (u32, u64)) {
+    /// Leaves the key of a task for the loop to wake, from any thread.
+    pub(crate) fn wake(&self, key: (u32, u64)) {
         self.lock().woken.push(key);
         self.notify();
     }

@@ -207,8 +207,10 @@ impl EventLoop {
         LoopHandle::new(self.core.remote.clone(), None)
     }
 
-    /// Runs until no task is left, until `deadline`, or until the remaining
-    /// tasks are deadlocked, whichever comes first (a runtime's shutdown).
+    /// Runs until no task is left or until `deadline`, whichever comes
+    /// first (a runtime's shutdown). Tasks that are deadlocked are waited
+    /// for until the deadline all the same: the deadline's own timer keeps
+    /// the loop from finding the deadlock.
     pub(crate) fn run_until_deadline(&self, deadline: Instant) {
         let _enter = Enter::new(&self.core, "run_until_deadline");
         // Start what handles sent before their inbox was closed.
@@ -228,7 +230,8 @@ impl EventLoop {
         };
         let task = timer.task().clone();
         let core = &self.core;
-        // A deadlock ends the wait early: the caller cancels what is left.
+        // Ends at the deadline (or earlier, if `run_until` gives up for a
+        // reason of its own): the caller cancels what is left.
         let _ = core.run_until(|| task.header.is_done() || core.len() == 1);
         timer.cancel();
     }

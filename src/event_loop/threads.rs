@@ -18,6 +18,7 @@ use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle as ThreadHandle;
 use std::time::{Duration, Instant};
 
+use super::core::PanicPolicy;
 use super::handle::{LoopHandle, RemoteJoinHandle};
 use super::runtime::EventLoop;
 use super::wait_for::wait_for;
@@ -62,6 +63,14 @@ type NameFn = Box<dyn Fn(usize) -> String + Send + Sync>;
 /// borrow, the loop's own channels); resuming it on another thread would be
 /// unsound. So there is no work stealing: a loop whose tasks all wait sits
 /// idle while another is busy. Spread the work when you spawn it.
+///
+/// # Panics
+///
+/// A task's panic goes to its handle, as a [`JoinError`](super::JoinError).
+/// A detached task's panic (its handle dropped) has nobody to go to: the
+/// panic hook reports it when it happens, as on any thread, and the worker's
+/// loop drops it ([`PanicPolicy::Discard`]), so a runtime that runs for
+/// good does not pile them up.
 ///
 /// # Shutdown and drop
 ///
@@ -317,7 +326,11 @@ fn worker(cpu: Option<usize>, tx: &mpsc::Sender<LoopHandle>, signal: &Arc<Signal
     if let Some(cpu) = cpu {
         pin_to(cpu);
     }
-    let ev = EventLoop::new();
+    // Nothing could read the panics of detached tasks: the panic hook has
+    // reported each, and the loop keeps none (a list would only grow).
+    let ev = EventLoop::builder()
+        .panic_policy(PanicPolicy::Discard)
+        .build();
     if tx.send(ev.handle()).is_err() {
         return;
     }

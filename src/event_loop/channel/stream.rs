@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::rc::Weak;
 use std::task::{Context, Poll, Waker};
 
-use super::super::core::Core;
+use super::super::core::{Core, wake_user_waker};
 use super::super::current::CURRENT_CORE;
 use super::super::error::{RecvError, TryRecvError};
 use super::super::remote::local_key;
@@ -79,7 +79,8 @@ impl Pollers {
                         core.wake_waiter(Waiter::Local(index, id));
                     }
                 }
-                Poller::Waker(waker) => waker.wake(),
+                // Maybe from a `Sender`'s drop during an unwinding.
+                Poller::Waker(waker) => wake_user_waker(waker),
             }
         }
     }
