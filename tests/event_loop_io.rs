@@ -369,3 +369,74 @@ fn file_errors_and_a_cancelled_read() {
 fn a_file_cannot_be_opened_outside_a_task() {
     let _ = fs::File::open("/");
 }
+
+#[test]
+fn a_file_s_position_after_reads_is_where_the_reads_ended() {
+    use std::io::{Read, Seek, SeekFrom, Write};
+
+    let dir = temp_dir("position");
+    let path = dir.join("data");
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    let p = path.clone();
+    let (pos, after_seek, std_pos) = EventLoop::new()
+        .block_on(move || {
+            let mut f = fs::File::open(&p).unwrap();
+            let mut buf = [0u8; 10];
+            f.read_exact(&mut buf).unwrap(); // bytes 0..10, the pool reads ahead
+            let pos = f.stream_position().unwrap();
+            f.seek(SeekFrom::Current(5)).unwrap();
+            f.read_exact(&mut buf).unwrap(); // bytes 15..25
+            let after_seek = buf;
+            f.read_exact(&mut buf).unwrap(); // bytes 25..35
+            let std_pos = f.into_std().stream_position().unwrap();
+            (pos, after_seek, std_pos)
+        })
+        .unwrap();
+    assert_eq!(pos, 10);
+    assert_eq!(&after_seek[..], &data[15..25]);
+    assert_eq!(std_pos, 35);
+    // A write after a read lands where the read ended, and a read after a
+    // write starts where the write ended.
+    let p = path.clone();
+    let tail = EventLoop::new()
+        .block_on(move || {
+            let options = std::fs::OpenOptions::new().read(true).write(true).clone();
+            let mut f = fs::File::open_with(&options, &p).unwrap();
+            let mut buf = [0u8; 4];
+            f.read_exact(&mut buf).unwrap();
+            f.write_all(b"ZZZZ").unwrap(); // bytes 4..8
+            f.read_exact(&mut buf).unwrap(); // bytes 8..12
+            assert_eq!(f.stream_position().unwrap(), 12);
+            buf
+        })
+        .unwrap();
+    assert_eq!(&tail[..], &data[8..12]);
+    let back = std::fs::read(&path).unwrap();
+    assert_eq!(back.len(), data.len());
+    assert_eq!(&back[4..8], b"ZZZZ");
+    assert_eq!(&back[..4], &data[..4]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_file_dropped_with_writes_in_its_buffer_writes_them() {
+    use std::io::Write;
+
+    let dir = temp_dir("drop-flush");
+    let path = dir.join("data");
+    for _ in 0..20 {
+        let p = path.clone();
+        EventLoop::new()
+            .block_on(move || {
+                let mut f = fs::File::create(&p).unwrap();
+                f.write_all(b"first ").unwrap();
+                sleep(Duration::from_millis(2)); // the pool writes that and waits
+                f.write_all(b"second").unwrap();
+                drop(f); // no flush: the drop parks the task until it is written
+            })
+            .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"first second");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

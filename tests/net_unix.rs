@@ -187,3 +187,45 @@ fn a_unix_socket_outlives_its_loop_and_waits_in_the_next_one() {
         .unwrap();
     assert_eq!(n, 0);
 }
+
+#[test]
+fn try_read_after_a_short_read_sees_new_data_without_a_wait() {
+    use std::rc::Rc;
+
+    use cogen::event_loop::yield_now;
+
+    let (a, b) = UnixStream::pair().unwrap();
+    let (got, outside) = EventLoop::new()
+        .block_on(move || {
+            let b = Rc::new(b);
+            let b2 = b.clone();
+            spawn(move || {
+                yield_now();
+                (&*b2).write_all(b"xy").unwrap();
+            });
+            let mut buf = [0u8; 16];
+            // Parks, then takes all there is: a short read.
+            assert_eq!((&a).read(&mut buf).unwrap(), 2);
+            (&*b).write_all(b"more").unwrap();
+            // Nothing waits on a socket, so the loop asks no poller: the
+            // system call must decide.
+            let mut got = None;
+            for _ in 0..1000 {
+                match a.try_read(&mut buf) {
+                    Ok(n) => {
+                        got = Some(n);
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => yield_now(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            // And outside any task, after another short read.
+            (&*b).write_all(b"later").unwrap();
+            (got, a)
+        })
+        .unwrap();
+    assert_eq!(got, Some(4));
+    let mut buf = [0u8; 16];
+    assert_eq!(outside.try_read(&mut buf).unwrap(), 5);
+}

@@ -98,6 +98,13 @@ fn explain_cannot_wait(what: &str) -> ! {
     panic_cannot_wait(what, CannotWait::NotStackful, id);
 }
 
+/// True where a waiting function may wait: inside a stackful task that runs
+/// (not in a destructor that its cancellation runs, not in a future or
+/// stackless task, not outside the loop).
+pub(crate) fn can_wait() -> bool {
+    !CURRENT_CX.with(Cell::get).is_null()
+}
+
 /// True in a destructor that a task's cancellation runs: a task is
 /// current, but nothing of it runs as a coroutine, so nothing can wait.
 pub(crate) fn being_cancelled() -> bool {

@@ -32,12 +32,14 @@
 
 use std::fmt;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::mem::ManuallyDrop;
 use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_io::{AsyncRead, AsyncSeek, AsyncWrite};
 
+use super::context::can_wait;
 use super::task::WaitReason;
 use super::wait_for::{unblock, wait_for_as};
 
@@ -136,13 +138,33 @@ pub fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
 /// Writes are buffered: call [`flush`](Write::flush) (or
 /// [`sync_all`](File::sync_all)) before dropping a file to see their errors,
 /// as with any buffered writer. Dropping a `File` with writes still in the
-/// buffer lets the pool thread finish them.
+/// buffer flushes them, as `BufWriter` does, ignoring errors: in a stackful
+/// task the drop parks the task until they are written; elsewhere (outside
+/// a task, or in a destructor that a cancellation runs) a pool thread
+/// finishes them after the drop.
+///
+/// Reads are read ahead on the pool, but the file's position is the
+/// caller's: [`Seek`] (`SeekFrom::Current`, `stream_position`), a write
+/// after a read, and [`into_std`](File::into_std) all start where the
+/// reads so far ended, as with a `std::fs::File`.
 ///
 /// # Panics
 /// Every method that reads, writes, seeks or opens panics outside a
 /// stackful task, like every waiting function.
 pub struct File {
-    inner: blocking::Unblock<std::fs::File>,
+    /// Taken only by `into_std` and `Drop`.
+    inner: ManuallyDrop<blocking::Unblock<std::fs::File>>,
+    /// The caller's position, where known: set by a seek, moved by each
+    /// read; unknown after a write (an appending file writes at its end)
+    /// and in a file that cannot seek.
+    pos: Option<u64>,
+    /// A read ran since the last seek: the pool's cursor may be ahead of
+    /// `pos`, by what it read ahead.
+    ahead: bool,
+    /// Writes may be waiting in the buffer.
+    dirty: bool,
+    /// The file has a position (a pipe has none).
+    seekable: bool,
 }
 
 impl File {
@@ -194,14 +216,36 @@ impl File {
     }
 
     /// The std file back, once the writes buffered so far are done (their
-    /// errors are lost: [`flush`](Write::flush) first to see them).
+    /// errors are lost: [`flush`](Write::flush) first to see them), at the
+    /// position where the reads so far ended.
     #[track_caller]
     pub fn into_std(self) -> std::fs::File {
-        wait_for_as(
-            self.inner.into_inner(),
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so `inner` is taken exactly once.
+        let inner = unsafe { ManuallyDrop::take(&mut this.inner) };
+        let mut file = wait_for_as(
+            inner.into_inner(),
             WaitReason::Blocking,
             "fs::File::into_std",
-        )
+        );
+        if let (true, Some(pos)) = (this.ahead, this.pos) {
+            // An `lseek`, which never waits for the disk.
+            let _ = file.seek(SeekFrom::Start(pos));
+        }
+        file
+    }
+
+    /// Puts the pool's cursor back at the caller's position, if reads may
+    /// have moved it ahead.
+    #[track_caller]
+    fn rewind_read_ahead(&mut self, what: &str) -> io::Result<()> {
+        if self.ahead {
+            if let Some(pos) = self.pos {
+                self.wait(what, |file, cx| file.poll_seek(cx, SeekFrom::Start(pos)))?;
+            }
+            self.ahead = false;
+        }
+        Ok(())
     }
 
     /// Waits for one poll of the adapter to be ready.
@@ -211,7 +255,7 @@ impl File {
         what: &str,
         mut poll: impl FnMut(Pin<&mut blocking::Unblock<std::fs::File>>, &mut Context<'_>) -> Poll<T>,
     ) -> T {
-        let inner = &mut self.inner;
+        let inner = &mut *self.inner;
         wait_for_as(
             std::future::poll_fn(|cx| poll(Pin::new(&mut *inner), cx)),
             WaitReason::Blocking,
@@ -223,9 +267,15 @@ impl File {
 impl From<std::fs::File> for File {
     /// Hands a std file to the pool: from now on its reads and writes run
     /// there.
-    fn from(file: std::fs::File) -> Self {
+    fn from(mut file: std::fs::File) -> Self {
+        // An `lseek`, which never waits for the disk; a pipe has no position.
+        let pos = file.stream_position().ok();
         File {
-            inner: blocking::Unblock::new(file),
+            inner: ManuallyDrop::new(blocking::Unblock::new(file)),
+            seekable: pos.is_some(),
+            pos,
+            ahead: false,
+            dirty: false,
         }
     }
 }
@@ -233,26 +283,94 @@ impl From<std::fs::File> for File {
 impl Read for File {
     #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.wait("fs::File::read", |file, cx| file.poll_read(cx, buf))
+        if self.pos.is_none() && self.seekable && !self.ahead {
+            // After writes (maybe appended), ask where they ended: the
+            // pool flushes them first.
+            self.pos = self
+                .wait("fs::File::read", |file, cx| {
+                    file.poll_seek(cx, SeekFrom::Current(0))
+                })
+                .ok();
+        }
+        let n = self.wait("fs::File::read", |file, cx| file.poll_read(cx, buf))?;
+        self.ahead = true;
+        self.dirty = false;
+        self.pos = self.pos.map(|pos| pos + n as u64);
+        Ok(n)
     }
 }
 
 impl Write for File {
     #[track_caller]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.rewind_read_ahead("fs::File::write")?;
+        self.pos = None;
+        self.dirty = true;
         self.wait("fs::File::write", |file, cx| file.poll_write(cx, buf))
     }
 
     #[track_caller]
     fn flush(&mut self) -> io::Result<()> {
-        self.wait("fs::File::flush", |file, cx| file.poll_flush(cx))
+        self.wait("fs::File::flush", |file, cx| file.poll_flush(cx))?;
+        self.dirty = false;
+        Ok(())
     }
 }
 
 impl Seek for File {
     #[track_caller]
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        self.wait("fs::File::seek", |file, cx| file.poll_seek(cx, pos))
+        // Relative to the caller's position, not to the read-ahead's.
+        let pos = match (pos, self.ahead, self.pos) {
+            (SeekFrom::Current(by), true, Some(at)) => match at.checked_add_signed(by) {
+                Some(to) => SeekFrom::Start(to),
+                None => return Err(io::ErrorKind::InvalidInput.into()),
+            },
+            _ => pos,
+        };
+        let at = self.wait("fs::File::seek", |file, cx| file.poll_seek(cx, pos))?;
+        self.pos = Some(at);
+        self.ahead = false;
+        // The pool flushes the writes before it seeks.
+        self.dirty = false;
+        Ok(at)
+    }
+}
+
+impl Drop for File {
+    fn drop(&mut self) {
+        // SAFETY: `inner` is not used again (`into_std` forgets `self`).
+        let mut inner = unsafe { ManuallyDrop::take(&mut self.inner) };
+        if !self.dirty {
+            return;
+        }
+        if can_wait() {
+            // As `BufWriter` does: errors are lost (flush first to see them).
+            let _ = wait_for_as(
+                std::future::poll_fn(|cx| Pin::new(&mut inner).poll_flush(cx)),
+                WaitReason::Blocking,
+                "fs::File::drop",
+            );
+        } else {
+            // Dropping `Unblock` would cancel its writes: a pool thread
+            // drives them to the end instead.
+            blocking::unblock(move || flush_on_this_thread(inner)).detach();
+        }
+    }
+}
+
+/// Drives `inner`'s flush to its end on the calling (pool) thread.
+fn flush_on_this_thread(mut inner: blocking::Unblock<std::fs::File>) {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    while Pin::new(&mut inner).poll_flush(&mut cx).is_pending() {
+        std::thread::park();
     }
 }
 

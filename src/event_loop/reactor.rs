@@ -119,7 +119,7 @@ impl ReactorSlot {
     }
 
     /// The loop's reactor, if it has one.
-    #[cfg(all(test, feature = "net"))]
+    #[cfg(feature = "net")]
     pub(crate) fn get(&self) -> Option<&std::rc::Rc<Reactor>> {
         self.reactor.get()
     }

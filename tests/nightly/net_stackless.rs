@@ -350,3 +350,32 @@ fn a_drained_socket_reads_again_once_its_loop_is_gone() {
     assert_eq!(stream.try_read(&mut buf).unwrap(), 2);
     assert_eq!(&buf[..2], b"cd");
 }
+
+#[test]
+fn a_wait_made_in_another_loop_fails_the_task_that_yields_it() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    let (a, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let a = Rc::new(cogen::event_loop::net::UnixStream::try_from(a).unwrap());
+    let loop_a = EventLoop::new();
+    let a1 = a.clone();
+    // Made in loop A, which registers the socket there and stays alive.
+    let wait = loop_a
+        .block_on(move || Wait::readable(&*a1).unwrap())
+        .unwrap();
+    let wait = RefCell::new(Some(wait));
+    let loop_b = EventLoop::new();
+    let task = loop_b.spawn_stackless(
+        #[coroutine]
+        move || {
+            let w = wait.borrow_mut().take().unwrap();
+            yield w; // loop B never polls loop A's reactor
+        },
+    );
+    let _ = loop_b.run();
+    let error = task.join().unwrap_err();
+    let message = error.panic().unwrap().message().to_string();
+    assert!(message.contains("another event loop"), "{message}");
+    drop(loop_a);
+}

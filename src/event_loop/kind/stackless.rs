@@ -130,7 +130,9 @@ impl Wait {
     ///
     /// # Panics
     /// Outside a task of a running loop, and when the socket waits in
-    /// another loop (see the [`net`](super::super::net) module).
+    /// another loop (see the [`net`](super::super::net) module). A `Wait`
+    /// made in one loop and yielded by a task of another fails that task
+    /// instead, its [`JoinError`] holding the same message.
     #[cfg(feature = "net")]
     #[track_caller]
     pub fn readable(socket: &impl Socket) -> io::Result<Wait> {
@@ -170,6 +172,34 @@ impl fmt::Debug for Wait {
             }
         }
     }
+}
+
+/// True if `wait` is a socket's made in another loop (and carried into
+/// this one): it names that loop's reactor, which this loop never polls.
+#[cfg(feature = "net")]
+fn waits_elsewhere(wait: &Wait, core: &Core) -> bool {
+    match &wait.0 {
+        WaitKind::Io(target, _) => !core
+            .reactor
+            .get()
+            .is_some_and(|here| Rc::ptr_eq(here, &target.reactor)),
+        _ => false,
+    }
+}
+
+#[cfg(not(feature = "net"))]
+fn waits_elsewhere(_: &Wait, _: &Core) -> bool {
+    false
+}
+
+/// What a task that yielded a `Wait` of another loop fails with: the
+/// panic that making the `Wait` in this loop would have raised.
+#[cold]
+fn waits_elsewhere_payload() -> Box<dyn std::any::Any + Send> {
+    Box::new(
+        "cogen::event_loop::Wait: the socket waits in another event loop (a socket stays with \
+         the first loop it waited in while that loop exists)",
+    )
 }
 
 /// The coroutine and, once it is gone, the result cell: they never live at
@@ -271,9 +301,18 @@ impl<C: StdCoroutine<Yield = Wait>> TaskBody for StacklessBody<C> {
         // and is dropped in place, so pinning it there is sound.
         let c = unsafe { Pin::new_unchecked(&mut *(*self.body.get()).co) };
         match std::panic::catch_unwind(AssertUnwindSafe(|| c.resume(()))) {
-            Ok(CoroutineState::Yielded(wait)) => {
+            Ok(CoroutineState::Yielded(wait)) if !waits_elsewhere(&wait, core) => {
                 self.file(task, core, wait);
                 Step::Suspended
+            }
+            Ok(CoroutineState::Yielded(wait)) => {
+                // It would never be woken: the task fails as if making the
+                // `Wait` here had panicked.
+                drop(wait);
+                drop_quietly(self.drop_co(header));
+                let panic = Panic::new(waits_elsewhere_payload(), header.name_cow());
+                self.store(header, Err(JoinError::panicked(header.id, panic)));
+                Step::Done
             }
             Ok(CoroutineState::Complete(value)) => {
                 match self.drop_co(header) {

@@ -223,6 +223,25 @@ impl<T: AsFd> Source<T> {
         Ok(n)
     }
 
+    /// One read for a caller that does not park on its answer (a public
+    /// `try_read`): the system call always decides. The hint is only
+    /// corrected by a readable event that the loop's poller sees, and the
+    /// loop asks its poller only while something waits on a socket, or not
+    /// at all outside `run`: a hint trusted here could say `WouldBlock` for
+    /// good with data queued. A short read still sets it, for the parking
+    /// reads after.
+    pub(crate) fn try_read_now(
+        &self,
+        len: usize,
+        op: impl FnMut(&T) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let n = self.try_io(op)?;
+        if n > 0 && n < len {
+            self.set_drained();
+        }
+        Ok(n)
+    }
+
     /// For a future: one try of `op`; if it would block, files the
     /// context's waker among the socket's `dir` waiters in the reactor of
     /// the loop running the current task, and returns `Pending`.

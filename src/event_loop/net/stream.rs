@@ -193,12 +193,12 @@ impl TcpStream {
     /// `Wait::readable` after it; a
     /// stackful task simply [`read`](Read::read)s).
     ///
-    /// After a read that returned less than `buf` holds (it took all
-    /// there was), it may say `WouldBlock` without a system call until the
-    /// loop's poller has seen more data come.
+    /// It always makes the system call: a task that polls with it (and
+    /// yields in between), or code outside the loop, sees new data as soon
+    /// as it comes.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let len = buf.len();
-        self.source.try_read(len, |mut s| s.read(buf))
+        self.source.try_read_now(len, |mut s| s.read(buf))
     }
 
     /// Writes what fits in the socket's send buffer without waiting: an

@@ -227,7 +227,7 @@ impl UnixStream {
     /// anywhere; see [`TcpStream::try_read`](super::TcpStream::try_read).
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let len = buf.len();
-        self.source.try_read(len, |mut s| s.read(buf))
+        self.source.try_read_now(len, |mut s| s.read(buf))
     }
 
     /// Writes what fits without waiting: an error of kind
