@@ -101,6 +101,7 @@ fn explain_cannot_wait(what: &str) -> ! {
 /// True where a waiting function may wait: inside a stackful task that runs
 /// (not in a destructor that its cancellation runs, not in a future or
 /// stackless task, not outside the loop).
+#[cfg(feature = "blocking")]
 pub(crate) fn can_wait() -> bool {
     !CURRENT_CX.with(Cell::get).is_null()
 }
