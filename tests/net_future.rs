@@ -340,3 +340,45 @@ fn dropping_the_loop_drops_future_tasks_parked_on_sockets_once() {
     assert_eq!(dropped.get(), 2);
     drop(peer.join().unwrap());
 }
+
+#[test]
+fn a_cancelled_future_s_read_does_not_hide_a_deadlock() {
+    use std::time::Duration;
+
+    use cogen::event_loop::net::UnixStream;
+
+    // On a thread of its own, so that a hang fails the test instead of
+    // stopping it. `true` if `run` reported the deadlock.
+    fn run_stuck(with_a_cancelled_read: bool) -> Option<bool> {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let ev = EventLoop::new();
+            let (a, b) = UnixStream::pair().unwrap();
+            let a = std::rc::Rc::new(a);
+            if with_a_cancelled_read {
+                let a1 = a.clone();
+                let read = ev.spawn_future(async move {
+                    let mut buf = [0u8; 8];
+                    futures_lite::AsyncReadExt::read(&mut &*a1, &mut buf).await
+                });
+                ev.spawn(move || {
+                    cogen::event_loop::yield_now(); // the read has filed its waker
+                    read.cancel();
+                });
+            }
+            let (tx, rx) = cogen::event_loop::channel::<u32>(1);
+            let _stuck = ev.spawn(move || {
+                let _keep = (tx, a, b); // the socket and the channel stay open
+                rx.recv().ok()
+            });
+            let _ = done_tx.send(ev.run().is_err());
+        });
+        done_rx.recv_timeout(Duration::from_secs(20)).ok()
+    }
+    assert_eq!(run_stuck(false), Some(true));
+    assert_eq!(
+        run_stuck(true),
+        Some(true),
+        "the loop slept instead of reporting"
+    );
+}

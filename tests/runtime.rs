@@ -614,3 +614,22 @@ fn joining_a_remote_handle_on_its_loop_s_thread_outside_a_task_panics() {
     ev.run().unwrap();
     assert_eq!(handle.join().unwrap(), 2);
 }
+
+#[test]
+fn a_shutdown_does_not_wait_for_tasks_that_are_deadlocked() {
+    let rt = Runtime::builder().threads(1).build().unwrap();
+    let stuck = rt.spawn(|| {
+        let (tx, rx) = channel::<u32>(1);
+        let _keep = tx.clone();
+        let _ = rx.recv(); // nothing will ever come
+    });
+    let sleeper = rt.spawn(|| sleep(Duration::from_millis(20)));
+    thread::sleep(Duration::from_millis(5));
+    let start = Instant::now();
+    rt.shutdown_timeout(FOREVER);
+    // Well short of the minute: the shutdown ended when only the
+    // deadlocked task was left (after the sleeper's 20 ms).
+    assert!(start.elapsed() < FOREVER / 2);
+    assert!(sleeper.join().is_ok());
+    assert!(stuck.join().unwrap_err().is_cancelled());
+}

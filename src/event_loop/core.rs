@@ -87,6 +87,9 @@ pub(crate) struct Core {
     since_poll: Cell<u32>,
     /// A task yielded in this round (or, for `tick`, in the last step).
     yielded: Cell<bool>,
+    /// When the idle loop stops sleeping for good (a runtime's shutdown
+    /// deadline): not a timer, so it does not hide a deadlock.
+    stop_at: Cell<Option<Instant>>,
     pub(crate) remote: Arc<Remote>,
     /// The readiness poller, once a socket had to wait (`reactor.rs`).
     pub(crate) reactor: ReactorSlot,
@@ -111,6 +114,7 @@ impl Core {
             io: Cell::new(0),
             since_poll: Cell::new(0),
             yielded: Cell::new(false),
+            stop_at: Cell::new(None),
             remote: Arc::new(Remote::new()),
             reactor: ReactorSlot::default(),
             next_id: Cell::new(1),

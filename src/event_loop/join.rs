@@ -124,12 +124,19 @@ impl<T> JoinHandle<T> {
                 );
             }
             let target = &self.task;
+            // A wait that ends by an unwinding (a cancellation, a time
+            // limit) takes its entry out of the target's list.
+            let guard = LeaveJoin {
+                target: &target.header,
+                me: current_task_addr(),
+            };
             // `replaced` can only be this task's own entry of an earlier
             // park: dropping it runs no user code, but not inside `park`.
             let mut replaced = None;
             park("JoinHandle::join", WaitReason::Join, |_, me, seq| {
                 replaced = target.header.add_waiter(Waiter::Task(me, seq));
             });
+            std::mem::forget(guard);
             drop(replaced);
         }
     }

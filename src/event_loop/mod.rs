@@ -99,7 +99,9 @@
 //!   returns a [`JoinError`] with the payload ([`JoinError::is_panic`],
 //!   [`JoinError::into_panic`]). A panic nobody will read (detached task,
 //!   or a handle dropped unjoined) is collected and returned by
-//!   [`EventLoop::run`], or re-raised at once with [`PanicPolicy::Propagate`].
+//!   [`EventLoop::run`], re-raised at once with [`PanicPolicy::Propagate`],
+//!   or dropped with [`PanicPolicy::Discard`] (the panic hook has printed
+//!   it; a [`Runtime`]'s loops do that).
 //! * **Deadlock.** When no task is runnable, no timer is pending and no
 //!   task waits on something an outside wake-up could deliver, yet tasks
 //!   remain, `run` (or `block_on`) returns a [`RunError`] naming the stuck
@@ -109,9 +111,13 @@
 //!   (another thread, the blocking pool, a reactor): the loop's wakers count
 //!   their clones, and when the last one is dropped without waking, an idle
 //!   loop looks again and reports the deadlock. A future awaiting another
-//!   task's [`JoinHandle`] in the same loop is a join, not an outside wait.
-//!   A task waiting on a socket ([`net`]) always counts as wakeable: its
-//!   peer can end the wait.
+//!   task's [`JoinHandle`] (or [`RemoteJoinHandle`]) in the same loop is a
+//!   join, not an outside wait. A [`sync_channel`] is a `Send` channel: a
+//!   waiter on one counts as wakeable from outside even when both its ends
+//!   are in the same loop, so a deadlock over it is not found (use
+//!   [`channel`] within one loop). A task waiting on a socket ([`net`])
+//!   always counts as wakeable: its peer can end the wait; so does a future
+//!   task's waker filed with a socket, while that task is there.
 //! * **Faults in user code.** A panic in a task's body, in a future's
 //!   destructor, or in the destructor of a detached task's result is caught
 //!   and reported (in the [`JoinError`], or by `run` as an unobserved

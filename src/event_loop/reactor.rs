@@ -118,8 +118,24 @@ impl ReactorSlot {
         false
     }
 
+    /// [`has_wakers`](Self::has_wakers), once the entries of this loop's
+    /// tasks that are gone (`live` says which are not) have been dropped: a
+    /// future task cancelled or finished while its read or write waited
+    /// leaves its entry behind, and an idle loop that counted it would
+    /// sleep for ever instead of reporting a deadlock. O(sockets), for an
+    /// idle loop with nothing else to wait for.
+    pub(crate) fn has_live_wakers(&self, live: impl Fn(u32, u64) -> bool) -> bool {
+        #[cfg(feature = "net")]
+        if let Some(reactor) = self.reactor.get() {
+            reactor.drop_stale(live);
+            return reactor.has_wakers();
+        }
+        let _ = live;
+        false
+    }
+
     /// The loop's reactor, if it has one.
-    #[cfg(feature = "net")]
+    #[cfg(all(feature = "net", any(test, cogen_nightly)))]
     pub(crate) fn get(&self) -> Option<&std::rc::Rc<Reactor>> {
         self.reactor.get()
     }
@@ -439,6 +455,31 @@ mod imp {
                 }
             }
             drop(removed);
+        }
+
+        /// Drops the `Waiter::Local` entries whose task `live` says is gone.
+        pub(crate) fn drop_stale(&self, live: impl Fn(u32, u64) -> bool) {
+            let mut stale = Vec::new();
+            {
+                let mut slots = self.slots.borrow_mut();
+                for slot in slots.slots.iter_mut().flatten() {
+                    for list in [&mut slot.readers, &mut slot.writers] {
+                        let mut i = 0;
+                        while i < list.len() {
+                            match list[i] {
+                                Waiter::Local(index, id) if !live(index, id) => {
+                                    stale.push(list.swap_remove(i));
+                                }
+                                _ => i += 1,
+                            }
+                        }
+                    }
+                }
+            }
+            self.wakers.set(self.wakers.get() - stale.len());
+            // Dropped outside the borrow, as every entry is (these run no
+            // code: a key).
+            drop(stale);
         }
 
         /// True if a waker entry waits on some socket.

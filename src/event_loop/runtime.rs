@@ -19,7 +19,6 @@ use super::handle::LoopHandle;
 use super::join::JoinHandle;
 use super::kind;
 use super::observe::{LoopStats, TaskInfo};
-use super::sleep::sleep_until;
 use super::task::TaskOptions;
 use super::watchdog::{ReportFn, Watchdog, WatchdogReport};
 
@@ -207,10 +206,9 @@ impl EventLoop {
         LoopHandle::new(self.core.remote.clone(), None)
     }
 
-    /// Runs until no task is left or until `deadline`, whichever comes
-    /// first (a runtime's shutdown). Tasks that are deadlocked are waited
-    /// for until the deadline all the same: the deadline's own timer keeps
-    /// the loop from finding the deadlock.
+    /// Runs until no task is left, until `deadline`, or until the tasks
+    /// left are deadlocked, whichever comes first (a runtime's shutdown: the
+    /// caller cancels what is left).
     pub(crate) fn run_until_deadline(&self, deadline: Instant) {
         let _enter = Enter::new(&self.core, "run_until_deadline");
         // Start what handles sent before their inbox was closed.
@@ -218,22 +216,7 @@ impl EventLoop {
         if Instant::now() >= deadline || self.core.len() == 0 {
             return;
         }
-        // A task that sleeps until the deadline, so that the loop wakes up
-        // then even if every other task waits on a socket.
-        let opts = TaskOptions {
-            name: Some(Cow::Borrowed("deadline")),
-            stack_size: None,
-        };
-        let Ok(timer) = kind::stackful::spawn(&self.core, opts, move || sleep_until(deadline))
-        else {
-            return;
-        };
-        let task = timer.task().clone();
-        let core = &self.core;
-        // Ends at the deadline (or earlier, if `run_until` gives up for a
-        // reason of its own): the caller cancels what is left.
-        let _ = core.run_until(|| task.header.is_done() || core.len() == 1);
-        timer.cancel();
+        let _ = self.core.run_until_instant(deadline);
     }
 
     /// True if no unfinished task is left.

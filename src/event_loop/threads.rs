@@ -76,7 +76,7 @@ type NameFn = Box<dyn Fn(usize) -> String + Send + Sync>;
 ///
 /// [`shutdown_timeout`](Runtime::shutdown_timeout) stops accepting spawns
 /// (the handles refuse them, see [`LoopHandle`]), lets every loop run until
-/// its tasks are done or the deadline passes, then drops the loops (every
+/// its tasks are done, deadlocked, or the deadline passes, then drops the loops (every
 /// task left is cancelled: its stack is unwound, every destructor on it runs
 /// once, and its handle reports a cancellation) and joins the threads.
 /// Dropping the runtime is `shutdown_timeout(Duration::ZERO)`: every task
@@ -148,7 +148,9 @@ impl Runtime {
     }
 
     /// Stops accepting spawns, lets the tasks run until they are all done or
-    /// `timeout` has passed, cancels the rest and joins the threads. See
+    /// `timeout` has passed, cancels the rest and joins the threads. A loop
+    /// whose tasks left are deadlocked (each waits for another, and nothing
+    /// outside can wake them) stops waiting at once. See
     /// [Shutdown and drop](Runtime#shutdown-and-drop).
     pub fn shutdown_timeout(mut self, timeout: Duration) {
         self.shutdown(timeout);

@@ -29,6 +29,7 @@
 //! running task's context is found through one thread-local (`CURRENT_CX`,
 //! set by the stackful body around its resume) rather than a virtual call.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use super::super::error::StuckTask;
@@ -167,6 +168,29 @@ impl Core {
         }
     }
 
+    /// Runs until no task is left, until `deadline`, or until the tasks
+    /// left are deadlocked (`Err`), whichever comes first. The deadline is
+    /// not a timer: it does not keep a deadlock from being found.
+    pub(crate) fn run_until_instant(&self, deadline: Instant) -> Result<(), Vec<StuckTask>> {
+        /// Clears the stop time however the run ends.
+        struct Clear<'a>(&'a Cell<Option<Instant>>);
+        impl Drop for Clear<'_> {
+            fn drop(&mut self) {
+                self.0.set(None);
+            }
+        }
+        self.stop_at.set(Some(deadline));
+        let _clear = Clear(&self.stop_at);
+        self.run_until(|| self.len() == 0 || Instant::now() >= deadline)
+    }
+
+    /// How long the idle loop may sleep with nothing else to wake it: until
+    /// the stop time, if there is one.
+    fn until_stop(&self) -> Option<Duration> {
+        let at = self.stop_at.get()?;
+        Some(at.saturating_duration_since(Instant::now()))
+    }
+
     /// Nothing is runnable: sleep until the next timer, an outside wake-up
     /// or a socket's readiness, or report a deadlock if none can come.
     fn idle(&self) -> Result<(), Vec<StuckTask>> {
@@ -175,9 +199,13 @@ impl Core {
             if !self.queue.is_empty() {
                 return Ok(());
             }
+            if self.stop_at.get().is_some_and(|at| Instant::now() >= at) {
+                return Ok(());
+            }
             match self.timers.next_deadline() {
                 Some(at) => {
                     let now = Instant::now();
+                    let at = self.stop_at.get().map_or(at, |stop| stop.min(at));
                     if at > now {
                         self.sleep(Some(at - now));
                     } else {
@@ -188,9 +216,17 @@ impl Core {
                     self.fire_timers(Instant::now());
                 }
                 // A task parked on a socket can always be woken by its peer.
-                None if self.waits_on_io() => self.sleep(None),
+                None if self.io.get() > 0 => self.sleep(self.until_stop()),
+                // So can a future task whose waker waits on one, if that
+                // task is still there.
+                None if self
+                    .reactor
+                    .has_live_wakers(|index, id| self.registry.get(index, id).is_some()) =>
+                {
+                    self.sleep(self.until_stop())
+                }
                 None if self.external.get() > 0 && self.woken_from_outside_maybe() => {
-                    self.sleep(None)
+                    self.sleep(self.until_stop())
                 }
                 // The last outside waker may have woken its task and gone
                 // since the inbox was read: its wake-up is in the inbox now

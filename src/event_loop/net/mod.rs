@@ -86,7 +86,11 @@
 //! call of its own. On Linux and the BSDs a stream read that returns less
 //! than it asked for took all there was, so the next read parks at once
 //! instead of making a system call that would find nothing, until the
-//! poller reports the socket readable again (tokio does the same). While
+//! poller reports the socket readable again (tokio does the same; a
+//! `try_read` always makes its system call). One case breaks the rule: a
+//! TCP read stops short at an urgent (out-of-band) byte with data queued
+//! behind it, and the next read then waits for the peer's next data, its
+//! close or the read's time limit. While
 //! tasks stay runnable, the loop asks the poller for ready sockets
 //! (without waiting) after a round in which a task yielded, or every 61
 //! task steps, only while some task waits on one; idle, it waits in the
