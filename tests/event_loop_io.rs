@@ -440,3 +440,186 @@ fn a_file_dropped_with_writes_in_its_buffer_writes_them() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A file of `len` bytes (`i % 251` each) in a fresh directory.
+fn file_of(tag: &str, len: usize) -> (PathBuf, Vec<u8>) {
+    let path = temp_dir(tag).join("data");
+    let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    (path, data)
+}
+
+#[test]
+fn a_file_read_after_flush_metadata_or_a_failed_seek_goes_on_where_the_reads_ended() {
+    use std::io::{Read, Seek, SeekFrom, Write};
+
+    let (path, data) = file_of("read-on", 1000);
+    let p = path.clone();
+    let got = EventLoop::new()
+        .block_on(move || {
+            let mut f = fs::File::open(&p).unwrap();
+            let mut buf = [0u8; 10];
+            f.read_exact(&mut buf).unwrap(); // 0..10, the pool reads ahead
+            f.flush().unwrap(); // nothing to flush: a no-op, as in std
+            f.read_exact(&mut buf).unwrap(); // 10..20
+            let mut got = buf.to_vec();
+            f.metadata().unwrap(); // stops the pool's reader
+            f.read_exact(&mut buf).unwrap(); // 20..30
+            got.extend_from_slice(&buf);
+            // A seek that fails leaves the position, as in std.
+            assert!(f.seek(SeekFrom::End(-100_000)).is_err());
+            f.read_exact(&mut buf).unwrap(); // 30..40
+            got.extend_from_slice(&buf);
+            assert_eq!(f.stream_position().unwrap(), 40);
+            let mut rest = Vec::new();
+            f.read_to_end(&mut rest).unwrap();
+            (got, rest.len())
+        })
+        .unwrap();
+    assert_eq!(got.0, &data[10..40]);
+    assert_eq!(got.1, data.len() - 40);
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn a_write_error_reaches_the_read_after_it() {
+    use std::io::{Read, Write};
+
+    let (path, _) = file_of("write-error", 100);
+    let p = path.clone();
+    let read = EventLoop::new()
+        .block_on(move || {
+            let mut f = fs::File::open(&p).unwrap(); // read-only
+            f.write_all(b"x").unwrap(); // buffered; the pool's write fails
+            let mut buf = [0u8; 10];
+            f.read(&mut buf).map_err(|e| e.raw_os_error())
+        })
+        .unwrap();
+    assert_eq!(read, Err(Some(libc::EBADF)));
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn a_task_that_panics_with_an_unflushed_file_can_be_cancelled() {
+    use std::io::Write;
+
+    let dir = temp_dir("panic-drop");
+    let path = dir.join("data");
+    let p = path.clone();
+    EventLoop::new()
+        .block_on(move || {
+            let (tx, rx) = el::channel::<()>(1);
+            let task = el::spawn(move || {
+                let mut f = fs::File::create(&p).unwrap();
+                f.write_all(b"data").unwrap();
+                tx.send(()).unwrap();
+                // The file's drop, during this unwinding, must not wait: a
+                // cancellation reaching that wait would abort the process.
+                panic!("with a file to flush");
+            });
+            rx.recv().unwrap();
+            yield_now();
+            task.cancel();
+            assert!(task.join().is_err());
+        })
+        .unwrap();
+    wait_for_contents(&path, b"data");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Waits (a bounded while) for a file that cogen's flushing thread writes.
+fn wait_for_contents(path: &std::path::Path, want: &[u8]) {
+    for _ in 0..2000 {
+        if std::fs::read(path).is_ok_and(|got| got == want) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{} never held {want:?}", path.display());
+}
+
+#[test]
+fn a_file_dropped_where_it_cannot_wait_keeps_its_writes() {
+    use std::io::Write;
+
+    let dir = temp_dir("drop-elsewhere");
+    let d = dir.clone();
+    EventLoop::new()
+        .block_on(move || {
+            for i in 0..20 {
+                let mut f = fs::File::create(d.join(i.to_string())).unwrap();
+                // The wait in the drop is cut short by the time limit.
+                let _ = el::timeout(Duration::from_millis(1), move || {
+                    std::thread::sleep(Duration::from_millis(3));
+                    f.write_all(b"data").unwrap();
+                    drop(f);
+                });
+            }
+        })
+        .unwrap();
+    // Dropped outside any task, with writes in its buffer.
+    let p = dir.join("outside");
+    let file = EventLoop::new()
+        .block_on(move || {
+            let mut f = fs::File::create(&p).unwrap();
+            f.write_all(b"data").unwrap();
+            f
+        })
+        .unwrap();
+    drop(file);
+    for i in 0..20 {
+        wait_for_contents(&dir.join(i.to_string()), b"data");
+    }
+    wait_for_contents(&dir.join("outside"), b"data");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn files_dropped_outside_a_task_do_not_wedge_a_one_thread_pool() {
+    use std::io::Write;
+    use std::process::Command;
+
+    const CHILD: &str = "COGEN_TEST_ONE_THREAD_POOL";
+    if std::env::var_os(CHILD).is_some() {
+        // In the child, whose pool has one thread.
+        let dir = temp_dir("one-thread-pool");
+        let d = dir.clone();
+        let files = EventLoop::new()
+            .block_on(move || {
+                (0..4)
+                    .map(|i| {
+                        let mut f = fs::File::create(d.join(i.to_string())).unwrap();
+                        f.write_all(b"x").unwrap();
+                        f
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap();
+        drop(files); // outside any task: flushed by cogen's own thread
+        let d = dir.clone();
+        let len = EventLoop::new()
+            .block_on(move || fs::metadata(d.join("3")).map(|m| m.len()))
+            .unwrap()
+            .unwrap();
+        assert!(len <= 1);
+        return;
+    }
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "files_dropped_outside_a_task_do_not_wedge_a_one_thread_pool",
+        ])
+        .env(CHILD, "1")
+        .env("BLOCKING_MAX_THREADS", "1")
+        .spawn()
+        .unwrap();
+    for _ in 0..6000 {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success());
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    panic!("the blocking pool is wedged: an fs call after the drops never finished");
+}

@@ -35,6 +35,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::mem::ManuallyDrop;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::{OnceLock, mpsc};
 use std::task::{Context, Poll};
 
 use futures_io::{AsyncRead, AsyncSeek, AsyncWrite};
@@ -140,13 +141,16 @@ pub fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
 /// as with any buffered writer. Dropping a `File` with writes still in the
 /// buffer flushes them, as `BufWriter` does, ignoring errors: in a stackful
 /// task the drop parks the task until they are written; elsewhere (outside
-/// a task, or in a destructor that a cancellation runs) a pool thread
-/// finishes them after the drop.
+/// a task, in a future or stackless task, during a panic or a
+/// cancellation, or when the drop's wait is cut short by a time limit) a
+/// thread of cogen's finishes them after the drop (so a process that exits
+/// at once may lose them: flush first).
 ///
 /// Reads are read ahead on the pool, but the file's position is the
 /// caller's: [`Seek`] (`SeekFrom::Current`, `stream_position`), a write
-/// after a read, and [`into_std`](File::into_std) all start where the
-/// reads so far ended, as with a `std::fs::File`.
+/// after a read, a read after `flush`, `metadata` or a failed seek, and
+/// [`into_std`](File::into_std) all start where the reads so far ended, as
+/// with a `std::fs::File`.
 ///
 /// # Panics
 /// Every method that reads, writes, seeks or opens panics outside a
@@ -156,15 +160,29 @@ pub struct File {
     inner: ManuallyDrop<blocking::Unblock<std::fs::File>>,
     /// The caller's position, where known: set by a seek, moved by each
     /// read; unknown after a write (an appending file writes at its end)
-    /// and in a file that cannot seek.
+    /// until the next read asks, and in a file that cannot seek.
     pos: Option<u64>,
-    /// A read ran since the last seek: the pool's cursor may be ahead of
-    /// `pos`, by what it read ahead.
-    ahead: bool,
+    /// Where the pool's cursor is against `pos`.
+    cursor: Cursor,
     /// Writes may be waiting in the buffer.
     dirty: bool,
     /// The file has a position (a pipe has none).
     seekable: bool,
+}
+
+/// Where a [`File`]'s pool cursor is against the caller's position.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Cursor {
+    /// At it (no read ahead in play).
+    At,
+    /// Ahead of it, by what the pool read ahead into its buffer, which
+    /// starts at the caller's position: more reads go on from there, and
+    /// anything else puts the cursor back first.
+    Ahead,
+    /// Ahead of it, with the read-ahead thrown away (a flush, `metadata`,
+    /// `sync_all` or a failed seek stopped the reader): the next read puts
+    /// the cursor back too.
+    Off,
 }
 
 impl File {
@@ -196,11 +214,13 @@ impl File {
     #[track_caller]
     pub fn metadata(&mut self) -> io::Result<std::fs::Metadata> {
         self.flush()?;
-        wait_for_as(
+        let result = wait_for_as(
             self.inner.with_mut(|file| file.metadata()),
             WaitReason::Blocking,
             "fs::File::metadata",
-        )
+        );
+        self.reader_stopped();
+        result
     }
 
     /// Writes the buffered data and then flushes it, with the file's
@@ -208,11 +228,13 @@ impl File {
     #[track_caller]
     pub fn sync_all(&mut self) -> io::Result<()> {
         self.flush()?;
-        wait_for_as(
+        let result = wait_for_as(
             self.inner.with_mut(|file| file.sync_all()),
             WaitReason::Blocking,
             "fs::File::sync_all",
-        )
+        );
+        self.reader_stopped();
+        result
     }
 
     /// The std file back, once the writes buffered so far are done (their
@@ -228,23 +250,28 @@ impl File {
             WaitReason::Blocking,
             "fs::File::into_std",
         );
-        if let (true, Some(pos)) = (this.ahead, this.pos) {
+        if let (Cursor::Ahead | Cursor::Off, Some(pos)) = (this.cursor, this.pos) {
             // An `lseek`, which never waits for the disk.
             let _ = file.seek(SeekFrom::Start(pos));
         }
         file
     }
 
-    /// Puts the pool's cursor back at the caller's position, if reads may
-    /// have moved it ahead.
-    #[track_caller]
-    fn rewind_read_ahead(&mut self, what: &str) -> io::Result<()> {
-        if self.ahead {
-            if let Some(pos) = self.pos {
-                self.wait(what, |file, cx| file.poll_seek(cx, SeekFrom::Start(pos)))?;
-            }
-            self.ahead = false;
+    /// The pool's reader was stopped (its read-ahead thrown away), maybe
+    /// with the cursor ahead of the caller's position.
+    fn reader_stopped(&mut self) {
+        if self.cursor == Cursor::Ahead {
+            self.cursor = Cursor::Off;
         }
+    }
+
+    /// Puts the pool's cursor back at the caller's position.
+    #[track_caller]
+    fn rewind(&mut self, what: &str) -> io::Result<()> {
+        if let Some(pos) = self.pos {
+            self.wait(what, |file, cx| file.poll_seek(cx, SeekFrom::Start(pos)))?;
+        }
+        self.cursor = Cursor::At;
         Ok(())
     }
 
@@ -274,7 +301,7 @@ impl From<std::fs::File> for File {
             inner: ManuallyDrop::new(blocking::Unblock::new(file)),
             seekable: pos.is_some(),
             pos,
-            ahead: false,
+            cursor: Cursor::At,
             dirty: false,
         }
     }
@@ -283,34 +310,52 @@ impl From<std::fs::File> for File {
 impl Read for File {
     #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.pos.is_none() && self.seekable && !self.ahead {
-            // After writes (maybe appended), ask where they ended: the
-            // pool flushes them first.
-            self.pos = self
-                .wait("fs::File::read", |file, cx| {
-                    file.poll_seek(cx, SeekFrom::Current(0))
-                })
-                .ok();
+        const WHAT: &str = "fs::File::read";
+        if self.cursor == Cursor::Off {
+            self.rewind(WHAT)?;
         }
-        let n = self.wait("fs::File::read", |file, cx| file.poll_read(cx, buf))?;
-        self.ahead = true;
-        self.dirty = false;
-        self.pos = self.pos.map(|pos| pos + n as u64);
-        Ok(n)
+        if self.pos.is_none() && self.seekable && self.cursor == Cursor::At {
+            // After writes (maybe appended), ask where they ended: the pool
+            // finishes them first, and their error is this read's.
+            let at = self.wait(WHAT, |file, cx| file.poll_seek(cx, SeekFrom::Current(0)))?;
+            self.pos = Some(at);
+            self.dirty = false;
+        }
+        match self.wait(WHAT, |file, cx| file.poll_read(cx, buf)) {
+            Ok(n) => {
+                self.cursor = Cursor::Ahead;
+                self.dirty = false;
+                self.pos = self.pos.map(|pos| pos + n as u64);
+                Ok(n)
+            }
+            Err(e) => {
+                // Wherever the reader stopped, the next read starts over
+                // from the caller's position.
+                self.cursor = Cursor::Off;
+                Err(e)
+            }
+        }
     }
 }
 
 impl Write for File {
     #[track_caller]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.rewind_read_ahead("fs::File::write")?;
+        if self.cursor != Cursor::At {
+            self.rewind("fs::File::write")?;
+        }
         self.pos = None;
         self.dirty = true;
         self.wait("fs::File::write", |file, cx| file.poll_write(cx, buf))
     }
 
+    /// Waits until the writes buffered so far are done; nothing to do (and
+    /// no look at the pool) without them, as for a `std::fs::File`.
     #[track_caller]
     fn flush(&mut self) -> io::Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
         self.wait("fs::File::flush", |file, cx| file.poll_flush(cx))?;
         self.dirty = false;
         Ok(())
@@ -320,46 +365,103 @@ impl Write for File {
 impl Seek for File {
     #[track_caller]
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        // Relative to the caller's position, not to the read-ahead's.
-        let pos = match (pos, self.ahead, self.pos) {
-            (SeekFrom::Current(by), true, Some(at)) => match at.checked_add_signed(by) {
-                Some(to) => SeekFrom::Start(to),
-                None => return Err(io::ErrorKind::InvalidInput.into()),
-            },
+        // Relative to the caller's position, not to the pool's cursor.
+        let target = match (pos, self.cursor, self.pos) {
+            (SeekFrom::Current(by), Cursor::Ahead | Cursor::Off, Some(at)) => {
+                match at.checked_add_signed(by) {
+                    Some(to) => SeekFrom::Start(to),
+                    None => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            "invalid seek to a negative or overflowing position",
+                        ));
+                    }
+                }
+            }
             _ => pos,
         };
-        let at = self.wait("fs::File::seek", |file, cx| file.poll_seek(cx, pos))?;
-        self.pos = Some(at);
-        self.ahead = false;
-        // The pool flushes the writes before it seeks.
-        self.dirty = false;
-        Ok(at)
+        match self.wait("fs::File::seek", |file, cx| file.poll_seek(cx, target)) {
+            Ok(at) => {
+                self.pos = Some(at);
+                self.cursor = Cursor::At;
+                // The pool finishes the writes before it seeks.
+                self.dirty = false;
+                Ok(at)
+            }
+            Err(e) => {
+                // Like std, the position stays; the reader was stopped.
+                self.reader_stopped();
+                Err(e)
+            }
+        }
     }
 }
 
 impl Drop for File {
     fn drop(&mut self) {
         // SAFETY: `inner` is not used again (`into_std` forgets `self`).
-        let mut inner = unsafe { ManuallyDrop::take(&mut self.inner) };
+        let inner = unsafe { ManuallyDrop::take(&mut self.inner) };
         if !self.dirty {
             return;
         }
-        if can_wait() {
-            // As `BufWriter` does: errors are lost (flush first to see them).
-            let _ = wait_for_as(
-                std::future::poll_fn(|cx| Pin::new(&mut inner).poll_flush(cx)),
-                WaitReason::Blocking,
-                "fs::File::drop",
-            );
-        } else {
-            // Dropping `Unblock` would cancel its writes: a pool thread
-            // drives them to the end instead.
-            blocking::unblock(move || flush_on_this_thread(inner)).detach();
+        // Not while unwinding: a cancellation reaching a wait there would
+        // abort the process.
+        if !can_wait() || std::thread::panicking() {
+            return flush_elsewhere(inner);
+        }
+        // If the wait is cut short (a time limit, a cancellation), the
+        // guard hands the writes to the flushing thread.
+        let mut guard = FlushElsewhere(Some(inner));
+        let flushing = guard.0.as_mut().expect("just put there");
+        // As `BufWriter` does: errors are lost (flush first to see them).
+        let _ = wait_for_as(
+            std::future::poll_fn(|cx| Pin::new(&mut *flushing).poll_flush(cx)),
+            WaitReason::Blocking,
+            "fs::File::drop",
+        );
+        // Flushed: dropping it now loses nothing.
+        drop(guard.0.take());
+    }
+}
+
+/// Hands the file it holds, if any, to [`flush_elsewhere`] when dropped.
+struct FlushElsewhere(Option<blocking::Unblock<std::fs::File>>);
+
+impl Drop for FlushElsewhere {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.take() {
+            flush_elsewhere(inner);
         }
     }
 }
 
-/// Drives `inner`'s flush to its end on the calling (pool) thread.
+/// Finishes `inner`'s buffered writes on cogen's flushing thread, made on
+/// first use. Not on a pool thread: it waits for the pool's own work, and
+/// a pool whose threads all waited so would never do it. (Dropping an
+/// `Unblock` with writes in its buffer would cancel them.)
+fn flush_elsewhere(inner: blocking::Unblock<std::fs::File>) {
+    type Flushes = mpsc::Sender<blocking::Unblock<std::fs::File>>;
+    static FLUSHER: OnceLock<Option<Flushes>> = OnceLock::new();
+    let flusher = FLUSHER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<blocking::Unblock<std::fs::File>>();
+        std::thread::Builder::new()
+            .name("cogen-fs-flush".into())
+            .spawn(move || rx.into_iter().for_each(flush_on_this_thread))
+            .ok()
+            .map(|_| tx)
+    });
+    let inner = match flusher {
+        Some(tx) => match tx.send(inner) {
+            Ok(()) => return,
+            Err(mpsc::SendError(inner)) => inner,
+        },
+        None => inner,
+    };
+    // No thread could be made: this one waits for the writes.
+    flush_on_this_thread(inner);
+}
+
+/// Drives `inner`'s flush to its end, parking the calling thread.
 fn flush_on_this_thread(mut inner: blocking::Unblock<std::fs::File>) {
     struct Unpark(std::thread::Thread);
     impl std::task::Wake for Unpark {

@@ -117,7 +117,9 @@
 //!   are in the same loop, so a deadlock over it is not found (use
 //!   [`channel`] within one loop). A task waiting on a socket ([`net`])
 //!   always counts as wakeable: its peer can end the wait; so does a future
-//!   task's waker filed with a socket, while that task is there.
+//!   task's waker filed with a socket, while that task is there (a waker
+//!   that a combinator wraps around the task's own counts until the socket
+//!   is ready or dropped, even after the task is gone).
 //! * **Faults in user code.** A panic in a task's body, in a future's
 //!   destructor, or in the destructor of a detached task's result is caught
 //!   and reported (in the [`JoinError`], or by `run` as an unobserved
