@@ -42,3 +42,34 @@ fn watchdog_names_a_runaway_task_once() {
         "{text}"
     );
 }
+
+#[test]
+fn a_report_that_panics_does_not_end_the_watchdog() {
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Instant;
+
+    fn busy(d: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < d {
+            std::hint::spin_loop();
+        }
+    }
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let ev = EventLoop::builder()
+        .watchdog_with(Duration::from_millis(20), move |_| {
+            if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("the report fails once");
+            }
+        })
+        .build();
+    TaskBuilder::new()
+        .name("first")
+        .spawn_on(&ev, || busy(Duration::from_millis(300)));
+    TaskBuilder::new()
+        .name("second")
+        .spawn_on(&ev, || busy(Duration::from_millis(300)));
+    ev.run().unwrap();
+    drop(ev);
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "both runaways reported");
+}

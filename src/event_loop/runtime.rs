@@ -330,6 +330,9 @@ impl EventLoopBuilder {
 
     /// Calls `report` (on the watchdog's own thread) for every task that
     /// runs longer than `threshold` without yielding, once per such stretch.
+    /// A `report` that panics is reported by the panic hook and does not
+    /// stop the watchdog. Dropping the loop waits for a `report` under way
+    /// to return (so a `report` must not wait for the loop's thread).
     ///
     /// The watchdog cannot stop the task: scheduling is cooperative and
     /// nothing can preempt a running task. It only names it, so that a

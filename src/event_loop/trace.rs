@@ -9,6 +9,7 @@
 mod imp {
     use std::cell::RefCell;
     use std::collections::HashMap;
+    use std::panic::AssertUnwindSafe;
 
     use super::super::error::StuckTask;
     use super::super::task::{Header, WaitReason};
@@ -19,48 +20,92 @@ mod imp {
     #[derive(Default)]
     pub(crate) struct Spans(RefCell<HashMap<u64, tracing::Span>>);
 
+    /// Runs `f`, which calls into the subscriber (user code), so that its
+    /// panic cannot leave the loop's bookkeeping half done: the panic hook
+    /// has reported it, and it goes no further.
+    fn quietly(f: impl FnOnce()) {
+        if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(f)) {
+            crate::error::drop_quietly(payload);
+        }
+    }
+
+    /// A task's span while it runs a step: left (the subscriber's `exit`)
+    /// quietly when dropped.
+    pub(crate) struct Entered(Option<tracing::span::EnteredSpan>);
+
+    impl Drop for Entered {
+        fn drop(&mut self) {
+            if let Some(entered) = self.0.take() {
+                quietly(|| drop(entered));
+            }
+        }
+    }
+
     impl Spans {
         pub(crate) fn spawned(&self, h: &Header) {
-            let span = tracing::trace_span!(target: "cogen::event_loop", "task", id = h.id, name = h.name());
-            tracing::trace!(target: "cogen::event_loop", parent: &span, "spawn");
-            self.0.borrow_mut().insert(h.id, span);
+            let mut made = None;
+            quietly(|| {
+                let span = tracing::trace_span!(target: "cogen::event_loop", "task", id = h.id, name = h.name());
+                tracing::trace!(target: "cogen::event_loop", parent: &span, "spawn");
+                made = Some(span);
+            });
+            if let Some(span) = made {
+                self.0.borrow_mut().insert(h.id, span);
+            }
         }
 
-        pub(crate) fn enter(&self, h: &Header) -> Option<tracing::span::EnteredSpan> {
-            let span = self.0.borrow().get(&h.id).cloned()?;
-            Some(span.entered())
+        pub(crate) fn enter(&self, h: &Header) -> Entered {
+            // No borrow of the map while the subscriber runs (its
+            // `clone_span`, `enter`): it may spawn.
+            let Some(span) = self.0.borrow_mut().remove(&h.id) else {
+                return Entered(None);
+            };
+            let mut entered = None;
+            quietly(|| entered = Some(span.clone().entered()));
+            self.0.borrow_mut().insert(h.id, span);
+            Entered(entered)
         }
 
         pub(crate) fn finished(&self, h: &Header) {
-            if let Some(span) = self.0.borrow_mut().remove(&h.id) {
-                tracing::trace!(target: "cogen::event_loop", parent: &span, "finish");
+            let span = self.0.borrow_mut().remove(&h.id);
+            if let Some(span) = span {
+                quietly(|| {
+                    tracing::trace!(target: "cogen::event_loop", parent: &span, "finish");
+                    drop(span);
+                });
             }
         }
     }
 
     pub(crate) fn parked(h: &Header, reason: WaitReason) {
-        tracing::trace!(target: "cogen::event_loop", task = h.id, ?reason, "park");
+        quietly(|| tracing::trace!(target: "cogen::event_loop", task = h.id, ?reason, "park"));
     }
 
     pub(crate) fn woken(h: &Header) {
-        tracing::trace!(target: "cogen::event_loop", task = h.id, "wake");
+        quietly(|| tracing::trace!(target: "cogen::event_loop", task = h.id, "wake"));
     }
 
     pub(crate) fn panicked(h: &Header, info: &std::panic::PanicHookInfo<'_>) {
         let message = info
             .payload_as_str()
             .unwrap_or("(a panic payload that is not a string)");
-        tracing::error!(target: "cogen::event_loop", task = h.id, name = h.name(), message, "task panicked");
+        quietly(
+            || tracing::error!(target: "cogen::event_loop", task = h.id, name = h.name(), message, "task panicked"),
+        );
     }
 
     pub(crate) fn deadlock(stuck: &[StuckTask]) {
         for task in stuck {
-            tracing::error!(target: "cogen::event_loop", task = task.id, name = task.name.as_deref(), waiting_on = %task.waiting_on, "deadlock: task stuck");
+            quietly(
+                || tracing::error!(target: "cogen::event_loop", task = task.id, name = task.name.as_deref(), waiting_on = %task.waiting_on, "deadlock: task stuck"),
+            );
         }
     }
 
     pub(crate) fn watchdog(report: &WatchdogReport) {
-        tracing::warn!(target: "cogen::event_loop", task = report.task_id, name = report.task_name.as_deref(), running_for = ?report.running_for, "watchdog: task has not yielded");
+        quietly(
+            || tracing::warn!(target: "cogen::event_loop", task = report.task_id, name = report.task_name.as_deref(), running_for = ?report.running_for, "watchdog: task has not yielded"),
+        );
     }
 }
 

@@ -156,7 +156,13 @@ fn watch(state: &Observed, threshold: Duration, report: &ReportFn) {
                 running_for,
             };
             super::trace::watchdog(&found);
-            report(&found);
+            // A report that panics (the panic hook has printed it) must not
+            // end the watchdog: the next runaway task is reported too.
+            let reported =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| report(&found)));
+            if let Err(payload) = reported {
+                crate::error::drop_quietly(payload);
+            }
         }
     }
 }
