@@ -324,6 +324,47 @@ fn a_coroutine_stack_overflow_names_the_coroutine() {
 }
 
 #[test]
+fn an_overflow_in_a_thread_local_destructor_is_reported() {
+    const NAME: &str = "an_overflow_in_a_thread_local_destructor_is_reported";
+    struct Late;
+    impl Drop for Late {
+        fn drop(&mut self) {
+            // std has unmapped the thread's alternate signal stack by now.
+            let mut co = Builder::new()
+                .name("in-a-tls-destructor")
+                .stack_size(64 * 1024)
+                .build(|_: &Yielder<(), ()>, ()| recurse_forever(0));
+            let _ = co.resume(());
+        }
+    }
+    thread_local! {
+        static LATE: Late = const { Late };
+    }
+    if is_child(NAME) {
+        std::thread::spawn(|| {
+            // The thread maps a stack (and checks its signal stack) first.
+            let mut co: Coroutine<(), (), ()> = Coroutine::new(|_, ()| ());
+            co.resume(()).unwrap();
+            LATE.with(|_| ());
+        })
+        .join()
+        .unwrap();
+        unreachable!("the overflow aborts the process");
+    }
+    if under_asan() {
+        eprintln!("skipped under AddressSanitizer");
+        return;
+    }
+    let output = run_child(NAME);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(signal_of(&output), Some(libc::SIGABRT), "stderr: {stderr}");
+    assert!(
+        stderr.contains("coroutine 'in-a-tls-destructor' has overflowed its stack"),
+        "stderr:\n{stderr}"
+    );
+}
+
+#[test]
 fn an_unnamed_nested_coroutine_overflow_is_reported_as_its_own() {
     const NAME: &str = "an_unnamed_nested_coroutine_overflow_is_reported_as_its_own";
     if is_child(NAME) {

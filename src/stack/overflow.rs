@@ -49,7 +49,7 @@
 //! cached, the describer set, and the previous action published (see
 //! [`Previous`]).
 
-use std::cell::{Cell, UnsafeCell};
+use std::cell::UnsafeCell;
 use std::fmt::{self, Write as _};
 use std::mem::MaybeUninit;
 use std::ptr;
@@ -129,10 +129,6 @@ impl Previous {
     }
 }
 
-thread_local! {
-    static ALTSTACK_CHECKED: Cell<bool> = const { Cell::new(false) };
-}
-
 /// Installs the handler (once per process, with `describe` as its
 /// describer) and makes sure this thread has an alternate signal stack, so
 /// the handler can run when the faulting stack is exhausted. Called whenever
@@ -147,9 +143,10 @@ pub(crate) fn install(describe: DescribeOverflow) {
         // SAFETY: `install_handlers` runs once, guarded by the `Once`.
         unsafe { install_handlers() }
     });
-    if ALTSTACK_CHECKED.with(|c| c.replace(true)) {
-        return;
-    }
+    // Looked at on every mapping, not once per thread: std unmaps a
+    // thread's alternate stack before the thread-locals' destructors run,
+    // and a coroutine made in one of them needs one again. (One system call
+    // beside the mapping's two.)
     // SAFETY: sigaltstack with a null new stack only reads the current one.
     unsafe {
         let mut old: libc::stack_t = std::mem::zeroed();
