@@ -48,12 +48,6 @@ fn a_report_that_panics_does_not_end_the_watchdog() {
     use std::sync::atomic::AtomicUsize;
     use std::time::Instant;
 
-    fn busy(d: Duration) {
-        let start = Instant::now();
-        while start.elapsed() < d {
-            std::hint::spin_loop();
-        }
-    }
     let calls = Arc::new(AtomicUsize::new(0));
     let seen = calls.clone();
     let ev = EventLoop::builder()
@@ -63,12 +57,19 @@ fn a_report_that_panics_does_not_end_the_watchdog() {
             }
         })
         .build();
-    TaskBuilder::new()
-        .name("first")
-        .spawn_on(&ev, || busy(Duration::from_millis(300)));
-    TaskBuilder::new()
-        .name("second")
-        .spawn_on(&ev, || busy(Duration::from_millis(300)));
+    // Each task runs without yielding until the watchdog has reported it
+    // (the second, within a bound, so that a dead watchdog fails the test
+    // instead of hanging it).
+    for (name, until) in [("first", 1), ("second", 2)] {
+        let calls = calls.clone();
+        TaskBuilder::new().name(name).spawn_on(&ev, move || {
+            let start = Instant::now();
+            while calls.load(Ordering::SeqCst) < until && start.elapsed() < Duration::from_secs(30)
+            {
+                std::hint::spin_loop();
+            }
+        });
+    }
     ev.run().unwrap();
     drop(ev);
     assert_eq!(calls.load(Ordering::SeqCst), 2, "both runaways reported");
