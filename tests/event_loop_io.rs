@@ -625,3 +625,76 @@ fn files_dropped_outside_a_task_do_not_wedge_a_one_thread_pool() {
     child.kill().unwrap();
     panic!("the blocking pool is wedged: an fs call after the drops never finished");
 }
+
+#[test]
+fn a_zero_length_read_is_a_no_op() {
+    use std::io::{Read, Seek};
+
+    let (path, data) = file_of("zero-read", 9 << 20);
+    let p = path.clone();
+    let got = EventLoop::new()
+        .block_on(move || {
+            let mut f = fs::File::open(&p).unwrap();
+            // At once, as std (the adapter would wait for its reader to
+            // reach the end of this file, bigger than its buffer).
+            assert_eq!(f.read(&mut []).unwrap(), 0);
+            let mut buf = [0u8; 5];
+            f.read_exact(&mut buf).unwrap();
+            (buf, f.stream_position().unwrap())
+        })
+        .unwrap();
+    assert_eq!((&got.0[..], got.1), (&data[..5], 5));
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn a_read_cut_short_by_a_time_limit_leaves_the_position() {
+    use std::io::{Read, Seek, Write};
+
+    let (path, _) = file_of("read-cut-short", 100_000);
+    let p = path.clone();
+    let (pos, ok) = EventLoop::new()
+        .block_on(move || {
+            let options = std::fs::OpenOptions::new().read(true).write(true).clone();
+            let mut f = fs::File::open_with(&options, &p).unwrap();
+            let mut buf = [0u8; 10];
+            // The first read sets the pool's reader going and waits: the
+            // expired limit cuts it short.
+            let cut = el::timeout(Duration::ZERO, || f.read(&mut buf).map(drop));
+            std::thread::sleep(Duration::from_millis(20)); // the pool reads ahead meanwhile
+            let pos = f.stream_position().unwrap();
+            f.write_all(b"X").unwrap();
+            f.flush().unwrap();
+            (pos, cut.is_err())
+        })
+        .unwrap();
+    let back = std::fs::read(&path).unwrap();
+    assert_eq!(back.len(), 100_000);
+    if ok {
+        // Nothing was read: the position and the write are at 0, as in std.
+        assert_eq!(pos, 0);
+        assert_eq!(back[0], b'X');
+    }
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn into_std_cut_short_by_a_time_limit_keeps_the_writes() {
+    use std::io::Write;
+
+    let dir = temp_dir("into-std-cut-short");
+    let d = dir.clone();
+    EventLoop::new()
+        .block_on(move || {
+            for i in 0..20 {
+                let mut f = fs::File::create(d.join(i.to_string())).unwrap();
+                f.write_all(&[b'x'; 100_000]).unwrap(); // into the buffer
+                let _ = el::timeout(Duration::ZERO, move || drop(f.into_std()));
+            }
+        })
+        .unwrap();
+    for i in 0..20 {
+        wait_for_contents(&dir.join(i.to_string()), &[b'x'; 100_000]);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -245,6 +245,19 @@ impl File {
         let mut this = ManuallyDrop::new(self);
         // SAFETY: `this` is never dropped, so `inner` is taken exactly once.
         let inner = unsafe { ManuallyDrop::take(&mut this.inner) };
+        // Flushed first, held as `Drop` holds it: a wait cut short (a time
+        // limit, a cancellation) hands the writes to the flushing thread
+        // instead of cancelling them with the adapter.
+        let mut guard = FlushElsewhere(Some(inner));
+        if this.dirty {
+            let flushing = guard.0.as_mut().expect("just put there");
+            let _ = wait_for_as(
+                std::future::poll_fn(|cx| Pin::new(&mut *flushing).poll_flush(cx)),
+                WaitReason::Blocking,
+                "fs::File::into_std",
+            );
+        }
+        let inner = guard.0.take().expect("still there");
         let mut file = wait_for_as(
             inner.into_inner(),
             WaitReason::Blocking,
@@ -311,6 +324,11 @@ impl Read for File {
     #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         const WHAT: &str = "fs::File::read";
+        if buf.is_empty() {
+            // As std: nothing to do. (The adapter would take the empty
+            // read for its end, and wait for its reader to finish the file.)
+            return Ok(0);
+        }
         if self.cursor == Cursor::Off {
             self.rewind(WHAT)?;
         }
@@ -321,6 +339,9 @@ impl Read for File {
             self.pos = Some(at);
             self.dirty = false;
         }
+        // Off until the read returns: one cut short (a time limit, a
+        // cancellation) may have set the reader going, ahead of `pos`.
+        self.cursor = Cursor::Off;
         match self.wait(WHAT, |file, cx| file.poll_read(cx, buf)) {
             Ok(n) => {
                 self.cursor = Cursor::Ahead;
@@ -330,8 +351,7 @@ impl Read for File {
             }
             Err(e) => {
                 // Wherever the reader stopped, the next read starts over
-                // from the caller's position.
-                self.cursor = Cursor::Off;
+                // from the caller's position (the cursor stays `Off`).
                 Err(e)
             }
         }
@@ -380,6 +400,9 @@ impl Seek for File {
             }
             _ => pos,
         };
+        // Off until the seek returns: one cut short may have moved the
+        // pool's cursor, and the caller's position is the old one.
+        let was = std::mem::replace(&mut self.cursor, Cursor::Off);
         match self.wait("fs::File::seek", |file, cx| file.poll_seek(cx, target)) {
             Ok(at) => {
                 self.pos = Some(at);
@@ -389,8 +412,12 @@ impl Seek for File {
                 Ok(at)
             }
             Err(e) => {
-                // Like std, the position stays; the reader was stopped.
-                self.reader_stopped();
+                // Like std, the position stays; a reader was stopped, so the
+                // next read puts the cursor back (nothing to put back if no
+                // read had moved it).
+                if was == Cursor::At {
+                    self.cursor = Cursor::At;
+                }
                 Err(e)
             }
         }
