@@ -604,6 +604,10 @@ fn files_dropped_outside_a_task_do_not_wedge_a_one_thread_pool() {
             .unwrap()
             .unwrap();
         assert!(len <= 1);
+        for i in 0..4 {
+            wait_for_contents(&dir.join(i.to_string()), b"x");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
         return;
     }
     let mut child = Command::new(std::env::current_exe().unwrap())
