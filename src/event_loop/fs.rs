@@ -245,19 +245,13 @@ impl File {
         let mut this = ManuallyDrop::new(self);
         // SAFETY: `this` is never dropped, so `inner` is taken exactly once.
         let inner = unsafe { ManuallyDrop::take(&mut this.inner) };
-        // Flushed first, held as `Drop` holds it: a wait cut short (a time
-        // limit, a cancellation) hands the writes to the flushing thread
-        // instead of cancelling them with the adapter.
-        let mut guard = FlushElsewhere(Some(inner));
-        if this.dirty {
-            let flushing = guard.0.as_mut().expect("just put there");
-            let _ = wait_for_as(
-                std::future::poll_fn(|cx| Pin::new(&mut *flushing).poll_flush(cx)),
-                WaitReason::Blocking,
-                "fs::File::into_std",
-            );
-        }
-        let inner = guard.0.take().expect("still there");
+        // Flushed first, as `Drop` flushes: `into_inner` cut short would
+        // cancel the writes with the adapter.
+        let inner = if this.dirty {
+            flush_held(inner, "fs::File::into_std")
+        } else {
+            inner
+        };
         let mut file = wait_for_as(
             inner.into_inner(),
             WaitReason::Blocking,
@@ -436,19 +430,29 @@ impl Drop for File {
         if !can_wait() || std::thread::panicking() {
             return flush_elsewhere(inner);
         }
-        // If the wait is cut short (a time limit, a cancellation), the
-        // guard hands the writes to the flushing thread.
-        let mut guard = FlushElsewhere(Some(inner));
-        let flushing = guard.0.as_mut().expect("just put there");
-        // As `BufWriter` does: errors are lost (flush first to see them).
-        let _ = wait_for_as(
-            std::future::poll_fn(|cx| Pin::new(&mut *flushing).poll_flush(cx)),
-            WaitReason::Blocking,
-            "fs::File::drop",
-        );
         // Flushed: dropping it now loses nothing.
-        drop(guard.0.take());
+        drop(flush_held(inner, "fs::File::drop"));
     }
+}
+
+/// Waits (parking the task) until `inner`'s buffered writes are done, and
+/// hands it back. Their errors are lost, as `BufWriter`'s drop loses them
+/// (flush first to see them). If the wait is cut short (a time limit, a
+/// cancellation), the writes go to the flushing thread instead of being
+/// cancelled with the adapter.
+#[track_caller]
+fn flush_held(
+    inner: blocking::Unblock<std::fs::File>,
+    what: &str,
+) -> blocking::Unblock<std::fs::File> {
+    let mut guard = FlushElsewhere(Some(inner));
+    let flushing = guard.0.as_mut().expect("just put there");
+    let _ = wait_for_as(
+        std::future::poll_fn(|cx| Pin::new(&mut *flushing).poll_flush(cx)),
+        WaitReason::Blocking,
+        what,
+    );
+    guard.0.take().expect("still there")
 }
 
 /// Hands the file it holds, if any, to [`flush_elsewhere`] when dropped.

@@ -485,7 +485,11 @@ impl<T> RemoteJoinHandle<T> {
         if let Some(remote) = &self.shared.remote
             && remote.thread_id() == std::thread::current().id()
         {
-            outside_own_loop();
+            panic!(
+                "RemoteJoinHandle::join called on the thread of the task's own loop, outside its \
+                 tasks: the task can only run when that loop runs, so this would block for ever \
+                 (run the loop, or join from one of its tasks or from another thread)"
+            );
         }
         for i in 0..JOIN_SPINS + JOIN_YIELDS {
             if i < JOIN_SPINS {
@@ -527,17 +531,6 @@ impl<T> RemoteJoinHandle<T> {
 
     /// Lets the task run on without a handle (the same as dropping it).
     pub fn detach(self) {}
-}
-
-/// [`RemoteJoinHandle::join`] on its task's loop thread, outside a task.
-#[cold]
-#[track_caller]
-fn outside_own_loop() -> ! {
-    panic!(
-        "RemoteJoinHandle::join called on the thread of the task's own loop, outside its \
-         tasks: the task can only run when that loop runs, so this would block for ever \
-         (run the loop, or join from one of its tasks or from another thread)"
-    )
 }
 
 impl<T> Future for RemoteJoinHandle<T> {
