@@ -470,6 +470,15 @@ fn a_file_read_after_flush_metadata_or_a_failed_seek_goes_on_where_the_reads_end
             assert!(f.seek(SeekFrom::End(-100_000)).is_err());
             f.read_exact(&mut buf).unwrap(); // 30..40
             got.extend_from_slice(&buf);
+            // Relative to a position the pool has read past: the same error
+            // as a `std::fs::File` gives (EINVAL), and the position stays.
+            let mut std_file = std::fs::File::open(&p).unwrap();
+            std_file.seek(SeekFrom::Start(40)).unwrap();
+            let std_error = std_file.seek(SeekFrom::Current(-41)).unwrap_err();
+            let error = f.seek(SeekFrom::Current(-41)).unwrap_err();
+            assert_eq!(error.kind(), std_error.kind());
+            assert_eq!(error.raw_os_error(), std_error.raw_os_error());
+            assert_eq!(error.raw_os_error(), Some(libc::EINVAL));
             assert_eq!(f.stream_position().unwrap(), 40);
             let mut rest = Vec::new();
             f.read_to_end(&mut rest).unwrap();

@@ -324,6 +324,38 @@ fn a_coroutine_stack_overflow_names_the_coroutine() {
 }
 
 #[test]
+fn an_event_loop_task_overflow_names_the_task_and_its_builder() {
+    const NAME: &str = "an_event_loop_task_overflow_names_the_task_and_its_builder";
+    if is_child(NAME) {
+        use cogen::event_loop::{EventLoop, TaskBuilder};
+        let ev = EventLoop::new();
+        TaskBuilder::new()
+            .name("deep-task")
+            .stack_size(64 * 1024)
+            .spawn_on(&ev, || recurse_forever(0));
+        let _ = ev.run();
+        unreachable!("the overflow aborts the process");
+    }
+    if under_asan() {
+        eprintln!("skipped under AddressSanitizer");
+        return;
+    }
+    let output = run_child(NAME);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(signal_of(&output), Some(libc::SIGABRT), "stderr: {stderr}");
+    for needle in [
+        "coroutine 'deep-task' has overflowed its stack",
+        "stack size 64 KiB",
+        "TaskBuilder::new().stack_size(131072)",
+    ] {
+        assert!(
+            stderr.contains(needle),
+            "{needle:?} not in stderr:\n{stderr}"
+        );
+    }
+}
+
+#[test]
 fn an_overflow_in_a_thread_local_destructor_is_reported() {
     const NAME: &str = "an_overflow_in_a_thread_local_destructor_is_reported";
     struct Late;

@@ -34,12 +34,16 @@ pub(super) fn describe_overflow(addr: usize, out: &mut dyn fmt::Write) -> bool {
     // The usable size, as its `Builder` asked (rounded): the mapping
     // without its guard page.
     let size = bounds.top - bounds.limit - page;
+    // The `Meta` does not say whether an event loop made the coroutine (a
+    // field there would cost every create a store), so the advice names
+    // both builders.
+    let bigger = size * 2;
     let _ = write!(
         out,
         "\ncoroutine '{name}' has overflowed its stack (stack size {} KiB)\n\
-         help: give it a bigger stack: cogen::Builder::new().stack_size({})\n",
+         help: give it a bigger stack: cogen::Builder::new().stack_size({bigger}), \
+         or for an event-loop task TaskBuilder::new().stack_size({bigger})\n",
         size / 1024,
-        size * 2,
     );
     true
 }

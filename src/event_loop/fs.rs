@@ -384,12 +384,10 @@ impl Seek for File {
             (SeekFrom::Current(by), Cursor::Ahead | Cursor::Off, Some(at)) => {
                 match at.checked_add_signed(by) {
                     Some(to) => SeekFrom::Start(to),
-                    None => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidInput,
-                            "invalid seek to a negative or overflowing position",
-                        ));
-                    }
+                    // What `lseek` answers a `std::fs::File` (which the
+                    // caller's position would be handed to, unread ahead):
+                    // `EINVAL` for a position below zero or past `i64::MAX`.
+                    None => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
                 }
             }
             _ => pos,
