@@ -73,7 +73,13 @@ impl Drop for Current {
 /// the way out, unwinding included.
 pub(crate) struct Enter {
     prev: *const Core,
+    /// For a drop: the task and context that were current (a loop dropped
+    /// inside a task of another loop), hidden meanwhile and put back after.
+    hidden: Option<(CurrentTask, *const StackfulCx)>,
 }
+
+/// What `CURRENT_TASK` holds.
+type CurrentTask = Option<NonNull<Task<dyn TaskBody>>>;
 
 impl Enter {
     #[track_caller]
@@ -86,19 +92,29 @@ impl Enter {
         }
         Enter {
             prev: CURRENT_CORE.replace(core),
+            hidden: None,
         }
     }
 
-    /// Like `new`, for dropping a loop: allowed anywhere.
+    /// Like `new`, for dropping a loop: allowed anywhere. Inside a task of
+    /// another loop, that task is hidden meanwhile: what the drop runs
+    /// (the destructors of cancelled tasks and unstarted jobs) must not
+    /// wait, as nothing would run this loop to wake it, nor park the other
+    /// loop's task on this one.
     pub(crate) fn for_drop(core: &Core) -> Self {
         Enter {
             prev: CURRENT_CORE.replace(core),
+            hidden: Some((CURRENT_TASK.replace(None), CURRENT_CX.replace(ptr::null()))),
         }
     }
 }
 
 impl Drop for Enter {
     fn drop(&mut self) {
+        if let Some((task, cx)) = self.hidden {
+            CURRENT_TASK.set(task);
+            CURRENT_CX.set(cx);
+        }
         CURRENT_CORE.set(self.prev);
     }
 }

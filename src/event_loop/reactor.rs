@@ -387,6 +387,12 @@ mod imp {
             Some(slot)
         }
 
+        /// True while the loop of this reactor exists (a `Wait` or a future
+        /// may keep the reactor itself alive after its loop is gone).
+        pub(crate) fn loop_is_alive(&self) -> bool {
+            self.core.strong_count() > 0
+        }
+
         /// The registration number of socket `key` (its slot may be
         /// reused by another socket after it goes).
         pub(crate) fn id(&self, key: usize) -> Option<u64> {

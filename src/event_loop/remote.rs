@@ -54,6 +54,8 @@ struct Inbox {
     jobs: Jobs,
     /// No more jobs are accepted (the loop is going away).
     closed: bool,
+    /// The loop is gone: wake-ups are dropped rather than kept for nobody.
+    gone: bool,
 }
 
 /// The inbox of wake-ups and jobs that other threads leave for a loop, and
@@ -119,7 +121,13 @@ impl Remote {
 
     /// Leaves the key of a task for the loop to wake, from any thread.
     pub(crate) fn wake(&self, key: (u32, u64)) {
-        self.lock().woken.push(key);
+        {
+            let mut inbox = self.lock();
+            if inbox.gone {
+                return;
+            }
+            inbox.woken.push(key);
+        }
         self.notify();
     }
 
@@ -152,6 +160,8 @@ impl Remote {
     pub(crate) fn close_and_take_jobs(&self) -> Jobs {
         let mut inbox = self.lock();
         inbox.closed = true;
+        inbox.gone = true;
+        inbox.woken = Vec::new();
         std::mem::take(&mut inbox.jobs)
     }
 

@@ -83,9 +83,10 @@ impl<T> SyncSender<T> {
     /// closed.
     ///
     /// # Panics
-    /// Inside a future or stackless task, or a coroutine nested in a task,
-    /// where it could not wait (use [`try_send`](SyncSender::try_send) or
-    /// `.await` [`send_async`](SyncSender::send_async) there).
+    /// Inside a future or stackless task, where it could not wait (use
+    /// [`try_send`](SyncSender::try_send) or `.await`
+    /// [`send_async`](SyncSender::send_async) there). In a coroutine nested
+    /// in a stackful task it waits, parking the whole task.
     #[track_caller]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         match self.0.try_send(value) {
@@ -121,9 +122,10 @@ impl<T> SyncReceiver<T> {
     /// [`sync_channel`]). Fails once the channel is closed and empty.
     ///
     /// # Panics
-    /// Inside a future or stackless task, or a coroutine nested in a task,
-    /// where it could not wait (use [`try_recv`](SyncReceiver::try_recv) or
-    /// `.await` [`recv_async`](SyncReceiver::recv_async) there).
+    /// Inside a future or stackless task, where it could not wait (use
+    /// [`try_recv`](SyncReceiver::try_recv) or `.await`
+    /// [`recv_async`](SyncReceiver::recv_async) there). In a coroutine
+    /// nested in a stackful task it waits, parking the whole task.
     #[track_caller]
     pub fn recv(&self) -> Result<T, RecvError> {
         match self.0.try_recv() {

@@ -157,7 +157,8 @@ impl Runtime {
     }
 
     fn shutdown(&mut self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
+        // Saturating: `Duration::MAX` means "until the tasks are done".
+        let deadline = super::timer::deadline_after(timeout);
         for handle in &self.handles {
             handle.remote().close();
         }

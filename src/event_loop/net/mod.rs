@@ -173,10 +173,11 @@
 //! # Where it works
 //!
 //! Connecting, accepting, reading, writing, sending and receiving through
-//! `Read`, `Write` and the methods of those names wait, so they panic
-//! outside a stackful task (in a future task, a stackless
-//! task, a coroutine nested in a task, or outside any loop), like every
-//! waiting function of the loop; the message says why. Binding, the
+//! `Read`, `Write` and the methods of those names wait, so they work in a
+//! stackful task and in any coroutine nested in one (the wait parks the
+//! whole task), and panic elsewhere (in a future task, a stackless task,
+//! or outside any loop), like every waiting function of the loop; the
+//! message says why. Binding, the
 //! addresses, options and conversions work anywhere. The sockets are
 //! `!Send`, like tasks.
 //!
@@ -286,9 +287,10 @@ macro_rules! forward_owned_io {
 /// `AsyncRead` and `AsyncWrite` for `&$Stream`, through the stream's
 /// `source` (its readiness with the loop's reactor) and `shutdown`: one
 /// definition for `TcpStream` and `UnixStream`. `$name` prefixes the
-/// messages of the panics.
+/// messages of the panics; `$hinted` says whether a short read took all
+/// there was (see `Source::read`).
 macro_rules! shared_async_io {
-    ($Stream:ty, $name:literal) => {
+    ($Stream:ty, $name:literal, hinted: $hinted:literal) => {
         /// For future tasks: a read that would block files the task's waker
         /// with the loop's reactor and returns `Pending` (see the [module
         /// docs](super#future-tasks)). A time limit set on the stream does
@@ -303,7 +305,11 @@ macro_rules! shared_async_io {
                 cx: &mut std::task::Context<'_>,
                 buf: &mut [u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                let len = buf.len();
+                let len = if $hinted {
+                    buf.len()
+                } else {
+                    $crate::event_loop::net::source::NO_HINT
+                };
                 self.source
                     .poll_read(concat!($name, "::poll_read"), cx, len, |mut s| {
                         std::io::Read::read(&mut s, buf)
@@ -315,7 +321,11 @@ macro_rules! shared_async_io {
                 cx: &mut std::task::Context<'_>,
                 bufs: &mut [std::io::IoSliceMut<'_>],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                let len = bufs.iter().map(|b| b.len()).sum();
+                let len = if $hinted {
+                    $crate::event_loop::net::source::vectored_len(bufs)
+                } else {
+                    $crate::event_loop::net::source::NO_HINT
+                };
                 self.source
                     .poll_read(concat!($name, "::poll_read"), cx, len, |mut s| {
                         std::io::Read::read_vectored(&mut s, bufs)

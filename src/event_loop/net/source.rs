@@ -18,6 +18,20 @@ use super::super::remote::local_key;
 use super::super::sleep::deadline_after;
 use super::super::task::{Header, WaitReason, Waiter};
 
+/// The bytes one vectored read can take, for the drained-read hint: std
+/// hands the kernel at most `IOV_MAX` buffers (1024 on Linux), so a read
+/// into more that fills the first 1024 took less than the total and says
+/// nothing about what is left.
+pub(crate) fn vectored_len(bufs: &[std::io::IoSliceMut<'_>]) -> usize {
+    const IOV_MAX: usize = 1024;
+    bufs.iter().take(IOV_MAX).map(|b| b.len()).sum()
+}
+
+/// The `len` of a stream read whose short result says nothing about the
+/// queue (a Unix stream read stops at a message that carries descriptors):
+/// the system call always decides, and the drained-read hint is never set.
+pub(crate) const NO_HINT: usize = 0;
+
 /// A socket and its registration with a loop's reactor.
 pub(crate) struct Source<T: AsFd> {
     /// Declared first, so that it is dropped (deregistering the socket)
@@ -175,7 +189,7 @@ impl<T: AsFd> Source<T> {
             .borrow()
             .as_ref()
             // A hint of a loop that is gone says nothing any more.
-            .filter(|r| r.reactor.strong_count() > 0)
+            .filter(|r| r.reactor.upgrade().is_some_and(|r| r.loop_is_alive()))
             .and_then(|r| r.readable.as_ref())
             .is_some_and(|hint| hint.get() == Hint::Drained)
     }
@@ -360,7 +374,7 @@ impl<T: AsFd> Source<T> {
         let mut reg = self.reg.0.borrow_mut();
         let here = core.reactor.get_or_create(core)?;
         if let Some(r) = reg.as_ref()
-            && let Some(reactor) = r.reactor.upgrade()
+            && let Some(reactor) = r.reactor.upgrade().filter(|r| r.loop_is_alive())
         {
             if !Rc::ptr_eq(&reactor, here) {
                 panic!(

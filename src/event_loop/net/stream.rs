@@ -392,7 +392,7 @@ impl Read for &TcpStream {
 
     #[track_caller]
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        let len = bufs.iter().map(|b| b.len()).sum();
+        let len = super::source::vectored_len(bufs);
         self.source.read(
             "net::TcpStream::read",
             self.read_timeout.get(),
@@ -487,5 +487,5 @@ impl fmt::Debug for TcpStream {
     }
 }
 
-shared_async_io!(TcpStream, "net::TcpStream");
+shared_async_io!(TcpStream, "net::TcpStream", hinted: true);
 forward_owned_io!(TcpStream);

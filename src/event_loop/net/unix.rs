@@ -11,7 +11,7 @@ use std::path::Path;
 use std::task::{Context, Poll};
 
 use super::super::reactor::Direction;
-use super::source::{Sealed, Source, Target};
+use super::source::{NO_HINT, Sealed, Source, Target};
 
 /// A Unix domain socket server, listening for connections, for tasks of
 /// an [`EventLoop`](super::super::EventLoop): like
@@ -226,8 +226,7 @@ impl UnixStream {
     /// [`WouldBlock`](io::ErrorKind::WouldBlock) if nothing is. Works
     /// anywhere; see [`TcpStream::try_read`](super::TcpStream::try_read).
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let len = buf.len();
-        self.source.try_read_now(len, |mut s| s.read(buf))
+        self.source.try_read_now(NO_HINT, |mut s| s.read(buf))
     }
 
     /// Writes what fits without waiting: an error of kind
@@ -253,16 +252,15 @@ impl UnixStream {
 impl Read for &UnixStream {
     #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let len = buf.len();
+        // No drained-read hint: see `shared_async_io!` below.
         self.source
-            .read("net::UnixStream::read", None, len, |mut s| s.read(buf))
+            .read("net::UnixStream::read", None, NO_HINT, |mut s| s.read(buf))
     }
 
     #[track_caller]
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        let len = bufs.iter().map(|b| b.len()).sum();
         self.source
-            .read("net::UnixStream::read", None, len, |mut s| {
+            .read("net::UnixStream::read", None, NO_HINT, |mut s| {
                 s.read_vectored(bufs)
             })
     }
@@ -291,7 +289,9 @@ impl Write for &UnixStream {
     }
 }
 
-shared_async_io!(UnixStream, "net::UnixStream");
+// Not hinted: a Unix stream read also stops short at a message that
+// carries descriptors (`SCM_RIGHTS`), with data queued after it.
+shared_async_io!(UnixStream, "net::UnixStream", hinted: false);
 
 /// Puts the std stream in non-blocking mode.
 impl TryFrom<std::os::unix::net::UnixStream> for UnixStream {
