@@ -4,7 +4,7 @@
 //! that outlive their loop, waits from nested coroutines.
 #![cfg_attr(cogen_nightly, feature(unix_socket_ancillary_data))]
 
-use std::io::{self, IoSliceMut, Read, Write};
+use std::io::{IoSliceMut, Read, Write};
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -204,7 +204,7 @@ fn a_short_read_at_passed_descriptors_does_not_hide_the_data_after_them() {
             let mut anc = SocketAncillary::new(&mut space);
             use std::os::fd::AsRawFd;
             assert!(anc.add_fds(&[file.as_raw_fd()]));
-            b.send_vectored_with_ancillary(&[io::IoSlice::new(b"aaaa")], &mut anc)
+            b.send_vectored_with_ancillary(&[std::io::IoSlice::new(b"aaaa")], &mut anc)
                 .unwrap();
             (&b).write_all(b"bbbb").unwrap();
             let r = reader.join().unwrap();

@@ -107,6 +107,12 @@ fn prepare(stack: &mut PooledStack) {
     }
 }
 
+/// The largest body [`Raw::new`] moves onto the coroutine's stack by value.
+/// corosensei takes at most 1 KiB for the root closure, which holds the body
+/// beside the `Meta` pointer; half of it leaves room for that and for
+/// alignment.
+const MAX_INLINE_BODY: usize = 512;
+
 /// A body that has not started yet.
 ///
 /// Closing a never-resumed coroutine starts it only for its root to drop the
@@ -131,7 +137,11 @@ impl<F> Drop for Unstarted<F> {
     fn drop(&mut self) {
         // SAFETY: `start` did not run (it forgets `self`), so the body is still here.
         let body = unsafe { ManuallyDrop::take(&mut self.0) };
-        if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| drop(body))) {
+        // `crate::catch_unwind`: an unwinding that is not this drop's panic
+        // (a destructor that suspended an enclosing coroutine which is now
+        // being closed, or waited in a task whose time limit expired or
+        // which was cancelled) goes on to its root or scope.
+        if let Err(payload) = crate::catch_unwind(AssertUnwindSafe(|| drop(body))) {
             stash_close_panic(payload);
         }
     }
@@ -160,6 +170,30 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
     /// leaked while such borrows are on its stack.
     #[inline]
     pub(super) unsafe fn new<F>(builder: Builder, body: F) -> Result<Self, StackError>
+    where
+        F: FnOnce(&Yielder<Input, Yield>, Input) -> Return,
+    {
+        // corosensei moves the root closure onto the new stack and refuses
+        // one over 1 KiB ("type is too big to transfer"): a body that
+        // captures more (an array, a pipeline stage holding a big upstream)
+        // goes in a box, and the root holds the box. Decided at compile time.
+        if const { size_of::<F>() > MAX_INLINE_BODY } {
+            let body = Box::new(body);
+            // SAFETY: forwarded to our caller; the box borrows what `body` did.
+            return unsafe {
+                Self::new_inline(builder, move |y: &Yielder<Input, Yield>, i| body(y, i))
+            };
+        }
+        // SAFETY: forwarded to our caller.
+        unsafe { Self::new_inline(builder, body) }
+    }
+
+    /// [`new`](Raw::new) for a body small enough to move onto the stack.
+    ///
+    /// # Safety
+    /// As `new`.
+    #[inline]
+    unsafe fn new_inline<F>(builder: Builder, body: F) -> Result<Self, StackError>
     where
         F: FnOnce(&Yielder<Input, Yield>, Input) -> Return,
     {
@@ -273,7 +307,15 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
         }));
         meta.set_closing(false);
         meta.set_dead();
-        let result = result.and_then(|()| take_close_panic().map_or(Ok(()), Err));
+        let result = match result {
+            // Not this close's to report: an enclosing close, time limit or
+            // cancellation reached through a destructor's wait goes on.
+            Err(payload) if passes_through(&*payload) => {
+                drop(take_close_panic());
+                std::panic::resume_unwind(payload)
+            }
+            result => result.and_then(|()| take_close_panic().map_or(Ok(()), Err)),
+        };
         result.map_err(|payload| Panic::new(payload, meta.name.clone()))
     }
 }

@@ -33,9 +33,40 @@ use crate::error::{Panic, ResumeError};
 /// });
 /// assert_eq!(total, 3); // the coroutine was dropped before "ccc"
 /// ```
+///
+/// One that is never scoped still drops its body (and what the body
+/// captured) when it is dropped, so what it borrows must outlive it, also
+/// when it is dropped without ever running:
+///
+/// ```compile_fail,E0597
+/// use cogen::ScopedCoroutine;
+///
+/// struct Reader<'a>(&'a Vec<u64>);
+/// impl Drop for Reader<'_> {
+///     fn drop(&mut self) {
+///         let _sum: u64 = self.0.iter().sum(); // reads the borrowed Vec
+///     }
+/// }
+/// let co;
+/// let data = vec![1u64, 2, 3];
+/// let reader = Reader(&data);
+/// co = ScopedCoroutine::<(), (), ()>::new(move |_, ()| {
+///     let _r = &reader;
+/// });
+/// // `data` is dropped before `co`, whose drop runs `Reader::drop`.
+/// ```
 pub struct ScopedCoroutine<'a, Input, Yield, Return = ()> {
     pub(super) raw: Raw<Input, Yield, Return>,
     pub(super) borrow: PhantomData<&'a mut ()>,
+}
+
+/// Empty, and needed: with a `Drop` of its own, the compiler requires what
+/// the coroutine borrows (`'a`) to outlive it. Without one, the check saw
+/// only `Raw`, whose type does not name the body's borrows, and let a
+/// coroutine that was never scoped be dropped after the data its body
+/// captured a reference to, which dropping the body then read.
+impl<Input, Yield, Return> Drop for ScopedCoroutine<'_, Input, Yield, Return> {
+    fn drop(&mut self) {}
 }
 
 impl<'a, Input, Yield, Return> ScopedCoroutine<'a, Input, Yield, Return> {

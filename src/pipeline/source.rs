@@ -41,7 +41,8 @@ impl<I: FusedIterator> FusedIterator for Source<I> {}
 
 /// Reads `reader` in chunks of `chunk_size` bytes (the last one shorter): the
 /// source of a streaming pipeline, in constant memory. A read error ends the
-/// stream with a [`StageError`] from the stage `"read"`.
+/// stream with a [`StageError`] from the stage `"read"`, after the bytes
+/// read before it (a short chunk): nothing that was read is lost.
 ///
 /// ```
 /// use cogen::pipeline::{PipelineExt, read_chunks};
@@ -62,6 +63,7 @@ pub fn read_chunks<R: Read>(reader: R, chunk_size: usize) -> ReadChunks<R> {
         reader,
         chunk_size,
         ended: false,
+        error: None,
     }
 }
 
@@ -71,12 +73,16 @@ pub struct ReadChunks<R> {
     reader: R,
     chunk_size: usize,
     ended: bool,
+    error: Option<std::io::Error>,
 }
 
 impl<R: Read> Iterator for ReadChunks<R> {
     type Item = PipelineItem<Vec<u8>>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(error) = self.error.take() {
+            return Some(Err(StageError::new("read", error)));
+        }
         if self.ended {
             return None;
         }
@@ -94,7 +100,13 @@ impl<R: Read> Iterator for ReadChunks<R> {
             Ok(_) => Some(Ok(chunk)),
             Err(error) => {
                 self.ended = true;
-                Some(Err(StageError::new("read", error)))
+                if chunk.is_empty() {
+                    Some(Err(StageError::new("read", error)))
+                } else {
+                    // The bytes read before the error first.
+                    self.error = Some(error);
+                    Some(Ok(chunk))
+                }
             }
         }
     }

@@ -139,13 +139,12 @@ where
     /// The upstream failed: abandon this stage and hand on the error.
     #[cold]
     fn upstream_failed(&mut self) -> Option<StageError> {
-        self.failure.failed.set(false);
-        let error = self.failure.error.take()?;
-        // Unwind whatever the stage still holds; it is dead afterwards, so
-        // the stage is fused. A panic of one of its destructors is secondary
-        // to the error being reported.
+        // Unwind whatever the stage still holds first: the close may unwind
+        // (a time limit expiring in a destructor of a stackless stage), and
+        // the error must then still be in the slot for the next pull.
         let _ = self.co.close();
-        Some(error)
+        self.failure.failed.set(false);
+        self.failure.error.take()
     }
 
     /// The slot the stage shares with its upstream.
@@ -180,7 +179,12 @@ where
             End::Failed(ResumeError::Dead(())) if self.failure.ended.get() => None,
             // The upstream's failure comes first, whatever became of the
             // stage after it.
-            _ if self.failure.failed.get() => self.upstream_failed(),
+            _ if self.failure.failed.get() => {
+                // What the stage produced after the failure is discarded; a
+                // panic of its destructor is secondary to the error.
+                crate::error::drop_quietly(end);
+                self.upstream_failed()
+            }
             // Dead, but this driver never saw it end: an unwinding crossed it
             // on its way to an enclosing scope (a `timeout` around a pull
             // whose deadline passed during a wait inside the stage) and left
