@@ -434,11 +434,20 @@ impl Core {
     }
 
     /// Wakes the task in registry slot `index` if it is task `id` and parked
-    /// (whatever it waits for: waker wake-ups carry no park number).
+    /// on a waker (a future, the blocking pool). A key carries no park
+    /// number, but only those parks file one, so a key that reaches a task
+    /// parked on anything else is stale: a clone of an earlier wait's waker,
+    /// or an entry an earlier wait left in another channel's pollers. Waking
+    /// it would let the task file a second entry where it waits now.
     fn wake_key(&self, index: u32, id: u64) {
         let task = self.registry.get(index, id);
         if let Some(task) = task
             && task.header.state.get() == TaskState::Parked
+            && task
+                .header
+                .reason
+                .get()
+                .is_some_and(WaitReason::is_external)
         {
             self.make_runnable(task);
         }

@@ -269,9 +269,11 @@ impl Drop for EventLoop {
         // loop never started is dropped unstarted (their join handles
         // report a cancellation).
         self.core.remote.close();
-        self.core.cancel_all();
+        // The unstarted jobs first: their destructors may spawn, and
+        // `cancel_all` then cancels what they spawned too.
         let unstarted = self.core.remote.close_and_take_jobs();
         self.core.drop_reporting(unstarted);
+        self.core.cancel_all();
     }
 }
 

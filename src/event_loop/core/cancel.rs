@@ -63,7 +63,11 @@ impl Core {
     /// Cancels every task, until none is left (a destructor may spawn).
     pub(crate) fn cancel_all(&self) {
         loop {
-            let tasks = self.registry.tasks();
+            let mut tasks = self.registry.tasks();
+            // A task done but still registered is being cancelled further up
+            // this thread's stack (a destructor of it dropped the loop): its
+            // own `cancel` finishes it, and waiting for it here would spin.
+            tasks.retain(|t| !t.header.is_done());
             if tasks.is_empty() {
                 break;
             }

@@ -12,7 +12,7 @@ use std::ops::{Coroutine as StdCoroutine, CoroutineState};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::ptr::{self, NonNull};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::error::Panic;
@@ -393,7 +393,18 @@ impl<C: StdCoroutine<Yield = Wait>> StacklessBody<C> {
                     // it, and `replaced` can only be this task's own entry
                     // of an earlier wait: dropping either runs nothing.
                     let seq = core.begin_park(&task.header, WaitReason::Join);
-                    let replaced = target.header.add_waiter(Waiter::Task(task.clone(), seq));
+                    let h = &task.header;
+                    // By key within one loop: the entry stays in the
+                    // target's waiters if this task is cancelled, and must
+                    // not keep it (and what its body held) alive until the
+                    // target ends. A key is looked up in the target's own
+                    // registry, so a join across loops keeps a reference.
+                    let entry = if Weak::ptr_eq(&h.core, &target.header.core) {
+                        Waiter::Parked(h.index.get(), h.id, seq)
+                    } else {
+                        Waiter::Task(task.clone(), seq)
+                    };
+                    let replaced = target.header.add_waiter(entry);
                     drop(replaced);
                 }
             }
