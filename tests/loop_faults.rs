@@ -238,3 +238,37 @@ fn a_task_spawned_while_the_loop_drops_its_unstarted_jobs_is_cancelled() {
          nor cancelled: its handle never finishes"
     );
 }
+
+/// A future awaiting the `JoinHandle` of another loop of the same thread:
+/// that loop cannot run while this one does, so waiting is a deadlock, and
+/// `run` says so (it slept for ever while the waker was cloned into the
+/// handle). Running the other loop then wakes the waiter through its
+/// loop's inbox.
+#[test]
+fn awaiting_a_handle_of_another_loop_of_the_thread_is_a_deadlock_until_it_runs() {
+    with_watchdog("cross_loop_await", || {
+        let a = EventLoop::new();
+        let b = EventLoop::new();
+        let hb = b.spawn(|| 5u32);
+        let ha = a.spawn_future(async move { hb.await.unwrap() + 1 });
+        assert!(a.run().unwrap_err().is_deadlock());
+        b.run().unwrap();
+        a.run().unwrap();
+        assert_eq!(ha.try_join().unwrap().unwrap(), 6);
+    });
+}
+
+/// The same from a stackful task's `wait_for`.
+#[test]
+fn wait_for_a_handle_of_another_loop_of_the_thread_is_a_deadlock_until_it_runs() {
+    with_watchdog("cross_loop_wait_for", || {
+        let a = EventLoop::new();
+        let b = EventLoop::new();
+        let hb = b.spawn(|| 5u32);
+        let ha = a.spawn(move || wait_for(hb).unwrap() * 2);
+        assert!(a.run().unwrap_err().is_deadlock());
+        b.run().unwrap();
+        a.run().unwrap();
+        assert_eq!(ha.try_join().unwrap().unwrap(), 10);
+    });
+}

@@ -413,6 +413,7 @@ impl Core {
             Waiter::Local(index, id) => self.wake_key(index, id),
             Waiter::Waker(waker) => self.wake_user(waker),
             Waiter::Parked(index, id, seq) => self.wake_key_at(index, id, seq),
+            Waiter::Remote(remote, key) => remote.wake(key),
         }
     }
 

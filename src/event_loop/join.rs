@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use super::context::{current_task_addr, current_task_id, is_current, park};
 use super::current::CURRENT_CORE;
 use super::error::JoinError;
-use super::remote::local_key;
+use super::remote::{local_key, task_key};
 use super::task::{Header, ResultCell, Task, TaskBody, TaskRef, ThinTask, WaitReason, Waiter};
 use super::timer::deadline_after;
 
@@ -403,12 +403,14 @@ impl<T> Future for JoinHandle<T> {
             return Poll::Ready(self.take_result());
         }
         let header = &self.task.header;
-        let waiter = match header.core.upgrade() {
-            Some(core) => match local_key(cx.waker(), &core.remote) {
-                Some((index, id)) => Waiter::Local(index, id),
+        let local = (header.core.upgrade()).and_then(|core| local_key(cx.waker(), &core.remote));
+        let waiter = match local {
+            Some((index, id)) => Waiter::Local(index, id),
+            None => match task_key(cx.waker()) {
+                // A task of another loop: by key, see `Waiter::Remote`.
+                Some((remote, key)) => Waiter::Remote(remote, key),
                 None => Waiter::Waker(cx.waker().clone()),
             },
-            None => Waiter::Waker(cx.waker().clone()),
         };
         drop(header.add_waiter(waiter));
         Poll::Pending

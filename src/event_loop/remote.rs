@@ -373,6 +373,21 @@ impl std::fmt::Debug for OwnWaker {
     }
 }
 
+/// If `waker` is a cogen task waker of a loop of this thread, that loop's
+/// inbox and its task's key: a `JoinHandle` of another loop of the thread,
+/// awaited by such a task, wakes it through the inbox without a clone of
+/// the waker. A clone would count as "held outside" and hide a deadlock,
+/// as neither loop can run while the other does. (A waker of a loop on
+/// another thread is cloned: that loop does run meanwhile.)
+pub(crate) fn task_key(waker: &Waker) -> Option<(Arc<Remote>, (u32, u64))> {
+    if !std::ptr::eq(waker.vtable(), &VTABLE) {
+        return None;
+    }
+    // SAFETY: as in `local_key`.
+    let w = unsafe { &*waker.data().cast::<TaskWaker>() };
+    (w.remote.thread_id() == std::thread::current().id()).then(|| (w.remote.clone(), w.key))
+}
+
 /// If `waker` is a cogen task waker of the loop whose inbox is `remote`, the
 /// key of its task: a `JoinHandle` awaited by such a task keeps the key
 /// rather than a clone, so that clones mean "held outside the loop".

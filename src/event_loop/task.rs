@@ -284,6 +284,11 @@ pub(crate) enum Waiter {
     /// and must not keep the task alive (`reactor.rs`).
     #[cfg_attr(not(all(cogen_nightly, feature = "net")), allow(dead_code))]
     Parked(u32, u64, u32),
+    /// A task of another loop (on this thread) awaiting the
+    /// [`JoinHandle`](super::JoinHandle) with its cogen waker: that loop's
+    /// inbox and the task's key, woken as its waker would be, but without
+    /// a clone of the waker, which would count as held outside that loop.
+    Remote(std::sync::Arc<super::remote::Remote>, (u32, u64)),
 }
 
 impl Waiter {
@@ -295,6 +300,7 @@ impl Waiter {
             (Waiter::Local(a, b), Waiter::Local(c, d)) => (a, b) == (c, d),
             (Waiter::Waker(a), Waiter::Waker(b)) => a.will_wake(b),
             (Waiter::Parked(a, b, _), Waiter::Parked(c, d, _)) => (a, b) == (c, d),
+            (Waiter::Remote(a, b), Waiter::Remote(c, d)) => std::sync::Arc::ptr_eq(a, c) && b == d,
             _ => false,
         }
     }

@@ -54,6 +54,8 @@ impl Core {
                 Waiter::Task(task, seq) => wake(task, seq),
                 Waiter::Local(index, id) => self.wake_key(index, id),
                 Waiter::Parked(index, id, seq) => self.wake_key_at(index, id, seq),
+                // Runs no user code: a push to the other loop's inbox.
+                Waiter::Remote(remote, key) => remote.wake(key),
                 // Kept, to be dropped with the task, not while unwinding.
                 waker @ Waiter::Waker(_) => drop(h.add_waiter(waker)),
             }
