@@ -81,6 +81,12 @@ pub(crate) struct Core {
     pub(crate) timers: Timers,
     /// Parked tasks that only a waker (maybe from another thread) can wake.
     external: Cell<usize>,
+    /// The loop's drop has begun: a task spawned from then on (by a
+    /// destructor that a cancellation runs) is cancelled at the end of
+    /// that cancellation. With `sweeping`, see `Core::cancel`.
+    pub(crate) dropped: Cell<bool>,
+    /// `cancel_all` is running (it cancels what is spawned meanwhile).
+    pub(crate) sweeping: Cell<bool>,
     /// Parked tasks that wait for a socket (`WaitReason::Io`).
     io: Cell<usize>,
     /// Task steps since the poller was last asked.
@@ -111,6 +117,8 @@ impl Core {
             registry: Registry::default(),
             timers: Timers::default(),
             external: Cell::new(0),
+            dropped: Cell::new(false),
+            sweeping: Cell::new(false),
             io: Cell::new(0),
             since_poll: Cell::new(0),
             yielded: Cell::new(false),

@@ -39,6 +39,9 @@ thread_local! {
     pub(crate) static CURRENT_CX: Cell<*const StackfulCx> = const { Cell::new(ptr::null()) };
     /// The loop being driven on this thread (set by [`Enter`]).
     pub(crate) static CURRENT_CORE: Cell<*const Core> = const { Cell::new(ptr::null()) };
+    /// How many running tasks [`Enter::for_drop`] hides on this thread (a
+    /// loop dropped inside a task): still tasks, for `Enter::new`'s check.
+    static HIDDEN_TASKS: Cell<u32> = const { Cell::new(0) };
 }
 
 /// Makes `task` of `core` current while it is being cancelled (its
@@ -84,7 +87,7 @@ type CurrentTask = Option<NonNull<Task<dyn TaskBody>>>;
 impl Enter {
     #[track_caller]
     pub(crate) fn new(core: &Core, what: &str) -> Self {
-        if CURRENT_TASK.with(Cell::get).is_some() {
+        if CURRENT_TASK.with(Cell::get).is_some() || HIDDEN_TASKS.get() > 0 {
             panic!(
                 "EventLoop::{what} called from inside a task: a task must not drive an event \
                  loop (use join, yield_now or event_loop::wait_for inside tasks)"
@@ -102,9 +105,13 @@ impl Enter {
     /// wait, as nothing would run this loop to wake it, nor park the other
     /// loop's task on this one.
     pub(crate) fn for_drop(core: &Core) -> Self {
+        let task = CURRENT_TASK.replace(None);
+        if task.is_some() {
+            HIDDEN_TASKS.set(HIDDEN_TASKS.get() + 1);
+        }
         Enter {
             prev: CURRENT_CORE.replace(core),
-            hidden: Some((CURRENT_TASK.replace(None), CURRENT_CX.replace(ptr::null()))),
+            hidden: Some((task, CURRENT_CX.replace(ptr::null()))),
         }
     }
 }
@@ -112,6 +119,9 @@ impl Enter {
 impl Drop for Enter {
     fn drop(&mut self) {
         if let Some((task, cx)) = self.hidden {
+            if task.is_some() {
+                HIDDEN_TASKS.set(HIDDEN_TASKS.get() - 1);
+            }
             CURRENT_TASK.set(task);
             CURRENT_CX.set(cx);
         }

@@ -111,6 +111,15 @@ pub(crate) fn describe(tasks: &[TaskRef]) -> Vec<TaskInfo> {
                 joined.push((joiner.header.id, t.header.id));
             }
             Waiter::Local(_, joiner) => joined.push((*joiner, t.header.id)),
+            // A stackless joiner of the same loop, by key: still joining if
+            // it is parked with that number.
+            Waiter::Parked(_, joiner, seq)
+                if tasks
+                    .iter()
+                    .any(|j| j.header.id == *joiner && j.header.is_parked_at(*seq)) =>
+            {
+                joined.push((*joiner, t.header.id));
+            }
             _ => {}
         });
     }

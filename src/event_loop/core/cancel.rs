@@ -35,6 +35,12 @@ impl Core {
             self.report_panic(p);
         }
         self.finish(task.clone());
+        // A destructor this cancellation ran may have dropped the loop and
+        // then, in a later destructor, spawned onto it: nothing would run
+        // or cancel that task, and its handle would never finish.
+        if self.dropped.get() && !self.sweeping.get() {
+            self.cancel_all();
+        }
     }
 
     /// Takes a task whose step unwound (a body failed to catch a panic)
@@ -64,6 +70,14 @@ impl Core {
 
     /// Cancels every task, until none is left (a destructor may spawn).
     pub(crate) fn cancel_all(&self) {
+        /// Clears `sweeping` however the sweep ends.
+        struct Sweeping<'a>(&'a Core, bool);
+        impl Drop for Sweeping<'_> {
+            fn drop(&mut self) {
+                self.0.sweeping.set(self.1);
+            }
+        }
+        let _sweeping = Sweeping(self, self.sweeping.replace(true));
         loop {
             let mut tasks = self.registry.tasks();
             // A task done but still registered is being cancelled further up
