@@ -177,7 +177,9 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
         // one over 1 KiB ("type is too big to transfer"): a body that
         // captures more (an array, a pipeline stage holding a big upstream)
         // goes in a box, and the root holds the box. Decided at compile time.
-        if const { size_of::<F>() > MAX_INLINE_BODY } {
+        // Alignment counts too: a zero-sized body aligned to 4 KiB pads the
+        // root closure to 4 KiB (a box of it allocates nothing).
+        if const { size_of::<F>() > MAX_INLINE_BODY || align_of::<F>() > MAX_INLINE_BODY } {
             let body = Box::new(body);
             // SAFETY: forwarded to our caller; the box borrows what `body` did.
             return unsafe {
@@ -326,8 +328,22 @@ impl<Input, Yield, Return> Drop for Raw<Input, Yield, Return> {
         // A finished coroutine (the common case) has nothing to unwind, and
         // an unreported death panic needs no `Panic` built just to be dropped.
         if !self.inner.done() {
+            /// Drops the `Meta` however the close ends: it lets an enclosing
+            /// close, time limit or cancellation go on (see `close`), and
+            /// the `Meta` (a name, a handle) would leak with the stack.
+            struct DropMeta(NonNull<Meta>);
+            impl Drop for DropMeta {
+                fn drop(&mut self) {
+                    // SAFETY: as below; `close` unwinds only once the
+                    // coroutine has finished (its root returned the payload).
+                    unsafe { self.0.drop_in_place() }
+                }
+            }
+            let meta = DropMeta(self.meta);
             // Like Lua's garbage collector, dropping does not report errors.
             let _ = self.close();
+            drop(meta);
+            return;
         }
         // SAFETY: written by `new`; the coroutine is finished, so no code
         // runs on its stack and no chain of running coroutines reaches it
