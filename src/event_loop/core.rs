@@ -81,12 +81,8 @@ pub(crate) struct Core {
     pub(crate) timers: Timers,
     /// Parked tasks that only a waker (maybe from another thread) can wake.
     external: Cell<usize>,
-    /// The loop's drop has begun: a task spawned from then on (by a
-    /// destructor that a cancellation runs) is cancelled at the end of
-    /// that cancellation. With `sweeping`, see `Core::cancel`.
-    pub(crate) dropped: Cell<bool>,
-    /// `cancel_all` is running (it cancels what is spawned meanwhile).
-    pub(crate) sweeping: Cell<bool>,
+    /// How far the loop's drop has gone (see `Core::cancel`).
+    teardown: Cell<cancel::Teardown>,
     /// Parked tasks that wait for a socket (`WaitReason::Io`).
     io: Cell<usize>,
     /// Task steps since the poller was last asked.
@@ -117,8 +113,7 @@ impl Core {
             registry: Registry::default(),
             timers: Timers::default(),
             external: Cell::new(0),
-            dropped: Cell::new(false),
-            sweeping: Cell::new(false),
+            teardown: Cell::new(cancel::Teardown::Running),
             io: Cell::new(0),
             since_poll: Cell::new(0),
             yielded: Cell::new(false),
@@ -442,12 +437,9 @@ impl Core {
         }
     }
 
-    /// Wakes the task in registry slot `index` if it is task `id` and parked
-    /// on a waker (a future, the blocking pool). A key carries no park
-    /// number, but only those parks file one, so a key that reaches a task
-    /// parked on anything else is stale: a clone of an earlier wait's waker,
-    /// or an entry an earlier wait left in another channel's pollers. Waking
-    /// it would let the task file a second entry where it waits now.
+    /// Wakes task `id` in slot `index` if it is parked on a waker (a future,
+    /// the blocking pool): only those parks file keys, so a key reaching any
+    /// other park is stale, and waking it would leave a second wait entry.
     fn wake_key(&self, index: u32, id: u64) {
         let task = self.registry.get(index, id);
         if let Some(task) = task

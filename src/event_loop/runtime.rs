@@ -269,7 +269,7 @@ impl Drop for EventLoop {
         // loop never started is dropped unstarted (their join handles
         // report a cancellation).
         self.core.remote.close();
-        self.core.dropped.set(true);
+        self.core.begin_drop();
         // The unstarted jobs first: their destructors may spawn, and
         // `cancel_all` then cancels what they spawned too.
         let unstarted = self.core.remote.close_and_take_jobs();

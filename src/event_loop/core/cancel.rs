@@ -8,7 +8,22 @@ use super::{Core, Current, wake};
 use crate::error::Panic;
 use crate::event_loop::task::{TaskRef, TaskState, Waiter};
 
+/// How far a loop's drop has gone. Once it has begun, a task spawned by a
+/// destructor that a cancellation runs is cancelled at the end of that
+/// cancellation, unless `cancel_all` (which cancels it anyway) is running.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Teardown {
+    Running,
+    Dropped,
+    Sweeping,
+}
+
 impl Core {
+    /// The loop's drop begins: see [`Teardown`].
+    pub(crate) fn begin_drop(&self) {
+        self.teardown.set(Teardown::Dropped);
+    }
+
     /// Cancels a task: unwinds it now, or at its next suspension if it is
     /// the running task.
     pub(crate) fn cancel(&self, task: &TaskRef) {
@@ -38,7 +53,7 @@ impl Core {
         // A destructor this cancellation ran may have dropped the loop and
         // then, in a later destructor, spawned onto it: nothing would run
         // or cancel that task, and its handle would never finish.
-        if self.dropped.get() && !self.sweeping.get() {
+        if self.teardown.get() == Teardown::Dropped {
             self.cancel_all();
         }
     }
@@ -70,14 +85,14 @@ impl Core {
 
     /// Cancels every task, until none is left (a destructor may spawn).
     pub(crate) fn cancel_all(&self) {
-        /// Clears `sweeping` however the sweep ends.
-        struct Sweeping<'a>(&'a Core, bool);
+        /// Puts the teardown state back however the sweep ends.
+        struct Sweeping<'a>(&'a Core, Teardown);
         impl Drop for Sweeping<'_> {
             fn drop(&mut self) {
-                self.0.sweeping.set(self.1);
+                self.0.teardown.set(self.1);
             }
         }
-        let _sweeping = Sweeping(self, self.sweeping.replace(true));
+        let _sweeping = Sweeping(self, self.teardown.replace(Teardown::Sweeping));
         loop {
             let mut tasks = self.registry.tasks();
             // A task done but still registered is being cancelled further up
