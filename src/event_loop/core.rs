@@ -440,17 +440,19 @@ impl Core {
     /// Wakes task `id` in slot `index` if it is parked on a waker (a future,
     /// the blocking pool): only those parks file keys, so a key reaching any
     /// other park is stale, and waking it would leave a second wait entry.
+    /// A running task is marked [`notified`](Header::notified): the poll
+    /// running now may have filed this key.
     fn wake_key(&self, index: u32, id: u64) {
-        let task = self.registry.get(index, id);
-        if let Some(task) = task
-            && task.header.state.get() == TaskState::Parked
-            && task
-                .header
-                .reason
-                .get()
-                .is_some_and(WaitReason::is_external)
-        {
-            self.make_runnable(task);
+        let Some(task) = self.registry.get(index, id) else {
+            return;
+        };
+        let h = &task.header;
+        match h.state.get() {
+            TaskState::Parked if h.reason.get().is_some_and(WaitReason::is_external) => {
+                self.make_runnable(task);
+            }
+            TaskState::Running => h.notified.set(true),
+            _ => {}
         }
     }
 

@@ -337,6 +337,11 @@ pub(crate) struct Header {
     pub(crate) reason: Cell<Option<WaitReason>>,
     pub(crate) cancel_requested: Cell<bool>,
     pub(crate) detached: Cell<bool>,
+    /// A wake-up by key came while the task ran: the future it polls may
+    /// have filed that key during the poll, so a `Pending` queues the task
+    /// again instead of parking it. Cleared before each poll, so a wake-up
+    /// is never kept for a later wait.
+    pub(crate) notified: Cell<bool>,
     /// Two bytes the body may use (they fill the padding of the word
     /// above): the stackless body keeps what it holds, and the side of the
     /// channel it waits on, here. See [`TaskBody::drop_body`].
@@ -394,6 +399,7 @@ impl Header {
             reason: Cell::new(None),
             cancel_requested: Cell::new(false),
             detached: Cell::new(false),
+            notified: Cell::new(false),
             body_byte: Cell::new(0),
             body_byte2: Cell::new(0),
             block_class,

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll};
 
-use super::context::{current_core, park, running_stackful};
+use super::context::{current_core, park, running_stackful, yield_now};
 use super::current::StackfulCx;
 use super::remote::OwnWaker;
 use super::task::WaitReason;
@@ -72,6 +72,7 @@ pub(crate) fn wait_for_as<F: Future>(future: F, reason: WaitReason, what: &str) 
     let mut future = pin!(future);
     let (task, _) = running_stackful(what);
     let mut waker = OwnWaker::new(&current_core(what).remote, &task.header);
+    task.header.notified.set(false);
     loop {
         if let Poll::Ready(value) = future
             .as_mut()
@@ -86,10 +87,18 @@ pub(crate) fn wait_for_as<F: Future>(future: F, reason: WaitReason, what: &str) 
             // loop or a later one) has resumed since: poll again, with a
             // waker that wakes this one.
             waker = OwnWaker::new(remote, &task.header);
-            continue;
+        } else if task.header.notified.get() {
+            // Woken during the poll: poll again after the tasks queued
+            // now, as a yield.
+            yield_now();
+        } else {
+            let _shown = ShowWaker::new(stackful, &waker);
+            park(what, reason, |_, _, _| {});
         }
-        let _shown = ShowWaker::new(stackful, &waker);
-        park(what, reason, |_, _, _| {});
+        // The task polling next is the one running now (a yield or a park
+        // resumes the same chain of stacks); a wake-up before this poll is
+        // not for it.
+        running_stackful(what).0.header.notified.set(false);
     }
 }
 

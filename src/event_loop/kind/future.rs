@@ -37,7 +37,11 @@ impl<F: Future> TaskBody for FutureBody<F> {
         // SAFETY: see above.
         let f = unsafe { Pin::new_unchecked(f) };
         let mut cx = Context::from_waker(waker.waker());
+        header.notified.set(false);
         match std::panic::catch_unwind(AssertUnwindSafe(|| f.poll(&mut cx))) {
+            // Woken during the poll (it filed the key and caused the
+            // wake-up itself): still `Running`, so the loop queues it again.
+            Ok(Poll::Pending) if header.notified.replace(false) => Step::Suspended,
             Ok(Poll::Pending) => {
                 core.begin_park(header, WaitReason::Future);
                 Step::Suspended

@@ -1,0 +1,184 @@
+//! Wake-ups that reach a task while it runs: a future (a future task's, or
+//! one a stackful task waits for with `wait_for`) that files its waker with
+//! one of the loop's channels, join handles or sockets and then, in the
+//! same poll, causes the wake-up itself must be polled again, as any
+//! executor would poll it, not parked for good and reported stuck.
+
+use std::cell::Cell;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
+use std::time::Duration;
+
+use cogen::event_loop::{EventLoop, channel, spawn, wait_for, yield_now};
+
+/// Aborts with a message if `f` has not returned within 60 s: a hang fails
+/// the test instead of stalling the run (no assertion depends on time).
+fn watchdog<T>(name: &'static str, f: impl FnOnce() -> T) -> T {
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    std::thread::spawn(move || {
+        for _ in 0..600 {
+            std::thread::sleep(Duration::from_millis(100));
+            if d.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+        eprintln!("{name} did not return within 60 s: a hang");
+        std::process::abort();
+    });
+    struct Done(Arc<AtomicBool>);
+    impl Drop for Done {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let _done = Done(done);
+    f()
+}
+
+/// A future that, on its first poll, waits on a channel (filing its waker
+/// there) and then sends on that channel itself; it is ready with the
+/// message once a later poll receives it. Counts its polls in `polls`.
+fn self_send(polls: Rc<Cell<u32>>) -> impl Future<Output = u32> {
+    let (tx, rx) = channel::<u32>(1);
+    poll_fn(move |cx| {
+        polls.set(polls.get() + 1);
+        match rx.poll_recv(cx) {
+            Poll::Ready(r) => Poll::Ready(r.unwrap()),
+            Poll::Pending => {
+                tx.try_send(7).unwrap();
+                Poll::Pending
+            }
+        }
+    })
+}
+
+#[test]
+fn future_task_woken_by_its_own_send_is_polled_again() {
+    watchdog("future_task_woken_by_its_own_send", || {
+        let ev = EventLoop::new();
+        let polls = Rc::new(Cell::new(0));
+        let h = ev.spawn_future(self_send(polls.clone()));
+        ev.run().expect("no task is stuck");
+        assert_eq!(h.try_join().ok().unwrap().unwrap(), 7);
+        assert_eq!(
+            polls.get(),
+            2,
+            "one poll that files and wakes, one that receives"
+        );
+    });
+}
+
+#[test]
+fn wait_for_woken_by_its_own_send_is_polled_again() {
+    watchdog("wait_for_woken_by_its_own_send", || {
+        let ev = EventLoop::new();
+        let polls = Rc::new(Cell::new(0));
+        let p = polls.clone();
+        let got = ev.block_on(move || wait_for(self_send(p))).unwrap();
+        assert_eq!(got, 7);
+        assert_eq!(polls.get(), 2);
+    });
+}
+
+#[test]
+fn future_awaiting_a_handle_it_cancels_sees_the_cancellation() {
+    watchdog("future_awaiting_a_handle_it_cancels", || {
+        let ev = EventLoop::new();
+        let h = ev.spawn_future(async {
+            let target = spawn(|| {
+                loop {
+                    yield_now();
+                }
+            });
+            let mut target = pin!(target);
+            let mut first = true;
+            poll_fn(|cx| {
+                let r = target.as_mut().poll(cx);
+                if first {
+                    first = false;
+                    assert!(r.is_pending(), "the target has not run yet");
+                    target.cancel();
+                }
+                r
+            })
+            .await
+        });
+        ev.run().expect("no task is stuck");
+        let joined = h.try_join().ok().unwrap().unwrap();
+        assert!(joined.unwrap_err().is_cancelled());
+    });
+}
+
+/// The wake-up of a poll is not kept for a later one: a stackful task that
+/// was woken while running (by its own send) and then waits on a channel in
+/// the ordinary way still parks there until a message comes.
+#[test]
+fn a_wake_while_running_does_not_cut_a_later_wait_short() {
+    watchdog(
+        "a_wake_while_running_does_not_cut_a_later_wait_short",
+        || {
+            let ev = EventLoop::new();
+            let (tx, rx) = channel::<u32>(1);
+            let order = Rc::new(std::cell::RefCell::new(Vec::new()));
+            let o = order.clone();
+            let waiter = ev.spawn(move || {
+                // Files this task's key with the channel and wakes it at once:
+                // the future is ready on its second poll.
+                let polls = Rc::new(Cell::new(0));
+                assert_eq!(wait_for(self_send(polls)), 7);
+                o.borrow_mut().push("self-send done");
+                let v = rx.recv().unwrap();
+                o.borrow_mut().push("received");
+                v
+            });
+            let o = order.clone();
+            ev.spawn(move || {
+                for _ in 0..5 {
+                    yield_now();
+                }
+                o.borrow_mut().push("sending");
+                tx.send(11).unwrap();
+            });
+            ev.run().unwrap();
+            assert_eq!(waiter.try_join().ok().unwrap().unwrap(), 11);
+            assert_eq!(*order.borrow(), ["self-send done", "sending", "received"]);
+        },
+    );
+}
+
+/// A task woken while running is queued behind the tasks already queued,
+/// as a yield is: a future that wakes itself through a channel on every
+/// poll does not starve the others.
+#[test]
+fn a_future_that_always_wakes_itself_lets_others_run() {
+    watchdog("a_future_that_always_wakes_itself_lets_others_run", || {
+        let ev = EventLoop::new();
+        let stop = Rc::new(Cell::new(false));
+        let s = stop.clone();
+        let (tx, rx) = channel::<()>(1);
+        let spinner = ev.spawn_future(poll_fn(move |cx| {
+            if s.get() {
+                return Poll::Ready(());
+            }
+            // Drained each time, so the send below always has room.
+            while rx.try_recv().is_ok() {}
+            assert!(rx.poll_recv(cx).is_pending());
+            tx.try_send(()).unwrap();
+            Poll::Pending
+        }));
+        let s = stop.clone();
+        let other = ev.spawn(move || {
+            for _ in 0..3 {
+                yield_now();
+            }
+            s.set(true);
+        });
+        ev.run().unwrap();
+        assert!(spinner.is_finished() && other.is_finished());
+    });
+}
