@@ -35,10 +35,10 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::mem::ManuallyDrop;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::{OnceLock, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, mpsc};
 use std::task::{Context, Poll};
 
-use futures_io::{AsyncRead, AsyncSeek, AsyncWrite};
+use futures_io::{AsyncRead, AsyncWrite};
 
 use super::context::can_wait;
 use super::task::WaitReason;
@@ -146,8 +146,10 @@ pub fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
 /// thread of cogen's finishes them after the drop (so a process that exits
 /// at once may lose them: flush first).
 ///
-/// Reads are read ahead on the pool, but the file's position is the
-/// caller's: [`Seek`] (`SeekFrom::Current`, `stream_position`), a write
+/// A file with no position (a pipe, a FIFO, a terminal) is read one call
+/// at a time, for at most the bytes asked for, so that no read takes bytes
+/// ahead of the caller. Other files are read ahead on the pool, but the
+/// file's position is the caller's: [`Seek`] (`SeekFrom::Current`, `stream_position`), a write
 /// after a read, a read after `flush`, `metadata` or a failed seek, and
 /// [`into_std`](File::into_std) all start where the reads so far ended, as
 /// with a `std::fs::File`.
@@ -166,9 +168,14 @@ pub struct File {
     cursor: Cursor,
     /// Writes may be waiting in the buffer.
     dirty: bool,
-    /// The file has a position (a pipe has none).
-    seekable: bool,
+    /// For a file with no position: bytes its reads brought back that no
+    /// caller has taken yet (a read cut short by a time limit or a
+    /// cancellation leaves them for the next). `None` for other files.
+    spare: Option<Arc<Mutex<Vec<u8>>>>,
 }
+
+/// The most a read of a file with no position asks the pool for at once.
+const MAX_UNPOSITIONED_READ: usize = 64 * 1024;
 
 /// Where a [`File`]'s pool cursor is against the caller's position.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -276,10 +283,71 @@ impl File {
     #[track_caller]
     fn rewind(&mut self, what: &str) -> io::Result<()> {
         if let Some(pos) = self.pos {
-            self.wait(what, |file, cx| file.poll_seek(cx, SeekFrom::Start(pos)))?;
+            self.seek_on_pool(what, SeekFrom::Start(pos))?;
         }
         self.cursor = Cursor::At;
         Ok(())
+    }
+
+    /// Moves the pool's cursor, once the writes buffered so far are done
+    /// (their error is this call's, as `BufWriter`'s seek reports it).
+    ///
+    /// A one-shot call on the pool, not the adapter's own seek: a seek of
+    /// that one cut short (a time limit, a cancellation) would still run,
+    /// and the adapter hands its result, an error included, to whichever
+    /// seek comes next, in place of that seek's own. A one-shot call cut
+    /// short leaves nothing behind but the cursor it moved, and every
+    /// caller has set [`Cursor::Off`] (or has no position to keep) by then.
+    #[track_caller]
+    fn seek_on_pool(&mut self, what: &str, to: SeekFrom) -> io::Result<u64> {
+        self.flush()?;
+        let inner = &mut *self.inner;
+        let at = wait_for_as(
+            inner.with_mut(move |file| file.seek(to)),
+            WaitReason::Blocking,
+            what,
+        )?;
+        self.dirty = false;
+        Ok(at)
+    }
+
+    /// A read of a file with no position (a pipe, a FIFO, a terminal): one
+    /// read on the pool of at most `buf.len()` bytes, with no read-ahead. A
+    /// reader left running ahead there would take bytes that a later read
+    /// (or the file's next owner) should see, and could wait in `read` for
+    /// ever, holding up the next write and keeping the file open after its
+    /// drop. The bytes of a read cut short are kept for the next.
+    #[track_caller]
+    fn read_unpositioned(
+        &mut self,
+        buf: &mut [u8],
+        spare: Arc<Mutex<Vec<u8>>>,
+    ) -> io::Result<usize> {
+        const WHAT: &str = "fs::File::read";
+        // The writes first (their error is this read's, and a FIFO read
+        // and written through one file reads what it wrote), and a read
+        // cut short finished, its bytes in `spare`.
+        self.wait(WHAT, |file, cx| file.poll_flush(cx))?;
+        self.dirty = false;
+        let n = take_spare(&spare, buf);
+        if n > 0 {
+            return Ok(n);
+        }
+        let len = buf.len().min(MAX_UNPOSITIONED_READ);
+        let into = spare.clone();
+        let inner = &mut *self.inner;
+        wait_for_as(
+            inner.with_mut(move |file| {
+                let mut bytes = vec![0; len];
+                let n = file.read(&mut bytes)?;
+                let mut spare = into.lock().unwrap_or_else(PoisonError::into_inner);
+                spare.extend_from_slice(&bytes[..n]);
+                Ok::<_, io::Error>(())
+            }),
+            WaitReason::Blocking,
+            WHAT,
+        )?;
+        Ok(take_spare(&spare, buf))
     }
 
     /// Waits for one poll of the adapter to be ready.
@@ -298,6 +366,16 @@ impl File {
     }
 }
 
+/// Moves the first bytes of `spare` into `buf`, as many as fit; returns
+/// how many.
+fn take_spare(spare: &Mutex<Vec<u8>>, buf: &mut [u8]) -> usize {
+    let mut spare = spare.lock().unwrap_or_else(PoisonError::into_inner);
+    let n = spare.len().min(buf.len());
+    buf[..n].copy_from_slice(&spare[..n]);
+    spare.drain(..n);
+    n
+}
+
 impl From<std::fs::File> for File {
     /// Hands a std file to the pool: from now on its reads and writes run
     /// there.
@@ -306,7 +384,7 @@ impl From<std::fs::File> for File {
         let pos = file.stream_position().ok();
         File {
             inner: ManuallyDrop::new(blocking::Unblock::new(file)),
-            seekable: pos.is_some(),
+            spare: pos.is_none().then(Arc::default),
             pos,
             cursor: Cursor::At,
             dirty: false,
@@ -323,15 +401,16 @@ impl Read for File {
             // read for its end, and wait for its reader to finish the file.)
             return Ok(0);
         }
+        if let Some(spare) = &self.spare {
+            return self.read_unpositioned(buf, spare.clone());
+        }
         if self.cursor == Cursor::Off {
             self.rewind(WHAT)?;
         }
-        if self.pos.is_none() && self.seekable && self.cursor == Cursor::At {
+        if self.pos.is_none() && self.cursor == Cursor::At {
             // After writes (maybe appended), ask where they ended: the pool
             // finishes them first, and their error is this read's.
-            let at = self.wait(WHAT, |file, cx| file.poll_seek(cx, SeekFrom::Current(0)))?;
-            self.pos = Some(at);
-            self.dirty = false;
+            self.pos = Some(self.seek_on_pool(WHAT, SeekFrom::Current(0))?);
         }
         // Off until the read returns: one cut short (a time limit, a
         // cancellation) may have set the reader going, ahead of `pos`.
@@ -392,15 +471,20 @@ impl Seek for File {
             }
             _ => pos,
         };
+        const WHAT: &str = "fs::File::seek";
+        if self.pos.is_none() && self.spare.is_none() {
+            // After writes: where they ended, so that a seek cut short
+            // has a position to go back to.
+            self.pos = Some(self.seek_on_pool(WHAT, SeekFrom::Current(0))?);
+            self.cursor = Cursor::At;
+        }
         // Off until the seek returns: one cut short may have moved the
         // pool's cursor, and the caller's position is the old one.
         let was = std::mem::replace(&mut self.cursor, Cursor::Off);
-        match self.wait("fs::File::seek", |file, cx| file.poll_seek(cx, target)) {
+        match self.seek_on_pool(WHAT, target) {
             Ok(at) => {
                 self.pos = Some(at);
                 self.cursor = Cursor::At;
-                // The pool finishes the writes before it seeks.
-                self.dirty = false;
                 Ok(at)
             }
             Err(e) => {

@@ -438,6 +438,36 @@ mod imp {
             slot.list(dir).push(Waiter::Task(task, seq));
         }
 
+        /// Takes the waiters of socket `key` in the directions shut down
+        /// (`read`, `write`) by its own end: the poller reports no edge for
+        /// that (a writer parked on a full Unix socket would wait for
+        /// ever), so they are woken to try again and see it. A shut read
+        /// side marks the hint closed. No system call, no user code.
+        pub(crate) fn take_shut(
+            &self,
+            key: usize,
+            read: bool,
+            write: bool,
+        ) -> (Weak<Core>, Waiters) {
+            let mut slots = self.slots.borrow_mut();
+            let Some(Some(slot)) = slots.slots.get_mut(key) else {
+                return (Weak::new(), Vec::new());
+            };
+            let mut taken = Vec::new();
+            if read {
+                if let Some(hint) = &slot.readable {
+                    hint.set(Hint::Closed);
+                }
+                taken.append(&mut slot.readers);
+            }
+            if write {
+                taken.append(&mut slot.writers);
+            }
+            let wakers = taken.iter().filter(|e| is_waker(e)).count();
+            self.wakers.set(self.wakers.get() - wakers);
+            (self.core.clone(), taken)
+        }
+
         /// Takes the entries of the task of `header` out of socket `key`'s
         /// `dir` waiters (after its wait, however it ended).
         pub(crate) fn remove_waiter(&self, key: usize, dir: Direction, header: &Header) {

@@ -4,7 +4,7 @@
 //! reactor (`reactor.rs`) until the socket is ready, or its time limit
 //! passes.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::rc::{Rc, Weak};
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::super::context::{current_core, park, running_stackful};
 use super::super::core::Core;
+use super::super::current::CURRENT_CORE;
 use super::super::reactor::{Direction, Hint, Reactor, ReadHint};
 use super::super::remote::local_key;
 use super::super::sleep::deadline_after;
@@ -182,6 +183,39 @@ impl<T: AsFd> Source<T> {
         }
     }
 
+    /// Shuts down `how` through `shutdown` (the socket type's own call),
+    /// then wakes the socket's waiters in the directions shut: they try
+    /// again and see it (`BrokenPipe`, the end of the stream), where the
+    /// poller would report nothing.
+    pub(crate) fn shutdown(
+        &self,
+        how: std::net::Shutdown,
+        shutdown: impl FnOnce(&T, std::net::Shutdown) -> io::Result<()>,
+    ) -> io::Result<()> {
+        use std::net::Shutdown;
+        shutdown(&self.io, how)?;
+        let (read, write) = match how {
+            Shutdown::Read => (true, false),
+            Shutdown::Write => (false, true),
+            Shutdown::Both => (true, true),
+        };
+        let reactor = {
+            let reg = self.reg.0.borrow();
+            reg.as_ref()
+                .and_then(|r| Some((r.reactor.upgrade()?, r.key)))
+        };
+        if let Some((reactor, key)) = reactor {
+            let (core, waiters) = reactor.take_shut(key, read, write);
+            drop(reactor);
+            // Without their loop, nothing is left to wake.
+            match core.upgrade() {
+                Some(core) => waiters.into_iter().for_each(|w| core.wake_waiter(w)),
+                None => drop(waiters),
+            }
+        }
+        Ok(())
+    }
+
     /// True if a read drained the socket and no readable event came since.
     pub(crate) fn drained(&self) -> bool {
         self.reg
@@ -190,6 +224,25 @@ impl<T: AsFd> Source<T> {
             .as_ref()
             // A hint of a loop that is gone says nothing any more.
             .filter(|r| r.reactor.upgrade().is_some_and(|r| r.loop_is_alive()))
+            .and_then(|r| r.readable.as_ref())
+            .is_some_and(|hint| hint.get() == Hint::Drained)
+    }
+
+    /// [`drained`](Source::drained), in a task of the loop the socket is
+    /// registered with, whose poller corrects the hint once data comes.
+    /// Anywhere else (outside any loop, in another loop's task) nothing
+    /// would correct it, so only the system call can tell.
+    fn drained_here(&self) -> bool {
+        let core = CURRENT_CORE.with(Cell::get);
+        // SAFETY: CURRENT_CORE points at a live core while it is set.
+        let Some(here) = unsafe { core.as_ref() }.and_then(|core| core.reactor.get()) else {
+            return false;
+        };
+        self.reg
+            .0
+            .borrow()
+            .as_ref()
+            .filter(|r| std::ptr::eq(r.reactor.as_ptr(), Rc::as_ptr(here)))
             .and_then(|r| r.readable.as_ref())
             .is_some_and(|hint| hint.get() == Hint::Drained)
     }
@@ -227,7 +280,7 @@ impl<T: AsFd> Source<T> {
         len: usize,
         op: impl FnMut(&T) -> io::Result<usize>,
     ) -> io::Result<usize> {
-        if len > 0 && self.drained() {
+        if len > 0 && self.drained_here() {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         let n = self.try_io(op)?;

@@ -109,9 +109,11 @@ impl TcpStream {
 
     /// Shuts down the read half, the write half or both
     /// ([`std::net::TcpStream::shutdown`]). After `Shutdown::Write` the peer
-    /// reads the end of the stream (0 bytes), and may still send.
+    /// reads the end of the stream (0 bytes), and may still send. Tasks
+    /// of this stream waiting in a direction shut down are woken: a write
+    /// fails with `BrokenPipe`, a read returns the end of the stream.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.std().shutdown(how)
+        self.source.shutdown(how, |s, how| s.shutdown(how))
     }
 
     /// Sets `TCP_NODELAY` (disables Nagle's algorithm when `true`).

@@ -212,9 +212,11 @@ impl UnixStream {
         self.std().peer_addr()
     }
 
-    /// Shuts down the read half, the write half or both.
+    /// Shuts down the read half, the write half or both. Tasks of this
+    /// stream waiting in a direction shut down are woken: a write fails
+    /// with `BrokenPipe`, a read returns the end of the stream.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.std().shutdown(how)
+        self.source.shutdown(how, |s, how| s.shutdown(how))
     }
 
     /// Takes the socket's pending error (`SO_ERROR`), if any.
