@@ -633,3 +633,30 @@ fn a_wait_outliving_a_limit_around_its_loop_is_not_cut_short() {
     let h = sleeper.borrow_mut().take().unwrap();
     assert_eq!(h.join().unwrap(), "slept");
 }
+
+/// An expiry caught inside its `timeout` and raised again after that
+/// `timeout` returned has no scope left: it ends its task as a panic that
+/// says so, and the loop runs on (it used to leave `run`).
+#[test]
+fn an_expiry_raised_again_after_its_timeout_returned_is_a_panic_of_its_task() {
+    use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+    let ev = EventLoop::new();
+    let stray = ev.spawn(|| {
+        let (_tx, rx) = channel::<u32>(1); // nobody sends
+        let mut kept = None;
+        let r = timeout(Duration::from_millis(1), || {
+            kept = catch_unwind(AssertUnwindSafe(|| rx.recv())).err();
+        });
+        assert!(r.is_ok(), "the closure returned");
+        resume_unwind(kept.expect("the expiry was caught"));
+    });
+    let after = ev.spawn(|| {
+        yield_now();
+        7
+    });
+    ev.run().unwrap();
+    let err = stray.try_join().ok().unwrap().unwrap_err();
+    let message = err.panic().expect("a panic").message().to_owned();
+    assert!(message.contains("raised again"), "{message}");
+    assert_eq!(after.try_join().ok().unwrap().unwrap(), 7);
+}

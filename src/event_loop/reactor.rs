@@ -135,7 +135,7 @@ impl ReactorSlot {
     }
 
     /// The loop's reactor, if it has one.
-    #[cfg(all(feature = "net", any(test, cogen_nightly)))]
+    #[cfg(feature = "net")]
     pub(crate) fn get(&self) -> Option<&std::rc::Rc<Reactor>> {
         self.reactor.get()
     }

@@ -67,8 +67,7 @@ use crate::coroutine::{StackId, chain, stack_of};
 /// `catch_unwind`) should re-raise what it did not expect: a caught
 /// expiry lets that code run on until its next wait, which unwinds again.
 /// Re-raised only after `timeout` has returned, the expiry has no scope
-/// left to end at: it leaves the loop's `run`, and the task reads as
-/// cancelled.
+/// left to end at: it ends its task as a panic that says so.
 /// A destructor that waits while `f` unwinds waits normally, without the
 /// deadline (as does any wait while the thread is panicking). std counts
 /// panics per thread, not per task: while any task of the loop is parked

@@ -2,11 +2,15 @@
 //! stack, and its spawn. Waiting functions (`context::park`) suspend it from
 //! any depth of its call stack.
 
+use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
 use std::mem::ManuallyDrop;
+use std::panic::AssertUnwindSafe;
 use std::ptr::{self, NonNull};
 
-use crate::coroutine::{Builder as CoroutineBuilder, Coroutine, CoroutineResult, Yielder};
+use crate::coroutine::{
+    Builder as CoroutineBuilder, Coroutine, CoroutineResult, ScopeExit, Yielder,
+};
 use crate::error::{Panic, ResumeError};
 use crate::stack::{self, StackError};
 
@@ -115,6 +119,26 @@ fn stackful_entry(yielder: &Yielder<(), ()>) {
     cx.yielder.set(yielder);
 }
 
+/// An unwinding that reached the root of a task's stack: a panic or the
+/// task's cancellation goes on to the coroutine's root, which reports or
+/// finishes it; a `timeout`'s expiry has no scope left below the task's
+/// root (it was caught inside its `timeout` and raised again after that
+/// returned), so it becomes a panic of the task that says so, instead of
+/// passing through every root to leave the loop's `run`.
+#[cold]
+#[inline(never)]
+fn stray_unwinding(payload: Box<dyn Any + Send>) -> ! {
+    if payload.is::<ScopeExit>() {
+        drop(payload);
+        panic!(
+            "cogen::event_loop::timeout: a time limit's expiry was raised again after its \
+             `timeout` had returned (code inside it caught the expiry and kept it): it has no \
+             scope left to end"
+        );
+    }
+    std::panic::resume_unwind(payload)
+}
+
 /// Spawns a stackful task running `f` on `core`, or says why no stack could
 /// be mapped.
 pub(crate) fn spawn<T, F>(core: &Core, opts: TaskOptions, f: F) -> Result<JoinHandle<T>, StackError>
@@ -129,7 +153,10 @@ where
     builder = builder.stack_size(opts.stack_size.unwrap_or(stack::DEFAULT_STACK_SIZE));
     let co = builder.try_build(move |yielder: &Yielder<(), ()>, ()| {
         stackful_entry(yielder);
-        f()
+        match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+            Ok(value) => value,
+            Err(payload) => stray_unwinding(payload),
+        }
     })?;
     // SAFETY: each field of the body is written once.
     let task = unsafe {
