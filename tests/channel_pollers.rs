@@ -7,36 +7,14 @@ use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use cogen::event_loop::{EventLoop, channel, sleep, spawn, timeout, wait_for};
 
-/// Aborts with a message if `f` has not returned within 60 s: a hang fails
-/// the test instead of stalling the run (no assertion depends on time).
-fn watchdog<T>(name: &'static str, f: impl FnOnce() -> T) -> T {
-    let done = Arc::new(AtomicBool::new(false));
-    let d = done.clone();
-    std::thread::spawn(move || {
-        for _ in 0..600 {
-            std::thread::sleep(Duration::from_millis(100));
-            if d.load(Ordering::SeqCst) {
-                return;
-            }
-        }
-        eprintln!("{name} did not return within 60 s: a hang");
-        std::process::abort();
-    });
-    struct Done(Arc<AtomicBool>);
-    impl Drop for Done {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
-    let _done = Done(done);
-    f()
-}
+mod support;
+use support::watchdog;
 
 /// A waker that counts its live instances (clones included) in `live` and
 /// its wake-ups in `woken`.

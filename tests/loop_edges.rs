@@ -9,36 +9,13 @@ use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cogen::event_loop::net::{TcpStream, UnixStream};
 use cogen::event_loop::{EventLoop, Runtime, spawn, sync_channel, timeout, yield_now};
 
-/// Aborts with a message if `f` has not returned within 60 s: a hang fails
-/// the test instead of stalling the run (no assertion depends on time).
-fn watchdog<T>(name: &'static str, f: impl FnOnce() -> T) -> T {
-    let done = Arc::new(AtomicBool::new(false));
-    let d = done.clone();
-    std::thread::spawn(move || {
-        for _ in 0..600 {
-            std::thread::sleep(Duration::from_millis(100));
-            if d.load(Ordering::SeqCst) {
-                return;
-            }
-        }
-        eprintln!("{name} did not return within 60 s: a hang");
-        std::process::abort();
-    });
-    struct Done(Arc<AtomicBool>);
-    impl Drop for Done {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
-    let _done = Done(done);
-    f()
-}
+mod support;
+use support::watchdog;
 
 /// A fresh path in a directory of this test process.
 fn socket_path(name: &str) -> PathBuf {

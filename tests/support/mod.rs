@@ -154,3 +154,33 @@ impl Drop for SendDropToken {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// Runs `f`, and aborts the process with a message if it has not returned
+/// within 60 s: a hang fails the test run instead of stalling it. No
+/// assertion depends on the time.
+pub fn watchdog<T>(name: &'static str, f: impl FnOnce() -> T) -> T {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    struct Done(Arc<AtomicBool>);
+    impl Drop for Done {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    std::thread::spawn(move || {
+        for _ in 0..600 {
+            std::thread::sleep(Duration::from_millis(100));
+            if d.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+        eprintln!("{name} did not return within 60 s: a hang");
+        std::process::abort();
+    });
+    let _done = Done(done);
+    f()
+}
