@@ -246,10 +246,14 @@ impl File {
 
     /// The std file back, once the writes buffered so far are done (their
     /// errors are lost: [`flush`](Write::flush) first to see them), at the
-    /// position where the reads so far ended.
+    /// position where the reads so far ended. (Of a file with no position,
+    /// the bytes a read cut short brought back that no read took since
+    /// are lost with the wrapper.)
     #[track_caller]
     pub fn into_std(self) -> std::fs::File {
         let mut this = ManuallyDrop::new(self);
+        // `this` is never dropped: its fields with a destructor go here.
+        drop(this.spare.take());
         // SAFETY: `this` is never dropped, so `inner` is taken exactly once.
         let inner = unsafe { ManuallyDrop::take(&mut this.inner) };
         // Flushed first, as `Drop` flushes: `into_inner` cut short would
