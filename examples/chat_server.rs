@@ -18,7 +18,9 @@
 //! full, the client is disconnected (its socket is shut down, which also
 //! ends a write parked on it). So one slow client can neither stall the
 //! others nor make the server hold an unbounded backlog for it. Lines are
-//! cut at `MAX_LINE` bytes, for the same reason.
+//! cut at `MAX_LINE` bytes, for the same reason (between characters: one
+//! cut in two goes on with the next piece). Bytes that are not UTF-8 are
+//! relayed as U+FFFD.
 
 use std::cell::RefCell;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -97,10 +99,11 @@ fn serve_client(id: u64, stream: TcpStream, room: Room) {
     });
 
     let mut reader = BufReader::new(&*stream);
-    let mut line = String::new();
+    // The first bytes of a character that the last cut split.
+    let mut carried = Vec::new();
     loop {
-        line.clear();
-        match (&mut reader).take(MAX_LINE).read_line(&mut line) {
+        let mut bytes = std::mem::take(&mut carried);
+        match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut bytes) {
             Ok(0) => break, // the client left (or was disconnected)
             Ok(_) => {}
             Err(e) => {
@@ -108,9 +111,17 @@ fn serve_client(id: u64, stream: TcpStream, room: Room) {
                 break;
             }
         }
-        if !line.ends_with('\n') {
-            line.push('\n');
+        if bytes.last() != Some(&b'\n') {
+            // Cut at `MAX_LINE`: a character cut in two goes on with the
+            // next piece.
+            if let Err(e) = std::str::from_utf8(&bytes)
+                && e.error_len().is_none()
+            {
+                carried = bytes.split_off(e.valid_up_to());
+            }
+            bytes.push(b'\n');
         }
+        let line = String::from_utf8_lossy(&bytes);
         broadcast(&room, id, &format!("client {id}: {line}").into());
         // Lets the writers send it before this reader takes the next line
         // from its buffer: a burst from one client must not fill the

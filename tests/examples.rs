@@ -335,6 +335,16 @@ mod servers {
         b.say("hi");
         a.expect(&format!("{}: hi", b.id));
 
+        // A long line is cut at 1024 bytes, between characters (the cut
+        // here would fall inside an `é`), and the client stays.
+        let long = format!("a{}", "é".repeat(1000));
+        a.say(&long);
+        let (first, rest) = long.split_at(1023);
+        b.expect(&format!("{}: {first}", a.id));
+        b.expect(&format!("{}: {rest}", a.id));
+        a.say("after the long line");
+        b.expect(&format!("{}: after the long line", a.id));
+
         // `slow` never reads again; `a` talks until the server gives up on it
         // (its socket buffers fill, then its queue). `b` leaves first, so
         // that only `slow` has to keep up.

@@ -31,7 +31,8 @@
 //! * Every panic (of a body, a destructor, a waker, a result's destructor) is
 //!   seen exactly once when the loop runs to its end: through a join, in
 //!   `run`'s report, or raised out of the loop's method.
-//! * A user waker left in a `JoinHandle` is woken when its task ends.
+//! * A user waker left in a `JoinHandle` is woken when its task ends, or,
+//!   if the handle is dropped first, given back with the handle.
 //! * `run` returns (a value or a deadlock report) — it never hangs: each case
 //!   runs on its own thread and fails if it takes longer than 10 s. A
 //!   deadlock report names exactly the unfinished tasks, and each waits for
@@ -529,6 +530,9 @@ struct World {
     outside_seq: Cell<u32>,
     /// User wakers a pending poll left in a handle.
     wakers: RefCell<Vec<Arc<UserWaker>>>,
+    /// Tasks whose handle was dropped (detached) before they ended: the
+    /// user wakers their polls left are given back, not woken.
+    released: RefCell<HashSet<usize>>,
     loop_dropped: Cell<bool>,
     drops: DropCounter,
 }
@@ -556,6 +560,7 @@ impl World {
             handed_back: RefCell::new(Vec::new()),
             outside_seq: Cell::new(0),
             wakers: RefCell::new(Vec::new()),
+            released: RefCell::new(HashSet::new()),
             loop_dropped: Cell::new(false),
             drops: DropCounter::new(),
         })
@@ -737,6 +742,8 @@ fn cancel_task(world: &Rc<World>, k: usize) {
 
 /// A waker that does an action when woken (on the loop's thread).
 struct UserWaker {
+    /// The task whose handle it was left in.
+    task: usize,
     action: Action,
     fired: AtomicBool,
     _t: Tracked,
@@ -890,6 +897,7 @@ fn sync_op(
                 return;
             };
             let uw = Arc::new(UserWaker {
+                task: k,
                 action,
                 fired: AtomicBool::new(false),
                 _t: Tracked::new("user waker"),
@@ -911,7 +919,11 @@ fn sync_op(
         }
         Op::Detach(k) => {
             if let Some(h) = world.take_handle(k) {
+                let done = h.is_finished();
                 h.detach();
+                if !done {
+                    world.released.borrow_mut().insert(k);
+                }
             }
         }
         Op::Spawn(i) => spawn_child(world, i, ev),
@@ -1053,6 +1065,9 @@ fn stackful_ops(world: &Rc<World>, me: usize, ops: &[Op], seq: &mut u32, holds: 
                 let Some(h) = world.take_handle(k) else {
                     continue;
                 };
+                // A cancellation of this task drops the handle unfinished: a user
+                // waker its polls left is then given back, not woken.
+                world.released.borrow_mut().insert(k);
                 // A user waker in the handle is woken first, and may end the
                 // task: then the join does not suspend.
                 let parks = !h.is_finished() && !world.polled.borrow().contains(&k);
@@ -1113,6 +1128,9 @@ async fn future_body(world: &Rc<World>, me: usize, ops: &[Op], ret: Action) -> R
                 let Some(h) = world.take_handle(k) else {
                     continue;
                 };
+                // A cancellation of this task drops the handle unfinished: a user
+                // waker its polls left is then given back, not woken.
+                world.released.borrow_mut().insert(k);
                 let mut pending = false;
                 let mut h = Some(h);
                 let r = std::future::poll_fn(|cx| {
@@ -1284,7 +1302,16 @@ fn run_program(p: &Program) -> Vec<String> {
         }
     }
     for (k, w) in world.wakers.borrow().iter().enumerate() {
-        if !w.fired.load(Ordering::SeqCst) && !drop_stopped_early {
+        if w.fired.load(Ordering::SeqCst) {
+            continue;
+        }
+        if world.released.borrow().contains(&w.task) {
+            if Arc::strong_count(w) != 1 {
+                violation(format!(
+                    "user waker {k} was kept after its handle was dropped"
+                ));
+            }
+        } else if !drop_stopped_early {
             violation(format!("user waker {k} left in a handle was never woken"));
         }
     }

@@ -122,11 +122,11 @@ fn dropping_a_file_that_read_a_fifo_closes_it() {
     });
 }
 
-/// A read of a FIFO cut short by a time limit loses nothing: what the pool
-/// read for it is the next read's.
+/// A read of a FIFO cut short by a time limit loses nothing: the next
+/// read gets what was written after.
 #[test]
-fn a_fifo_read_cut_short_keeps_its_bytes_for_the_next() {
-    watchdog("a_fifo_read_cut_short_keeps_its_bytes", || {
+fn a_fifo_read_cut_short_loses_nothing() {
+    watchdog("a_fifo_read_cut_short_loses_nothing", || {
         let p = fifo("cut");
         let ev = EventLoop::new();
         let got = ev
@@ -136,7 +136,7 @@ fn a_fifo_read_cut_short_keeps_its_bytes_for_the_next() {
                 // Nothing to read yet: cut short, its read left waiting.
                 let cut = timeout(Duration::from_millis(10), || f.read(&mut buf));
                 assert!(cut.is_err(), "nothing was written");
-                // Another writer; the read left waiting takes it.
+                // Another writer; the next read takes what it wrote.
                 let mut w = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
                 w.write_all(b"xyz").unwrap();
                 let mut two = [0u8; 2];
@@ -147,6 +147,78 @@ fn a_fifo_read_cut_short_keeps_its_bytes_for_the_next() {
             })
             .unwrap();
         assert_eq!(got, (b"xy".to_vec(), b"z".to_vec()));
+    });
+}
+
+/// A read of a FIFO cut short takes nothing once it gives up: a write of
+/// the file's own after it goes through (the read no longer holds the file
+/// on the pool), and `into_std` hands over a file with nothing taken.
+#[test]
+fn a_fifo_read_cut_short_takes_nothing_and_holds_nothing() {
+    watchdog("a_fifo_read_cut_short_takes_nothing", || {
+        let p = fifo("cut-nothing");
+        let ev = EventLoop::new();
+        let (own, handed_over) = ev
+            .block_on(move || {
+                let mut f = fs::File::open_with(&read_write(), &p).unwrap();
+                let mut buf = [0u8; 3];
+                let cut = timeout(Duration::from_millis(10), || f.read(&mut buf));
+                assert!(cut.is_err(), "nothing was written");
+                f.write_all(b"abc").unwrap();
+                f.flush().unwrap();
+                f.read_exact(&mut buf).unwrap();
+                let own = buf;
+                // Cut short again, then written by another writer and
+                // handed over as a std file.
+                let cut = timeout(Duration::from_millis(10), || f.read(&mut buf));
+                assert!(cut.is_err(), "nothing was written");
+                let mut w = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+                let mut std_file = f.into_std();
+                w.write_all(b"hello").unwrap();
+                let mut five = [0u8; 5];
+                std_file.read_exact(&mut five).unwrap();
+                (own, five)
+            })
+            .unwrap();
+        assert_eq!((&own, &handed_over), (b"abc", b"hello"));
+    });
+}
+
+/// `metadata` and `sync_all` cut short stop the pool's read-ahead all the
+/// same: the next read starts where the reads so far ended.
+#[test]
+fn a_read_after_metadata_or_sync_all_cut_short_goes_on_where_the_reads_ended() {
+    watchdog("a_read_after_metadata_or_sync_all_cut_short", || {
+        let p = path("meta-cut");
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &data).unwrap();
+        for sync in [false, true] {
+            let p = p.clone();
+            let ev = EventLoop::new();
+            let (pos, got) = ev
+                .block_on(move || {
+                    let mut f = fs::File::open_with(&read_write(), &p).unwrap();
+                    let mut pos = 0;
+                    loop {
+                        let mut one = [0u8; 1];
+                        f.read_exact(&mut one).unwrap(); // the reader runs ahead
+                        pos += 1;
+                        let cut = if sync {
+                            timeout(Duration::ZERO, || f.sync_all().map(drop)).is_err()
+                        } else {
+                            timeout(Duration::ZERO, || f.metadata().map(drop)).is_err()
+                        };
+                        if cut {
+                            break;
+                        }
+                    }
+                    let mut b = [0u8; 10];
+                    f.read_exact(&mut b).unwrap();
+                    (pos, b)
+                })
+                .unwrap();
+            assert_eq!(&got[..], &data[pos..pos + 10], "sync_all: {sync}");
+        }
     });
 }
 
@@ -366,6 +438,45 @@ fn a_future_read_outside_any_loop_reads_what_came_after_a_drained_read() {
             drop(ev);
         },
     );
+}
+
+/// A stream that a read in its loop drained is read by a stackful task of
+/// another loop of the thread, after data came: the system call decides
+/// (the hint belongs to the first loop, whose poller would correct it),
+/// and the read takes the data instead of trying to wait in the first
+/// loop's reactor (a panic).
+#[test]
+fn a_read_in_another_loop_reads_what_came_after_a_drained_read() {
+    watchdog("a_read_in_another_loop_after_a_drained_read", || {
+        let first = EventLoop::new();
+        let (s, mut peer) = first
+            .block_on(|| {
+                let (s, mut peer) = tcp_pair();
+                let writer = std::thread::spawn(move || {
+                    peer.write_all(b"abc").unwrap();
+                    peer
+                });
+                let mut buf = [0u8; 100];
+                let mut n = 0;
+                while n < 3 {
+                    n += Read::read(&mut &s, &mut buf[n..]).unwrap();
+                }
+                (s, writer.join().unwrap())
+            })
+            .unwrap();
+        peer.write_all(b"more").unwrap();
+        let s = Rc::new(s);
+        let next = EventLoop::new();
+        let got = next
+            .block_on(move || {
+                let mut buf = [0u8; 4];
+                Read::read_exact(&mut &*s, &mut buf).unwrap();
+                buf
+            })
+            .unwrap();
+        assert_eq!(&got, b"more");
+        drop(first);
+    });
 }
 
 /// Random sequences of reads, writes, seeks, positions, metadata and

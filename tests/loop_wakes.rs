@@ -157,3 +157,85 @@ fn a_future_that_always_wakes_itself_lets_others_run() {
         assert!(spinner.is_finished() && other.is_finished());
     });
 }
+
+/// A `wait_for` woken during each of its polls is polled again as a yield,
+/// which obeys a time limit as a park does: the `timeout` around it ends.
+#[test]
+fn a_timeout_ends_a_wait_for_that_wakes_itself_on_every_poll() {
+    watchdog("a_timeout_ends_a_wait_for_that_wakes_itself", || {
+        let ev = EventLoop::new();
+        let r = ev
+            .block_on(|| {
+                let (tx, rx) = channel::<u32>(1);
+                cogen::event_loop::timeout(std::time::Duration::from_millis(20), || {
+                    wait_for(poll_fn(|cx| {
+                        let _ = rx.try_recv();
+                        assert!(rx.poll_recv(cx).is_pending());
+                        tx.try_send(0).unwrap();
+                        Poll::<()>::Pending
+                    }))
+                })
+            })
+            .unwrap();
+        assert!(r.is_err(), "the time limit ended it");
+    });
+}
+
+/// A future whose poll files its key, causes the wake-up, and then waits
+/// itself (a `wait_for` of its own, ready at once) is polled again: the
+/// nested wait keeps the wake-up for the poll it is nested in.
+#[test]
+fn a_wake_up_before_a_wait_nested_in_the_poll_is_kept() {
+    watchdog("a_wake_up_before_a_wait_nested_in_the_poll_is_kept", || {
+        let ev = EventLoop::new();
+        let h = ev.spawn(|| {
+            let (tx, rx) = channel::<u32>(1);
+            wait_for(poll_fn(|cx| match rx.poll_recv(cx) {
+                Poll::Ready(v) => Poll::Ready(v.unwrap()),
+                Poll::Pending => {
+                    tx.try_send(7).unwrap();
+                    wait_for(std::future::ready(()));
+                    Poll::Pending
+                }
+            }))
+        });
+        ev.run().expect("not stuck");
+        assert_eq!(h.try_join().ok().unwrap().unwrap(), 7);
+    });
+}
+
+/// A wake-up that comes while the poll is parked in a wait of its own (a
+/// sleep; a `wait_for` of another future) is kept for it too.
+#[test]
+fn a_wake_up_during_a_wait_nested_in_the_poll_is_kept() {
+    watchdog("a_wake_up_during_a_wait_nested_in_the_poll_is_kept", || {
+        for nested_future in [false, true] {
+            let ev = EventLoop::new();
+            let (tx, rx) = channel::<u32>(1);
+            let (inner_tx, inner_rx) = channel::<()>(1);
+            let h = ev.spawn(move || {
+                wait_for(poll_fn(|cx| match rx.poll_recv(cx) {
+                    Poll::Ready(v) => Poll::Ready(v.unwrap()),
+                    Poll::Pending => {
+                        if nested_future {
+                            // Parks on a future of its own, which the
+                            // sender below readies after its send.
+                            let _ = wait_for(inner_rx.recv_async());
+                        } else {
+                            cogen::event_loop::sleep(std::time::Duration::from_millis(5));
+                        }
+                        Poll::Pending
+                    }
+                }))
+            });
+            ev.spawn(move || {
+                tx.send(7).unwrap();
+                yield_now();
+                let _ = inner_tx.try_send(());
+            });
+            let run = ev.run();
+            assert!(run.is_ok(), "stuck ({nested_future}): {run:?}");
+            assert_eq!(h.try_join().ok().unwrap().unwrap(), 7);
+        }
+    });
+}

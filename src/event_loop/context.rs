@@ -307,6 +307,26 @@ pub fn current_task_id() -> Option<u64> {
         .map(|t| unsafe { t.as_ref() }.header.id)
 }
 
+/// Sets the running task's [`notified`](super::task::Header::notified)
+/// bit, if a task runs: a wake-up that a `wait_for` frame saw, kept for
+/// the frame whose future polled it.
+pub(crate) fn mark_notified() {
+    if let Some(t) = CURRENT_TASK.with(Cell::get) {
+        // SAFETY: see `running_stackful`.
+        unsafe { t.as_ref() }.header.notified.set(true);
+    }
+}
+
+/// [`yield_now`] for a wait that goes on after it (a `wait_for` woken
+/// during its poll): inside a [`timeout`](super::timeout()) whose deadline
+/// has passed, unwinds instead, as a park would.
+#[track_caller]
+pub(crate) fn yield_in_wait(what: &str) {
+    let cx = running_cx(what);
+    deadline();
+    suspend(cx);
+}
+
 /// The address of the running task's allocation (what a wait-list entry
 /// compares itself with), or null outside tasks.
 pub(crate) fn current_task_addr() -> *const () {

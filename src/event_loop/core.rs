@@ -437,22 +437,22 @@ impl Core {
         }
     }
 
-    /// Wakes task `id` in slot `index` if it is parked on a waker (a future,
-    /// the blocking pool): only those parks file keys, so a key reaching any
-    /// other park is stale, and waking it would leave a second wait entry.
-    /// A running task is marked [`notified`](Header::notified): the poll
-    /// running now may have filed this key.
+    /// Marks task `id` in slot `index` [`notified`](Header::notified), and
+    /// wakes it if it is parked on a waker (a future, the blocking pool).
+    /// Only those parks file keys, so a key reaching any other park is for
+    /// a future that a poll of this task filed it for and that is not
+    /// polled now (the poll is running, or parked in a wait of its own):
+    /// waking that park would leave it a second wait entry; the mark makes
+    /// the future be polled again once that poll returns `Pending`.
     fn wake_key(&self, index: u32, id: u64) {
         let Some(task) = self.registry.get(index, id) else {
             return;
         };
         let h = &task.header;
-        match h.state.get() {
-            TaskState::Parked if h.reason.get().is_some_and(WaitReason::is_external) => {
-                self.make_runnable(task);
-            }
-            TaskState::Running => h.notified.set(true),
-            _ => {}
+        h.notified.set(true);
+        if h.state.get() == TaskState::Parked && h.reason.get().is_some_and(WaitReason::is_external)
+        {
+            self.make_runnable(task);
         }
     }
 

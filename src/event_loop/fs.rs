@@ -35,6 +35,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::mem::ManuallyDrop;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, mpsc};
 use std::task::{Context, Poll};
 
@@ -221,13 +222,13 @@ impl File {
     #[track_caller]
     pub fn metadata(&mut self) -> io::Result<std::fs::Metadata> {
         self.flush()?;
-        let result = wait_for_as(
+        // Before the wait, which stops the reader even if it is cut short.
+        self.reader_stopped();
+        wait_for_as(
             self.inner.with_mut(|file| file.metadata()),
             WaitReason::Blocking,
             "fs::File::metadata",
-        );
-        self.reader_stopped();
-        result
+        )
     }
 
     /// Writes the buffered data and then flushes it, with the file's
@@ -235,20 +236,20 @@ impl File {
     #[track_caller]
     pub fn sync_all(&mut self) -> io::Result<()> {
         self.flush()?;
-        let result = wait_for_as(
+        // Before the wait, which stops the reader even if it is cut short.
+        self.reader_stopped();
+        wait_for_as(
             self.inner.with_mut(|file| file.sync_all()),
             WaitReason::Blocking,
             "fs::File::sync_all",
-        );
-        self.reader_stopped();
-        result
+        )
     }
 
     /// The std file back, once the writes buffered so far are done (their
     /// errors are lost: [`flush`](Write::flush) first to see them), at the
     /// position where the reads so far ended. (Of a file with no position,
-    /// the bytes a read cut short brought back that no read took since
-    /// are lost with the wrapper.)
+    /// bytes that a read read on the pool just as its wait was cut short,
+    /// and that no read took since, are lost with the wrapper.)
     #[track_caller]
     pub fn into_std(self) -> std::fs::File {
         let mut this = ManuallyDrop::new(self);
@@ -320,7 +321,10 @@ impl File {
     /// reader left running ahead there would take bytes that a later read
     /// (or the file's next owner) should see, and could wait in `read` for
     /// ever, holding up the next write and keeping the file open after its
-    /// drop. The bytes of a read cut short are kept for the next.
+    /// drop. So the pool waits for the file to be readable first, and
+    /// gives up without reading once the wait here is cut short (see
+    /// `read_when_readable`); bytes it read just as the wait was cut short
+    /// are kept for the next read.
     #[track_caller]
     fn read_unpositioned(
         &mut self,
@@ -339,11 +343,15 @@ impl File {
         }
         let len = buf.len().min(MAX_UNPOSITIONED_READ);
         let into = spare.clone();
+        // Set if the wait is cut short: the pool's call then gives up
+        // before it reads (see `read_when_readable`).
+        let gave_up = GaveUp::default();
+        let flag = gave_up.0.clone();
         let inner = &mut *self.inner;
         wait_for_as(
             inner.with_mut(move |file| {
                 let mut bytes = vec![0; len];
-                let n = file.read(&mut bytes)?;
+                let n = read_when_readable(file, &mut bytes, &flag)?;
                 let mut spare = into.lock().unwrap_or_else(PoisonError::into_inner);
                 spare.extend_from_slice(&bytes[..n]);
                 Ok::<_, io::Error>(())
@@ -351,6 +359,7 @@ impl File {
             WaitReason::Blocking,
             WHAT,
         )?;
+        drop(gave_up);
         Ok(take_spare(&spare, buf))
     }
 
@@ -368,6 +377,64 @@ impl File {
             what,
         )
     }
+}
+
+/// Set when dropped: by the unwinding of a wait cut short, or once the
+/// wait is over (when the pool's call is done anyway).
+#[derive(Default)]
+struct GaveUp(Arc<AtomicBool>);
+
+impl Drop for GaveUp {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How long a pool thread waits for a file with no position to become
+/// readable before it looks whether its caller gave up.
+const READABLE_POLL_MS: libc::c_int = 50;
+
+/// Reads `file` (a file with no position) into `buf` once it is readable,
+/// on a pool thread; gives up, reading nothing, once `gave_up` is set. A
+/// read that blocked instead would go on after its caller gave up: it
+/// would take bytes meant for a later read (or the file's next owner), and
+/// hold the file (which every later call on it waits for) until the other
+/// end writes, which never happens if this file is its own writer.
+fn read_when_readable(
+    file: &mut std::fs::File,
+    buf: &mut [u8],
+    gave_up: &AtomicBool,
+) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    loop {
+        if gave_up.load(Ordering::Relaxed) {
+            return Ok(0);
+        }
+        let mut fd = libc::pollfd {
+            fd: file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `fd` is one valid `pollfd`, for an open descriptor.
+        match unsafe { libc::poll(&mut fd, 1, READABLE_POLL_MS) } {
+            0 => continue,
+            // Readable: unless the caller gave up meanwhile.
+            n if n > 0 => {
+                if gave_up.load(Ordering::Relaxed) {
+                    return Ok(0);
+                }
+                break;
+            }
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    // The read says what is wrong (or works after all).
+                    break;
+                }
+            }
+        }
+    }
+    file.read(buf)
 }
 
 /// Moves the first bytes of `spare` into `buf`, as many as fit; returns

@@ -34,7 +34,7 @@ use super::core::{Core, wake_user_waker};
 use super::current::CURRENT_TASK;
 use super::error::JoinError;
 use super::kind;
-use super::remote::{Job, Remote, local_key};
+use super::remote::{Job, Remote, task_key};
 use super::task::TaskOptions;
 use super::wait_for::wait_for;
 
@@ -212,13 +212,15 @@ struct Shared<T> {
 unsafe impl<T: Send> Sync for Shared<T> {}
 
 /// What a waiting handle left, under `Shared::wait`: the waker of its last
-/// poll, or, when that waker is the loop's own for a task of the remote
-/// task's loop, the waiting task's key instead. A clone of such a waker
-/// would count as held outside the loop, and the loop would never report a
-/// deadlock of the two tasks.
+/// poll, or, when that waker is a loop's own for one of its tasks and both
+/// that loop and the remote task's run on this thread, the waiting task's
+/// key with its loop's inbox instead. A clone of such a waker would count
+/// as held outside the waiting loop, and it would never report a deadlock
+/// that nothing on another thread can end (the remote task's loop cannot
+/// run while the waiting one sleeps).
 struct Waiting {
     waker: Option<Waker>,
-    key: Option<(u32, u64)>,
+    key: Option<(Arc<Remote>, (u32, u64))>,
 }
 
 impl<T> Shared<T> {
@@ -277,7 +279,7 @@ impl<T> Shared<T> {
                 (wait.waker.take(), wait.key.take())
             };
             self.done.notify_all();
-            if let (Some(key), Some(remote)) = (key, &self.remote) {
+            if let Some((remote, key)) = key {
                 remote.wake(key);
             }
             if let Some(waker) = waker {
@@ -540,15 +542,21 @@ impl<T> Future for RemoteJoinHandle<T> {
         if self.shared.is_finished() {
             return Poll::Ready(self.take());
         }
-        let key = (self.shared.remote.as_ref()).and_then(|remote| local_key(cx.waker(), remote));
+        // The remote task's loop on this thread (a loop stays on its
+        // thread), and a waker of a task of a loop of this thread.
+        let key = (self.shared.remote.as_ref())
+            .filter(|remote| remote.thread_id() == std::thread::current().id())
+            .and_then(|_| task_key(cx.waker()));
+        let by_key = key.is_some();
         let old = {
             let mut wait = self.shared.lock();
-            wait.key = key;
-            let old = match &wait.waker {
-                _ if key.is_some() => wait.waker.take(),
+            let old_key = std::mem::replace(&mut wait.key, key);
+            let old_waker = match &wait.waker {
+                _ if by_key => wait.waker.take(),
                 Some(w) if w.will_wake(cx.waker()) => None,
                 _ => wait.waker.replace(cx.waker().clone()),
             };
+            let old = (old_waker, old_key);
             // Under the lock, after the waker is stored (see
             // `Shared::finish`): the task's end either sees `WAITING` and
             // takes the waker, or finished before, which is seen here.
@@ -560,7 +568,8 @@ impl<T> Future for RemoteJoinHandle<T> {
             }
             old
         };
-        // A replaced waker is user code: dropped unlocked.
+        // A replaced waker is user code, and the last reference to a gone
+        // loop's inbox drops what was left in it: dropped unlocked.
         drop(old);
         Poll::Pending
     }

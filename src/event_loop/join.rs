@@ -25,6 +25,7 @@ use super::error::JoinError;
 use super::remote::{local_key, task_key};
 use super::task::{Header, ResultCell, Task, TaskBody, TaskRef, ThinTask, WaitReason, Waiter};
 use super::timer::deadline_after;
+use crate::error::drop_quietly;
 
 /// An owned permission to join a task: wait for it and take its value.
 ///
@@ -390,8 +391,27 @@ impl<T> Drop for JoinHandle<T> {
         {
             core.report_panic(p);
         }
+        if !h.is_done() && h.may_have_waiters() {
+            drop_polled_waiters(h);
+        }
         // SAFETY: `task` is not used after this.
         release(unsafe { ManuallyDrop::take(&mut self.task) });
+    }
+}
+
+/// Drops what polls of a handle that is going filed with its unfinished
+/// task (see [`Header::take_polled_waiters`]); a waker's drop is user code,
+/// reported like a detached task's panic.
+#[cold]
+#[inline(never)]
+fn drop_polled_waiters(h: &Header) {
+    let polled = h.take_polled_waiters();
+    if polled.is_empty() {
+        return;
+    }
+    match h.core.upgrade() {
+        Some(core) => core.drop_reporting(polled),
+        None => drop_quietly(polled),
     }
 }
 

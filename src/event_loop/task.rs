@@ -43,6 +43,11 @@
 //! channel entry of a task that was woken by something else) are ignored
 //! and a wake-one never gets lost on them.
 //!
+//! A future's waker wakes by key (slot and id, no park number), and may be
+//! woken during the very poll that filed it, or while that poll waits: a
+//! wake-up by key sets [`Header::notified`], and the poll's `Pending` then
+//! queues the task again, as any executor polls such a future again.
+//!
 //! The header names its loop's `Core` (a `Weak`, so that wake-ups from
 //! outside `run` find their queue): the one reference from this file up to
 //! the scheduler, a type only; nothing here calls into it.
@@ -337,10 +342,11 @@ pub(crate) struct Header {
     pub(crate) reason: Cell<Option<WaitReason>>,
     pub(crate) cancel_requested: Cell<bool>,
     pub(crate) detached: Cell<bool>,
-    /// A wake-up by key came while the task ran: the future it polls may
-    /// have filed that key during the poll, so a `Pending` queues the task
-    /// again instead of parking it. Cleared before each poll, so a wake-up
-    /// is never kept for a later wait.
+    /// A wake-up by key came since the last poll began: the future being
+    /// polled (or one whose poll is waiting) may have filed that key, so a
+    /// `Pending` queues the task again instead of parking it. Cleared
+    /// before each poll; a `wait_for` nested in a poll keeps it for the
+    /// poll it is nested in (see `wait_for.rs`).
     pub(crate) notified: Cell<bool>,
     /// Two bytes the body may use (they fill the padding of the word
     /// above): the stackless body keeps what it holds, and the side of the
@@ -467,6 +473,34 @@ impl Header {
         }
         let i = waiters.rest.iter().position(is_me)?;
         Some(waiters.rest.remove(i))
+    }
+
+    /// Takes out the entries that polls of the task's `JoinHandle` filed
+    /// (a key, another loop's key, a waker): the handle is going while the
+    /// task runs on, and they would name a joiner that gave up (in
+    /// `tasks()` and deadlock reports) and keep its waker. A `join`'s or a
+    /// stackless wait's entry takes care of itself (its park number).
+    pub(crate) fn take_polled_waiters(&self) -> Vec<Waiter> {
+        let polled =
+            |w: &Waiter| matches!(w, Waiter::Local(..) | Waiter::Remote(..) | Waiter::Waker(_));
+        let Some(extras) = self.extras.get() else {
+            return Vec::new();
+        };
+        let mut waiters = extras.waiters.borrow_mut();
+        let Waiters { first, rest } = &mut *waiters;
+        let mut taken = Vec::new();
+        if first.as_ref().is_some_and(polled) {
+            taken.extend(first.take());
+        }
+        if !rest.is_empty() {
+            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(rest).into_iter().partition(polled);
+            taken.extend(gone);
+            *rest = kept;
+        }
+        if first.is_none() && !rest.is_empty() {
+            *first = Some(rest.remove(0));
+        }
+        taken
     }
 
     /// False if the task never had a joiner (nor a name): then

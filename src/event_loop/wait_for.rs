@@ -1,11 +1,12 @@
 //! A stackful task waiting for something that is not a task: a `Future`
 //! ([`wait_for`]) or a blocking closure on a thread pool ([`unblock`]).
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll};
 
-use super::context::{current_core, park, running_stackful, yield_now};
+use super::context::{current_core, mark_notified, park, running_stackful, yield_in_wait};
 use super::current::StackfulCx;
 use super::remote::OwnWaker;
 use super::task::WaitReason;
@@ -72,7 +73,10 @@ pub(crate) fn wait_for_as<F: Future>(future: F, reason: WaitReason, what: &str) 
     let mut future = pin!(future);
     let (task, _) = running_stackful(what);
     let mut waker = OwnWaker::new(&current_core(what).remote, &task.header);
-    task.header.notified.set(false);
+    let kept = KeepNotified {
+        outer: task.header.notified.replace(false),
+        seen: Cell::new(false),
+    };
     loop {
         if let Poll::Ready(value) = future
             .as_mut()
@@ -85,20 +89,45 @@ pub(crate) fn wait_for_as<F: Future>(future: F, reason: WaitReason, what: &str) 
         if !waker.wakes(remote, &task.header) {
             // The poll suspended a coroutine that another task (of this
             // loop or a later one) has resumed since: poll again, with a
-            // waker that wakes this one.
+            // waker that wakes this one (and, not knowing what the first
+            // task's waker was told meanwhile, tell the enclosing frame).
             waker = OwnWaker::new(remote, &task.header);
-        } else if task.header.notified.get() {
+            kept.seen.set(true);
+        } else if task.header.notified.replace(false) {
             // Woken during the poll: poll again after the tasks queued
             // now, as a yield.
-            yield_now();
+            kept.seen.set(true);
+            yield_in_wait(what);
         } else {
             let _shown = ShowWaker::new(stackful, &waker);
             park(what, reason, |_, _, _| {});
         }
-        // The task polling next is the one running now (a yield or a park
-        // resumes the same chain of stacks); a wake-up before this poll is
-        // not for it.
-        running_stackful(what).0.header.notified.set(false);
+        // Cleared for the next poll; what came meanwhile (the park's own
+        // wake-up, or another key's) is kept for the enclosing frame.
+        if running_stackful(what).0.header.notified.replace(false) {
+            kept.seen.set(true);
+        }
+    }
+}
+
+/// The [`notified`](super::task::Header::notified) bit across a
+/// `wait_for` frame. A `wait_for` may run inside the poll of another's
+/// future (a future that waits in its `poll`), whose key may then be woken
+/// while this frame polls or parks: this frame cannot tell that wake-up
+/// from its own, so it polls its own future again and, once it is left
+/// (returning or unwinding), sets the bit for the enclosing frame too, with
+/// the bit that frame had set before this one began. At worst an enclosing
+/// future is polled once more than needed; no wake-up is lost.
+struct KeepNotified {
+    outer: bool,
+    seen: Cell<bool>,
+}
+
+impl Drop for KeepNotified {
+    fn drop(&mut self) {
+        if self.outer || self.seen.get() {
+            mark_notified();
+        }
     }
 }
 

@@ -94,6 +94,9 @@ pub(super) fn spawn(
                     let Some(mut h) = world.take_handle(k) else {
                         continue;
                     };
+                    // A cancellation of this task drops the handle unfinished: a user
+                    // waker its polls left is then given back, not woken.
+                    world.released.borrow_mut().insert(k);
                     loop {
                         match h.try_join() {
                             Ok(r) => {

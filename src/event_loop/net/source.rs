@@ -157,7 +157,7 @@ impl<T: AsFd> Source<T> {
         let mut deadline = None;
         // An empty buffer says nothing about the queue: the system call
         // decides, as it does for a socket that never waited.
-        let mut try_first = len == 0 || !self.drained();
+        let mut try_first = len == 0 || !self.drained_here();
         loop {
             if try_first {
                 match op(&self.io) {
@@ -217,6 +217,7 @@ impl<T: AsFd> Source<T> {
     }
 
     /// True if a read drained the socket and no readable event came since.
+    #[cfg(test)]
     pub(crate) fn drained(&self) -> bool {
         self.reg
             .0
@@ -228,8 +229,9 @@ impl<T: AsFd> Source<T> {
             .is_some_and(|hint| hint.get() == Hint::Drained)
     }
 
-    /// [`drained`](Source::drained), in a task of the loop the socket is
-    /// registered with, whose poller corrects the hint once data comes.
+    /// True if a read drained the socket and no readable event came since,
+    /// in a task of the loop the socket is registered with, whose poller
+    /// corrects the hint once data comes.
     /// Anywhere else (outside any loop, in another loop's task) nothing
     /// would correct it, so only the system call can tell.
     fn drained_here(&self) -> bool {
