@@ -103,26 +103,33 @@ fn serve_client(id: u64, stream: TcpStream, room: Room) {
     let mut carried = Vec::new();
     loop {
         let mut bytes = std::mem::take(&mut carried);
-        match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut bytes) {
-            Ok(0) => break, // the client left (or was disconnected)
-            Ok(_) => {}
+        let ended = match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut bytes) {
+            // The client left (or was disconnected): what was carried, if
+            // anything, goes out as it is.
+            Ok(0) => true,
+            Ok(_) => false,
             Err(e) => {
                 eprintln!("client {id}: {e}");
                 break;
             }
+        };
+        if ended && bytes.is_empty() {
+            break;
         }
         if bytes.last() != Some(&b'\n') {
-            // Cut at `MAX_LINE`: a character cut in two goes on with the
-            // next piece.
-            if let Err(e) = std::str::from_utf8(&bytes)
-                && e.error_len().is_none()
-            {
-                carried = bytes.split_off(e.valid_up_to());
+            if !ended {
+                // Cut at `MAX_LINE`: a character cut in two goes on with
+                // the next piece.
+                let cut = bytes.len() - incomplete_tail(&bytes);
+                carried = bytes.split_off(cut);
             }
             bytes.push(b'\n');
         }
         let line = String::from_utf8_lossy(&bytes);
         broadcast(&room, id, &format!("client {id}: {line}").into());
+        if ended {
+            break;
+        }
         // Lets the writers send it before this reader takes the next line
         // from its buffer: a burst from one client must not fill the
         // queues of clients that keep up.
@@ -130,6 +137,22 @@ fn serve_client(id: u64, stream: TcpStream, room: Room) {
     }
     leave(&room, id);
     let _ = writer.join();
+}
+
+/// How many bytes at the end of `bytes` are the start of a UTF-8
+/// character cut off: 0 if it ends with a whole one (or with bytes that
+/// are not UTF-8 anyway).
+fn incomplete_tail(bytes: &[u8]) -> usize {
+    let from = bytes.len().saturating_sub(3);
+    // The last byte that is not a continuation byte starts the last
+    // character.
+    match (from..bytes.len()).rev().find(|&i| bytes[i] & 0xC0 != 0x80) {
+        Some(start) => match std::str::from_utf8(&bytes[start..]) {
+            Err(e) if e.error_len().is_none() => bytes.len() - start,
+            _ => 0,
+        },
+        None => 0,
+    }
 }
 
 fn serve(addr: String) -> io::Result<()> {

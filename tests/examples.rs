@@ -344,6 +344,14 @@ mod servers {
         b.expect(&format!("{}: {rest}", a.id));
         a.say("after the long line");
         b.expect(&format!("{}: after the long line", a.id));
+        // A byte that is not UTF-8 goes as U+FFFD, and does not keep a
+        // character cut later in the line from going on whole.
+        let mut raw = vec![0xFF];
+        raw.extend(std::iter::repeat_n(b'a', 1022));
+        raw.extend("étail\n".as_bytes());
+        a.lines.get_mut().write_all(&raw).unwrap();
+        b.expect(&format!("{}: \u{FFFD}{}", a.id, "a".repeat(1022)));
+        b.expect(&format!("{}: étail", a.id));
 
         // `slow` never reads again; `a` talks until the server gives up on it
         // (its socket buffers fill, then its queue). `b` leaves first, so

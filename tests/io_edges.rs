@@ -184,6 +184,24 @@ fn a_fifo_read_cut_short_takes_nothing_and_holds_nothing() {
     });
 }
 
+/// A read of the write end of a pipe fails at once with `EBADF`, as a
+/// `std::fs::File`'s does (it used to wait for it to become readable).
+#[test]
+fn reading_the_write_end_of_a_pipe_fails_at_once() {
+    watchdog("reading_the_write_end_of_a_pipe_fails_at_once", || {
+        let ev = EventLoop::new();
+        let got = ev
+            .block_on(|| {
+                let (_reader, writer) = std::io::pipe().unwrap();
+                let fd: std::os::fd::OwnedFd = writer.into();
+                let mut f = fs::File::from(std::fs::File::from(fd));
+                f.read(&mut [0u8; 8]).map_err(|e| e.raw_os_error())
+            })
+            .unwrap();
+        assert_eq!(got, Err(Some(libc::EBADF)));
+    });
+}
+
 /// `metadata` and `sync_all` cut short stop the pool's read-ahead all the
 /// same: the next read starts where the reads so far ended.
 #[test]

@@ -239,3 +239,100 @@ fn a_wake_up_during_a_wait_nested_in_the_poll_is_kept() {
         }
     });
 }
+
+/// Pending once, after waking its waker; then ready.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// A poll that waits itself each time (a `wait_for` woken once, or
+/// `unblock`) and returns `Pending`: its own wake-ups are the nested
+/// wait's, not the poll around it, which parks until its message comes
+/// (a few polls, not a spin) and is reported stuck when none can come.
+#[test]
+fn a_wait_nested_in_every_poll_does_not_spin_the_poll_around_it() {
+    watchdog("a_wait_nested_in_every_poll_does_not_spin", || {
+        for (variant, send) in [(0, true), (1, true), (0, false), (1, false)] {
+            let ev = EventLoop::new();
+            let polls = Rc::new(Cell::new(0u32));
+            let p = polls.clone();
+            let (tx, rx) = channel::<u32>(1);
+            let _kept = tx.clone(); // the channel stays open
+            let h = ev.spawn(move || {
+                wait_for(poll_fn(|cx| {
+                    p.set(p.get() + 1);
+                    if p.get() > 1000 {
+                        return Poll::Ready(u32::MAX); // spun
+                    }
+                    if let Poll::Ready(v) = rx.poll_recv(cx) {
+                        return Poll::Ready(v.unwrap());
+                    }
+                    match variant {
+                        0 => cogen::event_loop::unblock(|| ()),
+                        _ => wait_for(YieldOnce(false)),
+                    }
+                    Poll::Pending
+                }))
+            });
+            if send {
+                ev.spawn(move || {
+                    for _ in 0..5 {
+                        yield_now();
+                    }
+                    tx.send(7).unwrap();
+                });
+                ev.run().unwrap();
+                assert_eq!(h.try_join().ok().unwrap().unwrap(), 7, "variant {variant}");
+                assert!(polls.get() < 10, "variant {variant}: {} polls", polls.get());
+            } else {
+                drop(tx);
+                let err = ev.run().expect_err("nothing can wake it: a deadlock");
+                assert!(err.is_deadlock(), "variant {variant}");
+                assert!(polls.get() < 10, "variant {variant}: {} polls", polls.get());
+            }
+        }
+    });
+}
+
+/// A poll that wakes itself and then leaves a coroutine suspended inside
+/// a `wait_for` of its own is polled again: the nested wait that never
+/// ended does not keep the wake-up from it.
+#[test]
+fn a_wait_left_suspended_in_a_coroutine_keeps_no_wake_up_from_the_poll() {
+    watchdog("a_wait_left_suspended_in_a_coroutine", || {
+        let ev = EventLoop::new();
+        let h = ev.spawn(|| {
+            let (tx, rx) = channel::<u32>(1);
+            let mut co: Option<cogen::Coroutine<(), (), ()>> = None;
+            wait_for(poll_fn(|cx| {
+                if let Poll::Ready(v) = rx.poll_recv(cx) {
+                    return Poll::Ready(v.unwrap());
+                }
+                if co.is_none() {
+                    tx.try_send(7).unwrap(); // wakes this very poll
+                    let mut c = cogen::Coroutine::<(), (), ()>::new(|y, ()| {
+                        wait_for(poll_fn(|_| {
+                            y.suspend(());
+                            Poll::Ready(())
+                        }));
+                    });
+                    assert!(c.resume(()).unwrap().as_yield().is_some());
+                    co = Some(c);
+                }
+                Poll::Pending
+            }))
+        });
+        ev.run().expect("not stuck");
+        assert_eq!(h.try_join().ok().unwrap().unwrap(), 7);
+    });
+}

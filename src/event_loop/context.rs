@@ -307,13 +307,13 @@ pub fn current_task_id() -> Option<u64> {
         .map(|t| unsafe { t.as_ref() }.header.id)
 }
 
-/// Sets the running task's [`notified`](super::task::Header::notified)
-/// bit, if a task runs: a wake-up that a `wait_for` frame saw, kept for
-/// the frame whose future polled it.
-pub(crate) fn mark_notified() {
-    if let Some(t) = CURRENT_TASK.with(Cell::get) {
-        // SAFETY: see `running_stackful`.
-        unsafe { t.as_ref() }.header.notified.set(true);
+/// Sets the `wait_for` depth of the running stackful task, if one runs
+/// (see `wait_for.rs`).
+pub(crate) fn set_wait_depth(depth: u8) {
+    let cx = CURRENT_CX.with(Cell::get);
+    // SAFETY: CURRENT_CX points at the running task's context while set.
+    if let Some(cx) = unsafe { cx.as_ref() } {
+        cx.waits.set(depth);
     }
 }
 

@@ -36,7 +36,7 @@ use super::remote::Remote;
 use super::run_queue::{Registry, RunQueue};
 use super::task::{
     Header, Step, Task, TaskBody, TaskRef, TaskState, TaskVtable, ThinTask, WaitReason, Waiter,
-    fat_ptr,
+    fat_ptr, key_depth_bit, key_id,
 };
 use super::timer::Timers;
 use super::trace::{self, Spans};
@@ -437,19 +437,19 @@ impl Core {
         }
     }
 
-    /// Marks task `id` in slot `index` [`notified`](Header::notified), and
-    /// wakes it if it is parked on a waker (a future, the blocking pool).
-    /// Only those parks file keys, so a key reaching any other park is for
-    /// a future that a poll of this task filed it for and that is not
-    /// polled now (the poll is running, or parked in a wait of its own):
-    /// waking that park would leave it a second wait entry; the mark makes
-    /// the future be polled again once that poll returns `Pending`.
+    /// Marks the task of key `(index, id)` [`notified`](Header::notified)
+    /// at the key's wait depth, and wakes it if it is parked on a waker (a
+    /// future, the blocking pool). Only those parks file keys, so a key
+    /// reaching any other park is for a future whose poll is not parked on
+    /// it (the poll runs, or waits in a wait of its own): waking that park
+    /// would leave it a second wait entry; the mark makes the future be
+    /// polled again once that poll returns `Pending`.
     fn wake_key(&self, index: u32, id: u64) {
-        let Some(task) = self.registry.get(index, id) else {
+        let Some(task) = self.registry.get(index, key_id(id)) else {
             return;
         };
         let h = &task.header;
-        h.notified.set(true);
+        h.notified.set(h.notified.get() | key_depth_bit(id));
         if h.state.get() == TaskState::Parked && h.reason.get().is_some_and(WaitReason::is_external)
         {
             self.make_runnable(task);

@@ -26,6 +26,8 @@ pub(crate) struct StackfulCx {
     /// The waker of the `wait_for` the task is parked in, if any (it lives
     /// on the task's stack meanwhile).
     pub(crate) waker: Cell<*const OwnWaker>,
+    /// How many `wait_for` frames run in one another's polls now.
+    pub(crate) waits: Cell<u8>,
 }
 
 thread_local! {

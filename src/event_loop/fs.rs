@@ -406,17 +406,24 @@ fn read_when_readable(
     gave_up: &AtomicBool,
 ) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: `fd` is open (the file owns it); `F_GETFL` only reads flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags >= 0 && flags & libc::O_ACCMODE == libc::O_WRONLY {
+        // Never readable: the read fails at once (`EBADF`), as std's does.
+        return file.read(buf);
+    }
     loop {
         if gave_up.load(Ordering::Relaxed) {
             return Ok(0);
         }
-        let mut fd = libc::pollfd {
-            fd: file.as_raw_fd(),
+        let mut poll_fd = libc::pollfd {
+            fd,
             events: libc::POLLIN,
             revents: 0,
         };
-        // SAFETY: `fd` is one valid `pollfd`, for an open descriptor.
-        match unsafe { libc::poll(&mut fd, 1, READABLE_POLL_MS) } {
+        // SAFETY: `poll_fd` is one valid `pollfd`, for an open descriptor.
+        match unsafe { libc::poll(&mut poll_fd, 1, READABLE_POLL_MS) } {
             0 => continue,
             // Readable: unless the caller gave up meanwhile.
             n if n > 0 => {

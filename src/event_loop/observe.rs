@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::current::CURRENT_TASK;
 use super::error::{StuckTask, WaitingOn};
-use super::task::{TaskRef, TaskState, WaitReason, Waiter};
+use super::task::{TaskRef, TaskState, WaitReason, Waiter, key_id};
 use super::trace;
 
 /// A task of a loop, as [`EventLoop::tasks`](super::EventLoop::tasks) saw
@@ -110,7 +110,7 @@ pub(crate) fn describe(tasks: &[TaskRef]) -> Vec<TaskInfo> {
             Waiter::Task(joiner, seq) if joiner.header.is_parked_at(*seq) => {
                 joined.push((joiner.header.id, t.header.id));
             }
-            Waiter::Local(_, joiner) => joined.push((*joiner, t.header.id)),
+            Waiter::Local(_, joiner) => joined.push((key_id(*joiner), t.header.id)),
             // A stackless joiner of the same loop, by key: still joining if
             // it is parked with that number.
             Waiter::Parked(_, joiner, seq)

@@ -34,7 +34,7 @@ use std::thread::Thread;
 use std::time::Duration;
 
 use super::core::Core;
-use super::task::Header;
+use super::task::{Header, depth_key, key_id};
 
 /// A closure sent from another thread, to run as a task of the loop.
 pub(crate) trait Job: Send {
@@ -317,10 +317,12 @@ pub(crate) struct OwnWaker {
 }
 
 impl OwnWaker {
-    pub(crate) fn new(remote: &Arc<Remote>, header: &Header) -> Self {
+    /// The waker of a poll at wait `depth` (see `Header::notified`) of the
+    /// task of `header`.
+    pub(crate) fn new(remote: &Arc<Remote>, header: &Header, depth: u8) -> Self {
         let inner = Arc::new(TaskWaker {
             remote: remote.clone(),
-            key: (header.index.get(), header.id),
+            key: (header.index.get(), depth_key(header.id, depth)),
             clones: AtomicUsize::new(0),
         });
         let data = Arc::into_raw(inner.clone()).cast::<()>();
@@ -343,7 +345,9 @@ impl OwnWaker {
     /// `remote`. (It keeps its own loop's `remote` alive, so a later loop
     /// cannot have the same one.)
     pub(crate) fn wakes(&self, remote: &Arc<Remote>, header: &Header) -> bool {
-        Arc::ptr_eq(&self.inner.remote, remote) && self.inner.key == (header.index.get(), header.id)
+        let (index, id) = self.inner.key;
+        Arc::ptr_eq(&self.inner.remote, remote)
+            && (index, key_id(id)) == (header.index.get(), header.id)
     }
 
     /// See [`TaskWaker::is_held_outside`].

@@ -45,8 +45,12 @@
 //!
 //! A future's waker wakes by key (slot and id, no park number), and may be
 //! woken during the very poll that filed it, or while that poll waits: a
-//! wake-up by key sets [`Header::notified`], and the poll's `Pending` then
-//! queues the task again, as any executor polls such a future again.
+//! wake-up by key sets a bit of [`Header::notified`], and the poll's
+//! `Pending` then queues the task again, as any executor polls such a
+//! future again. A key names the depth of the poll it is for (a future
+//! task's poll is 0, a `wait_for` one more than the `wait_for` whose poll
+//! it runs in), so a wait nested in a poll neither takes nor hides the
+//! wake-ups of the poll around it.
 //!
 //! The header names its loop's `Core` (a `Weak`, so that wake-ups from
 //! outside `run` find their queue): the one reference from this file up to
@@ -342,12 +346,11 @@ pub(crate) struct Header {
     pub(crate) reason: Cell<Option<WaitReason>>,
     pub(crate) cancel_requested: Cell<bool>,
     pub(crate) detached: Cell<bool>,
-    /// A wake-up by key came since the last poll began: the future being
-    /// polled (or one whose poll is waiting) may have filed that key, so a
-    /// `Pending` queues the task again instead of parking it. Cleared
-    /// before each poll; a `wait_for` nested in a poll keeps it for the
-    /// poll it is nested in (see `wait_for.rs`).
-    pub(crate) notified: Cell<bool>,
+    /// Wake-ups by key since the polls began, one bit per wait depth (see
+    /// [`key_depth_bit`]): the future a poll at that depth polls may have
+    /// filed that key, so its `Pending` queues the task again instead of
+    /// parking it. Each poller clears its own bit before it polls.
+    pub(crate) notified: Cell<u8>,
     /// Two bytes the body may use (they fill the padding of the word
     /// above): the stackless body keeps what it holds, and the side of the
     /// channel it waits on, here. See [`TaskBody::drop_body`].
@@ -405,7 +408,7 @@ impl Header {
             reason: Cell::new(None),
             cancel_requested: Cell::new(false),
             detached: Cell::new(false),
-            notified: Cell::new(false),
+            notified: Cell::new(0),
             body_byte: Cell::new(0),
             body_byte2: Cell::new(0),
             block_class,
@@ -559,6 +562,45 @@ pub(crate) enum Step {
     Suspended,
     /// The body returned or panicked; the result is stored.
     Done,
+}
+
+/// Where a waker key's id keeps the wait depth of the poll it is for: the
+/// bits above this; a task's id is far below them.
+const KEY_DEPTH_SHIFT: u32 = 56;
+
+/// A task's waker key id for a poll at wait `depth` (see
+/// [`Header::notified`]).
+pub(crate) fn depth_key(id: u64, depth: u8) -> u64 {
+    id | (u64::from(depth) << KEY_DEPTH_SHIFT)
+}
+
+/// The task id of a waker key's id.
+#[inline]
+pub(crate) fn key_id(id: u64) -> u64 {
+    id & ((1 << KEY_DEPTH_SHIFT) - 1)
+}
+
+/// The [`Header::notified`] bit of a wait depth: one per depth up to 7,
+/// which deeper ones share.
+#[inline]
+pub(crate) fn depth_bit(depth: u8) -> u8 {
+    1 << depth.min(7)
+}
+
+/// The [`Header::notified`] bit of a waker key's id.
+#[inline]
+pub(crate) fn key_depth_bit(id: u64) -> u8 {
+    depth_bit((id >> KEY_DEPTH_SHIFT) as u8)
+}
+
+impl Header {
+    /// Takes the [`notified`](Header::notified) bit `bit`: true if it was set.
+    #[inline]
+    pub(crate) fn take_notified(&self, bit: u8) -> bool {
+        let bits = self.notified.get();
+        self.notified.set(bits & !bit);
+        bits & bit != 0
+    }
 }
 
 /// The body and result of a task, behind the header: one implementation per

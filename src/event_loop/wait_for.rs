@@ -1,15 +1,14 @@
 //! A stackful task waiting for something that is not a task: a `Future`
 //! ([`wait_for`]) or a blocking closure on a thread pool ([`unblock`]).
 
-use std::cell::Cell;
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll};
 
-use super::context::{current_core, mark_notified, park, running_stackful, yield_in_wait};
+use super::context::{current_core, park, running_stackful, set_wait_depth, yield_in_wait};
 use super::current::StackfulCx;
 use super::remote::OwnWaker;
-use super::task::WaitReason;
+use super::task::{WaitReason, depth_bit};
 
 /// Waits inside a stackful task for `future` to complete, while the other
 /// tasks run; wake-ups may come from any thread.
@@ -71,12 +70,14 @@ pub fn wait_for<F: Future>(future: F) -> F::Output {
 #[track_caller]
 pub(crate) fn wait_for_as<F: Future>(future: F, reason: WaitReason, what: &str) -> F::Output {
     let mut future = pin!(future);
-    let (task, _) = running_stackful(what);
-    let mut waker = OwnWaker::new(&current_core(what).remote, &task.header);
-    let kept = KeepNotified {
-        outer: task.header.notified.replace(false),
-        seen: Cell::new(false),
-    };
+    let (task, stackful) = running_stackful(what);
+    // One deeper than the `wait_for` whose poll this runs in, if any: its
+    // waker's keys mark only this frame's bit (see `Header::notified`).
+    let depth = stackful.waits.get().saturating_add(1);
+    let _depth = Depth::enter(stackful, depth);
+    let bit = depth_bit(depth);
+    let mut waker = OwnWaker::new(&current_core(what).remote, &task.header, depth);
+    task.header.take_notified(bit);
     loop {
         if let Poll::Ready(value) = future
             .as_mut()
@@ -89,45 +90,40 @@ pub(crate) fn wait_for_as<F: Future>(future: F, reason: WaitReason, what: &str) 
         if !waker.wakes(remote, &task.header) {
             // The poll suspended a coroutine that another task (of this
             // loop or a later one) has resumed since: poll again, with a
-            // waker that wakes this one (and, not knowing what the first
-            // task's waker was told meanwhile, tell the enclosing frame).
-            waker = OwnWaker::new(remote, &task.header);
-            kept.seen.set(true);
-        } else if task.header.notified.replace(false) {
+            // waker that wakes this one.
+            waker = OwnWaker::new(remote, &task.header, depth);
+        } else if task.header.take_notified(bit) {
             // Woken during the poll: poll again after the tasks queued
             // now, as a yield.
-            kept.seen.set(true);
             yield_in_wait(what);
         } else {
             let _shown = ShowWaker::new(stackful, &waker);
             park(what, reason, |_, _, _| {});
         }
-        // Cleared for the next poll; what came meanwhile (the park's own
-        // wake-up, or another key's) is kept for the enclosing frame.
-        if running_stackful(what).0.header.notified.replace(false) {
-            kept.seen.set(true);
-        }
+        // A wake-up from now on is for the next poll.
+        running_stackful(what).0.header.take_notified(bit);
     }
 }
 
-/// The [`notified`](super::task::Header::notified) bit across a
-/// `wait_for` frame. A `wait_for` may run inside the poll of another's
-/// future (a future that waits in its `poll`), whose key may then be woken
-/// while this frame polls or parks: this frame cannot tell that wake-up
-/// from its own, so it polls its own future again and, once it is left
-/// (returning or unwinding), sets the bit for the enclosing frame too, with
-/// the bit that frame had set before this one began. At worst an enclosing
-/// future is polled once more than needed; no wake-up is lost.
-struct KeepNotified {
-    outer: bool,
-    seen: Cell<bool>,
+/// Counts the `wait_for` frames whose polls run in one another on the
+/// running task's stacks (`StackfulCx::waits`), and puts the count back
+/// when the frame is left. Not a reference to the task: a poll may suspend
+/// a coroutine with the frame in it, to be resumed by another task or
+/// after this one is gone, so the count left is the running task's. A
+/// count gone wrong that way costs only a shared bit (a future polled once
+/// more than needed, or a wake-up seen by a poll around it).
+struct Depth(u8);
+
+impl Depth {
+    fn enter(cx: &StackfulCx, depth: u8) -> Depth {
+        cx.waits.set(depth);
+        Depth(depth)
+    }
 }
 
-impl Drop for KeepNotified {
+impl Drop for Depth {
     fn drop(&mut self) {
-        if self.outer || self.seen.get() {
-            mark_notified();
-        }
+        set_wait_depth(self.0 - 1);
     }
 }
 

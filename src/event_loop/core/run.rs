@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use super::super::error::StuckTask;
 use super::super::observe::{self, TaskInfo};
-use super::super::task::WaitReason;
+use super::super::task::{WaitReason, key_id};
 use super::super::trace;
 use super::{Core, POLL_INTERVAL, PanicPolicy};
 
@@ -219,9 +219,9 @@ impl Core {
                 None if self.io.get() > 0 => self.sleep(self.until_stop()),
                 // So can a future task whose waker waits on one, if that
                 // task is still there.
-                None if self
-                    .reactor
-                    .has_live_wakers(|index, id| self.registry.get(index, id).is_some()) =>
+                None if self.reactor.has_live_wakers(|index, id| {
+                    self.registry.get(index, key_id(id)).is_some()
+                }) =>
                 {
                     self.sleep(self.until_stop())
                 }

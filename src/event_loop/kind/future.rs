@@ -14,7 +14,9 @@ use super::super::core::Core;
 use super::super::error::JoinError;
 use super::super::join::JoinHandle;
 use super::super::remote::OwnWaker;
-use super::super::task::{Header, ResultCell, Step, TaskBody, TaskOptions, TaskRef, WaitReason};
+use super::super::task::{
+    Header, ResultCell, Step, TaskBody, TaskOptions, TaskRef, WaitReason, depth_bit,
+};
 
 struct FutureBody<F: Future> {
     /// `None` once the future completed or was dropped.
@@ -33,15 +35,16 @@ impl<F: Future> TaskBody for FutureBody<F> {
         let Some(f) = future.as_mut() else {
             return Step::Done;
         };
-        let waker = waker.get_or_insert_with(|| OwnWaker::new(&core.remote, header));
+        let waker = waker.get_or_insert_with(|| OwnWaker::new(&core.remote, header, 0));
         // SAFETY: see above.
         let f = unsafe { Pin::new_unchecked(f) };
         let mut cx = Context::from_waker(waker.waker());
-        header.notified.set(false);
+        let bit = depth_bit(0);
+        header.take_notified(bit);
         match std::panic::catch_unwind(AssertUnwindSafe(|| f.poll(&mut cx))) {
             // Woken during the poll (it filed the key and caused the
             // wake-up itself): still `Running`, so the loop queues it again.
-            Ok(Poll::Pending) if header.notified.replace(false) => Step::Suspended,
+            Ok(Poll::Pending) if header.take_notified(bit) => Step::Suspended,
             Ok(Poll::Pending) => {
                 core.begin_park(header, WaitReason::Future);
                 Step::Suspended

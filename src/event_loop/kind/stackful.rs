@@ -165,6 +165,7 @@ where
             (&raw mut (*p).cx).write(StackfulCx {
                 yielder: Cell::new(ptr::null()),
                 waker: Cell::new(ptr::null()),
+                waits: Cell::new(0),
             });
             (&raw mut (*p).result).write(ResultCell::new());
         })
