@@ -336,3 +336,87 @@ fn a_wait_left_suspended_in_a_coroutine_keeps_no_wake_up_from_the_poll() {
         assert_eq!(h.try_join().ok().unwrap().unwrap(), 7);
     });
 }
+
+type BoxFut = std::pin::Pin<Box<dyn Future<Output = ()>>>;
+
+/// One wait depth more: its single poll runs a whole `wait_for(inner)`.
+fn wrap(inner: BoxFut) -> BoxFut {
+    let mut inner = Some(inner);
+    Box::pin(poll_fn(move |_| {
+        wait_for(inner.take().expect("polled once"));
+        Poll::Ready(())
+    }))
+}
+
+/// On its first poll: wakes its own waker, waits in a nested `wait_for`
+/// (woken once), returns `Pending`; ready on its second poll.
+fn self_wake_then_nested_wait(polls: Rc<Cell<u32>>) -> BoxFut {
+    Box::pin(poll_fn(move |cx| {
+        polls.set(polls.get() + 1);
+        if polls.get() > 1 {
+            return Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        wait_for(YieldOnce(false));
+        Poll::Pending
+    }))
+}
+
+/// At every depth (depths from 7 share a bit of the mark), a poll's
+/// wake-up is not taken by the wait nested in it.
+#[test]
+fn a_wake_up_at_any_depth_is_not_taken_by_the_wait_nested_in_it() {
+    watchdog("a_wake_up_at_any_depth", || {
+        for depth in 1..=10 {
+            let ev = EventLoop::new();
+            let polls = Rc::new(Cell::new(0));
+            let mut fut = self_wake_then_nested_wait(polls.clone());
+            for _ in 1..depth {
+                fut = wrap(fut);
+            }
+            ev.spawn(move || wait_for(fut));
+            ev.run().unwrap_or_else(|e| panic!("depth {depth}: {e:?}"));
+            assert_eq!(polls.get(), 2, "depth {depth}");
+        }
+    });
+}
+
+/// A `wait_for` frame that began in one task (in a coroutine it suspended)
+/// and ends in another's poll leaves that task's count of nested waits,
+/// and its wake-ups, alone.
+#[test]
+fn a_wait_ending_in_another_task_keeps_that_tasks_wake_ups() {
+    watchdog("a_wait_ending_in_another_task", || {
+        type Co = cogen::Coroutine<(), (), ()>;
+        let ev = EventLoop::new();
+        let slot: Rc<std::cell::RefCell<Option<Co>>> = Rc::default();
+        let s = slot.clone();
+        ev.spawn(move || {
+            let mut c = Co::new(|y, ()| {
+                wait_for(poll_fn(|_| {
+                    y.suspend(());
+                    Poll::Ready(())
+                }));
+            });
+            assert!(c.resume(()).unwrap().as_yield().is_some());
+            *s.borrow_mut() = Some(c);
+        });
+        let polls = Rc::new(Cell::new(0u32));
+        let p = polls.clone();
+        ev.spawn(move || {
+            wait_for(poll_fn(|cx| {
+                p.set(p.get() + 1);
+                if p.get() > 1 {
+                    return Poll::Ready(());
+                }
+                cx.waker().wake_by_ref();
+                let mut c = slot.borrow_mut().take().expect("the first task ran");
+                assert!(c.resume(()).unwrap().as_yield().is_none());
+                wait_for(YieldOnce(false));
+                Poll::Pending
+            }))
+        });
+        ev.run().expect("not stuck");
+        assert_eq!(polls.get(), 2);
+    });
+}

@@ -307,6 +307,18 @@ pub fn current_task_id() -> Option<u64> {
         .map(|t| unsafe { t.as_ref() }.header.id)
 }
 
+/// Sets bit `bit` of the running task's
+/// [`notified`](super::task::Header::notified) mask, if a task runs: a
+/// wake-up a `wait_for` frame took that may have been for the frame
+/// around it (see `wait_for.rs`).
+pub(crate) fn mark_notified(bit: u8) {
+    if let Some(t) = CURRENT_TASK.with(Cell::get) {
+        // SAFETY: see `running_stackful`.
+        let h = &unsafe { t.as_ref() }.header;
+        h.notified.set(h.notified.get() | bit);
+    }
+}
+
 /// Sets the `wait_for` depth of the running stackful task, if one runs
 /// (see `wait_for.rs`).
 pub(crate) fn set_wait_depth(depth: u8) {

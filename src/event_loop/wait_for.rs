@@ -1,14 +1,18 @@
 //! A stackful task waiting for something that is not a task: a `Future`
 //! ([`wait_for`]) or a blocking closure on a thread pool ([`unblock`]).
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll};
 
-use super::context::{current_core, park, running_stackful, set_wait_depth, yield_in_wait};
+use super::context::{
+    current_core, current_task_addr, current_task_id, mark_notified, park, running_stackful,
+    set_wait_depth, yield_in_wait,
+};
 use super::current::StackfulCx;
 use super::remote::OwnWaker;
-use super::task::{WaitReason, depth_bit};
+use super::task::{Header, WaitReason, depth_bit};
 
 /// Waits inside a stackful task for `future` to complete, while the other
 /// tasks run; wake-ups may come from any thread.
@@ -73,11 +77,9 @@ pub(crate) fn wait_for_as<F: Future>(future: F, reason: WaitReason, what: &str) 
     let (task, stackful) = running_stackful(what);
     // One deeper than the `wait_for` whose poll this runs in, if any: its
     // waker's keys mark only this frame's bit (see `Header::notified`).
-    let depth = stackful.waits.get().saturating_add(1);
-    let _depth = Depth::enter(stackful, depth);
-    let bit = depth_bit(depth);
-    let mut waker = OwnWaker::new(&current_core(what).remote, &task.header, depth);
-    task.header.take_notified(bit);
+    let frame = Frame::enter(stackful, stackful.waits.get().saturating_add(1));
+    let mut waker = OwnWaker::new(&current_core(what).remote, &task.header, frame.depth);
+    frame.take(&task.header);
     loop {
         if let Poll::Ready(value) = future
             .as_mut()
@@ -91,8 +93,9 @@ pub(crate) fn wait_for_as<F: Future>(future: F, reason: WaitReason, what: &str) 
             // The poll suspended a coroutine that another task (of this
             // loop or a later one) has resumed since: poll again, with a
             // waker that wakes this one.
-            waker = OwnWaker::new(remote, &task.header, depth);
-        } else if task.header.take_notified(bit) {
+            waker = OwnWaker::new(remote, &task.header, frame.depth);
+            frame.moved.set(true);
+        } else if frame.take(&task.header) {
             // Woken during the poll: poll again after the tasks queued
             // now, as a yield.
             yield_in_wait(what);
@@ -101,29 +104,64 @@ pub(crate) fn wait_for_as<F: Future>(future: F, reason: WaitReason, what: &str) 
             park(what, reason, |_, _, _| {});
         }
         // A wake-up from now on is for the next poll.
-        running_stackful(what).0.header.take_notified(bit);
+        frame.take(&running_stackful(what).0.header);
     }
 }
 
-/// Counts the `wait_for` frames whose polls run in one another on the
-/// running task's stacks (`StackfulCx::waits`), and puts the count back
-/// when the frame is left. Not a reference to the task: a poll may suspend
-/// a coroutine with the frame in it, to be resumed by another task or
-/// after this one is gone, so the count left is the running task's. A
-/// count gone wrong that way costs only a shared bit (a future polled once
-/// more than needed, or a wake-up seen by a poll around it).
-struct Depth(u8);
+/// A `wait_for` frame's place among the frames whose polls run in one
+/// another on the running task's stacks: its depth (one more than the
+/// count in `StackfulCx::waits` when it began), and what to put back when
+/// it is left, returning or unwinding.
+///
+/// Not a reference to the task: a poll may suspend a coroutine with the
+/// frame in it, to be resumed by another task or after this one is gone.
+/// So the count is put back only if the frame ends in the task it began
+/// in (`moved` is set once it is found in another). A frame whose bit it
+/// may share with the frame around it (depth 8 and more share bit 7), or
+/// that moved to another task, gives back the wake-ups it took when it is
+/// left: they may have been that frame's. At worst a future is then polled
+/// once more than needed; no wake-up is lost.
+struct Frame {
+    depth: u8,
+    /// The task it began in, by address and id (a task's memory may be
+    /// another task's later).
+    task: (*const (), Option<u64>),
+    moved: Cell<bool>,
+    took: Cell<bool>,
+}
 
-impl Depth {
-    fn enter(cx: &StackfulCx, depth: u8) -> Depth {
+impl Frame {
+    fn enter(cx: &StackfulCx, depth: u8) -> Frame {
         cx.waits.set(depth);
-        Depth(depth)
+        Frame {
+            depth,
+            task: (current_task_addr(), current_task_id()),
+            moved: Cell::new(false),
+            took: Cell::new(false),
+        }
+    }
+
+    /// Takes this frame's bit of `header`'s notified mask: true if it was
+    /// set.
+    fn take(&self, header: &Header) -> bool {
+        let took = header.take_notified(depth_bit(self.depth));
+        if took {
+            self.took.set(true);
+        }
+        took
     }
 }
 
-impl Drop for Depth {
+impl Drop for Frame {
     fn drop(&mut self) {
-        set_wait_depth(self.0 - 1);
+        let moved = self.moved.get() || (current_task_addr(), current_task_id()) != self.task;
+        if !moved {
+            set_wait_depth(self.depth - 1);
+        }
+        let shared = depth_bit(self.depth) == depth_bit(self.depth - 1);
+        if self.took.get() && (shared || moved) {
+            mark_notified(depth_bit(self.depth));
+        }
     }
 }
 
