@@ -35,8 +35,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::mem::ManuallyDrop;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, mpsc};
+use std::sync::{OnceLock, mpsc};
 use std::task::{Context, Poll};
 
 use futures_io::{AsyncRead, AsyncWrite};
@@ -44,6 +43,9 @@ use futures_io::{AsyncRead, AsyncWrite};
 use super::context::can_wait;
 use super::task::WaitReason;
 use super::wait_for::{unblock, wait_for_as};
+
+mod unpositioned;
+use unpositioned::Spare;
 
 /// [`std::fs::read`] off the loop's thread.
 #[track_caller]
@@ -172,11 +174,8 @@ pub struct File {
     /// For a file with no position: bytes its reads brought back that no
     /// caller has taken yet (a read cut short by a time limit or a
     /// cancellation leaves them for the next). `None` for other files.
-    spare: Option<Arc<Mutex<Vec<u8>>>>,
+    spare: Option<Spare>,
 }
-
-/// The most a read of a file with no position asks the pool for at once.
-const MAX_UNPOSITIONED_READ: usize = 64 * 1024;
 
 /// Where a [`File`]'s pool cursor is against the caller's position.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -326,41 +325,19 @@ impl File {
     /// `read_when_readable`); bytes it read just as the wait was cut short
     /// are kept for the next read.
     #[track_caller]
-    fn read_unpositioned(
-        &mut self,
-        buf: &mut [u8],
-        spare: Arc<Mutex<Vec<u8>>>,
-    ) -> io::Result<usize> {
+    fn read_unpositioned(&mut self, buf: &mut [u8], spare: Spare) -> io::Result<usize> {
         const WHAT: &str = "fs::File::read";
         // The writes first (their error is this read's, and a FIFO read
         // and written through one file reads what it wrote), and a read
         // cut short finished, its bytes in `spare`.
         self.wait(WHAT, |file, cx| file.poll_flush(cx))?;
         self.dirty = false;
-        let n = take_spare(&spare, buf);
+        let n = spare.take(buf);
         if n > 0 {
             return Ok(n);
         }
-        let len = buf.len().min(MAX_UNPOSITIONED_READ);
-        let into = spare.clone();
-        // Set if the wait is cut short: the pool's call then gives up
-        // before it reads (see `read_when_readable`).
-        let gave_up = GaveUp::default();
-        let flag = gave_up.0.clone();
-        let inner = &mut *self.inner;
-        wait_for_as(
-            inner.with_mut(move |file| {
-                let mut bytes = vec![0; len];
-                let n = read_when_readable(file, &mut bytes, &flag)?;
-                let mut spare = into.lock().unwrap_or_else(PoisonError::into_inner);
-                spare.extend_from_slice(&bytes[..n]);
-                Ok::<_, io::Error>(())
-            }),
-            WaitReason::Blocking,
-            WHAT,
-        )?;
-        drop(gave_up);
-        Ok(take_spare(&spare, buf))
+        spare.read_on_pool(&mut self.inner, buf.len(), WHAT)?;
+        Ok(spare.take(buf))
     }
 
     /// Waits for one poll of the adapter to be ready.
@@ -379,81 +356,6 @@ impl File {
     }
 }
 
-/// Set when dropped: by the unwinding of a wait cut short, or once the
-/// wait is over (when the pool's call is done anyway).
-#[derive(Default)]
-struct GaveUp(Arc<AtomicBool>);
-
-impl Drop for GaveUp {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
-/// How long a pool thread waits for a file with no position to become
-/// readable before it looks whether its caller gave up.
-const READABLE_POLL_MS: libc::c_int = 50;
-
-/// Reads `file` (a file with no position) into `buf` once it is readable,
-/// on a pool thread; gives up, reading nothing, once `gave_up` is set. A
-/// read that blocked instead would go on after its caller gave up: it
-/// would take bytes meant for a later read (or the file's next owner), and
-/// hold the file (which every later call on it waits for) until the other
-/// end writes, which never happens if this file is its own writer.
-fn read_when_readable(
-    file: &mut std::fs::File,
-    buf: &mut [u8],
-    gave_up: &AtomicBool,
-) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    let fd = file.as_raw_fd();
-    // SAFETY: `fd` is open (the file owns it); `F_GETFL` only reads flags.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags >= 0 && flags & libc::O_ACCMODE == libc::O_WRONLY {
-        // Never readable: the read fails at once (`EBADF`), as std's does.
-        return file.read(buf);
-    }
-    loop {
-        if gave_up.load(Ordering::Relaxed) {
-            return Ok(0);
-        }
-        let mut poll_fd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: `poll_fd` is one valid `pollfd`, for an open descriptor.
-        match unsafe { libc::poll(&mut poll_fd, 1, READABLE_POLL_MS) } {
-            0 => continue,
-            // Readable: unless the caller gave up meanwhile.
-            n if n > 0 => {
-                if gave_up.load(Ordering::Relaxed) {
-                    return Ok(0);
-                }
-                break;
-            }
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    // The read says what is wrong (or works after all).
-                    break;
-                }
-            }
-        }
-    }
-    file.read(buf)
-}
-
-/// Moves the first bytes of `spare` into `buf`, as many as fit; returns
-/// how many.
-fn take_spare(spare: &Mutex<Vec<u8>>, buf: &mut [u8]) -> usize {
-    let mut spare = spare.lock().unwrap_or_else(PoisonError::into_inner);
-    let n = spare.len().min(buf.len());
-    buf[..n].copy_from_slice(&spare[..n]);
-    spare.drain(..n);
-    n
-}
-
 impl From<std::fs::File> for File {
     /// Hands a std file to the pool: from now on its reads and writes run
     /// there.
@@ -462,7 +364,7 @@ impl From<std::fs::File> for File {
         let pos = file.stream_position().ok();
         File {
             inner: ManuallyDrop::new(blocking::Unblock::new(file)),
-            spare: pos.is_none().then(Arc::default),
+            spare: pos.is_none().then(Spare::default),
             pos,
             cursor: Cursor::At,
             dirty: false,
