@@ -314,8 +314,7 @@ pub fn current_task_id() -> Option<u64> {
 pub(crate) fn mark_notified(bit: u8) {
     if let Some(t) = CURRENT_TASK.with(Cell::get) {
         // SAFETY: see `running_stackful`.
-        let h = &unsafe { t.as_ref() }.header;
-        h.notified.set(h.notified.get() | bit);
+        unsafe { t.as_ref() }.header.mark_notified(bit);
     }
 }
 

@@ -439,17 +439,15 @@ impl Core {
 
     /// Marks the task of key `(index, id)` [`notified`](Header::notified)
     /// at the key's wait depth, and wakes it if it is parked on a waker (a
-    /// future, the blocking pool). Only those parks file keys, so a key
-    /// reaching any other park is for a future whose poll is not parked on
-    /// it (the poll runs, or waits in a wait of its own): waking that park
-    /// would leave it a second wait entry; the mark makes the future be
-    /// polled again once that poll returns `Pending`.
+    /// future, the blocking pool). Only those parks file keys: waking any
+    /// other park would leave it a second wait entry; the mark has the
+    /// future polled again once the poll running (or waiting) returns.
     fn wake_key(&self, index: u32, id: u64) {
         let Some(task) = self.registry.get(index, key_id(id)) else {
             return;
         };
         let h = &task.header;
-        h.notified.set(h.notified.get() | key_depth_bit(id));
+        h.mark_notified(key_depth_bit(id));
         if h.state.get() == TaskState::Parked && h.reason.get().is_some_and(WaitReason::is_external)
         {
             self.make_runnable(task);

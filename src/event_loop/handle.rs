@@ -212,12 +212,10 @@ struct Shared<T> {
 unsafe impl<T: Send> Sync for Shared<T> {}
 
 /// What a waiting handle left, under `Shared::wait`: the waker of its last
-/// poll, or, when that waker is a loop's own for one of its tasks and both
-/// that loop and the remote task's run on this thread, the waiting task's
-/// key with its loop's inbox instead. A clone of such a waker would count
-/// as held outside the waiting loop, and it would never report a deadlock
-/// that nothing on another thread can end (the remote task's loop cannot
-/// run while the waiting one sleeps).
+/// poll, or, when that waker is a task's of a loop of the thread the remote
+/// task's loop runs on, that task's key with its loop's inbox. A clone would
+/// count as held outside the waiting loop, which would then never report a
+/// deadlock that nothing on another thread can end.
 struct Waiting {
     waker: Option<Waker>,
     key: Option<(Arc<Remote>, (u32, u64))>,
@@ -542,21 +540,18 @@ impl<T> Future for RemoteJoinHandle<T> {
         if self.shared.is_finished() {
             return Poll::Ready(self.take());
         }
-        // The remote task's loop on this thread (a loop stays on its
-        // thread), and a waker of a task of a loop of this thread.
+        // The remote task's loop and the waker's on this thread: by key.
         let key = (self.shared.remote.as_ref())
             .filter(|remote| remote.thread_id() == std::thread::current().id())
             .and_then(|_| task_key(cx.waker()));
-        let by_key = key.is_some();
         let old = {
             let mut wait = self.shared.lock();
-            let old_key = std::mem::replace(&mut wait.key, key);
             let old_waker = match &wait.waker {
-                _ if by_key => wait.waker.take(),
+                _ if key.is_some() => wait.waker.take(),
                 Some(w) if w.will_wake(cx.waker()) => None,
                 _ => wait.waker.replace(cx.waker().clone()),
             };
-            let old = (old_waker, old_key);
+            let old = (old_waker, std::mem::replace(&mut wait.key, key));
             // Under the lock, after the waker is stored (see
             // `Shared::finish`): the task's end either sees `WAITING` and
             // takes the waker, or finished before, which is seen here.

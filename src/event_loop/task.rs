@@ -594,6 +594,12 @@ pub(crate) fn key_depth_bit(id: u64) -> u8 {
 }
 
 impl Header {
+    /// Sets the [`notified`](Header::notified) bit `bit`.
+    #[inline]
+    pub(crate) fn mark_notified(&self, bit: u8) {
+        self.notified.set(self.notified.get() | bit);
+    }
+
     /// Takes the [`notified`](Header::notified) bit `bit`: true if it was set.
     #[inline]
     pub(crate) fn take_notified(&self, bit: u8) -> bool {
