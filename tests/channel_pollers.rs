@@ -8,40 +8,13 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use cogen::event_loop::{EventLoop, channel, sleep, spawn, timeout, wait_for};
 
 mod support;
-use support::watchdog;
-
-/// A waker that counts its live instances (clones included) in `live` and
-/// its wake-ups in `woken`.
-struct Counted {
-    live: Arc<AtomicUsize>,
-    woken: Arc<AtomicUsize>,
-}
-
-impl Wake for Counted {
-    fn wake(self: Arc<Self>) {
-        self.woken.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.live.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-fn counted(live: &Arc<AtomicUsize>, woken: &Arc<AtomicUsize>) -> Waker {
-    live.fetch_add(1, Ordering::SeqCst);
-    Waker::from(Arc::new(Counted {
-        live: live.clone(),
-        woken: woken.clone(),
-    }))
-}
+use support::{counted_waker, watchdog};
 
 /// 10,000 `recv_async` futures on an idle channel, each polled once with a
 /// waker of its own and dropped: the channel keeps none of their wakers.
@@ -50,7 +23,7 @@ fn dropped_recv_async_futures_leave_no_waker_behind() {
     let (live, woken) = (Arc::default(), Arc::default());
     let (tx, rx) = channel::<u32>(1);
     for _ in 0..10_000 {
-        let waker = counted(&live, &woken);
+        let waker = counted_waker(&live, &woken);
         let mut fut = pin!(rx.recv_async());
         assert!(
             fut.as_mut()
@@ -60,7 +33,7 @@ fn dropped_recv_async_futures_leave_no_waker_behind() {
     }
     assert_eq!(live.load(Ordering::SeqCst), 0, "wakers still held");
     // One kept: the send wakes it, once.
-    let waker = counted(&live, &woken);
+    let waker = counted_waker(&live, &woken);
     let mut fut = pin!(rx.recv_async());
     assert!(
         fut.as_mut()
@@ -76,7 +49,7 @@ fn dropped_recv_async_futures_leave_no_waker_behind() {
     tx.try_send(4).unwrap();
     assert_eq!(woken.load(Ordering::SeqCst), 1);
     assert_eq!(live.load(Ordering::SeqCst), 0);
-    let waker = counted(&live, &woken);
+    let waker = counted_waker(&live, &woken);
     assert_eq!(
         fut.as_mut().poll(&mut Context::from_waker(&waker)),
         Poll::Ready(Ok(4))
@@ -91,14 +64,14 @@ fn a_recv_async_future_polled_again_keeps_only_its_last_waker() {
     let (first_live, first_woken) = (Arc::default(), Arc::default());
     let (tx, rx) = channel::<u32>(1);
     let mut fut = pin!(rx.recv_async());
-    let first = counted(&first_live, &first_woken);
+    let first = counted_waker(&first_live, &first_woken);
     assert!(
         fut.as_mut()
             .poll(&mut Context::from_waker(&first))
             .is_pending()
     );
     drop(first);
-    let second = counted(&live, &woken);
+    let second = counted_waker(&live, &woken);
     assert!(
         fut.as_mut()
             .poll(&mut Context::from_waker(&second))
@@ -115,7 +88,7 @@ fn a_recv_async_future_polled_again_keeps_only_its_last_waker() {
 fn poll_recv_keeps_one_entry_per_waker() {
     let (live, woken) = (Arc::default(), Arc::default());
     let (tx, rx) = channel::<u32>(1);
-    let waker = counted(&live, &woken);
+    let waker = counted_waker(&live, &woken);
     for _ in 0..1000 {
         assert!(rx.poll_recv(&mut Context::from_waker(&waker)).is_pending());
     }
@@ -201,7 +174,7 @@ fn receives_given_up_in_future_tasks_leave_nothing_behind() {
         let rx = Rc::new(rx);
         for _ in 0..2000 {
             let rx = rx.clone();
-            let waker = counted(&live, &woken);
+            let waker = counted_waker(&live, &woken);
             ev.spawn_future(async move {
                 let mut recv = pin!(rx.recv_async());
                 assert!(

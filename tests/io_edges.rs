@@ -422,6 +422,25 @@ fn shutting_the_read_side_wakes_a_parked_reader() {
     });
 }
 
+/// A connected pair whose cogen end a task of `ev` read until a read took
+/// all there was (a short read: the socket is marked drained in `ev`).
+fn drained_pair(ev: &EventLoop) -> (TcpStream, std::net::TcpStream) {
+    ev.block_on(|| {
+        let (s, mut peer) = tcp_pair();
+        let writer = std::thread::spawn(move || {
+            peer.write_all(b"abc").unwrap();
+            peer
+        });
+        let mut buf = [0u8; 100];
+        let mut n = 0;
+        while n < 3 {
+            n += Read::read(&mut &s, &mut buf[n..]).unwrap();
+        }
+        (s, writer.join().unwrap())
+    })
+    .unwrap()
+}
+
 /// A socket whose last read in its loop took all there was (the loop then
 /// waits for the poller before reading again) is read as a future outside
 /// any loop: the system call decides, and finds the data queued since. It
@@ -433,22 +452,7 @@ fn a_future_read_outside_any_loop_reads_what_came_after_a_drained_read() {
         "a_future_read_outside_any_loop_after_a_drained_read",
         || {
             let ev = EventLoop::new();
-            let (s, mut peer) = ev
-                .block_on(|| {
-                    let (s, mut peer) = tcp_pair();
-                    let writer = std::thread::spawn(move || {
-                        peer.write_all(b"abc").unwrap();
-                        peer
-                    });
-                    let mut buf = [0u8; 100];
-                    // Short: the socket is marked drained.
-                    let mut n = 0;
-                    while n < 3 {
-                        n += Read::read(&mut &s, &mut buf[n..]).unwrap();
-                    }
-                    (s, writer.join().unwrap())
-                })
-                .unwrap();
+            let (s, mut peer) = drained_pair(&ev);
             peer.write_all(b"more").unwrap();
             let mut buf = [0u8; 4];
             futures_lite::future::block_on(AsyncReadExt::read_exact(&mut &s, &mut buf)).unwrap();
@@ -467,21 +471,7 @@ fn a_future_read_outside_any_loop_reads_what_came_after_a_drained_read() {
 fn a_read_in_another_loop_reads_what_came_after_a_drained_read() {
     watchdog("a_read_in_another_loop_after_a_drained_read", || {
         let first = EventLoop::new();
-        let (s, mut peer) = first
-            .block_on(|| {
-                let (s, mut peer) = tcp_pair();
-                let writer = std::thread::spawn(move || {
-                    peer.write_all(b"abc").unwrap();
-                    peer
-                });
-                let mut buf = [0u8; 100];
-                let mut n = 0;
-                while n < 3 {
-                    n += Read::read(&mut &s, &mut buf[n..]).unwrap();
-                }
-                (s, writer.join().unwrap())
-            })
-            .unwrap();
+        let (s, mut peer) = drained_pair(&first);
         peer.write_all(b"more").unwrap();
         let s = Rc::new(s);
         let next = EventLoop::new();

@@ -7,12 +7,12 @@ use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 
 use cogen::event_loop::{EventLoop, TaskStatus, WaitingOn, channel, wait_for, yield_now};
 
 mod support;
-use support::watchdog;
+use support::{counted_waker, watchdog};
 
 /// A stackful task (through `join`) and a future task (through `.await`)
 /// waiting for a task of another loop of their thread: that loop cannot
@@ -100,34 +100,12 @@ fn a_join_given_up_is_not_reported() {
     });
 }
 
-/// A waker that counts its live clones and its wake-ups.
-struct Counted {
-    live: Arc<AtomicUsize>,
-    woken: Arc<AtomicUsize>,
-}
-
-impl Wake for Counted {
-    fn wake(self: Arc<Self>) {
-        self.woken.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.live.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 /// A `JoinHandle` polled with a foreign waker and dropped gives the waker
 /// back at once, not when its task ends.
 #[test]
 fn a_dropped_handle_gives_its_waker_back() {
-    let live = Arc::new(AtomicUsize::new(1));
-    let woken = Arc::new(AtomicUsize::new(0));
-    let waker = Waker::from(Arc::new(Counted {
-        live: live.clone(),
-        woken: woken.clone(),
-    }));
+    let (live, woken) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let waker = counted_waker(&live, &woken);
     let ev = EventLoop::new();
     let (tx, rx) = channel::<u32>(1);
     let mut target = ev.spawn(move || rx.recv().unwrap());

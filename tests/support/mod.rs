@@ -184,3 +184,35 @@ pub fn watchdog<T>(name: &'static str, f: impl FnOnce() -> T) -> T {
     let _done = Done(done);
     f()
 }
+
+/// A waker that counts its live instances (clones included) in `live` and
+/// its wake-ups in `woken`: see [`counted_waker`].
+pub struct CountedWaker {
+    live: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    woken: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl std::task::Wake for CountedWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.woken.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for CountedWaker {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A new [`CountedWaker`]: one more in `live`, and each wake-up one more
+/// in `woken`.
+pub fn counted_waker(
+    live: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    woken: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> std::task::Waker {
+    live.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    std::task::Waker::from(std::sync::Arc::new(CountedWaker {
+        live: live.clone(),
+        woken: woken.clone(),
+    }))
+}
