@@ -17,14 +17,18 @@ pub struct Group<'g, 'c>(pub &'g mut BenchmarkGroup<'c, WallTime>);
 impl Harness for Group<'_, '_> {
     type Timer = Stopwatch;
 
-    fn iter<O, R: FnMut() -> O>(&mut self, id: &str, mut make: impl FnMut() -> R) {
+    fn iter<O, R: FnMut() -> O + 'static>(&mut self, id: &str, mut make: impl FnMut() -> R) {
         // The routine goes to `iter` by value, as a closure written inline
         // would: passed as `&mut R` it was not inlined into criterion's
         // loop (cogen's `switch` measured 3.5 ns instead of 2.5 ns).
         self.0.bench_function(id, |b| b.iter(make()));
     }
 
-    fn iter_timed<R: FnMut(&mut Stopwatch)>(&mut self, id: &str, mut make: impl FnMut() -> R) {
+    fn iter_timed<R: FnMut(&mut Stopwatch) + 'static>(
+        &mut self,
+        id: &str,
+        mut make: impl FnMut() -> R,
+    ) {
         self.0.bench_function(id, |b| {
             let mut routine = make();
             b.iter_custom(|iters| {

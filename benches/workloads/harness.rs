@@ -20,13 +20,19 @@ pub trait Harness {
 
     /// Id `id`: `make()` builds the state, outside the measurement (the
     /// benches call it once per sample), and returns the routine; one call
-    /// of the routine is one iteration, measured whole.
-    fn iter<O, R: FnMut() -> O>(&mut self, id: &str, make: impl FnMut() -> R);
+    /// of the routine is one iteration, measured whole. The routine owns
+    /// its state (`'static`), so that a harness may keep several ids'
+    /// routines at once and alternate them (`paired`).
+    fn iter<O, R: FnMut() -> O + 'static>(&mut self, id: &str, make: impl FnMut() -> R);
 
     /// Id `id` when an iteration has set-up of its own: one call of the
     /// routine is one iteration, of which only the part between
     /// [`Timer::start`] and [`Timer::stop`] is measured.
-    fn iter_timed<R: FnMut(&mut Self::Timer)>(&mut self, id: &str, make: impl FnMut() -> R);
+    fn iter_timed<R: FnMut(&mut Self::Timer) + 'static>(
+        &mut self,
+        id: &str,
+        make: impl FnMut() -> R,
+    );
 
     /// Fewer or longer samples for the ids that follow (criterion's
     /// `sample_size` and `measurement_time`); the counter ignores it.

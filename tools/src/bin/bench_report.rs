@@ -37,6 +37,11 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde_json::Value;
 
+#[path = "../goals.rs"]
+mod goals;
+
+use goals::{GOALS, Measure};
+
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
 /// One benchmark's saved result.
@@ -278,140 +283,6 @@ fn scan_groups(path: &Path, stem: &str, depth: u32, out: &mut BTreeMap<String, S
     }
 }
 
-/// What a goal compares.
-#[derive(Clone, Copy, PartialEq)]
-enum Measure {
-    /// Criterion's median time per operation.
-    Time,
-    /// callgrind's instructions per operation (`op_counts.json`).
-    Instructions,
-}
-
-/// A performance goal of the project: `a`'s measure against the best (the
-/// fastest, or the fewest instructions) of the ids in `b`, compared with
-/// `limit`; with `b` empty, `a`'s instructions against `limit` itself.
-struct Goal {
-    group: &'static str,
-    a: &'static str,
-    b: &'static [&'static str],
-    measure: Measure,
-    /// True: `b / a >= limit` ("a is at least limit× faster than b").
-    /// False: `a / b <= limit` ("a is within limit× of b"), or `a <= limit`
-    /// when `b` is empty.
-    faster: bool,
-    limit: f64,
-}
-
-/// tokio's four variants in the event-loop groups.
-const TOKIO: &[&str] = &["tokio", "tokio_noio", "tokio_local", "tokio_local_noio"];
-
-/// `a` at least `limit` times faster than the fastest of `b`.
-const fn faster(
-    group: &'static str,
-    a: &'static str,
-    b: &'static [&'static str],
-    limit: f64,
-) -> Goal {
-    Goal {
-        group,
-        a,
-        b,
-        measure: Measure::Time,
-        faster: true,
-        limit,
-    }
-}
-
-/// `a`'s time within `limit` times the fastest of `b`'s.
-const fn within(
-    group: &'static str,
-    a: &'static str,
-    b: &'static [&'static str],
-    limit: f64,
-) -> Goal {
-    Goal {
-        group,
-        a,
-        b,
-        measure: Measure::Time,
-        faster: false,
-        limit,
-    }
-}
-
-/// `a`'s instructions within `limit` times the fewest of `b`'s.
-const fn fewer(
-    group: &'static str,
-    a: &'static str,
-    b: &'static [&'static str],
-    limit: f64,
-) -> Goal {
-    Goal {
-        group,
-        a,
-        b,
-        measure: Measure::Instructions,
-        faster: false,
-        limit,
-    }
-}
-
-/// `a`'s instructions at most `limit`.
-const fn at_most(group: &'static str, a: &'static str, limit: f64) -> Goal {
-    Goal {
-        group,
-        a,
-        b: &[],
-        measure: Measure::Instructions,
-        faster: false,
-        limit,
-    }
-}
-
-const GOALS: &[Goal] = &[
-    // Peers (`benches/peers.rs`).
-    faster("peer_switch", "cogen", &["generator_rs"], 4.0),
-    faster("peer_switch", "cogen", &["lua54"], 20.0),
-    within("peer_switch", "cogen_stackless", &["nightly_raw"], 1.2),
-    faster("peer_create", "cogen", &["lua54"], 10.0),
-    faster("peer_create", "cogen", &["generator_rs"], 100.0),
-    within("peer_round_robin", "cogen", &["corosensei"], 1.2),
-    faster("peer_round_robin", "cogen", &["lua54"], 10.0),
-    // The coroutine (`benches/coroutine.rs`).
-    within("switch", "cogen", &["corosensei"], 1.10),
-    at_most("switch", "cogen", 40.0),
-    within("create", "cogen", &["corosensei_reused_stack"], 2.0),
-    fewer("create", "cogen", &["corosensei_reused_stack"], 2.0),
-    faster("create", "cogen", &["corosensei_fresh_stack"], 200.0),
-    within("drop_suspended", "cogen", &["corosensei"], 1.0),
-    // Pipelines (`benches/pipeline.rs`).
-    within("pipeline_3_stages", "cogen_stackless", &["gen_blocks"], 1.2),
-    faster(
-        "pipeline_3_stages",
-        "cogen_stackful",
-        &["mpsc_threads"],
-        10.0,
-    ),
-    within("stackless_switch", "cogen", &["raw_nightly"], 1.10),
-    fewer("pipeline_3_stages", "cogen_stackless", &["gen_blocks"], 1.2),
-    // The event loop (`benches/event_loop.rs`): times against tokio and smol,
-    // instructions against tokio's best variant and smol, and no slower than `may`.
-    faster("channel_ping_pong", "cogen", &["tokio"], 3.0),
-    faster("channel_ping_pong", "cogen", TOKIO, 3.0),
-    faster("spawn_join", "cogen", &["smol"], 1.5),
-    faster("many_tasks", "cogen", &["smol"], 1.5),
-    fewer("channel_ping_pong", "cogen", TOKIO, 0.334),
-    fewer("channel_ping_pong", "cogen", &["smol"], 0.5),
-    fewer("spawn_join", "cogen", TOKIO, 0.334),
-    fewer("spawn_join", "cogen", &["smol"], 0.5),
-    fewer("many_tasks", "cogen", TOKIO, 0.334),
-    fewer("many_tasks", "cogen", &["smol"], 0.5),
-    faster("yield_round_robin", "cogen", &["may"], 1.0),
-    faster("channel_ping_pong", "cogen", &["may"], 1.0),
-    faster("spawn_join", "cogen", &["may"], 1.0),
-    faster("many_tasks", "cogen", &["may"], 1.0),
-];
-
 /// The goals section: each goal with its measured ratio, met or not met.
 fn goals(groups: &BTreeMap<String, Vec<Bench>>, counts: &Counts) -> String {
     let value = |measure: Measure, g: &str, id: &str| match measure {
@@ -423,26 +294,7 @@ fn goals(groups: &BTreeMap<String, Vec<Bench>>, counts: &Counts) -> String {
     };
     let mut s = String::from("\n| goal | measured | |\n|---|---:|---|\n");
     for goal in GOALS {
-        let what = match goal.measure {
-            Measure::Time => "",
-            Measure::Instructions => " (instructions)",
-        };
-        let against = match goal.b {
-            [] => String::new(),
-            [one] => one.to_string(),
-            many => format!("the best of {}", many.join(", ")),
-        };
-        let text = match (goal.faster, goal.b.is_empty()) {
-            (_, true) => format!("`{}`{what}: {} ≤ {}", goal.group, goal.a, goal.limit),
-            (true, false) => format!(
-                "`{}`{what}: {} ≥ {}× faster than {against}",
-                goal.group, goal.a, goal.limit
-            ),
-            (false, false) => format!(
-                "`{}`{what}: {} within {}× of {against}",
-                goal.group, goal.a, goal.limit
-            ),
-        };
+        let text = goal.text();
         let a = value(goal.measure, goal.group, goal.a);
         let b = goal
             .b
@@ -451,13 +303,9 @@ fn goals(groups: &BTreeMap<String, Vec<Bench>>, counts: &Counts) -> String {
             .min_by(f64::total_cmp);
         let (measured, met) = match (a, b) {
             (Some(a), _) if goal.b.is_empty() => (format!("{a:.1}"), a <= goal.limit),
-            (Some(a), Some(b)) if goal.faster => {
-                let r = b / a;
-                (format!("{} faster", fmt_ratio(r)), r >= goal.limit)
-            }
             (Some(a), Some(b)) => {
-                let r = a / b;
-                (format!("{r:.3}×"), r <= goal.limit)
+                let r = goal.ratio(a, b);
+                (goal.fmt_ratio(r), goal.met(r))
             }
             _ => {
                 s.push_str(&format!("| {text} | not measured | |\n"));

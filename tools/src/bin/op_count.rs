@@ -40,146 +40,11 @@ mod peers;
 #[path = "../../../benches/workloads/pipeline.rs"]
 mod pipeline;
 
+#[path = "../groups.rs"]
+mod groups;
+
+use groups::groups;
 use harness::{Harness, Timer};
-
-/// One bench group: where it is declared, how to run it, what one
-/// iteration is, and the two iteration counts to difference.
-struct Group {
-    bench: &'static str,
-    name: &'static str,
-    run: fn(&mut Counter),
-    /// Operations per iteration (tasks, yields, items, ...).
-    ops: u64,
-    /// What one operation is.
-    op: &'static str,
-    n: (u64, u64),
-}
-
-const GROUPS: &[Group] = &[
-    Group {
-        bench: "-",
-        name: "baseline",
-        run: baseline,
-        ops: 1,
-        op: "iteration",
-        n: (100_000, 200_000),
-    },
-    Group {
-        bench: "coroutine",
-        name: "switch",
-        run: coroutine::switch::<Counter>,
-        ops: 1,
-        op: "round trip",
-        n: (100_000, 200_000),
-    },
-    Group {
-        bench: "coroutine",
-        name: "create",
-        run: coroutine::create::<Counter>,
-        ops: 1,
-        op: "coroutine",
-        n: (20_000, 40_000),
-    },
-    Group {
-        bench: "coroutine",
-        name: "drop_suspended",
-        run: coroutine::drop_suspended::<Counter>,
-        ops: 1,
-        op: "drop",
-        n: (10_000, 20_000),
-    },
-    Group {
-        bench: "peers",
-        name: "peer_switch",
-        run: peers::peer_switch::<Counter>,
-        ops: 1,
-        op: "round trip",
-        n: (100_000, 200_000),
-    },
-    Group {
-        bench: "peers",
-        name: "peer_create",
-        run: peers::peer_create::<Counter>,
-        ops: 1,
-        op: "coroutine",
-        n: (10_000, 20_000),
-    },
-    Group {
-        bench: "peers",
-        name: "peer_round_robin",
-        run: peers::peer_round_robin::<Counter>,
-        ops: 1,
-        op: "resume",
-        n: (100_000, 200_000),
-    },
-    Group {
-        bench: "pipeline",
-        name: "pipeline_3_stages",
-        run: pipeline::pipeline_3_stages::<Counter>,
-        ops: pipeline::ITEMS,
-        op: "item",
-        n: (1, 2),
-    },
-    Group {
-        bench: "pipeline",
-        name: "stackless_switch",
-        run: pipeline::nightly::stackless_switch::<Counter>,
-        ops: 1,
-        op: "round trip",
-        n: (100_000, 200_000),
-    },
-    Group {
-        bench: "event_loop",
-        name: "yield_round_robin",
-        run: event_loop::yield_round_robin::<Counter>,
-        ops: 2 * event_loop::YIELDS,
-        op: "yield",
-        n: (2, 4),
-    },
-    Group {
-        bench: "event_loop",
-        name: "channel_ping_pong",
-        run: event_loop::channel_ping_pong::<Counter>,
-        ops: event_loop::ROUND_TRIPS,
-        op: "round trip",
-        n: (2, 4),
-    },
-    Group {
-        bench: "event_loop",
-        name: "spawn_join",
-        run: event_loop::spawn_join::<Counter>,
-        ops: event_loop::SPAWNS,
-        op: "task",
-        n: (20, 40),
-    },
-    Group {
-        bench: "event_loop",
-        name: "many_tasks",
-        run: event_loop::many_tasks::<Counter>,
-        ops: event_loop::MANY * event_loop::MANY_YIELDS,
-        op: "yield",
-        n: (1, 2),
-    },
-    Group {
-        bench: "event_loop",
-        name: "nested_yield",
-        run: event_loop::nested_yield::<Counter>,
-        ops: 2 * event_loop::YIELDS,
-        op: "yield",
-        n: (2, 4),
-    },
-];
-
-/// The loop alone, for each kind of id.
-fn baseline(h: &mut Counter) {
-    h.iter("iter", || || ());
-    h.iter_timed("iter_timed", || {
-        |t: &mut Callgrind| {
-            t.start();
-            t.stop();
-        }
-    });
-}
 
 /// Runs the wanted id `n` times; or, with no id wanted, lists the ids.
 struct Counter {
@@ -201,7 +66,7 @@ impl Counter {
 impl Harness for Counter {
     type Timer = Callgrind;
 
-    fn iter<O, R: FnMut() -> O>(&mut self, id: &str, mut make: impl FnMut() -> R) {
+    fn iter<O, R: FnMut() -> O + 'static>(&mut self, id: &str, mut make: impl FnMut() -> R) {
         if !self.wants(id, "iter") {
             return;
         }
@@ -209,7 +74,11 @@ impl Harness for Counter {
         self.ran = true;
     }
 
-    fn iter_timed<R: FnMut(&mut Callgrind)>(&mut self, id: &str, mut make: impl FnMut() -> R) {
+    fn iter_timed<R: FnMut(&mut Callgrind) + 'static>(
+        &mut self,
+        id: &str,
+        mut make: impl FnMut() -> R,
+    ) {
         if !self.wants(id, "iter_timed") {
             return;
         }
@@ -298,7 +167,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         ["--list"] => {
-            for g in GROUPS {
+            for g in groups::<Counter>() {
                 let mut c = Counter {
                     want: None,
                     n: 0,
@@ -321,7 +190,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         [group, id, n] => {
-            let (Some(g), Ok(n)) = (GROUPS.iter().find(|g| g.name == group), n.parse()) else {
+            let (Some(g), Ok(n)) = (
+                groups::<Counter>().into_iter().find(|g| g.name == group),
+                n.parse(),
+            ) else {
                 eprintln!("{USAGE}");
                 return ExitCode::FAILURE;
             };
