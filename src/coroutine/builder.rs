@@ -47,7 +47,10 @@ impl Builder {
     }
 
     /// The usable stack size in bytes, rounded up to a whole page and to at
-    /// least [`MIN_STACK_SIZE`](crate::stack::MIN_STACK_SIZE).
+    /// least [`MIN_STACK_SIZE`](crate::stack::MIN_STACK_SIZE). The top
+    /// 2 KiB or so are cogen's: its record of the coroutine (80 bytes),
+    /// below an offset of up to 1,984 bytes that spreads parked stacks over
+    /// the cache; the rest is the body's.
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = bytes;
         self

@@ -64,29 +64,36 @@ impl StackBounds {
 
 /// How many cache lines apart the stacks' tops are spread (see
 /// [`colored_top`]).
-const COLORS: usize = 4;
+const COLORS: usize = 32;
 
 /// Where a stack whose mapping ends at `top` begins to be used: up to
-/// `COLORS - 1` cache lines (192 bytes) below the top, by the top's page
-/// number.
+/// `COLORS - 1` cache lines (1,984 bytes) below the top, by the top's page
+/// number. The hot data of a parked coroutine stays within the top page.
 ///
 /// Every mapping ends on a page boundary, and a parked coroutine's hot data
 /// (its `Meta`, corosensei's link, the frame it suspended in) lies at the
 /// same distance below its stack's top in every coroutine. Without this
 /// offset, a round robin suspends one coroutine by storing to its stack and
 /// resumes the next by loading from the same offset in another page, which
-/// the CPU takes for a dependency (the low 12 bits match) and waits on; and
+/// some CPUs take for a dependency (the low 12 bits match) and wait on; and
 /// all of them share the same few cache sets, which those bits pick.
-/// Measured over 1,000 / 10,000 / 30,000 coroutines (default stacks), ns
-/// per resume: no offset 5.8 / 6.8 / 16.6, 2 colors 2.2 / 6.9 / 13.5,
-/// 4 colors 2.3 / 7.0 / 11.4, 8 colors 2.2 / 7.1 / 9.3, 16 colors
-/// 2.2 / 7.6 / 8.2. More colors help the largest rings but cost the middle
-/// ones (the hot lines then spread over the whole L2 and crowd out the page
-/// table entries every resume's TLB miss walks): 4 keeps 10,000 within a
-/// few percent. Consecutive mappings of the same size are a whole number of
-/// pages apart, so their page numbers, and their offsets, differ. A pure
-/// function of the address, so that whoever finds a stack by its bounds
-/// finds its `Meta`.
+///
+/// How many colors is a trade between CPUs. Measured on a Zen 5 host over
+/// 1,000 / 10,000 / 30,000 coroutines (default stacks), ns per resume: no
+/// offset 5.8 / 6.8 / 16.6, 2 colors 2.2 / 6.9 / 13.5, 4 colors
+/// 2.3 / 7.0 / 11.4, 8 colors 2.2 / 7.1 / 9.3, 16 colors 2.2 / 7.6 / 8.2.
+/// On a Zen 3 host the same rings ran 17–23 / 27–32 / 161–185 with no
+/// offset, 18–24 / 43–184 / 242–278 with 4 colors, 41–65 / 94–265 /
+/// 515–548 with 2, 11–14 / 29–34 / 178–195 with 16, and 9–15 / 26–30 /
+/// 120–193 with 32 (runs of the two builds alternated): few colors, and 2
+/// or 4 above all, are slow there at every size. 32 is the fastest there
+/// and within 10 % of the best on the Zen 5 host, where more colors cost
+/// the 10,000 ring a little (the hot lines then spread over more of the
+/// L2) and help the 30,000 one. Consecutive mappings of the same size are a
+/// whole number of pages apart (the default stack and its guard 257 pages,
+/// the smallest 9), so their page numbers, and their offsets, differ. A
+/// pure function of the address, so that whoever finds a stack by its
+/// bounds finds its `Meta`.
 #[inline]
 pub(crate) fn colored_top(top: usize) -> usize {
     top - ((top / 4096) % COLORS) * 64
