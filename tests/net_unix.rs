@@ -168,6 +168,110 @@ fn connect_reports_a_missing_socket_and_bind_an_existing_path() {
     std::fs::remove_file(&path).unwrap();
 }
 
+/// A listener on `path` with the smallest backlog the kernel allows (one
+/// connection waiting to be accepted; std's `bind` asks for many more).
+fn listener_with_a_tiny_backlog(path: &std::path::Path) -> std::os::unix::net::UnixListener {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: plain system calls on a socket this function owns; the
+    // address is a zeroed `sockaddr_un` with the path copied into it
+    // (shorter than `sun_path`, checked).
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", io::Error::last_os_error());
+        let listener = std::os::unix::net::UnixListener::from_raw_fd(fd);
+        let mut addr: libc::sockaddr_un = std::mem::zeroed();
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        let bytes = path.as_os_str().as_bytes();
+        assert!(bytes.len() < addr.sun_path.len());
+        for (dst, &src) in addr.sun_path.iter_mut().zip(bytes) {
+            *dst = src as libc::c_char;
+        }
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        let bound = libc::bind(fd, (&raw const addr).cast(), len);
+        assert_eq!(bound, 0, "bind: {}", io::Error::last_os_error());
+        assert_eq!(
+            libc::listen(fd, 0),
+            0,
+            "listen: {}",
+            io::Error::last_os_error()
+        );
+        listener
+    }
+}
+
+#[test]
+fn connect_waits_for_room_in_a_full_backlog() {
+    let path = socket_path("full-backlog.sock");
+    let listener = listener_with_a_tiny_backlog(&path);
+    // Fill the backlog: non-blocking connects until the kernel says
+    // "try again" (what a Unix socket's connect says for a full backlog).
+    let mut queued = Vec::new();
+    let full = loop {
+        match mio::net::UnixStream::connect(&path) {
+            Ok(s) => queued.push(s),
+            Err(e) => break e,
+        }
+        assert!(queued.len() < 1000, "the backlog never filled");
+    };
+    assert_eq!(full.kind(), io::ErrorKind::WouldBlock);
+    let listener = UnixListener::try_from(listener).unwrap();
+    let p = path.clone();
+    let (got, accepted_before) = EventLoop::new()
+        .block_on(move || {
+            let client = spawn(move || {
+                let mut s = UnixStream::connect(&p)?;
+                s.write_all(b"made it")?;
+                io::Result::Ok(())
+            });
+            // The client finds the backlog full and waits; make room after
+            // it has tried a few times.
+            cogen::event_loop::sleep(std::time::Duration::from_millis(30));
+            let accepted_before = client.is_finished();
+            for _ in 0..queued.len() {
+                listener.accept().unwrap();
+            }
+            drop(queued);
+            // The client connects into the room made, writes and ends.
+            client.join().unwrap().unwrap();
+            let (mut server, _) = listener.accept().unwrap();
+            let mut got = String::new();
+            server.read_to_string(&mut got).unwrap();
+            (got, accepted_before)
+        })
+        .unwrap();
+    assert!(
+        !accepted_before,
+        "the client connected while the backlog was full"
+    );
+    assert_eq!(got, "made it");
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn a_connect_waiting_for_room_is_bounded_by_a_timeout() {
+    use cogen::event_loop::timeout;
+    use std::time::Duration;
+
+    let path = socket_path("full-backlog-timeout.sock");
+    let _listener = listener_with_a_tiny_backlog(&path);
+    let mut queued = Vec::new();
+    while let Ok(s) = mio::net::UnixStream::connect(&path) {
+        queued.push(s);
+        assert!(queued.len() < 1000, "the backlog never filled");
+    }
+    let p = path.clone();
+    let outcome = EventLoop::new()
+        .block_on(move || timeout(Duration::from_millis(40), || UnixStream::connect(&p)).is_err())
+        .unwrap();
+    assert!(
+        outcome,
+        "the connect returned although the backlog stayed full"
+    );
+    drop(queued);
+    std::fs::remove_file(&path).unwrap();
+}
+
 #[test]
 fn a_unix_socket_outlives_its_loop_and_waits_in_the_next_one() {
     let (a, b) = UnixStream::pair().unwrap();

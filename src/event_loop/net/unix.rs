@@ -9,6 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use super::super::reactor::Direction;
 use super::source::{NO_HINT, Sealed, Source, Target};
@@ -165,10 +166,15 @@ impl UnixStream {
     /// Connects to the socket at `path`; the task parks if the connection
     /// has to wait to be set up.
     ///
+    /// A listener whose backlog is full is waited for, as std's blocking
+    /// connect waits: the kernel has no readiness to report for that (a Unix
+    /// socket's connect fails at once with `EAGAIN`), so the task sleeps
+    /// and tries again, after 1 ms, then twice as long each time up to
+    /// 50 ms. A [`timeout`](crate::event_loop::timeout()) around it bounds
+    /// the wait, and a cancellation ends it.
+    ///
     /// # Errors
-    /// As `connect(2)`; a listener whose backlog is full makes it fail
-    /// with [`WouldBlock`](io::ErrorKind::WouldBlock) (a Unix socket's
-    /// connect cannot wait for room), as in tokio.
+    /// As `connect(2)`.
     ///
     /// # Panics
     /// Outside a stackful task.
@@ -176,7 +182,16 @@ impl UnixStream {
     pub fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         const WHAT: &str = "net::UnixStream::connect";
         super::super::context::running_stackful(WHAT);
-        let stream: std::os::unix::net::UnixStream = mio::net::UnixStream::connect(path)?.into();
+        let mut pause = Duration::from_millis(1);
+        let stream: std::os::unix::net::UnixStream = loop {
+            match mio::net::UnixStream::connect(path.as_ref()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    super::super::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                connected => break connected?.into(),
+            }
+        };
         let stream = UnixStream {
             source: Source::new(stream),
         };
