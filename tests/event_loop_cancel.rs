@@ -305,3 +305,71 @@ fn a_task_asking_its_own_handle_from_a_destructor_while_cancelled_is_told_it_was
         }
     }
 }
+
+/// Waits from its destructor on each kind of channel end it holds: sends on
+/// full channels, receives on empty ones, and records what each answered.
+struct Farewell {
+    tx: cogen::event_loop::Sender<u32>,
+    rx: cogen::event_loop::Receiver<u32>,
+    sync_tx: cogen::event_loop::SyncSender<u32>,
+    sync_rx: cogen::event_loop::SyncReceiver<u32>,
+    seen: Rc<RefCell<Vec<String>>>,
+}
+
+impl Drop for Farewell {
+    fn drop(&mut self) {
+        let mut seen = self.seen.borrow_mut();
+        seen.push(format!(
+            "send {:?}",
+            self.tx.send(7).map_err(|e| e.into_inner())
+        ));
+        seen.push(format!("recv {:?}", self.rx.recv()));
+        let timed = self
+            .tx
+            .send_timeout(8, LONG)
+            .map_err(|e| (e.is_timeout(), e.into_inner()));
+        seen.push(format!("send_timeout {timed:?}"));
+        seen.push(format!("recv_timeout {:?}", self.rx.recv_timeout(LONG)));
+        let sync = self.sync_tx.send(9).map_err(|e| e.into_inner());
+        seen.push(format!("sync send {sync:?}"));
+        seen.push(format!("sync recv {:?}", self.sync_rx.recv()));
+    }
+}
+
+#[test]
+fn channel_waits_in_a_cancelled_tasks_destructor_fail_instead_of_aborting() {
+    let (tx, _full) = channel::<u32>(1);
+    tx.try_send(0).unwrap();
+    let (_empty, rx) = channel::<u32>(1);
+    let (sync_tx, _sync_full) = cogen::event_loop::sync_channel::<u32>(1);
+    sync_tx.try_send(0).unwrap();
+    let (_sync_empty, sync_rx) = cogen::event_loop::sync_channel::<u32>(1);
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let farewell = Farewell {
+        tx,
+        rx,
+        sync_tx,
+        sync_rx,
+        seen: seen.clone(),
+    };
+    let ev = EventLoop::new();
+    let victim = ev.spawn(move || {
+        let _farewell = farewell;
+        sleep(LONG);
+    });
+    assert!(ev.try_tick()); // it runs and parks
+    victim.cancel_handle().cancel();
+    ev.run().unwrap();
+    assert!(victim.join().unwrap_err().is_cancelled());
+    assert_eq!(
+        *seen.borrow(),
+        [
+            "send Err(7)",
+            "recv Err(RecvError)",
+            "send_timeout Err((true, 8))",
+            "recv_timeout Err(Timeout)",
+            "sync send Err(9)",
+            "sync recv Err(RecvError)",
+        ]
+    );
+}

@@ -36,7 +36,7 @@ use std::fmt;
 use std::ptr::NonNull;
 use std::rc::Rc;
 
-use super::context::{current_task_addr, park_thin};
+use super::context::{cancelled_here, current_task_addr, park_thin};
 use super::core::{make_runnable_thin, wake};
 use super::error::{RecvError, SendError, TryRecvError, TrySendError};
 use super::ring::Ring;
@@ -390,10 +390,14 @@ pub struct Sender<T> {
 impl<T> Sender<T> {
     /// Sends `value`, parking the running task while the channel is full.
     ///
-    /// Fails (handing `value` back) once the channel is closed.
+    /// Fails (handing `value` back) once the channel is closed, and when it
+    /// would have to wait in a destructor that its task's cancellation runs:
+    /// a cancelled task cannot wait, and a panic there would abort the
+    /// process.
     ///
     /// # Panics
-    /// If it would have to wait outside a stackful task.
+    /// If it would have to wait outside a stackful task (and not in its
+    /// cancellation).
     // Always inlined into the task's code, like the waiting fast paths of
     // `core/run.rs`: a call here cost 17 instructions per send.
     #[inline(always)]
@@ -404,6 +408,9 @@ impl<T> Sender<T> {
                 Ok(()) => return Ok(()),
                 Err(TrySendError::Closed(v)) => return Err(SendError(v)),
                 Err(TrySendError::Full(v)) => value = v,
+            }
+            if cancelled_here() {
+                return Err(SendError(value));
             }
             let chan = &*self.chan;
             let guard = Leave {
@@ -517,10 +524,13 @@ pub struct Receiver<T> {
 
 impl<T> Receiver<T> {
     /// Receives the next message, parking the running task while the
-    /// channel is empty. Fails once the channel is closed and drained.
+    /// channel is empty. Fails once the channel is closed and drained, and
+    /// when it would have to wait in a destructor that its task's
+    /// cancellation runs (see [`Sender::send`]).
     ///
     /// # Panics
-    /// If it would have to wait outside a stackful task.
+    /// If it would have to wait outside a stackful task (and not in its
+    /// cancellation).
     #[inline]
     #[track_caller]
     pub fn recv(&self) -> Result<T, RecvError> {
@@ -529,6 +539,9 @@ impl<T> Receiver<T> {
                 Ok(v) => return Ok(v),
                 Err(TryRecvError::Closed) => return Err(RecvError),
                 Err(TryRecvError::Empty) => {}
+            }
+            if cancelled_here() {
+                return Err(RecvError);
             }
             let chan = &*self.chan;
             let guard = Leave {

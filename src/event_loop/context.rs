@@ -106,6 +106,22 @@ pub(crate) fn can_wait() -> bool {
     !CURRENT_CX.with(Cell::get).is_null()
 }
 
+/// True where a wait that has an error to give (a channel's `send` or
+/// `recv`) should give it instead of parking: in a destructor that its
+/// task's cancellation runs. Nothing can wait there, and the panic that
+/// says so would abort the process (the thread is unwinding). The test of
+/// CURRENT_CX is the one the park itself makes next; the rest is cold.
+#[inline(always)]
+pub(crate) fn cancelled_here() -> bool {
+    CURRENT_CX.with(Cell::get).is_null() && being_cancelled_cold()
+}
+
+#[cold]
+#[inline(never)]
+fn being_cancelled_cold() -> bool {
+    being_cancelled()
+}
+
 /// True in a destructor that a task's cancellation runs: a task is
 /// current, but nothing of it runs as a coroutine, so nothing can wait.
 pub(crate) fn being_cancelled() -> bool {

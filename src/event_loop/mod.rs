@@ -191,7 +191,12 @@
 //! finished task does nothing, and it may be called from a destructor
 //! during a cancellation. Dropping a `JoinHandle` detaches the task.
 //! Dropping the [`EventLoop`] cancels every unfinished task the same way.
-//! Destructors that run during a cancellation must not wait.
+//! Destructors that run during a cancellation cannot wait: a channel's
+//! `send` or `recv` that would have to wait there fails instead (the value
+//! handed back, as if the channel were closed; the timed forms time out at
+//! once), and any other wait panics, which aborts the process there (the
+//! thread is unwinding). Send with `try_send`, or through a channel with
+//! room, in such destructors.
 //!
 //! A wait that ends without its event — cancelled, timed out, or not
 //! chosen by a [`Select`] — leaves nothing behind: its task is taken out

@@ -23,6 +23,7 @@
 use std::fmt;
 use std::future::Future;
 
+use super::context::being_cancelled;
 use super::current::CURRENT_TASK;
 use super::error::{RecvError, SendError, TryRecvError, TrySendError};
 use super::wait_for::wait_for;
@@ -80,7 +81,9 @@ fn in_task() -> bool {
 impl<T> SyncSender<T> {
     /// Sends `value`, waiting while the channel is full (see
     /// [`sync_channel`]). Fails, handing the value back, if the channel is
-    /// closed.
+    /// closed, and when it would have to wait in a destructor that its
+    /// task's cancellation runs (nothing can wait there, and a panic would
+    /// abort the process).
     ///
     /// # Panics
     /// Inside a future or stackless task, where it could not wait (use
@@ -92,6 +95,10 @@ impl<T> SyncSender<T> {
         match self.0.try_send(value) {
             Ok(()) => Ok(()),
             Err(async_channel::TrySendError::Closed(v)) => Err(SendError(v)),
+            // See the loop's own `Sender::send`.
+            Err(async_channel::TrySendError::Full(v)) if in_task() && being_cancelled() => {
+                Err(SendError(v))
+            }
             Err(async_channel::TrySendError::Full(v)) if in_task() => {
                 wait_for(self.0.send(v)).map_err(|e| SendError(e.into_inner()))
             }
@@ -119,7 +126,9 @@ impl<T> SyncSender<T> {
 
 impl<T> SyncReceiver<T> {
     /// Receives a value, waiting while the channel is empty (see
-    /// [`sync_channel`]). Fails once the channel is closed and empty.
+    /// [`sync_channel`]). Fails once the channel is closed and empty, and
+    /// when it would have to wait in a destructor that its task's
+    /// cancellation runs.
     ///
     /// # Panics
     /// Inside a future or stackless task, where it could not wait (use
@@ -131,6 +140,9 @@ impl<T> SyncReceiver<T> {
         match self.0.try_recv() {
             Ok(v) => Ok(v),
             Err(async_channel::TryRecvError::Closed) => Err(RecvError),
+            Err(async_channel::TryRecvError::Empty) if in_task() && being_cancelled() => {
+                Err(RecvError)
+            }
             Err(async_channel::TryRecvError::Empty) if in_task() => {
                 wait_for(self.0.recv()).map_err(|_| RecvError)
             }

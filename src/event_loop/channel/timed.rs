@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::super::context::{current_task_addr, park};
+use super::super::context::{cancelled_here, current_task_addr, park};
 use super::super::error::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 use super::super::task::WaitReason;
 use super::super::timer::deadline_after;
@@ -41,8 +41,9 @@ impl<T> Sender<T> {
     ///
     /// Fails, handing `value` back, once the channel is closed
     /// ([`SendTimeoutError::Closed`]) or when there was no room in time
-    /// ([`SendTimeoutError::Timeout`]). With room there now it sends
-    /// without reading the clock; a zero `timeout` is a
+    /// ([`SendTimeoutError::Timeout`]), at once in a destructor that its
+    /// task's cancellation runs (see [`send`](Sender::send)). With room
+    /// there now it sends without reading the clock; a zero `timeout` is a
     /// [`try_send`](Sender::try_send) with this error type.
     ///
     /// ```
@@ -89,7 +90,9 @@ impl<T> Sender<T> {
                 Err(TrySendError::Closed(v)) => return Err(SendTimeoutError::Closed(v)),
                 Err(TrySendError::Full(v)) => value = v,
             }
-            if Instant::now() >= deadline {
+            // In its task's cancellation nothing can wait: as if the time
+            // were up (see `Sender::send`).
+            if cancelled_here() || Instant::now() >= deadline {
                 return Err(SendTimeoutError::Timeout(value));
             }
             self.chan
@@ -104,7 +107,8 @@ impl<T> Receiver<T> {
     ///
     /// Fails once the channel is closed and drained
     /// ([`RecvTimeoutError::Closed`]), or when no message came in time
-    /// ([`RecvTimeoutError::Timeout`]). A message already there is taken
+    /// ([`RecvTimeoutError::Timeout`]), at once in a destructor that its
+    /// task's cancellation runs. A message already there is taken
     /// without reading the clock; a zero `timeout` is a
     /// [`try_recv`](Receiver::try_recv) with this error type.
     ///
@@ -150,7 +154,7 @@ impl<T> Receiver<T> {
                 Err(TryRecvError::Closed) => return Err(RecvTimeoutError::Closed),
                 Err(TryRecvError::Empty) => {}
             }
-            if Instant::now() >= deadline {
+            if cancelled_here() || Instant::now() >= deadline {
                 return Err(RecvTimeoutError::Timeout);
             }
             self.chan
