@@ -69,6 +69,33 @@ fn a_minimum_size_coroutine_can_be_closed_while_suspended() {
     }
 }
 
+/// Each stack's frames begin a few cache lines below its top, by its
+/// address (up to 192 bytes for the smallest stack), so a test on one
+/// stack checks one offset: sixteen live ones cover every offset of the
+/// smallest stack, each panicking and unwinding, and each dropped while
+/// suspended.
+#[test]
+fn minimum_size_coroutines_at_every_offset_can_panic_and_be_dropped() {
+    let drops = DropCounter::new();
+    let mut panicking: Vec<_> = (0..16).map(|_| small(MIN_STACK_SIZE, &drops)).collect();
+    let mut suspended: Vec<_> = (0..16).map(|_| small(MIN_STACK_SIZE, &drops)).collect();
+    for co in panicking.iter_mut().chain(&mut suspended) {
+        co.resume(false).unwrap();
+    }
+    for co in &mut panicking {
+        let err = co.resume(true).unwrap_err();
+        assert!(
+            err.panic()
+                .unwrap()
+                .message()
+                .starts_with("panic at depth 0")
+        );
+    }
+    assert_eq!(drops.count(), 16 * 9);
+    drop(suspended);
+    assert_eq!(drops.count(), 32 * 9);
+}
+
 #[test]
 fn a_minimum_size_coroutine_can_panic() {
     for size in SMALL_SIZES {

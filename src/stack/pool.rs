@@ -29,7 +29,7 @@ use super::{DEFAULT_POOL_CAPACITY, DEFAULT_STACK_SIZE, StackError};
 struct Node {
     /// Owned for its destructor, which unmaps the stack.
     _stack: MappedStack,
-    /// Where its frames begin, `colored_top(stack.top())`, and
+    /// Where its frames begin, `colored_top(stack.top(), stack.limit())`, and
     /// `stack.limit()`: computed once, when the stack is mapped, rather than
     /// each time it is taken from the pool.
     base: StackPointer,
@@ -415,10 +415,11 @@ impl PooledStack {
         MappedStack::new(size)
             .map(|stack| {
                 // SAFETY: a mapping's limit is not zero, and its colored top
-                // is at most 3 cache lines below its top, far above its limit.
+                // is at most 31 cache lines below its top (a 128th of the
+                // mapping at most), far above its limit.
                 let (base, limit) = unsafe {
                     (
-                        StackPointer::new_unchecked(super::colored_top(stack.top())),
+                        StackPointer::new_unchecked(super::colored_top(stack.top(), stack.limit())),
                         StackPointer::new_unchecked(stack.limit()),
                     )
                 };

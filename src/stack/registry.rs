@@ -58,17 +58,21 @@ impl StackBounds {
     /// top.
     #[inline]
     pub(crate) fn colored_top(&self) -> usize {
-        colored_top(self.top)
+        colored_top(self.top, self.limit)
     }
 }
 
-/// How many cache lines apart the stacks' tops are spread (see
-/// [`colored_top`]).
+/// How many cache lines apart the tops of stacks of 256 KiB and more are
+/// spread (see [`colored_top`]); smaller stacks use fewer.
 const COLORS: usize = 32;
 
-/// Where a stack whose mapping ends at `top` begins to be used: up to
-/// `COLORS - 1` cache lines (1,984 bytes) below the top, by the top's page
-/// number. The hot data of a parked coroutine stays within the top page.
+/// Where a stack whose mapping spans `limit..top` (guard page included)
+/// begins to be used: up to `COLORS - 1` cache lines (1,984 bytes) below
+/// the top, by the top's page number, in a stack of 256 KiB or more; in a
+/// smaller one up to a 128th of the mapping, rounded down to a power of
+/// two number of lines (4 colors, 192 bytes, for the smallest stack: its
+/// room for a panic is measured with that, in `tests/stack.rs`). The hot
+/// data of a parked coroutine stays within the top page.
 ///
 /// Every mapping ends on a page boundary, and a parked coroutine's hot data
 /// (its `Meta`, corosensei's link, the frame it suspended in) lies at the
@@ -89,14 +93,22 @@ const COLORS: usize = 32;
 /// or 4 above all, are slow there at every size. 32 is the fastest there
 /// and within 10 % of the best on the Zen 5 host, where more colors cost
 /// the 10,000 ring a little (the hot lines then spread over more of the
-/// L2) and help the 30,000 one. Consecutive mappings of the same size are a
-/// whole number of pages apart (the default stack and its guard 257 pages,
-/// the smallest 9), so their page numbers, and their offsets, differ. A
-/// pure function of the address, so that whoever finds a stack by its
-/// bounds finds its `Meta`.
+/// L2) and help the 30,000 one. (The smallest stacks ran about as fast
+/// with 4, 8 or 32 colors on the Zen 3 host.) Consecutive mappings of the
+/// same size are a whole number of pages apart (the default stack and its
+/// guard 257 pages, the smallest 9), so their page numbers, and their
+/// offsets, differ. A pure function of the mapping, so that whoever finds
+/// a stack by its bounds finds its `Meta`.
 #[inline]
-pub(crate) fn colored_top(top: usize) -> usize {
-    top - ((top / 4096) % COLORS) * 64
+pub(crate) fn colored_top(top: usize, limit: usize) -> usize {
+    top - ((top / 4096) % colors(top - limit)) * 64
+}
+
+/// The number of colors of a mapping of `bytes`: a power of two from 1 to
+/// [`COLORS`], at most a 128th of the mapping in cache lines.
+#[inline]
+fn colors(bytes: usize) -> usize {
+    1 << (bytes / 8192).clamp(1, COLORS).ilog2()
 }
 
 /// This thread's registry, unless it has none or is changing it.
@@ -319,18 +331,26 @@ mod tests {
 
     #[test]
     fn colored_tops_spread_over_every_color_and_stay_aligned_and_close() {
-        // Tops 1 MiB and a guard page apart, as the default stacks are
-        // mapped, and 32 KiB and a guard page apart, as the smallest.
-        for stride in [(1 << 20) + 4096, (32 << 10) + 4096] {
+        // Mappings (guard page included) of the default stack, of the
+        // smallest, and of sizes between, laid out as the pool maps them:
+        // a mapping and nothing else between consecutive tops.
+        for (mapping, colors) in [
+            ((1 << 20) + 4096, COLORS),
+            ((32 << 10) + 4096, 4),
+            ((64 << 10) + 4096, 8),
+            ((128 << 10) + 4096, 16),
+            ((256 << 10) + 4096, 32),
+        ] {
             let mut seen = std::collections::BTreeSet::new();
-            for i in 0..COLORS {
-                let top = 0x7f00_0000_0000 + i * stride;
-                let colored = colored_top(top);
-                assert!(colored <= top && top - colored < COLORS * 64);
+            for i in 0..colors {
+                let top = 0x7f00_0000_0000 + i * mapping;
+                let colored = colored_top(top, top - mapping);
+                assert!(colored <= top && top - colored < colors * 64);
+                assert!(top - colored <= mapping / 128);
                 assert_eq!(colored % 64, 0);
                 seen.insert(colored % 4096);
             }
-            assert_eq!(seen.len(), COLORS, "stride {stride}");
+            assert_eq!(seen.len(), colors, "mapping {mapping}");
         }
     }
 

@@ -171,7 +171,12 @@ impl UnixStream {
     /// socket's connect fails at once with `EAGAIN`), so the task sleeps
     /// and tries again, after 1 ms, then twice as long each time up to
     /// 50 ms. A [`timeout`](crate::event_loop::timeout()) around it bounds
-    /// the wait, and a cancellation ends it.
+    /// the wait, and a cancellation ends it. The loop sees a sleeping task,
+    /// not a stuck one: a listener whose owner waits for this task before
+    /// it accepts is a deadlock that is not reported (the loop wakes 20
+    /// times a second for ever), where it used to fail at once with
+    /// [`WouldBlock`](io::ErrorKind::WouldBlock). Bound such connects with
+    /// a `timeout`.
     ///
     /// # Errors
     /// As `connect(2)`.
