@@ -4,12 +4,12 @@
 // Shared by every bench and the counter: each uses only part of it.
 #![allow(dead_code)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::BenchmarkGroup;
 use criterion::measurement::WallTime;
 
-use crate::harness::{Harness, Timer};
+use crate::harness::{Harness, Stopwatch};
 
 /// A criterion benchmark group as a [`Harness`].
 pub struct Group<'g, 'c>(pub &'g mut BenchmarkGroup<'c, WallTime>);
@@ -44,26 +44,5 @@ impl Harness for Group<'_, '_> {
     fn long_samples(&mut self, sample_size: usize, measurement: Duration) {
         self.0.sample_size(sample_size);
         self.0.measurement_time(measurement);
-    }
-}
-
-/// Adds up the time between each `start` and `stop`.
-#[derive(Default)]
-pub struct Stopwatch {
-    started: Option<Instant>,
-    total: Duration,
-}
-
-impl Timer for Stopwatch {
-    #[inline(always)]
-    fn start(&mut self) {
-        self.started = Some(Instant::now());
-    }
-
-    #[inline(always)]
-    fn stop(&mut self) {
-        if let Some(t) = self.started.take() {
-            self.total += t.elapsed();
-        }
     }
 }

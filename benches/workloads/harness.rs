@@ -11,7 +11,7 @@
 // Shared by every bench and the counter: each uses only part of it.
 #![allow(dead_code)]
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Runs the ids of one bench group.
 pub trait Harness {
@@ -45,4 +45,26 @@ pub trait Timer {
     fn start(&mut self);
     /// The measured part ends.
     fn stop(&mut self);
+}
+
+/// Adds up the time between each `start` and `stop`.
+#[derive(Default)]
+pub struct Stopwatch {
+    started: Option<Instant>,
+    /// The time measured so far.
+    pub total: Duration,
+}
+
+impl Timer for Stopwatch {
+    #[inline(always)]
+    fn start(&mut self) {
+        self.started = Some(Instant::now());
+    }
+
+    #[inline(always)]
+    fn stop(&mut self) {
+        if let Some(t) = self.started.take() {
+            self.total += t.elapsed();
+        }
+    }
 }

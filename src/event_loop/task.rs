@@ -1,5 +1,6 @@
-//! The task: its one allocation, the header the scheduler reads, its states,
-//! the body trait each kind of task implements, and the result cell.
+//! The task: its one allocation, the header the scheduler reads, its states
+//! and the body trait each kind of task implements (the result cell and the
+//! wake-up keys are in `task/`).
 //!
 //! # Layout
 //!
@@ -15,18 +16,15 @@
 //!
 //! ## Memory
 //!
-//! A million parked stackless tasks must fit in about 128 bytes each, so
-//! every per-task byte counts (`tools`' `event_loop_memory` measures it). The
-//! sizes below are checked by `const` assertions in this file: the header
-//! is 48 bytes, a [`ThinTask`] 8. What makes it fit: the rare name and
-//! joiner share one lazily allocated box ([`Header::name`]); a body can keep
-//! two bytes of its own state in the header's padding
-//! ([`Header::body_byte`], [`Header::body_byte2`]), and the padding's
-//! last byte says where the task's memory goes back to
-//! ([`Header::block_class`]); collections with an
-//! entry per task hold a [`ThinTask`] (8 bytes) rather than a [`TaskRef`]
-//! (16: its vtable pointer), the header knowing how to make the full
-//! pointer again.
+//! A million parked stackless tasks must fit in about 128 bytes each
+//! (`tools`' `event_loop_memory` measures it); `const` assertions here keep
+//! the header at 48 bytes and a [`ThinTask`] at 8. The rare name and joiner
+//! share one lazily allocated box ([`Header::name`]); a body keeps two
+//! bytes of state in the header's padding ([`Header::body_byte`],
+//! [`Header::body_byte2`]), whose last byte says where the task's memory
+//! goes back to ([`Header::block_class`]); collections with an entry per
+//! task hold a [`ThinTask`] (8 bytes, the header knowing how to make the
+//! full pointer again) rather than a [`TaskRef`] (16).
 //!
 //! ## States
 //!
@@ -43,21 +41,14 @@
 //! channel entry of a task that was woken by something else) are ignored
 //! and a wake-one never gets lost on them.
 //!
-//! A future's waker wakes by key (slot and id, no park number), and may be
-//! woken during the very poll that filed it, or while that poll waits: a
-//! wake-up by key sets a bit of [`Header::notified`], and the poll's
-//! `Pending` then queues the task again, as any executor polls such a
-//! future again. A key names the depth of the poll it is for (a future
-//! task's poll is 0, a `wait_for` one more than the `wait_for` whose poll
-//! it runs in), so a wait nested in a poll neither takes nor hides the
-//! wake-ups of the poll around it.
+//! A future's waker wakes by key, not by park number: see `task/wake_key.rs`.
 //!
 //! The header names its loop's `Core` (a `Weak`, so that wake-ups from
 //! outside `run` find their queue): the one reference from this file up to
 //! the scheduler, a type only; nothing here calls into it.
 
 use std::borrow::Cow;
-use std::cell::{Cell, OnceCell, RefCell, UnsafeCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::mem::{ManuallyDrop, size_of};
 use std::panic::AssertUnwindSafe;
 use std::ptr::NonNull;
@@ -66,7 +57,12 @@ use std::rc::{Rc, Weak};
 use crate::error::Panic;
 
 use super::core::Core;
-use super::error::JoinError;
+
+mod result;
+mod wake_key;
+
+pub(crate) use result::ResultCell;
+pub(crate) use wake_key::{depth_bit, depth_key, key_depth_bit, key_id};
 
 /// A task, type-erased: what the run queue, wait lists and handles hold.
 pub(crate) type TaskRef = Rc<Task<dyn TaskBody>>;
@@ -564,51 +560,6 @@ pub(crate) enum Step {
     Done,
 }
 
-/// Where a waker key's id keeps the wait depth of the poll it is for: the
-/// bits above this; a task's id is far below them.
-const KEY_DEPTH_SHIFT: u32 = 56;
-
-/// A task's waker key id for a poll at wait `depth` (see
-/// [`Header::notified`]).
-pub(crate) fn depth_key(id: u64, depth: u8) -> u64 {
-    id | (u64::from(depth) << KEY_DEPTH_SHIFT)
-}
-
-/// The task id of a waker key's id.
-#[inline]
-pub(crate) fn key_id(id: u64) -> u64 {
-    id & ((1 << KEY_DEPTH_SHIFT) - 1)
-}
-
-/// The [`Header::notified`] bit of a wait depth: one per depth up to 7,
-/// which deeper ones share.
-#[inline]
-pub(crate) fn depth_bit(depth: u8) -> u8 {
-    1 << depth.min(7)
-}
-
-/// The [`Header::notified`] bit of a waker key's id.
-#[inline]
-pub(crate) fn key_depth_bit(id: u64) -> u8 {
-    depth_bit((id >> KEY_DEPTH_SHIFT) as u8)
-}
-
-impl Header {
-    /// Sets the [`notified`](Header::notified) bit `bit`.
-    #[inline]
-    pub(crate) fn mark_notified(&self, bit: u8) {
-        self.notified.set(self.notified.get() | bit);
-    }
-
-    /// Takes the [`notified`](Header::notified) bit `bit`: true if it was set.
-    #[inline]
-    pub(crate) fn take_notified(&self, bit: u8) -> bool {
-        let bits = self.notified.get();
-        self.notified.set(bits & !bit);
-        bits & bit != 0
-    }
-}
-
 /// The body and result of a task, behind the header: one implementation per
 /// kind of task (`kind/`).
 pub(crate) trait TaskBody {
@@ -634,45 +585,6 @@ pub(crate) trait TaskBody {
     /// (for a body whose state is in the header's `body_byte`).
     fn drop_body(&mut self, header: &Header) {
         let _ = header;
-    }
-}
-
-/// Where a task's body leaves its value, panic or cancellation; a
-/// [`JoinHandle`](super::JoinHandle) takes it out.
-pub(crate) struct ResultCell<T>(UnsafeCell<Option<Result<T, JoinError>>>);
-
-impl<T> ResultCell<T> {
-    pub(crate) fn new() -> Self {
-        ResultCell(UnsafeCell::new(None))
-    }
-
-    // SAFETY (for the methods below): the cell is only touched on the loop's
-    // thread, by short non-reentrant accesses that never hold a reference
-    // across user code (setting or taking moves the value in or out).
-    pub(crate) fn set(&self, value: Result<T, JoinError>) {
-        // SAFETY: see above.
-        let old = unsafe { (*self.0.get()).replace(value) };
-        drop(old);
-    }
-
-    pub(crate) fn is_set(&self) -> bool {
-        // SAFETY: see above.
-        unsafe { (*self.0.get()).is_some() }
-    }
-
-    pub(crate) fn take(&self) -> Option<Result<T, JoinError>> {
-        // SAFETY: see above.
-        unsafe { (*self.0.get()).take() }
-    }
-
-    #[inline]
-    pub(crate) fn take_panic(&self) -> Option<Panic> {
-        // SAFETY: see above.
-        let slot = unsafe { &mut *self.0.get() };
-        match slot {
-            Some(Err(e)) if e.is_panic() => slot.take()?.err()?.try_into_panic().ok(),
-            _ => None,
-        }
     }
 }
 

@@ -29,69 +29,49 @@ pub struct Goal {
 /// tokio's four variants in the event-loop groups.
 pub const TOKIO: &[&str] = &["tokio", "tokio_noio", "tokio_local", "tokio_local_noio"];
 
-/// `a` at least `limit` times faster than the fastest of `b`.
-const fn faster(
+/// Names of groups and ids.
+type Ids = &'static [&'static str];
+
+/// A goal: `a`'s `measure` against the best of `b`, `faster` as in [`Goal`].
+const fn goal(
     group: &'static str,
     a: &'static str,
-    b: &'static [&'static str],
+    b: Ids,
+    measure: Measure,
+    faster: bool,
     limit: f64,
 ) -> Goal {
     Goal {
         group,
         a,
         b,
-        measure: Measure::Time,
-        faster: true,
+        measure,
+        faster,
         limit,
     }
+}
+
+/// `a` at least `limit` times faster than the fastest of `b`.
+const fn faster(group: &'static str, a: &'static str, b: Ids, limit: f64) -> Goal {
+    goal(group, a, b, Measure::Time, true, limit)
 }
 
 /// `a`'s time within `limit` times the fastest of `b`'s.
-const fn within(
-    group: &'static str,
-    a: &'static str,
-    b: &'static [&'static str],
-    limit: f64,
-) -> Goal {
-    Goal {
-        group,
-        a,
-        b,
-        measure: Measure::Time,
-        faster: false,
-        limit,
-    }
+const fn within(group: &'static str, a: &'static str, b: Ids, limit: f64) -> Goal {
+    goal(group, a, b, Measure::Time, false, limit)
 }
 
 /// `a`'s instructions within `limit` times the fewest of `b`'s.
-const fn fewer(
-    group: &'static str,
-    a: &'static str,
-    b: &'static [&'static str],
-    limit: f64,
-) -> Goal {
-    Goal {
-        group,
-        a,
-        b,
-        measure: Measure::Instructions,
-        faster: false,
-        limit,
-    }
+const fn fewer(group: &'static str, a: &'static str, b: Ids, limit: f64) -> Goal {
+    goal(group, a, b, Measure::Instructions, false, limit)
 }
 
 /// `a`'s instructions at most `limit`.
 const fn at_most(group: &'static str, a: &'static str, limit: f64) -> Goal {
-    Goal {
-        group,
-        a,
-        b: &[],
-        measure: Measure::Instructions,
-        faster: false,
-        limit,
-    }
+    goal(group, a, &[], Measure::Instructions, false, limit)
 }
 
+/// Every goal, in the order the reports print them.
 pub const GOALS: &[Goal] = &[
     // Peers (`benches/peers.rs`).
     faster("peer_switch", "cogen", &["generator_rs"], 4.0),

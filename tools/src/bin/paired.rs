@@ -50,7 +50,7 @@ mod groups;
 
 use goals::{GOALS, Measure};
 use groups::{Group, groups};
-use harness::{Harness, Timer};
+use harness::{Harness, Stopwatch};
 
 /// Runs `k` iterations of one id and returns the time they took.
 type Slice = Box<dyn FnMut(u64) -> Duration>;
@@ -100,27 +100,6 @@ impl Harness for Paired {
             watch.total
         };
         self.slices.push((id.to_string(), Box::new(slice)));
-    }
-}
-
-/// Adds up the time between each `start` and `stop`.
-#[derive(Default)]
-struct Stopwatch {
-    started: Option<Instant>,
-    total: Duration,
-}
-
-impl Timer for Stopwatch {
-    #[inline(always)]
-    fn start(&mut self) {
-        self.started = Some(Instant::now());
-    }
-
-    #[inline(always)]
-    fn stop(&mut self) {
-        if let Some(t) = self.started.take() {
-            self.total += t.elapsed();
-        }
     }
 }
 
