@@ -7,6 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
+use cogen::event_loop::net::TcpStream;
 use cogen::event_loop::{CancelHandle, EventLoop, channel, sleep, spawn, yield_now};
 
 mod support;
@@ -372,4 +373,129 @@ fn channel_waits_in_a_cancelled_tasks_destructor_fail_instead_of_aborting() {
             "sync recv Err(RecvError)",
         ]
     );
+}
+
+/// What a connection's destructor does with its sockets while its task is
+/// cancelled (as a server's shutdown or a time limit cancels a slow
+/// client's task): each operation is tried once, and fails where it would
+/// wait, where the wait used to panic and abort the process.
+struct Hangup {
+    /// Its peer sent "hello", which the task never read.
+    talk: TcpStream,
+    /// Its peer neither writes nor reads; its send buffer is full.
+    quiet: TcpStream,
+    /// Bytes buffered for `quiet`, flushed by the `BufWriter`'s drop.
+    buffered: Option<std::io::BufWriter<TcpStream>>,
+    seen: Rc<RefCell<Vec<String>>>,
+}
+
+impl Drop for Hangup {
+    fn drop(&mut self) {
+        use std::io::{Read, Write};
+        let mut seen = self.seen.borrow_mut();
+        let mut buf = [0; 16];
+        let read = (&self.talk).read(&mut buf);
+        seen.push(format!("read {:?}", read.map(|n| &buf[..n])));
+        seen.push(format!(
+            "read again {}",
+            outcome((&self.talk).read(&mut buf))
+        ));
+        seen.push(format!("write {:?}", (&self.talk).write_all(b"bye")));
+        seen.push(format!("write full {}", outcome((&self.quiet).write(b"x"))));
+        // `BufWriter`'s drop flushes into the full socket (and ignores the
+        // error): it returns.
+        drop(self.buffered.take());
+        seen.push("buffered dropped".into());
+    }
+}
+
+/// `Ok`, or the error's message with the operation's name cut off.
+fn outcome<T: std::fmt::Debug>(r: std::io::Result<T>) -> String {
+    match r {
+        Ok(v) => format!("Ok({v:?})"),
+        Err(e) => {
+            let message = e.to_string();
+            match message.split_once(" would have to wait") {
+                Some((_, rest)) => format!("Err(would have to wait{rest})"),
+                None => format!("Err({message})"),
+            }
+        }
+    }
+}
+
+/// A connected pair over loopback: the std client and the server side.
+fn tcp_pair(listener: &std::net::TcpListener) -> (std::net::TcpStream, std::net::TcpStream) {
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    (client, server)
+}
+
+/// Writes into `stream` until its send buffer (and the peer's receive
+/// buffer) is full.
+fn fill(stream: &TcpStream) {
+    let chunk = [0u8; 65536];
+    let mut written = 0usize;
+    loop {
+        match stream.try_write(&chunk) {
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("filling the socket: {e}"),
+        }
+        assert!(written < 1 << 30, "the socket never filled");
+    }
+}
+
+#[test]
+fn socket_io_in_a_cancelled_tasks_destructor_is_tried_once_instead_of_aborting() {
+    use std::io::{Read, Write};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (mut talk_peer, talk) = tcp_pair(&listener);
+    let (_quiet_peer, quiet) = tcp_pair(&listener);
+    let (_buffered_peer, buffered) = tcp_pair(&listener);
+    // "hello" is there to read before the task runs.
+    talk_peer.write_all(b"hello").unwrap();
+    talk.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    while talk.peek(&mut [0; 5]).unwrap() < 5 {}
+    let [talk, quiet, buffered] = [talk, quiet, buffered].map(|s| TcpStream::try_from(s).unwrap());
+    fill(&quiet);
+    fill(&buffered);
+    let mut buffered = std::io::BufWriter::new(buffered);
+    buffered.write_all(b"never sent").unwrap();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let hangup = Hangup {
+        talk,
+        quiet,
+        buffered: Some(buffered),
+        seen: seen.clone(),
+    };
+    let ev = EventLoop::new();
+    let victim = ev.spawn(move || {
+        let _hangup = hangup;
+        sleep(LONG);
+    });
+    assert!(ev.try_tick()); // it runs and parks
+    victim.cancel_handle().cancel();
+    ev.run().unwrap();
+    assert!(victim.join().unwrap_err().is_cancelled());
+    let cannot = "Err(would have to wait, in a destructor that its task's cancellation runs: a \
+                  cancelled task cannot wait)";
+    assert_eq!(
+        *seen.borrow(),
+        [
+            "read Ok([104, 101, 108, 108, 111])".to_string(),
+            format!("read again {cannot}"),
+            "write Ok(())".to_string(),
+            format!("write full {cannot}"),
+            "buffered dropped".to_string(),
+        ]
+    );
+    // The goodbye written with room to spare reached the peer.
+    let mut bye = [0; 3];
+    talk_peer
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    talk_peer.read_exact(&mut bye).unwrap();
+    assert_eq!(&bye, b"bye");
 }

@@ -333,3 +333,51 @@ fn try_read_after_a_short_read_sees_new_data_without_a_wait() {
     let mut buf = [0u8; 16];
     assert_eq!(outside.try_read(&mut buf).unwrap(), 5);
 }
+
+#[test]
+fn a_connect_to_a_full_backlog_in_a_cancelled_tasks_destructor_fails_instead_of_aborting() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    /// Connects to `path` when dropped, and says how it went.
+    struct ConnectOnDrop {
+        path: PathBuf,
+        seen: Rc<RefCell<Option<io::Result<UnixStream>>>>,
+    }
+    impl Drop for ConnectOnDrop {
+        fn drop(&mut self) {
+            *self.seen.borrow_mut() = Some(UnixStream::connect(&self.path));
+        }
+    }
+
+    let path = socket_path("full-backlog-cancelled.sock");
+    let _listener = listener_with_a_tiny_backlog(&path);
+    let mut queued = Vec::new();
+    while let Ok(s) = mio::net::UnixStream::connect(&path) {
+        queued.push(s);
+        assert!(queued.len() < 1000, "the backlog never filled");
+    }
+    let seen = Rc::new(RefCell::new(None));
+    let guard = ConnectOnDrop {
+        path: path.clone(),
+        seen: seen.clone(),
+    };
+    let ev = EventLoop::new();
+    let victim = ev.spawn(move || {
+        let _guard = guard;
+        cogen::event_loop::sleep(Duration::from_secs(3600));
+    });
+    assert!(ev.try_tick()); // it runs and parks
+    victim.cancel_handle().cancel();
+    ev.run().unwrap();
+    assert!(victim.join().unwrap_err().is_cancelled());
+    let error = seen.borrow_mut().take().unwrap().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "cogen::event_loop::net::UnixStream::connect would have to wait, in a destructor that \
+         its task's cancellation runs: a cancelled task cannot wait"
+    );
+    drop(queued);
+    std::fs::remove_file(&path).unwrap();
+}

@@ -122,6 +122,32 @@ fn being_cancelled_cold() -> bool {
     being_cancelled()
 }
 
+/// Where an I/O operation that returns an `io::Result` (a socket's) may
+/// wait: `true` in a running stackful task; `false` in a destructor that
+/// its task's cancellation runs, where the operation is tried once and
+/// fails with [`cannot_wait_cancelled`] instead of waiting (a wait would
+/// panic there, and the panic abort the process). Panics, saying why,
+/// anywhere else.
+#[inline]
+#[track_caller]
+pub(crate) fn io_may_wait(what: &str) -> bool {
+    if cancelled_here() {
+        return false;
+    }
+    running_stackful(what);
+    true
+}
+
+/// The error of an I/O operation that would have had to wait in a
+/// destructor run by its task's cancellation (see [`io_may_wait`]).
+#[cold]
+pub(crate) fn cannot_wait_cancelled(what: &str) -> std::io::Error {
+    std::io::Error::other(format!(
+        "cogen::event_loop::{what} would have to wait, in a destructor that its task's \
+         cancellation runs: a cancelled task cannot wait"
+    ))
+}
+
 /// True in a destructor that a task's cancellation runs: a task is
 /// current, but nothing of it runs as a coroutine, so nothing can wait.
 pub(crate) fn being_cancelled() -> bool {

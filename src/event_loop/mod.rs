@@ -194,9 +194,12 @@
 //! Destructors that run during a cancellation cannot wait: a channel's
 //! `send` or `recv` that would have to wait there fails instead (the value
 //! handed back, as if the channel were closed; the timed forms time out at
-//! once), and any other wait panics, which aborts the process there (the
-//! thread is unwinding). Send with `try_send`, or through a channel with
-//! room, in such destructors.
+//! once), and so does a socket operation of [`net`] (tried once, then an
+//! `io::Error` that says so); any other wait ([`sleep`], a `join`,
+//! [`Select::wait`], [`wait_for`], [`fs`]) panics, which aborts the process
+//! there (the thread is unwinding). Send with `try_send`, or through a
+//! channel with room, in such destructors. (An [`fs::File`] dropped there
+//! hands its unwritten bytes to a thread that writes them.)
 //!
 //! A wait that ends without its event — cancelled, timed out, or not
 //! chosen by a [`Select`] — leaves nothing behind: its task is taken out

@@ -120,6 +120,14 @@
 //! to find it gone. A socket belongs to the loop it first waited in for
 //! as long as that loop exists; after that it registers with the next.
 //!
+//! A destructor that its task's cancellation runs (a connection's guard
+//! saying goodbye, a [`BufWriter`](std::io::BufWriter)'s flush) may use a
+//! socket too: each operation is tried once, and where it would have to
+//! wait it fails with an error that says so (a cancelled task cannot
+//! wait; the panic that says so elsewhere would abort the process there,
+//! as the thread is unwinding). So a goodbye that fits in the send buffer
+//! is sent, and a flush into a full one is given up.
+//!
 //! A task parked on a socket, or a waker filed with one, is never part of
 //! a deadlock: something outside the loop (the peer) can always wake it,
 //! so the loop waits for it rather than reporting

@@ -11,7 +11,9 @@ use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::super::context::{current_core, park, running_stackful};
+use super::super::context::{
+    cannot_wait_cancelled, current_core, io_may_wait, park, running_stackful,
+};
 use super::super::core::Core;
 use super::super::current::CURRENT_CORE;
 use super::super::reactor::{Direction, Hint, Reactor, ReadHint};
@@ -108,6 +110,9 @@ impl<T: AsFd> Source<T> {
     /// waited that long (counted from the first `WouldBlock`). `what` names
     /// the operation in panics.
     ///
+    /// In a destructor that the task's cancellation runs, `op` is tried
+    /// once, and fails with an error that says so where it would wait.
+    ///
     /// # Panics
     /// Outside a stackful task (whether or not it would have to wait, so
     /// that misuse shows at once).
@@ -119,13 +124,16 @@ impl<T: AsFd> Source<T> {
         timeout: Option<Duration>,
         mut op: impl FnMut(&T) -> io::Result<R>,
     ) -> io::Result<R> {
-        running_stackful(what);
+        let may_wait = io_may_wait(what);
         let mut deadline = None;
         loop {
             match op(&self.io) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 done => return done,
+            }
+            if !may_wait {
+                return Err(cannot_wait_cancelled(what));
             }
             if let Some(timeout) = timeout {
                 let at = *deadline.get_or_insert_with(|| deadline_after(timeout));
@@ -153,11 +161,12 @@ impl<T: AsFd> Source<T> {
         len: usize,
         mut op: impl FnMut(&T) -> io::Result<usize>,
     ) -> io::Result<usize> {
-        running_stackful(what);
+        let may_wait = io_may_wait(what);
         let mut deadline = None;
         // An empty buffer says nothing about the queue: the system call
         // decides, as it does for a socket that never waited.
-        let mut try_first = len == 0 || !self.drained_here();
+        // (A cancelled task's destructor, which cannot wait, tries once.)
+        let mut try_first = !may_wait || len == 0 || !self.drained_here();
         loop {
             if try_first {
                 match op(&self.io) {
@@ -171,6 +180,9 @@ impl<T: AsFd> Source<T> {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(e),
                 }
+            }
+            if !may_wait {
+                return Err(cannot_wait_cancelled(what));
             }
             try_first = true;
             if let Some(timeout) = timeout {

@@ -256,7 +256,9 @@ fn zero_timeout() -> io::Error {
 #[track_caller]
 fn connect_addr(addr: SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
     const WHAT: &str = "net::TcpStream::connect";
-    super::super::context::running_stackful(WHAT);
+    // Checked first, so that misuse shows even where nothing waits; the
+    // answer is `Source::io`'s to act on.
+    super::super::context::io_may_wait(WHAT);
     let stream = nonblocking_socket(&addr)?;
     let (raw, len) = raw_addr(&addr);
     // SAFETY: `raw` is a valid socket address of `len` bytes for the

@@ -186,10 +186,13 @@ impl UnixStream {
     #[track_caller]
     pub fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         const WHAT: &str = "net::UnixStream::connect";
-        super::super::context::running_stackful(WHAT);
+        let may_wait = super::super::context::io_may_wait(WHAT);
         let mut pause = Duration::from_millis(1);
         let stream: std::os::unix::net::UnixStream = loop {
             match mio::net::UnixStream::connect(path.as_ref()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !may_wait => {
+                    return Err(super::super::context::cannot_wait_cancelled(WHAT));
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     super::super::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(50));
