@@ -128,6 +128,7 @@ fn being_cancelled_cold() -> bool {
 /// fails with [`cannot_wait_cancelled`] instead of waiting (a wait would
 /// panic there, and the panic abort the process). Panics, saying why,
 /// anywhere else.
+#[cfg(feature = "net")]
 #[inline]
 #[track_caller]
 pub(crate) fn io_may_wait(what: &str) -> bool {
@@ -140,6 +141,7 @@ pub(crate) fn io_may_wait(what: &str) -> bool {
 
 /// The error of an I/O operation that would have had to wait in a
 /// destructor run by its task's cancellation (see [`io_may_wait`]).
+#[cfg(feature = "net")]
 #[cold]
 pub(crate) fn cannot_wait_cancelled(what: &str) -> std::io::Error {
     std::io::Error::other(format!(
