@@ -633,3 +633,36 @@ fn a_shutdown_does_not_wait_for_tasks_that_are_deadlocked() {
     assert!(sleeper.join().is_ok());
     assert!(stuck.join().unwrap_err().is_cancelled());
 }
+
+/// `shutdown_timeout` called from one of the runtime's own tasks, while a
+/// task of another loop waits for a task of the caller's loop: it returns
+/// at once (waiting would block the caller's loop, and with
+/// `Duration::MAX` the two loops for ever), and the tasks still finish.
+#[test]
+fn shutdown_timeout_from_an_own_task_does_not_block_its_loop() {
+    // On a thread of its own, so that a hang fails the test instead of
+    // hanging it.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let rt = Runtime::builder().threads(2).build().unwrap();
+        let h0 = rt.handles()[0].clone();
+        let h1 = rt.handles()[1].clone();
+        let t0 = h0.spawn(|| {
+            sleep(Duration::from_millis(5));
+            1
+        });
+        let t1 = h1.spawn(move || wait_for(t0).unwrap() + 1);
+        let (tx, rx) = std::sync::mpsc::channel();
+        h0.spawn(move || {
+            rt.shutdown_timeout(Duration::MAX);
+            tx.send("returned").unwrap();
+        })
+        .detach();
+        let returned = rx.recv().unwrap();
+        done_tx.send((returned, t1.join().unwrap())).unwrap();
+    });
+    let outcome = done_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the shutdown from an own task blocked its loop");
+    assert_eq!(outcome, ("returned", 2));
+}

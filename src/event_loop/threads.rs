@@ -83,6 +83,12 @@ type NameFn = Box<dyn Fn(usize) -> String + Send + Sync>;
 /// still there is cancelled at once. From inside one of its own tasks (the
 /// last `Arc<Runtime>` dropped there), the other threads are joined, and
 /// that task's own thread ends by itself once the task returns.
+/// `shutdown_timeout` with a longer time from one of its own tasks does not
+/// wait: its loop could not run meanwhile, so its tasks (and tasks of other
+/// loops waiting for them) would only be cancelled at the deadline, or wait
+/// for ever with `Duration::MAX`. It closes the runtime to spawns, sets
+/// the deadline and returns; the loops finish (or cancel at the deadline)
+/// and their threads end on their own.
 pub struct Runtime {
     handles: Vec<LoopHandle>,
     signals: Vec<Arc<Signal>>,
@@ -150,8 +156,9 @@ impl Runtime {
     /// Stops accepting spawns, lets the tasks run until they are all done or
     /// `timeout` has passed, cancels the rest and joins the threads. A loop
     /// whose tasks left are deadlocked (each waits for another, and nothing
-    /// outside can wake them) stops waiting at once. See
-    /// [Shutdown and drop](Runtime#shutdown-and-drop).
+    /// outside can wake them) stops waiting at once. Called from one of the
+    /// runtime's own tasks, it returns without waiting (unless `timeout` is
+    /// zero). See [Shutdown and drop](Runtime#shutdown-and-drop).
     pub fn shutdown_timeout(mut self, timeout: Duration) {
         self.shutdown(timeout);
     }
@@ -162,15 +169,23 @@ impl Runtime {
         for handle in &self.handles {
             handle.remote().close();
         }
-        for signal in &self.signals {
+        // Drained: the drop that follows `shutdown_timeout` (which may have
+        // returned without waiting) must not raise a zero deadline.
+        for signal in self.signals.drain(..) {
             signal.raise(deadline);
         }
         let here = std::thread::current().id();
+        // From one of its own tasks, that task's loop cannot run while its
+        // thread waits here: only a shutdown that cancels everything at
+        // once (a drop) may wait for the other loops, which then need
+        // nothing from this one.
+        let from_own_task = self.threads.iter().any(|t| t.thread().id() == here);
+        let join_others = !from_own_task || timeout.is_zero();
         for thread in self.threads.drain(..) {
             // Shut down from one of its own tasks (the last `Arc` of it
             // dropped there): that worker cannot join itself, and ends on
             // its own once the task returns to its loop.
-            if thread.thread().id() == here {
+            if thread.thread().id() == here || !join_others {
                 continue;
             }
             // A worker's loop catches its tasks' panics; a worker thread

@@ -36,6 +36,13 @@ pub(super) type FailureCell = Rc<Failure>;
 /// docs](super#errors)), and whatever this stage produces after it is
 /// discarded.
 ///
+/// An `Upstream` that the body moves out (into a slot that outlives the
+/// body, say) and that is pulled after its stage has ended has no consumer
+/// left to hand a failure to: the stage has reported its end (it is
+/// fused), so such a pull ends with `None` and the failure is dropped, and
+/// the stage's [`StageResult`](super::StageResult) keeps saying how its
+/// body ended. Pull the upstream inside the body to see its failures.
+///
 /// Pulled again after that `None`, it asks the stage before again. cogen's
 /// stages and sources answer `None` for good, and over them `Upstream` is
 /// a [`FusedIterator`]. An iterator of your own that starts a pipeline may
