@@ -554,3 +554,72 @@ fn a_close_whose_panic_panics_again_when_dropped_still_closes_every_other_stage(
     assert!(ended.is_ok(), "the scope ended normally");
     assert_eq!(closed.get(), 1, "stage a was closed before scope ended");
 }
+
+/// What [`PullsItsStageOnDrop`] saw of its own stage while the scope
+/// closed it.
+#[derive(Debug, Default)]
+struct SeenWhileClosing {
+    status: Option<cogen::Status>,
+    debug: String,
+    pulls: Vec<Option<Result<u32, String>>>,
+}
+
+/// Pulls, when dropped, the stage whose stack it lives on (taken from the
+/// slot that the stage's body holds), and records what it sees.
+struct PullsItsStageOnDrop<'s, 'e> {
+    slot: Rc<RefCell<Option<pipeline::ScopedStage<'s, u32>>>>,
+    seen: &'e RefCell<SeenWhileClosing>,
+}
+
+impl Drop for PullsItsStageOnDrop<'_, '_> {
+    fn drop(&mut self) {
+        let mut slot = self.slot.borrow_mut();
+        let stage = slot.as_mut().expect("the stage is in its slot");
+        let mut seen = self.seen.borrow_mut();
+        seen.status = Some(cogen::Resumable::status(stage.get_ref()));
+        seen.debug = format!("{:?}", stage.get_ref());
+        for _ in 0..2 {
+            let pulled = stage
+                .next()
+                .map(|item| item.map_err(|e| format!("{}: {}", e.stage(), e.error().unwrap())));
+            seen.pulls.push(pulled);
+        }
+    }
+}
+
+#[test]
+fn a_destructor_pulling_its_own_stage_while_the_scope_closes_it_sees_it_ended() {
+    // The stage is left in an `Rc` cycle, so the scope closes it; the
+    // close runs the guard on the stage's stack, which pulls the stage.
+    // That pull must not panic (a panic in a destructor that runs during
+    // the close's unwinding aborts the process): the stage being closed
+    // cannot be resumed, so its stream ends with the error of a stage
+    // that died unfinished, then with `None`.
+    let seen = RefCell::new(SeenWhileClosing::default());
+    pipeline::scope(|s| {
+        let slot = Rc::new(RefCell::new(None));
+        let guard = PullsItsStageOnDrop {
+            slot: slot.clone(),
+            seen: &seen,
+        };
+        let stage = source(1..=3u32).stage_in(s, "self-pull", move |co, up| {
+            let _guard = guard;
+            for x in up {
+                co.suspend(x);
+            }
+        });
+        *slot.borrow_mut() = Some(stage);
+        let first = slot.borrow_mut().as_mut().unwrap().next();
+        assert_eq!(first.unwrap().unwrap(), 1);
+    });
+    let seen = seen.into_inner();
+    assert_eq!(seen.status, Some(cogen::Status::Running));
+    assert!(seen.debug.contains("Running"), "{}", seen.debug);
+    assert_eq!(seen.pulls.len(), 2);
+    let error = seen.pulls[0].clone().unwrap().unwrap_err();
+    assert!(
+        error.starts_with("self-pull: the stage died unfinished"),
+        "{error}"
+    );
+    assert_eq!(seen.pulls[1], None);
+}

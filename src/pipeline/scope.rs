@@ -314,27 +314,46 @@ pub struct InScope<'scope, Out, R = ()> {
 /// [`scope`].
 pub type ScopedStage<'scope, Out, R = ()> = Stage<InScope<'scope, Out, R>>;
 
+/// A coroutine found borrowed is running: only code on its own stack can
+/// reach its handle then (its body, or a destructor that the scope's close
+/// of it runs, which must not panic: it may be unwinding). It cannot be
+/// resumed, so `resume` answers as for a dead coroutine and `close` has
+/// nothing to do; `status` says [`Status::Running`], as a coroutine's own
+/// code sees it.
 impl<Out, R> Resumable<()> for InScope<'_, Out, R> {
     type Yield = Out;
     type Return = R;
 
     #[inline]
     fn resume(&mut self, input: ()) -> Result<CoroutineResult<Out, R>, ResumeError<()>> {
-        self.co.borrow_mut().resume(input)
+        match self.co.try_borrow_mut() {
+            Ok(mut co) => co.resume(input),
+            Err(_) => Err(ResumeError::Dead(input)),
+        }
     }
 
     #[inline]
     fn status(&self) -> Status {
-        self.co.borrow().status()
+        match self.co.try_borrow() {
+            Ok(co) => co.status(),
+            Err(_) => Status::Running,
+        }
     }
 
     fn close(&mut self) -> Result<(), Panic> {
-        self.co.borrow_mut().close()
+        match self.co.try_borrow_mut() {
+            Ok(mut co) => co.close(),
+            Err(_) => Ok(()),
+        }
     }
 }
 
 impl<Out, R> fmt::Debug for InScope<'_, Out, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("InScope").field(&self.co.borrow()).finish()
+        match self.co.try_borrow() {
+            Ok(co) => f.debug_tuple("InScope").field(&*co).finish(),
+            // Running (see the `Resumable` impl).
+            Err(_) => f.debug_tuple("InScope").field(&Status::Running).finish(),
+        }
     }
 }
