@@ -150,7 +150,45 @@ fn byte_lines_keep_invalid_utf8_and_go_on() {
     assert!(ok(source([b""]).byte_lines()).is_empty());
     // A lone `\n` is one empty line; a `\r` not before `\n` stays.
     assert_eq!(ok(source([b"\n"]).byte_lines()), [b""]);
-    assert_eq!(ok(source([&b"a\rb\r"[..]]).byte_lines()), [b"a\rb"]);
+    assert_eq!(ok(source([&b"a\rb\r"[..]]).byte_lines()), [b"a\rb\r"]);
+}
+
+#[test]
+fn an_unterminated_last_line_keeps_its_carriage_return_as_std_does() {
+    // Only a `\r` before a `\n` is part of a line's end: a last line with
+    // no `\n` after it keeps its `\r`, as `BufRead::lines` keeps it, in
+    // all three line splitters and however the text is cut into chunks.
+    for text in [
+        &b"abc\r"[..],
+        b"x\ny\r",
+        b"\r",
+        b"a\r\r\n",
+        b"a\r\nb\r\n",
+        b"a\r\nb\r",
+    ] {
+        let expected: Vec<String> = io::BufRead::lines(text).map(Result::unwrap).collect();
+        for (size, chunks) in every_chunking(text) {
+            let context = format!("{:?} in chunks of {size}", String::from_utf8_lossy(text));
+            assert_eq!(ok(source(chunks.clone()).lines()), expected, "{context}");
+            assert_eq!(
+                ok(source(chunks.clone()).lossy_lines()),
+                expected,
+                "{context}"
+            );
+            let bytes: Vec<Vec<u8>> = expected.iter().map(|l| l.clone().into_bytes()).collect();
+            assert_eq!(ok(source(chunks).byte_lines()), bytes, "{context}");
+        }
+    }
+    assert_eq!(ok(source([&b"abc\r"[..]]).lines()), ["abc\r"]);
+    assert_eq!(
+        ok(source([&b"x\ny\r"[..]]).byte_lines()),
+        [&b"x"[..], b"y\r"]
+    );
+    // A `\r` that ends one chunk and a `\n` that starts the next are one
+    // line end.
+    let chunks = [&b"a\r"[..], b"\nb\r", b"\n"];
+    assert_eq!(ok(source(chunks).lines()), ["a", "b"]);
+    assert_eq!(ok(source(chunks).byte_lines()), [b"a", b"b"]);
 }
 
 #[test]

@@ -283,7 +283,9 @@ pub trait PipelineExt<T>: Iterator<Item = PipelineItem<T>> + Sized {
 
     /// Splits a stream of byte chunks (from
     /// [`read_chunks`](super::read_chunks), say) into lines, without their
-    /// `\n` or `\r\n`. A line may span any number of chunks, and a chunk may
+    /// `\n` or `\r\n`; a last line with no `\n` after it is kept whole, a
+    /// final `\r` included, as [`BufRead::lines`](std::io::BufRead::lines)
+    /// does. A line may span any number of chunks, and a chunk may
     /// hold any number of lines; memory use is one chunk plus the longest
     /// line. A line that is not UTF-8 fails the stage (named `"lines"`) with
     /// [`InvalidUtf8`](super::InvalidUtf8), which ends the pipeline: for

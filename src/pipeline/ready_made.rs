@@ -59,7 +59,9 @@ impl Error for InvalidUtf8 {
 /// Splits byte chunks at `\n` and hands each line, without its `\n` or
 /// `\r\n`, to `emit`, carrying a line's start over from chunk to chunk:
 /// the splitting that [`split_lines`], [`split_byte_lines`] and
-/// [`split_lossy_lines`] share. Stops at `emit`'s first error.
+/// [`split_lossy_lines`] share. A last line with no `\n` after it is handed
+/// on whole, a final `\r` included, as `BufRead::lines` does. Stops at
+/// `emit`'s first error.
 fn for_each_line<T, U, E>(
     up: Upstream<U>,
     mut emit: impl FnMut(&[u8]) -> Result<(), E>,
@@ -68,16 +70,16 @@ where
     T: AsRef<[u8]>,
     U: Iterator<Item = PipelineItem<T>>,
 {
-    let mut emit = |line: &[u8]| emit(line.strip_suffix(b"\r").unwrap_or(line));
+    let mut emit_ended = |line: &[u8]| emit(line.strip_suffix(b"\r").unwrap_or(line));
     let mut partial: Vec<u8> = Vec::new();
     for chunk in up {
         let mut rest = chunk.as_ref();
         while let Some(end) = rest.iter().position(|&b| b == b'\n') {
             if partial.is_empty() {
-                emit(&rest[..end])?;
+                emit_ended(&rest[..end])?;
             } else {
                 partial.extend_from_slice(&rest[..end]);
-                emit(&partial)?;
+                emit_ended(&partial)?;
                 partial.clear();
             }
             rest = &rest[end + 1..];
@@ -85,6 +87,7 @@ where
         partial.extend_from_slice(rest);
     }
     if !partial.is_empty() {
+        // Unterminated: a `\r` here is not part of a `\r\n`.
         emit(&partial)?;
     }
     Ok(())
