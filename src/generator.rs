@@ -193,8 +193,10 @@ impl<Yield> Yielder<(), Yield> {
     ///
     /// # Panics
     /// A panic of `inner` is re-raised here, with its payload, as the
-    /// iterator of a generator does. Delegating to a coroutine that is
-    /// already dead panics, since there is no return value to give back.
+    /// iterator of a generator does: re-raised, it is no longer `inner`'s
+    /// to report, so a later `close` of it returns `Ok`. Delegating to a
+    /// coroutine that is already dead panics, since there is no return
+    /// value to give back.
     #[track_caller]
     pub fn delegate<G>(&self, inner: G) -> G::Return
     where
@@ -250,7 +252,14 @@ impl<Input, Yield> Yielder<Input, Yield> {
             match inner.resume(input) {
                 Ok(CoroutineResult::Yield(value)) => input = self.suspend(value),
                 Ok(CoroutineResult::Return(value)) => return value,
-                Err(ResumeError::Panicked(panic)) => panic.resume_unwind(),
+                Err(ResumeError::Panicked(panic)) => {
+                    // Re-raised here: as a generator's iterator does, take
+                    // the death out of `inner` (closing a dead coroutine
+                    // only reports it), so that a later `close` of an inner
+                    // passed by `&mut` does not report it a second time.
+                    drop(inner.close());
+                    panic.resume_unwind()
+                }
                 Err(ResumeError::Dead(_)) => panic!("cannot delegate to a dead coroutine"),
             }
         }

@@ -191,6 +191,51 @@ fn delegate_reraises_the_inner_panic_in_the_outer_body() {
 }
 
 #[test]
+fn a_panic_that_delegate_reraised_is_not_reported_again_by_close() {
+    // `inner`, passed by `&mut`, panics; `delegate` re-raises the panic in
+    // the outer body, which catches it. That panic has been reported, so
+    // closing `inner` afterwards reports nothing, as after a generator's
+    // iterator re-raised it; for a coroutine and for a generator alike.
+    fn reraise_then_close<G>(co: &cogen::Yielder<(), u32>, mut inner: G) -> (String, Status, bool)
+    where
+        G: Resumable<(), Yield = u32>,
+    {
+        let Err(payload) = catch_unwind(AssertUnwindSafe(|| co.delegate(&mut inner))) else {
+            panic!("delegate returned instead of re-raising the panic");
+        };
+        let message = payload.downcast_ref::<&str>().unwrap().to_string();
+        (message, inner.status(), inner.close().is_ok())
+    }
+    let mut outer = generator(|co| {
+        let from_generator = reraise_then_close(
+            co,
+            generator(|co| {
+                co.suspend(1);
+                panic!("inner generator failed")
+            }),
+        );
+        let from_coroutine = reraise_then_close(
+            co,
+            Coroutine::new(|co, ()| {
+                co.suspend(2);
+                panic!("inner coroutine failed")
+            }),
+        );
+        (from_generator, from_coroutine)
+    });
+    assert_eq!(outer.by_ref().collect::<Vec<_>>(), [1, 2]);
+    let (from_generator, from_coroutine) = outer.take_return_value().unwrap();
+    assert_eq!(
+        from_generator,
+        ("inner generator failed".to_owned(), Status::Dead, true)
+    );
+    assert_eq!(
+        from_coroutine,
+        ("inner coroutine failed".to_owned(), Status::Dead, true)
+    );
+}
+
+#[test]
 fn delegate_to_a_dead_coroutine_panics_with_a_clear_message() {
     let mut outer = generator(|co| {
         let mut inner = generator(|_co: &cogen::Yielder<(), u8>| ());
