@@ -227,6 +227,46 @@ fn read_chunks_reads_a_reader_in_chunks() {
     assert_eq!(chunks.concat(), data);
 }
 
+/// Hands out at most 1000 bytes a read.
+struct Dribble<'a>(&'a [u8]);
+
+impl Read for Dribble<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(1000).min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn read_chunks_with_a_chunk_size_larger_than_the_reader_gives_what_there_is() {
+    // A chunk size far beyond the memory there is: only the bytes read are
+    // held, in one short chunk.
+    assert_eq!(ok(read_chunks(&b"hello"[..], 1 << 40)), [b"hello"]);
+    // Chunks larger than what is reserved before the reads still hold
+    // `chunk_size` bytes each, however few bytes each read hands out.
+    let data: Vec<u8> = (0..=255).cycle().take(200_000).collect();
+    let chunks = ok(read_chunks(Dribble(&data), 150_000));
+    assert_eq!(
+        chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+        [150_000, 50_000]
+    );
+    assert_eq!(chunks.concat(), data);
+}
+
+#[test]
+fn windowed_with_a_size_larger_than_the_stream_gives_one_short_window() {
+    let sum = |w: &[u64]| w.iter().sum::<u64>();
+    assert_eq!(ok(source([1u64, 2, 3]).windowed(1 << 40, sum)), [6]);
+    // Windows larger than what is reserved before their items come.
+    let sums = ok(source(0..250u64).windowed(100, sum));
+    assert_eq!(
+        sums,
+        [(0..100).sum::<u64>(), (100..200).sum(), (200..250).sum()]
+    );
+}
+
 #[test]
 fn stage_with_takes_any_resumable() {
     let squares = source(1..=4u64).stage_with("squares", |up| {

@@ -379,7 +379,9 @@ pub trait PipelineExt<T>: Iterator<Item = PipelineItem<T>> + Sized {
     }
 
     /// Aggregates consecutive windows of `size` items with `aggregate`: many
-    /// items in, one out. The last window may be shorter.
+    /// items in, one out. The last window may be shorter. Room for a window
+    /// is taken as its items come, so a `size` larger than the stream costs
+    /// nothing for the items that never come.
     ///
     /// ```
     /// use cogen::pipeline::{PipelineExt, source};

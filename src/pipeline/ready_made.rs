@@ -155,6 +155,9 @@ where
     }
 }
 
+/// The most items [`aggregate_windows`] reserves room for before they come.
+const WINDOW_RESERVE: usize = 64;
+
 /// The body of [`PipelineExt::windowed`](super::PipelineExt::windowed):
 /// gathers `size` items at a time and yields `aggregate` of each window,
 /// then of the shorter last one.
@@ -167,7 +170,10 @@ pub(super) fn aggregate_windows<T, U, O, F>(
     U: Iterator<Item = PipelineItem<T>>,
     F: FnMut(&[T]) -> O,
 {
-    let mut window = Vec::with_capacity(size);
+    // Reserved up to a small bound only: a huge `size` over a short stream
+    // must not allocate for items that never come. Pushes grow the rest,
+    // and `clear` keeps it for the next window.
+    let mut window = Vec::with_capacity(size.min(WINDOW_RESERVE));
     for item in up {
         window.push(item);
         if window.len() == size {

@@ -44,6 +44,10 @@ impl<I: FusedIterator> FusedIterator for Source<I> {}
 /// stream with a [`StageError`] from the stage `"read"`, after the bytes
 /// read before it (a short chunk): nothing that was read is lost.
 ///
+/// A chunk's buffer is reserved up to 64 KiB before the reads; past that it
+/// grows as bytes arrive, so a chunk size larger than the reader's contents
+/// costs memory only for the bytes there are.
+///
 /// ```
 /// use cogen::pipeline::{PipelineExt, read_chunks};
 ///
@@ -67,6 +71,9 @@ pub fn read_chunks<R: Read>(reader: R, chunk_size: usize) -> ReadChunks<R> {
     }
 }
 
+/// The most bytes [`ReadChunks`] reserves for a chunk before reading it.
+const CHUNK_RESERVE: usize = 64 * 1024;
+
 /// The chunks of a reader: the source made by [`read_chunks`].
 #[must_use = "pipelines are lazy and do nothing unless pulled"]
 pub struct ReadChunks<R> {
@@ -86,9 +93,11 @@ impl<R: Read> Iterator for ReadChunks<R> {
         if self.ended {
             return None;
         }
-        let mut chunk = Vec::with_capacity(self.chunk_size);
-        // `take` + `read_to_end` fills the chunk unless the reader ends, and
-        // retries interrupted reads.
+        // Reserved up to `CHUNK_RESERVE` only: a huge chunk size over a
+        // short reader must not allocate for bytes that never come.
+        let mut chunk = Vec::with_capacity(self.chunk_size.min(CHUNK_RESERVE));
+        // `take` + `read_to_end` fills the chunk unless the reader ends (the
+        // buffer growing as bytes arrive), and retries interrupted reads.
         match (&mut self.reader)
             .take(self.chunk_size as u64)
             .read_to_end(&mut chunk)
