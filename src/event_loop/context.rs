@@ -229,6 +229,7 @@ fn running_stackful_ptr(what: &str) -> (*mut Task<dyn TaskBody>, &'static Stackf
 /// passed.
 #[inline]
 fn suspend(cx: &StackfulCx) {
+    cx.suspended_at.set(super::prefetch::stack_pointer());
     // SAFETY: `yielder` was set by the stackful body's entry on this task's
     // stack and stays valid while the body runs: it runs now, since
     // CURRENT_CX is set only during its step, and the code calling this runs

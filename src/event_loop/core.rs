@@ -35,8 +35,8 @@ use super::reactor::ReactorSlot;
 use super::remote::Remote;
 use super::run_queue::{Registry, RunQueue};
 use super::task::{
-    Header, Step, Task, TaskBody, TaskRef, TaskState, TaskVtable, ThinTask, WaitReason, Waiter,
-    fat_ptr, key_depth_bit, key_id,
+    Header, Prefetch, Step, Task, TaskBody, TaskRef, TaskState, TaskVtable, ThinTask, WaitReason,
+    Waiter, fat_ptr, key_depth_bit, key_id,
 };
 use super::timer::Timers;
 use super::trace::{self, Spans};
@@ -145,7 +145,7 @@ impl Core {
     /// Wraps `body` in a new task called `name`, registers and queues it,
     /// and returns it (for its kind to make a handle of).
     #[inline]
-    pub(crate) fn spawn_body<B: TaskBody + 'static>(
+    pub(crate) fn spawn_body<B: TaskBody + Prefetch + 'static>(
         &self,
         name: Option<Cow<'static, str>>,
         body: B,
@@ -163,7 +163,7 @@ impl Core {
     /// `init` initializes every field of the body `*p` it is given (and
     /// does not read it before), unless it unwinds.
     #[inline(always)]
-    pub(crate) unsafe fn spawn_init<B: TaskBody + 'static>(
+    pub(crate) unsafe fn spawn_init<B: TaskBody + Prefetch + 'static>(
         &self,
         name: Option<Cow<'static, str>>,
         init: impl FnOnce(*mut B),
@@ -190,6 +190,7 @@ impl Core {
                         fat: fat_ptr::<B>,
                         run: run_typed::<B>,
                         recycle: recycle_typed::<B>,
+                        prefetch: B::PREFETCH,
                     }
                 },
                 class,

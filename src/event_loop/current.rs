@@ -28,6 +28,25 @@ pub(crate) struct StackfulCx {
     pub(crate) waker: Cell<*const OwnWaker>,
     /// How many `wait_for` frames run in one another's polls now.
     pub(crate) waits: Cell<u8>,
+    /// The stack pointer where the task last suspended (0 before it ever
+    /// did, and where it is not read: see `prefetch.rs`), for the loop to
+    /// prefetch the lines its resume reads.
+    pub(crate) suspended_at: Cell<usize>,
+}
+
+impl StackfulCx {
+    /// Asks the CPU to start loading the lines the task's resume reads:
+    /// the frames below where it suspended (corosensei's switch and the
+    /// calls that led to it), and that point's own line.
+    #[inline(always)]
+    pub(crate) fn prefetch_stack(&self) {
+        let sp = self.suspended_at.get();
+        if sp != 0 {
+            super::prefetch::prefetch(sp.wrapping_sub(128));
+            super::prefetch::prefetch(sp.wrapping_sub(64));
+            super::prefetch::prefetch(sp);
+        }
+    }
 }
 
 thread_local! {

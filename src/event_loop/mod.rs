@@ -314,6 +314,7 @@ mod kind;
 pub mod net;
 mod observe;
 mod pipes;
+mod prefetch;
 mod reactor;
 mod remote;
 #[cfg(feature = "net")]

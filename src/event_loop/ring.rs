@@ -68,6 +68,16 @@ impl<T> Ring<T> {
         Some(value)
     }
 
+    /// The value [`pop_front`](Ring::pop_front) would take next.
+    #[inline(always)]
+    pub(crate) fn front(&self) -> Option<&T> {
+        if self.len == 0 {
+            return None;
+        }
+        // SAFETY: as in `pop_front`: `head`'s slot is initialized.
+        Some(unsafe { self.slots.get_unchecked(self.head).assume_init_ref() })
+    }
+
     /// Moves the values, in order, into a new buffer of `capacity` slots
     /// (a power of two, at least `len`).
     #[cold]

@@ -116,6 +116,24 @@ pub(crate) struct TaskVtable {
     /// Gives up a reference, keeping the task's memory for its loop's next
     /// spawn if it was the last (`blocks.rs`), with the task's type known.
     pub(crate) recycle: RunFn,
+    /// Asks the CPU to start loading what the task's next step reads first
+    /// (its body's [`Prefetch::PREFETCH`]).
+    pub(crate) prefetch: Option<PrefetchFn>,
+}
+
+/// Asks the CPU to start loading what a task's next step reads first.
+///
+/// # Safety
+/// The header is that of a live task of the body type the function was
+/// made for, which is not running.
+pub(crate) type PrefetchFn = unsafe fn(NonNull<Header>);
+
+/// What a body's task asks the CPU to load while the step before it runs
+/// (see `prefetch.rs`): a trait of its own, as an associated constant
+/// would keep [`TaskBody`] from being used as `dyn`.
+pub(crate) trait Prefetch {
+    /// `None` (the default): nothing worth asking for.
+    const PREFETCH: Option<PrefetchFn> = None;
 }
 
 /// # Safety
@@ -151,6 +169,17 @@ impl ThinTask {
         // SAFETY: not null (it comes from an `Rc`); `Task` is `repr(C)`, so
         // the task's address is its header's.
         ThinTask(unsafe { NonNull::new_unchecked(task as *const Header as *mut Header) })
+    }
+
+    /// Asks the CPU to start loading what the task's next step reads first,
+    /// if its body has something to ask for (see [`Prefetch`]).
+    #[inline(always)]
+    pub(crate) fn prefetch(&self) {
+        if let Some(prefetch) = self.header().vtable.prefetch {
+            // SAFETY: we own a strong reference: the task is alive, and its
+            // vtable was made for its type.
+            unsafe { prefetch(self.0) }
+        }
     }
 
     #[inline]

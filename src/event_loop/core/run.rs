@@ -143,6 +143,7 @@ impl Core {
                 let Some(task) = self.queue.pop_front() else {
                     break;
                 };
+                self.queue.prefetch_front();
                 self.run_thin(task);
                 self.check_propagate();
                 if stop() {

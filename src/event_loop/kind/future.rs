@@ -15,7 +15,7 @@ use super::super::error::JoinError;
 use super::super::join::JoinHandle;
 use super::super::remote::OwnWaker;
 use super::super::task::{
-    Header, ResultCell, Step, TaskBody, TaskOptions, TaskRef, WaitReason, depth_bit,
+    Header, Prefetch, ResultCell, Step, TaskBody, TaskOptions, TaskRef, WaitReason, depth_bit,
 };
 
 struct FutureBody<F: Future> {
@@ -24,6 +24,9 @@ struct FutureBody<F: Future> {
     waker: UnsafeCell<Option<OwnWaker>>,
     result: ResultCell<F::Output>,
 }
+
+/// A future's state is in the task's own allocation: nothing to ask for.
+impl<F: Future> Prefetch for FutureBody<F> {}
 
 impl<F: Future> TaskBody for FutureBody<F> {
     fn step(&self, task: &TaskRef, core: &Core) -> Step {

@@ -28,7 +28,7 @@ use super::super::net::source::Target;
 #[cfg(feature = "net")]
 use super::super::reactor::Direction;
 use super::super::task::{
-    Header, RESULT_PENDING, ResultCell, Step, TaskBody, TaskOptions, TaskRef, TaskState,
+    Header, Prefetch, RESULT_PENDING, ResultCell, Step, TaskBody, TaskOptions, TaskRef, TaskState,
     WaitReason, Waiter,
 };
 use super::super::timer::deadline_after;
@@ -278,6 +278,10 @@ impl<C: StdCoroutine<Yield = Wait>> StacklessBody<C> {
         header.body_byte.set(RESULT);
     }
 }
+
+/// The coroutine's state is in the task's own allocation: nothing to ask
+/// for.
+impl<C: StdCoroutine<Yield = Wait>> Prefetch for StacklessBody<C> {}
 
 impl<C: StdCoroutine<Yield = Wait>> TaskBody for StacklessBody<C> {
     fn drop_body(&mut self, header: &Header) {
