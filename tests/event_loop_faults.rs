@@ -93,6 +93,73 @@ fn a_waker_cannot_cancel_a_task_in_the_middle_of_parking_it() {
     assert!(ev.is_empty());
 }
 
+thread_local! {
+    static DRIVEN: RefCell<Option<Rc<EventLoop>>> = const { RefCell::new(None) };
+    static REENTRIES: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A user waker that, when woken, drives the loop in `DRIVEN` again, then
+/// a fresh loop, and logs what each did in `REENTRIES`.
+struct DriveTheLoop;
+
+impl Wake for DriveTheLoop {
+    fn wake(self: Arc<Self>) {
+        let ev = DRIVEN.with(|e| e.borrow().clone()).unwrap();
+        let nested = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ev.run())) {
+            Ok(r) => format!("nested run returned {r:?}"),
+            Err(payload) => match payload.downcast_ref::<String>() {
+                Some(message) => format!("nested run panicked: {message}"),
+                None => "nested run panicked".to_owned(),
+            },
+        };
+        let other = EventLoop::new().block_on(|| 5);
+        REENTRIES.with(|l| {
+            l.borrow_mut()
+                .extend([nested, format!("other loop: {other:?}")])
+        });
+    }
+}
+
+/// A loop wakes a user waker from its own bookkeeping (here as a task ends,
+/// with no task current): driving that same loop from there would see the
+/// joiner parked while its wake-up is still pending in the outer frame, and
+/// report a false deadlock (or, for a socket, sleep in the poller for
+/// ever). It panics with a message instead; another loop may still be run
+/// there, and the outer run goes on.
+#[test]
+fn driving_a_loop_from_a_waker_it_is_waking_panics_and_the_outer_run_goes_on() {
+    let (log, joined) = within_deadline(|| {
+        let ev = Rc::new(EventLoop::new());
+        DRIVEN.with(|e| *e.borrow_mut() = Some(ev.clone()));
+        let mut a = ev.spawn(|| {
+            yield_now();
+            1
+        });
+        let waker = Waker::from(Arc::new(DriveTheLoop));
+        assert!(
+            Pin::new(&mut a)
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        let b = ev.spawn(move || a.join().unwrap() + 1);
+        let outer = ev.run();
+        DRIVEN.with(|e| e.borrow_mut().take());
+        thread_is_usable();
+        (
+            REENTRIES.with(RefCell::take),
+            outer.map(|()| b.join().unwrap()),
+        )
+    });
+    assert_eq!(joined.unwrap(), 2);
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(
+        log[0].starts_with("nested run panicked")
+            && log[0].contains("EventLoop::run called while this loop is already being driven"),
+        "{log:?}"
+    );
+    assert_eq!(log[1], "other loop: Ok(5)");
+}
+
 /// A future that completes at once and whose destructor panics.
 struct PanicsOnDrop(u32);
 

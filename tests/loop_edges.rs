@@ -1,7 +1,8 @@
 //! Loops, sockets and runtimes at their edges: a shutdown with no time
 //! limit, vectored reads past `IOV_MAX`, a Unix read cut short by passed
 //! descriptors, a loop dropped inside a task of another, wakers and waits
-//! that outlive their loop, waits from nested coroutines.
+//! that outlive their loop, waits from nested coroutines, a socket's waker
+//! that drives its own loop.
 #![cfg_attr(cogen_nightly, feature(unix_socket_ancillary_data))]
 
 use std::io::{IoSliceMut, Read, Write};
@@ -467,4 +468,76 @@ fn split_halves_one_cancelled_mid_read_while_futures_and_tasks_share_the_socket(
         .unwrap()
     });
     assert_eq!(total, 200 * 8);
+}
+
+thread_local! {
+    static DRIVEN: std::cell::RefCell<Option<Rc<EventLoop>>> =
+        const { std::cell::RefCell::new(None) };
+    static TASK_WAKER: std::cell::RefCell<Option<std::task::Waker>> =
+        const { std::cell::RefCell::new(None) };
+    static NESTED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A user waker that, when woken, drives the loop in `DRIVEN` again, logs
+/// what that did in `NESTED`, then wakes the task in `TASK_WAKER`.
+struct DriveTheLoopThenWake;
+
+impl std::task::Wake for DriveTheLoopThenWake {
+    fn wake(self: Arc<Self>) {
+        let ev = DRIVEN.with(|e| e.borrow().clone()).unwrap();
+        let entry = match std::panic::catch_unwind(AssertUnwindSafe(|| ev.run())) {
+            Ok(r) => format!("nested run returned {r:?}"),
+            Err(payload) => match payload.downcast_ref::<String>() {
+                Some(message) => format!("nested run panicked: {message}"),
+                None => "nested run panicked".to_owned(),
+            },
+        };
+        NESTED.with(|l| l.borrow_mut().push(entry));
+        if let Some(w) = TASK_WAKER.with(|w| w.borrow_mut().take()) {
+            w.wake();
+        }
+    }
+}
+
+/// The reactor wakes a socket's user waker after taking the poller's
+/// events: driving the same loop from that waker would sleep in the poller
+/// for ever (the event is already taken). It panics with a message
+/// instead, and the outer run goes on.
+#[test]
+fn driving_a_loop_from_a_socket_waker_it_is_waking_panics_instead_of_sleeping() {
+    use std::future::poll_fn;
+    use std::pin::Pin;
+    use std::task::{Context, Waker};
+
+    let (got, log) = watchdog("socket waker drives its loop", || {
+        let ev = Rc::new(EventLoop::new());
+        DRIVEN.with(|e| *e.borrow_mut() = Some(ev.clone()));
+        let (a, b) = UnixStream::pair().unwrap();
+        let reader = ev.spawn_future(async move {
+            let own = Waker::from(Arc::new(DriveTheLoopThenWake));
+            let mut buf = [0u8; 1];
+            poll_fn(|cx| {
+                TASK_WAKER.with(|w| *w.borrow_mut() = Some(cx.waker().clone()));
+                let mut cx = Context::from_waker(&own);
+                futures_lite::io::AsyncRead::poll_read(Pin::new(&mut &a), &mut cx, &mut buf)
+            })
+            .await
+            .unwrap()
+        });
+        ev.spawn(move || {
+            yield_now();
+            (&b).write_all(b"x").unwrap();
+        });
+        let outer = ev.run();
+        DRIVEN.with(|e| e.borrow_mut().take());
+        let log = NESTED.with(std::cell::RefCell::take);
+        (outer.map(|()| reader.join().unwrap()), log)
+    });
+    assert_eq!(got.unwrap(), 1);
+    assert!(!log.is_empty());
+    assert!(
+        log.iter().all(|l| l.starts_with("nested run panicked")
+            && l.contains("EventLoop::run called while this loop is already being driven")),
+        "{log:?}"
+    );
 }

@@ -89,6 +89,9 @@ pub(crate) struct Core {
     since_poll: Cell<u32>,
     /// A task yielded in this round (or, for `tick`, in the last step).
     yielded: Cell<bool>,
+    /// A loop method is driving this loop (see `current::Enter`): what it
+    /// runs meanwhile (a waker, a destructor) must not drive it again.
+    pub(crate) driven: Cell<bool>,
     /// When the idle loop stops sleeping for good (a runtime's shutdown
     /// deadline): not a timer, so it does not hide a deadlock.
     stop_at: Cell<Option<Instant>>,
@@ -117,6 +120,7 @@ impl Core {
             io: Cell::new(0),
             since_poll: Cell::new(0),
             yielded: Cell::new(false),
+            driven: Cell::new(false),
             stop_at: Cell::new(None),
             remote: Arc::new(Remote::new()),
             reactor: ReactorSlot::default(),

@@ -3,8 +3,9 @@
 //! thread-locals), with the guards that set them and restore them on every
 //! way out, unwinding included.
 //!
-//! This file names `core::Core` as a type only (a pointer to the current
-//! loop); the core sets these values through the guards below.
+//! This file names `core::Core` as a type (a pointer to the current loop)
+//! and reads its `driven` flag only; the core sets these values through the
+//! guards below.
 
 use std::cell::Cell;
 use std::ptr::{self, NonNull};
@@ -93,10 +94,13 @@ impl Drop for Current {
     }
 }
 
-/// Sets `CURRENT_CORE` for the duration of a loop method, and restores it on
-/// the way out, unwinding included.
-pub(crate) struct Enter {
+/// Sets `CURRENT_CORE` (and, but for a drop, the loop's `driven` flag) for
+/// the duration of a loop method, and restores them on the way out,
+/// unwinding included.
+pub(crate) struct Enter<'a> {
     prev: *const Core,
+    /// The flag this guard set (not for a drop).
+    driven: Option<&'a Cell<bool>>,
     /// For a drop: the task and context that were current (a loop dropped
     /// inside a task of another loop), hidden meanwhile and put back after.
     hidden: Option<(CurrentTask, *const StackfulCx)>,
@@ -105,17 +109,31 @@ pub(crate) struct Enter {
 /// What `CURRENT_TASK` holds.
 type CurrentTask = Option<NonNull<Task<dyn TaskBody>>>;
 
-impl Enter {
+impl<'a> Enter<'a> {
+    /// Refuses to drive a loop from inside a task, and to drive `core`
+    /// again from what it runs while it is being driven (a user waker it
+    /// wakes from its bookkeeping, with no task current, maybe through
+    /// another loop): that run would see tasks parked whose wake-up is
+    /// still in the outer frame's hands, and sleep for ever or report a
+    /// false deadlock. Another loop may be driven from there.
     #[track_caller]
-    pub(crate) fn new(core: &Core, what: &str) -> Self {
+    pub(crate) fn new(core: &'a Core, what: &str) -> Self {
         if CURRENT_TASK.with(Cell::get).is_some() || HIDDEN_TASKS.get() > 0 {
             panic!(
                 "EventLoop::{what} called from inside a task: a task must not drive an event \
                  loop (use join, yield_now or event_loop::wait_for inside tasks)"
             );
         }
+        if core.driven.replace(true) {
+            panic!(
+                "EventLoop::{what} called while this loop is already being driven on this \
+                 thread (from a waker or a destructor it runs): a loop must not drive itself \
+                 (wake or spawn a task instead, and let the running loop go on)"
+            );
+        }
         Enter {
             prev: CURRENT_CORE.replace(core),
+            driven: Some(&core.driven),
             hidden: None,
         }
     }
@@ -125,20 +143,24 @@ impl Enter {
     /// (the destructors of cancelled tasks and unstarted jobs) must not
     /// wait, as nothing would run this loop to wake it, nor park the other
     /// loop's task on this one.
-    pub(crate) fn for_drop(core: &Core) -> Self {
+    pub(crate) fn for_drop(core: &'a Core) -> Self {
         let task = CURRENT_TASK.replace(None);
         if task.is_some() {
             HIDDEN_TASKS.set(HIDDEN_TASKS.get() + 1);
         }
         Enter {
             prev: CURRENT_CORE.replace(core),
+            driven: None,
             hidden: Some((task, CURRENT_CX.replace(ptr::null()))),
         }
     }
 }
 
-impl Drop for Enter {
+impl Drop for Enter<'_> {
     fn drop(&mut self) {
+        if let Some(driven) = self.driven {
+            driven.set(false);
+        }
         if let Some((task, cx)) = self.hidden {
             if task.is_some() {
                 HIDDEN_TASKS.set(HIDDEN_TASKS.get() - 1);

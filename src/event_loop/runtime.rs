@@ -142,7 +142,8 @@ impl EventLoop {
     /// panicked and nobody will read its result.
     ///
     /// # Panics
-    /// If called from inside a task. With
+    /// If called from inside a task, or while this loop is already being
+    /// driven on this thread (from a waker or a destructor it runs). With
     /// [`PanicPolicy::Propagate`](super::PanicPolicy::Propagate), re-raises
     /// the first unobserved task panic.
     pub fn run(&self) -> Result<(), RunError> {
@@ -165,7 +166,8 @@ impl EventLoop {
     ///
     /// # Panics
     /// If the main task panics, with its payload (like calling `f` directly).
-    /// If called from inside a task.
+    /// If called from inside a task, or while this loop is already being
+    /// driven on this thread (from a waker or a destructor it runs).
     pub fn block_on<T: 'static>(&self, f: impl FnOnce() -> T + 'static) -> Result<T, RunError> {
         let _enter = Enter::new(&self.core, "block_on");
         let opts = TaskOptions {
@@ -194,7 +196,8 @@ impl EventLoop {
     /// and outside wake-ups. True if a task ran.
     ///
     /// # Panics
-    /// If called from inside a task.
+    /// If called from inside a task, or while this loop is already being
+    /// driven on this thread (from a waker or a destructor it runs).
     pub fn try_tick(&self) -> bool {
         let _enter = Enter::new(&self.core, "try_tick");
         self.core.tick()
