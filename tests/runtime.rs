@@ -6,7 +6,8 @@
 //! remote handle's join, await and drop with its task's end, and of spawns
 //! with the loop's drop; user wakers that panic when a cancellation wakes
 //! them, a runtime's detached panics, and a remote handle waited on inside
-//! its own task's loop (a deadlock is reported, a blocking join refused).
+//! its own task's loop (a deadlock is reported, a blocking join refused);
+//! a remote handle dropped with the loop awaiting it keeps no descriptor.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Barrier};
@@ -665,4 +666,76 @@ fn shutdown_timeout_from_an_own_task_does_not_block_its_loop() {
         .recv_timeout(Duration::from_secs(20))
         .expect("the shutdown from an own task blocked its loop");
     assert_eq!(outcome, ("returned", 2));
+/// A remote handle awaited by a future task of another loop of the same
+/// thread keeps that loop's inbox (with its poller's waker, a descriptor)
+/// while it waits; dropped with the loop, it must let go of it, even though
+/// the remote task runs on. Counted in a child process (this same test
+/// binary, this test only): the tests beside it open descriptors too.
+#[test]
+fn a_remote_handle_dropped_with_its_awaiting_loop_keeps_no_descriptor() {
+    const CHILD: &str = "COGEN_RUNTIME_FD_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        dropped_awaiting_loops_keep_no_descriptor();
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "a_remote_handle_dropped_with_its_awaiting_loop_keeps_no_descriptor",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the child failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("descriptors: flat"),
+        "the child did not run the test:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// The child's part: twenty loops, each with a poller, each dropped while
+/// one of its tasks awaits a remote task that never ends.
+fn dropped_awaiting_loops_keep_no_descriptor() {
+    use cogen::event_loop::net::UnixStream;
+    use std::io::{Read, Write};
+
+    let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let remote_loop = EventLoop::new();
+    let handle = remote_loop.handle();
+    let mut counts = Vec::new();
+    for _ in 0..20 {
+        let remote = handle.spawn(|| sleep(FOREVER));
+        assert!(remote_loop.try_tick());
+        let ev = EventLoop::new();
+        ev.block_on(|| {
+            // A read that waits: the loop makes its poller.
+            let (a, b) = UnixStream::pair().unwrap();
+            let reader = spawn(move || (&a).read(&mut [0u8; 1]).unwrap());
+            yield_now();
+            (&b).write_all(b"x").unwrap();
+            reader.join().unwrap();
+        })
+        .unwrap();
+        ev.spawn_future(async move {
+            let _ = remote.await;
+        });
+        assert!(ev.try_tick()); // parked on the remote handle, by key
+        drop(ev); // cancels the future task, which drops the handle
+        counts.push(fds());
+    }
+    assert_eq!(
+        counts.first(),
+        counts.last(),
+        "descriptors kept: {counts:?}"
+    );
+    println!("descriptors: flat");
+    drop(remote_loop);
 }

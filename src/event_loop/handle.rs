@@ -573,11 +573,16 @@ impl<T> Future for RemoteJoinHandle<T> {
 impl<T> Drop for RemoteJoinHandle<T> {
     fn drop(&mut self) {
         let prev = self.shared.state.fetch_or(DETACHED, Ordering::AcqRel);
-        // The waker and an unread value are user code: dropped unlocked.
-        let waker = if prev & WAITING != 0 {
-            self.shared.lock().waker.take()
+        // The task's end no longer wakes anyone once `DETACHED`: the waker
+        // and the key go now, or the key would keep its loop's inbox (and
+        // its poller's waker) alive until the task ends, that loop dropped
+        // or not. The waker, the last reference to a gone loop's inbox and
+        // an unread value are user code: dropped unlocked.
+        let (waker, key) = if prev & WAITING != 0 {
+            let mut wait = self.shared.lock();
+            (wait.waker.take(), wait.key.take())
         } else {
-            None
+            (None, None)
         };
         let result = if prev & FINISHED != 0 {
             // SAFETY: `FINISHED` was seen (acquire): the task's side is done
@@ -587,7 +592,7 @@ impl<T> Drop for RemoteJoinHandle<T> {
             // The task's side will see `DETACHED` and keep the result.
             None
         };
-        drop((waker, result));
+        drop((waker, key, result));
     }
 }
 
