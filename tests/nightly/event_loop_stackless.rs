@@ -149,6 +149,37 @@ fn stackless_panic_cancel_drop_and_deadlock() {
 }
 
 #[test]
+fn a_stackless_task_joining_itself_panics_instead_of_deadlocking() {
+    let ev = EventLoop::new();
+    let me: Rc<RefCell<Option<cogen::event_loop::JoinHandle<u32>>>> = Rc::new(RefCell::new(None));
+    let m = me.clone();
+    let h = ev.spawn_stackless(
+        #[coroutine]
+        move || {
+            let h = m.borrow_mut().take().unwrap();
+            yield Wait::join(&h);
+            7
+        },
+    );
+    let id = h.id();
+    let cancel = h.cancel_handle();
+    *me.borrow_mut() = Some(h);
+    // The task held its own handle: its panic is unobserved, so `run`
+    // reports it, as for a stackful task joining itself.
+    let err = ev.run().unwrap_err();
+    cancel.cancel();
+    assert!(!err.is_deadlock(), "{err}");
+    assert_eq!(err.panics().len(), 1, "{err}");
+    assert!(
+        err.panics()[0]
+            .message()
+            .contains(&format!("task {id} tried to join itself")),
+        "{err}"
+    );
+    assert!(ev.is_empty());
+}
+
+#[test]
 fn ten_thousand_stackless_tasks_parked_on_one_channel() {
     many_stackless(10_000);
 }

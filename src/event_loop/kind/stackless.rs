@@ -64,7 +64,9 @@ impl Wait {
     }
 
     /// Wait until the task of `handle` is done; then take its result with
-    /// [`JoinHandle::try_join`].
+    /// [`JoinHandle::try_join`]. A task that yields a join of itself fails
+    /// instead, its [`JoinError`] holding the panic a stackful task's
+    /// [`JoinHandle::join`] of itself raises.
     pub fn join<T>(handle: &JoinHandle<T>) -> Wait {
         Wait(WaitKind::Join(handle.task().clone()))
     }
@@ -202,6 +204,19 @@ fn waits_elsewhere_payload() -> Box<dyn std::any::Any + Send> {
     )
 }
 
+/// Why `task` must fail instead of waiting for the `wait` it yielded,
+/// which would never end: the panic that a stackful task waiting for the
+/// same thing raises. `None` if the wait is fine.
+fn refusal(wait: &Wait, task: &TaskRef, core: &Core) -> Option<Box<dyn std::any::Any + Send>> {
+    match &wait.0 {
+        WaitKind::Join(target) if ptr::addr_eq(Rc::as_ptr(target), Rc::as_ptr(task)) => Some(
+            Box::new(format!("task {} tried to join itself", task.header.id)),
+        ),
+        _ if waits_elsewhere(wait, core) => Some(waits_elsewhere_payload()),
+        _ => None,
+    }
+}
+
 /// The coroutine and, once it is gone, the result cell: they never live at
 /// the same time, so they share their bytes (which one is there is
 /// the stage in `StacklessBody`'s docs). A parked task is mostly this, so it matters.
@@ -305,19 +320,21 @@ impl<C: StdCoroutine<Yield = Wait>> TaskBody for StacklessBody<C> {
         // and is dropped in place, so pinning it there is sound.
         let c = unsafe { Pin::new_unchecked(&mut *(*self.body.get()).co) };
         match std::panic::catch_unwind(AssertUnwindSafe(|| c.resume(()))) {
-            Ok(CoroutineState::Yielded(wait)) if !waits_elsewhere(&wait, core) => {
-                self.file(task, core, wait);
-                Step::Suspended
-            }
-            Ok(CoroutineState::Yielded(wait)) => {
-                // It would never be woken: the task fails as if making the
-                // `Wait` here had panicked.
-                drop(wait);
-                drop_quietly(self.drop_co(header));
-                let panic = Panic::new(waits_elsewhere_payload(), header.name_cow());
-                self.store(header, Err(JoinError::panicked(header.id, panic)));
-                Step::Done
-            }
+            Ok(CoroutineState::Yielded(wait)) => match refusal(&wait, task, core) {
+                None => {
+                    self.file(task, core, wait);
+                    Step::Suspended
+                }
+                Some(payload) => {
+                    // It would never be woken: the task fails as if making
+                    // the `Wait` here had panicked.
+                    drop(wait);
+                    drop_quietly(self.drop_co(header));
+                    let panic = Panic::new(payload, header.name_cow());
+                    self.store(header, Err(JoinError::panicked(header.id, panic)));
+                    Step::Done
+                }
+            },
             Ok(CoroutineState::Complete(value)) => {
                 match self.drop_co(header) {
                     Ok(()) => self.store(header, Ok(value)),
