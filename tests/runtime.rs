@@ -666,6 +666,8 @@ fn shutdown_timeout_from_an_own_task_does_not_block_its_loop() {
         .recv_timeout(Duration::from_secs(20))
         .expect("the shutdown from an own task blocked its loop");
     assert_eq!(outcome, ("returned", 2));
+}
+
 /// A remote handle awaited by a future task of another loop of the same
 /// thread keeps that loop's inbox (with its poller's waker, a descriptor)
 /// while it waits; dropped with the loop, it must let go of it, even though
