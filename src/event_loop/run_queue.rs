@@ -42,16 +42,20 @@ impl RunQueue {
         unsafe { (*self.0.get()).pop_front() }
     }
 
+    /// Whether a round over `len` queued tasks should prefetch each next
+    /// task (see [`prefetch_front`](RunQueue::prefetch_front)): from
+    /// [`PREFETCH_FROM`] tasks on.
+    #[inline(always)]
+    pub(crate) fn worth_prefetching(len: usize) -> bool {
+        len >= PREFETCH_FROM
+    }
+
     /// Asks the CPU to start loading what the next queued task's step
-    /// reads first (see `prefetch.rs`), while the step before it runs; only
-    /// in a queue of [`PREFETCH_FROM`] tasks or more.
+    /// reads first (see `prefetch.rs`), while the step before it runs.
     #[inline(always)]
     pub(crate) fn prefetch_front(&self) {
         // SAFETY: see the type's docs.
-        let q = unsafe { &*self.0.get() };
-        if q.len() >= PREFETCH_FROM
-            && let Some(task) = q.front()
-        {
+        if let Some(task) = unsafe { (*self.0.get()).front() } {
             task.prefetch();
         }
     }

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use super::super::error::StuckTask;
 use super::super::observe::{self, TaskInfo};
+use super::super::run_queue::RunQueue;
 use super::super::task::{WaitReason, key_id};
 use super::super::trace;
 use super::{Core, POLL_INTERVAL, PanicPolicy};
@@ -133,23 +134,41 @@ impl Core {
         }
     }
 
+    /// Runs the first `round` queued tasks a step each (fewer if the queue
+    /// runs dry), each next one prefetched with `PREFETCH`; true as soon as
+    /// `stop()` says so.
+    #[inline(always)]
+    fn run_round<const PREFETCH: bool>(&self, round: usize, stop: &impl Fn() -> bool) -> bool {
+        for _ in 0..round {
+            let Some(task) = self.queue.pop_front() else {
+                break;
+            };
+            if PREFETCH {
+                self.queue.prefetch_front();
+            }
+            self.run_thin(task);
+            self.check_propagate();
+            if stop() {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Runs rounds until `stop()` or until no task is left. A round runs the
     /// tasks queued at its start, then checks timers and outside wake-ups.
     pub(crate) fn run_until(&self, stop: impl Fn() -> bool) -> Result<(), Vec<StuckTask>> {
         loop {
             let round = self.queue.len();
-            let mut n = round;
-            while n > 0 {
-                let Some(task) = self.queue.pop_front() else {
-                    break;
-                };
-                self.queue.prefetch_front();
-                self.run_thin(task);
-                self.check_propagate();
-                if stop() {
-                    return Ok(());
-                }
-                n -= 1;
+            // Decided once a round, in two copies of the round's loop: a
+            // short queue costs no look per step.
+            let stopped = if RunQueue::worth_prefetching(round) {
+                self.run_round::<true>(round, &stop)
+            } else {
+                self.run_round::<false>(round, &stop)
+            };
+            if stopped {
+                return Ok(());
             }
             self.queue.maybe_shrink();
             if self.remote.has_pending() {
