@@ -78,6 +78,18 @@ impl<T> Ring<T> {
         Some(unsafe { self.slots.get_unchecked(self.head).assume_init_ref() })
     }
 
+    /// The value `i` places behind the front, if there is one.
+    #[inline(always)]
+    pub(crate) fn get(&self, i: usize) -> Option<&T> {
+        if i >= self.len {
+            return None;
+        }
+        let at = (self.head + i) & self.mask();
+        // SAFETY: `at` is masked to below the capacity, and is within the
+        // initialized run (`i < len`).
+        Some(unsafe { self.slots.get_unchecked(at).assume_init_ref() })
+    }
+
     /// Moves the values, in order, into a new buffer of `capacity` slots
     /// (a power of two, at least `len`).
     #[cold]

@@ -55,8 +55,12 @@ impl RunQueue {
     #[inline(always)]
     pub(crate) fn prefetch_front(&self) {
         // SAFETY: see the type's docs.
-        if let Some(task) = unsafe { (*self.0.get()).front() } {
+        let q = unsafe { &*self.0.get() };
+        if let Some(task) = q.front() {
             task.prefetch();
+        }
+        if let Some(task) = q.get(1) {
+            task.prefetch_header();
         }
     }
 

@@ -182,6 +182,16 @@ impl ThinTask {
         }
     }
 
+    /// Asks the CPU to start loading the task's header and the first lines
+    /// of its body.
+    #[inline(always)]
+    pub(crate) fn prefetch_header(&self) {
+        let at = self.0.as_ptr() as usize;
+        super::prefetch::prefetch(at);
+        super::prefetch::prefetch(at + 64);
+        super::prefetch::prefetch(at + 128);
+    }
+
     #[inline]
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: we own a strong reference: the task is alive.

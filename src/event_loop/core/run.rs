@@ -155,6 +155,14 @@ impl Core {
         false
     }
 
+    /// [`run_round`](Core::run_round) with prefetching, out of line: a round
+    /// of a thousand steps or more pays the call once, and the short rounds'
+    /// loop keeps its registers to itself.
+    #[inline(never)]
+    fn run_long_round(&self, round: usize, stop: &impl Fn() -> bool) -> bool {
+        self.run_round::<true>(round, stop)
+    }
+
     /// Runs rounds until `stop()` or until no task is left. A round runs the
     /// tasks queued at its start, then checks timers and outside wake-ups.
     pub(crate) fn run_until(&self, stop: impl Fn() -> bool) -> Result<(), Vec<StuckTask>> {
@@ -163,7 +171,7 @@ impl Core {
             // Decided once a round, in two copies of the round's loop: a
             // short queue costs no look per step.
             let stopped = if RunQueue::worth_prefetching(round) {
-                self.run_round::<true>(round, &stop)
+                self.run_long_round(round, &stop)
             } else {
                 self.run_round::<false>(round, &stop)
             };
