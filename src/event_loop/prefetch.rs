@@ -8,8 +8,8 @@
 //! and the caches there, and the switch (a return to an address the CPU
 //! cannot predict) leaves it nothing to overlap the misses with. So each
 //! step of the loop, before it runs its task, asks for the next queued
-//! task's stack lines (see `RunQueue::prefetch_front`): they load while
-//! the current task runs.
+//! task's stack lines, and the header of the one after it (see
+//! `RunQueue::prefetch_front`): they load while the current task runs.
 //!
 //! On x86_64 only (its prefetch instruction and stack pointer); elsewhere
 //! both functions do nothing and the loop runs as before.

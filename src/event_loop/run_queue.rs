@@ -51,7 +51,9 @@ impl RunQueue {
     }
 
     /// Asks the CPU to start loading what the next queued task's step
-    /// reads first (see `prefetch.rs`), while the step before it runs.
+    /// reads first (see `prefetch.rs`), while the step before it runs, and
+    /// the header and first body lines of the task after it, where the next
+    /// call finds what it reads (a stackful task's recorded stack pointer).
     #[inline(always)]
     pub(crate) fn prefetch_front(&self) {
         // SAFETY: see the type's docs.
