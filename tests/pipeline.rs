@@ -256,6 +256,24 @@ fn read_chunks_with_a_chunk_size_larger_than_the_reader_gives_what_there_is() {
 }
 
 #[test]
+fn read_chunks_larger_than_the_first_reservation_hold_about_their_bytes() {
+    // A chunk that grew past what was reserved for it (64 KiB, as
+    // `read_chunks` documents) gives back the room it grew into: a consumer
+    // that keeps chunks holds their bytes, not up to twice as much.
+    let data = vec![7u8; 1 << 20];
+    for size in [65_537usize, 100_000, 300_000] {
+        for chunk in ok(read_chunks(&data[..], size)) {
+            assert!(
+                chunk.capacity() <= (chunk.len() + chunk.len() / 8).max(64 * 1024),
+                "chunk size {size}: {} bytes in {} of room",
+                chunk.len(),
+                chunk.capacity()
+            );
+        }
+    }
+}
+
+#[test]
 fn windowed_with_a_size_larger_than_the_stream_gives_one_short_window() {
     let sum = |w: &[u64]| w.iter().sum::<u64>();
     assert_eq!(ok(source([1u64, 2, 3]).windowed(1 << 40, sum)), [6]);

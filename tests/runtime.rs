@@ -741,3 +741,29 @@ fn dropped_awaiting_loops_keep_no_descriptor() {
     println!("descriptors: flat");
     drop(remote_loop);
 }
+
+/// The same from a task of a loop that is not the runtime's: a runtime task
+/// waits for a task of that loop, which could not run while the shutdown
+/// waited for the runtime's threads.
+#[test]
+fn shutdown_timeout_from_a_task_of_another_loop_does_not_block_that_loop() {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let rt = Runtime::builder().threads(1).build().unwrap();
+        let ev = EventLoop::new();
+        let local = ev.handle().spawn(|| {
+            yield_now();
+            10
+        });
+        let t = rt.spawn(move || wait_for(local).unwrap() + 1);
+        ev.block_on(move || rt.shutdown_timeout(Duration::MAX))
+            .unwrap();
+        // The loop's task runs after the shutdown returned.
+        ev.run().unwrap();
+        done_tx.send(t.join().unwrap()).unwrap();
+    });
+    let outcome = done_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the shutdown from another loop's task blocked that loop");
+    assert_eq!(outcome, 11);
+}

@@ -35,6 +35,12 @@ pub(crate) struct StackfulCx {
     pub(crate) suspended_at: Cell<usize>,
 }
 
+/// True while some loop is being driven on this thread (code inside one
+/// of its tasks, or a waker or destructor it runs).
+pub(crate) fn driving_a_loop() -> bool {
+    !CURRENT_CORE.with(Cell::get).is_null()
+}
+
 impl StackfulCx {
     /// Asks the CPU to start loading the lines the task's resume reads:
     /// the frames below where it suspended (corosensei's switch and the

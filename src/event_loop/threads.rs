@@ -83,12 +83,15 @@ type NameFn = Box<dyn Fn(usize) -> String + Send + Sync>;
 /// still there is cancelled at once. From inside one of its own tasks (the
 /// last `Arc<Runtime>` dropped there), the other threads are joined, and
 /// that task's own thread ends by itself once the task returns.
-/// `shutdown_timeout` with a longer time from one of its own tasks does not
-/// wait: its loop could not run meanwhile, so its tasks (and tasks of other
-/// loops waiting for them) would only be cancelled at the deadline, or wait
+/// `shutdown_timeout` with a longer time from one of its own tasks (or a
+/// task of any other loop on the calling thread) does not wait: that
+/// task's loop could not run meanwhile, so its tasks (and the runtime's
+/// tasks waiting for them) would only be cancelled at the deadline, or wait
 /// for ever with `Duration::MAX`. It closes the runtime to spawns, sets
 /// the deadline and returns; the loops finish (or cancel at the deadline)
-/// and their threads end on their own.
+/// and their threads end on their own. (A shutdown called on a thread of
+/// its own that a runtime task waits for, an [`unblock`](super::unblock)
+/// closure say, is such a wait too: give it a finite timeout.)
 pub struct Runtime {
     handles: Vec<LoopHandle>,
     signals: Vec<Arc<Signal>>,
@@ -156,9 +159,10 @@ impl Runtime {
     /// Stops accepting spawns, lets the tasks run until they are all done or
     /// `timeout` has passed, cancels the rest and joins the threads. A loop
     /// whose tasks left are deadlocked (each waits for another, and nothing
-    /// outside can wake them) stops waiting at once. Called from one of the
-    /// runtime's own tasks, it returns without waiting (unless `timeout` is
-    /// zero). See [Shutdown and drop](Runtime#shutdown-and-drop).
+    /// outside can wake them) stops waiting at once. Called from a task (of
+    /// the runtime's own loops or of any other loop of the calling thread),
+    /// it returns without waiting (unless `timeout` is zero). See
+    /// [Shutdown and drop](Runtime#shutdown-and-drop).
     pub fn shutdown_timeout(mut self, timeout: Duration) {
         self.shutdown(timeout);
     }
@@ -175,12 +179,14 @@ impl Runtime {
             signal.raise(deadline);
         }
         let here = std::thread::current().id();
-        // From one of its own tasks, that task's loop cannot run while its
-        // thread waits here: only a shutdown that cancels everything at
-        // once (a drop) may wait for the other loops, which then need
-        // nothing from this one.
-        let from_own_task = self.threads.iter().any(|t| t.thread().id() == here);
-        let join_others = !from_own_task || timeout.is_zero();
+        // From a task (of one of its own loops or of any other loop of this
+        // thread), that task's loop cannot run while its thread waits here,
+        // and the runtime's tasks may be waiting for its tasks: only a
+        // shutdown that cancels everything at once (a drop) may wait for
+        // the workers, which then need nothing from this thread.
+        let in_a_loop = self.threads.iter().any(|t| t.thread().id() == here)
+            || super::current::driving_a_loop();
+        let join_others = !in_a_loop || timeout.is_zero();
         for thread in self.threads.drain(..) {
             // Shut down from one of its own tasks (the last `Arc` of it
             // dropped there): that worker cannot join itself, and ends on

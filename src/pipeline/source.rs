@@ -46,7 +46,8 @@ impl<I: FusedIterator> FusedIterator for Source<I> {}
 ///
 /// A chunk's buffer is reserved up to 64 KiB before the reads; past that it
 /// grows as bytes arrive, so a chunk size larger than the reader's contents
-/// costs memory only for the bytes there are.
+/// costs memory only for the bytes there are; a chunk that grew is handed
+/// on with the room it did not fill given back.
 ///
 /// ```
 /// use cogen::pipeline::{PipelineExt, read_chunks};
@@ -106,7 +107,7 @@ impl<R: Read> Iterator for ReadChunks<R> {
                 self.ended = true;
                 None
             }
-            Ok(_) => Some(Ok(chunk)),
+            Ok(_) => Some(Ok(shrunk(chunk))),
             Err(error) => {
                 self.ended = true;
                 if chunk.is_empty() {
@@ -114,11 +115,21 @@ impl<R: Read> Iterator for ReadChunks<R> {
                 } else {
                     // The bytes read before the error first.
                     self.error = Some(error);
-                    Some(Ok(chunk))
+                    Some(Ok(shrunk(chunk)))
                 }
             }
         }
     }
+}
+
+/// `chunk`, with the room it grew into beyond its bytes given back if it
+/// grew past [`CHUNK_RESERVE`] (by doubling, as `read_to_end` grows it), so
+/// that a chunk kept downstream holds about its bytes only.
+fn shrunk(mut chunk: Vec<u8>) -> Vec<u8> {
+    if chunk.capacity() > CHUNK_RESERVE.max(chunk.len()) {
+        chunk.shrink_to_fit();
+    }
+    chunk
 }
 
 impl<R: Read> FusedIterator for ReadChunks<R> {}
