@@ -307,31 +307,11 @@ fn one_task_reads_while_another_writes_the_same_connection() {
 /// process would break the tests running beside it.
 #[test]
 fn accept_keeps_going_when_out_of_descriptors() {
-    const CHILD: &str = "COGEN_NET_EMFILE_CHILD";
-    if std::env::var_os(CHILD).is_some() {
-        accept_under_emfile();
-        return;
-    }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "accept_keeps_going_when_out_of_descriptors",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the child failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("emfile: served again"),
-        "the child did not run the test:\n{}",
-        String::from_utf8_lossy(&out.stdout)
+    support::in_child_process(
+        "accept_keeps_going_when_out_of_descriptors",
+        "COGEN_NET_EMFILE_CHILD",
+        "emfile: served again",
+        accept_under_emfile,
     );
 }
 

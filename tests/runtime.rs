@@ -675,31 +675,11 @@ fn shutdown_timeout_from_an_own_task_does_not_block_its_loop() {
 /// binary, this test only): the tests beside it open descriptors too.
 #[test]
 fn a_remote_handle_dropped_with_its_awaiting_loop_keeps_no_descriptor() {
-    const CHILD: &str = "COGEN_RUNTIME_FD_CHILD";
-    if std::env::var_os(CHILD).is_some() {
-        dropped_awaiting_loops_keep_no_descriptor();
-        return;
-    }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "a_remote_handle_dropped_with_its_awaiting_loop_keeps_no_descriptor",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the child failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("descriptors: flat"),
-        "the child did not run the test:\n{}",
-        String::from_utf8_lossy(&out.stdout)
+    support::in_child_process(
+        "a_remote_handle_dropped_with_its_awaiting_loop_keeps_no_descriptor",
+        "COGEN_RUNTIME_FD_CHILD",
+        "descriptors: flat",
+        dropped_awaiting_loops_keep_no_descriptor,
     );
 }
 

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests; a test file includes them with
 //! `mod support;`. This module owns the drop counter the tests use to check
 //! that every value a coroutine, pipeline or task holds is dropped exactly
-//! once.
+//! once, and the way a test runs its part in a child process.
 
 // Each test file uses only some of the helpers.
 #![allow(dead_code)]
@@ -215,4 +215,32 @@ pub fn counted_waker(
         live: live.clone(),
         woken: woken.clone(),
     }))
+}
+
+/// Runs `part` in a child process: this same test binary, with only the
+/// test named `test` (which calls this) and one thread, for a test that
+/// changes or counts what the whole process shares (its descriptor limit,
+/// its open descriptors), which the tests running beside it would disturb.
+/// In the parent, checks that the child succeeded and printed `done`; in
+/// the child (where the environment variable `var` is set), runs `part`,
+/// which prints `done` when it has checked what it came for.
+pub fn in_child_process(test: &str, var: &str, done: &str, part: impl FnOnce()) {
+    if std::env::var_os(var).is_some() {
+        return part();
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(var, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(done),
+        "the child did not run the test:\n{stdout}"
+    );
 }
