@@ -200,7 +200,7 @@ fn running_meta<'a>() -> Option<&'a Meta> {
 
 /// An address on the stack this code runs on: the stack pointer.
 #[inline(always)]
-pub(super) fn stack_pointer() -> usize {
+pub(crate) fn stack_pointer() -> usize {
     let sp: usize;
     // SAFETY: reads a register; touches no memory, no flags, no stack.
     #[cfg(target_arch = "x86_64")]

@@ -11,27 +11,16 @@
 //! task's stack lines, and the header of the one after it (see
 //! `RunQueue::prefetch_front`): they load while the current task runs.
 //!
-//! On x86_64 only (its prefetch instruction and stack pointer); elsewhere
-//! both functions do nothing and the loop runs as before.
+//! On x86_64 only (its prefetch instruction); elsewhere both functions do
+//! nothing and the loop runs as before.
 
-/// The stack pointer of the calling code, or 0 where it is not read.
+/// The stack pointer of the calling code where [`prefetch`] uses it (on
+/// x86_64), or 0.
 #[inline(always)]
 pub(crate) fn stack_pointer() -> usize {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let sp: usize;
-        // SAFETY: reads a register into another; no memory is touched.
-        unsafe {
-            std::arch::asm!(
-                "mov {}, rsp",
-                out(reg) sp,
-                options(nomem, nostack, preserves_flags)
-            );
-        }
-        sp
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
+    if cfg!(target_arch = "x86_64") {
+        crate::coroutine::stack_pointer()
+    } else {
         0
     }
 }
