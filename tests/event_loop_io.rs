@@ -692,6 +692,38 @@ fn a_read_cut_short_by_a_time_limit_leaves_the_position() {
 }
 
 #[test]
+fn a_write_cut_short_after_a_read_leaves_the_next_read_at_the_position() {
+    use std::io::{Read, Write};
+
+    // Twice the adapter's read-ahead (8 MiB), so that the reader is still
+    // busy when the write stops it.
+    let (path, data) = file_of("write-cut-short", 16 << 20);
+    let p = path.clone();
+    let got = EventLoop::new()
+        .block_on(move || {
+            let options = std::fs::OpenOptions::new().read(true).write(true).clone();
+            let mut f = fs::File::open_with(&options, &p).unwrap();
+            let mut first = [0u8; 4];
+            f.read_exact(&mut first).unwrap();
+            // The pool reads ahead meanwhile, until its pipe is full.
+            sleep(Duration::from_millis(50));
+            // The write puts the pool's cursor back first; the expired
+            // limit cuts that short while the reader stops.
+            let cut = el::timeout(Duration::ZERO, || f.write(b"XXXX"));
+            let mut next = [0u8; 4];
+            f.read_exact(&mut next).unwrap();
+            (first, next, cut.is_err())
+        })
+        .unwrap();
+    assert_eq!(got.0, data[..4]);
+    if got.2 {
+        // Nothing was written: the read goes on where the first one ended.
+        assert_eq!(got.1, data[4..8]);
+    }
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+#[test]
 fn into_std_cut_short_by_a_time_limit_keeps_the_writes() {
     use std::io::Write;
 

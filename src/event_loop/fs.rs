@@ -287,6 +287,10 @@ impl File {
     #[track_caller]
     fn rewind(&mut self, what: &str) -> io::Result<()> {
         if let Some(pos) = self.pos {
+            // Off until the seek returns: one cut short (a time limit, a
+            // cancellation) may have stopped the reader anywhere ahead of
+            // `pos`, and the next call must rewind again.
+            self.cursor = Cursor::Off;
             self.seek_on_pool(what, SeekFrom::Start(pos))?;
         }
         self.cursor = Cursor::At;

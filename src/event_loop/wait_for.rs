@@ -200,6 +200,14 @@ impl Drop for ShowWaker<'_> {
 /// assert_eq!(n, 42);
 /// ```
 ///
+/// A wait cut short (a [`timeout`](super::timeout()) that expires, a
+/// cancellation) gives the closure up: one the pool has not started yet
+/// never runs, and one it has started runs to its end, its value dropped.
+/// Which of the two happened, the caller cannot tell: the same holds for
+/// the one-shot calls of [`fs`](super::fs) (`fs::write`, `fs::remove_file`,
+/// ...), so give a time limit to work that may run or not, or check
+/// afterwards.
+///
 /// # Panics
 /// Outside a stackful task; re-raises a panic of `f`.
 #[cfg(feature = "blocking")]
