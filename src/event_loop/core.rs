@@ -31,12 +31,13 @@ use crate::error::Panic;
 use super::blocks::Blocks;
 use super::current::{CURRENT_CORE, CURRENT_CX, CURRENT_TASK, Current};
 use super::observe::{self, Counters};
+use super::prefetch::Prefetch;
 use super::reactor::ReactorSlot;
 use super::remote::Remote;
 use super::run_queue::{Registry, RunQueue};
 use super::task::{
-    Header, Prefetch, Step, Task, TaskBody, TaskRef, TaskState, TaskVtable, ThinTask, WaitReason,
-    Waiter, fat_ptr, key_depth_bit, key_id,
+    Header, Step, Task, TaskBody, TaskRef, TaskState, TaskVtable, ThinTask, WaitReason, Waiter,
+    fat_ptr, key_depth_bit, key_id,
 };
 use super::timer::Timers;
 use super::trace::{self, Spans};

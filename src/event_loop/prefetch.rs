@@ -11,8 +11,14 @@
 //! task's stack lines, and the header of the one after it (see
 //! `RunQueue::prefetch_front`): they load while the current task runs.
 //!
+//! The `Prefetch` trait is how a task's body says what to ask for.
+//!
 //! On x86_64 only (its prefetch instruction); elsewhere both functions do
 //! nothing and the loop runs as before.
+
+use std::ptr::NonNull;
+
+use super::task::{Header, ThinTask};
 
 /// The stack pointer of the calling code where [`prefetch`] uses it (on
 /// x86_64), or 0.
@@ -40,4 +46,41 @@ pub(crate) fn prefetch(addr: usize) {
     {
         let _ = addr;
     }
+}
+
+/// Asks the CPU to start loading what a task's next step reads first.
+///
+/// # Safety
+/// The header is that of a live task of the body type the function was
+/// made for, which is not running.
+pub(crate) type PrefetchFn = unsafe fn(NonNull<Header>);
+
+/// What a body's task asks the CPU to load while the step before it runs:
+/// a trait of its own, as an associated constant would keep
+/// [`TaskBody`](super::task::TaskBody) from being used as `dyn`.
+pub(crate) trait Prefetch {
+    /// `None` (the default): nothing worth asking for.
+    const PREFETCH: Option<PrefetchFn> = None;
+}
+
+/// Asks the CPU to start loading what `task`'s next step reads first, if
+/// its body has something to ask for (see [`Prefetch`]).
+#[inline(always)]
+pub(crate) fn next_step(task: &ThinTask) {
+    let header = task.header();
+    if let Some(prefetch) = header.vtable.prefetch {
+        // SAFETY: `task` owns a strong reference, so the task is alive (and
+        // queued, not running), and its vtable was made for its type.
+        unsafe { prefetch(NonNull::from(header)) }
+    }
+}
+
+/// Asks the CPU to start loading `task`'s header and the first lines of
+/// its body.
+#[inline(always)]
+pub(crate) fn header_lines(task: &ThinTask) {
+    let at = std::ptr::from_ref(task.header()) as usize;
+    prefetch(at);
+    prefetch(at + 64);
+    prefetch(at + 128);
 }

@@ -68,17 +68,8 @@ impl<T> Ring<T> {
         Some(value)
     }
 
-    /// The value [`pop_front`](Ring::pop_front) would take next.
-    #[inline(always)]
-    pub(crate) fn front(&self) -> Option<&T> {
-        if self.len == 0 {
-            return None;
-        }
-        // SAFETY: as in `pop_front`: `head`'s slot is initialized.
-        Some(unsafe { self.slots.get_unchecked(self.head).assume_init_ref() })
-    }
-
-    /// The value `i` places behind the front, if there is one.
+    /// The value `i` places behind the front (0: the one `pop_front` takes
+    /// next), if there is one.
     #[inline(always)]
     pub(crate) fn get(&self, i: usize) -> Option<&T> {
         if i >= self.len {

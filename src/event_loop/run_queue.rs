@@ -3,6 +3,7 @@
 
 use std::cell::UnsafeCell;
 
+use super::prefetch;
 use super::ring::Ring;
 use super::task::{TaskRef, ThinTask};
 
@@ -58,11 +59,11 @@ impl RunQueue {
     pub(crate) fn prefetch_front(&self) {
         // SAFETY: see the type's docs.
         let q = unsafe { &*self.0.get() };
-        if let Some(task) = q.front() {
-            task.prefetch();
+        if let Some(task) = q.get(0) {
+            prefetch::next_step(task);
         }
         if let Some(task) = q.get(1) {
-            task.prefetch_header();
+            prefetch::header_lines(task);
         }
     }
 

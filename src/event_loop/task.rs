@@ -54,6 +54,7 @@ use std::panic::AssertUnwindSafe;
 use std::ptr::NonNull;
 use std::rc::{Rc, Weak};
 
+use super::prefetch::PrefetchFn;
 use crate::error::Panic;
 
 use super::core::Core;
@@ -121,21 +122,6 @@ pub(crate) struct TaskVtable {
     pub(crate) prefetch: Option<PrefetchFn>,
 }
 
-/// Asks the CPU to start loading what a task's next step reads first.
-///
-/// # Safety
-/// The header is that of a live task of the body type the function was
-/// made for, which is not running.
-pub(crate) type PrefetchFn = unsafe fn(NonNull<Header>);
-
-/// What a body's task asks the CPU to load while the step before it runs
-/// (see `prefetch.rs`): a trait of its own, as an associated constant
-/// would keep [`TaskBody`] from being used as `dyn`.
-pub(crate) trait Prefetch {
-    /// `None` (the default): nothing worth asking for.
-    const PREFETCH: Option<PrefetchFn> = None;
-}
-
 /// # Safety
 /// `header` is the header of a live `Task<B>`, with the provenance of the
 /// whole allocation (a pointer that came from `Rc::into_raw` / `Rc::as_ptr`).
@@ -169,27 +155,6 @@ impl ThinTask {
         // SAFETY: not null (it comes from an `Rc`); `Task` is `repr(C)`, so
         // the task's address is its header's.
         ThinTask(unsafe { NonNull::new_unchecked(task as *const Header as *mut Header) })
-    }
-
-    /// Asks the CPU to start loading what the task's next step reads first,
-    /// if its body has something to ask for (see [`Prefetch`]).
-    #[inline(always)]
-    pub(crate) fn prefetch(&self) {
-        if let Some(prefetch) = self.header().vtable.prefetch {
-            // SAFETY: we own a strong reference: the task is alive, and its
-            // vtable was made for its type.
-            unsafe { prefetch(self.0) }
-        }
-    }
-
-    /// Asks the CPU to start loading the task's header and the first lines
-    /// of its body.
-    #[inline(always)]
-    pub(crate) fn prefetch_header(&self) {
-        let at = self.0.as_ptr() as usize;
-        super::prefetch::prefetch(at);
-        super::prefetch::prefetch(at + 64);
-        super::prefetch::prefetch(at + 128);
     }
 
     #[inline]

@@ -13,9 +13,10 @@ use crate::error::{Panic, drop_quietly};
 use super::super::core::Core;
 use super::super::error::JoinError;
 use super::super::join::JoinHandle;
+use super::super::prefetch::Prefetch;
 use super::super::remote::OwnWaker;
 use super::super::task::{
-    Header, Prefetch, ResultCell, Step, TaskBody, TaskOptions, TaskRef, WaitReason, depth_bit,
+    Header, ResultCell, Step, TaskBody, TaskOptions, TaskRef, WaitReason, depth_bit,
 };
 
 struct FutureBody<F: Future> {

@@ -18,10 +18,9 @@ use super::super::core::Core;
 use super::super::current::{CURRENT_CX, StackfulCx};
 use super::super::error::JoinError;
 use super::super::join::JoinHandle;
+use super::super::prefetch::{Prefetch, PrefetchFn};
 use super::super::remote::OwnWaker;
-use super::super::task::{
-    Header, Prefetch, PrefetchFn, ResultCell, Step, Task, TaskBody, TaskOptions, TaskRef,
-};
+use super::super::task::{Header, ResultCell, Step, Task, TaskBody, TaskOptions, TaskRef};
 
 struct StackfulBody<T> {
     /// `None` once the coroutine is dead: it is dropped at once, so that

@@ -25,10 +25,11 @@ use super::super::join::JoinHandle;
 use super::super::net::Socket;
 #[cfg(feature = "net")]
 use super::super::net::source::Target;
+use super::super::prefetch::Prefetch;
 #[cfg(feature = "net")]
 use super::super::reactor::Direction;
 use super::super::task::{
-    Header, Prefetch, RESULT_PENDING, ResultCell, Step, TaskBody, TaskOptions, TaskRef, TaskState,
+    Header, RESULT_PENDING, ResultCell, Step, TaskBody, TaskOptions, TaskRef, TaskState,
     WaitReason, Waiter,
 };
 use super::super::timer::deadline_after;
