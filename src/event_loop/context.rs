@@ -227,7 +227,18 @@ fn running_stackful_ptr(what: &str) -> (*mut Task<dyn TaskBody>, &'static Stackf
 /// task's (`passes_through` in the coroutine layer), running every
 /// destructor once; so does the unwinding of a `timeout` whose deadline
 /// passed.
-#[inline]
+///
+/// Always inlined, and so are the waits that tasks call most often
+/// (`yield_now`, a channel's `send` and `recv`; the others through the
+/// inlined half of [`park`]): the switch then sits in the frame that called
+/// the wait, which is where the task goes on when resumed. A suspend is a
+/// `ret` into the loop's stack, matched by the `call` of the resume, and
+/// the CPU predicts returns from a stack of the calls it saw: each frame
+/// between the wait's caller and the switch costs two mispredicted returns
+/// per wait (its return after the resume, and the suspend's own, which then
+/// pops that frame's entry). With `recv` out of line those were a quarter
+/// of a channel round trip's time.
+#[inline(always)]
 fn suspend(cx: &StackfulCx) {
     cx.suspended_at.set(super::prefetch::stack_pointer());
     // SAFETY: `yielder` was set by the stackful body's entry on this task's
@@ -243,7 +254,7 @@ fn suspend(cx: &StackfulCx) {
 ///
 /// # Panics
 /// Outside a stackful task (see the [module docs](super#errors)).
-#[inline]
+#[inline(always)]
 pub fn yield_now() {
     // Only the context: a task that suspends while still `Running` has
     // yielded, and the loop queues it again (see `Core::run_task`).
@@ -286,8 +297,18 @@ fn check_deadline((at, scope): (Instant, u64)) {
 /// code (no waker, no destructor that could reach the loop). Returns once
 /// woken; inside a [`timeout`](super::timeout()) whose deadline has passed,
 /// unwinds instead (see the module docs).
-#[inline]
+#[inline(always)]
 pub(crate) fn park(what: &str, reason: WaitReason, register: impl FnOnce(&Core, TaskRef, u32)) {
+    prepare_park(what, reason, register).wait();
+}
+
+/// [`park`] up to the switch: the task marked parked and registered.
+#[inline]
+fn prepare_park(
+    what: &str,
+    reason: WaitReason,
+    register: impl FnOnce(&Core, TaskRef, u32),
+) -> Parked {
     let (ptr, cx) = running_stackful_ptr(what);
     let core = current_core(what);
     let deadline = deadline();
@@ -304,16 +325,28 @@ pub(crate) fn park(what: &str, reason: WaitReason, register: impl FnOnce(&Core, 
         core.timers.add(at, task_ref.clone(), seq);
     }
     register(core, task_ref, seq);
-    suspend(cx);
-    after_park(deadline);
+    Parked {
+        cx,
+        limited: deadline.is_some(),
+    }
 }
 
 /// [`park`] for a wait list of [`ThinTask`]s (a channel's): `register`
 /// gets the running task as a thin reference, made straight from the
 /// pointer the loop keeps (a full reference would be made and taken apart
 /// again, each step finding the header through the vtable).
-#[inline]
+#[inline(always)]
 pub(crate) fn park_thin(what: &str, reason: WaitReason, register: impl FnOnce(ThinTask, u32)) {
+    prepare_park_thin(what, reason, register).wait();
+}
+
+/// [`park_thin`] up to the switch: the task marked parked and registered.
+#[inline]
+fn prepare_park_thin(
+    what: &str,
+    reason: WaitReason,
+    register: impl FnOnce(ThinTask, u32),
+) -> Parked {
     let (ptr, cx) = running_stackful_ptr(what);
     let core = current_core(what);
     let deadline = deadline();
@@ -329,19 +362,44 @@ pub(crate) fn park_thin(what: &str, reason: WaitReason, register: impl FnOnce(Th
         core.timers.add(at, task.to_ref(), seq);
     }
     register(task, seq);
-    suspend(cx);
-    after_park(deadline);
+    Parked {
+        cx,
+        limited: deadline.is_some(),
+    }
 }
 
-/// Back from a park that also waited for `deadline`: unwinds if a limit
+/// A park prepared (the task is marked parked and registered where its
+/// wake-up comes from): [`wait`](Parked::wait) suspends the task. Split
+/// from the preparation so that the switch alone is inlined into the
+/// waiting function's caller (see [`suspend`]).
+#[must_use = "a prepared park must be waited on at once"]
+pub(crate) struct Parked {
+    cx: &'static StackfulCx,
+    /// The park also waits for a deadline (two words, so that a prepared
+    /// park comes back in registers).
+    limited: bool,
+}
+
+impl Parked {
+    /// Suspends the task until it is woken; inside a
+    /// [`timeout`](super::timeout()) whose deadline has passed meanwhile,
+    /// unwinds instead.
+    #[inline(always)]
+    pub(crate) fn wait(self) {
+        suspend(self.cx);
+        if self.limited {
+            after_limited_park();
+        }
+    }
+}
+
+/// Back from a park that also waited for a deadline: unwinds if a limit
 /// the wait is inside has passed. Looked up again, not taken from before
 /// the park: the limit may be gone meanwhile (its scope returned while the
 /// task was parked: a loop driven inside the scope's closure).
-#[inline]
-fn after_park(deadline: Option<(Instant, u64)>) {
-    if deadline.is_some() {
-        self::deadline();
-    }
+#[inline(never)]
+fn after_limited_park() {
+    deadline();
 }
 
 /// The id of the running task, or `None` outside tasks.
