@@ -401,8 +401,7 @@ fn a_file_s_position_after_reads_is_where_the_reads_ended() {
     let p = path.clone();
     let tail = EventLoop::new()
         .block_on(move || {
-            let options = std::fs::OpenOptions::new().read(true).write(true).clone();
-            let mut f = fs::File::open_with(&options, &p).unwrap();
+            let mut f = open_read_write(&p);
             let mut buf = [0u8; 4];
             f.read_exact(&mut buf).unwrap();
             f.write_all(b"ZZZZ").unwrap(); // bytes 4..8
@@ -442,6 +441,12 @@ fn a_file_dropped_with_writes_in_its_buffer_writes_them() {
 }
 
 /// A file of `len` bytes (`i % 251` each) in a fresh directory.
+/// `path` opened with the loop's `fs::File` for reading and writing.
+fn open_read_write(path: &std::path::Path) -> fs::File {
+    let options = std::fs::OpenOptions::new().read(true).write(true).clone();
+    fs::File::open_with(&options, path).unwrap()
+}
+
 fn file_of(tag: &str, len: usize) -> (PathBuf, Vec<u8>) {
     let path = temp_dir(tag).join("data");
     let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
@@ -668,8 +673,7 @@ fn a_read_cut_short_by_a_time_limit_leaves_the_position() {
     let p = path.clone();
     let (pos, ok) = EventLoop::new()
         .block_on(move || {
-            let options = std::fs::OpenOptions::new().read(true).write(true).clone();
-            let mut f = fs::File::open_with(&options, &p).unwrap();
+            let mut f = open_read_write(&p);
             let mut buf = [0u8; 10];
             // The first read sets the pool's reader going and waits: the
             // expired limit cuts it short.
@@ -701,8 +705,7 @@ fn a_write_cut_short_after_a_read_leaves_the_next_read_at_the_position() {
     let p = path.clone();
     let got = EventLoop::new()
         .block_on(move || {
-            let options = std::fs::OpenOptions::new().read(true).write(true).clone();
-            let mut f = fs::File::open_with(&options, &p).unwrap();
+            let mut f = open_read_write(&p);
             let mut first = [0u8; 4];
             f.read_exact(&mut first).unwrap();
             // The pool reads ahead meanwhile, until its pipe is full.

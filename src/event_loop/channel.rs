@@ -531,8 +531,7 @@ impl<T> Receiver<T> {
     /// # Panics
     /// If it would have to wait outside a stackful task (and not in its
     /// cancellation).
-    // Always inlined, as `send` is: its switch then sits in the caller's
-    // frame (see `context::suspend`).
+    // Always inlined, as `send`: see `context::suspend`.
     #[inline(always)]
     #[track_caller]
     pub fn recv(&self) -> Result<T, RecvError> {
