@@ -19,7 +19,8 @@
 //! panel per group, log scale when a group's times differ by more than 20×).
 //! When `tools/scripts/count_all.sh` has written `op_counts.json` beside
 //! the criterion directory, the table also shows each id's instructions and
-//! simulated branch mispredictions per operation.
+//! simulated branch mispredictions per operation, and the chart each bar's
+//! instructions per operation above its time.
 //!
 //! With no saved estimates at all it says so and writes nothing. The table
 //! names the criterion directory only relative to the repository (or not at
@@ -162,7 +163,7 @@ fn run(criterion_dir: Option<PathBuf>) -> Result<()> {
     let docs = root.join("docs");
     fs::create_dir_all(&docs)?;
     fs::write(docs.join("bench.md"), &markdown)?;
-    chart(&groups, &docs.join("bench.svg"))?;
+    chart(&groups, &counts, &docs.join("bench.svg"))?;
     eprintln!("wrote docs/bench.md and docs/bench.svg");
     Ok(())
 }
@@ -486,7 +487,7 @@ fn date(t: SystemTime) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
-fn chart(groups: &BTreeMap<String, Vec<Bench>>, path: &Path) -> Result<()> {
+fn chart(groups: &BTreeMap<String, Vec<Bench>>, counts: &Counts, path: &Path) -> Result<()> {
     const COLS: usize = 2;
     const PANEL_W: u32 = 760;
     const PANEL_H: u32 = 360;
@@ -498,7 +499,12 @@ fn chart(groups: &BTreeMap<String, Vec<Bench>>, path: &Path) -> Result<()> {
     let (title, body) = root.split_vertically(40);
     title.titled(
         &format!(
-            "cogen benchmarks — median per op, {} ({})",
+            "cogen benchmarks — median per op{}, {} ({})",
+            if counts.is_empty() {
+                ""
+            } else {
+                " and callgrind instructions per op"
+            },
             cpu_model(),
             groups
                 .values()
@@ -511,7 +517,7 @@ fn chart(groups: &BTreeMap<String, Vec<Bench>>, path: &Path) -> Result<()> {
     )?;
     let panels = body.split_evenly((rows, cols));
     for ((group, list), area) in groups.iter().zip(panels.iter()) {
-        panel(group, list, area)?;
+        panel(group, list, counts, area)?;
     }
     root.present()?;
     Ok(())
@@ -521,7 +527,12 @@ fn label_style() -> TextStyle<'static> {
     TextStyle::from(("sans-serif", 11).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom))
 }
 
-fn panel(group: &str, list: &[Bench], area: &DrawingArea<SVGBackend<'_>, Shift>) -> Result<()> {
+fn panel(
+    group: &str,
+    list: &[Bench],
+    counts: &Counts,
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+) -> Result<()> {
     let times: Vec<f64> = list.iter().map(Bench::per_op_ns).collect();
     let min = times.iter().copied().fold(f64::INFINITY, f64::min);
     let max = times.iter().copied().fold(0.0, f64::max);
@@ -542,6 +553,14 @@ fn panel(group: &str, list: &[Bench], area: &DrawingArea<SVGBackend<'_>, Shift>)
             ),
             None => fmt_time(b.per_op_ns()),
         }
+    };
+    // The second line above a bar: its instructions per operation, when
+    // counted.
+    let instructions = |i: usize| -> Option<String> {
+        let b = &list[i];
+        let (ir, _, _) = counts.get(&(group.to_string(), b.id.clone()))?;
+        let digits = if *ir < 100.0 { 1 } else { 0 };
+        Some(format!("{ir:.digits$} instr"))
     };
     let color = |b: &Bench| {
         if b.id.starts_with("cogen") {
@@ -567,6 +586,9 @@ fn panel(group: &str, list: &[Bench], area: &DrawingArea<SVGBackend<'_>, Shift>)
     if max / min.max(f64::MIN_POSITIVE) > 20.0 {
         let lo = min / 2.0;
         let hi = max * 4.0;
+        // One line of text higher on a log axis: about 14 of the plot's
+        // 270 pixels, whatever the panel's range.
+        let line = (hi / lo).powf(14.0 / 270.0);
         let mut chart = builder.build_cartesian_2d(
             (0..n.saturating_sub(1)).into_segmented(),
             (lo..hi).log_scale(),
@@ -594,9 +616,16 @@ fn panel(group: &str, list: &[Bench], area: &DrawingArea<SVGBackend<'_>, Shift>)
                 (SegmentValue::CenterOf(i), b.per_op_ns() * 1.3),
                 label_style(),
             )))?;
+            if let Some(text) = instructions(i) {
+                chart.draw_series(std::iter::once(Text::new(
+                    text,
+                    (SegmentValue::CenterOf(i), b.per_op_ns() * 1.3 * line),
+                    label_style(),
+                )))?;
+            }
         }
     } else {
-        let hi = max * 1.2;
+        let hi = max * 1.25;
         let mut chart =
             builder.build_cartesian_2d((0..n.saturating_sub(1)).into_segmented(), 0.0..hi)?;
         chart
@@ -622,6 +651,13 @@ fn panel(group: &str, list: &[Bench], area: &DrawingArea<SVGBackend<'_>, Shift>)
                 (SegmentValue::CenterOf(i), b.per_op_ns() + hi * 0.01),
                 label_style(),
             )))?;
+            if let Some(text) = instructions(i) {
+                chart.draw_series(std::iter::once(Text::new(
+                    text,
+                    (SegmentValue::CenterOf(i), b.per_op_ns() + hi * 0.06),
+                    label_style(),
+                )))?;
+            }
         }
     }
     Ok(())
