@@ -440,13 +440,13 @@ fn a_file_dropped_with_writes_in_its_buffer_writes_them() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A file of `len` bytes (`i % 251` each) in a fresh directory.
 /// `path` opened with the loop's `fs::File` for reading and writing.
 fn open_read_write(path: &std::path::Path) -> fs::File {
     let options = std::fs::OpenOptions::new().read(true).write(true).clone();
     fs::File::open_with(&options, path).unwrap()
 }
 
+/// A file of `len` bytes (`i % 251` each) in a fresh directory.
 fn file_of(tag: &str, len: usize) -> (PathBuf, Vec<u8>) {
     let path = temp_dir(tag).join("data");
     let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();

@@ -438,8 +438,7 @@ fn table(
             if !counts.is_empty() {
                 match counts.get(&(group.clone(), b.id.clone())) {
                     Some((ir, mis, op)) => {
-                        let digits = if *ir < 100.0 { 1 } else { 0 };
-                        s.push_str(&format!(" {ir:.digits$} /{op} | {mis:.2} /{op} |"))
+                        s.push_str(&format!(" {} /{op} | {mis:.2} /{op} |", fmt_count(*ir)))
                     }
                     None => s.push_str(" – | – |"),
                 }
@@ -485,6 +484,12 @@ fn date(t: SystemTime) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// An instruction count per operation: one decimal under 100, whole above.
+fn fmt_count(ir: f64) -> String {
+    let digits = if ir < 100.0 { 1 } else { 0 };
+    format!("{ir:.digits$}")
 }
 
 fn chart(groups: &BTreeMap<String, Vec<Bench>>, counts: &Counts, path: &Path) -> Result<()> {
@@ -559,8 +564,7 @@ fn panel(
     let instructions = |i: usize| -> Option<String> {
         let b = &list[i];
         let (ir, _, _) = counts.get(&(group.to_string(), b.id.clone()))?;
-        let digits = if *ir < 100.0 { 1 } else { 0 };
-        Some(format!("{ir:.digits$} instr"))
+        Some(format!("{} instr", fmt_count(*ir)))
     };
     let color = |b: &Bench| {
         if b.id.starts_with("cogen") {
