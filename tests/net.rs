@@ -650,6 +650,47 @@ fn a_socket_outlives_its_loop_and_waits_in_the_next_one() {
     }
 }
 
+/// A socket stays with the first loop it waited in while that loop exists:
+/// a wait in a second loop (the first one alive, only not running) panics
+/// and says why, rather than filing the task with the wrong reactor; once
+/// the first loop is gone, the second one takes the socket.
+#[test]
+fn a_socket_waits_only_in_its_first_loop_while_that_loop_exists() {
+    let listener = Rc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+    let addr = listener.local_addr().unwrap();
+    let connect_later = move || {
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(10));
+            std::net::TcpStream::connect(addr).unwrap()
+        })
+    };
+    let first = EventLoop::new();
+    let client = connect_later();
+    let l = listener.clone();
+    first
+        .block_on(move || l.accept().map(|_| ()).unwrap())
+        .unwrap();
+    drop(client.join().unwrap());
+    let second = EventLoop::new();
+    let l = listener.clone();
+    let error = second
+        .block_on(move || spawn(move || l.accept().map(|_| ())).join().unwrap_err())
+        .unwrap();
+    let message = error.into_panic();
+    let message = message.downcast_ref::<String>().unwrap();
+    assert!(
+        message.contains("net::TcpListener::accept: the socket waits in another event loop"),
+        "{message}"
+    );
+    drop(first);
+    let client = connect_later();
+    let l = listener.clone();
+    second
+        .block_on(move || l.accept().map(|_| ()).unwrap())
+        .unwrap();
+    drop(client.join().unwrap());
+}
+
 #[test]
 fn waiting_functions_panic_outside_a_stackful_task() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

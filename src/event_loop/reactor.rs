@@ -142,13 +142,22 @@ impl ReactorSlot {
 
     /// The loop's reactor, created (with its poller) on first use.
     #[cfg(feature = "net")]
+    #[inline]
     pub(crate) fn get_or_create(
         &self,
         core: &super::core::Core,
     ) -> std::io::Result<&std::rc::Rc<Reactor>> {
-        if let Some(reactor) = self.reactor.get() {
-            return Ok(reactor);
+        match self.reactor.get() {
+            Some(reactor) => Ok(reactor),
+            None => self.create(core),
         }
+    }
+
+    /// [`get_or_create`](Self::get_or_create) the first time.
+    #[cfg(feature = "net")]
+    #[cold]
+    #[inline(never)]
+    fn create(&self, core: &super::core::Core) -> std::io::Result<&std::rc::Rc<Reactor>> {
         let (reactor, waker) = Reactor::new(core.weak())?;
         core.remote.use_waker(waker);
         Ok(self.reactor.get_or_init(|| std::rc::Rc::new(reactor)))
@@ -239,6 +248,27 @@ mod imp {
 
     type Waiters = Vec<Waiter>;
 
+    /// Moves `list`'s entries to the end of `woken`; returns how many were
+    /// waker entries. One entry (a task waiting alone, the common case) is
+    /// moved by itself, without the bulk copy's call.
+    #[inline(always)]
+    fn take_all(list: &mut Waiters, woken: &mut Waiters) -> usize {
+        match list.len() {
+            0 => 0,
+            1 => {
+                let entry = list.pop().expect("one entry");
+                let waker = usize::from(is_waker(&entry));
+                woken.push(entry);
+                waker
+            }
+            _ => {
+                let wakers = list.iter().filter(|e| is_waker(e)).count();
+                woken.append(list);
+                wakers
+            }
+        }
+    }
+
     /// One registered socket.
     struct Slot {
         readers: Waiters,
@@ -259,6 +289,13 @@ mod imp {
             match dir {
                 Direction::Read => &mut self.readers,
                 Direction::Write => &mut self.writers,
+            }
+        }
+
+        fn list_ref(&self, dir: Direction) -> &Waiters {
+            match dir {
+                Direction::Read => &self.readers,
+                Direction::Write => &self.writers,
             }
         }
     }
@@ -432,6 +469,7 @@ mod imp {
         /// Files a parked stackful task as a reader or writer of socket
         /// `key`, which it borrows while it waits (so the socket is
         /// registered). No system call, no user code.
+        #[inline(always)]
         pub(crate) fn add_task(&self, key: usize, dir: Direction, task: TaskRef, seq: u32) {
             let mut slots = self.slots.borrow_mut();
             let slot = slots.slots[key].as_mut().expect("a registered socket");
@@ -470,7 +508,23 @@ mod imp {
 
         /// Takes the entries of the task of `header` out of socket `key`'s
         /// `dir` waiters (after its wait, however it ended).
+        #[inline]
         pub(crate) fn remove_waiter(&self, key: usize, dir: Direction, header: &Header) {
+            // The common case: the event that woke the task took the list.
+            let empty = match self.slots.borrow().slots.get(key) {
+                Some(Some(slot)) => slot.list_ref(dir).is_empty(),
+                _ => true,
+            };
+            if !empty {
+                self.remove_waiter_from(key, dir, header);
+            }
+        }
+
+        /// [`remove_waiter`](Reactor::remove_waiter) from a list that has
+        /// entries (the task's own, after a timer or a cancellation ended
+        /// its wait, or other tasks').
+        #[inline(never)]
+        fn remove_waiter_from(&self, key: usize, dir: Direction, header: &Header) {
             let mut removed = Vec::new();
             {
                 let mut slots = self.slots.borrow_mut();
@@ -568,12 +622,10 @@ mod imp {
                         if let Some(hint) = &slot.readable {
                             hint.set(hint.get().on_event(ev.is_read_closed() || failed));
                         }
-                        wakers += slot.readers.iter().filter(|e| is_waker(e)).count();
-                        woken.append(&mut slot.readers);
+                        wakers += take_all(&mut slot.readers, &mut woken);
                     }
                     if ev.is_writable() || ev.is_write_closed() || failed {
-                        wakers += slot.writers.iter().filter(|e| is_waker(e)).count();
-                        woken.append(&mut slot.writers);
+                        wakers += take_all(&mut slot.writers, &mut woken);
                     }
                 }
                 self.wakers.set(self.wakers.get() - wakers);

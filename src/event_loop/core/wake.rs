@@ -95,6 +95,7 @@ impl Core {
     /// Wakes whoever waits for a task to finish. A user `Waker` is user
     /// code: a panic in it is reported like a detached task's panic, and
     /// the other waiters are still woken.
+    #[inline]
     pub(crate) fn wake_waiter(&self, waiter: Waiter) {
         match waiter {
             Waiter::Task(task, seq) => wake(task, seq),

@@ -207,6 +207,7 @@
 macro_rules! forward_owned_io {
     ($Stream:ty) => {
         impl std::io::Read for $Stream {
+            #[inline]
             #[track_caller]
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
                 (&*self).read(buf)
@@ -222,6 +223,7 @@ macro_rules! forward_owned_io {
         }
 
         impl std::io::Write for $Stream {
+            #[inline]
             #[track_caller]
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 (&*self).write(buf)
@@ -319,8 +321,8 @@ macro_rules! shared_async_io {
                     $crate::event_loop::net::source::NO_HINT
                 };
                 self.source
-                    .poll_read(concat!($name, "::poll_read"), cx, len, |mut s| {
-                        std::io::Read::read(&mut s, buf)
+                    .poll_read(concat!($name, "::poll_read"), cx, len, |s| {
+                        $crate::event_loop::net::sys::StreamIo::recv(s, buf)
                     })
             }
 
@@ -359,7 +361,7 @@ macro_rules! shared_async_io {
                     concat!($name, "::poll_write"),
                     cx,
                     $crate::event_loop::reactor::Direction::Write,
-                    |mut s| std::io::Write::write(&mut s, buf),
+                    |s| $crate::event_loop::net::sys::StreamIo::send(s, buf),
                 )
             }
 
@@ -396,6 +398,7 @@ macro_rules! shared_async_io {
 mod listener;
 pub(crate) mod source;
 mod stream;
+pub(crate) mod sys;
 #[cfg(test)]
 mod tests;
 mod udp;

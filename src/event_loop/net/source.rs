@@ -116,6 +116,7 @@ impl<T: AsFd> Source<T> {
     /// # Panics
     /// Outside a stackful task (whether or not it would have to wait, so
     /// that misuse shows at once).
+    #[inline]
     #[track_caller]
     pub(crate) fn io<R>(
         &self,
@@ -153,6 +154,7 @@ impl<T: AsFd> Source<T> {
     /// (see the drained-read hint in `reactor.rs`). Only for byte streams:
     /// a short datagram says nothing about the queue, and a peek leaves it
     /// full.
+    #[inline]
     #[track_caller]
     pub(crate) fn read(
         &self,
@@ -403,7 +405,11 @@ impl<T: AsFd> Source<T> {
         let core = current_core(what);
         let (reactor, key) = self.registration(core, what)?;
         let id = reactor.id(key).expect("registered just now");
-        Ok(Target { reactor, key, id })
+        Ok(Target {
+            reactor: reactor.clone(),
+            key,
+            id,
+        })
     }
 
     /// Parks the running stackful task until the socket may be ready in
@@ -420,7 +426,7 @@ impl<T: AsFd> Source<T> {
         let core = current_core(what);
         let (reactor, key) = self.registration(core, what)?;
         let _entry = WaitEntry {
-            reactor: &reactor,
+            reactor,
             key,
             dir,
             header: &task.header,
@@ -437,19 +443,40 @@ impl<T: AsFd> Source<T> {
     /// The socket's reactor and key, registering it with `core`'s reactor
     /// the first time.
     #[track_caller]
-    fn registration(&self, core: &Core, what: &str) -> io::Result<(Rc<Reactor>, usize)> {
-        let mut reg = self.reg.0.borrow_mut();
+    #[inline]
+    fn registration<'c>(&self, core: &'c Core, what: &str) -> io::Result<(&'c Rc<Reactor>, usize)> {
         let here = core.reactor.get_or_create(core)?;
-        if let Some(r) = reg.as_ref()
-            && let Some(reactor) = r.reactor.upgrade().filter(|r| r.loop_is_alive())
+        if let Some(r) = self.reg.0.borrow().as_ref()
+            // The `Weak` keeps its reactor's memory allocated, so no other
+            // reactor can be at that address: the same address is this
+            // loop's reactor, alive. (The common case, every wait after the
+            // first: no reference count touched.)
+            && std::ptr::eq(r.reactor.as_ptr(), Rc::as_ptr(here))
         {
-            if !Rc::ptr_eq(&reactor, here) {
-                panic!(
-                    "cogen::event_loop::{what}: the socket waits in another event loop (a socket \
-                     stays with the first loop it waited in while that loop exists)"
-                );
-            }
-            return Ok((reactor, r.key));
+            return Ok((here, r.key));
+        }
+        self.register_with(here, what)
+    }
+
+    /// [`registration`](Source::registration) when the socket is not
+    /// registered with `here`: registers it, unless it is registered with
+    /// another loop that is still alive.
+    #[track_caller]
+    #[cold]
+    #[inline(never)]
+    fn register_with<'c>(
+        &self,
+        here: &'c Rc<Reactor>,
+        what: &str,
+    ) -> io::Result<(&'c Rc<Reactor>, usize)> {
+        let mut reg = self.reg.0.borrow_mut();
+        if let Some(r) = reg.as_ref()
+            && r.reactor.upgrade().is_some_and(|r| r.loop_is_alive())
+        {
+            panic!(
+                "cogen::event_loop::{what}: the socket waits in another event loop (a socket \
+                 stays with the first loop it waited in while that loop exists)"
+            );
         }
         let (key, readable) = here.register(self.io.as_fd().as_raw_fd())?;
         let old = reg.replace(Registration {
@@ -459,7 +486,7 @@ impl<T: AsFd> Source<T> {
         });
         drop(reg);
         drop(old); // its loop is gone: nothing to deregister from
-        Ok((here.clone(), key))
+        Ok((here, key))
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::super::reactor::Direction;
 use super::source::Source;
+use super::sys::StreamIo;
 
 /// A TCP connection between a local and a remote socket, for tasks of an
 /// [`EventLoop`](super::super::EventLoop).
@@ -200,14 +201,14 @@ impl TcpStream {
     /// as it comes.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let len = buf.len();
-        self.source.try_read_now(len, |mut s| s.read(buf))
+        self.source.try_read_now(len, |s| s.recv(buf))
     }
 
     /// Writes what fits in the socket's send buffer without waiting: an
     /// error of kind [`WouldBlock`](io::ErrorKind::WouldBlock) if nothing
     /// does. Works anywhere.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.source.try_io(|mut s| s.write(buf))
+        self.source.try_io(|s| s.send(buf))
     }
 
     /// The std stream, deregistered from the loop and back in blocking
@@ -383,15 +384,14 @@ pub(super) fn raw_addr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::sock
 }
 
 impl Read for &TcpStream {
+    #[inline]
     #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let len = buf.len();
-        self.source.read(
-            "net::TcpStream::read",
-            self.read_timeout.get(),
-            len,
-            |mut s| s.read(buf),
-        )
+        self.source
+            .read("net::TcpStream::read", self.read_timeout.get(), len, |s| {
+                s.recv(buf)
+            })
     }
 
     #[track_caller]
@@ -407,13 +407,14 @@ impl Read for &TcpStream {
 }
 
 impl Write for &TcpStream {
+    #[inline]
     #[track_caller]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.source.io(
             "net::TcpStream::write",
             Direction::Write,
             self.write_timeout.get(),
-            |mut s| s.write(buf),
+            |s| s.send(buf),
         )
     }
 

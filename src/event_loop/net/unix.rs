@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use super::super::reactor::Direction;
 use super::source::{NO_HINT, Sealed, Source, Target};
+use super::sys::StreamIo;
 
 /// A Unix domain socket server, listening for connections, for tasks of
 /// an [`EventLoop`](super::super::EventLoop): like
@@ -251,14 +252,14 @@ impl UnixStream {
     /// [`WouldBlock`](io::ErrorKind::WouldBlock) if nothing is. Works
     /// anywhere; see [`TcpStream::try_read`](super::TcpStream::try_read).
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.source.try_read_now(NO_HINT, |mut s| s.read(buf))
+        self.source.try_read_now(NO_HINT, |s| s.recv(buf))
     }
 
     /// Writes what fits without waiting: an error of kind
     /// [`WouldBlock`](io::ErrorKind::WouldBlock) if nothing does. Works
     /// anywhere.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.source.try_io(|mut s| s.write(buf))
+        self.source.try_io(|s| s.send(buf))
     }
 
     /// The std stream, deregistered from the loop and back in blocking
@@ -279,7 +280,7 @@ impl Read for &UnixStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         // No drained-read hint: see `shared_async_io!` below.
         self.source
-            .read("net::UnixStream::read", None, NO_HINT, |mut s| s.read(buf))
+            .read("net::UnixStream::read", None, NO_HINT, |s| s.recv(buf))
     }
 
     #[track_caller]
@@ -295,8 +296,8 @@ impl Write for &UnixStream {
     #[track_caller]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.source
-            .io("net::UnixStream::write", Direction::Write, None, |mut s| {
-                s.write(buf)
+            .io("net::UnixStream::write", Direction::Write, None, |s| {
+                s.send(buf)
             })
     }
 
