@@ -415,6 +415,7 @@ impl<T: AsFd> Source<T> {
     /// Parks the running stackful task until the socket may be ready in
     /// `dir`, or `deadline` passes. May return early (a spurious event):
     /// the caller retries its operation.
+    #[inline]
     #[track_caller]
     fn wait(
         &self,
@@ -512,6 +513,7 @@ struct WaitEntry<'a> {
 }
 
 impl Drop for WaitEntry<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.reactor.remove_waiter(self.key, self.dir, self.header);
     }
