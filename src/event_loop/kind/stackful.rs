@@ -134,7 +134,7 @@ impl<T> TaskBody for StackfulBody<T> {
 
 /// Runs first in every stackful task: records its yielder, through which
 /// every wait of the task suspends it.
-#[inline(never)]
+#[inline]
 fn stackful_entry(yielder: &Yielder<(), ()>) {
     let cx = CURRENT_CX.with(Cell::get);
     // SAFETY: `step` sets CURRENT_CX to this task's context before the
