@@ -199,13 +199,14 @@
 //! `AsyncWrite` work in any task of the socket's loop, and panic only if
 //! they have to wait outside one.
 //!
-//! Unix only (the rest of the crate needs it too). On Linux, a stream's
-//! single reads and writes (`read`, `write`, their `try_` and `poll_`
-//! forms) make their system call directly, with the flags std uses,
-//! rather than through libc's wrapper, which is a thread-cancellation
-//! point and costs each call two atomic updates: a library that
-//! interposes on libc's socket functions (`LD_PRELOAD`) does not see those
-//! calls, and still sees every other one.
+//! Unix only (the rest of the crate needs it too). On Linux (x86-64,
+//! AArch64, RISC-V 64 and LoongArch 64), a stream's single reads and
+//! writes (`read`, `write`, their `try_` and `poll_` forms) make their
+//! system call directly, with the flags std uses, rather than through
+//! libc's wrapper, which is a thread-cancellation point and costs each
+//! call two atomic updates: a library that interposes on libc's socket
+//! functions (`LD_PRELOAD`) does not see those calls, and still sees every
+//! other one.
 
 /// The owned stream's `Read`, `Write`, `AsyncRead` and `AsyncWrite`, each
 /// forwarding to the same trait on `&$Stream` (where the work is): one

@@ -426,8 +426,11 @@ impl<T: AsFd> Source<T> {
         let (task, _) = running_stackful(what);
         let core = current_core(what);
         let (reactor, key) = self.registration(core, what)?;
+        // The entry owns a reference to the reactor: it is dropped after the
+        // switch, in a later step of the task, where `core` (and the
+        // reference into it) is no longer known to be alive.
         let _entry = WaitEntry {
-            reactor,
+            reactor: reactor.clone(),
             key,
             dir,
             header: &task.header,
@@ -506,7 +509,7 @@ pub(crate) fn timed_out(what: &str) -> io::Error {
 /// however it ends: woken by the socket (then it is already gone), by its
 /// timer, or unwound by a cancellation.
 struct WaitEntry<'a> {
-    reactor: &'a Reactor,
+    reactor: Rc<Reactor>,
     key: usize,
     dir: Direction,
     header: &'a Header,
