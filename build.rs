@@ -3,6 +3,11 @@
 //! dev) build. So a crate on stable Rust that depends on cogen builds with
 //! no configuration (it just gets no stackless adapters), while nightly users
 //! get everything.
+//!
+//! Also names the targets where a socket's single read and write are
+//! direct system calls (`cfg(cogen_direct_io)`, see `src/event_loop/net/sys.rs`):
+//! Linux on the architectures whose kernels have had `recvfrom` and `sendto`
+//! as system calls of their own since the oldest Linux Rust supports.
 
 use std::env;
 use std::process::Command;
@@ -13,6 +18,12 @@ fn main() {
     println!("cargo::rerun-if-env-changed=RUSTC_BOOTSTRAP");
     if env::var_os("CARGO_FEATURE_NIGHTLY").is_some() && compiler_is_nightly() {
         println!("cargo::rustc-cfg=cogen_nightly");
+    }
+    println!("cargo::rustc-check-cfg=cfg(cogen_direct_io)");
+    let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    if os == "linux" && ["x86_64", "aarch64", "riscv64", "loongarch64"].contains(&arch.as_str()) {
+        println!("cargo::rustc-cfg=cogen_direct_io");
     }
 }
 

@@ -1,6 +1,7 @@
 //! One read or one write of a connected stream socket, the system call
 //! std's `Read` and `Write` make for the stream type (`recv` with no flags;
-//! `send` with `MSG_NOSIGNAL` for TCP, `write` for a Unix stream), made
+//! `send` with `MSG_NOSIGNAL` for TCP; `write` for a Unix stream, which on a
+//! socket is `send` with no flags), made
 //! directly on Linux: glibc's wrappers of those calls are cancellation
 //! points, which switch the thread's asynchronous cancellation on and off
 //! around every call (two atomic updates and about 60 instructions per
@@ -9,7 +10,8 @@
 //! std's own calls: other systems, and the Linux architectures where these
 //! calls are not system calls of their own on every kernel Rust supports
 //! (32-bit x86 had only `socketcall` before Linux 4.3, for one), so only
-//! x86-64, AArch64, RISC-V 64 and LoongArch 64 take the direct path.
+//! x86-64, AArch64, RISC-V 64 and LoongArch 64 take the direct path
+//! (`cfg(cogen_direct_io)`, set by `build.rs`).
 //!
 //! A library that interposes on libc's socket calls (`LD_PRELOAD`) does not
 //! see these reads and writes where they are direct; it still sees every
@@ -25,21 +27,13 @@ pub(crate) trait StreamIo {
     fn send(&self, buf: &[u8]) -> io::Result<usize>;
 }
 
-#[cfg(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64",
-        target_arch = "loongarch64"
-    )
-))]
+#[cfg(cogen_direct_io)]
 mod linux {
     use std::io;
     use std::os::fd::{AsRawFd, RawFd};
     use std::ptr;
 
-    use libc::c_long;
+    use libc::{c_int, c_long};
 
     /// `recv(fd, buf, 0)`.
     #[inline]
@@ -63,9 +57,9 @@ mod linux {
         result(n)
     }
 
-    /// `send(fd, buf, MSG_NOSIGNAL)`.
+    /// `send(fd, buf, flags)`.
     #[inline]
-    pub(super) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    pub(super) fn send(fd: RawFd, buf: &[u8], flags: c_int) -> io::Result<usize> {
         // SAFETY: the kernel reads at most `buf.len()` bytes at `buf`,
         // valid for that many reads during the call; no destination
         // address (a connected socket). The descriptor as in `recv`.
@@ -75,20 +69,11 @@ mod linux {
                 c_long::from(fd),
                 buf.as_ptr(),
                 buf.len(),
-                c_long::from(libc::MSG_NOSIGNAL),
+                c_long::from(flags),
                 ptr::null::<libc::sockaddr>(),
                 0 as c_long,
             )
         };
-        result(n)
-    }
-
-    /// `write(fd, buf)`.
-    #[inline]
-    pub(super) fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-        // SAFETY: as in `send`.
-        let n =
-            unsafe { libc::syscall(libc::SYS_write, c_long::from(fd), buf.as_ptr(), buf.len()) };
         result(n)
     }
 
@@ -101,19 +86,20 @@ mod linux {
         }
     }
 
-    impl super::StreamIo for std::net::TcpStream {
-        #[inline]
-        fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-            recv(self.as_raw_fd(), buf)
-        }
-
-        #[inline]
-        fn send(&self, buf: &[u8]) -> io::Result<usize> {
-            send(self.as_raw_fd(), buf)
-        }
+    /// The flags of a stream type's write, as std makes it.
+    trait SendFlags: AsRawFd {
+        const FLAGS: c_int;
     }
 
-    impl super::StreamIo for std::os::unix::net::UnixStream {
+    impl SendFlags for std::net::TcpStream {
+        const FLAGS: c_int = libc::MSG_NOSIGNAL;
+    }
+
+    impl SendFlags for std::os::unix::net::UnixStream {
+        const FLAGS: c_int = 0;
+    }
+
+    impl<S: SendFlags> super::StreamIo for S {
         #[inline]
         fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
             recv(self.as_raw_fd(), buf)
@@ -121,21 +107,13 @@ mod linux {
 
         #[inline]
         fn send(&self, buf: &[u8]) -> io::Result<usize> {
-            write(self.as_raw_fd(), buf)
+            send(self.as_raw_fd(), buf, S::FLAGS)
         }
     }
 }
 
 /// Everywhere else, std's own calls.
-#[cfg(not(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64",
-        target_arch = "loongarch64"
-    )
-)))]
+#[cfg(not(cogen_direct_io))]
 mod via_std {
     use std::io;
 
