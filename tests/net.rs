@@ -658,19 +658,22 @@ fn a_socket_outlives_its_loop_and_waits_in_the_next_one() {
 fn a_socket_waits_only_in_its_first_loop_while_that_loop_exists() {
     let listener = Rc::new(TcpListener::bind("127.0.0.1:0").unwrap());
     let addr = listener.local_addr().unwrap();
-    let connect_later = move || {
-        thread::spawn(move || {
-            thread::sleep(Duration::from_millis(10));
-            std::net::TcpStream::connect(addr).unwrap()
+    // One connection accepted by a task of `ev` that waits for it (so that
+    // the listener registers with `ev`): the client connects only once the
+    // accepting task has parked.
+    let accept_in = |ev: &EventLoop| {
+        let l = listener.clone();
+        ev.block_on(move || {
+            let accepting = spawn(move || l.accept().map(|_| ()).unwrap());
+            yield_now();
+            let client = std::net::TcpStream::connect(addr).unwrap();
+            accepting.join().unwrap();
+            client
         })
+        .unwrap();
     };
     let first = EventLoop::new();
-    let client = connect_later();
-    let l = listener.clone();
-    first
-        .block_on(move || l.accept().map(|_| ()).unwrap())
-        .unwrap();
-    drop(client.join().unwrap());
+    accept_in(&first);
     let second = EventLoop::new();
     let l = listener.clone();
     let error = second
@@ -683,12 +686,7 @@ fn a_socket_waits_only_in_its_first_loop_while_that_loop_exists() {
         "{message}"
     );
     drop(first);
-    let client = connect_later();
-    let l = listener.clone();
-    second
-        .block_on(move || l.accept().map(|_| ()).unwrap())
-        .unwrap();
-    drop(client.join().unwrap());
+    accept_in(&second);
 }
 
 #[test]
