@@ -109,6 +109,7 @@ pub fn check() {
     #[cfg(cogen_nightly)]
     {
         assert_eq!(nightly::cogen_stackless(ITEMS), want);
+        assert_eq!(nightly::cogen_inline(ITEMS), want);
         assert_eq!(nightly::gen_blocks(ITEMS), want);
         assert_eq!(nightly::gen_blocks_checked(ITEMS), want);
     }
@@ -125,6 +126,9 @@ pub fn pipeline_3_stages<H: Harness>(h: &mut H) {
     {
         h.iter("cogen_stackless", || {
             || black_box(nightly::cogen_stackless(ITEMS))
+        });
+        h.iter("cogen_inline", || {
+            || black_box(nightly::cogen_inline(ITEMS))
         });
         h.iter("gen_blocks", || || black_box(nightly::gen_blocks(ITEMS)));
         h.iter("gen_blocks_checked", || {

@@ -46,6 +46,33 @@ pub fn cogen_stackless(n: u64) -> u64 {
     .unwrap()
 }
 
+/// `pipeline_3_stages/cogen_inline`: the `gen_blocks` stages as one cogen
+/// `InlineChain` (`inline_source`, `InlineChain::inline_stage`): named
+/// stages, a panic of any of them a `StageError` naming it, behind one
+/// catch at the chain's end.
+pub fn cogen_inline(n: u64) -> u64 {
+    let n = black_box(n);
+    cogen::pipeline::inline_source("source", gen move {
+        for i in 0..n {
+            yield i;
+        }
+    })
+    .inline_stage("map", |up| gen move {
+        for x in up {
+            yield map(x);
+        }
+    })
+    .inline_stage("filter", |up| gen move {
+        for x in up {
+            if keep(x) {
+                yield x;
+            }
+        }
+    })
+    .sum::<Result<u64, StageError>>()
+    .unwrap()
+}
+
 /// `pipeline_3_stages/gen_blocks`: the same three stages as a chain of
 /// hand-written nightly `gen` blocks (each an `Iterator` over the one
 /// before), summed: what the compiler makes of the stages without cogen.

@@ -73,8 +73,8 @@ pub use chain::{CoroutineHandle, is_yieldable, running};
 pub(crate) use chain::{StackId, chain, stack_of, stack_pointer};
 pub use scoped::{ScopedCoroutine, ScopedRef};
 pub(crate) use unwind::ScopeExit;
-/// For `Stackless`, which lets the same unwindings through as `Raw` does.
-#[cfg(cogen_nightly)]
+/// For `Stackless` and the pipelines' inline chains, which let the same
+/// unwindings through as `Raw` does.
 pub(crate) use unwind::passes_through;
 pub use unwind::{catch_unwind, is_close_unwind};
 pub use yielder::Yielder;

@@ -281,6 +281,39 @@ pub trait PipelineExt<T>: Iterator<Item = PipelineItem<T>> + Sized {
         })
     }
 
+    /// Starts an [`InlineChain`](super::InlineChain) after this pipeline,
+    /// with a stage named `name`: `make` receives the stage's input (the
+    /// items of this pipeline, an [`InlineInput`](super::InlineInput)) and
+    /// returns the stage's iterator, a nightly `gen` block or an iterator
+    /// adapter. Stages added to the chain with
+    /// [`InlineChain::inline_stage`](super::InlineChain::inline_stage) run
+    /// behind one catch, inlined into the consumer's loop; see
+    /// [`InlineChain`](super::InlineChain) for how their panics are reported.
+    ///
+    /// ```
+    /// use cogen::pipeline::{PipelineExt, source};
+    ///
+    /// let out: Vec<u32> = source(1..=4)
+    ///     .stage("tens", |co, up| up.for_each(|x| co.suspend(x * 10)))
+    ///     .inline_stage("big", |up| up.filter(|&x| x > 15))
+    ///     .inline_stage("plus one", |up| up.map(|x| x + 1))
+    ///     .collect::<Result<_, _>>()
+    ///     .unwrap();
+    /// assert_eq!(out, [21, 31, 41]);
+    /// ```
+    #[must_use = "pipelines are lazy and do nothing unless pulled"]
+    fn inline_stage<K, F>(
+        self,
+        name: impl Into<Cow<'static, str>>,
+        make: F,
+    ) -> super::InlineChain<K::IntoIter>
+    where
+        F: FnOnce(super::InlineInput<super::PipelineInput<Self>>) -> K,
+        K: IntoIterator,
+    {
+        super::inline::after(self, name.into(), make)
+    }
+
     /// Splits a stream of byte chunks (from
     /// [`read_chunks`](super::read_chunks), say) into lines, without their
     /// `\n` or `\r\n`; a last line with no `\n` after it is kept whole, a

@@ -149,6 +149,8 @@
 // - stage.rs: `Stage`, the driver of one stage's coroutine, and
 //   `StageReturn`, what a stage body may return;
 // - ext.rs: `PipelineExt`, the methods that add stages;
+// - inline.rs: `InlineChain`, stages that are plain iterators (`gen`
+//   blocks) behind one catch, and their input, `InlineInput`;
 // - ready_made.rs: the ready-made stages (`lines`, `byte_lines`,
 //   `lossy_lines`, `words`, `windowed`);
 // - result.rs: `StageResult`, the value a stage returns, read after the
@@ -162,6 +164,7 @@
 
 mod error;
 mod ext;
+mod inline;
 mod push;
 mod ready_made;
 mod result;
@@ -174,6 +177,7 @@ mod upstream;
 
 pub use error::{BoxError, PipelineItem, StageError};
 pub use ext::PipelineExt;
+pub use inline::{Fallible, InlineChain, InlineInput, PipelineInput, inline_source};
 pub use push::Push;
 pub use ready_made::{ByteLines, InvalidUtf8, Lines, LossyLines, Windowed, Words};
 pub use result::{ResultState, StageResult};

@@ -90,6 +90,7 @@ pub const GOALS: &[Goal] = &[
     within("drop_suspended", "cogen", &["corosensei"], 1.0),
     // Pipelines (`benches/pipeline.rs`).
     within("pipeline_3_stages", "cogen_stackless", &["gen_blocks"], 1.2),
+    within("pipeline_3_stages", "cogen_inline", &["gen_blocks"], 1.2),
     faster(
         "pipeline_3_stages",
         "cogen_stackful",
@@ -98,6 +99,7 @@ pub const GOALS: &[Goal] = &[
     ),
     within("stackless_switch", "cogen", &["raw_nightly"], 1.10),
     fewer("pipeline_3_stages", "cogen_stackless", &["gen_blocks"], 1.2),
+    fewer("pipeline_3_stages", "cogen_inline", &["gen_blocks"], 1.2),
     // The event loop (`benches/event_loop.rs`): times against tokio and smol,
     // instructions against tokio's best variant and smol, and no slower than `may`.
     faster("channel_ping_pong", "cogen", &["tokio"], 3.0),

@@ -1,0 +1,668 @@
+//! Inline chains: stages that are plain iterators (nightly `gen` blocks,
+//! iterator adapters) run as one [`InlineChain`], with one catch at its end
+//! instead of one per stage, so the compiler can inline the whole chain into
+//! the consumer's loop.
+//!
+//! A stage of an inline chain is whatever iterator its `make` builds around
+//! its [`InlineInput`]. A panic of a stage ends the chain with a
+//! [`StageError`] naming that stage: each input marks, only while an
+//! unwinding leaves it (a landing pad, no work on the item's path), that the
+//! stage it reads from failed; the lowest mark wins, since an unwinding
+//! leaves the stage that panicked first and the stages that pulled from it
+//! after. A pipeline before the chain hands its error to a slot shared with
+//! the chain's end ([`PipelineInput`]): the first stage sees the end of its
+//! input, as an [`Upstream`](super::Upstream) does, and the chain's end
+//! hands on the error instead of anything the stages yield after it.
+
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::iter::FusedIterator;
+use std::mem::ManuallyDrop;
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{BoxError, PipelineItem, StageError};
+use crate::error::Panic;
+
+/// No mark: the unwinding left no stage's input (the last stage panicked).
+const UNMARKED: u32 = u32::MAX;
+
+/// The next chain's number: marks name their chain by it.
+static NEXT_CHAIN: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The marks that unwindings on this thread have left and that no
+    /// chain's end has taken yet, by chain number: the lowest stage number
+    /// per chain. Empty but for the moment between a panic and its catch
+    /// (and for the stale mark of a stage that caught a panic itself).
+    /// Thread-local rather than in [`Shared`] so that an input holds no
+    /// pointer to drop: a stage's state with nothing to drop lets the
+    /// compiler keep it in registers.
+    static MARKS: RefCell<Vec<(u64, u32)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks stage `stage` of chain `chain` as the one an unwinding left, unless
+/// a stage before it is marked already.
+#[cold]
+#[inline(never)]
+fn mark(chain: u64, stage: u32) {
+    let _ = MARKS.try_with(|marks| {
+        let mut marks = marks.borrow_mut();
+        match marks.iter_mut().find(|(of, _)| *of == chain) {
+            Some((_, lowest)) => *lowest = (*lowest).min(stage),
+            None => marks.push((chain, stage)),
+        }
+    });
+}
+
+/// Takes the mark of chain `chain`: the lowest stage number an unwinding
+/// left, or [`UNMARKED`].
+fn take_mark(chain: u64) -> u32 {
+    MARKS
+        .try_with(|marks| {
+            let mut marks = marks.borrow_mut();
+            let at = marks.iter().position(|(of, _)| *of == chain)?;
+            Some(marks.swap_remove(at).1)
+        })
+        .ok()
+        .flatten()
+        .unwrap_or(UNMARKED)
+}
+
+/// What the stages' inputs share with the chain's end: everything but the
+/// stages themselves, so that only a pointer to it sits beside them.
+struct Shared {
+    /// The chain's number, which its inputs' marks carry.
+    chain: u64,
+    /// Set once the pipeline before the chain, or a fallible stage of it
+    /// ([`InlineChain::try_inline_stage`]), has failed.
+    failed: Cell<bool>,
+    /// That failure, until the chain's end hands it on.
+    error: Cell<Option<StageError>>,
+    /// The stages' names, the first stage's first.
+    names: RefCell<Vec<Cow<'static, str>>>,
+    /// The error to hand on at the next pull after the chain died during an
+    /// unwinding it let through (a `timeout` or a close crossing it).
+    pending: Cell<Option<StageError>>,
+}
+
+/// An `Rc<Shared>` whose drop hands the pointer to an out-of-line function
+/// by value. `Rc`'s own drop passes the address of the `Rc` to its slow
+/// path, and that address is inside the chain's state: the compiler then
+/// keeps every stage's state in memory, on the item's path too, where it
+/// could otherwise keep them in registers.
+struct Handle(ManuallyDrop<Rc<Shared>>);
+
+impl Handle {
+    #[inline(never)]
+    fn new(first: Cow<'static, str>) -> Handle {
+        Handle(ManuallyDrop::new(Rc::new(Shared {
+            chain: NEXT_CHAIN.fetch_add(1, Ordering::Relaxed),
+            failed: Cell::new(false),
+            error: Cell::new(None),
+            names: RefCell::new(vec![first]),
+            pending: Cell::new(None),
+        })))
+    }
+
+    fn share(&self) -> Handle {
+        Handle(ManuallyDrop::new(Rc::clone(&self.0)))
+    }
+}
+
+impl std::ops::Deref for Handle {
+    type Target = Shared;
+
+    #[inline(always)]
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl Drop for Handle {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // SAFETY: `self.0` is taken once, here, and never used again.
+        let shared = unsafe { ManuallyDrop::take(&mut self.0) };
+        release(shared);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn release(shared: Rc<Shared>) {
+    if Rc::strong_count(&shared) == 1 {
+        // A stale mark (a stage caught a panic of the stage before it).
+        take_mark(shared.chain);
+    }
+    drop(shared);
+}
+
+/// A chain of named stages, each a plain iterator over the one before,
+/// behind one catch: a pipeline (an `Iterator<Item = Result<T, StageError>>`)
+/// whose stages the compiler can inline into one loop, as it does a chain of
+/// iterator adapters or nightly `gen` blocks.
+///
+/// Start one with [`inline_source`] or with
+/// [`PipelineExt::inline_stage`](super::PipelineExt::inline_stage) after any
+/// pipeline, and add stages with [`InlineChain::inline_stage`]: each
+/// stage's `make` receives its [`InlineInput`] (an [`Iterator`] over the
+/// items of the stage before) and returns the stage's iterator. On nightly
+/// Rust that is typically a `gen` block; on stable, any iterator adapter
+/// (`up.map(..)`, `up.flat_map(..)`, [`std::iter::from_fn`]).
+///
+/// ```
+/// use cogen::pipeline::{PipelineExt, inline_source};
+///
+/// let total: u64 = inline_source("numbers", 1..=10u64)
+///     .inline_stage("squares", |up| up.map(|x| x * x))
+///     .inline_stage("odd", |up| up.filter(|x| x % 2 == 1))
+///     .sum::<Result<u64, _>>()
+///     .unwrap();
+/// assert_eq!(total, 1 + 9 + 25 + 49 + 81);
+/// ```
+///
+/// # Errors
+///
+/// A stage fails by panicking: the chain hands the consumer one
+/// `Err(`[`StageError`]`)` naming the stage, and ends (it is fused). Unlike
+/// a [`Stage`](super::Stage), whose coroutine catches its own panics, the
+/// unwinding of a panicking stage here goes on through the stages of the
+/// chain after it (they do not see the end of their input: their state is
+/// dropped by the unwinding) and is caught at the chain's end.
+///
+/// ```
+/// use cogen::pipeline::inline_source;
+///
+/// let mut chain = inline_source("numbers", 1..)
+///     .inline_stage("checked", |up| up.map(|x: u32| if x < 3 { x } else { panic!("too big: {x}") }))
+///     .inline_stage("doubled", |up| up.map(|x| x * 2));
+/// assert_eq!(chain.next().unwrap().unwrap(), 2);
+/// assert_eq!(chain.next().unwrap().unwrap(), 4);
+/// let error = chain.next().unwrap().unwrap_err();
+/// assert_eq!(error.stage(), "checked");
+/// assert_eq!(error.panic().unwrap().message(), "too big: 3");
+/// assert!(chain.next().is_none());
+/// ```
+///
+/// A failure of the pipeline before the chain reaches the consumer as it
+/// would through any stage: the chain's first stage sees the end of its
+/// input, whatever the chain yields after that is discarded, and the error
+/// is handed on. A panic of the pipeline before the chain (an iterator given
+/// to [`source`](super::source) that panics) is the first stage's, as it is
+/// for a [`Stage`](super::Stage) pulling from it.
+///
+/// The name is found through the marks the stages' inputs leave while an
+/// unwinding crosses them. A stage that catches the panic of the stage
+/// before it (`catch_unwind` around a pull) and goes on leaves that stage's
+/// mark behind, so a later panic of a stage after it is reported under the
+/// name of the stage that panicked first.
+///
+/// # Drop
+///
+/// The chain owns its last stage's iterator, which owns its input, and so
+/// on to the first stage and the pipeline before it. The chain drops them
+/// all at its end (the end of the stream, or a failure), so an inline chain
+/// is fused and holds nothing once it has ended. A panic of a destructor
+/// then is the last stage's error (or, after a failure, secondary to it and
+/// dropped); a panic of a destructor while the chain itself is dropped goes
+/// on, as any destructor's.
+#[must_use = "pipelines are lazy and do nothing unless pulled"]
+pub struct InlineChain<J, const CHECKED: bool = true> {
+    /// The last stage's iterator, which owns the stages before it; `None`
+    /// once the chain has ended or failed.
+    chain: Option<J>,
+    shared: Handle,
+}
+
+/// Starts an [`InlineChain`] with a stage named `name` that has no input:
+/// it hands on the items of `items`.
+///
+/// ```
+/// let first = cogen::pipeline::inline_source("numbers", [1, 2]).next();
+/// assert_eq!(first.unwrap().unwrap(), 1);
+/// ```
+#[inline(always)]
+pub fn inline_source<I: IntoIterator>(
+    name: impl Into<Cow<'static, str>>,
+    items: I,
+) -> InlineChain<I::IntoIter, false> {
+    InlineChain {
+        chain: Some(items.into_iter()),
+        shared: Handle::new(name.into()),
+    }
+}
+
+/// Starts an [`InlineChain`] after the pipeline `before`
+/// ([`PipelineExt::inline_stage`](super::PipelineExt::inline_stage)).
+#[inline(always)]
+pub(super) fn after<T, P, K, F>(
+    before: P,
+    name: Cow<'static, str>,
+    make: F,
+) -> InlineChain<K::IntoIter, true>
+where
+    P: Iterator<Item = PipelineItem<T>>,
+    F: FnOnce(InlineInput<PipelineInput<P>>) -> K,
+    K: IntoIterator,
+{
+    let shared = Handle::new(name);
+    let input = InlineInput {
+        inner: PipelineInput {
+            inner: before,
+            shared: shared.share(),
+        },
+        // A panic of the pipeline before is the first stage's, as it is when
+        // a stage's coroutine pulls from it.
+        stage: 1,
+        chain: shared.chain,
+    };
+    InlineChain {
+        chain: Some(make(input).into_iter()),
+        shared,
+    }
+}
+
+impl<J: Iterator, const CHECKED: bool> InlineChain<J, CHECKED> {
+    /// Adds a stage named `name`: `make` receives the stage's input (the
+    /// items of the stage before, an [`InlineInput`]) and returns the
+    /// stage's iterator, a `gen` block or an iterator adapter.
+    ///
+    /// ```
+    /// use cogen::pipeline::inline_source;
+    ///
+    /// let words: Vec<String> = inline_source("lines", ["a b", "c"])
+    ///     .inline_stage("words", |up| up.flat_map(str::split_whitespace))
+    ///     .inline_stage("upper", |up| up.map(str::to_uppercase))
+    ///     .collect::<Result<_, _>>()
+    ///     .unwrap();
+    /// assert_eq!(words, ["A", "B", "C"]);
+    /// ```
+    ///
+    /// # Panics
+    /// If the chain has been pulled to its end already (an inline chain is
+    /// built before it runs).
+    #[inline(always)]
+    pub fn inline_stage<K, F>(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        make: F,
+    ) -> InlineChain<K::IntoIter, CHECKED>
+    where
+        F: FnOnce(InlineInput<J>) -> K,
+        K: IntoIterator,
+    {
+        let Some(chain) = self.chain.take() else {
+            panic!("inline_stage: the chain has already ended");
+        };
+        let stage = self.shared.push_name(name.into());
+        let input = InlineInput {
+            inner: chain,
+            stage,
+            chain: self.shared.chain,
+        };
+        InlineChain {
+            chain: Some(make(input).into_iter()),
+            shared: self.shared,
+        }
+    }
+
+    /// Adds a fallible stage named `name`: like
+    /// [`inline_stage`](InlineChain::inline_stage), but the stage's iterator
+    /// yields `Result`s, and the first `Err` fails the stage. The stages
+    /// after it see the end of their input, whatever the chain yields after
+    /// that is discarded, and the consumer receives the error as a
+    /// [`StageError`] naming this stage. The chain checks for such a failure
+    /// after each item from then on (one load and a branch).
+    ///
+    /// ```
+    /// use cogen::pipeline::inline_source;
+    ///
+    /// let mut numbers = inline_source("lines", ["1", "2", "x", "4"])
+    ///     .try_inline_stage("parse", |up| up.map(str::parse::<u32>))
+    ///     .inline_stage("double", |up| up.map(|n| n * 2));
+    /// assert_eq!(numbers.next().unwrap().unwrap(), 2);
+    /// assert_eq!(numbers.next().unwrap().unwrap(), 4);
+    /// let error = numbers.next().unwrap().unwrap_err();
+    /// assert_eq!(error.stage(), "parse");
+    /// assert_eq!(error.error().unwrap().to_string(), "invalid digit found in string");
+    /// assert!(numbers.next().is_none());
+    /// ```
+    #[inline(always)]
+    pub fn try_inline_stage<U, E, K, F>(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        make: F,
+    ) -> InlineChain<Fallible<K::IntoIter>, true>
+    where
+        F: FnOnce(InlineInput<J>) -> K,
+        K: IntoIterator<Item = Result<U, E>>,
+        E: Into<BoxError>,
+    {
+        let Some(chain) = self.chain.take() else {
+            panic!("try_inline_stage: the chain has already ended");
+        };
+        let stage = self.shared.push_name(name.into());
+        let input = InlineInput {
+            inner: chain,
+            stage,
+            chain: self.shared.chain,
+        };
+        InlineChain {
+            chain: Some(Fallible {
+                inner: make(input).into_iter(),
+                stage: stage as usize,
+                shared: self.shared.share(),
+            }),
+            shared: self.shared,
+        }
+    }
+
+    /// The stages' names, the first stage's first.
+    pub fn names(&self) -> Vec<Cow<'static, str>> {
+        self.shared.names.borrow().clone()
+    }
+}
+
+/// What a pull gave other than an item to hand on.
+enum End<T> {
+    /// An item, after the pipeline before the chain failed: discarded.
+    Discarded(T),
+    /// The end of the stream.
+    Ended,
+    /// A stage panicked (or an unwinding crossed the chain).
+    Unwound(Payload),
+}
+
+/// A panic's payload, as `catch_unwind` gives it.
+type Payload = Box<dyn std::any::Any + Send>;
+
+impl Shared {
+    /// The error to hand on after `end`; the stages were dropped already,
+    /// `dropped` says how that went. Out of line, and given the parts by
+    /// value: a reference into the chain would keep its state in memory.
+    #[cold]
+    #[inline(never)]
+    fn not_an_item<T>(
+        &self,
+        checked: bool,
+        end: End<T>,
+        dropped: std::thread::Result<()>,
+    ) -> Option<StageError> {
+        let last = self.names.borrow().len() - 1;
+        match end {
+            End::Unwound(payload) => {
+                let stage = match take_mark(self.chain) {
+                    UNMARKED => last,
+                    mark => mark as usize - 1,
+                };
+                // A panic of a destructor, dropping what the unwinding left,
+                // is secondary.
+                self.quietly(dropped);
+                if crate::coroutine::passes_through(&*payload) {
+                    // Not a panic but an unwinding on its way to an enclosing
+                    // root or scope: it goes on, and the next pull says once
+                    // that the stream did not end.
+                    self.pending.set(Some(StageError::new(
+                        self.name(stage),
+                        "the stage died unfinished: an unwinding crossed it (a time limit that \
+                         expired during a wait inside it, or the close of an enclosing \
+                         coroutine)",
+                    )));
+                    std::panic::resume_unwind(payload);
+                }
+                Some(self.panicked(stage, payload))
+            }
+            end if checked && self.failed.get() => {
+                // What the stages made after the failure is discarded, and a
+                // panic of a destructor is secondary to the error.
+                crate::error::drop_quietly(end);
+                self.pending.set(self.error.take());
+                self.quietly(dropped);
+                self.pending.take()
+            }
+            _ => match dropped {
+                Ok(()) => None,
+                Err(payload) if crate::coroutine::passes_through(&*payload) => {
+                    std::panic::resume_unwind(payload)
+                }
+                // A stage's destructor panicked at the end of the stream.
+                Err(payload) => Some(self.panicked(last, payload)),
+            },
+        }
+    }
+
+    /// Drops the payload of a secondary panic, unless it is an unwinding on
+    /// its way to an enclosing root or scope, which goes on.
+    fn quietly(&self, dropped: std::thread::Result<()>) {
+        if let Err(payload) = dropped {
+            if crate::coroutine::passes_through(&*payload) {
+                std::panic::resume_unwind(payload);
+            }
+            crate::error::drop_quietly(payload);
+        }
+    }
+
+    /// Adds the name of the chain's next stage; returns the number of the
+    /// stage before it (1 is the first). Out of line: a chain is built in
+    /// the caller's frame, so that the compiler can keep it in registers.
+    #[inline(never)]
+    fn push_name(&self, name: Cow<'static, str>) -> u32 {
+        let mut names = self.names.borrow_mut();
+        let before = u32::try_from(names.len()).expect("too many stages");
+        names.push(name);
+        before
+    }
+
+    fn name(&self, stage: usize) -> Cow<'static, str> {
+        self.names.borrow()[stage].clone()
+    }
+
+    /// The error of the stage numbered `stage` (0 is the first), which
+    /// panicked with `payload`.
+    fn panicked(&self, stage: usize, payload: Payload) -> StageError {
+        let name = self.name(stage);
+        StageError::panicked(name.clone(), Panic::new(payload, Some(name)))
+    }
+}
+
+impl<J: Iterator, const CHECKED: bool> Iterator for InlineChain<J, CHECKED> {
+    type Item = PipelineItem<J::Item>;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Self::Item> {
+        let Some(chain) = self.chain.as_mut() else {
+            return self.shared.pending.take().map(Err);
+        };
+        let end = match std::panic::catch_unwind(AssertUnwindSafe(|| chain.next())) {
+            Ok(Some(item)) => {
+                if !(CHECKED && self.shared.failed.get()) {
+                    return Some(Ok(item));
+                }
+                End::Discarded(item)
+            }
+            Ok(None) => End::Ended,
+            Err(payload) => End::Unwound(payload),
+        };
+        // The chain is over: its stages are dropped here (an inline chain is
+        // fused), a panic of a destructor caught.
+        let chain = &mut self.chain;
+        let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| *chain = None));
+        self.shared.not_an_item(CHECKED, end, dropped).map(Err)
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.chain {
+            // An error may come in place of any item, and one more after them.
+            Some(chain) => (0, chain.size_hint().1.and_then(|n| n.checked_add(1))),
+            None => (0, Some(1)),
+        }
+    }
+}
+
+impl<J: Iterator, const CHECKED: bool> FusedIterator for InlineChain<J, CHECKED> {}
+
+impl<J, const CHECKED: bool> fmt::Debug for InlineChain<J, CHECKED> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InlineChain")
+            .field("names", &self.shared.names.borrow())
+            .field("ended", &self.chain.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stage's input in an [`InlineChain`]: the items of the stage before, as
+/// a plain [`Iterator`]. It costs nothing per item: it only marks, while an
+/// unwinding leaves the stage before, that it was that stage which failed.
+pub struct InlineInput<J> {
+    inner: J,
+    /// The number of the stage `inner` runs (1 is the first; the first
+    /// stage's own input, over the pipeline before the chain, counts as 1).
+    stage: u32,
+    /// The chain's number.
+    chain: u64,
+}
+
+impl<J: Iterator> Iterator for InlineInput<J> {
+    type Item = J::Item;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<J::Item> {
+        let mark = Mark {
+            chain: self.chain,
+            stage: self.stage,
+        };
+        let item = self.inner.next();
+        std::mem::forget(mark);
+        item
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl<J> fmt::Debug for InlineInput<J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InlineInput")
+            .field("stage", &self.stage)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Dropped only by an unwinding that leaves a stage's pull (the item's path
+/// forgets it): marks that stage as the one that failed, unless a stage
+/// before it is marked already.
+struct Mark {
+    chain: u64,
+    stage: u32,
+}
+
+impl Drop for Mark {
+    #[inline]
+    fn drop(&mut self) {
+        mark(self.chain, self.stage);
+    }
+}
+
+/// The items of the pipeline before an [`InlineChain`], as the chain's
+/// first stage reads them (inside an [`InlineInput`]): a failure of that
+/// pipeline ends them and goes to the chain's end.
+pub struct PipelineInput<P> {
+    inner: P,
+    shared: Handle,
+}
+
+impl<T, P: Iterator<Item = PipelineItem<T>>> Iterator for PipelineInput<P> {
+    type Item = T;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<T> {
+        match self.inner.next() {
+            Some(Ok(item)) => Some(item),
+            Some(Err(error)) => {
+                self.failed(error);
+                None
+            }
+            None => None,
+        }
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, self.inner.size_hint().1)
+    }
+}
+
+impl<P> PipelineInput<P> {
+    #[cold]
+    fn failed(&mut self, error: StageError) {
+        // The first error only, if a pipeline that is not fused goes on.
+        if !self.shared.failed.replace(true) {
+            self.shared.error.set(Some(error));
+        }
+    }
+}
+
+impl<P> fmt::Debug for PipelineInput<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipelineInput")
+            .field("failed", &self.shared.failed.get())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fallible stage's iterator ([`InlineChain::try_inline_stage`]), as the
+/// stage after it reads it: its items, up to its first `Err`, which fails
+/// the stage and ends them.
+pub struct Fallible<K> {
+    inner: K,
+    /// The stage's index among the chain's names (0 is the first).
+    stage: usize,
+    shared: Handle,
+}
+
+impl<T, E: Into<BoxError>, K: Iterator<Item = Result<T, E>>> Iterator for Fallible<K> {
+    type Item = T;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<T> {
+        match self.inner.next()? {
+            Ok(item) => Some(item),
+            Err(error) => {
+                self.failed(error.into());
+                None
+            }
+        }
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, self.inner.size_hint().1)
+    }
+}
+
+impl<K> Fallible<K> {
+    #[cold]
+    #[inline(never)]
+    fn failed(&self, error: BoxError) {
+        // The first failure only: a stage pulled again after its `Err` may
+        // fail again.
+        if !self.shared.failed.replace(true) {
+            let error = StageError::new(self.shared.name(self.stage), error);
+            self.shared.error.set(Some(error));
+        }
+    }
+}
+
+impl<K> fmt::Debug for Fallible<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fallible")
+            .field("failed", &self.shared.failed.get())
+            .finish_non_exhaustive()
+    }
+}
