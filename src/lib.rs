@@ -60,7 +60,7 @@
 //! | [`pipeline`] | typed pull stages and push sinks, for either kind |
 //! | [`event_loop`] | a round-robin scheduler of tasks: join, sleep, channels, futures, files |
 
-#![cfg_attr(cogen_nightly, feature(coroutine_trait, never_type))]
+#![cfg_attr(cogen_nightly, feature(coroutine_trait, never_type, try_trait_v2))]
 #![cfg_attr(feature = "sanitizer", feature(cfg_sanitize))]
 #![warn(
     missing_docs,

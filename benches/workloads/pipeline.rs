@@ -110,6 +110,8 @@ pub fn check() {
     {
         assert_eq!(nightly::cogen_stackless(ITEMS), want);
         assert_eq!(nightly::cogen_inline(ITEMS), want);
+        assert_eq!(nightly::cogen_inline_outlined(ITEMS), want);
+        assert_eq!(nightly::gen_blocks_outlined(ITEMS), want);
         assert_eq!(nightly::gen_blocks(ITEMS), want);
         assert_eq!(nightly::gen_blocks_checked(ITEMS), want);
     }
@@ -131,6 +133,12 @@ pub fn pipeline_3_stages<H: Harness>(h: &mut H) {
             || black_box(nightly::cogen_inline(ITEMS))
         });
         h.iter("gen_blocks", || || black_box(nightly::gen_blocks(ITEMS)));
+        h.iter("cogen_inline_outlined", || {
+            || black_box(nightly::cogen_inline_outlined(ITEMS))
+        });
+        h.iter("gen_blocks_outlined", || {
+            || black_box(nightly::gen_blocks_outlined(ITEMS))
+        });
         h.iter("gen_blocks_checked", || {
             || black_box(nightly::gen_blocks_checked(ITEMS))
         });

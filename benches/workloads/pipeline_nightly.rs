@@ -191,3 +191,61 @@ pub fn stackless_switch<H: Harness>(h: &mut H) {
         }
     });
 }
+
+/// Sums `items` in a function of its own that is never inlined: what the
+/// `_outlined` ids measure, a chain built in one function and drained in
+/// another, as std's `sum` of `Result`s drains it (in `try_process`) when
+/// the compiler does not inline that.
+#[inline(never)]
+fn sum_outlined<E: std::fmt::Debug, I: Iterator<Item = Result<u64, E>>>(items: I) -> u64 {
+    items.sum::<Result<u64, E>>().unwrap()
+}
+
+/// `pipeline_3_stages/cogen_inline_outlined`: `cogen_inline`'s chain, summed
+/// by [`sum_outlined`].
+pub fn cogen_inline_outlined(n: u64) -> u64 {
+    let n = black_box(n);
+    sum_outlined(
+        cogen::pipeline::inline_source("source", gen move {
+            for i in 0..n {
+                yield i;
+            }
+        })
+        .inline_stage("map", |up| gen move {
+            for x in up {
+                yield map(x);
+            }
+        })
+        .inline_stage("filter", |up| gen move {
+            for x in up {
+                if keep(x) {
+                    yield x;
+                }
+            }
+        }),
+    )
+}
+
+/// `pipeline_3_stages/gen_blocks_outlined`: `gen_blocks`' chain, summed by
+/// [`sum_outlined`] (its items wrapped in `Ok`, as a cogen pipeline's are).
+pub fn gen_blocks_outlined(n: u64) -> u64 {
+    let n = black_box(n);
+    let source = gen move {
+        for i in 0..n {
+            yield i;
+        }
+    };
+    let mapped = gen move {
+        for x in source {
+            yield map(x);
+        }
+    };
+    let filtered = gen move {
+        for x in mapped {
+            if keep(x) {
+                yield x;
+            }
+        }
+    };
+    sum_outlined(filtered.map(Ok::<u64, ()>))
+}

@@ -246,6 +246,12 @@ pub trait PipelineExt<T>: Iterator<Item = PipelineItem<T>> + Sized {
     /// stage's [`Upstream`] and returns a `#[coroutine]` closure that pulls
     /// from it and `yield`s items. Stackless and stackful stages mix freely.
     ///
+    /// Each such stage is a coroutine of its own, which catches its body's
+    /// panics and is checked for its upstream's failure on every item; a run
+    /// of stages that are plain iterators (`gen` blocks) costs fewer
+    /// instructions per item as an [`InlineChain`](super::InlineChain)
+    /// ([`inline_stage`](PipelineExt::inline_stage)).
+    ///
     /// ```
     /// #![feature(coroutines, coroutine_trait, stmt_expr_attributes)]
     /// use cogen::pipeline::{PipelineExt, source};
