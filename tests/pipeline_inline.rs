@@ -407,3 +407,140 @@ fn an_input_moved_out_of_its_chain_and_pulled_later_is_safe() {
     assert_eq!(items, [1]);
     assert_eq!(error.unwrap().stage(), "c");
 }
+
+// The fold path: `fold`, `try_fold` and what is built on them (`sum`,
+// `collect`, `for_each`, `try_for_each`) run the whole loop behind one
+// catch, on the stages moved into the consumer's frame.
+
+/// A chain whose stage "checked" panics at 4.
+fn failing_at_four() -> impl Iterator<Item = PipelineItem<u32>> {
+    inline_source("numbers", 1..=10u32)
+        .inline_stage("checked", |up| {
+            up.map(|x| {
+                if x < 4 {
+                    x
+                } else {
+                    panic!("four or more: {x}")
+                }
+            })
+        })
+        .inline_stage("doubled", |up| up.map(|x| x * 2))
+}
+
+#[test]
+fn sum_stops_at_a_stage_panic_and_names_the_stage() {
+    let error = failing_at_four().sum::<Result<u32, _>>().unwrap_err();
+    assert_eq!(error.stage(), "checked");
+    assert_eq!(panic_message(&error), "four or more: 4");
+    let total: u32 = inline_source("numbers", 1..=10u32)
+        .inline_stage("doubled", |up| up.map(|x| x * 2))
+        .sum::<Result<u32, _>>()
+        .unwrap();
+    assert_eq!(total, 110);
+}
+
+#[test]
+fn fold_hands_the_items_then_the_error_to_the_closure() {
+    let seen = failing_at_four().fold(Vec::new(), |mut seen, item| {
+        seen.push(item.map_err(|error| error.stage().to_string()));
+        seen
+    });
+    assert_eq!(seen, [Ok(2), Ok(4), Ok(6), Err("checked".to_string())]);
+}
+
+#[test]
+fn a_fold_that_stops_early_leaves_the_chain_where_it_stopped() {
+    let mut chain =
+        inline_source("numbers", 1..=6u32).inline_stage("tens", |up| up.map(|x| x * 10));
+    let stopped = chain.by_ref().try_for_each(|item| {
+        if item.unwrap() < 30 {
+            Ok(())
+        } else {
+            Err("stop")
+        }
+    });
+    assert_eq!(stopped, Err("stop"));
+    assert_eq!(chain.next().unwrap().unwrap(), 40);
+    // And a second fold goes on from there.
+    assert_eq!(
+        chain.by_ref().map(Result::unwrap).collect::<Vec<_>>(),
+        [50, 60]
+    );
+    assert!(chain.next().is_none());
+}
+
+#[test]
+fn the_consumers_panic_in_a_fold_goes_on_and_the_chain_stays_usable() {
+    let drops = DropCounter::new();
+    let token = drops.token();
+    let mut chain = inline_source("numbers", 1..=5u32)
+        .inline_stage("held", move |up| up.map(move |x| (&token, x).1));
+    let caught = catch_unwind(AssertUnwindSafe(|| {
+        chain.by_ref().for_each(|item| {
+            if item.unwrap() == 2 {
+                panic!("the consumer's own");
+            }
+        });
+    }));
+    let payload = caught.unwrap_err();
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"the consumer's own"));
+    assert_eq!(drops.live(), 1, "the stages are kept");
+    assert_eq!(chain.next().unwrap().unwrap(), 3);
+    assert_eq!(chain.count(), 2);
+    assert_eq!(drops.live(), 0);
+}
+
+#[test]
+fn a_fold_after_a_failed_pipeline_hands_on_its_error_and_discards_the_rest() {
+    let items: Vec<_> = source(1..)
+        .stage("stackful", |co, up| {
+            for x in up {
+                if x == 3 {
+                    return Err("three");
+                }
+                co.suspend(x);
+            }
+            Ok(())
+        })
+        .inline_stage("with end", |mut up| {
+            let mut done = false;
+            std::iter::from_fn(move || match up.next() {
+                Some(x) => Some(x),
+                None if !done => {
+                    done = true;
+                    Some(0)
+                }
+                None => None,
+            })
+        })
+        .collect();
+    assert_eq!(items.len(), 3, "two items and the error, not the end's 0");
+    assert_eq!(*items[0].as_ref().unwrap(), 1);
+    assert_eq!(*items[1].as_ref().unwrap(), 2);
+    assert_eq!(items[2].as_ref().unwrap_err().stage(), "stackful");
+}
+
+#[test]
+fn collect_into_a_result_stops_at_a_fallible_stages_err() {
+    let parsed: Result<Vec<u32>, _> = inline_source("lines", ["1", "2", "x", "4"])
+        .try_inline_stage("parse", |up| up.map(str::parse::<u32>))
+        .collect();
+    let error = parsed.unwrap_err();
+    assert_eq!(error.stage(), "parse");
+    assert!(!error.is_panic());
+}
+
+#[test]
+fn next_and_fold_give_the_same_items_and_error() {
+    let by_next: Vec<_> = {
+        let mut chain = failing_at_four();
+        std::iter::from_fn(|| chain.next())
+            .map(|item| item.map_err(|e| e.stage().to_string()))
+            .collect()
+    };
+    let by_fold: Vec<_> = failing_at_four()
+        .map(|item| item.map_err(|e| e.stage().to_string()))
+        .collect();
+    assert_eq!(by_next, by_fold);
+    assert_eq!(by_next.len(), 4);
+}
