@@ -130,6 +130,7 @@ pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elap
     // limit is what expired, it unwinds on to its scope; waits in
     // destructors meanwhile ignore it (the thread is panicking), and code
     // that catches the expiry on the way raises it again at its next wait.
+    let marks = crate::pipeline::marks_len();
     let caught = catch_unwind(AssertUnwindSafe(f));
     LIMITS.with(|limits| {
         let mut limits = limits.borrow_mut();
@@ -143,7 +144,12 @@ pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elap
     match caught {
         Ok(value) => Ok(value),
         Err(payload) => match payload.downcast::<ElapsedUnwind>() {
-            Ok(elapsed) if elapsed.scope == scope => Err(Elapsed::new()),
+            Ok(elapsed) if elapsed.scope == scope => {
+                // The expiry's unwinding ends here: inline chains' marks it
+                // left on its way are stale.
+                crate::pipeline::forget_marks_since(marks);
+                Err(Elapsed::new())
+            }
             Ok(elapsed) => resume_unwind(elapsed),
             Err(payload) => resume_unwind(payload),
         },

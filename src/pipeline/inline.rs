@@ -40,6 +40,9 @@ const UNMARKED: u32 = u32::MAX;
 /// The mark of the consumer's closure (in `fold` and `try_fold`), whose
 /// panic is not the chain's: lower than every stage's, so it wins.
 const CONSUMER: u32 = 0;
+/// The most marks kept per thread: more can only be stale ones (of inputs
+/// pulled outside their chain), which would otherwise pile up.
+const MAX_MARKS: usize = 16;
 
 /// The next chain's number: marks name their chain by it.
 static NEXT_CHAIN: AtomicU64 = AtomicU64::new(0);
@@ -64,7 +67,12 @@ fn mark(chain: u64, stage: u32) {
         let mut marks = marks.borrow_mut();
         match marks.iter_mut().find(|(of, _)| *of == chain) {
             Some((_, lowest)) => *lowest = (*lowest).min(stage),
-            None => marks.push((chain, stage)),
+            None => {
+                if marks.len() == MAX_MARKS {
+                    marks.remove(0);
+                }
+                marks.push((chain, stage));
+            }
         }
     });
 }
@@ -76,11 +84,25 @@ fn take_mark(chain: u64) -> u32 {
         .try_with(|marks| {
             let mut marks = marks.borrow_mut();
             let at = marks.iter().position(|(of, _)| *of == chain)?;
-            Some(marks.swap_remove(at).1)
+            Some(marks.remove(at).1)
         })
         .ok()
         .flatten()
         .unwrap_or(UNMARKED)
+}
+
+/// How many marks this thread holds: what an event loop's `timeout` notes
+/// before it runs its closure.
+pub(crate) fn marks_len() -> usize {
+    MARKS.try_with(|marks| marks.borrow().len()).unwrap_or(0)
+}
+
+/// Forgets the marks added since there were `len`: the `timeout` that noted
+/// `len` caught its own expiry, so the unwinding that left them is over (a
+/// stage's time limit around a pull would otherwise leave the stage before
+/// marked, and a later panic would be reported under its name).
+pub(crate) fn forget_marks_since(len: usize) {
+    let _ = MARKS.try_with(|marks| marks.borrow_mut().truncate(len));
 }
 
 /// What the stages' inputs share with the chain's end: everything but the
@@ -239,8 +261,11 @@ pub struct InlineChain<J, const CHECKED: bool = true> {
     /// (std's `sum` of `Result`s in `try_process`, when it is not inlined)
     /// split them into dozens of scalars and spilled them around every
     /// resume (98.5, and 3.8 times the time). A fold moves them out of the
-    /// box into its own frame for the whole loop (see `fold_caught`).
-    chain: Option<Box<J>>,
+    /// box into its own frame for the whole loop (see `fold_caught`), and
+    /// back if it stops early, into the same allocation: the box holds an
+    /// `Option` for that, and is never reallocated (std's `collect` into a
+    /// `Result` folds once per item).
+    chain: Box<Option<J>>,
     shared: Handle,
 }
 
@@ -257,7 +282,7 @@ pub fn inline_source<I: IntoIterator>(
     items: I,
 ) -> InlineChain<I::IntoIter, false> {
     InlineChain {
-        chain: Some(Box::new(items.into_iter())),
+        chain: Box::new(Some(items.into_iter())),
         shared: Handle::new(name.into()),
     }
 }
@@ -287,7 +312,7 @@ where
         chain: shared.chain,
     };
     InlineChain {
-        chain: Some(Box::new(make(input).into_iter())),
+        chain: Box::new(Some(make(input).into_iter())),
         shared,
     }
 }
@@ -323,7 +348,7 @@ impl<J: Iterator, const CHECKED: bool> InlineChain<J, CHECKED> {
     {
         let (input, _) = self.input_of_next(name.into(), "inline_stage");
         InlineChain {
-            chain: Some(Box::new(make(input).into_iter())),
+            chain: Box::new(Some(make(input).into_iter())),
             shared: self.shared,
         }
     }
@@ -362,7 +387,7 @@ impl<J: Iterator, const CHECKED: bool> InlineChain<J, CHECKED> {
     {
         let (input, stage) = self.input_of_next(name.into(), "try_inline_stage");
         InlineChain {
-            chain: Some(Box::new(Fallible {
+            chain: Box::new(Some(Fallible {
                 inner: make(input).into_iter(),
                 stage: stage as usize,
                 shared: self.shared.share(),
@@ -381,7 +406,7 @@ impl<J: Iterator, const CHECKED: bool> InlineChain<J, CHECKED> {
         };
         let stage = self.shared.push_name(name);
         let input = InlineInput {
-            inner: *chain,
+            inner: chain,
             stage,
             chain: self.shared.chain,
         };
@@ -426,55 +451,78 @@ impl Shared {
         dropped: std::thread::Result<()>,
     ) -> Option<StageError> {
         let last = self.names.borrow().len() - 1;
-        match end {
-            End::Unwound(payload) => {
-                let stage = match take_mark(self.chain) {
-                    UNMARKED => last,
-                    mark => mark as usize - 1,
-                };
-                // A panic of a destructor, dropping what the unwinding left,
-                // is secondary.
-                self.quietly(dropped);
-                if crate::coroutine::passes_through(&*payload) {
-                    // Not a panic but an unwinding on its way to an enclosing
-                    // root or scope: it goes on, and the next pull says once
-                    // that the stream did not end.
-                    self.pending.set(Some(StageError::new(
+        let stage = match take_mark(self.chain) {
+            UNMARKED => last,
+            mark => mark as usize - 1,
+        };
+        // A failure recorded before the end (the pipeline before, a fallible
+        // stage) comes first, whatever the stages did after it: a panic of a
+        // stage that then saw the end of its input is secondary, as is
+        // anything it yielded.
+        let failed = checked && self.failed.get();
+        let mut unwinding = None;
+        let error = match end {
+            End::Unwound(payload) if crate::coroutine::passes_through(&*payload) => {
+                // Not a panic but an unwinding on its way to an enclosing
+                // root or scope: it goes on, and the next pull says once that
+                // the stream did not end.
+                unwinding = Some(payload);
+                if failed {
+                    self.error.take()
+                } else {
+                    Some(StageError::new(
                         self.name(stage),
                         "the stage died unfinished: an unwinding crossed it (a time limit that \
                          expired during a wait inside it, or the close of an enclosing \
                          coroutine)",
-                    )));
-                    std::panic::resume_unwind(payload);
+                    ))
                 }
-                Some(self.panicked(stage, payload))
             }
-            end if checked && self.failed.get() => {
-                // What the stages made after the failure is discarded, and a
-                // panic of a destructor is secondary to the error.
+            End::Unwound(payload) if failed => {
+                crate::error::drop_quietly(payload);
+                self.error.take()
+            }
+            End::Unwound(payload) => Some(self.panicked(stage, payload)),
+            end if failed => {
                 crate::error::drop_quietly(end);
-                self.pending.set(self.error.take());
-                self.quietly(dropped);
-                self.pending.take()
+                self.error.take()
             }
-            _ => match dropped {
-                Ok(()) => None,
-                Err(payload) if crate::coroutine::passes_through(&*payload) => {
-                    std::panic::resume_unwind(payload)
+            _ => None,
+        };
+        // Then what dropping the stages gave.
+        let error = match dropped {
+            Ok(()) => error,
+            Err(payload) if crate::coroutine::passes_through(&*payload) => {
+                // A destructor's wait cut short by a time limit, or closed:
+                // that unwinding goes on (unless another one already does).
+                match unwinding {
+                    Some(_) => crate::error::drop_quietly(payload),
+                    None => unwinding = Some(payload),
                 }
-                // A stage's destructor panicked at the end of the stream.
-                Err(payload) => Some(self.panicked(last, payload)),
-            },
+                error
+            }
+            // Secondary to the error there is.
+            Err(payload) if error.is_some() => {
+                crate::error::drop_quietly(payload);
+                error
+            }
+            // A stage's destructor panicked at the end of the stream.
+            Err(payload) => Some(self.panicked(last, payload)),
+        };
+        if let Some(payload) = unwinding {
+            self.pending.set(error);
+            std::panic::resume_unwind(payload);
         }
+        error
     }
 
-    /// True if `payload`, caught around a fold, is the consumer's own panic
-    /// (which is not the chain's and goes on); otherwise the stage's mark
-    /// stays for `not_an_item`.
+    /// True if the unwinding caught around a fold is the consumer's own
+    /// panic (which is not the chain's and goes on); otherwise a stage's
+    /// mark stays for `not_an_item`. (Where the marks' thread-local is gone,
+    /// the fold tells the consumer's panic by its taken accumulator.)
     #[cold]
     #[inline(never)]
-    fn consumer_unwound(&self, payload: &Payload) -> bool {
-        let _ = payload;
+    fn consumer_unwound(&self) -> bool {
         let mark = take_mark(self.chain);
         if mark == CONSUMER {
             return true;
@@ -483,17 +531,6 @@ impl Shared {
             self::mark(self.chain, mark);
         }
         false
-    }
-
-    /// Drops the payload of a secondary panic, unless it is an unwinding on
-    /// its way to an enclosing root or scope, which goes on.
-    fn quietly(&self, dropped: std::thread::Result<()>) {
-        if let Err(payload) = dropped {
-            if crate::coroutine::passes_through(&*payload) {
-                std::panic::resume_unwind(payload);
-            }
-            crate::error::drop_quietly(payload);
-        }
     }
 
     /// Adds the name of the chain's next stage; returns the number of the
@@ -535,33 +572,36 @@ impl<J: Iterator, const CHECKED: bool> InlineChain<J, CHECKED> {
     /// `for_each`...) run. The accumulator is kept outside the catch, so
     /// that a stage's error can still be handed to `f` after a panic.
     ///
-    /// 39.3 instructions per item in `pipeline_3_stages` whether or not the
-    /// consumer is inlined, and 0.7–0.8 times the time of the `gen` blocks
+    /// 37.8 instructions per item in `pipeline_3_stages` whether or not the
+    /// consumer is inlined, and 0.7–1.1 times the time of the `gen` blocks
     /// written by hand: the states are in registers, but their values at
     /// the start are not known here, so each resume dispatches on its state
     /// through a jump table where a chain built in the consumer's own frame
-    /// compares. (Building the stages lazily, in the fold, to get that back
-    /// made the function too large for the catch's closure to be inlined,
-    /// and put the states back in memory: 44.3.)
+    /// compares. The optimiser keeps them in registers only while this
+    /// function stays small and lets nothing of the loop escape: building
+    /// the stages lazily here (to know their starting values) counted 44.3,
+    /// pulling the first item with `next` before the loop 54.8, a local
+    /// flag set by the consumer's unwinding (instead of the out-of-line
+    /// mark) or the discarded item kept in a local for later 96.3.
     #[inline(always)]
     fn fold_caught<B, R>(
         &mut self,
         init: B,
         mut f: impl FnMut(B, PipelineItem<J::Item>) -> ControlFlow<R, B>,
     ) -> ControlFlow<R, B> {
-        let Some(boxed) = self.chain.take() else {
+        let Some(mut chain) = self.chain.take() else {
             return match self.shared.pending.take() {
                 Some(error) => f(init, Err(error)),
                 None => ControlFlow::Continue(init),
             };
         };
-        let mut chain = *boxed;
         let mut acc = Some(init);
         let shared = &*self.shared;
         let folded = std::panic::catch_unwind(AssertUnwindSafe(|| {
             chain.try_fold((), |(), item| {
                 if CHECKED && shared.failed.get() {
-                    drop(item);
+                    // A panic of its destructor is secondary to the failure.
+                    crate::error::drop_quietly(item);
                     return ControlFlow::Break(Stop::Failed);
                 }
                 let Some(previous) = acc.take() else {
@@ -584,17 +624,19 @@ impl<J: Iterator, const CHECKED: bool> InlineChain<J, CHECKED> {
         }));
         let end = match folded {
             Ok(ControlFlow::Break(Stop::Consumer(residual))) => {
-                self.chain = Some(Box::new(chain));
+                *self.chain = Some(chain);
                 return ControlFlow::Break(residual);
             }
-            Ok(_) => End::<J::Item>::Ended,
-            Err(payload) => {
-                if self.shared.consumer_unwound(&payload) {
-                    self.chain = Some(Box::new(chain));
-                    std::panic::resume_unwind(payload);
-                }
-                End::Unwound(payload)
+            // The accumulator is out only while the consumer runs, which
+            // tells its panic where the marks' thread-local is gone.
+            Err(payload) if self.shared.consumer_unwound() || acc.is_none() => {
+                // The consumer's own panic, not the chain's: it goes on, and
+                // the chain stays as it was.
+                *self.chain = Some(chain);
+                std::panic::resume_unwind(payload);
             }
+            Err(payload) => End::Unwound(payload),
+            Ok(_) => End::<J::Item>::Ended,
         };
         let dropped = std::panic::catch_unwind(AssertUnwindSafe(move || drop(chain)));
         let error = self.shared.not_an_item(CHECKED, end, dropped);
@@ -628,7 +670,7 @@ impl<J: Iterator, const CHECKED: bool> Iterator for InlineChain<J, CHECKED> {
         };
         // The chain is over: its stages are dropped here (an inline chain is
         // fused), a panic of a destructor caught.
-        let chain = &mut self.chain;
+        let chain = &mut *self.chain;
         let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| *chain = None));
         self.shared.not_an_item(CHECKED, end, dropped).map(Err)
     }
@@ -661,7 +703,7 @@ impl<J: Iterator, const CHECKED: bool> Iterator for InlineChain<J, CHECKED> {
 
     #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
-        match &self.chain {
+        match &*self.chain {
             // An error may come in place of any item, and one more after them.
             Some(chain) => (0, chain.size_hint().1.and_then(|n| n.checked_add(1))),
             None => (0, Some(1)),
