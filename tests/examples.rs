@@ -447,6 +447,7 @@ examples! {
     #[cfg(all(cogen_nightly, feature = "blocking", feature = "net"))]
     tour => "tour",
     word_count => "word_count" ["examples/data/sample.txt", "--top", "5"],
+    inline_chain => "inline_chain",
     #[cfg(feature = "net")]
     echo_server => "echo_server" ["--addr", "127.0.0.1:0"] serve echo_client,
     #[cfg(feature = "net")]
