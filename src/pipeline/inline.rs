@@ -374,6 +374,10 @@ impl<J: Iterator, const CHECKED: bool> InlineChain<J, CHECKED> {
     /// assert_eq!(error.error().unwrap().to_string(), "invalid digit found in string");
     /// assert!(numbers.next().is_none());
     /// ```
+    ///
+    /// # Panics
+    /// As [`inline_stage`](InlineChain::inline_stage): if the chain has been
+    /// pulled to its end already.
     #[inline(always)]
     pub fn try_inline_stage<U, E, K, F>(
         mut self,
