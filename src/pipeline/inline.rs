@@ -35,75 +35,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::{BoxError, PipelineItem, StageError};
 use crate::error::Panic;
 
-/// No mark: the unwinding left no stage's input (the last stage panicked).
-const UNMARKED: u32 = u32::MAX;
-/// The mark of the consumer's closure (in `fold` and `try_fold`), whose
-/// panic is not the chain's: lower than every stage's, so it wins.
-const CONSUMER: u32 = 0;
-/// The most marks kept per thread: more can only be stale ones (of inputs
-/// pulled outside their chain), which would otherwise pile up.
-const MAX_MARKS: usize = 16;
+mod inputs;
+mod marks;
+
+pub use inputs::{Fallible, InlineInput, PipelineInput};
+use marks::{CONSUMER, Mark, UNMARKED, take_mark, take_mark_if};
+pub(crate) use marks::{forget_marks_since, marks_len};
 
 /// The next chain's number: marks name their chain by it.
 static NEXT_CHAIN: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// The marks that unwindings on this thread have left and that no
-    /// chain's end has taken yet, by chain number: the lowest stage number
-    /// per chain. Empty but for the moment between a panic and its catch
-    /// (and for the stale mark of a stage that caught a panic itself).
-    /// Thread-local rather than in [`Shared`] so that an input holds no
-    /// pointer to drop: a stage's state with nothing to drop lets the
-    /// compiler keep it in registers.
-    static MARKS: RefCell<Vec<(u64, u32)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Marks stage `stage` of chain `chain` as the one an unwinding left, unless
-/// a stage before it is marked already.
-#[cold]
-#[inline(never)]
-fn mark(chain: u64, stage: u32) {
-    let _ = MARKS.try_with(|marks| {
-        let mut marks = marks.borrow_mut();
-        match marks.iter_mut().find(|(of, _)| *of == chain) {
-            Some((_, lowest)) => *lowest = (*lowest).min(stage),
-            None => {
-                if marks.len() == MAX_MARKS {
-                    marks.remove(0);
-                }
-                marks.push((chain, stage));
-            }
-        }
-    });
-}
-
-/// Takes the mark of chain `chain`: the lowest stage number an unwinding
-/// left, or [`UNMARKED`].
-fn take_mark(chain: u64) -> u32 {
-    MARKS
-        .try_with(|marks| {
-            let mut marks = marks.borrow_mut();
-            let at = marks.iter().position(|(of, _)| *of == chain)?;
-            Some(marks.remove(at).1)
-        })
-        .ok()
-        .flatten()
-        .unwrap_or(UNMARKED)
-}
-
-/// How many marks this thread holds: what an event loop's `timeout` notes
-/// before it runs its closure.
-pub(crate) fn marks_len() -> usize {
-    MARKS.try_with(|marks| marks.borrow().len()).unwrap_or(0)
-}
-
-/// Forgets the marks added since there were `len`: the `timeout` that noted
-/// `len` caught its own expiry, so the unwinding that left them is over (a
-/// stage's time limit around a pull would otherwise leave the stage before
-/// marked, and a later panic would be reported under its name).
-pub(crate) fn forget_marks_since(len: usize) {
-    let _ = MARKS.try_with(|marks| marks.borrow_mut().truncate(len));
-}
 
 /// What the stages' inputs share with the chain's end: everything but the
 /// stages themselves, so that only a pointer to it sits beside them.
@@ -527,14 +467,7 @@ impl Shared {
     #[cold]
     #[inline(never)]
     fn consumer_unwound(&self) -> bool {
-        let mark = take_mark(self.chain);
-        if mark == CONSUMER {
-            return true;
-        }
-        if mark != UNMARKED {
-            self::mark(self.chain, mark);
-        }
-        false
+        take_mark_if(self.chain, CONSUMER)
     }
 
     /// Adds the name of the chain's next stage; returns the number of the
@@ -722,159 +655,6 @@ impl<J, const CHECKED: bool> fmt::Debug for InlineChain<J, CHECKED> {
         f.debug_struct("InlineChain")
             .field("names", &self.shared.names.borrow())
             .field("ended", &self.chain.is_none())
-            .finish_non_exhaustive()
-    }
-}
-
-/// A stage's input in an [`InlineChain`]: the items of the stage before, as
-/// a plain [`Iterator`]. It costs nothing per item: it only marks, while an
-/// unwinding leaves the stage before, that it was that stage which failed.
-pub struct InlineInput<J> {
-    inner: J,
-    /// The number of the stage `inner` runs (1 is the first; the first
-    /// stage's own input, over the pipeline before the chain, counts as 1).
-    stage: u32,
-    /// The chain's number.
-    chain: u64,
-}
-
-impl<J: Iterator> Iterator for InlineInput<J> {
-    type Item = J::Item;
-
-    #[inline(always)]
-    fn next(&mut self) -> Option<J::Item> {
-        let mark = Mark {
-            chain: self.chain,
-            stage: self.stage,
-        };
-        let item = self.inner.next();
-        std::mem::forget(mark);
-        item
-    }
-
-    #[inline]
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.inner.size_hint()
-    }
-}
-
-impl<J> fmt::Debug for InlineInput<J> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InlineInput")
-            .field("stage", &self.stage)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Dropped only by an unwinding that leaves a stage's pull (the item's path
-/// forgets it): marks that stage as the one that failed, unless a stage
-/// before it is marked already.
-struct Mark {
-    chain: u64,
-    stage: u32,
-}
-
-impl Drop for Mark {
-    #[inline]
-    fn drop(&mut self) {
-        mark(self.chain, self.stage);
-    }
-}
-
-/// The items of the pipeline before an [`InlineChain`], as the chain's
-/// first stage reads them (inside an [`InlineInput`]): a failure of that
-/// pipeline ends them and goes to the chain's end.
-pub struct PipelineInput<P> {
-    inner: P,
-    shared: Handle,
-}
-
-impl<T, P: Iterator<Item = PipelineItem<T>>> Iterator for PipelineInput<P> {
-    type Item = T;
-
-    #[inline(always)]
-    fn next(&mut self) -> Option<T> {
-        match self.inner.next() {
-            Some(Ok(item)) => Some(item),
-            Some(Err(error)) => {
-                self.failed(error);
-                None
-            }
-            None => None,
-        }
-    }
-
-    #[inline]
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, self.inner.size_hint().1)
-    }
-}
-
-impl<P> PipelineInput<P> {
-    #[cold]
-    fn failed(&mut self, error: StageError) {
-        // The first error only, if a pipeline that is not fused goes on.
-        if !self.shared.failed.replace(true) {
-            self.shared.error.set(Some(error));
-        }
-    }
-}
-
-impl<P> fmt::Debug for PipelineInput<P> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PipelineInput")
-            .field("failed", &self.shared.failed.get())
-            .finish_non_exhaustive()
-    }
-}
-
-/// A fallible stage's iterator ([`InlineChain::try_inline_stage`]), as the
-/// stage after it reads it: its items, up to its first `Err`, which fails
-/// the stage and ends them.
-pub struct Fallible<K> {
-    inner: K,
-    /// The stage's index among the chain's names (0 is the first).
-    stage: usize,
-    shared: Handle,
-}
-
-impl<T, E: Into<BoxError>, K: Iterator<Item = Result<T, E>>> Iterator for Fallible<K> {
-    type Item = T;
-
-    #[inline(always)]
-    fn next(&mut self) -> Option<T> {
-        match self.inner.next()? {
-            Ok(item) => Some(item),
-            Err(error) => {
-                self.failed(error.into());
-                None
-            }
-        }
-    }
-
-    #[inline]
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, self.inner.size_hint().1)
-    }
-}
-
-impl<K> Fallible<K> {
-    #[cold]
-    #[inline(never)]
-    fn failed(&self, error: BoxError) {
-        // The first failure only: a stage pulled again after its `Err` may
-        // fail again.
-        if !self.shared.failed.replace(true) {
-            let error = StageError::new(self.shared.name(self.stage), error);
-            self.shared.error.set(Some(error));
-        }
-    }
-}
-
-impl<K> fmt::Debug for Fallible<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Fallible")
-            .field("failed", &self.shared.failed.get())
             .finish_non_exhaustive()
     }
 }

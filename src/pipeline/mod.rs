@@ -179,7 +179,9 @@
 //   `StageReturn`, what a stage body may return;
 // - ext.rs: `PipelineExt`, the methods that add stages;
 // - inline.rs: `InlineChain`, stages that are plain iterators (`gen`
-//   blocks) behind one catch, and their input, `InlineInput`;
+//   blocks) behind one catch, how it is built, pulled and folded;
+//   inline/inputs.rs, what its stages read; inline/marks.rs, which stage
+//   an unwinding left;
 // - ready_made.rs: the ready-made stages (`lines`, `byte_lines`,
 //   `lossy_lines`, `words`, `windowed`);
 // - result.rs: `StageResult`, the value a stage returns, read after the
