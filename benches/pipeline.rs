@@ -3,8 +3,14 @@
 //! * `pipeline_3_stages`: 1,000,000 `u64`s through source → map-like stage
 //!   → filter-like stage → sum, each stage a coroutine:
 //!   - `cogen_stackful`: stackful stages (`Stage::new`, `PipelineExt::stage`);
+//!   - `cogen_stackful_chunks`: the same stages handing on `Vec`s of 64
+//!     items instead of single items;
 //!   - `cogen_stackless` (nightly): `#[coroutine]` stages through cogen's
 //!     `Resumable` trait (`Stackless`, `PipelineExt::stackless_stage`);
+//!   - `cogen_inline` (nightly): the `gen_blocks` stages as one cogen
+//!     `InlineChain` (`inline_source`, `inline_stage`); `cogen_inline_outlined`
+//!     and `gen_blocks_outlined`: those two chains summed by a function that
+//!     is never inlined;
 //!   - `iterator`: the same work as a plain `Iterator` chain (the floor:
 //!     summed with internal iteration, which LLVM vectorises);
 //!   - `iterator_next`: the same chain pulled with `next()` only, each item

@@ -130,6 +130,34 @@
 //! `benches/pipeline.rs` measures both against an iterator chain and
 //! threads joined by channels.
 //!
+//! Stackful stages that do little per item go faster handing on chunks:
+//! a `Vec` of items per suspend costs one switch per chunk, and each
+//! stage's loop over a chunk runs in its own frame, where the compiler
+//! keeps it in registers (in `benches/pipeline.rs`, chunks of 64 took
+//! about a third of the time per item of single items, `cogen_stackful_chunks`
+//! against `cogen_stackful`):
+//!
+//! ```
+//! use cogen::pipeline::{PipelineExt, source};
+//!
+//! let numbers: Vec<u64> = (0..1000).collect();
+//! let chunks: Vec<Vec<u64>> = numbers.chunks(64).map(<[u64]>::to_vec).collect();
+//! let total: u64 = source(chunks)
+//!     .stage("odd squares", |co, up| {
+//!         for mut chunk in up {
+//!             chunk.retain(|x| x % 2 == 1);
+//!             for x in &mut chunk {
+//!                 *x *= *x;
+//!             }
+//!             co.suspend(chunk);
+//!         }
+//!     })
+//!     .map(|chunk| chunk.map(|c| c.iter().sum::<u64>()))
+//!     .sum::<Result<u64, _>>()
+//!     .unwrap();
+//! assert_eq!(total, (0..1000u64).filter(|x| x % 2 == 1).map(|x| x * x).sum());
+//! ```
+//!
 //! # Inline chains
 //!
 //! Stages that are plain iterators (nightly `gen` blocks, or iterator
@@ -138,8 +166,9 @@
 //! [`InlineChain::try_inline_stage`]): still named, and a panic or an `Err`
 //! of any of them still ends the stream with a [`StageError`] naming it,
 //! but behind one catch at the chain's end rather than one coroutine per
-//! stage, so the compiler inlines the whole chain into the consumer's loop
-//! (the same instructions per item as the `gen` blocks written by hand).
+//! stage, so the compiler can inline the whole chain into the consumer's
+//! loop (37.8 instructions per item in `benches/pipeline.rs` against 30.5
+//! for the same `gen` blocks written by hand, and as fast on some hosts).
 //! What a chain gives up: a stage cannot suspend from a function it calls
 //! (it is an iterator), and a panic unwinds the stages after it in the chain
 //! instead of letting them see the end of their input.
