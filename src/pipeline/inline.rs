@@ -485,6 +485,15 @@ impl Shared {
         self.names.borrow()[stage].clone()
     }
 
+    /// Records a failure of the pipeline before the chain or of a fallible
+    /// stage: the first one only (`error` is not even made for a later
+    /// one), for the chain's end to hand on.
+    fn fail_first(&self, error: impl FnOnce() -> StageError) {
+        if !self.failed.replace(true) {
+            self.error.set(Some(error()));
+        }
+    }
+
     /// The error of the stage numbered `stage` (0 is the first), which
     /// panicked with `payload`.
     fn panicked(&self, stage: usize, payload: Payload) -> StageError {

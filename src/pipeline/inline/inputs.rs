@@ -81,9 +81,7 @@ impl<P> PipelineInput<P> {
     #[cold]
     fn failed(&mut self, error: StageError) {
         // The first error only, if a pipeline that is not fused goes on.
-        if !self.shared.failed.replace(true) {
-            self.shared.error.set(Some(error));
-        }
+        self.shared.fail_first(|| error);
     }
 }
 
@@ -131,10 +129,8 @@ impl<K> Fallible<K> {
     fn failed(&self, error: BoxError) {
         // The first failure only: a stage pulled again after its `Err` may
         // fail again.
-        if !self.shared.failed.replace(true) {
-            let error = StageError::new(self.shared.name(self.stage), error);
-            self.shared.error.set(Some(error));
-        }
+        self.shared
+            .fail_first(|| StageError::new(self.shared.name(self.stage), error));
     }
 }
 

@@ -47,15 +47,7 @@ pub(super) fn mark(chain: u64, stage: u32) {
 /// Takes the mark of chain `chain`: the lowest stage number an unwinding
 /// left, or [`UNMARKED`].
 pub(super) fn take_mark(chain: u64) -> u32 {
-    MARKS
-        .try_with(|marks| {
-            let mut marks = marks.borrow_mut();
-            let at = marks.iter().position(|(of, _)| *of == chain)?;
-            Some(marks.remove(at).1)
-        })
-        .ok()
-        .flatten()
-        .unwrap_or(UNMARKED)
+    take_first(|&(of, _)| of == chain).unwrap_or(UNMARKED)
 }
 
 /// How many marks this thread holds: what an event loop's `timeout` notes
@@ -76,14 +68,20 @@ pub(crate) fn forget_marks_since(len: usize) {
 /// unwinding left `stage` (and no stage before it), leaving any other mark
 /// for the chain's end.
 pub(super) fn take_mark_if(chain: u64, stage: u32) -> bool {
+    take_first(|&mark| mark == (chain, stage)).is_some()
+}
+
+/// Removes the first mark that `which` picks and gives its stage number;
+/// `None` if there is none, or the thread's marks are gone (its teardown).
+fn take_first(which: impl Fn(&(u64, u32)) -> bool) -> Option<u32> {
     MARKS
         .try_with(|marks| {
             let mut marks = marks.borrow_mut();
-            let at = marks.iter().position(|&mark| mark == (chain, stage))?;
-            marks.remove(at);
-            Some(())
+            let at = marks.iter().position(which)?;
+            Some(marks.remove(at).1)
         })
-        .is_ok_and(|taken| taken.is_some())
+        .ok()
+        .flatten()
 }
 
 /// Dropped only by an unwinding that leaves a stage's pull (the item's path
