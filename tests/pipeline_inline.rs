@@ -18,7 +18,7 @@ use cogen::event_loop::{EventLoop, channel, timeout};
 use cogen::pipeline::{PipelineExt, PipelineItem, StageError, inline_source, source};
 
 mod support;
-use support::{DropCounter, DropToken};
+use support::{DropCounter, PanicsOnDrop};
 
 /// The items up to the first error, and that error.
 fn split<T>(items: impl IntoIterator<Item = PipelineItem<T>>) -> (Vec<T>, Option<StageError>) {
@@ -139,15 +139,6 @@ fn the_end_of_the_stream_drops_the_stages_before_the_chain_is_dropped() {
     assert_eq!(drops.live(), 1);
     assert_eq!(chain.by_ref().count(), 2);
     assert_eq!(drops.live(), 0);
-}
-
-/// Panics when dropped.
-struct PanicsOnDrop(#[expect(dead_code, reason = "only its drop counts")] DropToken);
-
-impl Drop for PanicsOnDrop {
-    fn drop(&mut self) {
-        panic!("a destructor panicked");
-    }
 }
 
 #[test]

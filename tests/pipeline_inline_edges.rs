@@ -16,7 +16,7 @@ use cogen::pipeline::{
 };
 
 mod support;
-use support::DropCounter;
+use support::{DropCounter, PanicsOnDrop};
 
 /// The items up to the first error, and that error.
 fn split<T>(items: impl IntoIterator<Item = PipelineItem<T>>) -> (Vec<T>, Option<StageError>) {
@@ -165,19 +165,37 @@ fn chain_that_panics_with_a_waiting_destructor() -> impl Iterator<Item = Pipelin
         })
 }
 
-#[test]
-fn a_time_limit_cutting_a_destructors_wait_after_a_stage_panic_keeps_the_panic_next() {
+/// On an event loop: makes a chain with `make`, runs `pull` on it under a
+/// time limit of `ms` milliseconds, then pulls once more. Whether the limit
+/// expired, and that next item (an error as its stage's name).
+fn next_after_a_time_limit<C, T>(
+    ms: u64,
+    make: impl FnOnce() -> C + 'static,
+    pull: impl FnOnce(&mut C) + 'static,
+) -> (bool, Option<Result<T, String>>)
+where
+    C: Iterator<Item = PipelineItem<T>>,
+    T: 'static,
+{
     let ev = EventLoop::new();
-    let h = ev.spawn(|| {
-        let mut chain = chain_that_panics_with_a_waiting_destructor();
-        let cut = timeout(Duration::from_millis(20), || chain.next());
+    let h = ev.spawn(move || {
+        let mut chain = make();
+        let cut = timeout(Duration::from_millis(ms), || pull(&mut chain));
         let after = chain
             .next()
             .map(|item| item.map_err(|e| e.stage().to_string()));
         (cut.is_err(), after)
     });
     ev.run().unwrap();
-    let (cut, after) = h.join().unwrap();
+    h.join().unwrap()
+}
+
+#[test]
+fn a_time_limit_cutting_a_destructors_wait_after_a_stage_panic_keeps_the_panic_next() {
+    let (cut, after) =
+        next_after_a_time_limit(20, chain_that_panics_with_a_waiting_destructor, |chain| {
+            chain.next();
+        });
     assert!(cut, "the time limit expired in the destructor");
     assert!(
         matches!(after, Some(Err(_))),
@@ -187,17 +205,10 @@ fn a_time_limit_cutting_a_destructors_wait_after_a_stage_panic_keeps_the_panic_n
 
 #[test]
 fn a_time_limit_cutting_a_destructors_wait_after_a_stage_panic_keeps_the_panic_fold() {
-    let ev = EventLoop::new();
-    let h = ev.spawn(|| {
-        let mut chain = chain_that_panics_with_a_waiting_destructor();
-        let cut = timeout(Duration::from_millis(20), || chain.by_ref().for_each(drop));
-        let after = chain
-            .next()
-            .map(|item| item.map_err(|e| e.stage().to_string()));
-        (cut.is_err(), after)
-    });
-    ev.run().unwrap();
-    let (cut, after) = h.join().unwrap();
+    let (cut, after) =
+        next_after_a_time_limit(20, chain_that_panics_with_a_waiting_destructor, |chain| {
+            chain.by_ref().for_each(drop)
+        });
     assert!(cut, "the time limit expired in the destructor");
     assert!(matches!(after, Some(Err(_))), "got {after:?}");
 }
@@ -657,6 +668,23 @@ fn chains_as_stages_of_a_chain_name_their_own_stages_on_both_paths() {
 // Moved-out inputs, destructors, leaks (run under AddressSanitizer by CI)
 // ---------------------------------------------------------------------------
 
+/// Adds a last stage to `chain` that hands its input out and yields
+/// nothing, drains the chain (nothing comes out) and drops it: gives that
+/// input, moved out of a chain that is gone.
+fn input_moved_out_of<J, const C: bool>(chain: InlineChain<J, C>) -> InlineInput<J>
+where
+    J: Iterator + 'static,
+{
+    let stash = Rc::new(Cell::new(None));
+    let keep = stash.clone();
+    let chain = chain.inline_stage("stasher", move |up| {
+        keep.set(Some(up));
+        std::iter::empty::<J::Item>()
+    });
+    assert_eq!(chain.count(), 0);
+    stash.take().unwrap()
+}
+
 #[test]
 fn moved_out_pipeline_input_and_fallible_are_safe_after_the_chain_is_dropped() {
     let stash: Rc<Cell<Option<InlineInput<PipelineInput<_>>>>> = Rc::new(Cell::new(None));
@@ -681,16 +709,10 @@ fn moved_out_pipeline_input_and_fallible_are_safe_after_the_chain_is_dropped() {
     assert_eq!(input.next(), None); // the failure goes to a chain that is gone
     drop(input);
 
-    let stash = Rc::new(Cell::new(None));
-    let keep = stash.clone();
-    let chain = inline_source("lines", ["1", "x", "3"])
-        .try_inline_stage("parse", |up| up.map(str::parse::<u32>))
-        .inline_stage("stasher", move |up| {
-            keep.set(Some(up));
-            std::iter::empty::<u32>()
-        });
-    assert_eq!(chain.count(), 0);
-    let mut input = stash.take().unwrap();
+    let mut input = input_moved_out_of(
+        inline_source("lines", ["1", "x", "3"])
+            .try_inline_stage("parse", |up| up.map(str::parse::<u32>)),
+    );
     assert_eq!(input.next(), Some(1));
     assert_eq!(input.next(), None);
     assert_eq!(input.next(), Some(3)); // not fused, as documented for Upstream
@@ -699,33 +721,16 @@ fn moved_out_pipeline_input_and_fallible_are_safe_after_the_chain_is_dropped() {
 
 #[test]
 fn a_moved_out_input_pulled_on_another_thread_is_harmless() {
-    let stash = Rc::new(Cell::new(None));
-    let keep = stash.clone();
-    let chain = inline_source(
+    let mut input = input_moved_out_of(inline_source(
         "numbers",
         (1..).map(|x: u32| if x < 2 { x } else { panic!("late") }),
-    )
-    .inline_stage("stasher", move |up| {
-        keep.set(Some(up));
-        std::iter::empty::<u32>()
-    });
-    assert_eq!(chain.count(), 0);
-    let mut input = stash.take().unwrap();
+    ));
     let joined = std::thread::spawn(move || {
         assert_eq!(input.next(), Some(1));
         input.next()
     })
     .join();
     assert!(joined.is_err());
-}
-
-/// Panics when dropped.
-struct PanicsOnDrop(#[allow(dead_code)] support::DropToken);
-
-impl Drop for PanicsOnDrop {
-    fn drop(&mut self) {
-        panic!("a destructor panicked");
-    }
 }
 
 #[test]
@@ -902,19 +907,18 @@ fn cancelling_a_task_while_a_stage_waits_drops_everything_once() {
 
 #[test]
 fn a_time_limit_cutting_a_stages_wait_with_a_waiting_destructor_is_reported() {
-    let ev = EventLoop::new();
-    let h = ev.spawn(|| {
-        let (_tx, rx) = channel::<u32>(1); // nobody sends
-        let guard = WaitsOnDrop;
-        let mut chain = source(rx).inline_stage("holds", move |up| up.map(move |x| (&guard, x).1));
-        let cut = timeout(Duration::from_millis(5), || chain.next());
-        let after = chain
-            .next()
-            .map(|item| item.map_err(|e| e.stage().to_string()));
-        (cut.is_err(), after)
-    });
-    ev.run().unwrap();
-    let (cut, after) = h.join().unwrap();
+    let (tx, rx) = channel::<u32>(1); // nobody sends
+    let (cut, after) = next_after_a_time_limit(
+        5,
+        move || {
+            let guard = WaitsOnDrop;
+            source(rx).inline_stage("holds", move |up| up.map(move |x| (&guard, x).1))
+        },
+        |chain| {
+            chain.next();
+        },
+    );
+    drop(tx);
     assert!(cut);
     assert!(
         matches!(after, Some(Err(_))),

@@ -103,6 +103,17 @@ impl Drop for DropToken {
     }
 }
 
+/// A value whose destructor panics (with "a destructor panicked") after
+/// counting its drop in the token's [`DropCounter`]: a test checks both that
+/// the panic is reported and that nothing leaked.
+pub struct PanicsOnDrop(pub DropToken);
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("a destructor panicked");
+    }
+}
+
 /// A [`DropCounter`] for values that cross threads: counts the drops of its
 /// tokens with atomics. Clones share the counts.
 #[derive(Clone, Debug, Default)]
