@@ -518,9 +518,10 @@ impl<J: Iterator, const CHECKED: bool> InlineChain<J, CHECKED> {
     /// `for_each`...) run. The accumulator is kept outside the catch, so
     /// that a stage's error can still be handed to `f` after a panic.
     ///
-    /// 37.8 instructions per item in `pipeline_3_stages` whether or not the
-    /// consumer is inlined, and 0.7–1.1 times the time of the `gen` blocks
-    /// written by hand: the states are in registers, but their values at
+    /// 37.0–37.8 instructions per item in `pipeline_3_stages` (as the
+    /// binary around it changes) whether or not the consumer is inlined,
+    /// and 0.7–1.8 times the time of the `gen` blocks written by hand
+    /// (depending on the host and the binary): the states are in registers, but their values at
     /// the start are not known here, so each resume dispatches on its state
     /// through a jump table where a chain built in the consumer's own frame
     /// compares. The optimiser keeps them in registers only while this

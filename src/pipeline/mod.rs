@@ -167,7 +167,7 @@
 //! of any of them still ends the stream with a [`StageError`] naming it,
 //! but behind one catch at the chain's end rather than one coroutine per
 //! stage, so the compiler can inline the whole chain into the consumer's
-//! loop (37.8 instructions per item in `benches/pipeline.rs` against 30.5
+//! loop (37–38 instructions per item in `benches/pipeline.rs` against 30.5
 //! for the same `gen` blocks written by hand, and as fast on some hosts).
 //! What a chain gives up: a stage cannot suspend from a function it calls
 //! (it is an iterator), and a panic unwinds the stages after it in the chain
