@@ -210,7 +210,8 @@
 // - inline.rs: `InlineChain`, stages that are plain iterators (`gen`
 //   blocks) behind one catch, how it is built, pulled and folded;
 //   inline/inputs.rs, what its stages read; inline/marks.rs, which stage
-//   an unwinding left;
+//   an unwinding left; inline/shared.rs, what the stages share with the
+//   chain's end and which error that end hands on;
 // - ready_made.rs: the ready-made stages (`lines`, `byte_lines`,
 //   `lossy_lines`, `words`, `windowed`);
 // - result.rs: `StageResult`, the value a stage returns, read after the
