@@ -5,12 +5,13 @@
 //! what a wait that gave up leaves behind (nothing: no waiter, no task kept
 //! alive, no wake-up lost).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use cogen::event_loop::{
-    EventLoop, RecvTimeoutError, SendTimeoutError, channel, sleep, spawn, timeout, yield_now,
+    EventLoop, RecvTimeoutError, SendTimeoutError, channel, sleep, sleep_until, spawn, timeout,
+    yield_now,
 };
 
 mod support;
@@ -358,4 +359,192 @@ fn a_joiner_that_timed_out_is_not_woken_by_the_target_later() {
     })
     .unwrap();
     assert_eq!(wakes.get(), 1);
+}
+
+// A limit asked for on every wait: the timers keep one entry per task and
+// push it again, for the later time, when it comes up while the task waits
+// with a limit asked for since. These check that the wake-up the task
+// wants is the one it gets: not earlier, not lost, not another task's.
+
+#[test]
+fn a_limit_asked_for_again_times_out_from_the_later_wait_not_the_first() {
+    let ev = EventLoop::new();
+    let t0 = Instant::now();
+    let limit = Duration::from_millis(300);
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let (tx, rx) = channel::<u32>(1);
+    ev.spawn(move || {
+        sleep_until(t0 + Duration::from_millis(100));
+        tx.send(1).unwrap();
+        sleep(Duration::from_secs(2));
+        drop(tx);
+    })
+    .detach();
+    let l = log.clone();
+    ev.spawn(move || {
+        // Before the reader's second limit ends (t0 + 400 ms or later),
+        // and after its first wait's entry comes up (t0 + 300 ms or so).
+        sleep_until(t0 + Duration::from_millis(350));
+        l.borrow_mut().push("marker");
+    })
+    .detach();
+    let l = log.clone();
+    let reader = ev.spawn(move || {
+        assert_eq!(rx.recv_timeout(limit), Ok(1));
+        let start = Instant::now();
+        let second = rx.recv_timeout(limit);
+        let waited = start.elapsed();
+        l.borrow_mut().push("timed out");
+        (second, waited)
+    });
+    ev.run().unwrap();
+    let (second, waited) = reader.join().unwrap();
+    assert_eq!(second, Err(RecvTimeoutError::Timeout));
+    assert!(waited >= limit, "timed out after {waited:?}");
+    assert_eq!(*log.borrow(), ["marker", "timed out"]);
+}
+
+#[test]
+fn a_shorter_limit_after_a_longer_one_wakes_at_its_own_time() {
+    // The first wait leaves an entry an hour away; the second, with a
+    // short limit, must get an entry of its own.
+    let ev = EventLoop::new();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let (tx, rx) = channel::<u32>(1);
+    let l = log.clone();
+    let reader = ev.spawn(move || {
+        assert_eq!(rx.recv_timeout(LONG), Ok(1));
+        let got = rx.recv_timeout(SHORT);
+        l.borrow_mut().push("timed out");
+        got
+    });
+    let l = log.clone();
+    ev.spawn(move || {
+        tx.send(1).unwrap();
+        sleep(Duration::from_secs(2));
+        l.borrow_mut().push("marker");
+        drop(tx);
+    })
+    .detach();
+    ev.run().unwrap();
+    assert_eq!(reader.join().unwrap(), Err(RecvTimeoutError::Timeout));
+    assert_eq!(*log.borrow(), ["timed out", "marker"]);
+}
+
+#[test]
+fn a_task_in_the_registry_slot_of_one_that_ended_waiting_gets_its_own_wake_up() {
+    // The first task ends with its timer entry still in the heap (its
+    // message came first); the next task spawned takes its slot in the
+    // loop's registry and sleeps past that entry's time. Its sleep must
+    // end: the entry of the task that ended is not the new task's.
+    let ev = EventLoop::new();
+    let (tx, rx) = channel::<u32>(1);
+    let first = ev.spawn(move || rx.recv_timeout(Duration::from_millis(50)));
+    ev.block_on(move || {
+        tx.send(3).unwrap();
+        yield_now();
+        tx
+    })
+    .unwrap();
+    assert_eq!(first.join().unwrap(), Ok(3));
+    let second = ev.spawn(|| {
+        let start = Instant::now();
+        sleep(Duration::from_millis(150));
+        start.elapsed()
+    });
+    ev.run().unwrap();
+    assert!(second.join().unwrap() >= Duration::from_millis(150));
+}
+
+#[test]
+fn many_tasks_waiting_with_limits_again_and_again_all_time_out_once_idle() {
+    // Ping-pongs over channels with a limit on every receive, then
+    // silence: every receiver times out, each after its own last wait.
+    let ev = EventLoop::new();
+    let limit = Duration::from_millis(60);
+    let mut handles = Vec::new();
+    for i in 0..20u32 {
+        let (tx, rx) = channel::<u32>(1);
+        handles.push(ev.spawn(move || {
+            let mut got = 0;
+            let start = loop {
+                let start = Instant::now();
+                match rx.recv_timeout(limit) {
+                    Ok(_) => got += 1,
+                    Err(e) => {
+                        assert_eq!(e, RecvTimeoutError::Timeout);
+                        break start;
+                    }
+                }
+            };
+            (got, start.elapsed())
+        }));
+        ev.spawn(move || {
+            for k in 0..5 {
+                sleep(Duration::from_millis(u64::from(k + i % 3) * 10));
+                tx.send(k).unwrap();
+            }
+            sleep(limit * 4);
+            drop(tx);
+        })
+        .detach();
+    }
+    ev.run().unwrap();
+    for h in handles {
+        let (got, waited) = h.join().unwrap();
+        assert_eq!(got, 5);
+        assert!(waited >= limit, "timed out after {waited:?}");
+    }
+}
+
+#[test]
+fn wake_ups_due_together_come_in_the_order_of_their_times() {
+    // The reader's first wait leaves an entry for its own limit; its
+    // second wait wants a later wake-up. The marker's time lies between
+    // the two. The loop is then held up past all of them: the marker must
+    // still be woken before the reader, as their times say.
+    let ev = EventLoop::new();
+    let limit = Duration::from_millis(100);
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let parked = Rc::new(Cell::new(false));
+    let (tx, rx) = channel::<u32>(1);
+    ev.spawn(move || {
+        sleep(Duration::from_millis(30));
+        tx.send(1).unwrap();
+        sleep(Duration::from_secs(2));
+        drop(tx);
+    })
+    .detach();
+    let (l, p) = (log.clone(), parked.clone());
+    let reader = ev.spawn(move || {
+        let first = Instant::now();
+        assert_eq!(rx.recv_timeout(limit), Ok(1));
+        let second = Instant::now();
+        // After the first wait's limit, before the second's.
+        let between = first + limit + (second - first) / 2;
+        let m = l.clone();
+        spawn(move || {
+            sleep_until(between);
+            m.borrow_mut().push("marker");
+        })
+        .detach();
+        p.set(true);
+        let got = rx.recv_timeout(limit);
+        l.borrow_mut().push("timed out");
+        got
+    });
+    ev.spawn(move || {
+        while !parked.get() {
+            yield_now();
+        }
+        // Let the marker park too, then hold the loop past every time.
+        for _ in 0..3 {
+            yield_now();
+        }
+        std::thread::sleep(Duration::from_millis(400));
+    })
+    .detach();
+    ev.run().unwrap();
+    assert_eq!(reader.join().unwrap(), Err(RecvTimeoutError::Timeout));
+    assert_eq!(*log.borrow(), ["marker", "timed out"]);
 }

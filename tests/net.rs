@@ -155,6 +155,48 @@ fn a_silent_client_is_closed_by_the_read_timeout_while_others_are_served() {
 }
 
 #[test]
+fn an_idle_limit_counts_from_each_read_and_fires_once_the_client_goes_quiet() {
+    // Each read's limit starts with that read: a client that sends within
+    // the limit every time is never cut off, however long it goes on, and
+    // one that stops is cut off one limit after the last read began.
+    let ev = EventLoop::new();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Far more than the gaps between the client's bytes, even on a loaded
+    // machine; and the bytes go on past it.
+    let limit = Duration::from_millis(400);
+    let client = thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        // Five bytes, 100 ms apart: 500 ms in all, past one limit.
+        for b in 0..5u8 {
+            thread::sleep(Duration::from_millis(100));
+            stream.write_all(&[b]).unwrap();
+        }
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).unwrap();
+    });
+    let (got, error, waited) = ev
+        .block_on(move || {
+            let (stream, _) = listener.accept().unwrap();
+            stream.set_read_timeout(Some(limit)).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 16];
+            loop {
+                let start = std::time::Instant::now();
+                match (&stream).read(&mut buf) {
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) => break (got, e.kind(), start.elapsed()),
+                }
+            }
+        })
+        .unwrap();
+    assert_eq!(got, [0, 1, 2, 3, 4]);
+    assert_eq!(error, io::ErrorKind::TimedOut);
+    assert!(waited >= limit, "cut off after {waited:?}");
+    client.join().unwrap();
+}
+
+#[test]
 fn writes_park_when_the_peer_stops_reading_and_the_write_timeout_fires() {
     let ev = EventLoop::new();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

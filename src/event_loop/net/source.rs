@@ -137,10 +137,7 @@ impl<T: AsFd> Source<T> {
                 return Err(cannot_wait_cancelled(what));
             }
             if let Some(timeout) = timeout {
-                let at = *deadline.get_or_insert_with(|| deadline_after(timeout));
-                if Instant::now() >= at {
-                    return Err(timed_out(what));
-                }
+                deadline = Some(next_deadline(what, deadline, timeout)?);
             }
             self.wait(what, dir, deadline)?;
         }
@@ -188,10 +185,7 @@ impl<T: AsFd> Source<T> {
             }
             try_first = true;
             if let Some(timeout) = timeout {
-                let at = *deadline.get_or_insert_with(|| deadline_after(timeout));
-                if Instant::now() >= at {
-                    return Err(timed_out(what));
-                }
+                deadline = Some(next_deadline(what, deadline, timeout)?);
             }
             self.wait(what, Direction::Read, deadline)?;
         }
@@ -497,6 +491,23 @@ impl<T: AsFd> Source<T> {
 impl<T: AsFd> AsRawFd for Source<T> {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.io.as_fd().as_raw_fd()
+    }
+}
+
+/// The deadline of an operation with time limit `timeout` about to wait:
+/// `timeout` from now before its first wait (one clock read, as the wait
+/// needs one), or `deadline` again before a later wait, if it has not
+/// passed. Out of line: the waits without a limit stay small.
+#[inline(never)]
+fn next_deadline(
+    what: &'static str,
+    deadline: Option<Instant>,
+    timeout: Duration,
+) -> io::Result<Instant> {
+    match deadline {
+        None if !timeout.is_zero() => Ok(deadline_after(timeout)),
+        Some(at) if Instant::now() < at => Ok(at),
+        _ => Err(timed_out(what)),
     }
 }
 
