@@ -46,6 +46,7 @@ pub struct Handled {
 /// asks for `Connection: close`.
 pub fn handle(input: &[u8], out: &mut Vec<u8>) -> Handled {
     let mut consumed = 0;
+    let mut date = Date::default();
     loop {
         let rest = &input[consumed..];
         if rest.is_empty() {
@@ -59,10 +60,20 @@ pub fn handle(input: &[u8], out: &mut Vec<u8>) -> Handled {
         let head_len = match req.parse(rest) {
             Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
             Ok(httparse::Status::Complete(_)) => {
-                return error(out, consumed, "431 Request Header Fields Too Large");
+                return error(
+                    out,
+                    &mut date,
+                    consumed,
+                    "431 Request Header Fields Too Large",
+                );
             }
             Ok(httparse::Status::Partial) if rest.len() >= MAX_HEAD => {
-                return error(out, consumed, "431 Request Header Fields Too Large");
+                return error(
+                    out,
+                    &mut date,
+                    consumed,
+                    "431 Request Header Fields Too Large",
+                );
             }
             Ok(httparse::Status::Partial) => {
                 return Handled {
@@ -71,9 +82,14 @@ pub fn handle(input: &[u8], out: &mut Vec<u8>) -> Handled {
                 };
             }
             Err(httparse::Error::TooManyHeaders) => {
-                return error(out, consumed, "431 Request Header Fields Too Large");
+                return error(
+                    out,
+                    &mut date,
+                    consumed,
+                    "431 Request Header Fields Too Large",
+                );
             }
-            Err(_) => return error(out, consumed, "400 Bad Request"),
+            Err(_) => return error(out, &mut date, consumed, "400 Bad Request"),
         };
         // Keep-alive is HTTP/1.1's default, HTTP/1.0's exception.
         let mut keep_alive = req.version == Some(1);
@@ -91,14 +107,14 @@ pub fn handle(input: &[u8], out: &mut Vec<u8>) -> Handled {
                     .and_then(|v| v.trim().parse().ok())
                 {
                     Some(n) => body_len = n,
-                    None => return error(out, consumed, "400 Bad Request"),
+                    None => return error(out, &mut date, consumed, "400 Bad Request"),
                 }
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                return error(out, consumed, "501 Not Implemented");
+                return error(out, &mut date, consumed, "501 Not Implemented");
             }
         }
         if body_len > MAX_HEAD {
-            return error(out, consumed, "413 Content Too Large");
+            return error(out, &mut date, consumed, "413 Content Too Large");
         }
         if rest.len() < head_len + body_len {
             // The body is still coming: answer once it is all here.
@@ -118,7 +134,7 @@ pub fn handle(input: &[u8], out: &mut Vec<u8>) -> Handled {
             (Some("GET" | "HEAD"), Some((content_type, body))) => ("200 OK", content_type, body),
             (_, Some(_)) => ("405 Method Not Allowed", TEXT, &b""[..]),
         };
-        respond(out, status, content_type, connection, body);
+        respond(out, &mut date, status, content_type, connection, body);
         if req.method == Some("HEAD") {
             // The head of the GET response, without its body.
             out.truncate(out.len() - body.len());
@@ -145,11 +161,18 @@ fn route(path: Option<&str>) -> Option<(&'static str, &'static [u8])> {
 }
 
 /// Appends one response.
-fn respond(out: &mut Vec<u8>, status: &str, content_type: &str, connection: &str, body: &[u8]) {
+fn respond(
+    out: &mut Vec<u8>,
+    date: &mut Date,
+    status: &str,
+    content_type: &str,
+    connection: &str,
+    body: &[u8],
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_bytes());
     out.extend_from_slice(b"\r\nServer: cogen\r\nDate: ");
-    push_date(out);
+    out.extend_from_slice(date.text());
     out.extend_from_slice(b"\r\nContent-Type: ");
     out.extend_from_slice(content_type.as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -161,8 +184,8 @@ fn respond(out: &mut Vec<u8>, status: &str, content_type: &str, connection: &str
 }
 
 /// The answer to a request that ends the connection.
-fn error(out: &mut Vec<u8>, consumed: usize, status: &str) -> Handled {
-    respond(out, status, TEXT, "Connection: close\r\n", b"");
+fn error(out: &mut Vec<u8>, date: &mut Date, consumed: usize, status: &str) -> Handled {
+    respond(out, date, status, TEXT, "Connection: close\r\n", b"");
     Handled {
         consumed,
         close: true,
@@ -178,8 +201,20 @@ thread_local! {
     static DATE: Cell<(u64, [u8; DATE_LEN])> = const { Cell::new((u64::MAX, [0; DATE_LEN])) };
 }
 
-/// Appends the current time as an HTTP date (RFC 9110, IMF-fixdate).
-fn push_date(out: &mut Vec<u8>) {
+/// The `Date` header's text for the responses of one [`handle`] call: the
+/// clock is read for the first of them only (a pipelined batch of 16
+/// requests reads it once, not 16 times).
+#[derive(Default)]
+struct Date(Option<[u8; DATE_LEN]>);
+
+impl Date {
+    fn text(&mut self) -> &[u8; DATE_LEN] {
+        self.0.get_or_insert_with(current_date)
+    }
+}
+
+/// The current time as an HTTP date (RFC 9110, IMF-fixdate).
+fn current_date() -> [u8; DATE_LEN] {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -188,7 +223,7 @@ fn push_date(out: &mut Vec<u8>) {
         text = http_date(now);
         DATE.set((now, text));
     }
-    out.extend_from_slice(&text);
+    text
 }
 
 /// `secs` after the Unix epoch as an HTTP date.
@@ -348,6 +383,7 @@ fn close_gracefully(stream: &TcpStream, buf: &mut [u8], idle: Duration) {
 fn request_timeout(stream: &TcpStream, out: &mut Vec<u8>) -> io::Error {
     respond(
         out,
+        &mut Date::default(),
         "408 Request Timeout",
         TEXT,
         "Connection: close\r\n",
