@@ -495,9 +495,9 @@ impl<T: AsFd> AsRawFd for Source<T> {
 }
 
 /// The deadline of an operation with time limit `timeout` about to wait:
-/// `timeout` from now before its first wait (one clock read, as the wait
-/// needs one), or `deadline` again before a later wait, if it has not
-/// passed. Out of line: the waits without a limit stay small.
+/// `timeout` from now before its first wait (the one clock read a wait
+/// makes), or `deadline` again before a later wait, if it has not passed.
+/// Out of line, so that the waits without a limit stay small.
 #[inline(never)]
 fn next_deadline(
     what: &'static str,
