@@ -548,3 +548,125 @@ fn wake_ups_due_together_come_in_the_order_of_their_times() {
     assert_eq!(reader.join().unwrap(), Err(RecvTimeoutError::Timeout));
     assert_eq!(*log.borrow(), ["marker", "timed out"]);
 }
+
+/// One step of a task in [`random_timed_waits_end_and_never_early`].
+#[derive(Clone, Debug)]
+enum Step {
+    /// `recv_timeout` on a channel, with a limit in milliseconds.
+    Recv(usize, u64),
+    /// `send_timeout` on a channel (capacity 1), with a limit.
+    Send(usize, u64),
+    /// `sleep` for some milliseconds.
+    Sleep(u64),
+    /// `recv_timeout` inside an enclosing `timeout`: two deadlines asked
+    /// for one park.
+    RecvIn(usize, u64, u64),
+    /// Spawns a task that receives on a channel with a limit (it may take
+    /// the registry slot of a task that has ended).
+    Child(usize, u64),
+    Yield,
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => (0..3usize, 0..12u64).prop_map(|(c, ms)| Step::Recv(c, ms)),
+        3 => (0..3usize, 0..12u64).prop_map(|(c, ms)| Step::Send(c, ms)),
+        2 => (0..8u64).prop_map(Step::Sleep),
+        2 => (0..3usize, 0..12u64, 0..12u64).prop_map(|(c, a, b)| Step::RecvIn(c, a, b)),
+        2 => (0..3usize, 0..12u64).prop_map(|(c, ms)| Step::Child(c, ms)),
+        1 => Just(Step::Yield),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 48,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Tasks that only ever wait with a time limit, on three channels they
+    /// share and that stay open: every wait ends (no wake-up lost, so every
+    /// task finishes and the loop reports no deadlock), and none that timed
+    /// out, nor any sleep, ended before its limit. However the timers keep their entries
+    /// (one per task, moved on when they come up), this is what a user
+    /// sees.
+    #[test]
+    fn random_timed_waits_end_and_never_early(
+        scripts in proptest::collection::vec(proptest::collection::vec(step(), 1..8), 1..7)
+    ) {
+        let ev = EventLoop::new();
+        let channels: Vec<_> = (0..3).map(|_| channel::<u32>(1)).collect();
+        let early = Rc::new(RefCell::new(Vec::<String>::new()));
+        let mut handles = Vec::new();
+        for (t, script) in scripts.into_iter().enumerate() {
+            let ends: Vec<_> = channels.iter().map(|(tx, rx)| (tx.clone(), rx.clone())).collect();
+            let early = early.clone();
+            handles.push(ev.spawn(move || {
+                let ms = Duration::from_millis;
+                for (i, step) in script.iter().enumerate() {
+                    let start = Instant::now();
+                    let (limit, timed_out) = match *step {
+                        Step::Recv(c, l) => (
+                            ms(l),
+                            ends[c].1.recv_timeout(ms(l)) == Err(RecvTimeoutError::Timeout),
+                        ),
+                        Step::Send(c, l) => (
+                            ms(l),
+                            matches!(
+                                ends[c].0.send_timeout(i as u32, ms(l)),
+                                Err(SendTimeoutError::Timeout(_))
+                            ),
+                        ),
+                        Step::Sleep(l) => {
+                            sleep(ms(l));
+                            (ms(l), true)
+                        }
+                        Step::RecvIn(c, outer, own) => {
+                            match timeout(ms(outer), || ends[c].1.recv_timeout(ms(own))) {
+                                Err(_) => (ms(outer), true),
+                                Ok(Err(RecvTimeoutError::Timeout)) => (ms(own), true),
+                                Ok(_) => (Duration::ZERO, false),
+                            }
+                        }
+                        Step::Child(c, l) => {
+                            let rx = ends[c].1.clone();
+                            let early = early.clone();
+                            spawn(move || {
+                                let start = Instant::now();
+                                if rx.recv_timeout(ms(l)) == Err(RecvTimeoutError::Timeout)
+                                    && start.elapsed() < ms(l)
+                                {
+                                    early.borrow_mut().push(format!(
+                                        "a child of task {t}: ended after {:?}",
+                                        start.elapsed()
+                                    ));
+                                }
+                            })
+                            .detach();
+                            (Duration::ZERO, false)
+                        }
+                        Step::Yield => {
+                            yield_now();
+                            (Duration::ZERO, false)
+                        }
+                    };
+                    let waited = start.elapsed();
+                    if timed_out && waited < limit {
+                        early.borrow_mut().push(format!(
+                            "task {t}, step {i} ({step:?}): ended after {waited:?}"
+                        ));
+                    }
+                }
+            }));
+        }
+        // Kept open: a wait can end only by its message or its limit, so a
+        // lost timer leaves its task parked, and the loop reports it.
+        proptest::prop_assert!(ev.run().is_ok(), "the loop reported waits that cannot end");
+        drop(channels);
+        for h in handles {
+            proptest::prop_assert!(h.join().is_ok());
+        }
+        proptest::prop_assert!(early.borrow().is_empty(), "{:?}", early.borrow());
+    }
+}
