@@ -137,7 +137,7 @@ impl<T: AsFd> Source<T> {
                 return Err(cannot_wait_cancelled(what));
             }
             if let Some(timeout) = timeout {
-                deadline = Some(next_deadline(what, deadline, timeout)?);
+                deadline = Some(next_deadline(deadline, timeout).ok_or_else(|| timed_out(what))?);
             }
             self.wait(what, dir, deadline)?;
         }
@@ -185,7 +185,7 @@ impl<T: AsFd> Source<T> {
             }
             try_first = true;
             if let Some(timeout) = timeout {
-                deadline = Some(next_deadline(what, deadline, timeout)?);
+                deadline = Some(next_deadline(deadline, timeout).ok_or_else(|| timed_out(what))?);
             }
             self.wait(what, Direction::Read, deadline)?;
         }
@@ -496,18 +496,15 @@ impl<T: AsFd> AsRawFd for Source<T> {
 
 /// The deadline of an operation with time limit `timeout` about to wait:
 /// `timeout` from now before its first wait (the one clock read a wait
-/// makes), or `deadline` again before a later wait, if it has not passed.
-/// Out of line, so that the waits without a limit stay small.
+/// makes), or `deadline` again before a later wait; `None` once it has
+/// passed. Out of line, so that the waits without a limit stay small; an
+/// `Option` comes back in registers.
 #[inline(never)]
-fn next_deadline(
-    what: &'static str,
-    deadline: Option<Instant>,
-    timeout: Duration,
-) -> io::Result<Instant> {
+fn next_deadline(deadline: Option<Instant>, timeout: Duration) -> Option<Instant> {
     match deadline {
-        None if !timeout.is_zero() => Ok(deadline_after(timeout)),
-        Some(at) if Instant::now() < at => Ok(at),
-        _ => Err(timed_out(what)),
+        None if !timeout.is_zero() => Some(deadline_after(timeout)),
+        Some(at) if Instant::now() < at => Some(at),
+        _ => None,
     }
 }
 
