@@ -63,20 +63,10 @@ pub fn handle(input: &[u8], out: &mut Vec<u8>) -> Handled {
         let head_len = match req.parse_with_uninit_headers(rest, &mut headers) {
             Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
             Ok(httparse::Status::Complete(_)) => {
-                return error(
-                    out,
-                    &mut date,
-                    consumed,
-                    "431 Request Header Fields Too Large",
-                );
+                return error(out, consumed, "431 Request Header Fields Too Large");
             }
             Ok(httparse::Status::Partial) if rest.len() >= MAX_HEAD => {
-                return error(
-                    out,
-                    &mut date,
-                    consumed,
-                    "431 Request Header Fields Too Large",
-                );
+                return error(out, consumed, "431 Request Header Fields Too Large");
             }
             Ok(httparse::Status::Partial) => {
                 return Handled {
@@ -85,14 +75,9 @@ pub fn handle(input: &[u8], out: &mut Vec<u8>) -> Handled {
                 };
             }
             Err(httparse::Error::TooManyHeaders) => {
-                return error(
-                    out,
-                    &mut date,
-                    consumed,
-                    "431 Request Header Fields Too Large",
-                );
+                return error(out, consumed, "431 Request Header Fields Too Large");
             }
-            Err(_) => return error(out, &mut date, consumed, "400 Bad Request"),
+            Err(_) => return error(out, consumed, "400 Bad Request"),
         };
         // Keep-alive is HTTP/1.1's default, HTTP/1.0's exception.
         let mut keep_alive = req.version == Some(1);
@@ -110,14 +95,14 @@ pub fn handle(input: &[u8], out: &mut Vec<u8>) -> Handled {
                     .and_then(|v| v.trim().parse().ok())
                 {
                     Some(n) => body_len = n,
-                    None => return error(out, &mut date, consumed, "400 Bad Request"),
+                    None => return error(out, consumed, "400 Bad Request"),
                 }
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                return error(out, &mut date, consumed, "501 Not Implemented");
+                return error(out, consumed, "501 Not Implemented");
             }
         }
         if body_len > MAX_HEAD {
-            return error(out, &mut date, consumed, "413 Content Too Large");
+            return error(out, consumed, "413 Content Too Large");
         }
         if rest.len() < head_len + body_len {
             // The body is still coming: answer once it is all here.
@@ -137,7 +122,7 @@ pub fn handle(input: &[u8], out: &mut Vec<u8>) -> Handled {
             (Some("GET" | "HEAD"), Some((content_type, body))) => ("200 OK", content_type, body),
             (_, Some(_)) => ("405 Method Not Allowed", TEXT, &b""[..]),
         };
-        respond(out, &mut date, status, content_type, connection, body);
+        respond(out, date.text(), status, content_type, connection, body);
         if req.method == Some("HEAD") {
             // The head of the GET response, without its body.
             out.truncate(out.len() - body.len());
@@ -166,7 +151,7 @@ fn route(path: Option<&str>) -> Option<(&'static str, &'static [u8])> {
 /// Appends one response.
 fn respond(
     out: &mut Vec<u8>,
-    date: &mut Date,
+    date: &[u8; DATE_LEN],
     status: &str,
     content_type: &str,
     connection: &str,
@@ -175,7 +160,7 @@ fn respond(
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_bytes());
     out.extend_from_slice(b"\r\nServer: cogen\r\nDate: ");
-    out.extend_from_slice(date.text());
+    out.extend_from_slice(date);
     out.extend_from_slice(b"\r\nContent-Type: ");
     out.extend_from_slice(content_type.as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -187,8 +172,15 @@ fn respond(
 }
 
 /// The answer to a request that ends the connection.
-fn error(out: &mut Vec<u8>, date: &mut Date, consumed: usize, status: &str) -> Handled {
-    respond(out, date, status, TEXT, "Connection: close\r\n", b"");
+fn error(out: &mut Vec<u8>, consumed: usize, status: &str) -> Handled {
+    respond(
+        out,
+        &current_date(),
+        status,
+        TEXT,
+        "Connection: close\r\n",
+        b"",
+    );
     Handled {
         consumed,
         close: true,
@@ -204,9 +196,10 @@ thread_local! {
     static DATE: Cell<(u64, [u8; DATE_LEN])> = const { Cell::new((u64::MAX, [0; DATE_LEN])) };
 }
 
-/// The `Date` header's text for the responses of one [`handle`] call: the
+/// The `Date` header's text for the answers of one [`handle`] call: the
 /// clock is read for the first of them only (a pipelined batch of 16
-/// requests reads it once, not 16 times).
+/// requests reads it once, not 16 times). An error, which ends the
+/// connection, reads it itself.
 #[derive(Default)]
 struct Date(Option<[u8; DATE_LEN]>);
 
@@ -386,7 +379,7 @@ fn close_gracefully(stream: &TcpStream, buf: &mut [u8], idle: Duration) {
 fn request_timeout(stream: &TcpStream, out: &mut Vec<u8>) -> io::Error {
     respond(
         out,
-        &mut Date::default(),
+        &current_date(),
         "408 Request Timeout",
         TEXT,
         "Connection: close\r\n",
