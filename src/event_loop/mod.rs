@@ -71,10 +71,10 @@
 //! their tasks join the back of the queue; so a task whose timer has expired
 //! runs at most one round (plus the rest of the current one) late. Timers
 //! that have expired together wake their tasks in the order of their
-//! deadlines, equal deadlines in the order they were set. A time limit set
-//! on every wait (a socket's read limit, say) costs no timer operation on
-//! the waits that end before an earlier one's deadline comes up: the loop
-//! keeps one entry per task and moves it on when it comes up.
+//! deadlines, equal deadlines in the order they were set. The loop keeps
+//! one timer entry per task and moves it on when it comes up, so a time
+//! limit set on every wait (a socket's read limit, say) pushes a timer only
+//! when the task's entry would come up too late for it.
 //!
 //! Sockets that became ready ([`net`]) are taken at the end of a round
 //! in which a task yielded ([`yield_now`], `Wait::yield_now`), at the end

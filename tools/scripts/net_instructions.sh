@@ -61,6 +61,10 @@ dump() {
             printf "%s %s\n", $(ev["Ir"] + 1), $(ev["Bcm"] + 1) + $(ev["Bim"] + 1); done = 1 }' "$newest"
 }
 
+# Requests the client (GROUP) completed against the server at $addr in
+# SECONDS, at full speed.
+drive() { NET_BENCH_SECS=$2 "$bench" client "$1" "$addr" | awk '{print $1}'; }
+
 for id in "${ids[@]}"; do
     group=${id%%/*}
     rm -f "$work"/cg.*
@@ -72,17 +76,15 @@ for id in "${ids[@]}"; do
     [ -n "$addr" ] || { echo "$id did not start:" >&2; cat "$work/valgrind" >&2; exit 1; }
     case $group in
         net_http*) clients="net_http net_http1" ;;
-        *) clients=$group ;;
+        *) clients=$group ;; # the client takes an `_mt` group as its 1-thread one
     esac
     for client in $clients; do
-        client=${client%_mt}
-        drive() { NET_BENCH_SECS=$1 "$bench" client "$client" "$addr" | awk '{print $1}'; }
-        drive 1 >/dev/null
+        drive "$client" 1 >/dev/null
         callgrind_control -z "$server" >/dev/null 2>&1
-        r1=$(drive "$N1")
+        r1=$(drive "$client" "$N1")
         read -r i1 m1 <<<"$(dump)"
         callgrind_control -z "$server" >/dev/null 2>&1
-        r2=$(drive "$N2")
+        r2=$(drive "$client" "$N2")
         read -r i2 m2 <<<"$(dump)"
         case $client in
             net_http) workload="depth 16" ;;
