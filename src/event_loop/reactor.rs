@@ -44,15 +44,19 @@
 //!
 //! # The drained-read hint
 //!
-//! On epoll and kqueue, a stream read that returns fewer bytes than it
-//! asked for (but some) took everything the socket had, so the next read
-//! parks at once instead of first making a system call that would find
-//! nothing; every readable event marks the socket readable again, waited
-//! on or not ([`ReadHint`]). An event that says the read side is closed
-//! (or the socket failed) turns the hint off for good: a FIN that came
-//! with the last data makes the read that takes the data short, yet the
-//! next read returns 0 at once. tokio does the same (it clears a socket's
-//! readiness after a short read).
+//! On epoll (Linux, Android), a stream read that returns fewer bytes than
+//! it asked for (but some) took everything the socket had, so the next
+//! read parks at once instead of first making a system call that would
+//! find nothing; every readable event marks the socket readable again,
+//! waited on or not ([`ReadHint`]). An event that says the read side is
+//! closed (or the socket failed) turns the hint off for good: a FIN that
+//! came with the last data makes the read that takes the data short, yet
+//! the next read returns 0 at once. So does TCP urgent data (`MSG_OOB`,
+//! which any peer may send): a read stops at its mark, short, with the data
+//! after it already queued, so sockets are registered for `EPOLLPRI` too,
+//! and urgent data seen turns the hint off. kqueue reports no urgent data,
+//! so the hint is used on epoll only. tokio makes the same inference (it
+//! clears a socket's readiness after a short read), on kqueue too.
 //!
 //! # Who may touch what
 //!

@@ -5,12 +5,12 @@
 use std::cell::Cell;
 use std::io::{Read, Write};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::super::context::current_core;
 use super::super::core::POLL_INTERVAL;
 use super::super::reactor::Reactor;
-use super::super::{EventLoop, channel, spawn, yield_now};
+use super::super::{EventLoop, channel, sleep, spawn, timeout, yield_now};
 use super::{TcpListener, TcpStream};
 
 /// The reactor of the loop running the current task.
@@ -77,6 +77,92 @@ fn a_wait_ended_by_its_time_limit_leaves_no_entry() {
         .unwrap();
 }
 
+/// Wakes the readers parked on `socket` without any data for them, `times`
+/// times, `every` apart: each wake-up is spurious (their reads find
+/// nothing and park again). The count of wake-ups made goes to `made`.
+fn wake_readers_spuriously(
+    socket: Rc<TcpStream>,
+    times: u32,
+    every: Duration,
+    made: Rc<Cell<u32>>,
+) {
+    let core = current_core("test");
+    let key = socket.source.key().expect("registered by its wait");
+    for _ in 0..times {
+        sleep(every);
+        let (_, waiters) = reactor().take_shut(key, true, false);
+        waiters.into_iter().for_each(|w| core.wake_waiter(w));
+        made.set(made.get() + 1);
+    }
+}
+
+#[test]
+fn spurious_wake_ups_do_not_renew_a_reads_time_limit() {
+    // The first wait of a read leaves its deadline for the loop to fix at
+    // the end of the round; the waits after a spurious wake-up must keep
+    // that deadline, not start a new limit (nor lose it: a timer that
+    // fired is a time-out).
+    EventLoop::new()
+        .block_on(|| {
+            let (server, _client) = pair();
+            let server = Rc::new(server);
+            let limit = Duration::from_millis(200);
+            server.set_read_timeout(Some(limit)).unwrap();
+            let made = Rc::new(Cell::new(0));
+            let (s, m) = (server.clone(), made.clone());
+            let waker = spawn(move || {
+                yield_now(); // the reader parks first
+                wake_readers_spuriously(s, 100, Duration::from_millis(20), m);
+            });
+            let start = Instant::now();
+            let err = (&*server).read(&mut [0; 8]).unwrap_err();
+            let (waited, wakes) = (start.elapsed(), made.get());
+            assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+            assert!(waited >= limit, "timed out after {waited:?}");
+            // Woken a few times, and it timed out long before the 100
+            // spurious wake-ups were over.
+            assert!((2..100).contains(&wakes), "{wakes} spurious wake-ups");
+            waker.cancel();
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_reads_own_limit_inside_a_longer_timeout_survives_spurious_wake_ups() {
+    // An enclosing `timeout` asked the timers first for the same park: the
+    // read's own limit is fixed at once then, and kept across its waits.
+    EventLoop::new()
+        .block_on(|| {
+            let (server, _client) = pair();
+            let server = Rc::new(server);
+            let limit = Duration::from_millis(200);
+            server.set_read_timeout(Some(limit)).unwrap();
+            let made = Rc::new(Cell::new(0));
+            let (s, m) = (server.clone(), made.clone());
+            let waker = spawn(move || {
+                yield_now();
+                wake_readers_spuriously(s, 100, Duration::from_millis(20), m);
+            });
+            let start = Instant::now();
+            let read = timeout(Duration::from_secs(3600), || {
+                (&*server).read(&mut [0; 8]).unwrap_err()
+            });
+            let waited = start.elapsed();
+            assert_eq!(
+                read.expect("the read's own limit first").kind(),
+                std::io::ErrorKind::TimedOut
+            );
+            assert!(waited >= limit, "timed out after {waited:?}");
+            assert!(
+                (2..100).contains(&made.get()),
+                "{} spurious wake-ups",
+                made.get()
+            );
+            waker.cancel();
+        })
+        .unwrap();
+}
+
 #[test]
 fn time_limits_of_waits_that_end_early_do_not_pile_up_in_the_timers() {
     EventLoop::new()
@@ -110,6 +196,48 @@ fn time_limits_of_waits_that_end_early_do_not_pile_up_in_the_timers() {
             drop(a);
             pong.join().unwrap();
             idle.cancel();
+        })
+        .unwrap();
+}
+
+#[test]
+fn data_queued_after_urgent_data_is_read_though_the_read_before_was_short() {
+    // A read stops at TCP urgent data's mark: short, with the data after
+    // it already queued. The poller has taken the data's edges before the
+    // reads, so the drained-read hint must not park the next read.
+    EventLoop::new()
+        .block_on(|| {
+            let (server, client) = pair();
+            // A first read that waits, so the socket is registered.
+            let c = Rc::new(client);
+            let c2 = c.clone();
+            let writer = spawn(move || (&*c2).write_all(b"a").unwrap());
+            let mut buf = [0; 64];
+            assert_eq!((&server).read(&mut buf).unwrap(), 1);
+            writer.join().unwrap();
+            (&*c).write_all(b"hello").unwrap();
+            // SAFETY: send(2) of one valid byte on an open socket.
+            let sent = unsafe {
+                libc::send(
+                    std::os::fd::AsRawFd::as_raw_fd(&*c),
+                    b"!".as_ptr().cast(),
+                    1,
+                    libc::MSG_OOB,
+                )
+            };
+            assert_eq!(sent, 1);
+            (&*c).write_all(b"world").unwrap();
+            // The round ends with a look at the poller: it takes the edges.
+            yield_now();
+            let n = (&server).read(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"hello");
+            assert!(!server.source.drained(), "urgent data turns the hint off");
+            // (A limit, so that a read parked for ever fails instead.)
+            server
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let n = (&server).read(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"world");
         })
         .unwrap();
 }

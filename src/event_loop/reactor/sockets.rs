@@ -42,14 +42,14 @@ pub(crate) enum Hint {
     Drained,
     /// An event came since (or nothing is known yet).
     MaybeReadable,
-    /// The read side is closed or the socket failed: reads never park
-    /// without trying.
+    /// The read side is closed, the socket failed or urgent data came:
+    /// reads never park without trying.
     Closed,
 }
 
 impl Hint {
-    /// After a readable event, which says whether the read side is
-    /// closed.
+    /// After a readable event, which says whether the hint is off for
+    /// good (the read side closed, the socket failed, urgent data came).
     fn on_event(self, closed: bool) -> Hint {
         match (self, closed) {
             (Hint::Closed, _) | (_, true) => Hint::Closed,
@@ -58,24 +58,31 @@ impl Hint {
     }
 }
 
-/// True where mio waits in epoll or kqueue, whose edges make a short
-/// read mean "drained" (the platforms where tokio makes the same
-/// inference).
-const HINT: bool = cfg!(any(
-    target_os = "android",
-    target_os = "illumos",
-    target_os = "linux",
-    target_os = "redox",
-    target_os = "dragonfly",
-    target_os = "freebsd",
-    target_os = "ios",
-    target_os = "macos",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "tvos",
-    target_os = "visionos",
-    target_os = "watchos",
-));
+/// True where mio waits in epoll, whose edges make a short read mean
+/// "drained" once urgent data (which stops a read at its mark) is
+/// reported too (`EPOLLPRI`; kqueue does not report it).
+const HINT: bool = cfg!(any(target_os = "android", target_os = "linux"));
+
+/// What a socket is registered for: both directions, and urgent data
+/// where the hint needs to see it.
+#[cfg(any(target_os = "android", target_os = "linux"))]
+const INTEREST: Interest = Interest::READABLE
+    .add(Interest::WRITABLE)
+    .add(Interest::PRIORITY);
+#[cfg(not(any(target_os = "android", target_os = "linux")))]
+const INTEREST: Interest = Interest::READABLE.add(Interest::WRITABLE);
+
+/// True if `ev` reports TCP urgent data.
+#[inline]
+fn is_urgent(ev: &mio::event::Event) -> bool {
+    #[cfg(any(target_os = "android", target_os = "linux"))]
+    return ev.is_priority();
+    #[cfg(not(any(target_os = "android", target_os = "linux")))]
+    {
+        let _ = ev;
+        false
+    }
+}
 
 /// True for the waiters that only a waker may be (not a stackful or
 /// stackless task's own entry).
@@ -202,11 +209,11 @@ impl Reactor {
                 }
             }
         };
-        let added = self.poll.borrow().registry().register(
-            &mut SourceFd(&fd),
-            Token(key),
-            Interest::READABLE | Interest::WRITABLE,
-        );
+        let added =
+            self.poll
+                .borrow()
+                .registry()
+                .register(&mut SourceFd(&fd), Token(key), INTEREST);
         match added {
             Ok(()) => Ok((key, hint)),
             Err(e) => {
@@ -446,7 +453,9 @@ impl Reactor {
                 let failed = ev.is_error();
                 if ev.is_readable() || ev.is_read_closed() || failed {
                     if let Some(hint) = &slot.readable {
-                        hint.set(hint.get().on_event(ev.is_read_closed() || failed));
+                        // (`is_readable` includes urgent data.)
+                        let off = ev.is_read_closed() || failed || is_urgent(ev);
+                        hint.set(hint.get().on_event(off));
                     }
                     wakers += take_all(&mut slot.readers, &mut woken);
                 }
