@@ -549,6 +549,38 @@ fn wake_ups_due_together_come_in_the_order_of_their_times() {
     assert_eq!(*log.borrow(), ["marker", "timed out"]);
 }
 
+#[test]
+fn equal_times_wake_in_the_order_asked_even_when_one_task_asks_twice() {
+    // A asks for time `d` (a receive's deadline), B then asks for `d`
+    // too, and A, woken by data, asks for `d` again: B asked before A's
+    // second ask, so B is woken first. (A's first ask left an entry for
+    // `d` in the heap with the place of that first ask.)
+    let ev = EventLoop::new();
+    let d = Instant::now() + Duration::from_millis(150);
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let (tx, rx) = channel::<u32>(1);
+    let l = log.clone();
+    ev.spawn(move || {
+        assert_eq!(rx.recv_deadline(d), Ok(1));
+        sleep_until(d);
+        l.borrow_mut().push("A");
+    })
+    .detach();
+    let l = log.clone();
+    ev.spawn(move || {
+        sleep_until(d);
+        l.borrow_mut().push("B");
+    })
+    .detach();
+    ev.spawn(move || {
+        sleep(SHORT);
+        tx.send(1).unwrap();
+    })
+    .detach();
+    ev.run().unwrap();
+    assert_eq!(*log.borrow(), ["B", "A"]);
+}
+
 /// One step of a task in [`random_timed_waits_end_and_never_early`].
 #[derive(Clone, Debug)]
 enum Step {

@@ -198,15 +198,18 @@ impl Timers {
                 continue;
             };
             let slot = &mut slots[e.slot as usize];
-            if want == e.at {
+            // (An entry pushed for an earlier ask of the same time keeps
+            // that ask's place: pushed again with this one's.)
+            if want == e.at && e.order == slot.order {
                 slot.armed = None;
                 slot.want = None;
                 return Some((task, seq));
             }
             // The task wants a later wake-up (`add` keeps the entry no
-            // later than it): pushed again for then, even if that is due
-            // too, so that due wake-ups still come in the order of their
-            // times.
+            // later than it), or asked for this time again after others
+            // asked for it: pushed again for then, even if that is due too,
+            // so that due wake-ups still come in the order of their times,
+            // and equal ones in the order asked.
             slot.armed = Some(want);
             let order = slot.order;
             drop(slots);
