@@ -581,6 +581,70 @@ fn equal_times_wake_in_the_order_asked_even_when_one_task_asks_twice() {
     assert_eq!(*log.borrow(), ["B", "A"]);
 }
 
+/// Runs `f` on a thread of its own and fails if it has not finished after
+/// a minute: a hang guard for tests whose failure is a loop asleep for an
+/// hour, not a measurement.
+fn within_a_minute(f: impl FnOnce() + Send + 'static) {
+    let (done, finished) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        f();
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(Duration::from_secs(60)) {
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("the loop slept instead"),
+        _ => {
+            if let Err(panic) = t.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_deadlock_after_a_long_limit_that_data_ended_is_reported_at_once() {
+    // The timer entry of a wait with an hour's limit, ended by data, is
+    // still in the heap, its task alive: it must not make the loop sleep
+    // for the hour when the tasks left can never be woken.
+    within_a_minute(|| {
+        let ev = EventLoop::new();
+        let (tx, rx) = channel::<u32>(1);
+        let keep = tx.clone();
+        ev.spawn(move || {
+            assert_eq!(rx.recv_timeout(LONG), Ok(1));
+            let _ = rx.recv(); // nobody sends again
+        })
+        .detach();
+        ev.spawn(move || tx.send(1).unwrap()).detach();
+        let err = ev.run().unwrap_err();
+        assert!(err.is_deadlock());
+        assert_eq!(err.stuck_tasks().len(), 1);
+        drop(keep);
+    });
+}
+
+#[test]
+fn a_deadlock_in_the_slot_of_a_task_that_left_a_long_entry_is_reported_at_once() {
+    // The first task ends with an hour-long entry in the heap (its handle
+    // kept, so the entry's task is still there); the next task takes its
+    // registry slot and waits for ever with no limit.
+    within_a_minute(|| {
+        let ev = EventLoop::new();
+        let (tx, rx) = channel::<u32>(1);
+        let first = ev.spawn(move || rx.recv_timeout(LONG));
+        ev.block_on(move || tx.send(1).unwrap()).unwrap();
+        ev.run().unwrap();
+        assert!(first.is_finished());
+        let (keep, rx2) = channel::<u32>(1);
+        ev.spawn(move || {
+            let _ = rx2.recv();
+        })
+        .detach();
+        let err = ev.run().unwrap_err();
+        assert!(err.is_deadlock());
+        drop((first, keep));
+    });
+}
+
 /// One step of a task in [`random_timed_waits_end_and_never_early`].
 #[derive(Clone, Debug)]
 enum Step {
