@@ -1,6 +1,8 @@
 //! White-box tests of the sockets' waits: what a wait leaves among a
 //! socket's waiters in the reactor (nothing, however it ends), that a
-//! dropped socket is deregistered, and the drained-read hint.
+//! dropped socket is deregistered, the drained-read hint (and the urgent
+//! data that turns it off), and a read's time limit across wake-ups that
+//! find nothing.
 
 use std::cell::Cell;
 use std::io::{Read, Write};
@@ -96,14 +98,15 @@ fn wake_readers_spuriously(
     }
 }
 
-#[test]
-fn spurious_wake_ups_do_not_renew_a_reads_time_limit() {
-    // The first wait of a read leaves its deadline for the loop to fix at
-    // the end of the round; the waits after a spurious wake-up must keep
-    // that deadline, not start a new limit (nor lose it: a timer that
-    // fired is a time-out).
+/// A read with a 200 ms limit on a silent socket, its task woken for
+/// nothing every 20 ms (100 times in all), inside an hour-long `timeout`
+/// if `enclosed`: it must time out with its own limit's error, not before
+/// the limit, and long before the wake-ups are over (each wait after one
+/// keeps the read's deadline: it neither starts the limit again nor loses
+/// it).
+fn read_limit_under_spurious_wake_ups(enclosed: bool) {
     EventLoop::new()
-        .block_on(|| {
+        .block_on(move || {
             let (server, _client) = pair();
             let server = Rc::new(server);
             let limit = Duration::from_millis(200);
@@ -115,12 +118,15 @@ fn spurious_wake_ups_do_not_renew_a_reads_time_limit() {
                 wake_readers_spuriously(s, 100, Duration::from_millis(20), m);
             });
             let start = Instant::now();
-            let err = (&*server).read(&mut [0; 8]).unwrap_err();
+            let read = || (&*server).read(&mut [0; 8]).unwrap_err();
+            let err = if enclosed {
+                timeout(Duration::from_secs(3600), read).expect("the read's own limit first")
+            } else {
+                read()
+            };
             let (waited, wakes) = (start.elapsed(), made.get());
             assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
             assert!(waited >= limit, "timed out after {waited:?}");
-            // Woken a few times, and it timed out long before the 100
-            // spurious wake-ups were over.
             assert!((2..100).contains(&wakes), "{wakes} spurious wake-ups");
             waker.cancel();
         })
@@ -128,39 +134,14 @@ fn spurious_wake_ups_do_not_renew_a_reads_time_limit() {
 }
 
 #[test]
+fn spurious_wake_ups_do_not_renew_a_reads_time_limit() {
+    read_limit_under_spurious_wake_ups(false);
+}
+
+#[test]
 fn a_reads_own_limit_inside_a_longer_timeout_survives_spurious_wake_ups() {
-    // An enclosing `timeout` asked the timers first for the same park: the
-    // read's own limit is fixed at once then, and kept across its waits.
-    EventLoop::new()
-        .block_on(|| {
-            let (server, _client) = pair();
-            let server = Rc::new(server);
-            let limit = Duration::from_millis(200);
-            server.set_read_timeout(Some(limit)).unwrap();
-            let made = Rc::new(Cell::new(0));
-            let (s, m) = (server.clone(), made.clone());
-            let waker = spawn(move || {
-                yield_now();
-                wake_readers_spuriously(s, 100, Duration::from_millis(20), m);
-            });
-            let start = Instant::now();
-            let read = timeout(Duration::from_secs(3600), || {
-                (&*server).read(&mut [0; 8]).unwrap_err()
-            });
-            let waited = start.elapsed();
-            assert_eq!(
-                read.expect("the read's own limit first").kind(),
-                std::io::ErrorKind::TimedOut
-            );
-            assert!(waited >= limit, "timed out after {waited:?}");
-            assert!(
-                (2..100).contains(&made.get()),
-                "{} spurious wake-ups",
-                made.get()
-            );
-            waker.cancel();
-        })
-        .unwrap();
+    // The enclosing limit and the read's own are asked for the same park.
+    read_limit_under_spurious_wake_ups(true);
 }
 
 #[test]
