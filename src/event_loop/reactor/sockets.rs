@@ -32,7 +32,8 @@ const WAKE: Token = Token(usize::MAX);
 
 /// Whether a socket may have data to read, shared by the socket and
 /// its slot: see the parent module's docs. `None` where the poller's edges do
-/// not allow it (mio's `poll(2)` fallback).
+/// not allow it (kqueue, which reports no urgent data; mio's `poll(2)`
+/// fallback).
 pub(crate) type ReadHint = Rc<Cell<Hint>>;
 
 /// See [`ReadHint`].
