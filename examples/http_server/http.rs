@@ -211,15 +211,35 @@ impl Date {
 
 /// The current time as an HTTP date (RFC 9110, IMF-fixdate).
 fn current_date() -> [u8; DATE_LEN] {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = unix_seconds();
     let (second, mut text) = DATE.get();
     if second != now {
         text = http_date(now);
         DATE.set((now, text));
     }
     text
+}
+
+/// Whole seconds since the Unix epoch. On Linux from the kernel's coarse
+/// clock, which reads the time of the last timer tick (a few milliseconds'
+/// resolution, plenty for a date to the second) without the precise
+/// clock's arithmetic: about a third of `SystemTime::now`'s instructions.
+fn unix_seconds() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `now` is a valid `timespec` to write to, and the clock
+        // id is one Linux has.
+        if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) } == 0 {
+            return u64::try_from(now.tv_sec).unwrap_or(0);
+        }
+    }
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// `secs` after the Unix epoch as an HTTP date.
