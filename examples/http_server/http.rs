@@ -173,18 +173,18 @@ fn respond(
 
 /// The answer to a request that ends the connection.
 fn error(out: &mut Vec<u8>, consumed: usize, status: &str) -> Handled {
-    respond(
-        out,
-        &current_date(),
-        status,
-        TEXT,
-        "Connection: close\r\n",
-        b"",
-    );
+    respond_closing(out, status);
     Handled {
         consumed,
         close: true,
     }
+}
+
+/// Appends an empty answer with `status` that closes the connection (an
+/// error, which ends it, reads the clock for its own `Date`).
+fn respond_closing(out: &mut Vec<u8>, status: &str) {
+    let close = "Connection: close\r\n";
+    respond(out, &current_date(), status, TEXT, close, b"");
 }
 
 /// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`) is this long.
@@ -397,14 +397,7 @@ fn close_gracefully(stream: &TcpStream, buf: &mut [u8], idle: Duration) {
 /// Answers a request that did not arrive in time with 408, and returns
 /// the error that ends its connection.
 fn request_timeout(stream: &TcpStream, out: &mut Vec<u8>) -> io::Error {
-    respond(
-        out,
-        &current_date(),
-        "408 Request Timeout",
-        TEXT,
-        "Connection: close\r\n",
-        b"",
-    );
+    respond_closing(out, "408 Request Timeout");
     // Best effort: a client this slow may not be reading either, and the
     // connection ends anyway.
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
