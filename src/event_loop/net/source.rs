@@ -137,7 +137,7 @@ impl<T: AsFd> Source<T> {
                 return Err(cannot_wait_cancelled(what));
             }
             if let Some(timeout) = timeout {
-                deadline = Some(next_deadline(deadline, timeout).ok_or_else(|| timed_out(what))?);
+                deadline = Some(limit_deadline(deadline, timeout).ok_or_else(|| timed_out(what))?);
             }
             self.wait(what, dir, deadline)?;
         }
@@ -185,7 +185,7 @@ impl<T: AsFd> Source<T> {
             }
             try_first = true;
             if let Some(timeout) = timeout {
-                deadline = Some(next_deadline(deadline, timeout).ok_or_else(|| timed_out(what))?);
+                deadline = Some(limit_deadline(deadline, timeout).ok_or_else(|| timed_out(what))?);
             }
             self.wait(what, Direction::Read, deadline)?;
         }
@@ -500,7 +500,7 @@ impl<T: AsFd> AsRawFd for Source<T> {
 /// passed. Out of line, so that the waits without a limit stay small; an
 /// `Option` comes back in registers.
 #[inline(never)]
-fn next_deadline(deadline: Option<Instant>, timeout: Duration) -> Option<Instant> {
+fn limit_deadline(deadline: Option<Instant>, timeout: Duration) -> Option<Instant> {
     match deadline {
         None if !timeout.is_zero() => Some(deadline_after(timeout)),
         Some(at) if Instant::now() < at => Some(at),
