@@ -7,9 +7,10 @@
 //! stack size. With thousands of tasks queued, each resume misses the TLB
 //! and the caches there, and the switch (a return to an address the CPU
 //! cannot predict) leaves it nothing to overlap the misses with. So each
-//! step of the loop, before it runs its task, asks for the next queued
-//! task's stack lines, and the header of the one after it (see
-//! `RunQueue::prefetch_front`): they load while the current task runs.
+//! step of the loop, before it runs its task, asks for the stack lines of
+//! the task a few places on in the queue, and the header of the one after
+//! that (see `RunQueue::prefetch_front`): they load while the tasks before
+//! them run.
 //!
 //! The `Prefetch` trait is how a task's body says what to ask for.
 //!
