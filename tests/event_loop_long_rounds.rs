@@ -37,7 +37,7 @@ impl Future for YieldOnce {
 }
 
 /// What a task of the ring does, by its number.
-#[derive(Clone, Copy, PartialEq, Debug)]
+#[derive(Clone, Copy)]
 enum Role {
     /// Steps `STEPS` times.
     Plain,
@@ -50,6 +50,17 @@ enum Role {
     Cancelled,
     /// At its third step, spawns a task that joins the back of the queue.
     Spawns,
+}
+
+impl Role {
+    /// How many steps a task of this role runs (see [`step`]).
+    fn steps(self) -> usize {
+        match self {
+            Role::EndsEarly => 2,
+            Role::Cancelled => 1,
+            _ => STEPS,
+        }
+    }
 }
 
 fn role(id: usize) -> Role {
@@ -137,11 +148,7 @@ fn a_long_round_runs_first_in_first_out_while_tasks_ahead_end_are_cancelled_or_a
     // from its own poll when the step is over: the order across the two
     // kinds is not the same in every round).
     let log = shared.log.borrow();
-    let steps_of = |id: usize| match role(id) {
-        Role::EndsEarly => 2,
-        Role::Cancelled => 1,
-        _ => STEPS,
-    };
+    let steps_of = |id: usize| role(id).steps();
     assert_eq!(log.len(), (0..TASKS).map(steps_of).sum::<usize>());
     for n in 0..STEPS {
         for kind in 0..2 {
