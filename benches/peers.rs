@@ -10,7 +10,9 @@
 //!   next coroutine of the ring), so it shows what cache misses on cold
 //!   stacks and control blocks cost.
 //!
-//! Ids: `cogen` (stackful, pooled stacks), `cogen_stackless` (a nightly
+//! Ids: `cogen` (stackful, pooled stacks), `cogen_prefetch` (in
+//! `peer_round_robin` only: `cogen`'s ring, each resume preceded by
+//! `Coroutine::prefetch` on the coroutine 8 places ahead), `cogen_stackless` (a nightly
 //! `#[coroutine]` closure driven through cogen's stackless adapter),
 //! `corosensei` (raw, `DefaultStack`), `nightly_raw` (a pinned, boxed
 //! `std::ops::Coroutine` resumed directly), `generator_rs` (the `generator`

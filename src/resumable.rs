@@ -83,6 +83,13 @@ pub trait Resumable<Input> {
     fn name(&self) -> Option<&str> {
         None
     }
+
+    /// Hints that the coroutine will be resumed soon, like
+    /// [`Coroutine::prefetch`]: nothing the program can observe. Does
+    /// nothing by default (a stackless coroutine's state is not a stack of
+    /// its own).
+    #[inline(always)]
+    fn prefetch(&self) {}
 }
 
 /// `Resumable` for cogen's stackful types, by their inherent methods.
@@ -116,6 +123,11 @@ macro_rules! resumable_by_inherent_methods {
 
             fn name(&self) -> Option<&str> {
                 $ty::name(self)
+            }
+
+            #[inline(always)]
+            fn prefetch(&self) {
+                $ty::prefetch(self)
             }
         }
     )*};
@@ -154,6 +166,11 @@ macro_rules! forward_resumable {
 
             fn name(&self) -> Option<&str> {
                 (**self).name()
+            }
+
+            #[inline(always)]
+            fn prefetch(&self) {
+                (**self).prefetch()
             }
         }
     )*};

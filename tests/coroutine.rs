@@ -648,3 +648,87 @@ fn a_scoped_coroutine_keeps_its_builder_name() {
             assert_eq!(co.resume(()).unwrap().as_return(), Some(5));
         });
 }
+
+// ---------------------------------------------------------------- prefetch
+
+/// `prefetch` is a hint: in every state, on the owner's value after a move,
+/// inside a scope and through `Resumable`, it changes nothing a resume,
+/// the status or a close reports.
+#[test]
+fn prefetch_changes_nothing_in_any_state() {
+    use cogen::Resumable;
+
+    let mut co: Coroutine<u32, u32, u32> = Coroutine::new(|co, mut x| {
+        for _ in 0..2 {
+            x = co.suspend(x + 1);
+        }
+        x * 10
+    });
+    co.prefetch(); // not started
+    assert_eq!(co.status(), Status::Suspended);
+    assert_eq!(co.resume(1).unwrap(), CoroutineResult::Yield(2));
+    co.prefetch(); // suspended
+    let mut moved = Box::new(co);
+    moved.prefetch(); // suspended, after a move
+    assert_eq!(moved.resume(5).unwrap(), CoroutineResult::Yield(6));
+    Resumable::prefetch(&moved); // through `Box`'s `Resumable`
+    assert_eq!(moved.resume(7).unwrap(), CoroutineResult::Return(70));
+    moved.prefetch(); // returned
+    assert!(moved.is_dead());
+    assert!(matches!(moved.resume(8), Err(ResumeError::Dead(8))));
+
+    let mut panicked: Coroutine<(), (), ()> = Coroutine::new(|_, ()| panic!("boom"));
+    assert!(panicked.resume(()).is_err());
+    panicked.prefetch(); // died by a panic, not yet reported by `close`
+    assert_eq!(panicked.close().unwrap_err().message(), "boom");
+    panicked.prefetch(); // closed
+    assert!(panicked.close().is_ok());
+
+    let counter = DropCounter::new();
+    let token = counter.token();
+    let mut closed: Coroutine<(), (), ()> = Coroutine::new(move |co, ()| {
+        let _token = token;
+        co.suspend(());
+    });
+    closed.resume(()).unwrap();
+    closed.prefetch();
+    closed.close().unwrap();
+    assert_eq!((counter.count(), counter.live()), (1, 0));
+    closed.prefetch();
+
+    let total = ScopedCoroutine::<u32, u32, ()>::new(|co, x| {
+        co.suspend(x + 1);
+    })
+    .scope(|co| {
+        co.prefetch();
+        let first = co.resume(1).unwrap().as_yield().unwrap();
+        co.prefetch();
+        assert!(co.resume(0).unwrap().as_return().is_some());
+        co.prefetch();
+        first
+    });
+    assert_eq!(total, 2);
+}
+
+/// A ring of parked coroutines resumed in turn, each hinted at a few
+/// resumes ahead of its turn, as a scheduler of many coroutines does:
+/// every resume still gets its own coroutine's answer.
+#[test]
+fn a_hinted_ring_resumes_each_coroutine_in_turn() {
+    let mut ring: Vec<Coroutine<u64, u64, ()>> = (0..64u64)
+        .map(|id| {
+            Coroutine::new(move |co, mut x| {
+                loop {
+                    x = co.suspend(id * 1000 + x);
+                }
+            })
+        })
+        .collect();
+    for round in 0..3 {
+        for i in 0..ring.len() {
+            ring[(i + 8) % ring.len()].prefetch();
+            let got = ring[i].resume(round).unwrap().as_yield().unwrap();
+            assert_eq!(got, i as u64 * 1000 + round);
+        }
+    }
+}

@@ -251,12 +251,51 @@ fn ring<T>(
     }
 }
 
+/// How many places ahead of the one it resumes `cogen_prefetch` hints at.
+const HINT_AHEAD: usize = 8;
+
+/// [`ring`] with a hint before each resume: `hint` is called on the member
+/// [`HINT_AHEAD`] places on, the one resumed that many iterations later.
+fn hinted_ring<T>(
+    mut ring: Vec<T>,
+    hint: impl Fn(&T),
+    mut resume: impl FnMut(&mut T, usize) -> usize,
+) -> impl FnMut() -> usize {
+    let mut idx = 0usize;
+    let mut i = 0usize;
+    move || {
+        i += 1;
+        let ahead = idx + HINT_AHEAD;
+        let ahead = if ahead >= ring.len() {
+            ahead - ring.len()
+        } else {
+            ahead
+        };
+        hint(&ring[ahead]);
+        let out = resume(&mut ring[idx], black_box(i));
+        idx += 1;
+        if idx == ring.len() {
+            idx = 0;
+        }
+        black_box(out)
+    }
+}
+
 /// `peer_round_robin`: `RING` suspended coroutines resumed in turn, one
 /// resume per iteration. The ring is built outside the measurement.
 pub fn peer_round_robin<H: Harness>(h: &mut H) {
     h.iter("cogen", || {
         let cos: Vec<_> = (0..RING).map(|_| cogen_loop()).collect();
         ring(cos, |co, i| {
+            co.resume(i).ok().and_then(|r| r.as_yield()).unwrap_or(0)
+        })
+    });
+
+    // The same ring, telling each coroutine 8 resumes ahead of its turn
+    // that it comes soon (`Coroutine::prefetch`).
+    h.iter("cogen_prefetch", || {
+        let cos: Vec<_> = (0..RING).map(|_| cogen_loop()).collect();
+        hinted_ring(cos, cogen::Coroutine::prefetch, |co, i| {
             co.resume(i).ok().and_then(|r| r.as_yield()).unwrap_or(0)
         })
     });

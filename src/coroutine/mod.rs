@@ -70,7 +70,7 @@ mod yielder;
 pub use builder::Builder;
 pub use chain::{CoroutineHandle, is_yieldable, running};
 /// For the event loop's time limits, which belong to the stack they are set on.
-pub(crate) use chain::{StackId, chain, stack_of, stack_pointer};
+pub(crate) use chain::{StackId, chain, prefetch, stack_of, stack_pointer};
 pub use scoped::{ScopedCoroutine, ScopedRef};
 pub(crate) use unwind::ScopeExit;
 /// For `Stackless` and the pipelines' inline chains, which let the same
@@ -209,6 +209,43 @@ impl<Input, Yield, Return> Coroutine<Input, Yield, Return> {
     #[inline]
     pub fn is_dead(&self) -> bool {
         self.raw.inner.done()
+    }
+
+    /// Hints that this coroutine will be resumed soon: asks the CPU to
+    /// start loading the top of its stack, which a resume reads first, so
+    /// that the load overlaps whatever the caller does until then. It
+    /// changes nothing the program can observe (on targets other than
+    /// x86_64 it does nothing), and costs three instructions.
+    ///
+    /// Worth calling where many coroutines are parked and resumed in turn:
+    /// each parked coroutine's stack is a page of its own, and with
+    /// thousands of them a resume finds neither that page's address
+    /// translation nor its lines in the CPU's caches, and waits for both
+    /// (the switch gives the CPU nothing else to do meanwhile). A scheduler
+    /// that knows which coroutine comes a few resumes later hints at it
+    /// now; over 10,000 coroutines resumed in turn, hinting at the one 8
+    /// places ahead took a resume from 110–400 ns to 37–43 ns on one host
+    /// (see the crate's benchmarks). With few coroutines their stacks stay
+    /// cached and the hint buys nothing.
+    ///
+    /// ```
+    /// use cogen::Coroutine;
+    ///
+    /// let mut ring: Vec<Coroutine<u64, u64, ()>> = (0..100)
+    ///     .map(|_| Coroutine::new(|co, mut x| loop { x = co.suspend(x + 1) }))
+    ///     .collect();
+    /// let mut total = 0;
+    /// for round in 0..3 {
+    ///     for i in 0..ring.len() {
+    ///         ring[(i + 8) % ring.len()].prefetch();
+    ///         total += ring[i].resume(round).unwrap().as_yield().unwrap();
+    ///     }
+    /// }
+    /// assert_eq!(total, 100 * (1 + 2 + 3));
+    /// ```
+    #[inline(always)]
+    pub fn prefetch(&self) {
+        self.raw.prefetch();
     }
 
     /// A cheap, cloneable handle that tells this coroutine's status from

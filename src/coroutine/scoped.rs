@@ -126,6 +126,12 @@ impl<Input, Yield, Return> ScopedRef<'_, Input, Yield, Return> {
         self.raw.inner.done()
     }
 
+    /// See [`Coroutine::prefetch`](super::Coroutine::prefetch).
+    #[inline(always)]
+    pub fn prefetch(&self) {
+        self.raw.prefetch();
+    }
+
     /// See [`Coroutine::name`](super::Coroutine::name).
     pub fn name(&self) -> Option<&str> {
         self.raw.meta().name.as_deref()

@@ -34,20 +34,7 @@ pub(crate) fn stack_pointer() -> usize {
 
 /// Asks the CPU to start loading the cache line at `addr` (any address:
 /// a prefetch never faults and has no effect the program can see).
-#[inline(always)]
-pub(crate) fn prefetch(addr: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // SAFETY: SSE, which the intrinsic needs, is part of x86_64, and a
-        // prefetch reads nothing the program can see, whatever the address.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::without_provenance(addr)) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = addr;
-    }
-}
+pub(crate) use crate::coroutine::prefetch;
 
 /// Asks the CPU to start loading what a task's next step reads first.
 ///

@@ -81,6 +81,7 @@ pub const GOALS: &[Goal] = &[
     faster("peer_create", "cogen", &["generator_rs"], 100.0),
     within("peer_round_robin", "cogen", &["corosensei"], 1.2),
     faster("peer_round_robin", "cogen", &["lua54"], 10.0),
+    faster("peer_round_robin", "cogen_prefetch", &["lua54"], 10.0),
     // The coroutine (`benches/coroutine.rs`).
     within("switch", "cogen", &["corosensei"], 1.10),
     at_most("switch", "cogen", 40.0),

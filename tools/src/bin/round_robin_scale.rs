@@ -13,8 +13,11 @@
 //! `touch_min` (no switch: a round that only touches, on the stack of each
 //! parked coroutine of a `stackful_` ring, the two cache lines around the
 //! frame it is parked in: the floor the memory system sets for that ring),
-//! and, named on the command line only, `stackful_K` and `touch_K`: the
-//! same on stacks of K KiB (`-- stackful_64 30000`). Each kind builds a ring of N coroutines that
+//! `hinted_default` and `hinted_min` (the `stackful_` ring, each resume
+//! preceded by `Coroutine::prefetch` on the coroutine 8 places on, as a
+//! scheduler that knows its order can do), and, named on the command line
+//! only, `stackful_K`, `hinted_K` and `touch_K`: the same on stacks of K
+//! KiB (`-- stackful_64 30000`). Each kind builds a ring of N coroutines that
 //! loop on `suspend`, resumes each once, then times `ROUNDS` rounds over
 //! the ring and prints the median nanoseconds per resume of 5 repetitions
 //! (time ratios move with the host and its load; run the kinds in one go
@@ -50,6 +53,49 @@ fn stackful(n: usize, stack_size: usize) -> f64 {
     time(&mut ring, |co, x| {
         co.resume(x).ok().and_then(|r| r.as_yield()).unwrap_or(0)
     })
+}
+
+/// How many places ahead of the one it resumes a `hinted_` ring calls
+/// `Coroutine::prefetch`.
+const HINT_AHEAD: usize = 8;
+
+/// [`stackful`], with `Coroutine::prefetch` called before each resume on
+/// the coroutine [`HINT_AHEAD`] places on.
+fn hinted(n: usize, stack_size: usize) -> f64 {
+    let builder = Builder::new().stack_size(stack_size);
+    builder.prewarm(n).expect("stacks");
+    let mut ring: Vec<Coroutine<usize, usize, ()>> = (0..n)
+        .map(|_| {
+            builder.clone().build(|co, mut x: usize| {
+                loop {
+                    x = co.suspend(x + 1);
+                }
+            })
+        })
+        .collect();
+    for co in ring.iter_mut() {
+        co.resume(0).expect("parked"); // each parked in its suspend
+    }
+    let rounds = RESUMES.div_ceil(n);
+    median_of_5(|| {
+        let start = Instant::now();
+        for r in 0..rounds {
+            for i in 0..n {
+                let ahead = i + HINT_AHEAD;
+                ring[if ahead >= n { ahead - n } else { ahead }].prefetch();
+                let co = &mut ring[i];
+                black_box(co.resume(black_box(r)).ok().and_then(|r| r.as_yield()));
+            }
+        }
+        start.elapsed().as_nanos() as f64 / (rounds * n) as f64
+    })
+}
+
+/// The median of five measurements.
+fn median_of_5(mut measure: impl FnMut() -> f64) -> f64 {
+    let mut samples: Vec<f64> = (0..5).map(|_| measure()).collect();
+    samples.sort_by(f64::total_cmp);
+    samples[2]
 }
 
 /// Median ns per element of a round over the stacks of `n` parked
@@ -119,24 +165,26 @@ fn time<T>(ring: &mut [T], mut resume: impl FnMut(&mut T, usize) -> usize) -> f6
         resume(co, 0); // each parked in its suspend, its stack touched
     }
     let rounds = RESUMES.div_ceil(ring.len());
-    let mut samples: Vec<f64> = (0..5)
-        .map(|_| {
-            let start = Instant::now();
-            for r in 0..rounds {
-                for co in ring.iter_mut() {
-                    black_box(resume(co, black_box(r)));
-                }
+    median_of_5(|| {
+        let start = Instant::now();
+        for r in 0..rounds {
+            for co in ring.iter_mut() {
+                black_box(resume(co, black_box(r)));
             }
-            start.elapsed().as_nanos() as f64 / (rounds * ring.len()) as f64
-        })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[2]
+        }
+        start.elapsed().as_nanos() as f64 / (rounds * ring.len()) as f64
+    })
 }
 
 fn run(kind: &str, n: usize) -> f64 {
     if let Some(stack_size) = stack_size_of(kind) {
         return stackful(n, stack_size);
+    }
+    if let Some(stack_size) = kind
+        .strip_prefix("hinted_")
+        .and_then(|size| stack_size_of(&format!("stackful_{size}")))
+    {
+        return hinted(n, stack_size);
     }
     if let Some(stack_size) = kind
         .strip_prefix("touch_")
@@ -183,6 +231,8 @@ fn main() {
     let kinds = [
         "stackful_default",
         "stackful_min",
+        "hinted_default",
+        "hinted_min",
         "touch_default",
         "touch_min",
         "corosensei",
