@@ -248,6 +248,14 @@ impl<Input, Yield, Return> Coroutine<Input, Yield, Return> {
         self.raw.prefetch();
     }
 
+    /// An address at the top of the coroutine's stack, where its first
+    /// resume reads, for the event loop's prefetch of a task that has not
+    /// run yet.
+    #[inline(always)]
+    pub(crate) fn stack_top(&self) -> usize {
+        self.raw.stack_top()
+    }
+
     /// A cheap, cloneable handle that tells this coroutine's status from
     /// anywhere, including from inside it.
     pub fn handle(&self) -> CoroutineHandle {

@@ -244,12 +244,20 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
         unsafe { self.meta.as_ref() }
     }
 
+    /// The address of the `Meta`, at the top of the coroutine's stack:
+    /// where its first resume reads (corosensei's link and the root's
+    /// frame lie just below it).
+    #[inline(always)]
+    pub(super) fn stack_top(&self) -> usize {
+        self.meta.as_ptr() as usize
+    }
+
     /// Asks the CPU to start loading the top of the coroutine's stack: the
     /// `Meta`'s line, which holds corosensei's link to the resumer, and the
     /// lines below it, where the root's frames begin. Reads only `self`.
     #[inline(always)]
     pub(super) fn prefetch(&self) {
-        let at = self.meta.as_ptr() as usize;
+        let at = self.stack_top();
         for line in 0..PREFETCH_LINES {
             super::prefetch(at.wrapping_sub(64 * line));
         }

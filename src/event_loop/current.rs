@@ -29,9 +29,10 @@ pub(crate) struct StackfulCx {
     pub(crate) waker: Cell<*const OwnWaker>,
     /// How many `wait_for` frames run in one another's polls now.
     pub(crate) waits: Cell<u8>,
-    /// The stack pointer where the task last suspended (0 before it ever
-    /// did, and where it is not read: see `prefetch.rs`), for the loop to
-    /// prefetch the lines its resume reads.
+    /// The stack pointer where the task last suspended (before it ever
+    /// did, the top of its stack, where its first step reads; 0 where it
+    /// is not read: see `prefetch.rs`), for the loop to prefetch the lines
+    /// its resume reads.
     pub(crate) suspended_at: Cell<usize>,
 }
 

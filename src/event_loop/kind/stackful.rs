@@ -185,12 +185,14 @@ where
     // SAFETY: each field of the body is written once.
     let task = unsafe {
         core.spawn_init(opts.name, |p: *mut StackfulBody<T>| {
+            // Where its first step reads, for the loop's prefetch.
+            let top = co.stack_top();
             (&raw mut (*p).co).write(UnsafeCell::new(ManuallyDrop::new(Some(co))));
             (&raw mut (*p).cx).write(StackfulCx {
                 yielder: Cell::new(ptr::null()),
                 waker: Cell::new(ptr::null()),
                 waits: Cell::new(0),
-                suspended_at: Cell::new(0),
+                suspended_at: Cell::new(top),
             });
             (&raw mut (*p).result).write(ResultCell::new());
         })
