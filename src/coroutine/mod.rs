@@ -215,7 +215,7 @@ impl<Input, Yield, Return> Coroutine<Input, Yield, Return> {
     /// start loading the top of its stack, which a resume reads first, so
     /// that the load overlaps whatever the caller does until then. It
     /// changes nothing the program can observe (on targets other than
-    /// x86_64 it does nothing), and costs three instructions.
+    /// x86_64 it does nothing), and costs a handful of instructions.
     ///
     /// Worth calling where many coroutines are parked and resumed in turn:
     /// each parked coroutine's stack is a page of its own, and with
@@ -223,10 +223,13 @@ impl<Input, Yield, Return> Coroutine<Input, Yield, Return> {
     /// translation nor its lines in the CPU's caches, and waits for both
     /// (the switch gives the CPU nothing else to do meanwhile). A scheduler
     /// that knows which coroutine comes a few resumes later hints at it
-    /// now; over 10,000 coroutines resumed in turn, hinting at the one 8
-    /// places ahead took a resume from 110–400 ns to 37–43 ns on one host
-    /// (see the crate's benchmarks). With few coroutines their stacks stay
-    /// cached and the hint buys nothing.
+    /// now. Over 10,000 coroutines resumed in turn, hinting at the one 8
+    /// places ahead took a resume from 125–400 ns to 35–44 ns on one host,
+    /// and over 30,000 from 250–340 ns to 57–64 ns (the crate's
+    /// `docs/BENCHMARKS.md`). With a few hundred coroutines their stacks
+    /// stay cached and the hint buys nothing (on another host, an earlier
+    /// experiment of this kind cost a little there): measure before
+    /// keeping it.
     ///
     /// ```
     /// use cogen::Coroutine;
