@@ -139,6 +139,65 @@ fn stack_address(size: usize) -> usize {
     co.resume(()).unwrap().as_yield().unwrap()
 }
 
+/// Coroutines parked on the stacks they were given, each with the address
+/// of a local on its stack.
+fn parked_on_stacks(n: usize) -> (Vec<Coroutine<(), usize, ()>>, Vec<usize>) {
+    let mut parked: Vec<Coroutine<(), usize, ()>> = (0..n)
+        .map(|_| {
+            Coroutine::new(|co, ()| {
+                let local = 0_u8;
+                co.suspend(std::hint::black_box(&local) as *const u8 as usize);
+            })
+        })
+        .collect();
+    let at = parked
+        .iter_mut()
+        .map(|co| co.resume(()).unwrap().as_yield().unwrap())
+        .collect();
+    (parked, at)
+}
+
+/// With more stacks pooled than the length from which a take prefetches
+/// for the next one (the list remembers the next stack's base), every
+/// stack still comes back once, in the pool's order: the first given back
+/// waits in the front slot, the others are taken last in, first out. The
+/// same after lowering the capacity (which relinks the list).
+#[test]
+fn a_long_free_list_hands_back_every_stack_in_order() {
+    std::thread::spawn(|| {
+        const N: usize = 1_500;
+        stack::set_pool_capacity(N);
+        let (parked, first) = parked_on_stacks(N);
+        drop(parked); // in order: the first one's stack goes to the front slot
+        assert_eq!(stack::pooled_stacks(), N);
+
+        let (parked, again) = parked_on_stacks(N);
+        assert_eq!(stack::pooled_stacks(), 0);
+        let mut want = vec![first[0]];
+        want.extend(first[1..].iter().rev());
+        assert_eq!(again, want, "taken in the pool's order, each once");
+        drop(parked);
+
+        // Lowering the capacity unlinks the surplus and relinks the rest.
+        stack::set_pool_capacity(1_200);
+        assert_eq!(stack::pooled_stacks(), 1_200);
+        let (parked, kept) = parked_on_stacks(1_200);
+        assert_eq!(stack::pooled_stacks(), 0);
+        let mut distinct = kept.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 1_200, "no stack handed out twice");
+        assert!(
+            kept.iter().all(|at| first.contains(at)),
+            "no stack mapped anew"
+        );
+        drop(parked);
+        stack::set_pool_capacity(stack::DEFAULT_POOL_CAPACITY);
+    })
+    .join()
+    .unwrap();
+}
+
 #[test]
 fn the_pool_reuses_stacks() {
     // A thread of its own: the pool is per thread.
