@@ -234,21 +234,8 @@ pub fn peer_create<H: Harness>(h: &mut H) {
 // ---------------------------------------------------------------- peer_round_robin
 
 /// Resumes the ring's members in turn, one per iteration.
-fn ring<T>(
-    mut ring: Vec<T>,
-    mut resume: impl FnMut(&mut T, usize) -> usize,
-) -> impl FnMut() -> usize {
-    let mut idx = 0usize;
-    let mut i = 0usize;
-    move || {
-        i += 1;
-        let out = resume(&mut ring[idx], black_box(i));
-        idx += 1;
-        if idx == ring.len() {
-            idx = 0;
-        }
-        black_box(out)
-    }
+fn ring<T>(ring: Vec<T>, resume: impl FnMut(&mut T, usize) -> usize) -> impl FnMut() -> usize {
+    ring_with::<false, T>(ring, |_| {}, resume)
 }
 
 /// How many places ahead of the one it resumes `cogen_prefetch` hints at.
@@ -257,6 +244,17 @@ const HINT_AHEAD: usize = 8;
 /// [`ring`] with a hint before each resume: `hint` is called on the member
 /// [`HINT_AHEAD`] places on, the one resumed that many iterations later.
 fn hinted_ring<T>(
+    ring: Vec<T>,
+    hint: impl Fn(&T),
+    resume: impl FnMut(&mut T, usize) -> usize,
+) -> impl FnMut() -> usize {
+    ring_with::<true, T>(ring, hint, resume)
+}
+
+/// [`ring`], and [`hinted_ring`] with `HINT`: without it, the index of the
+/// member ahead is not computed at all (the code of the ids without a hint
+/// is that of the ring before hints existed).
+fn ring_with<const HINT: bool, T>(
     mut ring: Vec<T>,
     hint: impl Fn(&T),
     mut resume: impl FnMut(&mut T, usize) -> usize,
@@ -265,13 +263,15 @@ fn hinted_ring<T>(
     let mut i = 0usize;
     move || {
         i += 1;
-        let ahead = idx + HINT_AHEAD;
-        let ahead = if ahead >= ring.len() {
-            ahead - ring.len()
-        } else {
-            ahead
-        };
-        hint(&ring[ahead]);
+        if HINT {
+            let ahead = idx + HINT_AHEAD;
+            let ahead = if ahead >= ring.len() {
+                ahead - ring.len()
+            } else {
+                ahead
+            };
+            hint(&ring[ahead]);
+        }
         let out = resume(&mut ring[idx], black_box(i));
         idx += 1;
         if idx == ring.len() {

@@ -36,12 +36,12 @@ use cogen::{Builder, Coroutine};
 /// Resumes per measurement: the rounds cover at least this many.
 const RESUMES: usize = 3_000_000;
 
-/// Median ns per resume over a ring of `n` `cogen::Coroutine`s on stacks
-/// of `stack_size` bytes.
-fn stackful(n: usize, stack_size: usize) -> f64 {
+/// A ring of `n` `cogen::Coroutine`s on stacks of `stack_size` bytes, each
+/// answering `x + 1` to a resume with `x`.
+fn parked_ring(n: usize, stack_size: usize) -> Vec<Coroutine<usize, usize, ()>> {
     let builder = Builder::new().stack_size(stack_size);
     builder.prewarm(n).expect("stacks");
-    let mut ring: Vec<Coroutine<usize, usize, ()>> = (0..n)
+    (0..n)
         .map(|_| {
             builder.clone().build(|co, mut x: usize| {
                 loop {
@@ -49,7 +49,13 @@ fn stackful(n: usize, stack_size: usize) -> f64 {
                 }
             })
         })
-        .collect();
+        .collect()
+}
+
+/// Median ns per resume over a ring of `n` `cogen::Coroutine`s on stacks
+/// of `stack_size` bytes.
+fn stackful(n: usize, stack_size: usize) -> f64 {
+    let mut ring = parked_ring(n, stack_size);
     time(&mut ring, |co, x| {
         co.resume(x).ok().and_then(|r| r.as_yield()).unwrap_or(0)
     })
@@ -62,17 +68,7 @@ const HINT_AHEAD: usize = 8;
 /// [`stackful`], with `Coroutine::prefetch` called before each resume on
 /// the coroutine [`HINT_AHEAD`] places on.
 fn hinted(n: usize, stack_size: usize) -> f64 {
-    let builder = Builder::new().stack_size(stack_size);
-    builder.prewarm(n).expect("stacks");
-    let mut ring: Vec<Coroutine<usize, usize, ()>> = (0..n)
-        .map(|_| {
-            builder.clone().build(|co, mut x: usize| {
-                loop {
-                    x = co.suspend(x + 1);
-                }
-            })
-        })
-        .collect();
+    let mut ring = parked_ring(n, stack_size);
     for co in ring.iter_mut() {
         co.resume(0).expect("parked"); // each parked in its suspend
     }
