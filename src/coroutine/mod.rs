@@ -70,7 +70,7 @@ mod yielder;
 pub use builder::Builder;
 pub use chain::{CoroutineHandle, is_yieldable, running};
 /// For the event loop's time limits, which belong to the stack they are set on.
-pub(crate) use chain::{StackId, chain, prefetch, stack_of, stack_pointer};
+pub(crate) use chain::{StackId, chain, stack_of, stack_pointer};
 pub use scoped::{ScopedCoroutine, ScopedRef};
 pub(crate) use unwind::ScopeExit;
 /// For `Stackless` and the pipelines' inline chains, which let the same

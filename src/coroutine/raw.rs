@@ -259,7 +259,7 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
     pub(super) fn prefetch(&self) {
         let at = self.stack_top();
         for line in 0..PREFETCH_LINES {
-            super::prefetch(at.wrapping_sub(64 * line));
+            crate::stack::prefetch(at.wrapping_sub(64 * line));
         }
     }
 

@@ -34,7 +34,7 @@ pub(crate) fn stack_pointer() -> usize {
 
 /// Asks the CPU to start loading the cache line at `addr` (any address:
 /// a prefetch never faults and has no effect the program can see).
-pub(crate) use crate::coroutine::prefetch;
+pub(crate) use crate::stack::prefetch;
 
 /// Asks the CPU to start loading what a task's next step reads first.
 ///

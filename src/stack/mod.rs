@@ -134,3 +134,22 @@ pub(crate) fn page_size() -> usize {
         page => page,
     }
 }
+
+/// Asks the CPU to start loading the cache line at `addr`, for a read soon
+/// (any address: a prefetch never faults and has no effect the program can
+/// see). Nothing on targets other than x86_64. Here, at the bottom of the
+/// layers, for the pool, the coroutine's `prefetch` and the event loop.
+#[inline(always)]
+pub(crate) fn prefetch(addr: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: SSE, which the intrinsic needs, is part of x86_64, and a
+        // prefetch reads nothing the program can see, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::without_provenance(addr)) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = addr;
+    }
+}

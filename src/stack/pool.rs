@@ -125,9 +125,9 @@ impl FreeList {
         // it gains. (Taking from `hot` asks for nothing: that stack was
         // just used.)
         if linked >= PREFETCH_FROM {
-            crate::coroutine::prefetch(node.next as usize);
-            crate::coroutine::prefetch(node.next_base.wrapping_sub(64));
-            crate::coroutine::prefetch(node.next_base.wrapping_sub(128));
+            super::prefetch(node.next as usize);
+            super::prefetch(node.next_base.wrapping_sub(64));
+            super::prefetch(node.next_base.wrapping_sub(128));
         }
         Some(node)
     }
