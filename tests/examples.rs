@@ -205,7 +205,8 @@ mod servers {
     }
 
     /// `echo_server`: three connections at once, each echoed byte for byte,
-    /// and the echo of the last bytes after a half-close.
+    /// a message many times the server's read buffer, and the echo of the
+    /// last bytes after a half-close.
     pub(super) fn echo_client(addr: SocketAddr) {
         let mut streams: Vec<TcpStream> = (0..3).map(|_| connect(addr)).collect();
         for round in 0..3 {
@@ -217,6 +218,13 @@ mod servers {
                 assert_eq!(back, msg.as_bytes());
             }
         }
+        // 16 KiB (the server reads 1 KiB at a time), small enough for the
+        // socket buffers to hold while it is written before being read.
+        let big: Vec<u8> = (0..16 * 1024).map(|i| (i % 251) as u8).collect();
+        streams[1].write_all(&big).unwrap();
+        let mut back = vec![0; big.len()];
+        streams[1].read_exact(&mut back).unwrap();
+        assert_eq!(back, big);
         for mut stream in streams {
             stream.write_all(b"bye").unwrap();
             stream.shutdown(Shutdown::Write).unwrap();

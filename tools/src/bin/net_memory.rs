@@ -8,7 +8,7 @@
 //! ```
 //!
 //! (defaults: 10,000 connections; each task echoes through a `--buf`-byte
-//! buffer on its stack, 4096 as in `examples/echo_server.rs`; `--stack`
+//! buffer on its stack, 1024 as in `examples/echo_server.rs`; `--stack`
 //! sets the tasks' stack size, default cogen's.) The clients are a child
 //! process (this program again), so that they add nothing to the figures,
 //! and each process needs one descriptor per connection: the soft
@@ -29,7 +29,7 @@ use std::time::Duration;
 use cogen::event_loop::net::{TcpListener, TcpStream};
 use cogen::event_loop::{EventLoop, TaskBuilder, sleep, spawn};
 
-const USAGE: &str = "usage: net_memory [N] [--buf BYTES] [--stack BYTES]  (defaults 10000, 4096, cogen's default stack)";
+const USAGE: &str = "usage: net_memory [N] [--buf BYTES] [--stack BYTES]  (defaults 10000, 1024, cogen's default stack)";
 /// One echo per connection, this long.
 const MESSAGE: &[u8] = b"0123456789abcdef";
 
@@ -223,7 +223,7 @@ fn main() -> ExitCode {
             _ => ExitCode::FAILURE,
         };
     }
-    let (mut n, mut buf, mut stack) = (10_000, 4096, None);
+    let (mut n, mut buf, mut stack) = (10_000, 1024, None);
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let parsed = match arg.as_str() {
