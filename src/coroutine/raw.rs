@@ -107,9 +107,6 @@ fn prepare(stack: &mut PooledStack) {
     }
 }
 
-/// How many lines [`Raw::prefetch`] asks for, from the `Meta`'s down.
-const PREFETCH_LINES: usize = 3;
-
 /// The largest body [`Raw::new`] moves onto the coroutine's stack by value.
 /// corosensei takes at most 1 KiB for the root closure, which holds the body
 /// beside the `Meta` pointer; half of it leaves room for that and for
@@ -257,10 +254,7 @@ impl<Input, Yield, Return> Raw<Input, Yield, Return> {
     /// lines below it, where the root's frames begin. Reads only `self`.
     #[inline(always)]
     pub(super) fn prefetch(&self) {
-        let at = self.stack_top();
-        for line in 0..PREFETCH_LINES {
-            crate::stack::prefetch(at.wrapping_sub(64 * line));
-        }
+        crate::stack::prefetch_stack_lines(self.stack_top());
     }
 
     #[inline]

@@ -45,15 +45,12 @@ pub(crate) fn driving_a_loop() -> bool {
 impl StackfulCx {
     /// Asks the CPU to start loading the lines the task's resume reads:
     /// the frames below where it suspended (corosensei's switch and the
-    /// calls that led to it), and that point's own line.
+    /// calls that led to it), and that point's own line. The record is
+    /// never 0 where this runs (x86_64: from the spawn on it holds the
+    /// stack's top or a stack pointer).
     #[inline(always)]
     pub(crate) fn prefetch_stack(&self) {
-        let sp = self.suspended_at.get();
-        if sp != 0 {
-            super::prefetch::prefetch(sp.wrapping_sub(128));
-            super::prefetch::prefetch(sp.wrapping_sub(64));
-            super::prefetch::prefetch(sp);
-        }
+        crate::stack::prefetch_stack_lines(self.suspended_at.get());
     }
 }
 

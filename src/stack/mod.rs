@@ -153,3 +153,14 @@ pub(crate) fn prefetch(addr: usize) {
         let _ = addr;
     }
 }
+
+/// Asks for the line of `at` and the two below it: on a parked stack, the
+/// frames a resume reads first (below the stack pointer it suspended at,
+/// or below the `Meta` of a coroutine that has not run). What the pool,
+/// `Coroutine::prefetch` and the event loop's run queue ask for.
+#[inline(always)]
+pub(crate) fn prefetch_stack_lines(at: usize) {
+    prefetch(at);
+    prefetch(at.wrapping_sub(64));
+    prefetch(at.wrapping_sub(128));
+}

@@ -126,8 +126,7 @@ impl FreeList {
         // just used.)
         if linked >= PREFETCH_FROM {
             super::prefetch(node.next as usize);
-            super::prefetch(node.next_base.wrapping_sub(64));
-            super::prefetch(node.next_base.wrapping_sub(128));
+            super::prefetch_stack_lines(node.next_base.wrapping_sub(64));
         }
         Some(node)
     }
