@@ -16,11 +16,10 @@ use cogen::event_loop::{EventLoop, fs, spawn, spawn_future, timeout, yield_now};
 mod support;
 use support::watchdog;
 
-/// A fresh path in this test process's directory.
+/// A fresh path in this test process's directory (removed when the
+/// process exits).
 fn path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cogen-io-edges-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+    let path = support::process_dir("cogen-io-edges").join(name);
     let _ = std::fs::remove_file(&path);
     path
 }

@@ -9,11 +9,12 @@ use std::thread;
 use cogen::event_loop::net::{UnixListener, UnixStream};
 use cogen::event_loop::{EventLoop, spawn};
 
-/// A fresh socket path for `name` in a directory of this process.
+mod support;
+
+/// A fresh socket path for `name` in a directory of this process (removed
+/// when the process exits).
 fn socket_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cogen-net-unix-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+    let path = support::process_dir("cogen-net-unix").join(name);
     let _ = std::fs::remove_file(&path);
     path
 }

@@ -255,3 +255,38 @@ pub fn in_child_process(test: &str, var: &str, done: &str, part: impl FnOnce()) 
         "the child did not run the test:\n{stdout}"
     );
 }
+
+/// The directories [`process_dir`] made, removed when the process exits.
+static PROCESS_DIRS: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// A directory of this test process in the system's temporary directory,
+/// named `prefix` and the process id: made by the first call, and removed
+/// with everything in it when the process exits, once every test of the
+/// file has run (the tests of a file share it while they run, so no test
+/// can remove it itself).
+pub fn process_dir(prefix: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut dirs = PROCESS_DIRS.lock().unwrap_or_else(|e| e.into_inner());
+    if !dirs.contains(&dir) {
+        if dirs.is_empty() {
+            // SAFETY: registers a function with no arguments that runs at
+            // the process's exit; it does not unwind (see below).
+            assert_eq!(unsafe { libc::atexit(remove_process_dirs) }, 0);
+        }
+        dirs.push(dir.clone());
+    }
+    dir
+}
+
+/// Removes the directories of [`process_dir`] at the process's exit,
+/// ignoring every error (a directory already gone, a lock poisoned by a
+/// failed test): nothing may unwind out of an `atexit` function.
+extern "C" fn remove_process_dirs() {
+    let _ = std::panic::catch_unwind(|| {
+        let dirs = PROCESS_DIRS.lock().unwrap_or_else(|e| e.into_inner());
+        for dir in dirs.iter() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    });
+}
