@@ -39,7 +39,8 @@ fn time(mut round_trip: impl FnMut()) -> f64 {
     start.elapsed().as_nanos() as f64 / ITERS as f64
 }
 
-/// The coroutines of every copy, cogen's then corosensei's.
+/// The coroutines of every copy, cogen's then corosensei's: each body
+/// yields its input plus the copy's constant `$k`.
 macro_rules! coroutines {
     ($($k:literal)*) => {{
         let cogen_cos: Vec<cogen::Coroutine<usize, usize, ()>> = vec![$(
@@ -56,62 +57,62 @@ macro_rules! coroutines {
     }};
 }
 
+/// One timed slice of round trips of copy `$k`'s cogen coroutine `$co`.
+macro_rules! cogen_slice {
+    ($co:ident, $k:literal) => {
+        time(|| {
+            let out = $co
+                .resume(black_box(1usize))
+                .ok()
+                .and_then(|r| r.as_yield());
+            assert_eq!(black_box(out), Some(1 + $k));
+        })
+    };
+}
+
+/// One timed slice of round trips of copy `$k`'s corosensei coroutine `$co`.
+macro_rules! corosensei_slice {
+    ($co:ident, $k:literal) => {
+        time(|| {
+            let out = $co.resume(black_box(1usize)).as_yield();
+            assert_eq!(black_box(out), Some(1 + $k));
+        })
+    };
+}
+
 /// One slice of every copy, the loops written out one after another in
 /// the function that calls this: appends each copy's time to `cogen_times`
 /// and `corosensei_times`.
 macro_rules! inline_round {
-    ($cogen:ident, $corosensei:ident, $cogen_times:ident, $corosensei_times:ident; $($i:literal)*) => {{
+    ($cogen:ident, $corosensei:ident, $cogen_times:ident, $corosensei_times:ident; $($k:literal)*) => {{
         $(
-            let co = &mut $cogen[$i];
-            $cogen_times[$i].push(time(|| {
-                let out = co.resume(black_box(1usize)).ok().and_then(|r| r.as_yield());
-                assert_eq!(black_box(out), Some(1 + $i));
-            }));
+            let co = &mut $cogen[$k];
+            $cogen_times[$k].push(cogen_slice!(co, $k));
         )*
         $(
-            let co = &mut $corosensei[$i];
-            $corosensei_times[$i].push(time(|| {
-                let out = co.resume(black_box(1usize)).as_yield();
-                assert_eq!(black_box(out), Some(1 + $i));
-            }));
+            let co = &mut $corosensei[$k];
+            $corosensei_times[$k].push(corosensei_slice!(co, $k));
         )*
     }};
 }
 
-/// One slice of every copy per call: the cogen copies first, then the
-/// corosensei ones, each a body and a timing loop compiled on its own.
-macro_rules! copies {
-    ($($k:literal)*) => {{
-        let mut cogen_slices: Vec<Box<dyn FnMut() -> f64>> = Vec::new();
-        $(
-            let mut co = cogen::Coroutine::<usize, usize, ()>::new(|co, mut input: usize| loop {
-                input = co.suspend(input.wrapping_add($k));
-            });
-            cogen_slices.push(Box::new(move || {
-                time(|| {
-                    let out = co.resume(black_box(1usize)).ok().and_then(|r| r.as_yield());
-                    assert_eq!(black_box(out), Some(1 + $k));
-                })
-            }));
-        )*
-        let mut corosensei_slices: Vec<Box<dyn FnMut() -> f64>> = Vec::new();
-        $(
-            let mut co = corosensei::Coroutine::<usize, usize, ()>::new(|y, mut input: usize| loop {
-                input = y.suspend(input.wrapping_add($k));
-            });
-            corosensei_slices.push(Box::new(move || {
-                time(|| {
-                    let out = co.resume(black_box(1usize)).as_yield();
-                    assert_eq!(black_box(out), Some(1 + $k));
-                })
-            }));
-        )*
+/// Each copy's timing loop as a function of its own (a boxed closure that
+/// owns the copy's coroutine), cogen's then corosensei's.
+macro_rules! separate_loops {
+    ($cogen:ident, $corosensei:ident; $($k:literal)*) => {{
+        let mut cogen_cos = $cogen.into_iter();
+        let mut corosensei_cos = $corosensei.into_iter();
+        let cogen_slices: Vec<Box<dyn FnMut() -> f64>> = vec![$({
+            let mut co = cogen_cos.next().unwrap();
+            Box::new(move || cogen_slice!(co, $k))
+        },)*];
+        let corosensei_slices: Vec<Box<dyn FnMut() -> f64>> = vec![$({
+            let mut co = corosensei_cos.next().unwrap();
+            Box::new(move || corosensei_slice!(co, $k))
+        },)*];
         (cogen_slices, corosensei_slices)
     }};
 }
-
-/// Copies of the code (the constants 0 to 11 in the macros' calls).
-const COPIES: usize = 12;
 
 fn main() {
     let mut inline = false;
@@ -128,16 +129,17 @@ fn main() {
             },
         }
     }
-    let mut cogen_times = vec![Vec::new(); COPIES];
-    let mut corosensei_times = vec![Vec::new(); COPIES];
+    let (mut cogen_cos, mut corosensei_cos) = coroutines!(0 1 2 3 4 5 6 7 8 9 10 11);
+    let mut cogen_times = vec![Vec::new(); cogen_cos.len()];
+    let mut corosensei_times = vec![Vec::new(); corosensei_cos.len()];
     if inline {
-        let (mut cogen_cos, mut corosensei_cos) = coroutines!(0 1 2 3 4 5 6 7 8 9 10 11);
         for _ in 0..rounds {
             inline_round!(cogen_cos, corosensei_cos, cogen_times, corosensei_times;
                 0 1 2 3 4 5 6 7 8 9 10 11);
         }
     } else {
-        let (mut cogen_slices, mut corosensei_slices) = copies!(0 1 2 3 4 5 6 7 8 9 10 11);
+        let (mut cogen_slices, mut corosensei_slices) =
+            separate_loops!(cogen_cos, corosensei_cos; 0 1 2 3 4 5 6 7 8 9 10 11);
         for _ in 0..rounds {
             for (slice, times) in cogen_slices.iter_mut().zip(&mut cogen_times) {
                 times.push(slice());
