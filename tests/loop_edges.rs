@@ -18,11 +18,10 @@ use cogen::event_loop::{EventLoop, Runtime, spawn, sync_channel, timeout, yield_
 mod support;
 use support::watchdog;
 
-/// A fresh path in a directory of this test process.
+/// A fresh path in a directory of this test process (removed when the
+/// process exits).
 fn socket_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cogen-loop-edges-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+    let path = support::process_dir("cogen-loop-edges").join(name);
     let _ = std::fs::remove_file(&path);
     path
 }
@@ -240,7 +239,6 @@ fn dropping_a_loop_in_a_task_with_an_unstarted_job_holding_a_dirty_file() {
     // count the inner loop's drop had left wrong).
     let dropped = std::panic::catch_unwind(AssertUnwindSafe(move || drop(outer)));
     let got = reader.join().unwrap();
-    let _ = std::fs::remove_dir_all(path.parent().unwrap());
     assert_eq!(
         r,
         Ok("done"),
