@@ -310,24 +310,18 @@ impl<J: Iterator, const CHECKED: bool> InlineChain<J, CHECKED> {
     /// `for_each`...) run. The accumulator is kept outside the catch, so
     /// that a stage's error can still be handed to `f` after a panic.
     ///
-    /// 36.25 instructions per item in `pipeline_3_stages` (37.0 with the
-    /// consumer out of line; `gen` blocks written by hand: 30.5 and 40.5),
-    /// and 0.7–1.8 times their time (depending on the host and the
-    /// binary): the states are in registers, but their values at the start
-    /// are not known here, so each resume dispatches on its state through a
-    /// jump table where a chain built in the consumer's own frame compares.
-    /// The loop pulls with `next` rather than through the last stage's
-    /// `try_fold`: a `gen` block's `try_fold` is that same loop, and an
-    /// adapter's ends in its input's (`InlineInput` has only `next`), but
-    /// the `try_fold` closure counted 37.0 and 37.8 (its `ControlFlow` kept
-    /// the last stage's state in memory as well; a chain of `map`,
-    /// `flat_map` and `filter` counts the same either way).
-    /// The optimiser keeps the states in registers only while this function
-    /// stays small and lets nothing of the loop escape: building the stages
-    /// lazily here (to know their starting values) counted 44.3, pulling
-    /// the first item with `next` before the loop 54.8, a local flag set by
-    /// the consumer's unwinding (instead of the out-of-line mark) or the
-    /// discarded item kept in a local for later 96.3.
+    /// 37.0–37.8 instructions per item in `pipeline_3_stages` (as the
+    /// binary around it changes) whether or not the consumer is inlined,
+    /// and 0.7–1.8 times the time of the `gen` blocks written by hand
+    /// (depending on the host and the binary): the states are in registers, but their values at
+    /// the start are not known here, so each resume dispatches on its state
+    /// through a jump table where a chain built in the consumer's own frame
+    /// compares. The optimiser keeps them in registers only while this
+    /// function stays small and lets nothing of the loop escape: building
+    /// the stages lazily here (to know their starting values) counted 44.3,
+    /// pulling the first item with `next` before the loop 54.8, a local
+    /// flag set by the consumer's unwinding (instead of the out-of-line
+    /// mark) or the discarded item kept in a local for later 96.3.
     #[inline(always)]
     fn fold_caught<B, R>(
         &mut self,
@@ -343,7 +337,7 @@ impl<J: Iterator, const CHECKED: bool> InlineChain<J, CHECKED> {
         let mut acc = Some(init);
         let shared = &*self.shared;
         let folded = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            for item in chain.by_ref() {
+            chain.try_fold((), |(), item| {
                 if CHECKED && shared.failed.get() {
                     // A panic of its destructor is secondary to the failure.
                     crate::error::drop_quietly(item);
@@ -359,13 +353,13 @@ impl<J: Iterator, const CHECKED: bool> InlineChain<J, CHECKED> {
                 let flow = f(previous, Ok(item));
                 std::mem::forget(consumer);
                 match flow {
-                    ControlFlow::Continue(next) => acc = Some(next),
-                    ControlFlow::Break(residual) => {
-                        return ControlFlow::Break(Stop::Consumer(residual));
+                    ControlFlow::Continue(next) => {
+                        acc = Some(next);
+                        ControlFlow::Continue(())
                     }
+                    ControlFlow::Break(residual) => ControlFlow::Break(Stop::Consumer(residual)),
                 }
-            }
-            ControlFlow::Continue(())
+            })
         }));
         let end = match folded {
             Ok(ControlFlow::Break(Stop::Consumer(residual))) => {
