@@ -321,7 +321,10 @@ impl<J: Iterator, const CHECKED: bool> InlineChain<J, CHECKED> {
     /// the stages lazily here (to know their starting values) counted 44.3,
     /// pulling the first item with `next` before the loop 54.8, a local
     /// flag set by the consumer's unwinding (instead of the out-of-line
-    /// mark) or the discarded item kept in a local for later 96.3.
+    /// mark) or the discarded item kept in a local for later 96.3. A plain
+    /// `for` loop over `next` instead of the last stage's `try_fold`
+    /// counted 36.25 but ran slower (a taken jump per item where this
+    /// loop stores the last stage's state).
     #[inline(always)]
     fn fold_caught<B, R>(
         &mut self,
