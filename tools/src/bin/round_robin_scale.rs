@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p cogen-tools --bin round_robin_scale            # every kind and N
 //! cargo run --release -p cogen-tools --bin round_robin_scale -- stackful_min 30000
+//! cargo run --release -p cogen-tools --bin round_robin_scale -- hinted_default 30000 32
 //! ```
 //!
 //! Kinds: `stackful_default` (`cogen::Coroutine`, default stack size),
@@ -15,7 +16,8 @@
 //! frame it is parked in: the floor the memory system sets for that ring),
 //! `hinted_default` and `hinted_min` (the `stackful_` ring, each resume
 //! preceded by `Coroutine::prefetch` on the coroutine 8 places on, as a
-//! scheduler that knows its order can do), and, named on the command line
+//! scheduler that knows its order can do; a third argument sets another
+//! distance: `-- hinted_default 30000 32`), and, named on the command line
 //! only, `stackful_K`, `hinted_K` and `touch_K`: the same on stacks of K
 //! KiB (`-- stackful_64 30000`). Each kind builds a ring of N coroutines that
 //! loop on `suspend`, resumes each once, then times `ROUNDS` rounds over
@@ -62,12 +64,16 @@ fn stackful(n: usize, stack_size: usize) -> f64 {
 }
 
 /// How many places ahead of the one it resumes a `hinted_` ring calls
-/// `Coroutine::prefetch`.
+/// `Coroutine::prefetch`, unless the command line says otherwise.
 const HINT_AHEAD: usize = 8;
 
 /// [`stackful`], with `Coroutine::prefetch` called before each resume on
-/// the coroutine [`HINT_AHEAD`] places on.
-fn hinted(n: usize, stack_size: usize) -> f64 {
+/// the coroutine `ahead` places on.
+fn hinted(n: usize, stack_size: usize, ahead: usize) -> f64 {
+    assert!(
+        ahead < n,
+        "the hint's distance must be below the ring's size"
+    );
     let mut ring = parked_ring(n, stack_size);
     for co in ring.iter_mut() {
         co.resume(0).expect("parked"); // each parked in its suspend
@@ -77,8 +83,8 @@ fn hinted(n: usize, stack_size: usize) -> f64 {
         let start = Instant::now();
         for r in 0..rounds {
             for i in 0..n {
-                let ahead = i + HINT_AHEAD;
-                ring[if ahead >= n { ahead - n } else { ahead }].prefetch();
+                let next = i + ahead;
+                ring[if next >= n { next - n } else { next }].prefetch();
                 let co = &mut ring[i];
                 black_box(co.resume(black_box(r)).ok().and_then(|r| r.as_yield()));
             }
@@ -172,7 +178,9 @@ fn time<T>(ring: &mut [T], mut resume: impl FnMut(&mut T, usize) -> usize) -> f6
     })
 }
 
-fn run(kind: &str, n: usize) -> f64 {
+/// Median ns per resume of `kind` over `n` coroutines; `ahead` is the
+/// hint's distance of a `hinted_` kind.
+fn run(kind: &str, n: usize, ahead: usize) -> f64 {
     if let Some(stack_size) = stack_size_of(kind) {
         return stackful(n, stack_size);
     }
@@ -180,7 +188,7 @@ fn run(kind: &str, n: usize) -> f64 {
         .strip_prefix("hinted_")
         .and_then(|size| stack_size_of(&format!("stackful_{size}")))
     {
-        return hinted(n, stack_size);
+        return hinted(n, stack_size, ahead);
     }
     if let Some(stack_size) = kind
         .strip_prefix("touch_")
@@ -234,6 +242,7 @@ fn main() {
         "corosensei",
         "stackless",
     ];
+    let mut ahead = HINT_AHEAD;
     let jobs: Vec<(String, usize)> = match &args[..] {
         [] => kinds
             .iter()
@@ -247,7 +256,11 @@ fn main() {
             })
             .collect(),
         [kind, n] => vec![(kind.clone(), n.parse().expect("N"))],
-        _ => panic!("usage: round_robin_scale [KIND N]"),
+        [kind, n, distance] if kind.starts_with("hinted_") => {
+            ahead = distance.parse().expect("AHEAD");
+            vec![(kind.clone(), n.parse().expect("N"))]
+        }
+        _ => panic!("usage: round_robin_scale [KIND N [AHEAD, for a hinted_ kind]]"),
     };
     println!("| kind | N | ns per resume (median of 5) |");
     println!("|---|---:|---:|");
@@ -271,7 +284,7 @@ fn main() {
                 eprintln!("{kind} {n}: {}", String::from_utf8_lossy(&out.stderr));
             }
         } else {
-            println!("| {kind} | {n} | {:.1} |", run(&kind, n));
+            println!("| {kind} | {n} | {:.1} |", run(&kind, n, ahead));
         }
     }
 }
