@@ -78,26 +78,71 @@ fn panics_and_deadlocks_are_error_events() {
     assert!(log.contains("deadlock: task stuck task=2"), "{log}");
 }
 
+/// A subscriber that hands each event's message and `task` field (0 where
+/// it has none) to `on`, and each entry into a span as the message
+/// "enter": the loop's events, to subscribers that act on them.
+struct Calls<F> {
+    next: std::sync::atomic::AtomicU64,
+    on: F,
+}
+
+impl<F> Calls<F> {
+    fn new(on: F) -> Self {
+        Calls {
+            next: std::sync::atomic::AtomicU64::new(0),
+            on,
+        }
+    }
+}
+
+/// The fields of an event that `Calls` hands on.
+#[derive(Default)]
+struct Fields {
+    message: String,
+    task: u64,
+}
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.message = format!("{value:?}");
+        }
+    }
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        if field.name() == "task" {
+            self.task = value;
+        }
+    }
+}
+
+impl<F: Fn(&str, u64) + Send + Sync + 'static> tracing::Subscriber for Calls<F> {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        let next = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::span::Id::from_u64(next + 1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        (self.on)(&fields.message, fields.task);
+    }
+    fn enter(&self, _: &tracing::span::Id) {
+        (self.on)("enter", 0);
+    }
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 mod unruly_subscribers {
     //! Subscribers that panic or spawn from inside the loop's bookkeeping.
 
     use std::cell::Cell;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     use cogen::event_loop::{EventLoop, spawn};
-    use tracing::span::{Attributes, Id, Record};
-    use tracing::{Event, Metadata, Subscriber};
-
-    /// The message of an event.
-    struct Message(String);
-
-    impl tracing::field::Visit for Message {
-        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-            if field.name() == "message" {
-                self.0 = format!("{value:?}");
-            }
-        }
-    }
 
     #[derive(Clone, Copy)]
     enum Act {
@@ -109,7 +154,6 @@ mod unruly_subscribers {
 
     struct Unruly {
         act: Act,
-        next: AtomicU64,
         done: AtomicBool,
     }
 
@@ -131,37 +175,17 @@ mod unruly_subscribers {
         }
     }
 
-    impl Subscriber for Unruly {
-        fn enabled(&self, _: &Metadata<'_>) -> bool {
-            true
-        }
-        fn new_span(&self, _: &Attributes<'_>) -> Id {
-            Id::from_u64(self.next.fetch_add(1, Ordering::Relaxed) + 1)
-        }
-        fn record(&self, _: &Id, _: &Record<'_>) {}
-        fn record_follows_from(&self, _: &Id, _: &Id) {}
-        fn event(&self, event: &Event<'_>) {
-            let mut message = Message(String::new());
-            event.record(&mut message);
-            self.at(&message.0);
-        }
-        fn enter(&self, _: &Id) {
-            self.at("enter");
-        }
-        fn exit(&self, _: &Id) {}
-    }
-
     /// Runs a loop of two tasks under the subscriber, on a thread of its
     /// own so that a hang fails the test; then drops the loop. True if the
     /// task spawned by the subscriber ran.
     fn run_under(act: Act) -> bool {
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let subscriber = Unruly {
+            let unruly = Unruly {
                 act,
-                next: AtomicU64::new(0),
                 done: AtomicBool::new(false),
             };
+            let subscriber = super::Calls::new(move |what: &str, _| unruly.at(what));
             tracing::subscriber::with_default(subscriber, || {
                 let ev = EventLoop::new();
                 let a = ev.spawn(|| 1);
@@ -189,5 +213,183 @@ mod unruly_subscribers {
         // The loop runs, so `spawn` works there (the map of spans is not
         // borrowed while the subscriber runs).
         assert!(run_under(Act::Spawn("finish")));
+    }
+}
+
+mod waiting_subscribers {
+    //! Subscribers that try to wait on the loop, or cancel a task, from
+    //! inside its events. No wait can happen there (each panics, saying
+    //! why); the park and wake events go out where the task's state is
+    //! whole (before a park begins, after a wake-up has queued the task),
+    //! so a cancellation from there is an ordinary one.
+
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use cogen::event_loop::{EventLoop, channel, sleep, yield_now};
+
+    type Hook = Box<dyn FnMut(&str, u64)>;
+
+    thread_local! {
+        /// What the subscriber does at each event: (message, task id).
+        static HOOK: RefCell<Option<Hook>> = RefCell::new(None);
+        /// Why each wait a hook tried was refused.
+        static REFUSED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Hands each event's message and task to the thread's `HOOK` (not
+    /// span entries); events of what the hook itself does are not handed
+    /// on: it is taken out while it runs.
+    fn call_hook(message: &str, task: u64) {
+        if message == "enter" {
+            return;
+        }
+        let Some(mut hook) = HOOK.with(|h| h.borrow_mut().take()) else {
+            return;
+        };
+        hook(message, task);
+        HOOK.with(|h| *h.borrow_mut() = Some(hook));
+    }
+
+    /// Runs `f` under a subscriber that calls `hook` at each event, on a
+    /// thread of its own, so that a hang fails the test.
+    fn under_hook<T: Send + 'static>(
+        hook: impl FnOnce() -> Hook + Send + 'static,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            HOOK.with(|h| *h.borrow_mut() = Some(hook()));
+            let out = tracing::subscriber::with_default(super::Calls::new(call_hook), f);
+            HOOK.with(|h| *h.borrow_mut() = None);
+            let _ = done_tx.send(out);
+        });
+        done_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the loop hung (or panicked) under the subscriber")
+    }
+
+    /// Counts its drops.
+    struct Counted(Rc<Cell<u32>>);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+
+    #[test]
+    fn a_subscriber_cannot_wait_in_the_loop_s_events() {
+        // At every event of task 1 (its parks, on its own stack; its
+        // wake-ups, on the loop's and on another task's), the subscriber
+        // tries to sleep and to yield. Each try panics, saying why, and the
+        // task's own waits go on as if nothing happened.
+        let (run, joined, tries, messages) = under_hook(
+            || {
+                Box::new(|message: &str, task: u64| {
+                    if task != 1 {
+                        return;
+                    }
+                    let sleeping = std::panic::catch_unwind(|| sleep(Duration::from_millis(1)));
+                    let yielding = std::panic::catch_unwind(yield_now);
+                    for refused in [sleeping, yielding] {
+                        let why = match refused {
+                            Ok(()) => format!("{message}: the wait went through"),
+                            Err(payload) => payload
+                                .downcast_ref::<String>()
+                                .cloned()
+                                .unwrap_or_default(),
+                        };
+                        REFUSED.with(|r| r.borrow_mut().push(why));
+                    }
+                })
+            },
+            || {
+                let ev = EventLoop::new();
+                let (tx, rx) = channel::<u32>(1);
+                let task = ev.spawn(move || {
+                    sleep(Duration::from_millis(5));
+                    yield_now();
+                    rx.recv().unwrap()
+                });
+                ev.spawn(move || {
+                    sleep(Duration::from_millis(10));
+                    tx.send(7).unwrap();
+                });
+                let run = ev.run().map_err(|e| e.to_string());
+                let messages = REFUSED.with(|r| r.take());
+                (
+                    run,
+                    task.try_join().ok().map(Result::unwrap),
+                    messages.len(),
+                    messages,
+                )
+            },
+        );
+        assert_eq!(run, Ok(()));
+        assert_eq!(joined, Some(7));
+        // Its two parks (the sleep, the receive) and their wake-ups (by a
+        // timer, from the loop; by the send, on the other task's stack):
+        // two tries each.
+        assert_eq!(tries, 8, "{messages:?}");
+        for message in &messages {
+            assert!(
+                message
+                    .contains("called by a `tracing` subscriber handling one of the loop's events"),
+                "{message}"
+            );
+        }
+    }
+
+    /// A task that sleeps (for `sleep`) is cancelled by the subscriber at
+    /// its first `event` ("park" or "wake"); whether its result is the
+    /// cancellation, how many times what it held was dropped, and whether
+    /// it ran on after the sleep.
+    fn cancelled_at(event: &'static str, sleep_for: Duration) -> (bool, u32, bool) {
+        under_hook(
+            || Box::new(|_: &str, _: u64| {}),
+            move || {
+                let ev = EventLoop::new();
+                let drops = Rc::new(Cell::new(0));
+                let went_on = Rc::new(Cell::new(false));
+                let (counted, flag) = (Counted(drops.clone()), went_on.clone());
+                let task = ev.spawn(move || {
+                    let _counted = counted;
+                    sleep(sleep_for);
+                    flag.set(true);
+                });
+                let handle = RefCell::new(Some(task.cancel_handle()));
+                let id = task.id();
+                HOOK.with(|h| {
+                    *h.borrow_mut() = Some(Box::new(move |message: &str, task: u64| {
+                        if message == event
+                            && task == id
+                            && let Some(handle) = handle.borrow_mut().take()
+                        {
+                            handle.cancel();
+                        }
+                    }))
+                });
+                ev.run().unwrap();
+                let cancelled = task.join().unwrap_err().is_cancelled();
+                (cancelled, drops.get(), went_on.get())
+            },
+        )
+    }
+
+    #[test]
+    fn a_subscriber_may_cancel_a_task_from_its_park_or_wake_event() {
+        // At the park the task still runs (the cancellation is a request,
+        // honoured once it has parked); at the wake-up it is queued.
+        for (event, sleep_for) in [
+            ("park", Duration::from_secs(60)),
+            ("wake", Duration::from_millis(5)),
+        ] {
+            let (cancelled, drops, went_on) = cancelled_at(event, sleep_for);
+            assert!(cancelled, "{event}: the task's result is its cancellation");
+            assert_eq!(drops, 1, "{event}: what the task held is dropped once");
+            assert!(!went_on, "{event}: a cancelled task does not run on");
+        }
     }
 }

@@ -25,7 +25,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use super::core::Core;
-use super::current::{CURRENT_CORE, CURRENT_CX, CURRENT_TASK, StackfulCx};
+use super::current::{CURRENT_CORE, CURRENT_CX, CURRENT_TASK, StackfulCx, in_subscriber};
 use super::task::{Task, TaskBody, TaskRef, TaskState, ThinTask, WaitReason};
 use super::timeout::current_limit;
 
@@ -60,6 +60,7 @@ enum CannotWait {
     OutsideTask,
     Cancelling,
     NotStackful,
+    InSubscriber,
 }
 
 #[cold]
@@ -79,6 +80,11 @@ fn panic_cannot_wait(what: &str, why: CannotWait, id: u64) -> ! {
             "cogen::event_loop::{what} called inside a future or stackless task: only stackful \
              tasks can wait from a function call (use `.await` or yield a `Wait` instead)"
         ),
+        CannotWait::InSubscriber => panic!(
+            "cogen::event_loop::{what} called by a `tracing` subscriber handling one of the \
+             loop's events: the loop emits them in the middle of its bookkeeping, where no task \
+             can wait (spawn a task to do the waiting instead)"
+        ),
     }
 }
 
@@ -87,6 +93,9 @@ fn panic_cannot_wait(what: &str, why: CannotWait, id: u64) -> ! {
 #[inline(never)]
 #[track_caller]
 fn explain_cannot_wait(what: &str) -> ! {
+    if in_subscriber() {
+        panic_cannot_wait(what, CannotWait::InSubscriber, 0);
+    }
     let Some(task) = CURRENT_TASK.with(Cell::get) else {
         panic_cannot_wait(what, CannotWait::OutsideTask, 0);
     };
@@ -154,6 +163,7 @@ pub(crate) fn cannot_wait_cancelled(what: &str) -> std::io::Error {
 /// current, but nothing of it runs as a coroutine, so nothing can wait.
 pub(crate) fn being_cancelled() -> bool {
     CURRENT_CX.with(Cell::get).is_null()
+        && !in_subscriber()
         && CURRENT_TASK
             .with(Cell::get)
             // SAFETY: see `running_stackful`.

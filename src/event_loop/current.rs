@@ -68,6 +68,52 @@ thread_local! {
     /// How many running tasks [`Enter::for_drop`] hides on this thread (a
     /// loop dropped inside a task): still tasks, for `Enter::new`'s check.
     static HIDDEN_TASKS: Cell<u32> = const { Cell::new(0) };
+    /// True while a `tracing` subscriber handles one of the loop's events
+    /// (set by [`InSubscriber`]).
+    #[cfg(feature = "tracing")]
+    static IN_SUBSCRIBER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// True while a `tracing` subscriber handles one of the loop's events on
+/// this thread: no task can wait there (see [`InSubscriber`]).
+#[inline(always)]
+pub(crate) fn in_subscriber() -> bool {
+    #[cfg(feature = "tracing")]
+    return IN_SUBSCRIBER.get();
+    #[cfg(not(feature = "tracing"))]
+    false
+}
+
+/// Hides the running stackful task's context while a `tracing` subscriber
+/// handles one of the loop's events, and puts it back on the way out,
+/// unwinding included. The loop emits its events in the middle of its
+/// bookkeeping (a task about to park, a task just queued); a subscriber
+/// that waited there would switch the task out half way through, and a
+/// cancellation or a `timeout` could then unwind the task from inside the
+/// event. So every waiting function called from a subscriber panics
+/// instead, saying why, and the loop drops that panic with the event.
+#[cfg(feature = "tracing")]
+pub(crate) struct InSubscriber {
+    cx: *const StackfulCx,
+    was: bool,
+}
+
+#[cfg(feature = "tracing")]
+impl InSubscriber {
+    pub(crate) fn enter() -> Self {
+        InSubscriber {
+            cx: CURRENT_CX.replace(ptr::null()),
+            was: IN_SUBSCRIBER.replace(true),
+        }
+    }
+}
+
+#[cfg(feature = "tracing")]
+impl Drop for InSubscriber {
+    fn drop(&mut self) {
+        IN_SUBSCRIBER.set(self.was);
+        CURRENT_CX.set(self.cx);
+    }
 }
 
 /// Makes `task` of `core` current while it is being cancelled (its

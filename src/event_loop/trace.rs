@@ -11,6 +11,7 @@ mod imp {
     use std::collections::HashMap;
     use std::panic::AssertUnwindSafe;
 
+    use super::super::current::InSubscriber;
     use super::super::error::StuckTask;
     use super::super::task::{Header, WaitReason};
     use super::super::watchdog::WatchdogReport;
@@ -22,8 +23,11 @@ mod imp {
 
     /// Runs `f`, which calls into the subscriber (user code), so that its
     /// panic cannot leave the loop's bookkeeping half done: the panic hook
-    /// has reported it, and it goes no further.
+    /// has reported it, and it goes no further. No task can wait inside it
+    /// (see [`InSubscriber`]), so the only unwinding that can come out of
+    /// it is a panic.
     fn quietly(f: impl FnOnce()) {
+        let _no_waits = InSubscriber::enter();
         if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(f)) {
             crate::error::drop_quietly(payload);
         }
@@ -81,8 +85,8 @@ mod imp {
         quietly(|| tracing::trace!(target: "cogen::event_loop", task = h.id, ?reason, "park"));
     }
 
-    pub(crate) fn woken(h: &Header) {
-        quietly(|| tracing::trace!(target: "cogen::event_loop", task = h.id, "wake"));
+    pub(crate) fn woken(id: u64) {
+        quietly(|| tracing::trace!(target: "cogen::event_loop", task = id, "wake"));
     }
 
     pub(crate) fn panicked(h: &Header, info: &std::panic::PanicHookInfo<'_>) {
@@ -131,7 +135,7 @@ mod imp {
     #[inline(always)]
     pub(crate) fn parked(_: &Header, _: WaitReason) {}
     #[inline(always)]
-    pub(crate) fn woken(_: &Header) {}
+    pub(crate) fn woken(_: u64) {}
     #[inline(always)]
     pub(crate) fn panicked(_: &Header, _: &std::panic::PanicHookInfo<'_>) {}
     #[inline(always)]

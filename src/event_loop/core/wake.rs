@@ -19,9 +19,13 @@ use crate::event_loop::trace;
 
 impl Core {
     /// Marks the running task parked for `reason` and returns its new park
-    /// number. Runs no user code.
+    /// number. The one user code it runs, a `tracing` subscriber's "park"
+    /// event, runs first, while the task is still running (a cancellation
+    /// from there is a request, as from the task itself; no wait can happen
+    /// there: see `current::InSubscriber`).
     #[inline]
     pub(crate) fn begin_park(&self, h: &Header, reason: WaitReason) -> u32 {
+        trace::parked(h, reason);
         debug_assert_eq!(
             h.state.get(),
             TaskState::Running,
@@ -30,7 +34,6 @@ impl Core {
         let seq = h.seq.get().wrapping_add(1);
         h.seq.set(seq);
         Counters::bump(&self.counters.parks);
-        trace::parked(h, reason);
         h.state.set(TaskState::Parked);
         h.reason.set(Some(reason));
         if reason.is_external() {
@@ -49,7 +52,9 @@ impl Core {
         }
     }
 
-    /// Parked → queued.
+    /// Parked → queued. The "wake" event of `tracing` goes out once the
+    /// task is queued: a subscriber that cancels it there finds it in a
+    /// state of its own, not half way between two.
     #[inline]
     pub(crate) fn make_runnable(&self, task: TaskRef) {
         debug_assert_eq!(
@@ -58,9 +63,10 @@ impl Core {
             "only a parked task is woken"
         );
         self.leave_park(&task.header);
-        trace::woken(&task.header);
         task.header.state.set(TaskState::Queued);
+        let id = task.header.id;
         self.queue.push_back(ThinTask::new(task));
+        trace::woken(id);
     }
 
     /// [`make_runnable`](Core::make_runnable) for a thin reference (from a
@@ -74,9 +80,10 @@ impl Core {
             "only a parked task is woken"
         );
         self.leave_park(h);
-        trace::woken(h);
         h.state.set(TaskState::Queued);
+        let id = h.id;
         self.queue.push_back(task);
+        trace::woken(id);
     }
 
     pub(crate) fn poll_timers(&self) {
