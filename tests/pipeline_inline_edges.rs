@@ -262,39 +262,107 @@ fn fold_and_next_agree_on_a_discarded_item_whose_drop_panics() {
 // own name.
 // ---------------------------------------------------------------------------
 
+/// A chain whose first pull waits long ("slow"), behind a stage that pulls
+/// under a time limit of `limit` and hands on 0 when it expires
+/// ("heartbeat"), and a stage that panics at 3 ("check").
+fn heartbeat_chain(limit: Duration) -> impl Iterator<Item = PipelineItem<u32>> {
+    let mut n = 0u32;
+    // The first pull waits long; the others answer at once.
+    let slow = std::iter::from_fn(move || {
+        n += 1;
+        if n == 1 {
+            sleep(Duration::from_secs(10));
+        }
+        Some(n)
+    });
+    inline_source("slow", slow)
+        .inline_stage("heartbeat", move |mut up| {
+            std::iter::from_fn(move || timeout(limit, || up.next()).unwrap_or(Some(0)))
+        })
+        .inline_stage("check", |up| {
+            up.map(|x| {
+                if x < 3 {
+                    x
+                } else {
+                    panic!("check failed at {x}")
+                }
+            })
+        })
+}
+
+/// A chain that has left a stale mark: its second stage caught the panic of
+/// the first and went on (see `InlineChain`'s docs), so the mark stays on
+/// the thread until the chain is dropped.
+fn chain_with_a_stale_mark() -> impl Iterator<Item = PipelineItem<u32>> {
+    let mut chain = inline_source(
+        "panics",
+        (0..).map(|x: u32| if x == 0 { panic!("first") } else { x }),
+    )
+    .inline_stage("catches", |mut up| {
+        std::iter::from_fn(move || catch_unwind(AssertUnwindSafe(|| up.next())).unwrap_or(Some(0)))
+    });
+    assert_eq!(chain.next().unwrap().unwrap(), 0);
+    chain
+}
+
 #[test]
 fn a_time_limit_around_a_pull_inside_a_stage_leaves_no_stale_mark() {
     let ev = EventLoop::new();
     let h = ev.spawn(|| {
-        let mut n = 0u32;
-        // The first pull waits long; the others answer at once.
-        let slow = std::iter::from_fn(move || {
-            n += 1;
-            if n == 1 {
-                sleep(Duration::from_secs(10));
-            }
-            Some(n)
-        });
-        let chain = inline_source("slow", slow)
-            .inline_stage("heartbeat", |mut up| {
-                std::iter::from_fn(move || {
-                    timeout(Duration::from_millis(1), || up.next()).unwrap_or(Some(0))
-                })
-            })
-            .inline_stage("check", |up| {
-                up.map(|x| {
-                    if x < 3 {
-                        x
-                    } else {
-                        panic!("check failed at {x}")
-                    }
-                })
-            });
-        let (items, error) = split(chain);
+        let (items, error) = split(heartbeat_chain(Duration::from_millis(1)));
         (items, error.map(|e| e.stage().to_string()))
     });
     ev.run().unwrap();
     let (items, error) = h.join().unwrap();
+    assert_eq!(items, [0, 2]);
+    assert_eq!(
+        error.as_deref(),
+        Some("check"),
+        "'check' panicked; 'slow' never did"
+    );
+}
+
+#[test]
+fn a_time_limit_forgets_its_own_marks_when_the_thread_holds_the_most_it_keeps() {
+    // Sixteen stale marks (the most a thread keeps): the expiry's mark on
+    // "slow" pushes the oldest out, and must still go when it is caught.
+    for stale in [15, 16] {
+        let ev = EventLoop::new();
+        let h = ev.spawn(move || {
+            let kept: Vec<_> = (0..stale).map(|_| chain_with_a_stale_mark()).collect();
+            let (items, error) = split(heartbeat_chain(Duration::from_millis(1)));
+            drop(kept);
+            (items, error.map(|e| e.stage().to_string()))
+        });
+        ev.run().unwrap();
+        let (items, error) = h.join().unwrap();
+        assert_eq!(items, [0, 2], "{stale} stale marks");
+        assert_eq!(
+            error.as_deref(),
+            Some("check"),
+            "{stale} stale marks: 'check' panicked; 'slow' never did"
+        );
+    }
+}
+
+#[test]
+fn a_time_limit_forgets_only_its_own_marks_while_other_tasks_take_theirs() {
+    // Task U holds a stale mark when task T's time limit starts, and takes
+    // it (drops its chain) while T waits inside the limit: T's expiry must
+    // still forget the mark it left on "slow", and nothing of U's.
+    let ev = EventLoop::new();
+    let u = ev.spawn(|| {
+        let chain = chain_with_a_stale_mark();
+        sleep(Duration::from_millis(5));
+        drop(chain);
+    });
+    let t = ev.spawn(|| {
+        let (items, error) = split(heartbeat_chain(Duration::from_millis(20)));
+        (items, error.map(|e| e.stage().to_string()))
+    });
+    ev.run().unwrap();
+    u.join().unwrap();
+    let (items, error) = t.join().unwrap();
     assert_eq!(items, [0, 2]);
     assert_eq!(
         error.as_deref(),

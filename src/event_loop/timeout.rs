@@ -130,7 +130,7 @@ pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elap
     // limit is what expired, it unwinds on to its scope; waits in
     // destructors meanwhile ignore it (the thread is panicking), and code
     // that catches the expiry on the way raises it again at its next wait.
-    let marks = crate::pipeline::marks_len();
+    let marks = crate::pipeline::marks_now();
     let caught = catch_unwind(AssertUnwindSafe(f));
     LIMITS.with(|limits| {
         let mut limits = limits.borrow_mut();

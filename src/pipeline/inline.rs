@@ -36,7 +36,7 @@ mod shared;
 
 pub use inputs::{Fallible, InlineInput, PipelineInput};
 use marks::{CONSUMER, Mark};
-pub(crate) use marks::{forget_marks_since, marks_len};
+pub(crate) use marks::{forget_marks_since, marks_now};
 use shared::{End, Handle};
 
 /// A chain of named stages, each a plain iterator over the one before,

@@ -239,7 +239,7 @@ mod upstream;
 pub use error::{BoxError, PipelineItem, StageError};
 pub use ext::PipelineExt;
 pub use inline::{Fallible, InlineChain, InlineInput, PipelineInput, inline_source};
-pub(crate) use inline::{forget_marks_since, marks_len};
+pub(crate) use inline::{forget_marks_since, marks_now};
 pub use push::Push;
 pub use ready_made::{ByteLines, InvalidUtf8, Lines, LossyLines, Windowed, Words};
 pub use result::{ResultState, StageResult};

@@ -3,7 +3,9 @@
 //! nothing on the item's path), kept per thread and keyed by the chain's
 //! number, and the guard that leaves them.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+
+use crate::coroutine::{StackId, chain};
 
 /// No mark: the unwinding left no stage's input (the last stage panicked).
 pub(super) const UNMARKED: u32 = u32::MAX;
@@ -14,15 +16,27 @@ pub(super) const CONSUMER: u32 = 0;
 /// pulled outside their chain), which would otherwise pile up.
 const MAX_MARKS: usize = 16;
 
+/// A mark an unwinding left: the lowest stage of chain `chain` it left, when
+/// (`seq`, this thread's count of marks made) and on whose chain of running
+/// coroutines (`root`, the outermost cogen stack of it: a task's own, in an
+/// event loop).
+struct Left {
+    chain: u64,
+    stage: u32,
+    seq: u64,
+    root: Option<StackId>,
+}
+
 thread_local! {
     /// The marks that unwindings on this thread have left and that no
-    /// chain's end has taken yet, by chain number: the lowest stage number
-    /// per chain. Empty but for the moment between a panic and its catch
-    /// (and for the stale mark of a stage that caught a panic itself).
-    /// Thread-local rather than in the chain's shared slot so that an input holds no
-    /// pointer to drop: a stage's state with nothing to drop lets the
-    /// compiler keep it in registers.
-    static MARKS: RefCell<Vec<(u64, u32)>> = const { RefCell::new(Vec::new()) };
+    /// chain's end has taken yet, one per chain. Empty but for the moment
+    /// between a panic and its catch (and for the stale mark of a stage that
+    /// caught a panic itself). Thread-local rather than in the chain's
+    /// shared slot so that an input holds no pointer to drop: a stage's
+    /// state with nothing to drop lets the compiler keep it in registers.
+    static MARKS: RefCell<Vec<Left>> = const { RefCell::new(Vec::new()) };
+    /// The `seq` of the next mark made (or lowered) on this thread.
+    static NEXT_SEQ: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Marks stage `stage` of chain `chain` as the one an unwinding left, unless
@@ -30,15 +44,32 @@ thread_local! {
 #[cold]
 #[inline(never)]
 pub(super) fn mark(chain: u64, stage: u32) {
+    let root = self::chain().last();
     let _ = MARKS.try_with(|marks| {
+        let seq = NEXT_SEQ.replace(NEXT_SEQ.get() + 1);
         let mut marks = marks.borrow_mut();
-        match marks.iter_mut().find(|(of, _)| *of == chain) {
-            Some((_, lowest)) => *lowest = (*lowest).min(stage),
+        match marks.iter_mut().find(|left| left.chain == chain) {
+            // This unwinding owns the mark now: a `timeout` that catches it
+            // forgets the mark with the rest of what it left.
+            Some(left) if stage < left.stage => {
+                *left = Left {
+                    chain,
+                    stage,
+                    seq,
+                    root,
+                }
+            }
+            Some(_) => {}
             None => {
                 if marks.len() == MAX_MARKS {
                     marks.remove(0);
                 }
-                marks.push((chain, stage));
+                marks.push(Left {
+                    chain,
+                    stage,
+                    seq,
+                    root,
+                });
             }
         }
     });
@@ -47,38 +78,46 @@ pub(super) fn mark(chain: u64, stage: u32) {
 /// Takes the mark of chain `chain`: the lowest stage number an unwinding
 /// left, or [`UNMARKED`].
 pub(super) fn take_mark(chain: u64) -> u32 {
-    take_first(|&(of, _)| of == chain).unwrap_or(UNMARKED)
+    take_first(|left| left.chain == chain).unwrap_or(UNMARKED)
 }
 
-/// How many marks this thread holds: what an event loop's `timeout` notes
-/// before it runs its closure.
-pub(crate) fn marks_len() -> usize {
-    MARKS.try_with(|marks| marks.borrow().len()).unwrap_or(0)
+/// Where this thread's marks stand: what an event loop's `timeout` notes
+/// before it runs its closure, for [`forget_marks_since`].
+pub(crate) fn marks_now() -> u64 {
+    NEXT_SEQ.try_with(Cell::get).unwrap_or(0)
 }
 
-/// Forgets the marks added since there were `len`: the `timeout` that noted
-/// `len` caught its own expiry, so the unwinding that left them is over (a
-/// stage's time limit around a pull would otherwise leave the stage before
-/// marked, and a later panic would be reported under its name).
-pub(crate) fn forget_marks_since(len: usize) {
-    let _ = MARKS.try_with(|marks| marks.borrow_mut().truncate(len));
+/// Forgets the marks made since `since` (a [`marks_now`]) by unwindings on
+/// the running chain of coroutines (the running task's): the `timeout` that
+/// noted `since` caught its own expiry there, so the unwinding that left
+/// them is over (a stage's time limit around a pull would otherwise leave
+/// the stage before marked, and a later panic would be reported under its
+/// name). The marks other tasks made or took meanwhile, while this one
+/// waited inside the `timeout`, are theirs and stay.
+pub(crate) fn forget_marks_since(since: u64) {
+    let root = chain().last();
+    let _ = MARKS.try_with(|marks| {
+        marks
+            .borrow_mut()
+            .retain(|left| left.seq < since || left.root != root);
+    });
 }
 
 /// Takes the mark of chain `chain` if it is `stage`'s: tells whether an
 /// unwinding left `stage` (and no stage before it), leaving any other mark
 /// for the chain's end.
 pub(super) fn take_mark_if(chain: u64, stage: u32) -> bool {
-    take_first(|&mark| mark == (chain, stage)).is_some()
+    take_first(|left| left.chain == chain && left.stage == stage).is_some()
 }
 
 /// Removes the first mark that `which` picks and gives its stage number;
 /// `None` if there is none, or the thread's marks are gone (its teardown).
-fn take_first(which: impl Fn(&(u64, u32)) -> bool) -> Option<u32> {
+fn take_first(which: impl Fn(&Left) -> bool) -> Option<u32> {
     MARKS
         .try_with(|marks| {
             let mut marks = marks.borrow_mut();
             let at = marks.iter().position(which)?;
-            Some(marks.remove(at).1)
+            Some(marks.remove(at).stage)
         })
         .ok()
         .flatten()
