@@ -217,17 +217,20 @@ mod unruly_subscribers {
 }
 
 mod waiting_subscribers {
-    //! Subscribers that try to wait on the loop, or cancel a task, from
-    //! inside its events. No wait can happen there (each panics, saying
-    //! why); the park and wake events go out where the task's state is
-    //! whole (before a park begins, after a wake-up has queued the task),
-    //! so a cancellation from there is an ordinary one.
+    //! Subscribers that try to wait on the loop, or wake or cancel a task,
+    //! from inside its events. No wait can happen there (each panics,
+    //! saying why); the park and wake events go out where the task's state
+    //! is whole (once it has parked, registered where its wake-up comes
+    //! from; once a wake-up has queued it), so a wake-up or a cancellation
+    //! from there is an ordinary one.
 
     use std::cell::{Cell, RefCell};
     use std::rc::Rc;
     use std::time::Duration;
 
-    use cogen::event_loop::{EventLoop, channel, sleep, yield_now};
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    use cogen::event_loop::{EventLoop, Sender, channel, sleep, timeout, yield_now};
 
     type Hook = Box<dyn FnMut(&str, u64)>;
 
@@ -270,69 +273,76 @@ mod waiting_subscribers {
             .expect("the loop hung (or panicked) under the subscriber")
     }
 
-    /// Counts its drops.
-    struct Counted(Rc<Cell<u32>>);
-
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.0.set(self.0.get() + 1);
+    /// What each wait a hook tries gave: the panic's message, or a note
+    /// that it went through.
+    fn refused(tried: &str, outcome: std::thread::Result<()>) -> String {
+        match outcome {
+            Ok(()) => format!("{tried}: the wait went through"),
+            Err(payload) => payload
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_default(),
         }
     }
 
     #[test]
     fn a_subscriber_cannot_wait_in_the_loop_s_events() {
-        // At every event of task 1 (its parks, on its own stack; its
-        // wake-ups, on the loop's and on another task's), the subscriber
-        // tries to sleep and to yield. Each try panics, saying why, and the
-        // task's own waits go on as if nothing happened.
-        let (run, joined, tries, messages) = under_hook(
+        // At every event of task 1 (its parks, from the loop; its wake-ups,
+        // from the loop and on another task's stack), the subscriber tries
+        // to sleep, to yield, to set a time limit and to receive from an
+        // empty channel. Each try panics, saying why, and the task's own
+        // waits go on as if nothing happened.
+        let (run, joined, messages) = under_hook(
             || {
-                Box::new(|message: &str, task: u64| {
+                let (keep, empty) = channel::<u32>(1);
+                Box::new(move |message: &str, task: u64| {
                     if task != 1 {
                         return;
                     }
-                    let sleeping = std::panic::catch_unwind(|| sleep(Duration::from_millis(1)));
-                    let yielding = std::panic::catch_unwind(yield_now);
-                    for refused in [sleeping, yielding] {
-                        let why = match refused {
-                            Ok(()) => format!("{message}: the wait went through"),
-                            Err(payload) => payload
-                                .downcast_ref::<String>()
-                                .cloned()
-                                .unwrap_or_default(),
-                        };
-                        REFUSED.with(|r| r.borrow_mut().push(why));
-                    }
+                    let _ = &keep;
+                    let tries = [
+                        refused(message, catch_unwind(|| sleep(Duration::from_millis(1)))),
+                        refused(message, catch_unwind(yield_now)),
+                        refused(
+                            message,
+                            catch_unwind(|| {
+                                let _ = timeout(Duration::from_millis(1), || ());
+                            }),
+                        ),
+                        refused(
+                            message,
+                            catch_unwind(AssertUnwindSafe(|| {
+                                let _ = empty.recv();
+                            })),
+                        ),
+                    ];
+                    REFUSED.with(|r| r.borrow_mut().extend(tries));
                 })
             },
             || {
                 let ev = EventLoop::new();
                 let (tx, rx) = channel::<u32>(1);
+                // Task 1 runs first: it parks in `recv` before task 2 sends.
                 let task = ev.spawn(move || {
-                    sleep(Duration::from_millis(5));
-                    yield_now();
-                    rx.recv().unwrap()
+                    let got = rx.recv().unwrap();
+                    sleep(Duration::from_millis(1));
+                    got
                 });
                 ev.spawn(move || {
-                    sleep(Duration::from_millis(10));
+                    sleep(Duration::from_millis(5));
                     tx.send(7).unwrap();
                 });
                 let run = ev.run().map_err(|e| e.to_string());
                 let messages = REFUSED.with(|r| r.take());
-                (
-                    run,
-                    task.try_join().ok().map(Result::unwrap),
-                    messages.len(),
-                    messages,
-                )
+                (run, task.try_join().ok().map(Result::unwrap), messages)
             },
         );
         assert_eq!(run, Ok(()));
         assert_eq!(joined, Some(7));
-        // Its two parks (the sleep, the receive) and their wake-ups (by a
-        // timer, from the loop; by the send, on the other task's stack):
-        // two tries each.
-        assert_eq!(tries, 8, "{messages:?}");
+        // Its two parks (the receive, the sleep) and their wake-ups (by the
+        // send, on task 2's stack; by a timer, from the loop): four tries
+        // each.
+        assert_eq!(messages.len(), 16, "{messages:?}");
         for message in &messages {
             assert!(
                 message
@@ -342,20 +352,77 @@ mod waiting_subscribers {
         }
     }
 
-    /// A task that sleeps (for `sleep`) is cancelled by the subscriber at
-    /// its first `event` ("park" or "wake"); whether its result is the
-    /// cancellation, how many times what it held was dropped, and whether
-    /// it ran on after the sleep.
-    fn cancelled_at(event: &'static str, sleep_for: Duration) -> (bool, u32, bool) {
+    #[test]
+    fn a_subscriber_may_wake_a_task_from_its_park_event() {
+        // The "park" event goes out once the task is parked and registered
+        // as the channel's receiver: a message the subscriber sends there
+        // wakes it.
+        let (run, joined) = under_hook(
+            || Box::new(|_: &str, _: u64| {}),
+            || {
+                let ev = EventLoop::new();
+                let (tx, rx) = channel::<u32>(1);
+                let task = ev.spawn(move || rx.recv().unwrap());
+                let id = task.id();
+                let tx = RefCell::new(Some(tx));
+                HOOK.with(|h| {
+                    *h.borrow_mut() = Some(Box::new(move |message: &str, task: u64| {
+                        if message == "park"
+                            && task == id
+                            && let Some(tx) = tx.borrow_mut().take()
+                        {
+                            tx.try_send(5).unwrap();
+                        }
+                    }))
+                });
+                let run = ev.run().map_err(|e| e.to_string());
+                (run, task.try_join().ok().map(Result::unwrap))
+            },
+        );
+        assert_eq!(run, Ok(()));
+        assert_eq!(joined, Some(5));
+    }
+
+    /// Waits in its destructor, which a cancellation runs: a send on a full
+    /// channel and a time limit, which must give their error and run their
+    /// closure there, as in any cancellation (a wait would panic, and a
+    /// panic during the unwinding abort the process).
+    struct WaitsInDrop {
+        full: Sender<u32>,
+        outcome: Rc<Cell<Option<(bool, bool)>>>,
+    }
+
+    impl Drop for WaitsInDrop {
+        fn drop(&mut self) {
+            let send_failed = self.full.send(1).is_err();
+            let limit_ran = timeout(Duration::from_millis(1), || 5).ok() == Some(5);
+            self.outcome.set(Some((send_failed, limit_ran)));
+        }
+    }
+
+    /// What became of a task cancelled by the subscriber at its first
+    /// `event` ("park" or "wake"): whether its result is the cancellation,
+    /// whether it ran on after its sleep (of `sleep_for`), and what the
+    /// waits in its destructor gave.
+    fn cancelled_at(
+        event: &'static str,
+        sleep_for: Duration,
+    ) -> (bool, bool, Option<(bool, bool)>) {
         under_hook(
             || Box::new(|_: &str, _: u64| {}),
             move || {
                 let ev = EventLoop::new();
-                let drops = Rc::new(Cell::new(0));
+                let (full, _keep) = channel::<u32>(1);
+                full.try_send(0).unwrap();
+                let outcome = Rc::new(Cell::new(None));
                 let went_on = Rc::new(Cell::new(false));
-                let (counted, flag) = (Counted(drops.clone()), went_on.clone());
+                let waits = WaitsInDrop {
+                    full,
+                    outcome: outcome.clone(),
+                };
+                let flag = went_on.clone();
                 let task = ev.spawn(move || {
-                    let _counted = counted;
+                    let _waits = waits;
                     sleep(sleep_for);
                     flag.set(true);
                 });
@@ -373,23 +440,28 @@ mod waiting_subscribers {
                 });
                 ev.run().unwrap();
                 let cancelled = task.join().unwrap_err().is_cancelled();
-                (cancelled, drops.get(), went_on.get())
+                (cancelled, went_on.get(), outcome.get())
             },
         )
     }
 
     #[test]
     fn a_subscriber_may_cancel_a_task_from_its_park_or_wake_event() {
-        // At the park the task still runs (the cancellation is a request,
-        // honoured once it has parked); at the wake-up it is queued.
+        // At the park the task is parked, at the wake-up queued: either way
+        // the cancellation unwinds it there, from inside the subscriber's
+        // event, and its destructor runs as in any cancellation.
         for (event, sleep_for) in [
             ("park", Duration::from_secs(60)),
             ("wake", Duration::from_millis(5)),
         ] {
-            let (cancelled, drops, went_on) = cancelled_at(event, sleep_for);
+            let (cancelled, went_on, waits) = cancelled_at(event, sleep_for);
             assert!(cancelled, "{event}: the task's result is its cancellation");
-            assert_eq!(drops, 1, "{event}: what the task held is dropped once");
             assert!(!went_on, "{event}: a cancelled task does not run on");
+            assert_eq!(
+                waits,
+                Some((true, true)),
+                "{event}: the destructor ran once, its send failed and its time limit ran"
+            );
         }
     }
 }

@@ -161,6 +161,8 @@ pub(crate) fn cannot_wait_cancelled(what: &str) -> std::io::Error {
 
 /// True in a destructor that a task's cancellation runs: a task is
 /// current, but nothing of it runs as a coroutine, so nothing can wait.
+/// False in a `tracing` subscriber's own code, where the missing context
+/// means only that no wait is allowed there (see `InSubscriber`).
 pub(crate) fn being_cancelled() -> bool {
     CURRENT_CX.with(Cell::get).is_null()
         && !in_subscriber()

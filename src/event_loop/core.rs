@@ -40,7 +40,7 @@ use super::task::{
     Header, Step, Task, TaskBody, TaskRef, TaskState, TaskVtable, ThinTask, fat_ptr,
 };
 use super::timer::Timers;
-use super::trace::Spans;
+use super::trace::{self, Spans};
 use super::watchdog::Watchdog;
 
 mod cancel;
@@ -259,7 +259,12 @@ impl Core {
                 self.cancel(&(task as TaskRef));
             }
             Step::Suspended => {
-                if h.state.get() != TaskState::Parked {
+                if h.state.get() == TaskState::Parked {
+                    // Parked, registered where its wake-up comes from, and
+                    // switched out: whatever a subscriber does at this
+                    // event (wake the task, cancel it) finds it whole.
+                    trace::parked(h);
+                } else {
                     // It yielded (suspended while `Running`, or `Queued` by
                     // a stackless body): the round ends with a look at the
                     // poller.

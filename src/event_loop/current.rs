@@ -84,14 +84,36 @@ pub(crate) fn in_subscriber() -> bool {
     false
 }
 
+/// Leaves the subscriber's context, if this code runs in one: what it runs
+/// next (a task's cancellation, another loop) is not the subscriber's own
+/// code, and its waits are judged as anywhere else. Gives the flag to put
+/// back with [`restore_subscriber`].
+#[inline(always)]
+fn leave_subscriber() -> bool {
+    #[cfg(feature = "tracing")]
+    return IN_SUBSCRIBER.replace(false);
+    #[cfg(not(feature = "tracing"))]
+    false
+}
+
+/// Puts back what [`leave_subscriber`] took.
+#[inline(always)]
+fn restore_subscriber(_was: bool) {
+    #[cfg(feature = "tracing")]
+    IN_SUBSCRIBER.set(_was);
+}
+
 /// Hides the running stackful task's context while a `tracing` subscriber
 /// handles one of the loop's events, and puts it back on the way out,
-/// unwinding included. The loop emits its events in the middle of its
-/// bookkeeping (a task about to park, a task just queued); a subscriber
-/// that waited there would switch the task out half way through, and a
-/// cancellation or a `timeout` could then unwind the task from inside the
-/// event. So every waiting function called from a subscriber panics
-/// instead, saying why, and the loop drops that panic with the event.
+/// unwinding included. The loop emits its events from inside its own
+/// work (a wake-up in the middle of a channel's send, a task's step just
+/// ended): a subscriber that waited there would switch the task that runs
+/// it out half way through that work, and a cancellation or a `timeout`
+/// could then unwind the task from inside the event. So every waiting
+/// function called from a subscriber panics instead, saying why, and the
+/// loop drops that panic with the event. (What the subscriber starts from
+/// there, a cancellation or another loop, is not its own code: see
+/// [`Current`] and [`Enter`].)
 #[cfg(feature = "tracing")]
 pub(crate) struct InSubscriber {
     cx: *const StackfulCx,
@@ -100,6 +122,7 @@ pub(crate) struct InSubscriber {
 
 #[cfg(feature = "tracing")]
 impl InSubscriber {
+    /// Hides the context until the guard is dropped.
     pub(crate) fn enter() -> Self {
         InSubscriber {
             cx: CURRENT_CX.replace(ptr::null()),
@@ -120,10 +143,15 @@ impl Drop for InSubscriber {
 /// destructors may use the loop), with no stackful context (they cannot
 /// wait), and restores what was current before on the way out, unwinding
 /// included.
+///
+/// A cancellation started by a `tracing` subscriber (from one of the loop's
+/// events) is not the subscriber's code: the destructors it runs are told
+/// that they run in a cancellation, as anywhere else.
 pub(crate) struct Current {
     core: *const Core,
     task: Option<NonNull<Task<dyn TaskBody>>>,
     cx: *const StackfulCx,
+    in_subscriber: bool,
 }
 
 impl Current {
@@ -132,12 +160,14 @@ impl Current {
             core: CURRENT_CORE.replace(core),
             task: CURRENT_TASK.replace(NonNull::new(Rc::as_ptr(task).cast_mut())),
             cx: CURRENT_CX.replace(ptr::null()),
+            in_subscriber: leave_subscriber(),
         }
     }
 }
 
 impl Drop for Current {
     fn drop(&mut self) {
+        restore_subscriber(self.in_subscriber);
         CURRENT_CX.set(self.cx);
         CURRENT_TASK.set(self.task);
         CURRENT_CORE.set(self.core);
@@ -146,9 +176,11 @@ impl Drop for Current {
 
 /// Sets `CURRENT_CORE` (and, but for a drop, the loop's `driven` flag) for
 /// the duration of a loop method, and restores them on the way out,
-/// unwinding included.
+/// unwinding included. A loop driven or dropped by a `tracing` subscriber
+/// runs as any loop does: its tasks are not the subscriber's code.
 pub(crate) struct Enter<'a> {
     prev: *const Core,
+    in_subscriber: bool,
     /// The flag this guard set (not for a drop).
     driven: Option<&'a Cell<bool>>,
     /// For a drop: the task and context that were current (a loop dropped
@@ -183,6 +215,7 @@ impl<'a> Enter<'a> {
         }
         Enter {
             prev: CURRENT_CORE.replace(core),
+            in_subscriber: leave_subscriber(),
             driven: Some(&core.driven),
             hidden: None,
         }
@@ -200,6 +233,7 @@ impl<'a> Enter<'a> {
         }
         Enter {
             prev: CURRENT_CORE.replace(core),
+            in_subscriber: leave_subscriber(),
             driven: None,
             hidden: Some((task, CURRENT_CX.replace(ptr::null()))),
         }
@@ -208,6 +242,7 @@ impl<'a> Enter<'a> {
 
 impl Drop for Enter<'_> {
     fn drop(&mut self) {
+        restore_subscriber(self.in_subscriber);
         if let Some(driven) = self.driven {
             driven.set(false);
         }

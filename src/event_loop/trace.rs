@@ -13,7 +13,7 @@ mod imp {
 
     use super::super::current::InSubscriber;
     use super::super::error::StuckTask;
-    use super::super::task::{Header, WaitReason};
+    use super::super::task::Header;
     use super::super::watchdog::WatchdogReport;
 
     /// The span of each live task, by id (spans are kept beside the tasks,
@@ -81,7 +81,8 @@ mod imp {
         }
     }
 
-    pub(crate) fn parked(h: &Header, reason: WaitReason) {
+    pub(crate) fn parked(h: &Header) {
+        let Some(reason) = h.reason.get() else { return };
         quietly(|| tracing::trace!(target: "cogen::event_loop", task = h.id, ?reason, "park"));
     }
 
@@ -116,7 +117,7 @@ mod imp {
 #[cfg(not(feature = "tracing"))]
 mod imp {
     use super::super::error::StuckTask;
-    use super::super::task::{Header, WaitReason};
+    use super::super::task::Header;
     use super::super::watchdog::WatchdogReport;
 
     /// Nothing to keep without the feature.
@@ -133,7 +134,7 @@ mod imp {
     }
 
     #[inline(always)]
-    pub(crate) fn parked(_: &Header, _: WaitReason) {}
+    pub(crate) fn parked(_: &Header) {}
     #[inline(always)]
     pub(crate) fn woken(_: u64) {}
     #[inline(always)]

@@ -19,13 +19,10 @@ use crate::event_loop::trace;
 
 impl Core {
     /// Marks the running task parked for `reason` and returns its new park
-    /// number. The one user code it runs, a `tracing` subscriber's "park"
-    /// event, runs first, while the task is still running (a cancellation
-    /// from there is a request, as from the task itself; no wait can happen
-    /// there: see `current::InSubscriber`).
+    /// number. Runs no user code: the "park" event of `tracing` goes out
+    /// once the task has parked and switched out (`Core::run_task`).
     #[inline]
     pub(crate) fn begin_park(&self, h: &Header, reason: WaitReason) -> u32 {
-        trace::parked(h, reason);
         debug_assert_eq!(
             h.state.get(),
             TaskState::Running,
