@@ -371,6 +371,66 @@ fn a_time_limit_forgets_only_its_own_marks_while_other_tasks_take_theirs() {
     );
 }
 
+#[test]
+fn a_time_limit_keeps_the_marks_other_tasks_make_meanwhile() {
+    // A stage that catches the panic of the stage before leaves that
+    // stage's mark, and a later panic after it is reported under the first
+    // one's name (see `InlineChain`'s docs). Task U's chain leaves such a
+    // mark while task T waits inside a time limit; T's expiry must leave
+    // it, whether the loop runs on the thread's own stack or inside a
+    // coroutine (where every task's chain of stacks ends at that one).
+    fn run(inside_a_coroutine: bool) -> (Option<String>, Option<String>) {
+        let work = || {
+            let ev = EventLoop::new();
+            // T runs first: its time limit starts before U's mark is made.
+            let t = ev.spawn(|| {
+                let (_, error) = split(heartbeat_chain(Duration::from_millis(1)));
+                error.map(|e| e.stage().to_string())
+            });
+            let u = ev.spawn(|| {
+                let mut chain = inline_source(
+                    "panics",
+                    (0..).map(|x: u32| if x == 0 { panic!("first") } else { x }),
+                )
+                .inline_stage("catches", |mut up| {
+                    std::iter::from_fn(move || {
+                        catch_unwind(AssertUnwindSafe(|| up.next())).unwrap_or(Some(0))
+                    })
+                })
+                .inline_stage("later", |up| {
+                    up.map(|x| if x < 2 { x } else { panic!("later fails") })
+                });
+                assert_eq!(chain.next().unwrap().unwrap(), 0);
+                // T's expiry is caught meanwhile.
+                sleep(Duration::from_millis(20));
+                let (items, error) = split(chain);
+                assert_eq!(items, [1]);
+                error.map(|e| e.stage().to_string())
+            });
+            ev.run().unwrap();
+            (u.join().unwrap(), t.join().unwrap())
+        };
+        if !inside_a_coroutine {
+            return work();
+        }
+        let mut driver = cogen::Coroutine::<(), (), _>::new(move |_, ()| work());
+        driver.resume(()).unwrap().as_return().unwrap()
+    }
+    for inside_a_coroutine in [false, true] {
+        let (u, t) = run(inside_a_coroutine);
+        assert_eq!(
+            u.as_deref(),
+            Some("panics"),
+            "inside a coroutine: {inside_a_coroutine}: U's mark stays"
+        );
+        assert_eq!(
+            t.as_deref(),
+            Some("check"),
+            "inside a coroutine: {inside_a_coroutine}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // `collect::<Result<Vec<_>, _>>()` (std's GenericShunt calls `try_fold` once
 // per item) does not move the stages out of their box and back per item:

@@ -147,7 +147,7 @@ pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elap
             Ok(elapsed) if elapsed.scope == scope => {
                 // The expiry's unwinding ends here: inline chains' marks it
                 // left on its way are stale.
-                crate::pipeline::forget_marks_since(marks);
+                crate::pipeline::forget_marks_since(marks, stack);
                 Err(Elapsed::new())
             }
             Ok(elapsed) => resume_unwind(elapsed),

@@ -17,14 +17,14 @@ pub(super) const CONSUMER: u32 = 0;
 const MAX_MARKS: usize = 16;
 
 /// A mark an unwinding left: the lowest stage of chain `chain` it left, when
-/// (`seq`, this thread's count of marks made) and on whose chain of running
-/// coroutines (`root`, the outermost cogen stack of it: a task's own, in an
-/// event loop).
+/// (`seq`, this thread's count of marks made) and on which stacks (`on`,
+/// the chain of running coroutines where it was made, the running one
+/// first, as far as it can be read: see [`chain`]).
 struct Left {
     chain: u64,
     stage: u32,
     seq: u64,
-    root: Option<StackId>,
+    on: Box<[StackId]>,
 }
 
 thread_local! {
@@ -44,7 +44,7 @@ thread_local! {
 #[cold]
 #[inline(never)]
 pub(super) fn mark(chain: u64, stage: u32) {
-    let root = self::chain().last();
+    let on: Box<[StackId]> = self::chain().collect();
     let _ = MARKS.try_with(|marks| {
         let seq = NEXT_SEQ.replace(NEXT_SEQ.get() + 1);
         let mut marks = marks.borrow_mut();
@@ -56,7 +56,7 @@ pub(super) fn mark(chain: u64, stage: u32) {
                     chain,
                     stage,
                     seq,
-                    root,
+                    on,
                 }
             }
             Some(_) => {}
@@ -68,7 +68,7 @@ pub(super) fn mark(chain: u64, stage: u32) {
                     chain,
                     stage,
                     seq,
-                    root,
+                    on,
                 });
             }
         }
@@ -87,19 +87,21 @@ pub(crate) fn marks_now() -> u64 {
     NEXT_SEQ.try_with(Cell::get).unwrap_or(0)
 }
 
-/// Forgets the marks made since `since` (a [`marks_now`]) by unwindings on
-/// the running chain of coroutines (the running task's): the `timeout` that
-/// noted `since` caught its own expiry there, so the unwinding that left
-/// them is over (a stage's time limit around a pull would otherwise leave
-/// the stage before marked, and a later panic would be reported under its
-/// name). The marks other tasks made or took meanwhile, while this one
-/// waited inside the `timeout`, are theirs and stay.
-pub(crate) fn forget_marks_since(since: u64) {
-    let root = chain().last();
+/// Forgets the marks made since `since` (a [`marks_now`]) on a chain of
+/// running coroutines that held `stack`: the `timeout` whose frame is on
+/// `stack` noted `since` and has caught its own expiry, so the unwinding
+/// that left them (on that stack or on a coroutine resumed from it) is over
+/// (a stage's time limit around a pull would otherwise leave the stage
+/// before marked, and a later panic would be reported under its name). The
+/// marks other tasks made or took meanwhile, while this one waited inside
+/// the `timeout`, were made on other stacks, and stay. (A mark made behind
+/// a stack of another library, where the chain cannot be read, stays too,
+/// stale.)
+pub(crate) fn forget_marks_since(since: u64, stack: StackId) {
     let _ = MARKS.try_with(|marks| {
         marks
             .borrow_mut()
-            .retain(|left| left.seq < since || left.root != root);
+            .retain(|left| left.seq < since || !left.on.contains(&stack));
     });
 }
 
