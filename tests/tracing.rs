@@ -142,7 +142,9 @@ mod unruly_subscribers {
     use std::cell::Cell;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use cogen::event_loop::{EventLoop, spawn};
+    use std::time::Duration;
+
+    use cogen::event_loop::{EventLoop, sleep, spawn};
 
     #[derive(Clone, Copy)]
     enum Act {
@@ -188,7 +190,11 @@ mod unruly_subscribers {
             let subscriber = super::Calls::new(move |what: &str, _| unruly.at(what));
             tracing::subscriber::with_default(subscriber, || {
                 let ev = EventLoop::new();
-                let a = ev.spawn(|| 1);
+                // Task a parks once (a park event), b never.
+                let a = ev.spawn(|| {
+                    sleep(Duration::from_millis(1));
+                    1
+                });
                 let b = ev.spawn(|| 2);
                 ev.run().unwrap();
                 assert_eq!((a.join().unwrap(), b.join().unwrap()), (1, 2));
@@ -230,7 +236,7 @@ mod waiting_subscribers {
 
     use std::panic::{AssertUnwindSafe, catch_unwind};
 
-    use cogen::event_loop::{EventLoop, Sender, channel, sleep, timeout, yield_now};
+    use cogen::event_loop::{CancelHandle, EventLoop, Sender, channel, sleep, timeout, yield_now};
 
     type Hook = Box<dyn FnMut(&str, u64)>;
 
@@ -381,6 +387,39 @@ mod waiting_subscribers {
         );
         assert_eq!(run, Ok(()));
         assert_eq!(joined, Some(5));
+    }
+
+    #[test]
+    fn every_park_is_reported_once_even_one_cancelled_before_its_step_ends() {
+        // Task 1 asks for its own cancellation, then sleeps: the loop
+        // cancels it as soon as its step ends, parked; task 2 just sleeps.
+        let (parks, cancelled) = under_hook(
+            || {
+                Box::new(|message: &str, task: u64| {
+                    if message == "park" {
+                        REFUSED.with(|r| r.borrow_mut().push(format!("park of {task}")));
+                    }
+                })
+            },
+            || {
+                let ev = EventLoop::new();
+                let handle: Rc<RefCell<Option<CancelHandle>>> = Rc::new(RefCell::new(None));
+                let own = handle.clone();
+                let task = ev.spawn(move || {
+                    if let Some(handle) = own.borrow_mut().take() {
+                        handle.cancel();
+                    }
+                    sleep(Duration::from_secs(60));
+                });
+                *handle.borrow_mut() = Some(task.cancel_handle());
+                ev.spawn(|| sleep(Duration::from_millis(1)));
+                ev.run().unwrap();
+                let parks = REFUSED.with(|r| r.take());
+                (parks, task.join().unwrap_err().is_cancelled())
+            },
+        );
+        assert!(cancelled);
+        assert_eq!(parks, ["park of 1", "park of 2"]);
     }
 
     /// Waits in its destructor, which a cancellation runs: a send on a full

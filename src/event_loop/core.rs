@@ -253,8 +253,13 @@ impl Core {
         match step {
             Step::Done => self.finish(task),
             Step::Suspended if h.cancel_requested.get() => {
-                if h.state.get() == TaskState::Running {
-                    h.state.set(TaskState::Queued);
+                match h.state.get() {
+                    TaskState::Running => h.state.set(TaskState::Queued),
+                    // A park like any other, reported as below; the
+                    // subscriber may wake the task (`cancel` finds it
+                    // queued) or cancel it (`cancel` finds it done).
+                    TaskState::Parked => trace::parked(h),
+                    _ => {}
                 }
                 self.cancel(&(task as TaskRef));
             }
