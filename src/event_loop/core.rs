@@ -250,26 +250,24 @@ impl Core {
         let guard = StepGuard::new(self, &erased);
         let step = task.body.step(&erased, self);
         guard.stepped();
+        // Parked: registered where its wake-up comes from, and switched out.
+        // Whatever a subscriber does at the park event (wake the task, cancel
+        // it) finds it whole, and what follows takes it as the subscriber
+        // left it: queued by a wake-up (not as a task that yielded), or done.
+        let parked = matches!(step, Step::Suspended) && h.state.get() == TaskState::Parked;
+        if parked {
+            trace::parked(h);
+        }
         match step {
             Step::Done => self.finish(task),
             Step::Suspended if h.cancel_requested.get() => {
-                match h.state.get() {
-                    TaskState::Running => h.state.set(TaskState::Queued),
-                    // A park like any other, reported as below; the
-                    // subscriber may wake the task (`cancel` finds it
-                    // queued) or cancel it (`cancel` finds it done).
-                    TaskState::Parked => trace::parked(h),
-                    _ => {}
+                if h.state.get() == TaskState::Running {
+                    h.state.set(TaskState::Queued);
                 }
                 self.cancel(&(task as TaskRef));
             }
             Step::Suspended => {
-                if h.state.get() == TaskState::Parked {
-                    // Parked, registered where its wake-up comes from, and
-                    // switched out: whatever a subscriber does at this
-                    // event (wake the task, cancel it) finds it whole.
-                    trace::parked(h);
-                } else {
+                if !parked {
                     // It yielded (suspended while `Running`, or `Queued` by
                     // a stackless body): the round ends with a look at the
                     // poller.
