@@ -290,17 +290,41 @@ fn heartbeat_chain(limit: Duration) -> impl Iterator<Item = PipelineItem<u32>> {
         })
 }
 
-/// A chain that has left a stale mark: its second stage caught the panic of
-/// the first and went on (see `InlineChain`'s docs), so the mark stays on
-/// the thread until the chain is dropped.
-fn chain_with_a_stale_mark() -> impl Iterator<Item = PipelineItem<u32>> {
-    let mut chain = inline_source(
+/// The items and the failing stage's name of [`heartbeat_chain`] with a
+/// limit of `limit`, drained in a task: items 0 (the expiry) and 2, then
+/// "check" fails, unless a stale mark names another stage.
+fn heartbeat_outcome(limit: Duration) -> (Vec<u32>, Option<String>) {
+    let (items, error) = split(heartbeat_chain(limit));
+    (items, error.map(|e| e.stage().to_string()))
+}
+
+/// Asserts what a run of [`heartbeat_outcome`] must give; `run` says which.
+fn assert_heartbeat_outcome((items, error): (Vec<u32>, Option<String>), run: &str) {
+    assert_eq!(items, [0, 2], "{run}");
+    assert_eq!(
+        error.as_deref(),
+        Some("check"),
+        "{run}: 'check' panicked; 'slow' never did"
+    );
+}
+
+/// A chain whose second stage catches the panic of the first ("panics", at
+/// its first item) and hands on 0 instead (see `InlineChain`'s docs: the
+/// first stage's mark then stays on the thread until the chain is
+/// dropped, once the chain has been pulled).
+fn panics_then_catches() -> InlineChain<impl Iterator<Item = u32>, false> {
+    inline_source(
         "panics",
         (0..).map(|x: u32| if x == 0 { panic!("first") } else { x }),
     )
     .inline_stage("catches", |mut up| {
         std::iter::from_fn(move || catch_unwind(AssertUnwindSafe(|| up.next())).unwrap_or(Some(0)))
-    });
+    })
+}
+
+/// A [`panics_then_catches`] chain pulled once: it has left a stale mark.
+fn chain_with_a_stale_mark() -> impl Iterator<Item = PipelineItem<u32>> {
+    let mut chain = panics_then_catches();
     assert_eq!(chain.next().unwrap().unwrap(), 0);
     chain
 }
@@ -308,18 +332,9 @@ fn chain_with_a_stale_mark() -> impl Iterator<Item = PipelineItem<u32>> {
 #[test]
 fn a_time_limit_around_a_pull_inside_a_stage_leaves_no_stale_mark() {
     let ev = EventLoop::new();
-    let h = ev.spawn(|| {
-        let (items, error) = split(heartbeat_chain(Duration::from_millis(1)));
-        (items, error.map(|e| e.stage().to_string()))
-    });
+    let h = ev.spawn(|| heartbeat_outcome(Duration::from_millis(1)));
     ev.run().unwrap();
-    let (items, error) = h.join().unwrap();
-    assert_eq!(items, [0, 2]);
-    assert_eq!(
-        error.as_deref(),
-        Some("check"),
-        "'check' panicked; 'slow' never did"
-    );
+    assert_heartbeat_outcome(h.join().unwrap(), "alone");
 }
 
 #[test]
@@ -330,18 +345,12 @@ fn a_time_limit_forgets_its_own_marks_when_the_thread_holds_the_most_it_keeps() 
         let ev = EventLoop::new();
         let h = ev.spawn(move || {
             let kept: Vec<_> = (0..stale).map(|_| chain_with_a_stale_mark()).collect();
-            let (items, error) = split(heartbeat_chain(Duration::from_millis(1)));
+            let outcome = heartbeat_outcome(Duration::from_millis(1));
             drop(kept);
-            (items, error.map(|e| e.stage().to_string()))
+            outcome
         });
         ev.run().unwrap();
-        let (items, error) = h.join().unwrap();
-        assert_eq!(items, [0, 2], "{stale} stale marks");
-        assert_eq!(
-            error.as_deref(),
-            Some("check"),
-            "{stale} stale marks: 'check' panicked; 'slow' never did"
-        );
+        assert_heartbeat_outcome(h.join().unwrap(), &format!("{stale} stale marks"));
     }
 }
 
@@ -356,19 +365,10 @@ fn a_time_limit_forgets_only_its_own_marks_while_other_tasks_take_theirs() {
         sleep(Duration::from_millis(5));
         drop(chain);
     });
-    let t = ev.spawn(|| {
-        let (items, error) = split(heartbeat_chain(Duration::from_millis(20)));
-        (items, error.map(|e| e.stage().to_string()))
-    });
+    let t = ev.spawn(|| heartbeat_outcome(Duration::from_millis(20)));
     ev.run().unwrap();
     u.join().unwrap();
-    let (items, error) = t.join().unwrap();
-    assert_eq!(items, [0, 2]);
-    assert_eq!(
-        error.as_deref(),
-        Some("check"),
-        "'check' panicked; 'slow' never did"
-    );
+    assert_heartbeat_outcome(t.join().unwrap(), "U takes its mark meanwhile");
 }
 
 #[test]
@@ -379,25 +379,13 @@ fn a_time_limit_keeps_the_marks_other_tasks_make_meanwhile() {
     // mark while task T waits inside a time limit; T's expiry must leave
     // it, whether the loop runs on the thread's own stack or inside a
     // coroutine (where every task's chain of stacks ends at that one).
-    fn run(inside_a_coroutine: bool) -> (Option<String>, Option<String>) {
+    fn run(inside_a_coroutine: bool) -> (Option<String>, (Vec<u32>, Option<String>)) {
         let work = || {
             let ev = EventLoop::new();
             // T runs first: its time limit starts before U's mark is made.
-            let t = ev.spawn(|| {
-                let (_, error) = split(heartbeat_chain(Duration::from_millis(1)));
-                error.map(|e| e.stage().to_string())
-            });
+            let t = ev.spawn(|| heartbeat_outcome(Duration::from_millis(1)));
             let u = ev.spawn(|| {
-                let mut chain = inline_source(
-                    "panics",
-                    (0..).map(|x: u32| if x == 0 { panic!("first") } else { x }),
-                )
-                .inline_stage("catches", |mut up| {
-                    std::iter::from_fn(move || {
-                        catch_unwind(AssertUnwindSafe(|| up.next())).unwrap_or(Some(0))
-                    })
-                })
-                .inline_stage("later", |up| {
+                let mut chain = panics_then_catches().inline_stage("later", |up| {
                     up.map(|x| if x < 2 { x } else { panic!("later fails") })
                 });
                 assert_eq!(chain.next().unwrap().unwrap(), 0);
@@ -423,11 +411,7 @@ fn a_time_limit_keeps_the_marks_other_tasks_make_meanwhile() {
             Some("panics"),
             "inside a coroutine: {inside_a_coroutine}: U's mark stays"
         );
-        assert_eq!(
-            t.as_deref(),
-            Some("check"),
-            "inside a coroutine: {inside_a_coroutine}"
-        );
+        assert_heartbeat_outcome(t, &format!("inside a coroutine: {inside_a_coroutine}"));
     }
 }
 

@@ -231,10 +231,9 @@ mod waiting_subscribers {
     //! from there is an ordinary one.
 
     use std::cell::{Cell, RefCell};
+    use std::panic::{AssertUnwindSafe, catch_unwind};
     use std::rc::Rc;
     use std::time::Duration;
-
-    use std::panic::{AssertUnwindSafe, catch_unwind};
 
     use cogen::event_loop::{CancelHandle, EventLoop, Sender, channel, sleep, timeout, yield_now};
 
@@ -243,8 +242,9 @@ mod waiting_subscribers {
     thread_local! {
         /// What the subscriber does at each event: (message, task id).
         static HOOK: RefCell<Option<Hook>> = RefCell::new(None);
-        /// Why each wait a hook tried was refused.
-        static REFUSED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+        /// What the hooks saw: why each wait they tried was refused, or
+        /// which parks were reported.
+        static SEEN: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
     }
 
     /// Hands each event's message and task to the thread's `HOOK` (not
@@ -279,6 +279,21 @@ mod waiting_subscribers {
             .expect("the loop hung (or panicked) under the subscriber")
     }
 
+    /// Makes the hook run `act` once, at task `id`'s first `event`.
+    fn once_at(event: &'static str, id: u64, act: impl FnOnce() + 'static) {
+        let mut act = Some(act);
+        HOOK.with(|h| {
+            *h.borrow_mut() = Some(Box::new(move |message: &str, task: u64| {
+                if message == event
+                    && task == id
+                    && let Some(act) = act.take()
+                {
+                    act();
+                }
+            }))
+        });
+    }
+
     /// What each wait a hook tries gave: the panic's message, or a note
     /// that it went through.
     fn refused(tried: &str, outcome: std::thread::Result<()>) -> String {
@@ -305,7 +320,7 @@ mod waiting_subscribers {
                     if task != 1 {
                         return;
                     }
-                    let _ = &keep;
+                    let _ = &keep; // moved in: the channel stays open, and empty
                     let tries = [
                         refused(message, catch_unwind(|| sleep(Duration::from_millis(1)))),
                         refused(message, catch_unwind(yield_now)),
@@ -322,7 +337,7 @@ mod waiting_subscribers {
                             })),
                         ),
                     ];
-                    REFUSED.with(|r| r.borrow_mut().extend(tries));
+                    SEEN.with(|r| r.borrow_mut().extend(tries));
                 })
             },
             || {
@@ -339,7 +354,7 @@ mod waiting_subscribers {
                     tx.send(7).unwrap();
                 });
                 let run = ev.run().map_err(|e| e.to_string());
-                let messages = REFUSED.with(|r| r.take());
+                let messages = SEEN.with(|r| r.take());
                 (run, task.try_join().ok().map(Result::unwrap), messages)
             },
         );
@@ -369,18 +384,7 @@ mod waiting_subscribers {
                 let ev = EventLoop::new();
                 let (tx, rx) = channel::<u32>(1);
                 let task = ev.spawn(move || rx.recv().unwrap());
-                let id = task.id();
-                let tx = RefCell::new(Some(tx));
-                HOOK.with(|h| {
-                    *h.borrow_mut() = Some(Box::new(move |message: &str, task: u64| {
-                        if message == "park"
-                            && task == id
-                            && let Some(tx) = tx.borrow_mut().take()
-                        {
-                            tx.try_send(5).unwrap();
-                        }
-                    }))
-                });
+                once_at("park", task.id(), move || tx.try_send(5).unwrap());
                 let run = ev.run().map_err(|e| e.to_string());
                 (run, task.try_join().ok().map(Result::unwrap))
             },
@@ -397,7 +401,7 @@ mod waiting_subscribers {
             || {
                 Box::new(|message: &str, task: u64| {
                     if message == "park" {
-                        REFUSED.with(|r| r.borrow_mut().push(format!("park of {task}")));
+                        SEEN.with(|r| r.borrow_mut().push(format!("park of {task}")));
                     }
                 })
             },
@@ -414,7 +418,7 @@ mod waiting_subscribers {
                 *handle.borrow_mut() = Some(task.cancel_handle());
                 ev.spawn(|| sleep(Duration::from_millis(1)));
                 ev.run().unwrap();
-                let parks = REFUSED.with(|r| r.take());
+                let parks = SEEN.with(|r| r.take());
                 (parks, task.join().unwrap_err().is_cancelled())
             },
         );
@@ -465,18 +469,8 @@ mod waiting_subscribers {
                     sleep(sleep_for);
                     flag.set(true);
                 });
-                let handle = RefCell::new(Some(task.cancel_handle()));
-                let id = task.id();
-                HOOK.with(|h| {
-                    *h.borrow_mut() = Some(Box::new(move |message: &str, task: u64| {
-                        if message == event
-                            && task == id
-                            && let Some(handle) = handle.borrow_mut().take()
-                        {
-                            handle.cancel();
-                        }
-                    }))
-                });
+                let handle = task.cancel_handle();
+                once_at(event, task.id(), move || handle.cancel());
                 ev.run().unwrap();
                 let cancelled = task.join().unwrap_err().is_cancelled();
                 (cancelled, went_on.get(), outcome.get())
